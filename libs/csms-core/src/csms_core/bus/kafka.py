@@ -1,0 +1,119 @@
+"""The distributed bus on Apache Kafka (aiokafka).
+
+The producer is idempotent with acks=all: ``publish`` returns once every
+in-sync replica has the record, which is what lets the gateway acknowledge a
+station's CALL. Consumers never auto-commit; the runner commits after the
+handler stored its effects (at-least-once delivery, idempotent handlers).
+"""
+
+import logging
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Self
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from aiokafka.structs import ConsumerRecord
+
+from csms_core.bus.base import Delivery, PublishError
+from csms_core.envelope import Envelope
+from csms_core.telemetry import current_trace_headers
+
+logger = logging.getLogger(__name__)
+
+
+class KafkaBus:
+    def __init__(
+        self, bootstrap: str, *, client_id: str = "csms", request_timeout_ms: int = 15_000
+    ) -> None:
+        self._bootstrap = bootstrap
+        self._client_id = client_id
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap,
+            client_id=client_id,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=2,
+            request_timeout_ms=request_timeout_ms,
+            retry_backoff_ms=200,
+        )
+
+    async def __aenter__(self) -> Self:
+        await self._producer.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self._producer.stop()
+
+    async def publish(self, topic: str, envelope: Envelope) -> None:
+        headers = [(name, value.encode()) for name, value in current_trace_headers().items()]
+        try:
+            await self._producer.send_and_wait(
+                topic, envelope.to_bytes(), key=envelope.station_id.encode(), headers=headers
+            )
+        except KafkaError as exc:
+            raise PublishError(f"{topic}: {exc}") from exc
+
+    def consumer(self, topics: Sequence[str], group: str) -> "KafkaConsumer":
+        return KafkaConsumer(self._bootstrap, tuple(topics), group, self._client_id)
+
+
+class KafkaConsumer:
+    def __init__(self, bootstrap: str, topics: tuple[str, ...], group: str, client_id: str) -> None:
+        self._consumer = AIOKafkaConsumer(
+            *topics,
+            bootstrap_servers=bootstrap,
+            group_id=group,
+            client_id=client_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+        )
+
+    async def __aenter__(self) -> Self:
+        await self._consumer.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self._consumer.stop()
+
+    async def next_batch(self, max_records: int = 500, timeout_s: float = 0.5) -> list[Delivery]:
+        batches = await self._consumer.getmany(
+            timeout_ms=int(timeout_s * 1000), max_records=max_records
+        )
+        deliveries: list[Delivery] = []
+        for records in batches.values():
+            for record in records:
+                delivery = _decode(record)
+                if delivery is not None:
+                    deliveries.append(delivery)
+        return deliveries
+
+    async def commit(self) -> None:
+        await self._consumer.commit()
+
+
+def _decode(record: ConsumerRecord[bytes, bytes]) -> Delivery | None:
+    """A record as a Delivery; a record that is not an envelope is logged and skipped."""
+    try:
+        envelope = Envelope.from_bytes(record.value or b"")
+    except ValueError:
+        logger.exception(
+            "skipping a record that is not an event envelope",
+            extra={"topic": record.topic, "offset": record.offset},
+        )
+        return None
+    headers = {name: value.decode(errors="replace") for name, value in record.headers}
+    return Delivery(
+        record.topic, record.partition, record.offset, envelope.station_id, envelope, headers
+    )

@@ -1,0 +1,93 @@
+"""The embedded bus: an in-process append-only log per topic with consumer-group offsets.
+
+Same semantics as Kafka where callers can see them: ordered per topic, each
+group reads every record once, replays from its committed offset.
+"""
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Self
+
+from csms_core.bus.base import Delivery
+from csms_core.envelope import Envelope
+from csms_core.telemetry import current_trace_headers
+
+
+class InMemoryBus:
+    def __init__(self) -> None:
+        self._logs: dict[str, list[Delivery]] = defaultdict(list)
+        self._committed: dict[tuple[str, str], int] = defaultdict(int)
+        self._appended = asyncio.Condition()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        return None
+
+    async def publish(self, topic: str, envelope: Envelope) -> None:
+        log = self._logs[topic]
+        log.append(
+            Delivery(topic, 0, len(log), envelope.station_id, envelope, current_trace_headers())
+        )
+        async with self._appended:
+            self._appended.notify_all()
+
+    def records(self, topic: str) -> list[Delivery]:
+        """Everything on a topic so far (for inspection and tests)."""
+        return list(self._logs[topic])
+
+    def consumer(self, topics: Sequence[str], group: str) -> "InMemoryConsumer":
+        return InMemoryConsumer(self, tuple(topics), group)
+
+
+class InMemoryConsumer:
+    def __init__(self, bus: InMemoryBus, topics: tuple[str, ...], group: str) -> None:
+        self._bus = bus
+        self._topics = topics
+        self._group = group
+        self._positions: dict[str, int] = {}
+
+    async def __aenter__(self) -> Self:
+        self._positions = {t: self._bus._committed[(self._group, t)] for t in self._topics}
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        return None
+
+    def _take(self, max_records: int) -> list[Delivery]:
+        batch: list[Delivery] = []
+        for topic in self._topics:
+            log = self._bus._logs[topic]
+            start = self._positions[topic]
+            taken = log[start : start + max_records - len(batch)]
+            self._positions[topic] = start + len(taken)
+            batch.extend(taken)
+        return batch
+
+    async def next_batch(self, max_records: int = 500, timeout_s: float = 0.5) -> list[Delivery]:
+        batch = self._take(max_records)
+        if batch:
+            return batch
+        async with self._bus._appended:
+            try:
+                await asyncio.wait_for(self._bus._appended.wait(), timeout_s)
+            except TimeoutError:
+                return []
+        return self._take(max_records)
+
+    async def commit(self) -> None:
+        for topic, position in self._positions.items():
+            self._bus._committed[(self._group, topic)] = position

@@ -1,0 +1,96 @@
+"""Database access: one async engine per process, one schema per owner, Alembic migrations.
+
+PostgreSQL in the distributed mode (asyncpg); SQLite in the embedded one
+(aiosqlite), where each schema is an attached database file next to the main
+one, so the same ``schema.table`` names work on both.
+"""
+
+import hashlib
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
+from sqlalchemy import Connection, MetaData, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+
+def create_engine(url: str, schemas: Sequence[str] = ()) -> AsyncEngine:
+    """An engine for ``url``; on SQLite, ``schemas`` are attached as database files."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    engine = create_async_engine(url, connect_args={"timeout": 30})
+    main_file = parsed.database or ""
+    _attach_schemas(engine, main_file, schemas)
+    return engine
+
+
+def _attach_schemas(engine: AsyncEngine, main_file: str, schemas: Sequence[str]) -> None:
+    def schema_file(schema: str) -> str:
+        if main_file in ("", ":memory:"):
+            return ":memory:"
+        path = Path(main_file)
+        return str(path.with_name(f"{path.stem}.{schema}{path.suffix or '.db'}"))
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        for schema in schemas:
+            cursor.execute(f"ATTACH DATABASE '{schema_file(schema)}' AS \"{schema}\"")
+        cursor.close()
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def transaction(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session whose work commits on success and rolls back on error."""
+    async with factory() as session, session.begin():
+        yield session
+
+
+async def migrate(engine: AsyncEngine, script_location: str, schema: str) -> None:
+    """Bring ``schema`` to the newest revision of the Alembic scripts at ``script_location``.
+
+    Replicas starting together serialise on a PostgreSQL advisory lock, so
+    exactly one of them runs each migration.
+    """
+    async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            lock_id = int.from_bytes(hashlib.sha256(schema.encode()).digest()[:4], "big")
+            await connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
+            await connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        await connection.run_sync(_upgrade, script_location, schema)
+
+
+def _upgrade(connection: Connection, script_location: str, schema: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", script_location)
+    config.attributes["connection"] = connection
+    config.attributes["schema"] = schema
+    command.upgrade(config, "head")
+
+
+def run_migrations_online(context: EnvironmentContext, target_metadata: MetaData) -> None:
+    """The body of every service's Alembic ``env.py``: migrate on the given connection."""
+    config = context.config
+    connection: Connection = config.attributes["connection"]
+    schema: str = config.attributes["schema"]
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        version_table_schema=schema,
+        include_schemas=True,
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
+    with context.begin_transaction():
+        context.run_migrations()

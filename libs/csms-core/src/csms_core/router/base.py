@@ -1,0 +1,120 @@
+"""Routing protocol between services and gateways (ARCHITECTURE.md "Redis-routed reply channel").
+
+- A gateway records ``station → Route(gateway id, connection id, version)``
+  while it holds the station, refreshing a TTL; it unregisters on disconnect
+  only if the route is still its own connection's.
+- Every process has a mailbox (an address). A gateway's address is
+  ``gateway:{gateway_id}``; a service process has its own for replies.
+- A service reaches a station by sending a ``StationCommand`` to the holding
+  gateway's mailbox; the gateway answers with a ``CommandResult`` to the
+  command's ``reply_to`` mailbox. The command names the connection id it was
+  routed to: a gateway never delivers it to any other connection (fencing).
+- A service answers a station's CALL with a ``CallAnswer`` sent to the
+  gateway and connection named in the inbound event.
+"""
+
+from collections.abc import AsyncIterator
+from enum import StrEnum
+from typing import Annotated, Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+
+class Route(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    station_id: str
+    gateway_id: str
+    connection_id: str
+    ocpp_version: str = Field(examples=["2.0.1"])
+
+    @property
+    def address(self) -> str:
+        return gateway_address(self.gateway_id)
+
+
+def gateway_address(gateway_id: str) -> str:
+    return f"gateway:{gateway_id}"
+
+
+class StationCommand(BaseModel):
+    """A CSMS-initiated CALL for one station connection."""
+
+    kind: Literal["command"] = "command"
+    command_id: str
+    station_id: str
+    connection_id: str
+    action: str
+    payload: dict[str, Any]
+    reply_to: str
+    deadline: float = Field(description="Unix time after which the caller no longer waits")
+    traceparent: str | None = None
+
+
+class CallAnswer(BaseModel):
+    """A service's answer to a station's CALL: a result payload, or a CALLERROR."""
+
+    kind: Literal["answer"] = "answer"
+    station_id: str
+    connection_id: str
+    message_id: str
+    payload: dict[str, Any] | None = None
+    error_code: str | None = None
+    error_description: str = ""
+    traceparent: str | None = None
+
+
+class CommandOutcome(StrEnum):
+    RESULT = "result"  # the station answered with a CALLRESULT
+    ERROR = "error"  # the station answered with a CALLERROR
+    INVALID_RESPONSE = "invalid_response"  # the CALLRESULT broke its schema
+    TIMEOUT = "timeout"  # the station did not answer in time
+    OFFLINE = "offline"  # the connection named by the command is gone
+    REJECTED = "rejected"  # the gateway refused to send it (e.g. payload breaks the schema)
+
+
+class CommandResult(BaseModel):
+    kind: Literal["result"] = "result"
+    command_id: str
+    station_id: str
+    action: str
+    outcome: CommandOutcome
+    payload: dict[str, Any] | None = None
+    error_code: str | None = None
+    error_description: str = ""
+    duration_ms: float = 0.0
+    traceparent: str | None = None
+
+
+RouterMessage = Annotated[StationCommand | CallAnswer | CommandResult, Field(discriminator="kind")]
+router_message_adapter: TypeAdapter[StationCommand | CallAnswer | CommandResult] = TypeAdapter(
+    RouterMessage
+)
+
+
+class Router(Protocol):
+    async def register(self, route: Route, ttl_s: float) -> None:
+        """Record that ``route.gateway_id`` holds the station now (supersedes any older route)."""
+        ...
+
+    async def refresh(self, routes: list[Route], ttl_s: float) -> None:
+        """Extend our routes' TTL; re-create any that vanished (e.g. Redis restarted)."""
+        ...
+
+    async def unregister(self, route: Route) -> None:
+        """Remove the route only if it is still exactly this one."""
+        ...
+
+    async def lookup(self, station_id: str) -> Route | None: ...
+
+    async def send(
+        self, address: str, message: StationCommand | CallAnswer | CommandResult
+    ) -> None:
+        """Append to a mailbox."""
+        ...
+
+    async def open_mailbox(
+        self, address: str
+    ) -> AsyncIterator[StationCommand | CallAnswer | CommandResult]:
+        """Messages sent to ``address`` from the moment this returns, in order."""
+        ...

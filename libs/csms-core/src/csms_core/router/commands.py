@@ -1,0 +1,104 @@
+"""The service side of the reply channel: send commands to stations, answer their CALLs."""
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Any, Self
+from uuid import uuid4
+
+from csms_core.router.base import (
+    CallAnswer,
+    CommandOutcome,
+    CommandResult,
+    Router,
+    StationCommand,
+    gateway_address,
+)
+from csms_core.telemetry import current_trace_headers
+
+logger = logging.getLogger(__name__)
+
+
+class StationOffline(LookupError):
+    """No gateway holds a connection to this station."""
+
+
+class CommandClient:
+    """Sends CSMS-initiated calls through the holding gateway and awaits their results.
+
+    One per process: it owns a reply mailbox and resolves each waiting caller
+    when the gateway's ``CommandResult`` arrives there.
+    """
+
+    def __init__(self, router: Router, service: str) -> None:
+        self._router = router
+        self.address = f"{service}:{uuid4().hex[:12]}"
+        self._waiting: dict[str, asyncio.Future[CommandResult]] = {}
+        self._reader: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Self:
+        replies = await self._router.open_mailbox(self.address)
+        self._reader = asyncio.create_task(
+            self._read_replies(replies), name=f"replies {self.address}"
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
+
+    async def _read_replies(
+        self, replies: AsyncIterator[StationCommand | CallAnswer | CommandResult]
+    ) -> None:
+        async for message in replies:
+            if isinstance(message, CommandResult):
+                waiter = self._waiting.pop(message.command_id, None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(message)
+
+    async def call(
+        self, station_id: str, action: str, payload: dict[str, Any], timeout_s: float
+    ) -> CommandResult:
+        """Send ``action`` to the station; raise StationOffline if no gateway holds it."""
+        route = await self._router.lookup(station_id)
+        if route is None:
+            raise StationOffline(station_id)
+        command = StationCommand(
+            command_id=uuid4().hex,
+            station_id=station_id,
+            connection_id=route.connection_id,
+            action=action,
+            payload=payload,
+            reply_to=self.address,
+            deadline=time.time() + timeout_s,
+            traceparent=current_trace_headers().get("traceparent"),
+        )
+        waiter: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
+        self._waiting[command.command_id] = waiter
+        try:
+            await self._router.send(route.address, command)
+            # A little grace beyond the deadline for the gateway's own timeout result to arrive.
+            return await asyncio.wait_for(waiter, timeout_s + 2.0)
+        except TimeoutError:
+            return CommandResult(
+                command_id=command.command_id,
+                station_id=station_id,
+                action=action,
+                outcome=CommandOutcome.TIMEOUT,
+                error_description="no result from the gateway in time",
+                duration_ms=(timeout_s + 2.0) * 1000,
+            )
+        finally:
+            self._waiting.pop(command.command_id, None)
+
+    async def answer(self, answer: CallAnswer, gateway_id: str) -> None:
+        """Answer a station's CALL on the gateway connection that received it."""
+        await self._router.send(gateway_address(gateway_id), answer)

@@ -1,0 +1,46 @@
+"""The embedded router: routes and mailboxes in this process's memory."""
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator
+
+from csms_core.router.base import CallAnswer, CommandResult, Route, StationCommand
+
+Message = StationCommand | CallAnswer | CommandResult
+
+
+class InMemoryRouter:
+    def __init__(self) -> None:
+        self._routes: dict[str, tuple[Route, float]] = {}
+        self._mailboxes: dict[str, asyncio.Queue[Message]] = defaultdict(asyncio.Queue)
+
+    async def register(self, route: Route, ttl_s: float) -> None:
+        self._routes[route.station_id] = (route, time.monotonic() + ttl_s)
+
+    async def refresh(self, routes: list[Route], ttl_s: float) -> None:
+        for route in routes:
+            current = self._routes.get(route.station_id)
+            if current is None or current[0] == route:
+                self._routes[route.station_id] = (route, time.monotonic() + ttl_s)
+
+    async def unregister(self, route: Route) -> None:
+        current = self._routes.get(route.station_id)
+        if current is not None and current[0] == route:
+            del self._routes[route.station_id]
+
+    async def lookup(self, station_id: str) -> Route | None:
+        current = self._routes.get(station_id)
+        if current is None or current[1] < time.monotonic():
+            return None
+        return current[0]
+
+    async def send(self, address: str, message: Message) -> None:
+        self._mailboxes[address].put_nowait(message)
+
+    async def open_mailbox(self, address: str) -> AsyncIterator[Message]:
+        return self._read(self._mailboxes[address])
+
+    async def _read(self, queue: asyncio.Queue[Message]) -> AsyncIterator[Message]:
+        while True:
+            yield await queue.get()

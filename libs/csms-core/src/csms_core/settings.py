@@ -1,0 +1,44 @@
+"""Settings shared by every component (env prefix ``CSMS_``).
+
+Nothing here connects anywhere: settings are read, checked and handed to the
+lifespan of a component, which opens its clients.
+"""
+
+from enum import StrEnum
+from typing import Self
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class CommonSettings(BaseSettings):
+    """What every component reads. Missing Kafka/Redis means the embedded bus and router."""
+
+    model_config = SettingsConfigDict(env_prefix="CSMS_", extra="ignore")
+
+    environment: Environment = Environment.PRODUCTION
+    kafka_bootstrap: str | None = None
+    redis_url: str | None = None
+    database_url: str = "sqlite+aiosqlite:///./csms.db"
+    log_level: str = "INFO"
+    log_json: bool = True
+    # OCPP-J calls a service sends wait this long for the station's answer.
+    command_timeout_s: float = 30.0
+
+    @property
+    def embedded(self) -> bool:
+        return self.kafka_bootstrap is None and self.redis_url is None
+
+    @model_validator(mode="after")
+    def _distributed_needs_both(self) -> Self:
+        if (self.kafka_bootstrap is None) != (self.redis_url is None):
+            raise ValueError(
+                "set both CSMS_KAFKA_BOOTSTRAP and CSMS_REDIS_URL (distributed mode) or neither "
+                "(embedded mode)"
+            )
+        return self

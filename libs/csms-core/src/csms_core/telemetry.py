@@ -1,0 +1,107 @@
+"""Tracing, metrics and logs.
+
+Traces follow one station message gateway → Kafka → service → Redis → gateway:
+the W3C ``traceparent`` rides in Kafka record headers and in router messages,
+and each hop continues the trace it carries. Export is configured by the
+standard OpenTelemetry environment variables; without an exporter spans are
+still created, so trace ids appear in logs and events.
+"""
+
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import context, propagate, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+
+if TYPE_CHECKING:
+    from csms_core.bus.base import Delivery
+
+tracer = trace.get_tracer("csms")
+
+
+def setup_tracing(service_name: str) -> None:
+    """Install a tracer provider for this process (idempotent)."""
+    if isinstance(trace.get_tracer_provider(), TracerProvider):
+        return
+    trace.set_tracer_provider(
+        TracerProvider(resource=Resource.create({"service.name": service_name}))
+    )
+
+
+def current_trace_headers() -> dict[str, str]:
+    """The W3C trace context of the current span, as headers to carry along."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier
+
+
+@contextmanager
+def continued_span(name: str, carrier: dict[str, str], **attributes: Any) -> Iterator[trace.Span]:
+    """A span that continues the trace carried in ``carrier`` (e.g. a traceparent header)."""
+    parent = propagate.extract(carrier)
+    token = context.attach(parent)
+    try:
+        with tracer.start_as_current_span(name, attributes=attributes) as span:
+            yield span
+    finally:
+        context.detach(token)
+
+
+@contextmanager
+def traced_delivery(delivery: "Delivery", group: str) -> Iterator[trace.Span]:
+    with continued_span(
+        f"consume {delivery.topic}",
+        delivery.headers,
+        **{
+            "messaging.system": "kafka",
+            "messaging.destination.name": delivery.topic,
+            "messaging.consumer.group.name": group,
+            "csms.station_id": delivery.key,
+            "csms.event_type": delivery.envelope.type,
+        },
+    ) as span:
+        yield span
+
+
+def trace_id_of(traceparent: str) -> str:
+    """The trace id inside a W3C traceparent header value."""
+    return traceparent.split("-")[1] if traceparent.count("-") == 3 else ""
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, with the current trace id and any ``extra`` fields."""
+
+    _standard = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        span_context = trace.get_current_span().get_span_context()
+        if span_context.is_valid:
+            entry["trace_id"] = format(span_context.trace_id, "032x")
+        entry.update({k: v for k, v in record.__dict__.items() if k not in self._standard})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def setup_logging(level: str = "INFO", *, json_lines: bool = True) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if json_lines:
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))

@@ -1,0 +1,138 @@
+"""Validation of payloads against the official OCPP JSON schemas shipped by the ``ocpp`` package.
+
+A schema violation maps to the CALLERROR code the spec names for it
+(OCPP 2.0.1 Part 4 §4.3; 1.6 OCPP-J §4.2.3):
+missing required field → OccurrenceConstraintViolation, wrong JSON type or an
+over-long string (CiString/identifierString are data types) → TypeConstraintViolation,
+a value outside an enum/pattern/range/format → PropertyConstraintViolation,
+a property the schema does not define → FormatViolation.
+"""
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import orjson
+from jsonschema import FormatChecker, ValidationError
+from jsonschema.protocols import Validator
+from jsonschema.validators import validator_for
+
+from csms_ocpp.errors import ErrorCode
+from csms_ocpp.versions import OcppVersion
+
+logger = logging.getLogger(__name__)
+
+_CODE_BY_KEYWORD: dict[str, ErrorCode] = {
+    "required": ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION,
+    "minItems": ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION,
+    "maxItems": ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION,
+    "type": ErrorCode.TYPE_CONSTRAINT_VIOLATION,
+    "maxLength": ErrorCode.TYPE_CONSTRAINT_VIOLATION,
+    "additionalProperties": ErrorCode.FORMAT_VIOLATION,
+}
+# Violations a station marked lenient may commit: logged, then accepted.
+LENIENT_KEYWORDS = frozenset({"additionalProperties", "maxLength", "format"})
+
+_format_checker = FormatChecker(formats=())
+
+
+def _is_date_time(value: object) -> bool:
+    if isinstance(value, str):
+        datetime.fromisoformat(value)
+    return True
+
+
+_format_checker.checks("date-time", raises=ValueError)(_is_date_time)
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """Why a payload does not conform to its schema."""
+
+    code: ErrorCode
+    description: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class UnknownAction(LookupError):
+    """There is no schema for this action in this version."""
+
+
+def _schema_file(version: OcppVersion, action: str, response: bool) -> str:
+    if version is OcppVersion.V16:
+        return f"{action}Response.json" if response else f"{action}.json"
+    suffix = "Response" if response else "Request"
+    return f"{action}{suffix}.json"
+
+
+@cache
+def validator(version: OcppVersion, action: str, response: bool = False) -> Validator:
+    """The compiled validator of one action's request or response schema."""
+    package = f"ocpp.v{version.number.replace('.', '')}.schemas"
+    name = _schema_file(version, action, response)
+    resource = resources.files(package).joinpath(name)
+    if not resource.is_file():
+        # OCPP 2.1 SEND messages (e.g. NotifyPeriodicEventStream) have a bare schema name.
+        resource = resources.files(package).joinpath(f"{action}.json")
+        if response or not resource.is_file():
+            raise UnknownAction(f"{action} is not an OCPP {version.number} message")
+    schema = orjson.loads(resource.read_bytes().removeprefix(b"\xef\xbb\xbf"))
+    validator_class = validator_for(schema)
+    return validator_class(schema, format_checker=_format_checker)
+
+
+def has_schema(version: OcppVersion, action: str, response: bool = False) -> bool:
+    try:
+        validator(version, action, response)
+    except UnknownAction:
+        return False
+    return True
+
+
+def validate(
+    version: OcppVersion,
+    action: str,
+    payload: dict[str, Any],
+    *,
+    response: bool = False,
+    lenient: bool = False,
+) -> Violation | None:
+    """Check ``payload``; return the violation that counts most, or None if it conforms.
+
+    When several rules are broken the structural one is reported first, in the
+    order of ``_PRIORITY``, so the same bad payload always gets the same code.
+    """
+    counted = []
+    for error in validator(version, action, response).iter_errors(payload):
+        if lenient and error.validator in LENIENT_KEYWORDS:
+            logger.warning(
+                "lenient: accepting %s %s despite %s at %s",
+                action,
+                "response" if response else "request",
+                error.message,
+                error.json_path,
+            )
+            continue
+        counted.append(_violation(error))
+    return min(counted, key=lambda violation: _PRIORITY.index(violation.code), default=None)
+
+
+_PRIORITY = (
+    ErrorCode.FORMAT_VIOLATION,
+    ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION,
+    ErrorCode.TYPE_CONSTRAINT_VIOLATION,
+    ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
+)
+
+
+def _violation(error: ValidationError) -> Violation:
+    keyword = str(error.validator)
+    code = _CODE_BY_KEYWORD.get(keyword, ErrorCode.PROPERTY_CONSTRAINT_VIOLATION)
+    return Violation(
+        code,
+        f"{error.json_path}: {error.message}"[:500],
+        {"path": error.json_path, "keyword": keyword},
+    )

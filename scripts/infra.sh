@@ -35,7 +35,7 @@
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-CACHE="${CSMS_INFRA_CACHE:-$HOME/.cache/csms-infra}"
+CACHE="${CSMS_INFRA_CACHE:-${HOME:-/root}/.cache/csms-infra}"
 STATE="${CSMS_INFRA_STATE:-/tmp/csms-infra}"
 
 KAFKA_VERSION=4.1.1
@@ -71,7 +71,14 @@ port_open() { # port -> 0 if something accepts TCP connections on 127.0.0.1:port
     timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
 }
 
-pid_alive() { [[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null; }
+pid_alive() { # a zombie counts as dead: our daemons are reparented to PID 1,
+    # which may reap late (here ~2 s) or never (a container without an init)
+    [[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null || return 1
+    local stat
+    stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+    stat="${stat##*) }"
+    [[ "${stat:0:1}" != Z ]]
+}
 
 read_pid() { [[ -s "$1" ]] && tr -dc '0-9' <"$1" || true; }
 
@@ -124,6 +131,13 @@ kafka_java() { # java options for both the broker and the CLI tools
         -cp "$KAFKA_LIBS/*"
 }
 
+java_check() { # kafka 4 needs Java 17+
+    local v
+    v="$(java -XshowSettings:properties -version 2>&1 | awk -F'= ' '/java.specification.version/ {print $2}')"
+    [[ "${v%%.*}" =~ ^[0-9]+$ && "${v%%.*}" -ge 17 ]] \
+        || die "kafka $KAFKA_VERSION needs Java 17+, found '${v:-none}' ($(command -v java || echo 'no java'))"
+}
+
 kafka_ensure_libs() {
     if [[ -f "$KAFKA_LIBS_MARKER" && -d "$KAFKA_LIBS" ]]; then
         return
@@ -133,8 +147,12 @@ kafka_ensure_libs() {
     local t0=$SECONDS tmp="$KAFKA_HOME/libs.tmp.$$"
     mkdir -p "$KAFKA_HOME"
     rm -rf "$tmp"
-    mvn -q -B -Dstyle.color=never -f "$KAFKA_POM" dependency:copy-dependencies \
-        -DincludeScope=runtime -DoutputDirectory="$tmp" >&2
+    if ! mvn -q -B -Dstyle.color=never -f "$KAFKA_POM" dependency:copy-dependencies \
+        -DincludeScope=runtime -DoutputDirectory="$tmp" >"$KAFKA_HOME/mvn.log" 2>&1; then
+        tail -n 40 "$KAFKA_HOME/mvn.log" >&2
+        rm -rf "$tmp"
+        die "maven could not fetch the kafka jars (full output: $KAFKA_HOME/mvn.log)"
+    fi
     ls "$tmp"/kafka_2.13-"$KAFKA_VERSION".jar "$tmp"/log4j-slf4j2-impl-*.jar >/dev/null \
         || die "maven did not produce the expected jars in $tmp"
     rm -rf "$KAFKA_LIBS"
@@ -226,6 +244,7 @@ kafka_start() {
     for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
         port_open "$p" && die "port $p is in use by another process ($(ss -Hltnp "sport = :$p" 2>/dev/null | grep -o 'users:.*' || echo '?')); stop it, choose CSMS_INFRA_KAFKA_PORT/CSMS_INFRA_KAFKA_CONTROLLER_PORT, or set CSMS_INFRA_USE_EXISTING_KAFKA"
     done
+    java_check
     kafka_ensure_libs
     mkdir -p "$STATE"
     [[ -f "$KAFKA_LOG" ]] && mv -f "$KAFKA_LOG" "$KAFKA_LOG.prev"
@@ -238,6 +257,7 @@ kafka_start() {
     # setsid: own session, so the broker outlives the caller's process group.
     # The inner shell writes its own pid and execs java, so the pid is java's.
     # 9>&-: the daemon must not inherit (and hold) the state-dir lock.
+    # shellcheck disable=SC2016  # $$ and $0 are for the inner shell
     setsid bash -c 'echo $$ >"$0"; exec nohup "$@"' "$KAFKA_PID" \
         java -Xms256m -Xmx768m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
         -XX:+ExitOnOutOfMemoryError "${opts[@]}" \
@@ -376,6 +396,7 @@ PG_VERSION="" PG_CLUSTER=main PG_PORT=5432
 pg_detect() { # sets PG_VERSION / PG_PORT from the installed clusters (no-op if none)
     PG_VERSION=""
     if [[ -d /etc/postgresql ]]; then
+        # shellcheck disable=SC2010  # entries are version numbers
         PG_VERSION="$(ls /etc/postgresql 2>/dev/null | grep -E '^[0-9.]+$' | sort -V | tail -n1 || true)"
     fi
     if [[ -n "$PG_VERSION" && -f "/etc/postgresql/$PG_VERSION/$PG_CLUSTER/postgresql.conf" ]]; then
@@ -404,6 +425,7 @@ pg_start() {
     pg_detect
     if [[ -z "$PG_VERSION" ]]; then
         local v
+        # shellcheck disable=SC2012  # entries are version numbers
         v="$(ls /usr/lib/postgresql 2>/dev/null | sort -V | tail -n1 || true)"
         [[ -n "$v" ]] || die "postgresql is not installed (no /usr/lib/postgresql/*)"
         log "postgres: creating cluster $v/$PG_CLUSTER"

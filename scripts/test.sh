@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine: installs uv and the workspace, starts real
+# Kafka, Redis and PostgreSQL on loopback (scripts/infra.sh), runs lint, types and pytest.
+# Extra arguments go to pytest, e.g. `scripts/test.sh -k gateway`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v uv >/dev/null 2>&1; then
+  echo "test: installing uv" >&2
+  python3 -m pip install --quiet uv
+fi
+uv sync --frozen --all-packages
+
+scripts/infra.sh start
+eval "$(scripts/infra.sh env)"
+export CSMS_TEST_KAFKA_BOOTSTRAP CSMS_TEST_REDIS_URL CSMS_TEST_DATABASE_URL
+# CSMS_KEEP_INFRA=1 leaves the brokers running for the next run (faster when developing).
+if [ -z "${CSMS_KEEP_INFRA:-}" ]; then trap 'scripts/infra.sh stop || true' EXIT; fi
+
+echo "test: ruff" >&2
+uv run --frozen ruff check .
+uv run --frozen ruff format --check .
+echo "test: mypy --strict" >&2
+uv run --frozen mypy libs services src tests bench
+echo "test: pytest" >&2
+uv run --frozen pytest "$@"

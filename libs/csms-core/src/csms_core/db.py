@@ -13,7 +13,6 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.environment import EnvironmentContext
 from sqlalchemy import Connection, MetaData, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -80,8 +79,10 @@ def _upgrade(connection: Connection, script_location: str, schema: str) -> None:
     command.upgrade(config, "head")
 
 
-def run_migrations_online(context: EnvironmentContext, target_metadata: MetaData) -> None:
+def run_migrations_online(target_metadata: MetaData) -> None:
     """The body of every service's Alembic ``env.py``: migrate on the given connection."""
+    from alembic import context  # noqa: PLC0415 - a proxy that exists only while Alembic runs
+
     config = context.config
     connection: Connection = config.attributes["connection"]
     schema: str = config.attributes["schema"]

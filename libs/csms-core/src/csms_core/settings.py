@@ -24,6 +24,8 @@ class CommonSettings(BaseSettings):
     environment: Environment = Environment.PRODUCTION
     kafka_bootstrap: str | None = None
     redis_url: str | None = None
+    kafka_partitions: int = 12
+    kafka_replication_factor: int = 1
     database_url: str = "sqlite+aiosqlite:///./csms.db"
     log_level: str = "INFO"
     log_json: bool = True

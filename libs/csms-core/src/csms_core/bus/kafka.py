@@ -12,9 +12,11 @@ from types import TracebackType
 from typing import Self
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
+from csms_core import topics
 from csms_core.bus.base import Delivery, PublishError
 from csms_core.envelope import Envelope
 from csms_core.telemetry import current_trace_headers
@@ -24,10 +26,18 @@ logger = logging.getLogger(__name__)
 
 class KafkaBus:
     def __init__(
-        self, bootstrap: str, *, client_id: str = "csms", request_timeout_ms: int = 15_000
+        self,
+        bootstrap: str,
+        *,
+        client_id: str = "csms",
+        request_timeout_ms: int = 15_000,
+        partitions: int = 12,
+        replication_factor: int = 1,
     ) -> None:
         self._bootstrap = bootstrap
         self._client_id = client_id
+        self._partitions = partitions
+        self._replication_factor = replication_factor
         self._producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap,
             client_id=client_id,
@@ -39,8 +49,30 @@ class KafkaBus:
         )
 
     async def __aenter__(self) -> Self:
+        await self.ensure_topics()
         await self._producer.start()
         return self
+
+    async def ensure_topics(self, names: Sequence[str] = topics.ALL) -> None:
+        """Create the contract's topics that do not exist yet.
+
+        Consumers subscribed to a topic that does not exist only notice it at their
+        next metadata refresh (minutes), so topics are created before anyone uses them.
+        """
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, client_id=self._client_id)
+        await admin.start()
+        try:
+            missing = set(names) - set(await admin.list_topics())
+            if missing:
+                await admin.create_topics(
+                    [
+                        NewTopic(name, self._partitions, self._replication_factor)
+                        for name in sorted(missing)
+                    ]
+                )
+                logger.info("created topics %s", sorted(missing))
+        finally:
+            await admin.close()
 
     async def __aexit__(
         self,

@@ -15,7 +15,8 @@
 
 from collections.abc import AsyncIterator
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Protocol
+from types import TracebackType
+from typing import Annotated, Any, Literal, Protocol, Self
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -93,6 +94,15 @@ router_message_adapter: TypeAdapter[StationCommand | CallAnswer | CommandResult]
 
 
 class Router(Protocol):
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...
+
     async def register(self, route: Route, ttl_s: float) -> None:
         """Record that ``route.gateway_id`` holds the station now (supersedes any older route)."""
         ...

@@ -4,6 +4,8 @@ import asyncio
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Self
 
 from csms_core.router.base import CallAnswer, CommandResult, Route, StationCommand
 
@@ -14,6 +16,17 @@ class InMemoryRouter:
     def __init__(self) -> None:
         self._routes: dict[str, tuple[Route, float]] = {}
         self._mailboxes: dict[str, asyncio.Queue[Message]] = defaultdict(asyncio.Queue)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        return None
 
     async def register(self, route: Route, ttl_s: float) -> None:
         self._routes[route.station_id] = (route, time.monotonic() + ttl_s)

@@ -1,0 +1,312 @@
+"""One station connection: the read loop, the inbound call worker and the command worker.
+
+OCPP 2.0.1 Part 4 §4.1.1 / 1.6 OCPP-J §4.1.1: at most one outstanding CALL per
+direction. The station may send a CALL while we wait for its answer to ours
+(and vice versa), so reading never waits on either worker: inbound CALLs go to
+one queue, answered in the order received; our commands go to another, sent
+one at a time.
+"""
+
+import asyncio
+import logging
+import re
+import time
+from typing import Any
+from uuid import uuid4
+
+from csms_core.router import CallAnswer, CommandOutcome, CommandResult, StationCommand
+from csms_core.telemetry import continued_span
+from csms_ocpp.actions import now_iso
+from csms_ocpp.errors import ErrorCode, error_code
+from csms_ocpp.frames import (
+    MAX_MESSAGE_ID_LENGTH,
+    UNREADABLE_MESSAGE_ID,
+    Call,
+    CallError,
+    CallResult,
+    CallResultError,
+    Frame,
+    FrameError,
+    MessageType,
+    Send,
+    encode,
+    parse_frame,
+)
+from csms_ocpp.schemas import has_schema
+from csms_ocpp.versions import PREFERENCE
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from csms_gateway import commands
+from csms_gateway.commands import CommandReporter
+from csms_gateway.events import ConnectionInfo, EventPublisher
+from csms_gateway.inbound import InboundCalls
+from csms_gateway.metrics import GatewayMetrics
+from csms_gateway.settings import GatewaySettings
+
+logger = logging.getLogger(__name__)
+
+# Reads ``[2, "id"`` from the head of a frame too large to parse in full.
+_FRAME_HEAD = re.compile(rf'\s*\[\s*(\d+)\s*,\s*"([^"\\]{{1,{MAX_MESSAGE_ID_LENGTH}}})"')
+_ANSWER_TYPES = {MessageType.CALL_RESULT, MessageType.CALL_ERROR, MessageType.CALL_RESULT_ERROR}
+
+StationAnswer = CallResult | CallError
+
+
+class StationConnection:
+    """Serves one WebSocket until it closes; never raises out of a frame's handling."""
+
+    def __init__(
+        self,
+        websocket: ServerConnection,
+        info: ConnectionInfo,
+        *,
+        settings: GatewaySettings,
+        publisher: EventPublisher,
+        reporter: CommandReporter,
+        metrics: GatewayMetrics,
+    ) -> None:
+        self.websocket = websocket
+        self.info = info
+        self._settings = settings
+        self._reporter = reporter
+        self._metrics = metrics
+        self._calls = InboundCalls(info, publisher, settings.decision_timeout_s)
+        self._inbound: asyncio.Queue[tuple[Call | Send, str]] = asyncio.Queue()
+        self._commands: asyncio.Queue[StationCommand | None] = asyncio.Queue()
+        self._outstanding: tuple[str, asyncio.Future[StationAnswer | None]] | None = None
+        self._close_requested: asyncio.Future[tuple[int, str]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._gone = False
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def serve(self) -> None:
+        """Read until the WebSocket closes, then fail whatever can no longer be delivered."""
+        async with asyncio.TaskGroup() as tasks:
+            command_worker = tasks.create_task(self._run_commands())
+            helpers = [
+                tasks.create_task(self._answer_calls()),
+                tasks.create_task(self._close_when_requested()),
+            ]
+            try:
+                await self._read()
+            finally:
+                self._stop_commands()
+                for helper in helpers:
+                    helper.cancel()
+            await command_worker
+
+    def request_close(self, code: int, reason: str) -> None:
+        """Ask the connection to close (superseded, or the gateway shuts down)."""
+        if not self._close_requested.done():
+            self._close_requested.set_result((code, reason))
+
+    async def _close_when_requested(self) -> None:
+        code, reason = await self._close_requested
+        logger.info("closing connection: %s %s", code, reason, extra=self.info.log)
+        await self.websocket.close(code, reason)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    async def _read(self) -> None:
+        try:
+            async for message in self.websocket:
+                try:
+                    await self._on_message(message)
+                except Exception:
+                    logger.exception("frame handling failed", extra=self.info.log)
+        except ConnectionClosed:
+            pass
+
+    async def _on_message(self, message: str | bytes) -> None:
+        if isinstance(message, bytes):
+            # OCPP-J §3: every frame is a text message.
+            logger.warning("binary WebSocket message ignored", extra=self.info.log)
+            await self._refuse(UNREADABLE_MESSAGE_ID, ErrorCode.FORMAT_VIOLATION, "binary frame")
+            return
+        if len(message) > self._settings.max_frame_bytes and (
+            len(message.encode()) > self._settings.max_frame_bytes
+        ):
+            await self._on_oversized(message)
+            return
+        frame = parse_frame(message, self.info.version)
+        self._count_in(frame)
+        await self._dispatch(frame)
+
+    async def _on_oversized(self, message: str) -> None:
+        head = _FRAME_HEAD.match(message[:100])
+        limit = self._settings.max_frame_bytes
+        if head is not None and int(head.group(1)) in _ANSWER_TYPES:
+            logger.warning("answer frame exceeds %d bytes dropped", limit, extra=self.info.log)
+            return
+        message_id = head.group(2) if head is not None else UNREADABLE_MESSAGE_ID
+        await self._refuse(message_id, ErrorCode.FORMAT_VIOLATION, f"frame exceeds {limit} bytes")
+
+    async def _dispatch(self, frame: Frame | FrameError) -> None:
+        if isinstance(frame, FrameError):
+            await self._on_bad_frame(frame)
+        elif isinstance(frame, Call | Send):
+            self._inbound.put_nowait((frame, now_iso()))
+        elif isinstance(frame, CallResultError):
+            logger.warning(
+                "station could not process our answer to %s: %s %s",
+                frame.message_id,
+                frame.code,
+                frame.description,
+                extra=self.info.log,
+            )
+        else:
+            self._on_answer(frame)
+
+    async def _on_bad_frame(self, error: FrameError) -> None:
+        logger.warning("bad frame: %s", error.description, extra=self.info.log)
+        if error.answerable:
+            await self.send(error.to_call_error(self.info.version))
+
+    def _on_answer(self, answer: StationAnswer) -> None:
+        outstanding = self._outstanding
+        if outstanding is None or outstanding[0] != answer.message_id or outstanding[1].done():
+            logger.warning(
+                "answer to unknown or expired call %s dropped",
+                answer.message_id,
+                extra=self.info.log,
+            )
+            return
+        outstanding[1].set_result(answer)
+
+    # -- inbound calls ------------------------------------------------------------------------
+
+    async def _answer_calls(self) -> None:
+        while True:
+            call, received_at = await self._inbound.get()
+            try:
+                answer = await self._calls.answer(call, received_at)
+            except Exception:
+                logger.exception("handling %s failed", call.action, extra=self.info.log)
+                answer = CallError(
+                    call.message_id,
+                    ErrorCode.INTERNAL_ERROR.value,
+                    "the CSMS failed to process this message",
+                )
+            if answer is not None:
+                await self.send(answer)
+
+    def deliver_answer(self, answer: CallAnswer) -> bool:
+        """A service's answer to one of this connection's CALLs."""
+        return self._calls.resolve(answer)
+
+    # -- commands (CSMS-initiated calls) ------------------------------------------------------
+
+    def submit(self, command: StationCommand) -> bool:
+        """Queue a command; False once the connection is gone (the caller answers OFFLINE)."""
+        if self._gone:
+            return False
+        self._commands.put_nowait(command)
+        return True
+
+    def _stop_commands(self) -> None:
+        self._gone = True
+        self._commands.put_nowait(None)
+        if self._outstanding is not None and not self._outstanding[1].done():
+            self._outstanding[1].set_result(None)
+
+    async def _run_commands(self) -> None:
+        while (command := await self._commands.get()) is not None:
+            started = time.monotonic()
+            try:
+                outcome = await self._execute(command, started)
+            except Exception:
+                logger.exception("command %s failed", command.action, extra=self.info.log)
+                outcome = commands.result(
+                    command, CommandOutcome.TIMEOUT, started, error_description="gateway error"
+                )
+            await self._reporter.report(command, outcome, self.info)
+        # Commands still queued when the connection closed.
+        while not self._commands.empty():
+            command = self._commands.get_nowait()
+            if command is not None:
+                await self._reporter.report(command, self._offline(command), self.info)
+
+    async def _execute(self, command: StationCommand, started: float) -> CommandResult:
+        if self._gone:
+            return self._offline(command)
+        refused = commands.refusal(self.info.version, command, started)
+        if refused is not None:
+            return refused
+        carrier = {"traceparent": command.traceparent} if command.traceparent else {}
+        attributes: dict[str, Any] = {
+            "csms.station_id": self.info.station_id,
+            "ocpp.action": command.action,
+        }
+        with continued_span(f"ocpp command {command.action}", carrier, **attributes):
+            try:
+                answer = await self._call(command)
+            except TimeoutError:
+                return commands.result(
+                    command, CommandOutcome.TIMEOUT, started, error_description="no answer in time"
+                )
+        if answer is None:
+            return self._offline(command)
+        return commands.outcome_of(self.info, command, answer, started)
+
+    async def _call(self, command: StationCommand) -> StationAnswer | None:
+        """Send the CALL and wait for its answer; None if the connection closed first.
+
+        Raises ``TimeoutError`` when the command's deadline passes without an answer.
+        """
+        message_id = command.command_id
+        if not 0 < len(message_id) <= MAX_MESSAGE_ID_LENGTH:
+            message_id = uuid4().hex
+        waiter: asyncio.Future[StationAnswer | None] = asyncio.get_running_loop().create_future()
+        self._outstanding = (message_id, waiter)
+        try:
+            if not await self.send(Call(message_id, command.action, command.payload)):
+                return None
+            return await asyncio.wait_for(waiter, max(0.0, command.deadline - time.time()))
+        finally:
+            self._outstanding = None
+
+    def _offline(self, command: StationCommand) -> CommandResult:
+        return commands.result(
+            command,
+            CommandOutcome.OFFLINE,
+            time.monotonic(),
+            error_description="the connection closed",
+        )
+
+    # -- writing ------------------------------------------------------------------------------
+
+    async def send(self, frame: Frame) -> bool:
+        """Send one frame as a text message; False if the connection is closed."""
+        try:
+            await self.websocket.send(encode(frame), text=True)
+        except ConnectionClosed:
+            logger.info("could not send: connection closed", extra=self.info.log)
+            return False
+        self._count_out(frame)
+        return True
+
+    async def _refuse(self, message_id: str, code: ErrorCode, text: str) -> None:
+        await self.send(CallError(message_id, error_code(code, self.info.version), text))
+
+    def _count_in(self, frame: Frame | FrameError) -> None:
+        if isinstance(frame, FrameError):
+            self._metrics.frames_in.labels("invalid", "").inc()
+            return
+        action = frame.action if isinstance(frame, Call | Send) else ""
+        self._metrics.frames_in.labels(type(frame).__name__, _known(action)).inc()
+
+    def _count_out(self, frame: Frame) -> None:
+        if isinstance(frame, CallError):
+            self._metrics.call_errors.labels(frame.code).inc()
+        action = frame.action if isinstance(frame, Call | Send) else ""
+        self._metrics.frames_out.labels(type(frame).__name__, action).inc()
+
+
+def _known(action: str) -> str:
+    """Bound the metric label set: a station may send any action name."""
+    if not action or any(has_schema(version, action) for version in PREFERENCE):
+        return action
+    return "unknown"

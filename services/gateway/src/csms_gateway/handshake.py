@@ -1,0 +1,179 @@
+"""The HTTP side of a connection: paths, subprotocol negotiation and Basic auth.
+
+Only ``/ocpp/{station_id}`` upgrades to a WebSocket; ``/healthz`` and ``/metrics``
+are plain HTTP. Everything a station can get wrong is refused here with a
+status and a text body saying why, before any WebSocket exists.
+"""
+
+import asyncio
+import base64
+import binascii
+import logging
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from http import HTTPStatus
+
+from csms_core.identity import IdentityStore, StationIdentity, verify_password
+from csms_ocpp.station_id import InvalidStationId, parse_station_id
+from csms_ocpp.versions import PREFERENCE, OcppVersion, negotiate
+from websockets.asyncio.server import ServerConnection
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
+
+from csms_gateway.metrics import CONTENT_TYPE_LATEST, GatewayMetrics
+
+logger = logging.getLogger(__name__)
+
+OCPP_PATH_PREFIX = "/ocpp/"
+SUPPORTED = ", ".join(version.value for version in PREFERENCE)
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What the handshake established about a station, handed to its connection."""
+
+    station_id: str
+    version: OcppVersion
+    security_profile: int
+    lenient: bool
+    remote_address: str
+
+
+class Handshake:
+    """``process_request`` of the WebSocket server: decides who may upgrade."""
+
+    def __init__(self, identities: IdentityStore, metrics: GatewayMetrics) -> None:
+        self._identities = identities
+        self._metrics = metrics
+        # Filled here, read by the connection handler; entries die with their connection.
+        self.admitted: weakref.WeakKeyDictionary[ServerConnection, Admission] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def __call__(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = request.path.partition("?")[0]
+        if path == "/healthz":
+            return connection.respond(HTTPStatus.OK, "ok")
+        if path == "/metrics":
+            return _metrics_response(connection, self._metrics.exposition())
+        if not path.startswith(OCPP_PATH_PREFIX) or "/" in path.removeprefix(OCPP_PATH_PREFIX):
+            return self._refuse(connection, HTTPStatus.NOT_FOUND, "not_found", "not found")
+        return await self._admit(connection, request, path.removeprefix(OCPP_PATH_PREFIX))
+
+    async def _admit(
+        self, connection: ServerConnection, request: Request, segment: str
+    ) -> Response | None:
+        try:
+            station_id = parse_station_id(segment)
+        except (InvalidStationId, UnicodeDecodeError) as exc:
+            return self._refuse(connection, HTTPStatus.BAD_REQUEST, "station_id", str(exc))
+        version = negotiate(offered_subprotocols(request.headers))
+        if version is None:
+            # OCPP 2.0.1 Part 4 §3.2: refuse when no offered subprotocol is supported.
+            text = f"no supported OCPP subprotocol offered; this CSMS supports {SUPPORTED}"
+            return self._refuse(connection, HTTPStatus.BAD_REQUEST, "subprotocol", text)
+        try:
+            identity = await self._identities.get(station_id)
+        except Exception:
+            logger.exception("identity lookup failed", extra={"station_id": station_id})
+            text = "identity store unavailable; retry later"
+            return self._refuse(connection, HTTPStatus.SERVICE_UNAVAILABLE, "identity", text)
+        return await self._authorize(connection, request, station_id, version, identity)
+
+    async def _authorize(
+        self,
+        connection: ServerConnection,
+        request: Request,
+        station_id: str,
+        version: OcppVersion,
+        identity: StationIdentity | None,
+    ) -> Response | None:
+        password_hash = identity.password_hash if identity is not None else None
+        if password_hash is not None and not await basic_auth_ok(
+            request.headers, station_id, password_hash
+        ):
+            return self._unauthorized(connection, station_id)
+        if password_hash is None:
+            logger.warning(
+                "station connects without authentication (security profile 0)",
+                extra={"station_id": station_id},
+            )
+        self.admitted[connection] = Admission(
+            station_id=station_id,
+            version=version,
+            security_profile=0 if password_hash is None else 1,
+            lenient=identity is not None and identity.lenient,
+            remote_address=_remote_address(connection),
+        )
+        return None
+
+    def _unauthorized(self, connection: ServerConnection, station_id: str) -> Response:
+        logger.warning("basic auth refused", extra={"station_id": station_id})
+        text = "HTTP Basic authentication with the station id as username is required"
+        response = self._refuse(connection, HTTPStatus.UNAUTHORIZED, "auth", text)
+        response.headers["WWW-Authenticate"] = 'Basic realm="csms"'
+        return response
+
+    def _refuse(
+        self, connection: ServerConnection, status: HTTPStatus, reason: str, text: str
+    ) -> Response:
+        self._metrics.handshakes_refused.labels(reason).inc()
+        logger.info("handshake refused: %s %s", status.value, text)
+        return connection.respond(status, text + "\n")
+
+
+def offered_subprotocols(headers: Headers) -> list[str]:
+    """Every token of every ``Sec-WebSocket-Protocol`` header."""
+    return [
+        token.strip()
+        for header in headers.get_all("Sec-WebSocket-Protocol")
+        for token in header.split(",")
+        if token.strip()
+    ]
+
+
+def select_subprotocol(
+    connection: ServerConnection, offered: Sequence[Subprotocol]
+) -> Subprotocol | None:
+    """Echo the offered token of the newest version we speak (ocpp2.1 > 2.0.1 > 1.6)."""
+    version = negotiate(list(offered))
+    if version is None:
+        return None
+    return next(token for token in offered if token.strip().lower() == version.value)
+
+
+async def basic_auth_ok(headers: Headers, station_id: str, password_hash: str) -> bool:
+    """Security profile 1: Basic auth, username = station id (OCPP 2.0.1 A00.FR.203)."""
+    credentials = _basic_credentials(headers.get("Authorization"))
+    if credentials is None or credentials[0] != station_id:
+        return False
+    # PBKDF2 is deliberately slow: keep it off the event loop.
+    return await asyncio.to_thread(verify_password, credentials[1], password_hash)
+
+
+def _basic_credentials(authorization: str | None) -> tuple[str, str] | None:
+    scheme, _, encoded = (authorization or "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    username, colon, password = decoded.partition(":")
+    return (username, password) if colon else None
+
+
+def _metrics_response(connection: ServerConnection, body: bytes) -> Response:
+    response = connection.respond(HTTPStatus.OK, "")
+    del response.headers["Content-Type"]
+    del response.headers["Content-Length"]
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    response.headers["Content-Length"] = str(len(body))
+    return Response(response.status_code, response.reason_phrase, response.headers, body)
+
+
+def _remote_address(connection: ServerConnection) -> str:
+    address = connection.remote_address
+    return f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address)

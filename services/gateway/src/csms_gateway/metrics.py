@@ -1,0 +1,59 @@
+"""Prometheus metrics of one gateway, in a registry of its own (served on ``/metrics``)."""
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["CONTENT_TYPE_LATEST", "GatewayMetrics"]
+
+
+class GatewayMetrics:
+    """Connections, frames, CALLERRORs, publish latency and command outcomes."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.connected_stations = Gauge(
+            "csms_gateway_connected_stations",
+            "Stations connected to this gateway",
+            ["ocpp_version"],
+            registry=self.registry,
+        )
+        self.frames_in = Counter(
+            "csms_gateway_frames_received",
+            "OCPP-J frames received from stations",
+            ["message_type", "action"],
+            registry=self.registry,
+        )
+        self.frames_out = Counter(
+            "csms_gateway_frames_sent",
+            "OCPP-J frames sent to stations",
+            ["message_type", "action"],
+            registry=self.registry,
+        )
+        self.call_errors = Counter(
+            "csms_gateway_callerrors_sent",
+            "CALLERRORs sent to stations, by code",
+            ["code"],
+            registry=self.registry,
+        )
+        self.publish_seconds = Histogram(
+            "csms_gateway_publish_seconds",
+            "Time until an event is durable on the bus",
+            ["topic"],
+            registry=self.registry,
+        )
+        self.command_outcomes = Counter(
+            "csms_gateway_command_outcomes",
+            "Outcomes of CSMS-initiated calls",
+            ["action", "outcome"],
+            registry=self.registry,
+        )
+        self.handshakes_refused = Counter(
+            "csms_gateway_handshakes_refused",
+            "WebSocket handshakes refused, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
+
+    def exposition(self) -> bytes:
+        """The registry in the Prometheus text format."""
+        return generate_latest(self.registry)

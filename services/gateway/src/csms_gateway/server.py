@@ -1,0 +1,235 @@
+"""The gateway: a WebSocket server for stations, a mailbox reader and a route keeper.
+
+The caller owns the bus, router and identity store (opened and closed in its
+lifespan); the gateway only uses them while ``run`` runs.
+"""
+
+import asyncio
+import contextlib
+import logging
+from uuid import uuid4
+
+from csms_core import topics
+from csms_core.bus import Bus
+from csms_core.envelope import Envelope
+from csms_core.identity import IdentityStore
+from csms_core.router import CallAnswer, Route, Router, StationCommand
+from csms_core.router.base import gateway_address
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.frames import CloseCode
+
+from csms_gateway import events
+from csms_gateway.commands import CommandReporter, read_mailbox
+from csms_gateway.connection import StationConnection
+from csms_gateway.events import ConnectionInfo, EventPublisher
+from csms_gateway.handshake import Admission, Handshake, select_subprotocol
+from csms_gateway.metrics import GatewayMetrics
+from csms_gateway.settings import GatewaySettings
+
+logger = logging.getLogger(__name__)
+
+# An application close code (RFC 6455 §7.4.2): a newer connection of the same station won.
+SUPERSEDED_CLOSE_CODE = 4000
+
+
+def route_of(info: ConnectionInfo) -> Route:
+    return Route(
+        station_id=info.station_id,
+        gateway_id=info.gateway_id,
+        connection_id=info.connection_id,
+        ocpp_version=info.version.number,
+    )
+
+
+class Gateway:
+    """Terminates stations' OCPP WebSockets; see ARCHITECTURE.md "gateway"."""
+
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        bus: Bus,
+        router: Router,
+        identities: IdentityStore,
+        metrics: GatewayMetrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics if metrics is not None else GatewayMetrics()
+        self.port: int | None = None
+        self._router = router
+        self._publisher = EventPublisher(bus, self.metrics)
+        self._reporter = CommandReporter(settings.gateway_id, router, self._publisher, self.metrics)
+        self._handshake = Handshake(identities, self.metrics)
+        self._connections: dict[str, StationConnection] = {}
+        self._handlers: set[asyncio.Task[None]] = set()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def run(self, *, ready: asyncio.Event | None = None, stopping: asyncio.Event) -> None:
+        """Serve stations until ``stopping`` is set, then shut down gracefully."""
+        mailbox = await self._router.open_mailbox(gateway_address(self.settings.gateway_id))
+        async with self._serve() as server, asyncio.TaskGroup() as tasks:
+            self.port = server.sockets[0].getsockname()[1]
+            background = [
+                tasks.create_task(read_mailbox(mailbox, self, self._reporter)),
+                tasks.create_task(self._refresh_routes()),
+            ]
+            logger.info("gateway %s listening on port %s", self.settings.gateway_id, self.port)
+            if ready is not None:
+                ready.set()
+            await stopping.wait()
+            await self._shut_down(server)
+            for task in background:
+                task.cancel()
+
+    def _serve(self) -> contextlib.AbstractAsyncContextManager[Server]:
+        settings = self.settings
+        return serve(
+            self._handle,
+            settings.ocpp_host,
+            settings.ocpp_port,
+            process_request=self._handshake,
+            select_subprotocol=select_subprotocol,
+            max_size=settings.max_message_bytes,
+            ping_interval=settings.ping_interval_s,
+            ping_timeout=settings.ping_timeout_s,
+        )
+
+    async def _shut_down(self, server: Server) -> None:
+        """Stop accepting, close every WebSocket with 1001 (going away), drain, then cancel."""
+        logger.info("gateway %s shutting down", self.settings.gateway_id)
+        server.close(close_connections=True, code=CloseCode.GOING_AWAY, reason="going away")
+        try:
+            async with asyncio.timeout(self.settings.shutdown_grace_s):
+                await server.wait_closed()
+        except TimeoutError:
+            logger.warning("%d connections still draining; cancelling", len(self._handlers))
+            for handler in self._handlers:
+                handler.cancel()
+            await server.wait_closed()
+
+    # -- one connection -----------------------------------------------------------------------
+
+    async def _handle(self, websocket: ServerConnection) -> None:
+        admission = self._handshake.admitted.pop(websocket, None)
+        if admission is None:  # process_request always admits first; be safe anyway
+            await websocket.close(CloseCode.INTERNAL_ERROR, "not admitted")
+            return
+        handler = asyncio.current_task()
+        assert handler is not None  # noqa: S101 - always inside a task here
+        self._handlers.add(handler)
+        try:
+            await self._serve_station(websocket, admission)
+        finally:
+            self._handlers.discard(handler)
+
+    async def _serve_station(self, websocket: ServerConnection, admission: Admission) -> None:
+        connection = self._open(websocket, admission)
+        info = connection.info
+        try:
+            await self._router.register(route_of(info), self.settings.route_ttl_s)
+        except Exception:
+            logger.exception("could not register the route", extra=info.log)
+            self._forget(connection)
+            await websocket.close(CloseCode.TRY_AGAIN_LATER, "try again later")
+            return
+        gauge = self.metrics.connected_stations.labels(info.version.number)
+        gauge.inc()
+        try:
+            await self._publish_connection(events.connection_opened(info), info)
+            await connection.serve()
+        finally:
+            gauge.dec()
+            await self._close(connection)
+
+    def _open(self, websocket: ServerConnection, admission: Admission) -> StationConnection:
+        info = ConnectionInfo(
+            gateway_id=self.settings.gateway_id,
+            connection_id=uuid4().hex,
+            station_id=admission.station_id,
+            version=admission.version,
+            security_profile=admission.security_profile,
+            lenient=admission.lenient,
+            remote_address=admission.remote_address,
+        )
+        connection = StationConnection(
+            websocket,
+            info,
+            settings=self.settings,
+            publisher=self._publisher,
+            reporter=self._reporter,
+            metrics=self.metrics,
+        )
+        previous = self._connections.get(info.station_id)
+        self._connections[info.station_id] = connection
+        if previous is not None:
+            logger.info("station reconnected; superseding the old connection", extra=info.log)
+            previous.request_close(SUPERSEDED_CLOSE_CODE, "superseded")
+        logger.info(
+            "station connected (%s, security profile %d%s)",
+            info.version.value,
+            info.security_profile,
+            ", lenient" if info.lenient else "",
+            extra=info.log,
+        )
+        return connection
+
+    def _forget(self, connection: StationConnection) -> None:
+        if self._connections.get(connection.info.station_id) is connection:
+            del self._connections[connection.info.station_id]
+
+    async def _close(self, connection: StationConnection) -> None:
+        info = connection.info
+        self._forget(connection)
+        with contextlib.suppress(Exception):
+            # Compare-and-delete: a newer connection's route stays.
+            await self._router.unregister(route_of(info))
+        code, reason = connection.websocket.close_code, connection.websocket.close_reason or ""
+        logger.info("station disconnected (%s %s)", code, reason, extra=info.log)
+        await self._publish_connection(events.connection_closed(info, code, reason), info)
+
+    async def _publish_connection(self, envelope: Envelope, info: ConnectionInfo) -> None:
+        try:
+            await self._publisher.publish(topics.OCPP_CONNECTIONS, envelope)
+        except Exception:
+            logger.exception("could not publish %s", envelope.type, extra=info.log)
+
+    # -- mailbox delivery (commands.Connections) ----------------------------------------------
+
+    def deliver_command(self, command: StationCommand) -> bool:
+        connection = self._connections.get(command.station_id)
+        if connection is None or connection.info.connection_id != command.connection_id:
+            return False
+        return connection.submit(command)
+
+    def deliver_answer(self, answer: CallAnswer) -> bool:
+        connection = self._connections.get(answer.station_id)
+        if connection is None or connection.info.connection_id != answer.connection_id:
+            return False
+        return connection.deliver_answer(answer)
+
+    # -- routes -------------------------------------------------------------------------------
+
+    async def _refresh_routes(self) -> None:
+        """Keep this gateway's routes alive, all in one batch per period."""
+        while True:
+            await asyncio.sleep(self.settings.route_refresh_s)
+            routes = [route_of(connection.info) for connection in self._connections.values()]
+            if not routes:
+                continue
+            try:
+                await self._router.refresh(routes, self.settings.route_ttl_s)
+            except Exception:
+                logger.exception("could not refresh %d routes", len(routes))
+
+
+async def run_gateway(
+    settings: GatewaySettings,
+    bus: Bus,
+    router: Router,
+    identities: IdentityStore,
+    *,
+    stopping: asyncio.Event,
+    ready: asyncio.Event | None = None,
+) -> None:
+    """Run one gateway on already-opened bus, router and identity store until ``stopping``."""
+    await Gateway(settings, bus, router, identities).run(ready=ready, stopping=stopping)

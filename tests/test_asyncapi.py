@@ -1,0 +1,114 @@
+"""docs/asyncapi.yaml documents every topic, and its examples conform to its own schemas."""
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from csms_core import topics
+from csms_core.envelope import Envelope
+from jsonschema import Draft7Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT7
+
+ASYNCAPI = Path(__file__).resolve().parent.parent / "docs" / "asyncapi.yaml"
+DOCUMENT_URI = "urn:csms:asyncapi"
+
+
+def _load() -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load(ASYNCAPI.read_text(encoding="utf-8"))
+    return document
+
+
+DOCUMENT = _load()
+MESSAGES: dict[str, dict[str, Any]] = DOCUMENT["components"]["messages"]
+
+
+def _validator(pointer: str) -> Draft7Validator:
+    """A validator for the schema at ``pointer`` inside the document, resolving its $refs."""
+    registry: Registry[Any] = Registry().with_resource(
+        DOCUMENT_URI, Resource.from_contents(DOCUMENT, default_specification=DRAFT7)
+    )
+    return Draft7Validator(
+        {"$ref": f"{DOCUMENT_URI}#{pointer}"},
+        registry=registry,
+        format_checker=Draft7Validator.FORMAT_CHECKER,
+    )
+
+
+def _examples() -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (name, str(example.get("name", index)), example)
+        for name, message in MESSAGES.items()
+        for index, example in enumerate(message.get("examples", []))
+    ]
+
+
+def test_it_is_an_asyncapi_3_document() -> None:
+    assert DOCUMENT["asyncapi"].startswith("3.")
+    assert DOCUMENT["servers"]["kafka"]["protocol"] == "kafka"
+
+
+def test_every_topic_has_a_channel() -> None:
+    addresses = {channel["address"] for channel in DOCUMENT["channels"].values()}
+    assert set(topics.ALL) <= addresses
+
+
+def test_every_channel_is_on_the_kafka_server_and_names_its_topic() -> None:
+    for name, channel in DOCUMENT["channels"].items():
+        assert channel["servers"] == [{"$ref": "#/servers/kafka"}], name
+        assert channel["bindings"]["kafka"]["topic"] == channel["address"], name
+
+
+def test_every_message_is_keyed_by_station_and_carries_traceparent() -> None:
+    trait = DOCUMENT["components"]["messageTraits"]["StationKeyed"]
+    assert trait["bindings"]["kafka"]["key"] == {"$ref": "#/components/schemas/StationId"}
+    assert "traceparent" in DOCUMENT["components"]["schemas"]["Headers"]["required"]
+    for name, message in MESSAGES.items():
+        assert {"$ref": "#/components/messageTraits/StationKeyed"} in message["traits"], name
+
+
+def test_every_message_has_an_example() -> None:
+    for name, message in MESSAGES.items():
+        assert message.get("examples"), f"{name} has no example"
+
+
+@pytest.mark.parametrize(
+    ("message", "example"),
+    [(message, example) for message, _, example in _examples()],
+    ids=[f"{message}-{label}" for message, label, _ in _examples()],
+)
+def test_example_conforms_to_its_message(message: str, example: dict[str, Any]) -> None:
+    _validator(f"/components/messages/{message}/payload").validate(example["payload"])
+    _validator("/components/schemas/Headers").validate(example["headers"])
+    key = _validator("/components/schemas/StationId")
+    key.validate(example["payload"]["station_id"])
+
+
+@pytest.mark.parametrize(
+    ("message", "example"),
+    [(message, example) for message, _, example in _examples()],
+    ids=[f"{message}-{label}" for message, label, _ in _examples()],
+)
+def test_example_is_an_envelope_the_code_reads(message: str, example: dict[str, Any]) -> None:
+    envelope = Envelope.model_validate(example["payload"])
+    assert envelope.type == MESSAGES[message]["name"]
+
+
+def test_envelope_schema_matches_the_envelope_model() -> None:
+    schema = DOCUMENT["components"]["schemas"]["Envelope"]
+    assert set(schema["properties"]) == set(Envelope.model_fields)
+    assert set(schema["required"]) == set(Envelope.model_fields)
+
+
+def test_every_event_type_has_a_message() -> None:
+    types = DOCUMENT["components"]["schemas"]["Envelope"]["properties"]["type"]["enum"]
+    assert sorted(types) == sorted(message["name"] for message in MESSAGES.values())
+
+
+def test_a_wrong_example_is_refused() -> None:
+    """The check above has teeth: a payload missing a required field fails."""
+    payload = dict(MESSAGES["OcppCall"]["examples"][0]["payload"])
+    payload["data"] = {k: v for k, v in payload["data"].items() if k != "owner"}
+    errors = list(_validator("/components/messages/OcppCall/payload").iter_errors(payload))
+    assert errors

@@ -1,6 +1,9 @@
 """The consumer loop every service runs: handle a batch, then commit it.
 
-A handler that raises is retried; an event that still fails is published to
+A handler that fails because a dependency is down (database, Redis, Kafka:
+``TRANSIENT_ERRORS``) is retried with back-off for as long as it takes, so an
+outage delays effects but skips none. A handler that fails for any other
+reason is retried a few times, then the event is published to
 ``csms.dead-letter`` with the error, so a poison event neither stops the
 consumer nor is lost. Offsets are committed only after the whole batch is
 handled (or dead-lettered): at-least-once delivery, and handlers de-duplicate.
@@ -10,8 +13,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
+import redis.exceptions
+import sqlalchemy.exc
+
 from csms_core import topics
-from csms_core.bus.base import Bus, Delivery
+from csms_core.bus.base import Bus, Delivery, PublishError
 from csms_core.envelope import Envelope
 from csms_core.telemetry import traced_delivery
 
@@ -19,6 +25,19 @@ logger = logging.getLogger(__name__)
 
 Handler = Callable[[Delivery], Awaitable[None]]
 ATTEMPTS = 3
+MAX_BACKOFF_S = 5.0
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,  # includes ConnectionError and TimeoutError
+    PublishError,
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
+
+
+class Stopped(Exception):
+    """The consumer is stopping while an event still waits for a dependency."""
 
 
 async def run_consumer(
@@ -36,31 +55,45 @@ async def run_consumer(
             ready.set()
         while not stopping.is_set():
             batch = await consumer.next_batch()
-            for delivery in batch:
-                await _handle(bus, group, handler, delivery)
+            try:
+                for delivery in batch:
+                    await _handle(bus, group, handler, delivery, stopping)
+            except Stopped:
+                return  # uncommitted: the group's next member handles the rest again
             if batch:
                 await consumer.commit()
 
 
-async def _handle(bus: Bus, group: str, handler: Handler, delivery: Delivery) -> None:
-    for attempt in range(1, ATTEMPTS + 1):
+async def _handle(
+    bus: Bus, group: str, handler: Handler, delivery: Delivery, stopping: asyncio.Event
+) -> None:
+    failures, backoff = 0, 0.1
+    while True:
         try:
             with traced_delivery(delivery, group):
                 await handler(delivery)
+        except TRANSIENT_ERRORS as exc:
+            logger.warning("dependency unavailable for %s: %r; retrying", delivery.envelope.id, exc)
+            if stopping.is_set():
+                raise Stopped from exc
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_S)
         except Exception as exc:  # noqa: BLE001 - a poison event must not stop the consumer
+            failures += 1
             logger.warning(
                 "handler failed (attempt %d/%d) for %s %s: %r",
-                attempt,
+                failures,
                 ATTEMPTS,
                 delivery.envelope.type,
                 delivery.envelope.id,
                 exc,
             )
-            error = exc
-            await asyncio.sleep(0.05 * attempt)
+            if failures >= ATTEMPTS:
+                await bus.publish(topics.DEAD_LETTER, _dead_letter(group, delivery, exc))
+                return
+            await asyncio.sleep(0.05 * failures)
         else:
             return
-    await bus.publish(topics.DEAD_LETTER, _dead_letter(group, delivery, error))
 
 
 def _dead_letter(group: str, delivery: Delivery, error: BaseException) -> Envelope:

@@ -81,7 +81,7 @@ def _upgrade(connection: Connection, script_location: str, schema: str) -> None:
 
 def run_migrations_online(target_metadata: MetaData) -> None:
     """The body of every service's Alembic ``env.py``: migrate on the given connection."""
-    from alembic import context  # noqa: PLC0415 - a proxy that exists only while Alembic runs
+    from alembic import context  # a proxy that exists only while Alembic runs
 
     config = context.config
     connection: Connection = config.attributes["connection"]

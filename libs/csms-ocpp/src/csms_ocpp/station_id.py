@@ -19,7 +19,10 @@ class InvalidStationId(ValueError):
 
 def parse_station_id(path_segment: str) -> str:
     """Decode and check the station id from the last segment of the URL path."""
-    station_id = unquote(path_segment, errors="strict")
+    try:
+        station_id = unquote(path_segment, errors="strict")
+    except UnicodeDecodeError as exc:
+        raise InvalidStationId("station id is not percent-encoded UTF-8") from exc
     if not station_id:
         raise InvalidStationId("station id is empty")
     if len(station_id) > MAX_STATION_ID_LENGTH:

@@ -6,14 +6,15 @@ station's CALL. Consumers never auto-commit; the runner commits after the
 handler stored its effects (at-least-once delivery, idempotent handlers).
 """
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 from aiokafka.structs import ConsumerRecord
 
 from csms_core import topics
@@ -64,12 +65,14 @@ class KafkaBus:
         try:
             missing = set(names) - set(await admin.list_topics())
             if missing:
-                await admin.create_topics(
+                response = await admin.create_topics(
                     [
                         NewTopic(name, self._partitions, self._replication_factor)
                         for name in sorted(missing)
                     ]
                 )
+                _raise_topic_errors(response.topic_errors)
+                await _until_listed(admin, missing)
                 logger.info("created topics %s", sorted(missing))
         finally:
             await admin.close()
@@ -93,6 +96,21 @@ class KafkaBus:
 
     def consumer(self, topics: Sequence[str], group: str) -> "KafkaConsumer":
         return KafkaConsumer(self._bootstrap, tuple(topics), group, self._client_id)
+
+
+def _raise_topic_errors(topic_errors: Sequence[tuple[Any, ...]]) -> None:
+    """The admin client returns per-topic errors instead of raising them."""
+    for topic, code, *message in topic_errors:
+        # Another replica creating the same topic at the same moment is success too.
+        if code not in (0, TopicAlreadyExistsError.errno):
+            raise for_code(code)(f"cannot create topic {topic}: {''.join(map(str, message))}")
+
+
+async def _until_listed(admin: AIOKafkaAdminClient, names: set[str]) -> None:
+    """Creation returns before the brokers' metadata lists the topic: wait until it does."""
+    async with asyncio.timeout(30):
+        while not names <= set(await admin.list_topics()):  # noqa: ASYNC110 - only polling tells
+            await asyncio.sleep(0.05)
 
 
 class KafkaConsumer:

@@ -22,7 +22,7 @@ def _now() -> datetime:
 
 class StationIdentity(SQLModel, table=True):
     __tablename__ = "station_identity"
-    __table_args__ = {"schema": SCHEMA}  # noqa: RUF012 - SQLAlchemy's declarative attribute
+    __table_args__ = {"schema": SCHEMA}
 
     station_id: str = Field(primary_key=True, max_length=48)
     password_hash: str | None = None
@@ -44,10 +44,13 @@ def verify_password(password: str, stored: str) -> bool:
         return False
     if scheme != "pbkdf2_sha256":
         return False
-    candidate = hashlib.pbkdf2_hmac(
-        "sha256", password.encode(), base64.b64decode(salt), int(iterations)
-    )
-    return hmac.compare_digest(candidate, base64.b64decode(digest))
+    try:
+        candidate = hashlib.pbkdf2_hmac(
+            "sha256", password.encode(), base64.b64decode(salt), int(iterations)
+        )
+        return hmac.compare_digest(candidate, base64.b64decode(digest))
+    except ValueError:  # a corrupted hash (binascii.Error is a ValueError) matches nothing
+        return False
 
 
 async def migrate_identity(engine: AsyncEngine) -> None:

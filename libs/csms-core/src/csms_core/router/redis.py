@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 Message = StationCommand | CallAnswer | CommandResult
 MAILBOX_TTL_S = 300
 MAILBOX_MAX_LENGTH = 100_000
+_MAX_SEQUENCE = 2**64 - 1  # the largest sequence part of a stream entry id
 
 _REFRESH = """
 local current = redis.call('GET', KEYS[1])
@@ -107,9 +108,12 @@ class RedisRouter:
 
     async def open_mailbox(self, address: str) -> AsyncIterator[Message]:
         # Start at the server's clock, not "$": "$" re-read after an empty block would skip
-        # whatever arrived between two XREAD calls.
+        # whatever arrived between two XREAD calls. XREAD returns ids strictly after the one
+        # given, and a message added in this same millisecond gets id "{now}-0": start just
+        # before this millisecond so it is not skipped.
         seconds, microseconds = await self._redis.time()
-        return self._read(_mailbox_key(address), f"{seconds * 1000 + microseconds // 1000}-0")
+        now_ms = seconds * 1000 + microseconds // 1000
+        return self._read(_mailbox_key(address), f"{now_ms - 1}-{_MAX_SEQUENCE}")
 
     async def _read(self, key: str, last_id: str | bytes) -> AsyncIterator[Message]:
         """Read the mailbox; survives Redis restarts by reconnecting and going on."""

@@ -1,0 +1,173 @@
+"""CommandClient over the embedded router, with the test playing the gateway ``gw-1``."""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from csms_core.router import (
+    CallAnswer,
+    CommandClient,
+    CommandOutcome,
+    CommandResult,
+    Route,
+    StationCommand,
+    StationOffline,
+)
+from csms_core.router.base import Router
+from csms_core.router.memory import InMemoryRouter
+
+ROUTE = Route(station_id="CP-001", gateway_id="gw-1", connection_id="conn-a", ocpp_version="2.0.1")
+Message = StationCommand | CallAnswer | CommandResult
+
+
+@pytest.fixture
+async def router() -> InMemoryRouter:
+    return InMemoryRouter()
+
+
+async def next_message(mailbox: AsyncIterator[Message]) -> Message:
+    return await asyncio.wait_for(anext(mailbox), 2)
+
+
+async def play_gateway(router: Router, mailbox: AsyncIterator[Message]) -> StationCommand:
+    """Take one command from the gateway mailbox and answer it as the station did."""
+    command = await next_message(mailbox)
+    assert isinstance(command, StationCommand)
+    await router.send(
+        command.reply_to,
+        CommandResult(
+            command_id=command.command_id,
+            station_id=command.station_id,
+            action=command.action,
+            outcome=CommandOutcome.RESULT,
+            payload={"status": "Accepted"},
+            duration_ms=12.5,
+        ),
+    )
+    return command
+
+
+async def test_call_goes_to_the_holding_gateway_and_resolves_on_its_result(
+    router: InMemoryRouter,
+) -> None:
+    await router.register(ROUTE, ttl_s=30)
+    gateway = await router.open_mailbox("gateway:gw-1")
+
+    async with CommandClient(router, "sessions") as client:
+        before = time.time()
+        result, command = await asyncio.gather(
+            client.call("CP-001", "Reset", {"type": "Immediate"}, timeout_s=5),
+            play_gateway(router, gateway),
+        )
+
+    assert command.model_dump(exclude={"command_id", "deadline"}) == {
+        "kind": "command",
+        "station_id": "CP-001",
+        "connection_id": "conn-a",
+        "action": "Reset",
+        "payload": {"type": "Immediate"},
+        "reply_to": client.address,
+        "traceparent": None,
+    }
+    assert client.address.startswith("sessions:")
+    assert before + 5 <= command.deadline <= time.time() + 5
+    assert result == CommandResult(
+        command_id=command.command_id,
+        station_id="CP-001",
+        action="Reset",
+        outcome=CommandOutcome.RESULT,
+        payload={"status": "Accepted"},
+        duration_ms=12.5,
+    )
+
+
+async def test_concurrent_calls_each_get_their_own_result(router: InMemoryRouter) -> None:
+    await router.register(ROUTE, ttl_s=30)
+    gateway = await router.open_mailbox("gateway:gw-1")
+
+    async def gateway_answering_in_reverse() -> None:
+        commands = [await next_message(gateway) for _ in range(3)]
+        for command in reversed(commands):
+            assert isinstance(command, StationCommand)
+            await router.send(
+                command.reply_to,
+                CommandResult(
+                    command_id=command.command_id,
+                    station_id="CP-001",
+                    action=command.action,
+                    outcome=CommandOutcome.RESULT,
+                    payload={"echo": command.payload["n"]},
+                ),
+            )
+
+    async with CommandClient(router, "sessions") as client:
+        calls = asyncio.gather(
+            *(client.call("CP-001", "DataTransfer", {"n": n}, timeout_s=5) for n in range(3))
+        )
+        results, _ = await asyncio.gather(calls, gateway_answering_in_reverse())
+
+    assert [result.payload for result in results] == [{"echo": 0}, {"echo": 1}, {"echo": 2}]
+
+
+async def test_station_without_route_is_offline(router: InMemoryRouter) -> None:
+    async with CommandClient(router, "sessions") as client:
+        with pytest.raises(StationOffline, match="CP-404"):
+            await client.call("CP-404", "Reset", {"type": "Immediate"}, timeout_s=5)
+
+
+async def test_nobody_answering_gives_a_timeout_result(router: InMemoryRouter) -> None:
+    await router.register(ROUTE, ttl_s=30)
+    gateway = await router.open_mailbox("gateway:gw-1")
+
+    async with CommandClient(router, "sessions") as client:
+        # The client waits timeout_s plus 2 s of grace for the gateway's own timeout result.
+        result = await client.call("CP-001", "Reset", {"type": "Immediate"}, timeout_s=0.01)
+
+    command = await next_message(gateway)
+    assert isinstance(command, StationCommand)
+    assert result.duration_ms == pytest.approx(2010.0)
+    assert result == CommandResult(
+        command_id=command.command_id,
+        station_id="CP-001",
+        action="Reset",
+        outcome=CommandOutcome.TIMEOUT,
+        error_description="no result from the gateway in time",
+        duration_ms=result.duration_ms,
+    )
+
+
+async def test_a_late_or_unknown_result_is_ignored(router: InMemoryRouter) -> None:
+    await router.register(ROUTE, ttl_s=30)
+    gateway = await router.open_mailbox("gateway:gw-1")
+
+    async with CommandClient(router, "sessions") as client:
+        stray = CommandResult(
+            command_id="not-ours",
+            station_id="CP-001",
+            action="Reset",
+            outcome=CommandOutcome.RESULT,
+        )
+        await router.send(client.address, stray)
+        result, _ = await asyncio.gather(
+            client.call("CP-001", "Reset", {"type": "Immediate"}, timeout_s=5),
+            play_gateway(router, gateway),
+        )
+
+    assert result.outcome is CommandOutcome.RESULT
+    assert result.command_id != "not-ours"
+
+
+async def test_answer_goes_to_the_gateway_that_received_the_call(router: InMemoryRouter) -> None:
+    gateway = await router.open_mailbox("gateway:gw-2")
+    answer = CallAnswer(
+        station_id="CP-001",
+        connection_id="conn-b",
+        message_id="m-17",
+        payload={"idTokenInfo": {"status": "Accepted"}},
+    )
+
+    async with CommandClient(router, "sessions") as client:
+        await client.answer(answer, "gw-2")
+
+    assert await next_message(gateway) == answer

@@ -1,0 +1,131 @@
+"""The Kafka bus against a real broker: durable publish, trace headers, group offsets."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from uuid import uuid4
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import InvalidReplicationFactorError
+from csms_core.bus.base import Delivery
+from csms_core.bus.kafka import KafkaBus, KafkaConsumer
+from csms_core.envelope import Envelope
+from csms_core.telemetry import setup_tracing, tracer
+
+from tests.cluster import Infra
+
+pytestmark = pytest.mark.integration
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def bus(infra: Infra) -> AsyncIterator[KafkaBus]:
+    async with KafkaBus(infra.kafka_bootstrap, client_id="csms-core-tests") as bus:
+        yield bus
+
+
+@pytest.fixture
+async def topic(bus: KafkaBus) -> str:
+    name = unique("test.bus")
+    await bus.ensure_topics([name])
+    return name
+
+
+def event(station_id: str, number: int) -> Envelope:
+    return Envelope(
+        id=f"{station_id}-{number}",
+        type="ocpp.call.received",
+        source="csms/gateway/gw-1",
+        station_id=station_id,
+        ocpp_version="2.0.1",
+        data={"action": "Heartbeat", "n": number},
+    )
+
+
+async def read(consumer: KafkaConsumer, count: int, timeout_s: float = 20) -> list[Delivery]:
+    """Poll until ``count`` records arrived (joining a group takes a moment)."""
+    deliveries: list[Delivery] = []
+    async with asyncio.timeout(timeout_s):
+        while len(deliveries) < count:
+            deliveries += await consumer.next_batch(timeout_s=0.2)
+    return deliveries
+
+
+async def test_published_event_reaches_a_group_with_the_publishers_traceparent(
+    bus: KafkaBus, topic: str
+) -> None:
+    setup_tracing("csms-core-tests")
+    envelope = event(unique("CP"), 0)
+    with tracer.start_as_current_span("publish") as span:
+        await bus.publish(topic, envelope)
+    context = span.get_span_context()
+
+    async with bus.consumer([topic], unique("group")) as consumer:
+        [delivery] = await read(consumer, 1)
+
+    assert (delivery.topic, delivery.key, delivery.envelope) == (
+        topic,
+        envelope.station_id,
+        envelope,
+    )
+    flags = int(context.trace_flags)
+    assert flags & 1  # sampled
+    assert delivery.headers == {
+        "traceparent": f"00-{context.trace_id:032x}-{context.span_id:016x}-{flags:02x}"
+    }
+
+
+async def test_a_committed_record_is_not_read_again_by_the_group(bus: KafkaBus, topic: str) -> None:
+    group, station_id = unique("group"), unique("CP")
+    await bus.publish(topic, event(station_id, 0))
+    async with bus.consumer([topic], group) as first:
+        assert [d.envelope.id for d in await read(first, 1)] == [f"{station_id}-0"]
+        await first.commit()
+
+    await bus.publish(topic, event(station_id, 1))
+    async with bus.consumer([topic], group) as second:
+        assert [d.envelope.id for d in await read(second, 1)] == [f"{station_id}-1"]
+
+
+async def test_an_uncommitted_batch_is_delivered_again(bus: KafkaBus, topic: str) -> None:
+    group, station_id = unique("group"), unique("CP")
+    for number in range(3):
+        await bus.publish(topic, event(station_id, number))
+    expected = [f"{station_id}-{number}" for number in range(3)]
+
+    async with bus.consumer([topic], group) as crashed:
+        first_time = await read(crashed, 3)
+        # no commit: the handler never finished
+
+    async with bus.consumer([topic], group) as replacement:
+        second_time = await read(replacement, 3)
+
+    assert [d.envelope.id for d in first_time] == expected
+    assert [d.envelope.id for d in second_time] == expected
+    assert [d.offset for d in second_time] == [d.offset for d in first_time]
+
+
+async def test_ensure_topics_creates_only_the_missing_ones(infra: Infra, bus: KafkaBus) -> None:
+    existing, missing = unique("test.bus"), unique("test.bus")
+    await bus.ensure_topics([existing])
+
+    await bus.ensure_topics([existing, missing])
+    await bus.ensure_topics([existing, missing])  # nothing left to create: no error
+
+    # listed as soon as ensure_topics returns, so a consumer subscribing now finds them
+    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
+    await admin.start()
+    try:
+        assert {existing, missing} <= set(await admin.list_topics())
+    finally:
+        await admin.close()
+
+
+async def test_ensure_topics_raises_when_the_broker_refuses(infra: Infra, bus: KafkaBus) -> None:
+    # ``bus`` made the contract's topics exist, so entering this one creates nothing.
+    async with KafkaBus(infra.kafka_bootstrap, replication_factor=3) as too_many_replicas:
+        with pytest.raises(InvalidReplicationFactorError, match=r"cannot create topic test\.bus-"):
+            await too_many_replicas.ensure_topics([unique("test.bus")])

@@ -1,0 +1,93 @@
+"""The embedded router: routes with a TTL, fenced by connection, and in-order mailboxes."""
+
+import asyncio
+
+from csms_core.router.base import (
+    CallAnswer,
+    CommandOutcome,
+    CommandResult,
+    Route,
+    StationCommand,
+)
+from csms_core.router.memory import InMemoryRouter
+
+Message = StationCommand | CallAnswer | CommandResult
+ROUTE = Route(station_id="CP-001", gateway_id="gw-1", connection_id="conn-a", ocpp_version="2.0.1")
+NEWER = Route(station_id="CP-001", gateway_id="gw-2", connection_id="conn-b", ocpp_version="2.0.1")
+
+
+def result(number: int) -> CommandResult:
+    return CommandResult(
+        command_id=f"cmd-{number}",
+        station_id="CP-001",
+        action="Reset",
+        outcome=CommandOutcome.RESULT,
+        payload={"status": "Accepted"},
+    )
+
+
+async def test_register_then_lookup() -> None:
+    async with InMemoryRouter() as router:
+        assert await router.lookup("CP-001") is None
+        await router.register(ROUTE, ttl_s=30)
+        assert await router.lookup("CP-001") == ROUTE
+        assert ROUTE.address == "gateway:gw-1"
+
+
+async def test_a_route_expires_after_its_ttl() -> None:
+    router = InMemoryRouter()
+    await router.register(ROUTE, ttl_s=0.05)
+    await asyncio.sleep(0.1)
+    assert await router.lookup("CP-001") is None
+
+
+async def test_the_newest_registration_wins() -> None:
+    router = InMemoryRouter()
+    await router.register(ROUTE, ttl_s=30)
+    await router.register(NEWER, ttl_s=30)
+    assert await router.lookup("CP-001") == NEWER
+
+
+async def test_refresh_extends_and_recreates_our_route_only() -> None:
+    router = InMemoryRouter()
+    await router.refresh([ROUTE], ttl_s=0.05)  # vanished (never there): re-created
+    assert await router.lookup("CP-001") == ROUTE
+    await router.refresh([ROUTE], ttl_s=30)
+    await asyncio.sleep(0.1)
+    assert await router.lookup("CP-001") == ROUTE  # extended past the first TTL
+
+    await router.register(NEWER, ttl_s=30)
+    await router.refresh([ROUTE], ttl_s=30)  # the station reconnected elsewhere
+    assert await router.lookup("CP-001") == NEWER
+
+
+async def test_unregister_deletes_only_its_own_route() -> None:
+    router = InMemoryRouter()
+    await router.register(NEWER, ttl_s=30)
+    await router.unregister(ROUTE)  # the old connection closes after the station moved
+    assert await router.lookup("CP-001") == NEWER
+    await router.unregister(NEWER)
+    assert await router.lookup("CP-001") is None
+
+
+async def test_mailbox_delivers_in_order_including_messages_sent_before_reading() -> None:
+    router = InMemoryRouter()
+    mailbox = await router.open_mailbox("sessions:abc")
+    await router.send("sessions:abc", result(0))
+    answer = CallAnswer(
+        station_id="CP-001", connection_id="conn-a", message_id="m1", payload={"status": "ok"}
+    )
+    await router.send("sessions:abc", answer)
+    await router.send("sessions:other", result(99))
+
+    assert await asyncio.wait_for(anext(mailbox), 1) == result(0)
+    assert await asyncio.wait_for(anext(mailbox), 1) == answer
+
+    async def receive() -> Message:
+        return await anext(mailbox)
+
+    reading = asyncio.create_task(receive())
+    await asyncio.sleep(0.01)
+    assert not reading.done()  # nothing else was sent to this address
+    await router.send("sessions:abc", result(1))
+    assert await asyncio.wait_for(reading, 1) == result(1)

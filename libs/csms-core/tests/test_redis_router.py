@@ -1,0 +1,218 @@
+"""The Redis router against a real Redis: fenced routes, lossless mailboxes, commands end to end."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from uuid import uuid4
+
+import pytest
+from csms_core.router import (
+    CallAnswer,
+    CommandClient,
+    CommandOutcome,
+    CommandResult,
+    Route,
+    StationCommand,
+    StationOffline,
+)
+from csms_core.router.redis import RedisRouter
+from redis.asyncio import Redis
+
+from tests.cluster import Infra
+
+pytestmark = pytest.mark.integration
+
+Message = StationCommand | CallAnswer | CommandResult
+
+
+@pytest.fixture
+async def router(infra: Infra) -> AsyncIterator[RedisRouter]:
+    async with RedisRouter(infra.redis_url) as router:
+        yield router
+
+
+@pytest.fixture
+async def redis(infra: Infra) -> AsyncIterator[Redis]:
+    client = Redis.from_url(infra.redis_url)
+    yield client
+    await client.aclose()
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid4().hex[:12]}"
+
+
+def route_of(station_id: str, gateway_id: str, connection_id: str) -> Route:
+    return Route(
+        station_id=station_id,
+        gateway_id=gateway_id,
+        connection_id=connection_id,
+        ocpp_version="2.0.1",
+    )
+
+
+def result(number: int) -> CommandResult:
+    return CommandResult(
+        command_id=f"cmd-{number}",
+        station_id="CP-001",
+        action="Reset",
+        outcome=CommandOutcome.RESULT,
+        payload={"n": number},
+    )
+
+
+async def receive(mailbox: AsyncIterator[Message], timeout_s: float = 3) -> Message:
+    return await asyncio.wait_for(anext(mailbox), timeout_s)
+
+
+async def test_register_lookup_and_expiry(router: RedisRouter, redis: Redis) -> None:
+    station_id = unique("CP")
+    route = route_of(station_id, "gw-1", "conn-a")
+    assert await router.lookup(station_id) is None
+
+    await router.register(route, ttl_s=0.3)
+
+    assert await router.lookup(station_id) == route
+    assert 0 < await redis.pttl(f"csms:route:{station_id}") <= 300
+    await asyncio.sleep(0.4)
+    assert await router.lookup(station_id) is None
+
+
+async def test_the_newest_registration_wins(router: RedisRouter) -> None:
+    station_id = unique("CP")
+    await router.register(route_of(station_id, "gw-1", "conn-a"), ttl_s=30)
+    newer = route_of(station_id, "gw-2", "conn-b")
+    await router.register(newer, ttl_s=30)
+    assert await router.lookup(station_id) == newer
+
+
+async def test_refresh_extends_our_routes_and_recreates_vanished_ones(
+    router: RedisRouter, redis: Redis
+) -> None:
+    kept, vanished = unique("CP"), unique("CP")
+    routes = [route_of(kept, "gw-1", "conn-a"), route_of(vanished, "gw-1", "conn-b")]
+    for route in routes:
+        await router.register(route, ttl_s=1)
+    await redis.delete(f"csms:route:{vanished}")  # e.g. Redis restarted without persistence
+
+    await router.refresh(routes, ttl_s=30)
+
+    assert [await router.lookup(station_id) for station_id in (kept, vanished)] == routes
+    assert await redis.pttl(f"csms:route:{kept}") > 1000
+    assert await redis.pttl(f"csms:route:{vanished}") > 1000
+
+
+async def test_refresh_never_overwrites_another_connections_route(
+    router: RedisRouter, redis: Redis
+) -> None:
+    station_id = unique("CP")
+    old = route_of(station_id, "gw-1", "conn-a")
+    newer = route_of(station_id, "gw-2", "conn-b")
+    await router.register(old, ttl_s=30)
+    await router.register(newer, ttl_s=5)  # the station reconnected to another gateway
+
+    await router.refresh([old], ttl_s=60)
+
+    assert await router.lookup(station_id) == newer
+    assert await redis.pttl(f"csms:route:{station_id}") <= 5000
+
+
+async def test_unregister_deletes_only_its_own_route(router: RedisRouter) -> None:
+    station_id = unique("CP")
+    old = route_of(station_id, "gw-1", "conn-a")
+    newer = route_of(station_id, "gw-2", "conn-b")
+    await router.register(newer, ttl_s=30)
+
+    await router.unregister(old)  # the old connection closes after the station moved
+    assert await router.lookup(station_id) == newer
+
+    await router.unregister(newer)
+    assert await router.lookup(station_id) is None
+
+
+async def test_a_message_sent_right_after_opening_is_delivered(router: RedisRouter) -> None:
+    # Sent within the same millisecond as the mailbox opened: it must not be skipped.
+    for _ in range(20):
+        address = unique("sessions")
+        mailbox = await router.open_mailbox(address)
+        await router.send(address, result(0))
+        assert await receive(mailbox) == result(0)
+
+
+async def test_mailbox_loses_nothing_between_blocking_reads(router: RedisRouter) -> None:
+    address = unique("sessions")
+    mailbox = await router.open_mailbox(address)
+
+    async def receive_one() -> Message:
+        return await receive(mailbox, timeout_s=5)
+
+    # sent while the reader is blocked in XREAD
+    reading = asyncio.create_task(receive_one())
+    await asyncio.sleep(0.2)
+    await router.send(address, result(0))
+    assert await reading == result(0)
+
+    # sent after an XREAD block (1 s) ran out empty and the reader started the next one
+    reading = asyncio.create_task(receive_one())
+    await asyncio.sleep(1.3)
+    await router.send(address, result(1))
+    assert await reading == result(1)
+
+    # many, quickly: all of them, in order
+    for number in range(2, 302):
+        await router.send(address, result(number))
+    assert [await receive(mailbox) for _ in range(300)] == [result(n) for n in range(2, 302)]
+
+
+async def test_mailboxes_are_separate(router: RedisRouter) -> None:
+    ours, theirs = unique("sessions"), unique("sessions")
+    mailbox = await router.open_mailbox(ours)
+    await router.send(theirs, result(0))
+    answer = CallAnswer(station_id="CP-001", connection_id="conn-a", message_id="m1", payload={})
+    await router.send(ours, answer)
+    assert await receive(mailbox) == answer
+
+
+async def test_command_client_end_to_end(router: RedisRouter) -> None:
+    station_id, gateway_id = unique("CP"), unique("gw")
+    await router.register(route_of(station_id, gateway_id, "conn-a"), ttl_s=30)
+    gateway = await router.open_mailbox(f"gateway:{gateway_id}")
+
+    async def play_gateway() -> StationCommand:
+        command = await receive(gateway)
+        assert isinstance(command, StationCommand)
+        await router.send(
+            command.reply_to,
+            CommandResult(
+                command_id=command.command_id,
+                station_id=command.station_id,
+                action=command.action,
+                outcome=CommandOutcome.ERROR,
+                error_code="NotSupported",
+                error_description="no such reset type",
+                duration_ms=8.0,
+            ),
+        )
+        return command
+
+    async with CommandClient(router, "sessions") as client:
+        result, command = await asyncio.gather(
+            client.call(station_id, "Reset", {"type": "OnIdle"}, timeout_s=5), play_gateway()
+        )
+        with pytest.raises(StationOffline):
+            await client.call(unique("CP"), "Reset", {"type": "OnIdle"}, timeout_s=5)
+
+    assert (command.station_id, command.connection_id, command.reply_to) == (
+        station_id,
+        "conn-a",
+        client.address,
+    )
+    assert (command.action, command.payload) == ("Reset", {"type": "OnIdle"})
+    assert result == CommandResult(
+        command_id=command.command_id,
+        station_id=station_id,
+        action="Reset",
+        outcome=CommandOutcome.ERROR,
+        error_code="NotSupported",
+        error_description="no such reset type",
+        duration_ms=8.0,
+    )

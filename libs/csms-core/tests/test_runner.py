@@ -1,0 +1,156 @@
+"""The consumer loop: handle, retry, dead-letter, commit, stop."""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from csms_core import topics
+from csms_core.bus import Delivery, run_consumer
+from csms_core.bus.memory import InMemoryBus
+from csms_core.envelope import Envelope
+
+GROUP = "sessions"
+
+
+def event(number: int) -> Envelope:
+    return Envelope(
+        id=f"event-{number}",
+        type="ocpp.call.received",
+        source="csms/gateway/gw-1",
+        station_id="CP-001",
+        ocpp_version="2.0.1",
+        data={"action": "Heartbeat", "n": number},
+    )
+
+
+async def eventually(condition: Callable[[], bool], timeout_s: float = 5) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+async def run_until(
+    bus: InMemoryBus,
+    handler: Callable[[Delivery], Awaitable[None]],
+    done: Callable[[], bool],
+) -> None:
+    """Run the consumer until ``done()``, then stop it and wait for it to finish."""
+    stopping = asyncio.Event()
+    ready = asyncio.Event()
+    task = asyncio.create_task(
+        run_consumer(bus, [topics.OCPP_INBOUND], GROUP, handler, stopping=stopping, ready=ready)
+    )
+    await asyncio.wait_for(ready.wait(), 1)
+    await eventually(done)
+    stopping.set()
+    await asyncio.wait_for(task, 2)
+
+
+async def uncommitted(bus: InMemoryBus) -> list[str]:
+    """What a new member of the group would still be given."""
+    async with bus.consumer([topics.OCPP_INBOUND], GROUP) as consumer:
+        return [delivery.envelope.id for delivery in await consumer.next_batch(timeout_s=0.01)]
+
+
+async def test_every_event_is_handled_then_committed() -> None:
+    bus = InMemoryBus()
+    for number in range(3):
+        await bus.publish(topics.OCPP_INBOUND, event(number))
+    handled: list[str] = []
+
+    async def handler(delivery: Delivery) -> None:
+        handled.append(delivery.envelope.id)
+
+    await run_until(bus, handler, lambda: len(handled) == 3)
+
+    assert handled == ["event-0", "event-1", "event-2"]
+    assert await uncommitted(bus) == []
+    assert bus.records(topics.DEAD_LETTER) == []
+
+
+async def test_a_handler_that_always_fails_sends_the_event_to_dead_letter() -> None:
+    bus = InMemoryBus()
+    poison = event(0)
+    await bus.publish(topics.OCPP_INBOUND, poison)
+    await bus.publish(topics.OCPP_INBOUND, event(1))
+    attempts: list[str] = []
+
+    async def handler(delivery: Delivery) -> None:
+        attempts.append(delivery.envelope.id)
+        if delivery.envelope.id == "event-0":
+            raise RuntimeError("database is down")
+
+    await run_until(bus, handler, lambda: "event-1" in attempts)
+
+    assert attempts == ["event-0", "event-0", "event-0", "event-1"]
+    [dead] = bus.records(topics.DEAD_LETTER)
+    assert dead.key == "CP-001"
+    assert dead.envelope.model_dump(mode="json", exclude={"id", "time"}) == {
+        "specversion": "1.0",
+        "type": "csms.dead-letter",
+        "source": "csms/sessions",
+        "station_id": "CP-001",
+        "ocpp_version": "2.0.1",
+        "datacontenttype": "application/json",
+        "data": {
+            "group": "sessions",
+            "topic": "ocpp.inbound",
+            "partition": 0,
+            "offset": 0,
+            "error": "RuntimeError('database is down')",
+            "event": poison.model_dump(mode="json"),
+        },
+    }
+    # The poison event no longer blocks the group: both events are committed.
+    assert await uncommitted(bus) == []
+
+
+async def test_a_handler_that_fails_once_is_retried_without_dead_letter() -> None:
+    bus = InMemoryBus()
+    await bus.publish(topics.OCPP_INBOUND, event(0))
+    attempts: list[str] = []
+
+    async def handler(delivery: Delivery) -> None:
+        attempts.append(delivery.envelope.id)
+        if len(attempts) == 1:
+            raise ConnectionError("redis restarting")
+
+    await run_until(bus, handler, lambda: len(attempts) == 2)
+
+    assert attempts == ["event-0", "event-0"]
+    assert bus.records(topics.DEAD_LETTER) == []
+    assert await uncommitted(bus) == []
+
+
+async def test_stopping_finishes_and_commits_the_batch_in_hand() -> None:
+    bus = InMemoryBus()
+    for number in range(3):
+        await bus.publish(topics.OCPP_INBOUND, event(number))
+    stopping = asyncio.Event()
+    handled: list[str] = []
+
+    async def handler(delivery: Delivery) -> None:
+        stopping.set()  # SIGTERM arrives while the first event is handled
+        handled.append(delivery.envelope.id)
+
+    await asyncio.wait_for(
+        run_consumer(bus, [topics.OCPP_INBOUND], GROUP, handler, stopping=stopping), 2
+    )
+
+    assert handled == ["event-0", "event-1", "event-2"]
+    assert await uncommitted(bus) == []
+
+
+async def test_an_idle_consumer_stops_promptly() -> None:
+    bus = InMemoryBus()
+    stopping = asyncio.Event()
+
+    async def handler(delivery: Delivery) -> None:
+        raise AssertionError("nothing was published")
+
+    task = asyncio.create_task(
+        run_consumer(bus, [topics.OCPP_INBOUND], GROUP, handler, stopping=stopping)
+    )
+    await asyncio.sleep(0.05)
+    stopping.set()
+    # the loop notices within one poll (0.5 s)
+    await asyncio.wait_for(task, 1)

@@ -294,3 +294,17 @@ def test_unknown_action(version: OcppVersion, action: str, response: bool) -> No
     assert not schemas.has_schema(version, action, response=response)
     with pytest.raises(UnknownAction, match=f"{action} is not an OCPP {version.number} message"):
         validate(version, action, {}, response=response)
+
+
+@pytest.mark.parametrize("timestamp", ["2024-01-01", "2024-01-01T10:00:00", "yesterday"])
+def test_date_time_must_be_rfc3339_with_offset(timestamp: str) -> None:
+    violation = validate(OcppVersion.V201, "Heartbeat", {"currentTime": timestamp}, response=True)
+    assert violation is not None
+    assert violation.code is ErrorCode.PROPERTY_CONSTRAINT_VIOLATION
+    assert violation.details == {"path": "$.currentTime", "keyword": "format"}
+
+
+@pytest.mark.parametrize("timestamp", ["2024-01-01T10:00:00Z", "2024-01-01T10:00:00.123+02:00"])
+def test_date_time_with_offset_is_accepted(timestamp: str) -> None:
+    payload = {"currentTime": timestamp}
+    assert validate(OcppVersion.V201, "Heartbeat", payload, response=True) is None

@@ -40,9 +40,11 @@ _format_checker = FormatChecker(formats=())
 
 
 def _is_date_time(value: object) -> bool:
-    if isinstance(value, str):
-        datetime.fromisoformat(value)
-    return True
+    """RFC 3339 date-time: a date, "T", a time and an offset (OCPP 2.0.1 Part 2 §2.1.x dateTime)."""
+    if not isinstance(value, str):
+        return True
+    parsed = datetime.fromisoformat(value)
+    return "T" in value.upper() and parsed.tzinfo is not None
 
 
 _format_checker.checks("date-time", raises=ValueError)(_is_date_time)

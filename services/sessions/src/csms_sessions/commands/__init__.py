@@ -1,0 +1,1 @@
+"""CSMS-initiated commands, version-neutral over REST, translated per station OCPP version."""

@@ -1,0 +1,170 @@
+"""REST routes that send a command to a station and return its answer."""
+
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+from csms_core.router import CommandOutcome, CommandResult, StationOffline
+from csms_ocpp import OcppVersion, schemas
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from csms_sessions.api.deps import ServiceDep, SessionDep, StationIdDep
+from csms_sessions.api.problems import Problem, problem_responses
+from csms_sessions.api.routing import DocumentedRoute
+from csms_sessions.commands import translate
+from csms_sessions.commands.translate import (
+    ChangeAvailabilityCommand,
+    RawCommand,
+    ResetCommand,
+    TriggerMessageCommand,
+    Untranslatable,
+)
+from csms_sessions.stations.models import Station
+
+router = APIRouter(
+    route_class=DocumentedRoute,
+    prefix="/stations/{station_id}/commands",
+    tags=["commands"],
+    responses=problem_responses(404, 409, 422, 502, 504),
+)
+
+Command = TypeVar("Command", bound=BaseModel)
+Translation = Callable[[Command, OcppVersion], tuple[str, dict[str, Any]]]
+TimeoutQuery = Annotated[
+    float | None,
+    Query(gt=0, le=300, description="seconds to wait for the station (default: the setting)"),
+]
+
+
+class CommandResponse(BaseModel):
+    """The station's answer to a command."""
+
+    command_id: str = Field(examples=["5f0c9f8f0e5a4d0c9a0c3b1d2e4f6a7b"])
+    action: str = Field(examples=["Reset"])
+    outcome: CommandOutcome = Field(examples=["result"])
+    status: str | None = Field(default=None, examples=["Accepted"], description="its status")
+    response: dict[str, Any] | None = Field(default=None, examples=[{"status": "Accepted"}])
+
+
+async def _send(
+    sessions: ServiceDep,
+    session: SessionDep,
+    station_id: str,
+    command: Command,
+    translation: Translation[Command],
+    timeout_s: float | None,
+) -> CommandResponse:
+    route = await sessions.router.lookup(station_id)
+    if route is None:
+        known = await session.get(Station, station_id) is not None
+        raise _offline(station_id) if known else _unknown(station_id)
+    version = OcppVersion.from_number(route.ocpp_version)
+    action, payload = _translated(command, translation, version)
+    try:
+        result = await sessions.commands.call(
+            station_id, action, payload, timeout_s or sessions.settings.command_timeout_s
+        )
+    except StationOffline:
+        raise _offline(station_id) from None
+    return _response(result)
+
+
+def _translated(
+    command: Command, translation: Translation[Command], version: OcppVersion
+) -> tuple[str, dict[str, Any]]:
+    try:
+        action, payload = translation(command, version)
+    except Untranslatable as exc:
+        raise Problem(422, str(exc), kind="not-in-this-ocpp-version") from exc
+    if not schemas.has_schema(version, action):
+        raise Problem(422, f"{action} is no OCPP {version.number} message", kind="unknown-action")
+    violation = schemas.validate(version, action, payload)
+    if violation is not None:
+        raise Problem(422, violation.description, kind="invalid-ocpp-payload", code=violation.code)
+    return action, payload
+
+
+def _response(result: CommandResult) -> CommandResponse:
+    reason = f"{result.error_code or ''} {result.error_description}".strip()
+    match result.outcome:
+        case CommandOutcome.RESULT:
+            payload = result.payload or {}
+            status = payload.get("status")
+            return CommandResponse(
+                command_id=result.command_id,
+                action=result.action,
+                outcome=result.outcome,
+                status=status if isinstance(status, str) else None,
+                response=payload,
+            )
+        case CommandOutcome.OFFLINE:
+            raise _offline(result.station_id)
+        case CommandOutcome.TIMEOUT:
+            raise Problem(504, f"no answer from {result.station_id} in time", kind="timeout")
+        case CommandOutcome.REJECTED:
+            raise Problem(422, f"the gateway refused to send it: {reason}", kind="rejected")
+        case CommandOutcome.ERROR | CommandOutcome.INVALID_RESPONSE:
+            raise Problem(
+                502,
+                f"{result.station_id} answered {result.outcome.value}: {reason}",
+                kind="station-error",
+                error_code=result.error_code,
+            )
+
+
+def _unknown(station_id: str) -> Problem:
+    return Problem(404, f"no station {station_id}", kind="unknown-station")
+
+
+def _offline(station_id: str) -> Problem:
+    return Problem(409, f"no gateway holds a connection to {station_id}", kind="station-offline")
+
+
+@router.post("/reset")
+async def reset(
+    sessions: ServiceDep,
+    session: SessionDep,
+    station_id: StationIdDep,
+    body: ResetCommand,
+    timeout_s: TimeoutQuery = None,
+) -> CommandResponse:
+    """Reset a station (or, in 2.x, one EVSE)."""
+    return await _send(sessions, session, station_id, body, translate.reset, timeout_s)
+
+
+@router.post("/change-availability")
+async def change_availability(
+    sessions: ServiceDep,
+    session: SessionDep,
+    station_id: StationIdDep,
+    body: ChangeAvailabilityCommand,
+    timeout_s: TimeoutQuery = None,
+) -> CommandResponse:
+    """Make a station, an EVSE or a connector operative or inoperative."""
+    return await _send(
+        sessions, session, station_id, body, translate.change_availability, timeout_s
+    )
+
+
+@router.post("/trigger-message")
+async def trigger_message(
+    sessions: ServiceDep,
+    session: SessionDep,
+    station_id: StationIdDep,
+    body: TriggerMessageCommand,
+    timeout_s: TimeoutQuery = None,
+) -> CommandResponse:
+    """Ask a station to send a message now (e.g. StatusNotification)."""
+    return await _send(sessions, session, station_id, body, translate.trigger_message, timeout_s)
+
+
+@router.post("/raw")
+async def raw(
+    sessions: ServiceDep,
+    session: SessionDep,
+    station_id: StationIdDep,
+    body: RawCommand,
+    timeout_s: TimeoutQuery = None,
+) -> CommandResponse:
+    """Send any OCPP call as-is, in the station's OCPP version."""
+    return await _send(sessions, session, station_id, body, translate.raw, timeout_s)

@@ -1,0 +1,57 @@
+"""What a handler of one consumed event gets: its transaction, the station and the event."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from csms_core.envelope import Envelope
+from csms_core.topics import STATION_STATUS
+from csms_ocpp import OcppVersion
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from csms_sessions.db import parse_ocpp_time
+from csms_sessions.settings import SessionsSettings
+from csms_sessions.stations.models import Station
+
+SOURCE = "csms/sessions"
+
+
+@dataclass
+class EventContext:
+    session: AsyncSession
+    settings: SessionsSettings
+    envelope: Envelope
+    station: Station
+    # Domain events to publish once the transaction has committed: (topic, event).
+    events: list[tuple[str, Envelope]] = field(default_factory=list)
+
+    @property
+    def version(self) -> OcppVersion:
+        """The OCPP version the event was received in (1.6 if the event does not say)."""
+        return OcppVersion.from_number(
+            self.envelope.ocpp_version or self.station.ocpp_version or "1.6"
+        )
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The OCPP payload of an ``ocpp.call`` event (already schema-validated)."""
+        payload: dict[str, Any] = self.envelope.data.get("payload", {})
+        return payload
+
+    @property
+    def received_at(self) -> datetime:
+        received_at = self.envelope.data.get("received_at")
+        return parse_ocpp_time(received_at) if received_at else self.envelope.time
+
+    def publish(self, event_type: str, data: dict[str, Any], topic: str = STATION_STATUS) -> None:
+        """Queue a version-neutral domain event about this station."""
+        event = Envelope(
+            # Derived from the cause, so a re-published event keeps its id.
+            id=f"{self.envelope.id}.{len(self.events)}",
+            type=event_type,
+            source=SOURCE,
+            station_id=self.station.station_id,
+            ocpp_version=self.envelope.ocpp_version,
+            data=data,
+        )
+        self.events.append((topic, event))

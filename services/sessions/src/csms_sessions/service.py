@@ -1,0 +1,87 @@
+"""The sessions service: migrations, then the consumer of station events until stopped."""
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from csms_core.bus import Bus, run_consumer
+from csms_core.db import session_factory, transaction
+from csms_core.identity import IdentityStore, migrate_identity
+from csms_core.router import CommandClient, Router
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col
+
+from csms_sessions.consumer import TOPICS, InboundConsumer
+from csms_sessions.db import migrate_sessions, utc_now
+from csms_sessions.inbox import ProcessedEvent
+from csms_sessions.settings import SessionsSettings
+
+logger = logging.getLogger(__name__)
+
+# A replay comes from offsets not yet committed, so minutes old at most; a week is ample.
+PROCESSED_EVENT_RETENTION = timedelta(days=7)
+PRUNE_EVERY_S = 3600.0
+
+
+class SessionsService:
+    """Everything the sessions service needs; the caller opens and closes the clients."""
+
+    def __init__(
+        self,
+        settings: SessionsSettings,
+        *,
+        bus: Bus,
+        router: Router,
+        commands: CommandClient,
+        engine: AsyncEngine,
+    ) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.router = router
+        self.commands = commands
+        self.engine = engine
+        self.factory = session_factory(engine)
+        self.identities = IdentityStore(self.factory)
+        self.ready = asyncio.Event()
+
+    async def migrate(self) -> None:
+        await migrate_identity(self.engine)
+        await migrate_sessions(self.engine)
+
+    async def run(self, *, ready: asyncio.Event | None = None, stopping: asyncio.Event) -> None:
+        """Migrate, then consume ``ocpp.inbound`` and ``ocpp.connections`` until ``stopping``."""
+        await self.migrate()
+        consumer = InboundConsumer(self.settings, self.bus, self.commands, self.engine)
+        consuming = asyncio.Event()
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(
+                run_consumer(
+                    self.bus,
+                    TOPICS,
+                    self.settings.consumer_group,
+                    consumer,
+                    stopping=stopping,
+                    ready=consuming,
+                ),
+                name="sessions consumer",
+            )
+            tasks.create_task(self._prune_processed_events(stopping), name="sessions pruning")
+            await consuming.wait()
+            self.ready.set()
+            if ready is not None:
+                ready.set()
+
+    async def _prune_processed_events(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            async with transaction(self.factory) as session:
+                await session.exec(
+                    delete(ProcessedEvent).where(
+                        col(ProcessedEvent.completed),
+                        col(ProcessedEvent.processed_at) < utc_now() - PROCESSED_EVENT_RETENTION,
+                    )
+                )
+            try:
+                await asyncio.wait_for(stopping.wait(), PRUNE_EVERY_S)
+            except TimeoutError:
+                continue

@@ -1,0 +1,22 @@
+"""Settings of the sessions service (env prefix ``CSMS_``, e.g. ``CSMS_UNKNOWN_STATION_POLICY``)."""
+
+from typing import Literal
+
+from csms_core.settings import CommonSettings
+from pydantic import Field
+
+UnknownStationPolicy = Literal["accept", "pending", "reject"]
+
+
+class SessionsSettings(CommonSettings):
+    """What the sessions service reads on top of the common settings."""
+
+    # How to answer the BootNotification of a station nobody registered over REST.
+    # The embedded `csms` command sets "accept" so a developer's simulator just works.
+    unknown_station_policy: UnknownStationPolicy = "reject"
+    heartbeat_interval_s: int = Field(default=300, ge=1)
+    # OCPP 2.0.1 B02/B03: a Pending or Rejected station boots again after this interval.
+    pending_retry_interval_s: int = Field(default=30, ge=1)
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    consumer_group: str = "csms-sessions"

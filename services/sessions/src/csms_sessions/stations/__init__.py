@@ -1,0 +1,1 @@
+"""Charging stations: registration, boot, connection state and connector status."""

@@ -1,0 +1,123 @@
+"""REST routes of stations: list, read, register, delete."""
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from csms_sessions.api.deps import PageDep, ServiceDep, SessionDep, StationIdDep
+from csms_sessions.api.pagination import Page
+from csms_sessions.api.problems import Problem, problem_responses
+from csms_sessions.api.routing import DocumentedRoute
+from csms_sessions.stations import service
+from csms_sessions.stations.models import BootStatus, ConnectorState, ConnectorStatus, Station
+
+router = APIRouter(route_class=DocumentedRoute, prefix="/stations", tags=["stations"])
+
+
+class ConnectorOut(BaseModel):
+    """The last status of one connector (1.6 connector N is EVSE N, connector 1)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    evse_id: int = Field(examples=[1])
+    connector_id: int = Field(examples=[1])
+    status: ConnectorState = Field(examples=["Occupied"])
+    ocpp_status: str = Field(examples=["Charging"])
+    error_code: str | None = Field(default=None, examples=["NoError"])
+    updated_at: datetime
+
+
+class StationOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    station_id: str = Field(examples=["CP-001"])
+    registered: bool
+    vendor: str | None = Field(default=None, examples=["ACME"])
+    model: str | None = Field(default=None, examples=["Wallbox 22"])
+    serial_number: str | None = None
+    firmware_version: str | None = Field(default=None, examples=["1.4.2"])
+    ocpp_version: str | None = Field(default=None, examples=["2.0.1"])
+    boot_status: BootStatus | None = None
+    last_boot_at: datetime | None = None
+    last_seen_at: datetime | None = None
+    online: bool
+    gateway_id: str | None = Field(default=None, examples=["gw-1"])
+    connected_at: datetime | None = None
+    disconnected_at: datetime | None = None
+    created_at: datetime
+
+
+class StationDetail(StationOut):
+    connectors: list[ConnectorOut] = Field(default_factory=list)
+
+
+class StationRegistration(BaseModel):
+    """Register a station (its next boot is Accepted) and optionally set its credentials."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"password": "correct-horse-battery", "lenient": False}]},
+    )
+
+    # OCPP 2.0.1 BasicAuthPassword: 16 to 40 characters (security profiles 1 and 2).
+    password: str | None = Field(default=None, min_length=16, max_length=40)
+    lenient: bool | None = Field(
+        default=None, description="accept schema violations a real charger commits (logged)"
+    )
+
+
+def _detail(station: Station, connectors: list[ConnectorStatus]) -> StationDetail:
+    return StationDetail.model_validate(
+        {
+            **StationOut.model_validate(station).model_dump(),
+            "connectors": [ConnectorOut.model_validate(c) for c in connectors],
+        }
+    )
+
+
+@router.get("")
+async def list_stations(
+    session: SessionDep, page: PageDep, online: Annotated[bool | None, Query()] = None
+) -> Page[StationOut]:
+    """List stations, optionally only those online."""
+    stations, total = await service.list_stations(
+        session, limit=page.limit, offset=page.offset, online=online
+    )
+    items = [StationOut.model_validate(station) for station in stations]
+    return Page(items=items, total=total, limit=page.limit, offset=page.offset)
+
+
+@router.get("/{station_id}", responses=problem_responses(404, 422))
+async def get_station(session: SessionDep, station_id: StationIdDep) -> StationDetail:
+    """Read a station with the last status of each connector."""
+    station = await session.get(Station, station_id)
+    if station is None:
+        raise Problem(404, f"no station {station_id}", kind="unknown-station")
+    return _detail(station, list(await service.connectors_of(session, station_id)))
+
+
+@router.put("/{station_id}", responses=problem_responses(422))
+async def register_station(
+    sessions: ServiceDep, session: SessionDep, station_id: StationIdDep, body: StationRegistration
+) -> StationDetail:
+    """Register or update a station and its credentials."""
+    async with session.begin():
+        station = await service.register(session, station_id)
+    await sessions.identities.save(station_id, password=body.password, lenient=body.lenient)
+    return _detail(station, list(await service.connectors_of(session, station_id)))
+
+
+@router.delete("/{station_id}", status_code=204, responses=problem_responses(404, 422))
+async def delete_station(
+    sessions: ServiceDep, session: SessionDep, station_id: StationIdDep
+) -> Response:
+    """Delete a station, its connector statuses and its credentials."""
+    async with session.begin():
+        existed = await service.forget(session, station_id)
+    had_identity = await sessions.identities.get(station_id) is not None
+    await sessions.identities.delete(station_id)
+    if not (existed or had_identity):
+        raise Problem(404, f"no station {station_id}", kind="unknown-station")
+    return Response(status_code=204)

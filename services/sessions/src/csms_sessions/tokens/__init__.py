@@ -1,0 +1,1 @@
+"""Id tokens (RFID cards, eMAIDs, ...) and the authorization decisions made with them."""

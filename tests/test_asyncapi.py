@@ -5,11 +5,12 @@ from typing import Any
 
 import pytest
 import yaml
-from csms_core import topics
-from csms_core.envelope import Envelope
 from jsonschema import Draft7Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
+
+from csms_core import topics
+from csms_core.envelope import Envelope
 
 ASYNCAPI = Path(__file__).resolve().parent.parent / "docs" / "asyncapi.yaml"
 DOCUMENT_URI = "urn:csms:asyncapi"

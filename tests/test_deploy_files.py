@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 import yaml
-from csms_core.settings import CommonSettings
 from pydantic_settings import BaseSettings
+
+from csms_core.settings import CommonSettings
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = REPO / "docker-compose.yml"

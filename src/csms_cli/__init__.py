@@ -1,0 +1,1 @@
+"""The ``csms`` command: every component in one process, or one component per process."""

@@ -5,6 +5,7 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+
 from csms_core.router import (
     CallAnswer,
     CommandClient,

@@ -4,6 +4,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from csms_core.db import create_engine, session_factory
 from csms_core.identity import (
     SCHEMA,
@@ -12,8 +15,6 @@ from csms_core.identity import (
     migrate_identity,
     verify_password,
 )
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 @pytest.fixture

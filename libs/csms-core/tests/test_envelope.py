@@ -4,8 +4,9 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
-from csms_core.envelope import Envelope
 from pydantic import ValidationError
+
+from csms_core.envelope import Envelope
 
 BOOT_RECEIVED = Envelope(
     id="0f3c",

@@ -7,11 +7,11 @@ from uuid import uuid4
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import InvalidReplicationFactorError
+
 from csms_core.bus.base import Delivery
 from csms_core.bus.kafka import KafkaBus, KafkaConsumer
 from csms_core.envelope import Envelope
 from csms_core.telemetry import setup_tracing, tracer
-
 from tests.cluster import Infra
 
 pytestmark = pytest.mark.integration

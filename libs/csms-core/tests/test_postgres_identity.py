@@ -5,11 +5,11 @@ from collections.abc import AsyncIterator
 from uuid import uuid4
 
 import pytest
-from csms_core.db import create_engine, session_factory
-from csms_core.identity import SCHEMA, IdentityStore, migrate_identity, verify_password
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from csms_core.db import create_engine, session_factory
+from csms_core.identity import SCHEMA, IdentityStore, migrate_identity, verify_password
 from tests.cluster import Infra
 
 pytestmark = pytest.mark.integration

@@ -5,6 +5,8 @@ from collections.abc import AsyncIterator
 from uuid import uuid4
 
 import pytest
+from redis.asyncio import Redis
+
 from csms_core.router import (
     CallAnswer,
     CommandClient,
@@ -15,8 +17,6 @@ from csms_core.router import (
     StationOffline,
 )
 from csms_core.router.redis import RedisRouter
-from redis.asyncio import Redis
-
 from tests.cluster import Infra
 
 pytestmark = pytest.mark.integration

@@ -4,6 +4,8 @@ import json
 import logging
 
 import pytest
+from opentelemetry.sdk.trace import ReadableSpan
+
 from csms_core.telemetry import (
     JsonFormatter,
     continued_span,
@@ -12,7 +14,6 @@ from csms_core.telemetry import (
     trace_id_of,
     tracer,
 )
-from opentelemetry.sdk.trace import ReadableSpan
 
 
 @pytest.fixture(autouse=True)

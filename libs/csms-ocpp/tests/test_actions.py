@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+
 from csms_ocpp import actions, schemas
 from csms_ocpp.actions import Owner, gateway_response, is_known, is_station_initiated, owner
 from csms_ocpp.versions import OcppVersion

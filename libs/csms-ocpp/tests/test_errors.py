@@ -1,6 +1,7 @@
 """CALLERROR codes as each version spells them on the wire."""
 
 import pytest
+
 from csms_ocpp.errors import ErrorCode, error_code, parse_error_code
 from csms_ocpp.versions import OcppVersion
 

@@ -4,6 +4,9 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from csms_ocpp import (
     Call,
     CallError,
@@ -17,8 +20,6 @@ from csms_ocpp import (
     encode,
     parse_frame,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 V16, V201, V21 = OcppVersion.V16, OcppVersion.V201, OcppVersion.V21
 ALL_VERSIONS = tuple(OcppVersion)

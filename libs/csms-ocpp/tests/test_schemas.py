@@ -4,11 +4,12 @@ import logging
 from typing import Any
 
 import pytest
+from jsonschema import Draft6Validator
+
 from csms_ocpp import schemas
 from csms_ocpp.errors import ErrorCode, error_code
 from csms_ocpp.schemas import UnknownAction, Violation, validate
 from csms_ocpp.versions import OcppVersion
-from jsonschema import Draft6Validator
 
 V16, V201, V21 = OcppVersion.V16, OcppVersion.V201, OcppVersion.V21
 

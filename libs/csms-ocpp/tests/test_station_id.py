@@ -1,6 +1,7 @@
 """The station id in the WebSocket URL (OCPP 2.0.1 Part 4 §3.1.1)."""
 
 import pytest
+
 from csms_ocpp.station_id import InvalidStationId, parse_station_id
 
 

@@ -1,6 +1,7 @@
 """Subprotocol negotiation: the newest version both sides speak wins."""
 
 import pytest
+
 from csms_ocpp.versions import OcppVersion, negotiate
 
 V16, V201, V21 = OcppVersion.V16, OcppVersion.V201, OcppVersion.V21

@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+
 from csms_core.bus.memory import InMemoryBus
 from csms_core.db import create_engine, session_factory
 from csms_core.identity import SCHEMA, IdentityStore, migrate_identity

@@ -5,6 +5,7 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+
 from csms_core import topics
 from csms_core.bus.memory import InMemoryBus
 from csms_core.router import CommandClient, CommandOutcome, CommandResult, StationCommand

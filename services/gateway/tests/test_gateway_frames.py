@@ -6,6 +6,7 @@ The connection survives every one of them: each case ends with a Heartbeat answe
 from typing import Any
 
 import pytest
+
 from csms_core import topics
 from csms_core.bus.memory import InMemoryBus
 from csms_core.identity import IdentityStore

@@ -2,13 +2,14 @@
 
 import httpx
 import pytest
+from websockets.exceptions import InvalidStatus
+
 from csms_core import topics
 from csms_core.bus.memory import InMemoryBus
 from csms_core.identity import IdentityStore
 from csms_core.router.memory import InMemoryRouter
 from csms_gateway.server import Gateway
 from csms_gateway.testing import basic_auth, connect_station, eventually
-from websockets.exceptions import InvalidStatus
 
 
 async def refused(gateway: Gateway, **kwargs: object) -> tuple[int, str, dict[str, str]]:

@@ -4,6 +4,7 @@ import asyncio
 from typing import Any
 
 import pytest
+
 from csms_core import topics
 from csms_core.bus import PublishError
 from csms_core.bus.memory import InMemoryBus

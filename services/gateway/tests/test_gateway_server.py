@@ -3,6 +3,15 @@
 import asyncio
 from typing import Any
 
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint as ChargePoint16
+from ocpp.v16 import call as call16
+from ocpp.v201 import ChargePoint as ChargePoint201
+from ocpp.v201 import call as call201
+from ocpp.v201 import call_result as call_result201
+from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
+
 from csms_core import topics
 from csms_core.bus.memory import InMemoryBus
 from csms_core.identity import IdentityStore
@@ -16,14 +25,6 @@ from csms_gateway.testing import (
     settings_for_tests,
     station_url,
 )
-from ocpp.routing import on
-from ocpp.v16 import ChargePoint as ChargePoint16
-from ocpp.v16 import call as call16
-from ocpp.v201 import ChargePoint as ChargePoint201
-from ocpp.v201 import call as call201
-from ocpp.v201 import call_result as call_result201
-from websockets.asyncio.client import connect
-from websockets.typing import Subprotocol
 
 
 async def test_new_connection_supersedes_the_old_one(

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from csms_core.bus.memory import InMemoryBus
 from csms_core.router.memory import InMemoryRouter
 from csms_sessions.app import create_app

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from csms_core.router import CommandOutcome, StationCommand
 from csms_ocpp import OcppVersion
 from csms_sessions.testing import Harness, assert_problem

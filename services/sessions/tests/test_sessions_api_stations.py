@@ -2,6 +2,7 @@
 
 import httpx
 import pytest
+
 from csms_core.identity import verify_password
 from csms_ocpp import OcppVersion
 from csms_sessions.testing import Harness, assert_problem

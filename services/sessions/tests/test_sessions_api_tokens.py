@@ -1,6 +1,7 @@
 """REST: id tokens CRUD, and the authorization the stored token then gives."""
 
 import httpx
+
 from csms_sessions.testing import Harness, assert_problem
 
 TOKEN = {"type": "ISO14443", "status": "Accepted", "expiry_date": "2030-01-01T00:00:00Z"}

@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+
 from csms_ocpp import OcppVersion, schemas
 from csms_sessions.testing import Harness
 from csms_sessions.tokens.models import IdToken, TokenStatus

@@ -3,6 +3,7 @@
 from typing import Any
 
 import pytest
+
 from csms_core.router import CallAnswer
 from csms_ocpp import OcppVersion, schemas
 from csms_sessions.stations.models import BootStatus

@@ -3,6 +3,7 @@
 import asyncio
 
 import pytest
+
 from csms_core.topics import OCPP_INBOUND
 from csms_ocpp import OcppVersion
 from csms_sessions.inbox import ProcessedEvent

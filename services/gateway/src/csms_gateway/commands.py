@@ -19,14 +19,13 @@ from csms_core.router import (
     Router,
     StationCommand,
 )
+from csms_gateway import events
+from csms_gateway.events import ConnectionInfo, EventPublisher
+from csms_gateway.metrics import GatewayMetrics
 from csms_ocpp import schemas
 from csms_ocpp.actions import is_station_initiated
 from csms_ocpp.frames import CallError, CallResult
 from csms_ocpp.versions import OcppVersion
-
-from csms_gateway import events
-from csms_gateway.events import ConnectionInfo, EventPublisher
-from csms_gateway.metrics import GatewayMetrics
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,17 @@ import time
 from typing import Any
 from uuid import uuid4
 
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
 from csms_core.router import CallAnswer, CommandOutcome, CommandResult, StationCommand
 from csms_core.telemetry import continued_span
+from csms_gateway import commands
+from csms_gateway.commands import CommandReporter
+from csms_gateway.events import ConnectionInfo, EventPublisher
+from csms_gateway.inbound import InboundCalls
+from csms_gateway.metrics import GatewayMetrics
+from csms_gateway.settings import GatewaySettings
 from csms_ocpp.actions import now_iso
 from csms_ocpp.errors import ErrorCode, error_code
 from csms_ocpp.frames import (
@@ -34,15 +43,6 @@ from csms_ocpp.frames import (
 )
 from csms_ocpp.schemas import has_schema
 from csms_ocpp.versions import PREFERENCE
-from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
-
-from csms_gateway import commands
-from csms_gateway.commands import CommandReporter
-from csms_gateway.events import ConnectionInfo, EventPublisher
-from csms_gateway.inbound import InboundCalls
-from csms_gateway.metrics import GatewayMetrics
-from csms_gateway.settings import GatewaySettings
 
 logger = logging.getLogger(__name__)
 

@@ -7,11 +7,10 @@ from typing import Any
 from csms_core.bus import Bus
 from csms_core.envelope import Envelope
 from csms_core.router import CommandResult, StationCommand
+from csms_gateway.metrics import GatewayMetrics
 from csms_ocpp.actions import Owner
 from csms_ocpp.frames import Call, Send
 from csms_ocpp.versions import OcppVersion
-
-from csms_gateway.metrics import GatewayMetrics
 
 CONNECTION_OPENED = "ocpp.connection.opened"
 CONNECTION_CLOSED = "ocpp.connection.closed"

@@ -14,15 +14,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 
-from csms_core.identity import IdentityStore, StationIdentity, verify_password
-from csms_ocpp.station_id import InvalidStationId, parse_station_id
-from csms_ocpp.versions import PREFERENCE, OcppVersion, negotiate
 from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
+from csms_core.identity import IdentityStore, StationIdentity, verify_password
 from csms_gateway.metrics import CONTENT_TYPE_LATEST, GatewayMetrics
+from csms_ocpp.station_id import InvalidStationId, parse_station_id
+from csms_ocpp.versions import PREFERENCE, OcppVersion, negotiate
 
 logger = logging.getLogger(__name__)
 

@@ -13,14 +13,13 @@ from csms_core import topics
 from csms_core.bus import PublishError
 from csms_core.router import CallAnswer
 from csms_core.telemetry import continued_span
+from csms_gateway import events
+from csms_gateway.events import ConnectionInfo, EventPublisher
 from csms_ocpp import schemas
 from csms_ocpp.actions import Owner, gateway_response, is_station_initiated, now_iso, owner
 from csms_ocpp.errors import ErrorCode, error_code, parse_error_code
 from csms_ocpp.frames import Call, CallError, CallResult, Send
 from csms_ocpp.versions import OcppVersion
-
-from csms_gateway import events
-from csms_gateway.events import ConnectionInfo, EventPublisher
 
 logger = logging.getLogger(__name__)
 

@@ -9,15 +9,15 @@ import contextlib
 import logging
 from uuid import uuid4
 
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.frames import CloseCode
+
 from csms_core import topics
 from csms_core.bus import Bus
 from csms_core.envelope import Envelope
 from csms_core.identity import IdentityStore
 from csms_core.router import CallAnswer, Route, Router, StationCommand
 from csms_core.router.base import gateway_address
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.frames import CloseCode
-
 from csms_gateway import events
 from csms_gateway.commands import CommandReporter, read_mailbox
 from csms_gateway.connection import StationConnection

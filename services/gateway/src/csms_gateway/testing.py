@@ -12,12 +12,12 @@ from typing import Any
 from uuid import uuid4
 
 import orjson
-from csms_core.bus import Bus
-from csms_core.identity import IdentityStore
-from csms_core.router import Router
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
+from csms_core.bus import Bus
+from csms_core.identity import IdentityStore
+from csms_core.router import Router
 from csms_gateway.server import Gateway
 from csms_gateway.settings import GatewaySettings
 

@@ -9,6 +9,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from prometheus_client import Counter
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from csms_core.bus import Bus, Delivery
 from csms_core.db import session_factory, transaction
 from csms_core.envelope import Envelope
@@ -17,12 +23,6 @@ from csms_core.telemetry import current_trace_headers
 from csms_core.topics import OCPP_CONNECTIONS, OCPP_INBOUND
 from csms_ocpp import ErrorCode, error_code, schemas
 from csms_ocpp.actions import Owner
-from prometheus_client import Counter
-from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import col
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from csms_sessions.context import EventContext
 from csms_sessions.datatransfer import on_data_transfer
 from csms_sessions.inbox import ProcessedEvent

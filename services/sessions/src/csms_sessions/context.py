@@ -4,11 +4,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from csms_core.envelope import Envelope
 from csms_core.topics import STATION_STATUS
 from csms_ocpp import OcppVersion
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from csms_sessions.db import parse_ocpp_time
 from csms_sessions.settings import SessionsSettings
 from csms_sessions.stations.models import Station

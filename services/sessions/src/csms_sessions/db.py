@@ -4,10 +4,11 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from csms_core.db import migrate
 from sqlalchemy import Column, DateTime, Dialect, String
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.types import TypeDecorator
+
+from csms_core.db import migrate
 
 SCHEMA = "sessions"
 E = TypeVar("E", bound=StrEnum)

@@ -4,14 +4,14 @@ import asyncio
 import logging
 from datetime import timedelta
 
-from csms_core.bus import Bus, run_consumer
-from csms_core.db import session_factory, transaction
-from csms_core.identity import IdentityStore, migrate_identity
-from csms_core.router import CommandClient, Router
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
+from csms_core.bus import Bus, run_consumer
+from csms_core.db import session_factory, transaction
+from csms_core.identity import IdentityStore, migrate_identity
+from csms_core.router import CommandClient, Router
 from csms_sessions.consumer import TOPICS, InboundConsumer
 from csms_sessions.db import migrate_sessions, utc_now
 from csms_sessions.inbox import ProcessedEvent

@@ -2,8 +2,9 @@
 
 from typing import Literal
 
-from csms_core.settings import CommonSettings
 from pydantic import Field
+
+from csms_core.settings import CommonSettings
 
 UnknownStationPolicy = Literal["accept", "pending", "reject"]
 

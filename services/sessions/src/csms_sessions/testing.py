@@ -30,7 +30,6 @@ from csms_core.settings import Environment
 from csms_core.topics import OCPP_CONNECTIONS, OCPP_INBOUND, STATION_STATUS
 from csms_ocpp import OcppVersion
 from csms_ocpp.actions import now_iso, owner
-
 from csms_sessions.db import SCHEMA
 from csms_sessions.inbox import ProcessedEvent
 from csms_sessions.service import SessionsService

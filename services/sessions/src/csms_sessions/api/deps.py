@@ -3,11 +3,11 @@
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from csms_ocpp.station_id import InvalidStationId, parse_station_id
 from fastapi import Depends, Path, Query, Request, params
 from pydantic import BaseModel, Field
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from csms_ocpp.station_id import InvalidStationId, parse_station_id
 from csms_sessions.api.problems import Problem
 from csms_sessions.service import SessionsService
 

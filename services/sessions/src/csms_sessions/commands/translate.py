@@ -2,8 +2,9 @@
 
 from typing import Any, Literal
 
-from csms_ocpp import OcppVersion
 from pydantic import BaseModel, ConfigDict, Field
+
+from csms_ocpp import OcppVersion
 
 
 class Untranslatable(ValueError):
@@ -69,8 +70,12 @@ def _evse(evse_id: int | None, connector_id: int | None) -> dict[str, Any]:
 
 
 def _no_connector_in_v16(connector_id: int | None) -> None:
-    if connector_id is not None:
-        raise Untranslatable("OCPP 1.6 addresses connectors by evse_id alone; omit connector_id")
+    # A 1.6 connector N is stored as EVSE N, connector 1 (see stations/handlers), so
+    # connector_id 1 names that same connector; any other has no 1.6 equivalent.
+    if connector_id not in (None, 1):
+        raise Untranslatable(
+            "OCPP 1.6 addresses connectors by evse_id alone; connector_id must be 1 or omitted"
+        )
 
 
 def reset(command: ResetCommand, version: OcppVersion) -> tuple[str, dict[str, Any]]:

@@ -5,7 +5,6 @@ from datetime import datetime
 from typing import Any
 
 from csms_ocpp.actions import now_iso
-
 from csms_sessions.context import EventContext
 from csms_sessions.db import parse_ocpp_time
 from csms_sessions.stations.models import BootStatus, ConnectorState, ConnectorStatus, Station

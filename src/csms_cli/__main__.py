@@ -1,0 +1,3 @@
+from csms_cli.main import main
+
+main()

@@ -1,0 +1,174 @@
+"""Wiring: open the platform clients for a mode, then run components on them.
+
+Every client is opened in one ``AsyncExitStack`` and closed in reverse order.
+The bus and router are Kafka and Redis when CSMS_KAFKA_BOOTSTRAP and
+CSMS_REDIS_URL are set, and the in-process implementations otherwise.
+"""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from csms_cli.runtime import serve_api, stop_on_signals
+from csms_core.bus import Bus
+from csms_core.bus.kafka import KafkaBus
+from csms_core.bus.memory import InMemoryBus
+from csms_core.db import create_engine, session_factory
+from csms_core.identity import SCHEMA as IDENTITY_SCHEMA
+from csms_core.identity import IdentityStore, migrate_identity
+from csms_core.router import CommandClient, Router
+from csms_core.router.memory import InMemoryRouter
+from csms_core.router.redis import RedisRouter
+from csms_core.settings import CommonSettings, Environment
+from csms_core.telemetry import setup_logging, setup_tracing
+from csms_gateway import Gateway, GatewaySettings
+from csms_sessions.app import create_app
+from csms_sessions.db import SCHEMA as SESSIONS_SCHEMA
+from csms_sessions.service import SessionsService
+from csms_sessions.settings import SessionsSettings, UnknownStationPolicy
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Platform:
+    bus: Bus
+    router: Router
+    engine: AsyncEngine
+
+
+@asynccontextmanager
+async def open_platform(
+    settings: CommonSettings, client_id: str, schemas: list[str]
+) -> AsyncIterator[Platform]:
+    bus: Bus = (
+        KafkaBus(
+            settings.kafka_bootstrap,
+            client_id=client_id,
+            partitions=settings.kafka_partitions,
+            replication_factor=settings.kafka_replication_factor,
+        )
+        if settings.kafka_bootstrap
+        else InMemoryBus()
+    )
+    router: Router = RedisRouter(settings.redis_url) if settings.redis_url else InMemoryRouter()
+    engine = create_engine(settings.database_url, [IDENTITY_SCHEMA, *schemas])
+    async with AsyncExitStack() as stack:
+        stack.push_async_callback(engine.dispose)
+        await stack.enter_async_context(router)
+        await stack.enter_async_context(bus)
+        yield Platform(bus, router, engine)
+
+
+async def run_gateway() -> None:
+    """``csms gateway``: one gateway replica until SIGTERM."""
+    settings = GatewaySettings()
+    _setup_process(settings, f"csms-gateway-{settings.gateway_id}")
+    stopping = asyncio.Event()
+    stop_on_signals(stopping)
+    async with open_platform(settings, f"csms-gateway-{settings.gateway_id}", []) as platform:
+        await migrate_identity(platform.engine)
+        identities = IdentityStore(session_factory(platform.engine))
+        await Gateway(settings, platform.bus, platform.router, identities).run(stopping=stopping)
+
+
+async def run_sessions() -> None:
+    """``csms sessions``: one sessions replica and its REST API until SIGTERM."""
+    settings = SessionsSettings()
+    _setup_process(settings, "csms-sessions")
+    stopping = asyncio.Event()
+    stop_on_signals(stopping)
+    async with (
+        open_platform(settings, "csms-sessions", [SESSIONS_SCHEMA]) as platform,
+        CommandClient(platform.router, "sessions") as commands,
+        asyncio.TaskGroup() as tasks,
+    ):
+        service = SessionsService(
+            settings,
+            bus=platform.bus,
+            router=platform.router,
+            commands=commands,
+            engine=platform.engine,
+        )
+        tasks.create_task(service.run(stopping=stopping), name="sessions")
+        tasks.create_task(
+            serve_api(create_app(service), settings.api_host, settings.api_port, stopping),
+            name="sessions api",
+        )
+
+
+async def run_embedded(
+    *,
+    host: str,
+    ocpp_port: int,
+    api_port: int,
+    database_url: str,
+    unknown_station_policy: UnknownStationPolicy,
+    ready: asyncio.Event | None = None,
+    stopping: asyncio.Event | None = None,
+) -> None:
+    """``csms up``: every component in this process on the in-process bus and router."""
+    # Explicit values win over CSMS_* variables: `csms up` is always embedded.
+    gateway_settings = GatewaySettings(
+        kafka_bootstrap=None,
+        redis_url=None,
+        database_url=database_url,
+        environment=Environment.DEVELOPMENT,
+        ocpp_host=host,
+        ocpp_port=ocpp_port,
+    )
+    sessions_settings = SessionsSettings(
+        kafka_bootstrap=None,
+        redis_url=None,
+        database_url=database_url,
+        environment=Environment.DEVELOPMENT,
+        api_host=host,
+        api_port=api_port,
+        unknown_station_policy=unknown_station_policy,
+    )
+    if stopping is None:
+        _setup_process(sessions_settings, "csms")
+        stopping = asyncio.Event()
+        stop_on_signals(stopping)
+    async with (
+        open_platform(sessions_settings, "csms", [SESSIONS_SCHEMA]) as platform,
+        CommandClient(platform.router, "sessions") as commands,
+        asyncio.TaskGroup() as tasks,
+    ):
+        service = SessionsService(
+            sessions_settings,
+            bus=platform.bus,
+            router=platform.router,
+            commands=commands,
+            engine=platform.engine,
+        )
+        sessions_ready, gateway_ready = asyncio.Event(), asyncio.Event()
+        tasks.create_task(service.run(ready=sessions_ready, stopping=stopping), name="sessions")
+        await sessions_ready.wait()  # migrations done before the gateway reads identities
+        gateway = Gateway(
+            gateway_settings,
+            platform.bus,
+            platform.router,
+            IdentityStore(session_factory(platform.engine)),
+        )
+        tasks.create_task(gateway.run(ready=gateway_ready, stopping=stopping), name="gateway")
+        tasks.create_task(serve_api(create_app(service), host, api_port, stopping), name="api")
+        await gateway_ready.wait()
+        logger.info(
+            "csms is up: OCPP ws://%s:%d/ocpp/{station_id}, REST http://%s:%d/api/v1 (docs /docs)",
+            host,
+            gateway.port,
+            host,
+            api_port,
+        )
+        if ready is not None:
+            ready.set()
+
+
+def _setup_process(settings: CommonSettings, service_name: str) -> None:
+    setup_logging(settings.log_level, json_lines=settings.log_json)
+    setup_tracing(service_name)

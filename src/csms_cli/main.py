@@ -1,0 +1,131 @@
+"""``csms``: run the CSMS.
+
+``csms up`` runs every component in one process on the embedded default
+(in-process bus and router, SQLite). ``csms gateway`` and ``csms sessions``
+run one component each in the distributed mode, configured by environment
+variables (CSMS_KAFKA_BOOTSTRAP, CSMS_REDIS_URL, CSMS_DATABASE_URL, ...).
+"""
+
+import asyncio
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from csms_cli import components
+
+
+class BootPolicy(StrEnum):
+    ACCEPT = "accept"
+    PENDING = "pending"
+    REJECT = "reject"
+
+
+app = typer.Typer(
+    help=__doc__,
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.command()
+def up(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    ocpp_port: Annotated[
+        int, typer.Option(help="OCPP WebSocket port (ws://HOST:PORT/ocpp/{id})")
+    ] = 9000,
+    api_port: Annotated[
+        int, typer.Option(help="REST port (http://HOST:PORT/api/v1, /docs)")
+    ] = 8000,
+    data_dir: Annotated[Path, typer.Option(help="Where the SQLite files are kept")] = Path(
+        "csms-data"
+    ),
+    unknown_stations: Annotated[
+        BootPolicy, typer.Option(help="How to answer the boot of a station nobody registered")
+    ] = BootPolicy.ACCEPT,
+) -> None:
+    """Run every component in one process: in-process bus and router, SQLite. For trying it out."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    asyncio.run(
+        components.run_embedded(
+            host=host,
+            ocpp_port=ocpp_port,
+            api_port=api_port,
+            database_url=f"sqlite+aiosqlite:///{data_dir.resolve() / 'csms.db'}",
+            unknown_station_policy=unknown_stations.value,
+        )
+    )
+
+
+@app.command()
+def gateway() -> None:
+    """Run one OCPP gateway (distributed mode).
+
+    Reads CSMS_GATEWAY_ID (unique per replica), CSMS_OCPP_HOST, CSMS_OCPP_PORT,
+    CSMS_KAFKA_BOOTSTRAP, CSMS_REDIS_URL and CSMS_DATABASE_URL (station passwords).
+    """
+    asyncio.run(components.run_gateway())
+
+
+@app.command()
+def sessions() -> None:
+    """Run one sessions service replica with its REST API (distributed mode).
+
+    Reads CSMS_KAFKA_BOOTSTRAP, CSMS_REDIS_URL, CSMS_DATABASE_URL, CSMS_API_HOST,
+    CSMS_API_PORT and CSMS_UNKNOWN_STATION_POLICY (accept | pending | reject; default reject).
+    """
+    asyncio.run(components.run_sessions())
+
+
+@app.command()
+def simulate(
+    url: Annotated[str, typer.Option(help="CSMS base URL; a station connects to URL/{id}")] = (
+        "ws://127.0.0.1:9000/ocpp"
+    ),
+    stations: Annotated[int, typer.Option(help="How many virtual stations")] = 10,
+    versions: Annotated[
+        str, typer.Option(help="OCPP version mix, e.g. 1.6=0.3,2.0.1=0.4,2.1=0.3")
+    ] = "1.6=0.3,2.0.1=0.4,2.1=0.3",
+    evses: Annotated[int, typer.Option(help="EVSEs (connectors) per station")] = 2,
+    duration: Annotated[float, typer.Option(help="Seconds to run; 0 = until Ctrl-C")] = 0.0,
+    speed: Annotated[float, typer.Option(help="Time acceleration (60 = an hour a minute)")] = 1.0,
+    report: Annotated[Path | None, typer.Option(help="Write the run's JSON report here")] = None,
+    id_prefix: Annotated[str, typer.Option(help="Station id prefix")] = "SIM",
+    password: Annotated[
+        str | None, typer.Option(help="Basic-auth password (security profile 1)")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same fleet)")] = 0,
+    ramp: Annotated[float, typer.Option(help="New connections per second")] = 100.0,
+) -> None:
+    """Run a fleet of virtual OCPP 1.6 / 2.0.1 / 2.1 stations against a CSMS."""
+    from csms_cli.runtime import stop_on_signals
+    from csms_simulator import SimulationConfig, parse_version_mix, run_fleet
+
+    config = SimulationConfig(
+        url=url,
+        count=stations,
+        version_mix=parse_version_mix(versions),
+        evses_per_station=evses,
+        duration_s=duration,
+        speed=speed,
+        id_prefix=id_prefix,
+        password=password,
+        seed=seed,
+        ramp_per_s=ramp,
+    )
+
+    async def run() -> str:
+        stopping = asyncio.Event()
+        stop_on_signals(stopping)
+        result = await run_fleet(config, stopping=stopping)
+        if report is not None:
+            result.write(report)
+        return result.to_json()
+
+    typer.echo(asyncio.run(run()))
+
+
+def main() -> None:
+    app()

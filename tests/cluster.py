@@ -1,0 +1,128 @@
+"""Real ``csms`` processes for end-to-end tests: gateways and sessions replicas.
+
+They run exactly as in production (``csms gateway`` / ``csms sessions``),
+configured by environment variables, against the real Kafka, Redis and
+PostgreSQL that ``scripts/infra.sh`` started.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+CSMS = Path(sys.executable).with_name("csms")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True)
+class Infra:
+    kafka_bootstrap: str
+    redis_url: str
+    database_url: str
+
+
+@dataclass
+class Component:
+    """One ``csms`` sub-command running as its own process."""
+
+    command: str
+    port: int
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    _log: IO[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def health_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/healthz"
+
+    def start(self, timeout_s: float = 60) -> None:
+        self._log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [str(CSMS), self.command],
+            env={**os.environ, **self.env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+        self._wait_healthy(timeout_s)
+
+    def _wait_healthy(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.command} exited: see {self.log_path}\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(self.health_url, timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.command} not healthy in {timeout_s}s\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, no goodbye."""
+        self._end(signal.SIGKILL)
+
+    def stop(self) -> None:
+        """SIGTERM: graceful shutdown."""
+        self._end(signal.SIGTERM)
+
+    def _end(self, signum: int) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signum)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+def platform_env(infra: Infra, group: str) -> dict[str, str]:
+    return {
+        "CSMS_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
+        "CSMS_REDIS_URL": infra.redis_url,
+        "CSMS_DATABASE_URL": infra.database_url,
+        "CSMS_CONSUMER_GROUP": group,
+        "CSMS_LOG_LEVEL": "INFO",
+        "CSMS_ENVIRONMENT": "development",
+    }
+
+
+def gateway(infra: Infra, group: str, gateway_id: str, log_dir: Path, **extra: str) -> Component:
+    port = free_port()
+    env = {
+        **platform_env(infra, group),
+        "CSMS_GATEWAY_ID": gateway_id,
+        "CSMS_OCPP_PORT": str(port),
+        **extra,
+    }
+    return Component("gateway", port, env, log_dir / f"{gateway_id}.log")
+
+
+def sessions(infra: Infra, group: str, name: str, log_dir: Path, **extra: str) -> Component:
+    port = free_port()
+    env = {**platform_env(infra, group), "CSMS_API_PORT": str(port), **extra}
+    return Component("sessions", port, env, log_dir / f"{name}.log")

@@ -1,0 +1,75 @@
+"""Fixtures for the end-to-end tests: real brokers (started by scripts/infra.sh) and processes."""
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from redis import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from tests import cluster
+from tests.cluster import Component, Infra
+
+
+async def _drop_schemas(database_url: str) -> None:
+    engine = create_async_engine(database_url)
+    async with engine.begin() as connection:
+        for schema in ("sessions", "identity"):
+            await connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    await engine.dispose()
+
+
+def reset_state(infra: Infra) -> None:
+    """Empty the database schemas and Redis so each module starts from nothing."""
+    asyncio.run(_drop_schemas(infra.database_url))
+    Redis.from_url(infra.redis_url).flushdb()
+
+
+class Cluster:
+    """Two gateways and two sessions replicas, as in a horizontally scaled deployment."""
+
+    def __init__(self, infra: Infra, log_dir: Path) -> None:
+        self.infra = infra
+        self.group = f"csms-sessions-{uuid.uuid4().hex[:8]}"
+        self.log_dir = log_dir
+        self.gateways = [
+            cluster.gateway(infra, self.group, f"gw-{name}-{uuid.uuid4().hex[:4]}", log_dir)
+            for name in ("a", "b")
+        ]
+        self.sessions = [
+            cluster.sessions(infra, self.group, f"sessions-{n}", log_dir) for n in (1, 2)
+        ]
+
+    @property
+    def components(self) -> list[Component]:
+        return [*self.sessions, *self.gateways]
+
+    def ocpp_url(self, index: int) -> str:
+        return f"ws://127.0.0.1:{self.gateways[index].port}"
+
+    def api_url(self, index: int = 0) -> str:
+        return f"http://127.0.0.1:{self.sessions[index].port}/api/v1"
+
+    def start(self) -> None:
+        # The first sessions replica runs the migrations before the others start.
+        self.sessions[0].start()
+        for component in self.components[1:]:
+            component.start()
+
+    def stop(self) -> None:
+        for component in self.components:
+            component.stop()
+
+
+@pytest.fixture(scope="module")
+def running_cluster(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    reset_state(infra)
+    csms = Cluster(infra, tmp_path_factory.mktemp("logs"))
+    try:
+        csms.start()
+        yield csms
+    finally:
+        csms.stop()

@@ -1,0 +1,88 @@
+"""``csms up``: every component in one process on the embedded default, as a newcomer runs it."""
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from csms_cli.components import run_embedded
+from tests import stations
+from tests.cluster import CSMS, free_port
+
+
+@asynccontextmanager
+async def embedded(tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
+    ocpp_port, api_port = free_port(), free_port()
+    ready, stopping = asyncio.Event(), asyncio.Event()
+    running = asyncio.create_task(
+        run_embedded(
+            host="127.0.0.1",
+            ocpp_port=ocpp_port,
+            api_port=api_port,
+            database_url=f"sqlite+aiosqlite:///{tmp_path / 'csms.db'}",
+            unknown_station_policy="accept",
+            ready=ready,
+            stopping=stopping,
+        )
+    )
+    await asyncio.wait_for(ready.wait(), 30)
+    try:
+        yield f"ws://127.0.0.1:{ocpp_port}", f"http://127.0.0.1:{api_port}"
+    finally:
+        stopping.set()
+        await asyncio.wait_for(running, 30)
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1", "2.1"])
+async def test_tc_b_01_up_accepts_unknown_station_and_commands_reach_it(
+    tmp_path: Path, version: str
+) -> None:
+    async with (
+        embedded(tmp_path) as (ocpp_url, api_url),
+        stations.station(ocpp_url, "CP-LAPTOP", version) as station,
+        httpx.AsyncClient(base_url=api_url, timeout=30) as client,
+    ):
+        boot = await station.call(stations.boot_call(version))
+        assert boot.status == "Accepted"
+        response = await client.post(
+            "/api/v1/stations/CP-LAPTOP/commands/change-availability",
+            json={"operative": False, "evse_id": 1, "connector_id": 1},
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == "Accepted"
+        expected = (
+            {"connector_id": 1, "type": "Inoperative"}
+            if version == "1.6"
+            else {"operational_status": "Inoperative", "evse": {"id": 1, "connector_id": 1}}
+        )
+        assert station.received == [("ChangeAvailability", expected)]
+
+
+async def test_up_serves_health_openapi_and_problem_json(tmp_path: Path) -> None:
+    async with (
+        embedded(tmp_path) as (_, api_url),
+        httpx.AsyncClient(base_url=api_url) as client,
+    ):
+        assert (await client.get("/healthz")).json() == {"status": "ok"}
+        openapi = (await client.get("/openapi.json")).json()
+        assert "/api/v1/stations/{station_id}/commands/reset" in openapi["paths"]
+        missing = await client.get("/api/v1/nowhere")
+        assert missing.status_code == 404
+        assert missing.headers["content-type"] == "application/problem+json"
+        bad_body = await client.put("/api/v1/stations/CP-1", json={"password": "short"})
+        assert bad_body.status_code == 422
+        assert bad_body.json()["status"] == 422
+
+
+def test_help_names_every_component() -> None:
+    printed = subprocess.run(
+        [str(CSMS), "--help"], check=True, capture_output=True, text=True, timeout=60
+    ).stdout
+    for command in ("up", "gateway", "sessions", "simulate"):
+        assert f" {command} " in printed
+    assert sys.executable

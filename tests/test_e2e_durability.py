@@ -33,6 +33,7 @@ class Traffic:
     acknowledged: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
     refused: list[str] = field(default_factory=list)
     acknowledged_after_restart: int = 0
+    acknowledged_at: list[float] = field(default_factory=list)
 
 
 def _status_call(index: int) -> tuple[str, dict[str, Any]]:
@@ -63,6 +64,7 @@ async def _drive(url: str, traffic: Traffic, stop: asyncio.Event, restarted: asy
             assert answer[1] == message_id
             if answer[0] == 3:
                 traffic.acknowledged[message_id] = (action, payload)
+                traffic.acknowledged_at.append(time.monotonic())
                 traffic.acknowledged_after_restart += restarted.is_set()
             else:
                 assert answer[0] == 4
@@ -88,6 +90,7 @@ async def test_no_acknowledged_message_lost_when_kafka_restarts(running_cluster:
         await asyncio.to_thread(_infra, "kafka-stop")
         stopped_at = time.monotonic()
         await asyncio.sleep(5)
+        starting_at = time.monotonic()
         await asyncio.to_thread(_infra, "kafka-start")
         restarted.set()
         # Let traffic flow again until each station has been acknowledged after the restart.
@@ -99,6 +102,11 @@ async def test_no_acknowledged_message_lost_when_kafka_restarts(running_cluster:
         stop.set()
         await asyncio.gather(*drivers)
     assert time.monotonic() - stopped_at > 5
+    # Durable before answered: while the broker was down, no station got a CALLRESULT.
+    for station in traffic:
+        during_outage = [t for t in station.acknowledged_at if stopped_at + 0.5 < t < starting_at]
+        assert during_outage == [], f"{station.station_id} acknowledged without Kafka"
+        assert station.acknowledged_at[0] < stopped_at, "no traffic before the outage"
 
     for station in traffic:
         events = await read_topic(

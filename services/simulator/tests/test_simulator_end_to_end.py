@@ -1,0 +1,93 @@
+"""The fleet against the real CSMS (gateway + sessions) running embedded in this process."""
+
+import asyncio
+import contextlib
+import socket
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from csms_cli.components import run_embedded
+from csms_simulator import RunReport, SimulationConfig, run_fleet
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def embedded_csms(tmp_path: Path) -> AsyncIterator[str]:
+    """The real gateway and sessions service, in-process bus and router, SQLite."""
+    ocpp_port = _free_port()
+    ready, stopping = asyncio.Event(), asyncio.Event()
+    server = asyncio.create_task(
+        run_embedded(
+            host="127.0.0.1",
+            ocpp_port=ocpp_port,
+            api_port=_free_port(),
+            database_url=f"sqlite+aiosqlite:///{tmp_path / 'csms.db'}",
+            unknown_station_policy="accept",
+            ready=ready,
+            stopping=stopping,
+        )
+    )
+    async with asyncio.timeout(20):
+        await asyncio.wait(
+            [server, asyncio.create_task(ready.wait())], return_when=asyncio.FIRST_COMPLETED
+        )
+    assert ready.is_set(), server
+    try:
+        yield f"ws://127.0.0.1:{ocpp_port}/ocpp"
+    finally:
+        stopping.set()
+        async with asyncio.timeout(30):
+            await server
+
+
+def _assert_clean(report: RunReport, stations: int) -> None:
+    assert report.booted == stations, report.to_json()
+    assert report.boot_status == {"Accepted": stations}, report.boot_status
+    assert report.connect_failures == 0
+    assert report.protocol_errors == 0
+    assert report.invalid_outgoing == 0
+    assert report.call_errors == {}, report.call_errors
+    assert report.limit_violations == 0
+    assert report.error_kinds == {}, report.error_kinds
+
+
+async def test_mixed_fleet_boots_and_heartbeats(tmp_path: Path) -> None:
+    async with embedded_csms(tmp_path) as url:
+        config = SimulationConfig(
+            url=url,
+            count=20,
+            version_mix={"1.6": 1, "2.0.1": 1, "2.1": 1},
+            heartbeat_interval_s=60,
+            meter_interval_s=60,
+            speed=150.0,  # 5 s real = 750 s simulated: two heartbeats at the CSMS's 300 s
+            # No EVs: a decision call (Authorize) takes ~1 s real in the embedded CSMS, which at
+            # this speed would hold the one-outstanding-CALL queue, heartbeats included.
+            arrival_mean_s=1e9,
+            duration_s=5.0,
+            validate_outgoing=True,
+            ramp_per_s=200,
+        )
+        report = await run_fleet(config, progress=False)
+    _assert_clean(report, 20)
+    assert set(report.versions) == {"1.6", "2.0.1", "2.1"}
+    heartbeats = report.outgoing["Heartbeat"]
+    assert heartbeats["answered"] >= 20  # at least one per station
+    assert heartbeats["sent"] - heartbeats["answered"] <= 20  # at most one in flight each
+    assert heartbeats["timeouts"] == 0
+
+
+async def test_smoke_200_stations_under_20_seconds(tmp_path: Path) -> None:
+    async with embedded_csms(tmp_path) as url:
+        started = time.monotonic()
+        config = SimulationConfig(
+            url=url, count=200, speed=10.0, duration_s=14.0, ramp_per_s=400, arrival_mean_s=600
+        )
+        report = await run_fleet(config, progress=False)
+        assert time.monotonic() - started < 20
+    _assert_clean(report, 200)

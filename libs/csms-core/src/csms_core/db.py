@@ -76,7 +76,8 @@ def _upgrade(connection: Connection, script_location: str, schema: str) -> None:
     config.set_main_option("script_location", script_location)
     config.attributes["connection"] = connection
     config.attributes["schema"] = schema
-    command.upgrade(config, "head")
+    # "heads": a service's domains may each keep their own branch of revisions.
+    command.upgrade(config, "heads")
 
 
 def run_migrations_online(target_metadata: MetaData) -> None:

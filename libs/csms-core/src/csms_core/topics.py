@@ -6,6 +6,18 @@ OCPP_INBOUND: Final = "ocpp.inbound"
 OCPP_CONNECTIONS: Final = "ocpp.connections"
 OCPP_COMMAND_RESULTS: Final = "ocpp.command-results"
 STATION_STATUS: Final = "csms.station-status"
+SESSIONS: Final = "csms.sessions"
+METER_VALUES: Final = "csms.meter-values"
+CHARGING_LIMITS: Final = "csms.charging-limits"
 DEAD_LETTER: Final = "csms.dead-letter"
 
-ALL: Final = (OCPP_INBOUND, OCPP_CONNECTIONS, OCPP_COMMAND_RESULTS, STATION_STATUS, DEAD_LETTER)
+ALL: Final = (
+    OCPP_INBOUND,
+    OCPP_CONNECTIONS,
+    OCPP_COMMAND_RESULTS,
+    STATION_STATUS,
+    SESSIONS,
+    METER_VALUES,
+    CHARGING_LIMITS,
+    DEAD_LETTER,
+)

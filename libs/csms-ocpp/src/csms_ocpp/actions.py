@@ -88,6 +88,7 @@ class Owner(StrEnum):
 
     GATEWAY = "gateway"
     SESSIONS = "sessions"
+    SMARTCHARGING = "smartcharging"
     NOBODY = "nobody"
 
 
@@ -99,6 +100,8 @@ _DECIDED_BY: dict[str, Owner] = {
     "StopTransaction": Owner.SESSIONS,
     "TransactionEvent": Owner.SESSIONS,
     "DataTransfer": Owner.SESSIONS,
+    "NotifyEVChargingNeeds": Owner.SMARTCHARGING,
+    "NotifyEVChargingSchedule": Owner.SMARTCHARGING,
 }
 
 

@@ -119,7 +119,7 @@ class InboundCalls:
     async def _store_then_answer(self, call: Call, decided_by: Owner, received_at: str) -> Answer:
         # Wait for the answer from before the write: a fast service may answer at once.
         waiter: asyncio.Future[CallAnswer] | None = None
-        if decided_by is Owner.SESSIONS:
+        if decided_by not in (Owner.GATEWAY, Owner.NOBODY):
             waiter = self._decisions[call.message_id] = asyncio.get_running_loop().create_future()
         try:
             await self._publish(call, decided_by, received_at)

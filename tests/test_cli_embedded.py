@@ -13,10 +13,11 @@ import pytest
 from csms_cli.components import run_embedded
 from tests import stations
 from tests.cluster import CSMS, free_port
+from tests.waiting import eventually
 
 
 @asynccontextmanager
-async def embedded(tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
+async def embedded(tmp_path: Path, demo_stations: int = 0) -> AsyncIterator[tuple[str, str]]:
     ocpp_port, api_port = free_port(), free_port()
     ready, stopping = asyncio.Event(), asyncio.Event()
     running = asyncio.create_task(
@@ -26,6 +27,7 @@ async def embedded(tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
             api_port=api_port,
             database_url=f"sqlite+aiosqlite:///{tmp_path / 'csms.db'}",
             unknown_station_policy="accept",
+            demo_stations=demo_stations,
             ready=ready,
             stopping=stopping,
         )
@@ -86,3 +88,22 @@ def test_help_names_every_component() -> None:
     for command in ("up", "gateway", "sessions", "simulate"):
         assert f" {command} " in printed
     assert sys.executable
+
+
+async def test_up_demo_fleet_comes_alive(tmp_path: Path) -> None:
+    async with (
+        embedded(tmp_path, demo_stations=5) as (_, api_url),
+        httpx.AsyncClient(base_url=f"{api_url}/api/v1") as client,
+    ):
+
+        async def all_booted() -> list[dict[str, object]] | None:
+            items: list[dict[str, object]] = (await client.get("/stations")).json()["items"]
+            booted = [s for s in items if s["online"] and s["boot_status"] == "Accepted"]
+            return items if len(booted) == 5 else None
+
+        stations_seen = await eventually(all_booted, timeout_s=30)
+        assert sorted(str(s["station_id"]) for s in stations_seen) == [
+            f"DEMO{n:05d}" for n in range(1, 6)
+        ]
+        token = await client.get("/id-tokens/SIMTOKEN1")
+        assert token.json()["status"] == "Accepted"

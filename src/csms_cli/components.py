@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from csms_cli.runtime import serve_api, stop_on_signals
@@ -30,6 +31,7 @@ from csms_sessions.app import create_app
 from csms_sessions.db import SCHEMA as SESSIONS_SCHEMA
 from csms_sessions.service import SessionsService
 from csms_sessions.settings import SessionsSettings, UnknownStationPolicy
+from csms_simulator import SimulationConfig, run_fleet
 
 logger = logging.getLogger(__name__)
 
@@ -108,10 +110,15 @@ async def run_embedded(
     api_port: int,
     database_url: str,
     unknown_station_policy: UnknownStationPolicy,
+    demo_stations: int = 0,
     ready: asyncio.Event | None = None,
     stopping: asyncio.Event | None = None,
 ) -> None:
-    """``csms up``: every component in this process on the in-process bus and router."""
+    """``csms up``: every component in this process on the in-process bus and router.
+
+    With ``demo_stations``, a virtual fleet (the simulator) connects to it as well, so a
+    newcomer sees stations boot, sessions run and energy flow in the REST API.
+    """
     # Explicit values win over CSMS_* variables: `csms up` is always embedded.
     gateway_settings = GatewaySettings(
         kafka_bootstrap=None,
@@ -165,6 +172,13 @@ async def run_embedded(
             host,
             api_port,
         )
+        if demo_stations:
+            tasks.create_task(
+                run_demo_fleet(
+                    f"ws://{host}:{gateway.port}/ocpp", api_port, demo_stations, stopping
+                ),
+                name="demo fleet",
+            )
         if ready is not None:
             ready.set()
 
@@ -172,3 +186,18 @@ async def run_embedded(
 def _setup_process(settings: CommonSettings, service_name: str) -> None:
     setup_logging(settings.log_level, json_lines=settings.log_json)
     setup_tracing(service_name)
+
+
+async def run_demo_fleet(ocpp_url: str, api_port: int, count: int, stopping: asyncio.Event) -> None:
+    """A virtual fleet for ``csms up --demo``: its tokens registered, time sped up 60 times."""
+    config = SimulationConfig(
+        url=ocpp_url, count=count, id_prefix="DEMO", speed=60.0, arrival_mean_s=600.0
+    )
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}/api/v1") as api:
+        for token in config.id_tokens:
+            response = await api.put(
+                f"/id-tokens/{token}", json={"type": "ISO14443", "status": "Accepted"}
+            )
+            response.raise_for_status()
+    logger.info("demo: %d virtual stations connecting to %s", count, ocpp_url)
+    await run_fleet(config, stopping=stopping, progress=False)

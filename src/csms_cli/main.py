@@ -45,6 +45,9 @@ def up(
     unknown_stations: Annotated[
         BootPolicy, typer.Option(help="How to answer the boot of a station nobody registered")
     ] = BootPolicy.ACCEPT,
+    demo: Annotated[
+        int, typer.Option(help="Also run this many virtual stations against it (try 20)")
+    ] = 0,
 ) -> None:
     """Run every component in one process: in-process bus and router, SQLite. For trying it out."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -55,6 +58,7 @@ def up(
             api_port=api_port,
             database_url=f"sqlite+aiosqlite:///{data_dir.resolve() / 'csms.db'}",
             unknown_station_policy=unknown_stations.value,
+            demo_stations=demo,
         )
     )
 

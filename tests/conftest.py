@@ -31,16 +31,19 @@ def reset_state(infra: Infra) -> None:
 class Cluster:
     """Two gateways and two sessions replicas, as in a horizontally scaled deployment."""
 
-    def __init__(self, infra: Infra, log_dir: Path) -> None:
+    def __init__(self, infra: Infra, log_dir: Path, **extra_env: str) -> None:
         self.infra = infra
         self.group = f"csms-sessions-{uuid.uuid4().hex[:8]}"
         self.log_dir = log_dir
         self.gateways = [
-            cluster.gateway(infra, self.group, f"gw-{name}-{uuid.uuid4().hex[:4]}", log_dir)
+            cluster.gateway(
+                infra, self.group, f"gw-{name}-{uuid.uuid4().hex[:4]}", log_dir, **extra_env
+            )
             for name in ("a", "b")
         ]
         self.sessions = [
-            cluster.sessions(infra, self.group, f"sessions-{n}", log_dir) for n in (1, 2)
+            cluster.sessions(infra, self.group, f"sessions-{n}", log_dir, **extra_env)
+            for n in (1, 2)
         ]
 
     @property

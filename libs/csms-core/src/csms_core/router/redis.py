@@ -15,6 +15,8 @@ from types import TracebackType
 from typing import Any, Self
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -59,7 +61,15 @@ def _mailbox_key(address: str) -> str:
 
 class RedisRouter:
     def __init__(self, url: str) -> None:
-        self._redis: Redis = Redis.from_url(url, decode_responses=False)
+        # Pooled connections die with a Redis restart; retrying on a fresh connection
+        # makes the first command after the restart succeed instead of failing.
+        self._redis: Redis = Redis.from_url(
+            url,
+            decode_responses=False,
+            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=6),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+            health_check_interval=15,
+        )
         self._refresh = self._redis.register_script(_REFRESH)
         self._unregister = self._redis.register_script(_UNREGISTER)
 

@@ -4,6 +4,7 @@ Installed on the app (``install_problem_handlers``) so that unknown routes,
 wrong methods and request validation errors take the same shape as ours.
 """
 
+import logging
 from http import HTTPStatus
 from typing import Any
 
@@ -13,6 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
+
+from csms_core.bus.runner import TRANSIENT_ERRORS
 
 MEDIA_TYPE = "application/problem+json"
 # Problem types are URNs: stable names, not (yet) documents to dereference.
@@ -55,6 +58,9 @@ class Problem(Exception):
         self.extra = extra
 
 
+logger = logging.getLogger(__name__)
+
+
 def problem_response(
     request: Request, status: int, detail: str | None, *, kind: str | None = None, **extra: Any
 ) -> JSONResponse:
@@ -84,6 +90,21 @@ def install_problem_handlers(app: FastAPI) -> None:
         response = problem_response(request, exc.status_code, str(exc.detail))
         response.headers.update(exc.headers or {})
         return response
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, TRANSIENT_ERRORS):
+            logger.warning("dependency unavailable for %s: %r", request.url.path, exc)
+            response = problem_response(
+                request,
+                503,
+                "a dependency (database, Redis or Kafka) is unavailable; retry",
+                kind="dependency-unavailable",
+            )
+            response.headers["Retry-After"] = "1"
+            return response
+        logger.exception("unexpected error on %s", request.url.path)
+        return problem_response(request, 500, "unexpected error; it has been logged")
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -9,6 +9,7 @@ still created, so trace ids appear in logs and events.
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,8 +17,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context, propagate, trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
 if TYPE_CHECKING:
     from csms_core.bus.base import Delivery
@@ -26,12 +29,29 @@ tracer = trace.get_tracer("csms")
 
 
 def setup_tracing(service_name: str) -> None:
-    """Install a tracer provider for this process (idempotent)."""
+    """Install a tracer provider for this process (idempotent), exporting as configured.
+
+    The standard variables decide: ``OTEL_TRACES_EXPORTER`` = ``otlp`` (OTLP over HTTP to
+    ``OTEL_EXPORTER_OTLP_ENDPOINT``), ``console`` or ``none``; with an endpoint set and no
+    exporter named, OTLP is used.
+    """
     if isinstance(trace.get_tracer_provider(), TracerProvider):
         return
-    trace.set_tracer_provider(
-        TracerProvider(resource=Resource.create({"service.name": service_name}))
-    )
+    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    exporter = _exporter_from_environment()
+    if exporter is not None:
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+
+
+def _exporter_from_environment() -> SpanExporter | None:
+    default = "otlp" if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") else "none"
+    name = os.environ.get("OTEL_TRACES_EXPORTER", default).strip().lower()
+    if name == "otlp":
+        return OTLPSpanExporter()
+    if name == "console":
+        return ConsoleSpanExporter(out=sys.stderr)
+    return None
 
 
 def current_trace_headers() -> dict[str, str]:

@@ -145,7 +145,11 @@ class InboundCalls:
         except TimeoutError:
             logger.warning("no decision for %s in time", call.action, extra=self._log)
             return fallback(version, call)
-        return answer_frame(version, call, answer)
+        # The answer came back through Redis: continue the trace it carries (the last hop).
+        carrier = {"traceparent": answer.traceparent} if answer.traceparent else {}
+        attributes = {"csms.station_id": self._info.station_id, "ocpp.message_id": call.message_id}
+        with continued_span(f"answer {call.action}", carrier, **attributes):
+            return answer_frame(version, call, answer)
 
     async def _publish(self, call: Call | Send, decided_by: Owner, received_at: str) -> None:
         envelope = events.call_received(self._info, call, decided_by, received_at)

@@ -1,0 +1,51 @@
+"""One trace follows a station CALL gateway → bus → sessions → router → gateway."""
+
+from pathlib import Path
+
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from tests import stations
+from tests.test_cli_embedded import embedded
+
+
+def _exporter() -> InMemorySpanExporter:
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return exporter
+
+
+def _named(spans: tuple[ReadableSpan, ...], name: str) -> ReadableSpan:
+    matching = [span for span in spans if span.name == name]
+    assert len(matching) == 1, [span.name for span in spans]
+    return matching[0]
+
+
+async def test_boot_notification_is_one_trace_across_every_hop(tmp_path: Path) -> None:
+    exporter = _exporter()
+    async with (
+        embedded(tmp_path) as (ocpp_url, _),
+        stations.station(ocpp_url, "CP-TRACED", "2.0.1") as station,
+    ):
+        assert (await station.call(stations.boot_call("2.0.1"))).status == "Accepted"
+    spans = exporter.get_finished_spans()
+    received = _named(spans, "ocpp BootNotification")
+    consumed = [
+        span
+        for span in spans
+        if span.name == "consume ocpp.inbound"
+        and span.attributes is not None
+        and span.attributes.get("csms.station_id") == "CP-TRACED"
+    ]
+    answered = _named(spans, "answer BootNotification")
+    trace_id = received.context.trace_id
+    assert [span.context.trace_id for span in consumed] == [trace_id]
+    assert answered.context.trace_id == trace_id
+    assert consumed[0].parent is not None
+    assert consumed[0].parent.span_id == received.context.span_id

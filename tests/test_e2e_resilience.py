@@ -93,8 +93,8 @@ async def test_sessions_replica_crash_loses_no_acknowledged_status(
         csms.sessions[0].start()
 
 
-def _restart_redis() -> None:
-    subprocess.run(["redis-cli", "-p", "16379", "shutdown", "nosave"], check=False, timeout=30)
+def _restart_redis(redis_url: str) -> None:
+    subprocess.run(["redis-cli", "-u", redis_url, "shutdown", "nosave"], check=False, timeout=30)
     subprocess.run([str(REPO / "scripts/infra.sh"), "start"], check=True, timeout=120)
 
 
@@ -109,7 +109,7 @@ async def test_redis_restart_routes_come_back_and_commands_flow(
     ) as websocket:
         boot = {"chargePointVendor": "V", "chargePointModel": "M"}
         assert (await _call(websocket, "b1", "BootNotification", boot))[2]["status"] == "Accepted"
-        await asyncio.to_thread(_restart_redis)
+        await asyncio.to_thread(_restart_redis, csms.infra.redis_url)
 
         async with httpx.AsyncClient(base_url=csms.api_url(0), timeout=30) as client:
             command = asyncio.create_task(_reset_when_routed(client, station_id))

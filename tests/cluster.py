@@ -100,9 +100,17 @@ class Component:
             self._log = None
 
 
+def topic_prefix(group: str) -> str:
+    """A test cluster's own topic namespace: no backlog of other runs to wade through."""
+    return f"{group}."
+
+
 def platform_env(infra: Infra, group: str) -> dict[str, str]:
+    """The environment of every process of one test cluster (``group`` names the cluster)."""
     return {
         "CSMS_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
+        "CSMS_KAFKA_TOPIC_PREFIX": topic_prefix(group),
+        "CSMS_KAFKA_PARTITIONS": "4",
         "CSMS_REDIS_URL": infra.redis_url,
         "CSMS_DATABASE_URL": infra.database_url,
         "CSMS_CONSUMER_GROUP": group,

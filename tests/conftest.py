@@ -47,6 +47,10 @@ class Cluster:
             for n in (1, 2)
         ]
 
+    def topic(self, name: str) -> str:
+        """The physical name of contract topic ``name`` in this cluster's namespace."""
+        return cluster.topic_prefix(self.group) + name
+
     @property
     def components(self) -> list[Component]:
         return [*self.sessions, *self.gateways]

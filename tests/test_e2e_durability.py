@@ -110,7 +110,7 @@ async def test_no_acknowledged_message_lost_when_kafka_restarts(running_cluster:
 
     for station in traffic:
         events = await read_topic(
-            csms.infra.kafka_bootstrap, topics.OCPP_INBOUND, station.station_id
+            csms.infra.kafka_bootstrap, csms.topic(topics.OCPP_INBOUND), station.station_id
         )
         on_topic: dict[str, list[tuple[str, dict[str, Any]]]] = {}
         for event in events:

@@ -87,7 +87,9 @@ async def test_tc_b_01_cold_boot_heartbeat_status_authorize(
         assert body["ocpp_version"] == version
         assert body["model"] == "TestModel"
 
-    inbound = await read_topic(csms.infra.kafka_bootstrap, topics.OCPP_INBOUND, station_id)
+    inbound = await read_topic(
+        csms.infra.kafka_bootstrap, csms.topic(topics.OCPP_INBOUND), station_id
+    )
     actions = [event.data["action"] for event in inbound]
     assert actions == [
         "BootNotification",
@@ -144,7 +146,9 @@ async def test_rest_command_reaches_station_held_by_other_gateway(
         expected = {"type": "Hard"} if version == "1.6" else {"type": "Immediate"}
         assert station.received == [("Reset", expected), ("Reset", expected)]
 
-    results = await read_topic(csms.infra.kafka_bootstrap, topics.OCPP_COMMAND_RESULTS, station_id)
+    results = await read_topic(
+        csms.infra.kafka_bootstrap, csms.topic(topics.OCPP_COMMAND_RESULTS), station_id
+    )
     assert [event.data["outcome"] for event in results] == ["result", "result"]
 
 

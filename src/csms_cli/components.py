@@ -53,6 +53,7 @@ async def open_platform(
             client_id=client_id,
             partitions=settings.kafka_partitions,
             replication_factor=settings.kafka_replication_factor,
+            topic_prefix=settings.kafka_topic_prefix,
         )
         if settings.kafka_bootstrap
         else InMemoryBus()

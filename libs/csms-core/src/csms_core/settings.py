@@ -26,6 +26,8 @@ class CommonSettings(BaseSettings):
     redis_url: str | None = None
     kafka_partitions: int = 12
     kafka_replication_factor: int = 1
+    # Prepended to every topic name (a namespace on a shared cluster); empty by default.
+    kafka_topic_prefix: str = ""
     database_url: str = "sqlite+aiosqlite:///./csms.db"
     log_level: str = "INFO"
     log_json: bool = True

@@ -34,9 +34,12 @@ class KafkaBus:
         request_timeout_ms: int = 15_000,
         partitions: int = 12,
         replication_factor: int = 1,
+        topic_prefix: str = "",
     ) -> None:
         self._bootstrap = bootstrap
         self._client_id = client_id
+        # A namespace for every topic name, e.g. "tenant-a." or a test run's own prefix.
+        self._prefix = topic_prefix
         self._partitions = partitions
         self._replication_factor = replication_factor
         self._producer = AIOKafkaProducer(
@@ -60,6 +63,7 @@ class KafkaBus:
         Consumers subscribed to a topic that does not exist only notice it at their
         next metadata refresh (minutes), so topics are created before anyone uses them.
         """
+        names = [self._prefix + name for name in names]
         admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, client_id=self._client_id)
         await admin.start()
         try:
@@ -89,13 +93,16 @@ class KafkaBus:
         headers = [(name, value.encode()) for name, value in current_trace_headers().items()]
         try:
             await self._producer.send_and_wait(
-                topic, envelope.to_bytes(), key=envelope.station_id.encode(), headers=headers
+                self._prefix + topic,
+                envelope.to_bytes(),
+                key=envelope.station_id.encode(),
+                headers=headers,
             )
         except KafkaError as exc:
             raise PublishError(f"{topic}: {exc}") from exc
 
     def consumer(self, topics: Sequence[str], group: str) -> "KafkaConsumer":
-        return KafkaConsumer(self._bootstrap, tuple(topics), group, self._client_id)
+        return KafkaConsumer(self._bootstrap, tuple(topics), group, self._client_id, self._prefix)
 
 
 def _raise_topic_errors(topic_errors: Sequence[tuple[Any, ...]]) -> None:
@@ -114,9 +121,12 @@ async def _until_listed(admin: AIOKafkaAdminClient, names: set[str]) -> None:
 
 
 class KafkaConsumer:
-    def __init__(self, bootstrap: str, topics: tuple[str, ...], group: str, client_id: str) -> None:
+    def __init__(
+        self, bootstrap: str, topics: tuple[str, ...], group: str, client_id: str, prefix: str = ""
+    ) -> None:
+        self._prefix = prefix
         self._consumer = AIOKafkaConsumer(
-            *topics,
+            *(prefix + topic for topic in topics),
             bootstrap_servers=bootstrap,
             group_id=group,
             client_id=client_id,
@@ -144,7 +154,7 @@ class KafkaConsumer:
         deliveries: list[Delivery] = []
         for records in batches.values():
             for record in records:
-                delivery = _decode(record)
+                delivery = _decode(record, self._prefix)
                 if delivery is not None:
                     deliveries.append(delivery)
         return deliveries
@@ -153,7 +163,7 @@ class KafkaConsumer:
         await self._consumer.commit()
 
 
-def _decode(record: ConsumerRecord[bytes, bytes]) -> Delivery | None:
+def _decode(record: ConsumerRecord[bytes, bytes], prefix: str = "") -> Delivery | None:
     """A record as a Delivery; a record that is not an envelope is logged and skipped."""
     try:
         envelope = Envelope.from_bytes(record.value or b"")
@@ -164,6 +174,5 @@ def _decode(record: ConsumerRecord[bytes, bytes]) -> Delivery | None:
         )
         return None
     headers = {name: value.decode(errors="replace") for name, value in record.headers}
-    return Delivery(
-        record.topic, record.partition, record.offset, envelope.station_id, envelope, headers
-    )
+    topic = record.topic.removeprefix(prefix)
+    return Delivery(topic, record.partition, record.offset, envelope.station_id, envelope, headers)

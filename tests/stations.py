@@ -151,3 +151,64 @@ def authorize_call(version: str, token: str) -> Any:
         return ocpp.v16.call.Authorize(id_tag=token)
     module = ocpp.v201 if version == "2.0.1" else ocpp.v21
     return module.call.Authorize(id_token={"id_token": token, "type": "ISO14443"})
+
+
+def _module_2x(version: str) -> Any:
+    return ocpp.v201 if version == "2.0.1" else ocpp.v21
+
+
+def start_transaction_call(token: str, meter_start: int, timestamp: str) -> Any:
+    """An OCPP 1.6 StartTransaction on connector 1."""
+    return ocpp.v16.call.StartTransaction(
+        connector_id=1, id_tag=token, meter_start=meter_start, timestamp=timestamp
+    )
+
+
+def meter_values_call_v16(transaction_id: int, wh: int, power_w: int, timestamp: str) -> Any:
+    """An OCPP 1.6 MeterValues of a transaction: the energy register and the power."""
+    sampled = [
+        {"value": str(wh), "unit": "Wh", "measurand": "Energy.Active.Import.Register"},
+        {"value": str(power_w), "unit": "W", "measurand": "Power.Active.Import"},
+    ]
+    return ocpp.v16.call.MeterValues(
+        connector_id=1,
+        transaction_id=transaction_id,
+        meter_value=[{"timestamp": timestamp, "sampled_value": sampled}],
+    )
+
+
+def stop_transaction_call(transaction_id: int, meter_stop: int, timestamp: str) -> Any:
+    return ocpp.v16.call.StopTransaction(
+        transaction_id=transaction_id, meter_stop=meter_stop, timestamp=timestamp, reason="Local"
+    )
+
+
+def transaction_event_call(
+    version: str,
+    event_type: str,
+    seq_no: int,
+    transaction_id: str,
+    timestamp: str,
+    wh: float,
+    token: str | None = None,
+) -> Any:
+    """A 2.x TransactionEvent on EVSE 1 with the energy register reading ``wh``."""
+    context = {"Started": "Transaction.Begin", "Ended": "Transaction.End"}
+    sampled = {
+        "value": wh,
+        "measurand": "Energy.Active.Import.Register",
+        "context": context.get(event_type, "Sample.Periodic"),
+    }
+    info: dict[str, Any] = {"transaction_id": transaction_id}
+    if event_type == "Ended":
+        info["stopped_reason"] = "Local"
+    return _module_2x(version).call.TransactionEvent(
+        event_type=event_type,
+        timestamp=timestamp,
+        trigger_reason="Authorized" if token else "MeterValuePeriodic",
+        seq_no=seq_no,
+        transaction_info=info,
+        evse={"id": 1, "connector_id": 1} if event_type == "Started" else None,
+        id_token={"id_token": token, "type": "ISO14443"} if token else None,
+        meter_value=[{"timestamp": timestamp, "sampled_value": [sampled]}],
+    )

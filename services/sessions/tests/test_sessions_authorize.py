@@ -136,7 +136,9 @@ async def test_start_transaction_allocates_distinct_ids(sessions: Harness) -> No
     }
 
     first = await decide(sessions, "StartTransaction", start, OcppVersion.V16)
-    second = await decide(sessions, "StartTransaction", start, OcppVersion.V16)
+    # A later start (a re-sent identical one keeps its id: see test_sessions_transactions_v16).
+    later = start | {"timestamp": "2025-01-01T12:00:00Z"}
+    second = await decide(sessions, "StartTransaction", later, OcppVersion.V16)
 
     assert first["idTagInfo"] == {"status": "Accepted"}
     assert isinstance(first["transactionId"], int)

@@ -13,9 +13,16 @@ from csms_sessions.api.deps import bind_service
 from csms_sessions.api.problems import Problem, install_problem_handlers
 from csms_sessions.api.routing import DocumentedRoute
 from csms_sessions.commands.api import router as commands_router
+from csms_sessions.configuration.api import router as configuration_router
+from csms_sessions.datatransfer.api import router as datatransfer_router
+from csms_sessions.local_lists.api import router as local_lists_router
+from csms_sessions.remote.api import router as remote_router
+from csms_sessions.reservations.api import router as reservations_router
 from csms_sessions.service import SessionsService
 from csms_sessions.stations.api import router as stations_router
 from csms_sessions.tokens.api import router as tokens_router
+from csms_sessions.tokens.cache import router as clear_cache_router
+from csms_sessions.transactions.api import router as transactions_router
 
 API_PREFIX = "/api/v1"
 
@@ -23,7 +30,18 @@ API_PREFIX = "/api/v1"
 def create_router(service: SessionsService) -> APIRouter:
     """The service's REST routes (mount under ``/api/v1``)."""
     router = APIRouter(dependencies=[bind_service(service)])
-    for routes in (stations_router, commands_router, tokens_router):
+    for routes in (
+        stations_router,
+        commands_router,
+        tokens_router,
+        remote_router,
+        configuration_router,
+        datatransfer_router,
+        transactions_router,
+        local_lists_router,
+        reservations_router,
+        clear_cache_router,
+    ):
         router.include_router(routes)
     return router
 

@@ -23,9 +23,12 @@ from csms_core.telemetry import current_trace_headers
 from csms_core.topics import OCPP_CONNECTIONS, OCPP_INBOUND
 from csms_ocpp import ErrorCode, error_code, schemas
 from csms_ocpp.actions import Owner
+from csms_sessions.configuration.handlers import on_notify_report
 from csms_sessions.context import EventContext
 from csms_sessions.datatransfer import on_data_transfer
 from csms_sessions.inbox import ProcessedEvent
+from csms_sessions.metering.handlers import on_meter_values
+from csms_sessions.reservations.handlers import on_reservation_status_update
 from csms_sessions.settings import SessionsSettings
 from csms_sessions.stations.handlers import (
     on_boot_notification,
@@ -55,9 +58,12 @@ CALL_HANDLERS: dict[str, Handler] = {
     "StatusNotification": on_status_notification,
     "Authorize": on_authorize,
     "DataTransfer": on_data_transfer,
+    "NotifyReport": on_notify_report,
     "StartTransaction": on_start_transaction,
     "StopTransaction": on_stop_transaction,
     "TransactionEvent": on_transaction_event,
+    "MeterValues": on_meter_values,
+    "ReservationStatusUpdate": on_reservation_status_update,
 }
 CONNECTION_HANDLERS: dict[str, Handler] = {
     "ocpp.connection.opened": on_connection_opened,

@@ -15,6 +15,7 @@ from csms_core.router import CommandClient, Router
 from csms_sessions.consumer import TOPICS, InboundConsumer
 from csms_sessions.db import migrate_sessions, utc_now
 from csms_sessions.inbox import ProcessedEvent
+from csms_sessions.local_lists.sync import LocalListSync
 from csms_sessions.settings import SessionsSettings
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class SessionsService:
         self.engine = engine
         self.factory = session_factory(engine)
         self.identities = IdentityStore(self.factory)
+        self.local_lists = LocalListSync(settings, self.factory, router, commands)
         self.ready = asyncio.Event()
 
     async def migrate(self) -> None:
@@ -67,6 +69,7 @@ class SessionsService:
                 name="sessions consumer",
             )
             tasks.create_task(self._prune_processed_events(stopping), name="sessions pruning")
+            tasks.create_task(self.local_lists.run(self.bus, stopping=stopping), name="local lists")
             await consuming.wait()
             self.ready.set()
             if ready is not None:

@@ -21,3 +21,9 @@ class SessionsSettings(CommonSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     consumer_group: str = "csms-sessions"
+    # Local authorization lists: entries per SendLocalList (1.6 SendLocalListMaxLength,
+    # 2.0.1 ItemsPerMessageSendLocalList; a longer list goes as Full + Differentials),
+    # how often pending lists are looked for, and the back-off after a failed send.
+    local_list_items_per_message: int = Field(default=100, ge=1)
+    local_list_sync_interval_s: float = Field(default=10.0, gt=0)
+    local_list_retry_s: float = Field(default=60.0, ge=0)

@@ -1,4 +1,2 @@
-"""Charging transactions. For now only the minimal answers that keep stations working.
-
-Issue 3 replaces this package's handlers with the real session model.
-"""
+"""Charging sessions: one version-neutral model fed by 1.6 Start/StopTransaction and MeterValues
+and 2.x TransactionEvent, its domain events on ``csms.sessions`` and its REST routes."""

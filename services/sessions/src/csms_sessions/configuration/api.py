@@ -1,0 +1,316 @@
+"""REST routes of station configuration: read what is stored, query, change, refresh, report."""
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TypeVar
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from csms_core.db import transaction
+from csms_ocpp import OcppVersion
+from csms_sessions.api.deps import PageDep, ServiceDep, SessionDep, StationIdDep
+from csms_sessions.api.pagination import Page
+from csms_sessions.api.problems import Problem, problem_responses
+from csms_sessions.api.routing import DocumentedRoute
+from csms_sessions.commands.api import CommandResponse, TimeoutQuery
+from csms_sessions.commands.translate import Untranslatable
+from csms_sessions.configuration import service, translate
+from csms_sessions.configuration.models import (
+    DeviceModelVariable,
+    ReportRequest,
+    StationConfiguration,
+    VariableRef,
+)
+from csms_sessions.configuration.translate import (
+    ConfigurationChange,
+    ConfigurationQuery,
+    CustomReportCommand,
+    ItemResult,
+    ItemResults,
+    RefreshCommand,
+)
+from csms_sessions.remote.calls import call, check_payload, not_in_version, online_version
+from csms_sessions.service import SessionsService
+from csms_sessions.stations.models import Station
+
+router = APIRouter(
+    route_class=DocumentedRoute,
+    prefix="/stations/{station_id}/configuration",
+    tags=["configuration"],
+    responses=problem_responses(404, 409, 422, 502, 504),
+)
+T = TypeVar("T")
+# Answers after which the station holds the value we set (1.6 §5.3, 2.0.1 B05).
+TAKEN = frozenset({"Accepted", "RebootRequired"})
+
+
+class ConfigurationItem(BaseModel):
+    """A stored 1.6 configuration key (``key``) or 2.x device model variable attribute.
+
+    Fields that do not apply (or that the station left out, e.g. the value of a
+    WriteOnly variable) are omitted from the JSON."""
+
+    key: str | None = Field(default=None, examples=["HeartbeatInterval"], description="1.6")
+    component: str | None = Field(default=None, examples=["OCPPCommCtrlr"], description="2.x")
+    component_instance: str | None = None
+    evse_id: int | None = None
+    connector_id: int | None = None
+    variable: str | None = Field(default=None, examples=["HeartbeatInterval"], description="2.x")
+    variable_instance: str | None = None
+    attribute_type: str | None = Field(default=None, examples=["Actual"])
+    value: str | None = Field(examples=["300"])
+    readonly: bool
+    mutability: str | None = Field(default=None, examples=["ReadWrite"], description="2.x")
+    data_type: str | None = None
+    unit: str | None = None
+    min_limit: float | None = None
+    max_limit: float | None = None
+    values_list: str | None = None
+    updated_at: datetime
+
+    @classmethod
+    def of_key(cls, row: StationConfiguration) -> "ConfigurationItem":
+        return cls(key=row.key, value=row.value, readonly=row.readonly, updated_at=row.updated_at)
+
+    @classmethod
+    def of_variable(cls, row: DeviceModelVariable) -> "ConfigurationItem":
+        return cls.model_validate(
+            row.model_dump(exclude={"station_id", "variable_key"})
+            | {"readonly": row.mutability == "ReadOnly"}
+        )
+
+
+class ReportResponse(CommandResponse):
+    """The station's answer to a report request; the report follows in NotifyReport parts."""
+
+    request_id: int | None = Field(default=None, description="2.x requestId of the report")
+
+
+@router.get("", responses=problem_responses(404, 422), response_model_exclude_none=True)
+async def read_configuration(
+    session: SessionDep, station_id: StationIdDep, page: PageDep
+) -> Page[ConfigurationItem]:
+    """The configuration last reported by a station (1.6 keys or the 2.x device model)."""
+    station = await session.get(Station, station_id)
+    if station is None:
+        raise Problem(404, f"no station {station_id}", kind="unknown-station")
+    items: Sequence[ConfigurationItem]
+    if OcppVersion.from_number(station.ocpp_version or "1.6").is_2x:
+        rows, total = await service.device_model(session, station_id, page.limit, page.offset)
+        items = [ConfigurationItem.of_variable(row) for row in rows]
+    else:
+        keys, total = await service.configuration_keys(session, station_id, page.limit, page.offset)
+        items = [ConfigurationItem.of_key(row) for row in keys]
+    return Page(items=list(items), total=total, limit=page.limit, offset=page.offset)
+
+
+@router.post("/refresh")
+async def refresh_configuration(
+    sessions: ServiceDep,
+    session: SessionDep,
+    station_id: StationIdDep,
+    body: RefreshCommand | None = None,
+    timeout_s: TimeoutQuery = None,
+) -> ReportResponse:
+    """Ask for the whole configuration: 1.6 GetConfiguration, 2.x GetBaseReport (async report)."""
+    version = await online_version(sessions, session, station_id)
+    command = body or RefreshCommand()
+    if version.is_2x:
+        return await _report(
+            sessions,
+            station_id,
+            version,
+            timeout_s,
+            "GetBaseReport",
+            {"reportBase": command.report_base},
+        )
+    action, payload = translate.get_configuration(None)
+    response = await call(sessions, station_id, version, action, payload, timeout_s)
+    async with transaction(sessions.factory) as writer:
+        keys = (response.response or {}).get("configurationKey", [])
+        await service.store_keys(writer, station_id, keys)
+    return ReportResponse(**response.model_dump())
+
+
+@router.post("/report")
+async def custom_report(
+    sessions: ServiceDep,
+    session: SessionDep,
+    station_id: StationIdDep,
+    body: CustomReportCommand,
+    timeout_s: TimeoutQuery = None,
+) -> ReportResponse:
+    """Ask a 2.x station for a custom report (GetReport by criteria or component/variables)."""
+    version = await online_version(sessions, session, station_id)
+    try:
+        _, payload = translate.get_report(body, version, request_id=0)
+    except Untranslatable as exc:
+        raise not_in_version(exc) from exc
+    payload.pop("requestId")
+    return await _report(sessions, station_id, version, timeout_s, "GetReport", payload)
+
+
+@router.post("/query", response_model_exclude_none=True)
+async def query_configuration(
+    sessions: ServiceDep,
+    session: SessionDep,
+    station_id: StationIdDep,
+    body: ConfigurationQuery,
+    timeout_s: TimeoutQuery = None,
+) -> ItemResults:
+    """Read values from the station now (1.6 GetConfiguration by key, 2.x GetVariables)."""
+    version = await online_version(sessions, session, station_id)
+    try:
+        if not version.is_2x:
+            keys = [item.key_in(version) for item in body.items]
+            return ItemResults(items=await _query_keys(sessions, station_id, keys, timeout_s))
+        refs = [item.ref_in(version) for item in body.items]
+    except Untranslatable as exc:
+        raise not_in_version(exc) from exc
+    chunk = await service.items_per_message(session, station_id, "GetVariables")
+    results: list[ItemResult] = []
+    for part in _chunks(refs, chunk):
+        results += await _get_variables(sessions, station_id, version, part, timeout_s)
+    return ItemResults(items=results)
+
+
+@router.put("", response_model_exclude_none=True)
+async def change_configuration(
+    sessions: ServiceDep,
+    session: SessionDep,
+    station_id: StationIdDep,
+    body: ConfigurationChange,
+    timeout_s: TimeoutQuery = None,
+) -> ItemResults:
+    """Set values on the station (1.6 ChangeConfiguration per key, 2.x SetVariables)."""
+    version = await online_version(sessions, session, station_id)
+    try:
+        if not version.is_2x:
+            changes = [(item.key_in(version), item.value) for item in body.items]
+            return ItemResults(items=await _change_keys(sessions, station_id, changes, timeout_s))
+        values = [(item.ref_in(version), item.value) for item in body.items]
+    except Untranslatable as exc:
+        raise not_in_version(exc) from exc
+    check_payload(version, *translate.set_variables(values))  # before sending any part
+    chunk = await service.items_per_message(session, station_id, "SetVariables")
+    results: list[ItemResult] = []
+    for part in _chunks(values, chunk):
+        results += await _set_variables(sessions, station_id, version, part, timeout_s)
+    return ItemResults(items=results)
+
+
+async def _report(
+    sessions: SessionsService,
+    station_id: str,
+    version: OcppVersion,
+    timeout_s: float | None,
+    action: str,
+    request: dict[str, object],
+) -> ReportResponse:
+    check_payload(version, action, {"requestId": 0, **request})
+    async with transaction(sessions.factory) as writer:
+        report = ReportRequest(station_id=station_id, action=action, request=request)
+        writer.add(report)
+        await writer.flush()
+    payload = {"requestId": report.request_id, **request}
+    response = await call(sessions, station_id, version, action, payload, timeout_s)
+    async with transaction(sessions.factory) as writer:
+        report.status = response.status
+        await writer.merge(report)
+    return ReportResponse(**response.model_dump(), request_id=report.request_id)
+
+
+async def _query_keys(
+    sessions: SessionsService, station_id: str, keys: list[str], timeout_s: float | None
+) -> list[ItemResult]:
+    action, payload = translate.get_configuration(keys)
+    response = await call(sessions, station_id, OcppVersion.V16, action, payload, timeout_s)
+    answer = response.response or {}
+    async with transaction(sessions.factory) as writer:
+        known = [entry for entry in answer.get("configurationKey", []) if entry["key"] in keys]
+        await service.store_keys(writer, station_id, known)
+    return translate.get_configuration_results(keys, answer)
+
+
+async def _change_keys(
+    sessions: SessionsService,
+    station_id: str,
+    changes: list[tuple[str, str]],
+    timeout_s: float | None,
+) -> list[ItemResult]:
+    for key, value in changes:  # validate every call before sending any
+        check_payload(OcppVersion.V16, *translate.change_configuration(key, value))
+    results = []
+    for key, value in changes:
+        action, payload = translate.change_configuration(key, value)
+        response = await call(sessions, station_id, OcppVersion.V16, action, payload, timeout_s)
+        status = response.status or "Rejected"
+        if status in TAKEN:
+            async with transaction(sessions.factory) as writer:
+                await service.store_value(writer, station_id, key, value)
+        results.append(ItemResult(key=key, status=status, value=value))
+    return results
+
+
+async def _get_variables(
+    sessions: SessionsService,
+    station_id: str,
+    version: OcppVersion,
+    refs: list[VariableRef],
+    timeout_s: float | None,
+) -> list[ItemResult]:
+    action, payload = translate.get_variables(refs)
+    response = await call(sessions, station_id, version, action, payload, timeout_s)
+    results = translate.variable_results(
+        (response.response or {}).get("getVariableResult", []), "attributeValue"
+    )
+    rows = [
+        _ref_of(result).columns() | {"value": result.value}
+        for result in results
+        if result.status == "Accepted"
+    ]
+    async with transaction(sessions.factory) as writer:
+        await service.store_variables(writer, station_id, rows, described=False)
+    return results
+
+
+async def _set_variables(
+    sessions: SessionsService,
+    station_id: str,
+    version: OcppVersion,
+    values: list[tuple[VariableRef, str]],
+    timeout_s: float | None,
+) -> list[ItemResult]:
+    action, payload = translate.set_variables(values)
+    response = await call(sessions, station_id, version, action, payload, timeout_s)
+    requested = {ref.key: value for ref, value in values}
+    results = translate.variable_results(
+        (response.response or {}).get("setVariableResult", []), None
+    )
+    rows = []
+    for result in results:
+        ref = _ref_of(result)
+        result.value = requested.get(ref.key)
+        if result.status in TAKEN and result.value is not None:
+            rows.append(ref.columns() | {"value": result.value})
+    async with transaction(sessions.factory) as writer:
+        await service.store_variables(writer, station_id, rows, described=False)
+    return results
+
+
+def _ref_of(result: ItemResult) -> VariableRef:
+    return VariableRef(
+        component=result.component or "",
+        variable=result.variable or "",
+        component_instance=result.component_instance,
+        evse_id=result.evse_id,
+        connector_id=result.connector_id,
+        variable_instance=result.variable_instance,
+        attribute_type=result.attribute_type or "Actual",
+    )
+
+
+def _chunks(items: list[T], size: int | None) -> list[list[T]]:
+    step = size or len(items)
+    return [items[start : start + step] for start in range(0, len(items), step)]

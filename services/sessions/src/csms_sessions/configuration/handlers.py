@@ -1,0 +1,71 @@
+"""Handler of a station's NotifyReport (OCPP 2.0.1 B07/B08): its device model, part by part."""
+
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import col
+
+from csms_sessions.configuration.models import ReportRequest, VariableRef
+from csms_sessions.configuration.service import store_variables
+from csms_sessions.context import EventContext
+
+REPORTED = "station.device-model.reported"
+
+
+async def on_notify_report(ctx: EventContext) -> dict[str, Any]:
+    """Store the part's variables (upserted: parts may come twice or out of order)."""
+    payload = ctx.payload
+    rows = [row for data in payload.get("reportData", []) for row in _rows(data)]
+    await store_variables(ctx.session, ctx.station.station_id, rows, described=True)
+    await _count_part(ctx, payload["requestId"], last=not payload.get("tbc", False))
+    ctx.publish(
+        REPORTED,
+        {
+            "request_id": payload["requestId"],
+            "seq_no": payload["seqNo"],
+            "tbc": payload.get("tbc", False),
+            "generated_at": payload["generatedAt"],
+            "variables": len(rows),
+        },
+    )
+    return {}
+
+
+def _rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per attribute of a ReportDataType."""
+    characteristics = data.get("variableCharacteristics") or {}
+    description = {
+        "data_type": characteristics.get("dataType"),
+        "unit": characteristics.get("unit"),
+        "min_limit": characteristics.get("minLimit"),
+        "max_limit": characteristics.get("maxLimit"),
+        "values_list": characteristics.get("valuesList"),
+    }
+    rows = []
+    for attribute in data["variableAttribute"]:
+        ref = VariableRef.from_ocpp(data["component"], data["variable"], attribute.get("type"))
+        rows.append(
+            ref.columns()
+            | description
+            # OCPP 2.0.1 Part 2 VariableAttributeType: mutability defaults to ReadWrite.
+            | {
+                "value": attribute.get("value"),
+                "mutability": attribute.get("mutability", "ReadWrite"),
+            }
+        )
+    return rows
+
+
+async def _count_part(ctx: EventContext, request_id: int, *, last: bool) -> None:
+    """Progress of our request, if it is one (a station may report on its own, too)."""
+    values: dict[str, Any] = {"parts_received": col(ReportRequest.parts_received) + 1}
+    if last:
+        values["completed_at"] = ctx.received_at
+    await ctx.session.exec(
+        update(ReportRequest)
+        .where(
+            col(ReportRequest.request_id) == request_id,
+            col(ReportRequest.station_id) == ctx.station.station_id,
+        )
+        .values(**values)
+    )

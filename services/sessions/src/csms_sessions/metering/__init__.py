@@ -1,0 +1,1 @@
+"""Meter values: normalised samples of every station's meters and the energy they add up to."""

@@ -1,0 +1,30 @@
+"""Handler of a station's MeterValues (1.6 with or without a transaction; 2.x per EVSE)."""
+
+from typing import Any
+
+from csms_sessions.context import EventContext
+from csms_sessions.metering.normalize import samples_of
+from csms_sessions.transactions import service
+from csms_sessions.transactions.events import publish_updated
+
+
+async def on_meter_values(ctx: EventContext) -> dict[str, Any]:
+    """Store the samples; a 1.6 transactionId ties them to its session. The answer is empty."""
+    payload = ctx.payload
+    samples = samples_of(payload["meterValue"], is_2x=ctx.version.is_2x)
+    # 2.x MeterValues are never part of a transaction (those come in TransactionEvent).
+    evse_id = payload["evseId"] if ctx.version.is_2x else payload["connectorId"]
+    transaction_id = None if ctx.version.is_2x else payload.get("transactionId")
+    charging = None
+    if transaction_id is not None:
+        charging = await service.find(ctx.session, ctx.station.station_id, str(transaction_id))
+        if charging is None:
+            earliest = min((s.timestamp for s in samples), default=ctx.received_at)
+            charging = service.open_unknown(
+                ctx, "MeterValues", str(transaction_id), earliest, evse_id
+            )
+    new = await service.record_samples(ctx, samples, evse_id, charging)
+    if charging is not None and new:
+        await service.refresh(ctx.session, charging, new)
+        publish_updated(ctx, charging)
+    return {}

@@ -1,0 +1,62 @@
+"""Sending one CSMS-initiated call to a station whose OCPP version decides its shape.
+
+The commands routes (``commands.api``) translate first and send after; the
+routes of remote control, configuration and data transfer need the station's
+version first (to allocate a remoteStartId, to choose GetConfiguration or
+GetBaseReport, ...), then send one or several calls. Both share the error
+mapping of ``commands.api``: 404 unknown, 409 offline, 422 untranslatable or
+invalid, 502 CALLERROR, 504 timeout.
+"""
+
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from csms_core.router import StationOffline
+from csms_ocpp import OcppVersion, schemas
+from csms_sessions.api.problems import Problem
+from csms_sessions.commands.api import CommandResponse, _offline, _response, _unknown
+from csms_sessions.commands.translate import Untranslatable
+from csms_sessions.service import SessionsService
+from csms_sessions.stations.models import Station
+
+
+async def online_version(
+    sessions: SessionsService, session: AsyncSession, station_id: str
+) -> OcppVersion:
+    """The OCPP version of the station's live connection; 404 unknown, 409 offline."""
+    route = await sessions.router.lookup(station_id)
+    if route is None:
+        known = await session.get(Station, station_id) is not None
+        raise _offline(station_id) if known else _unknown(station_id)
+    return OcppVersion.from_number(route.ocpp_version)
+
+
+def not_in_version(exc: Untranslatable) -> Problem:
+    return Problem(422, str(exc), kind="not-in-this-ocpp-version")
+
+
+def check_payload(version: OcppVersion, action: str, payload: dict[str, Any]) -> None:
+    """422 unless the payload passes the official schema (we never send an invalid call)."""
+    violation = schemas.validate(version, action, payload)
+    if violation is not None:
+        raise Problem(422, violation.description, kind="invalid-ocpp-payload", code=violation.code)
+
+
+async def call(
+    sessions: SessionsService,
+    station_id: str,
+    version: OcppVersion,
+    action: str,
+    payload: dict[str, Any],
+    timeout_s: float | None = None,
+) -> CommandResponse:
+    """Send ``action`` once its payload passed the official schema; the station's answer."""
+    check_payload(version, action, payload)
+    try:
+        result = await sessions.commands.call(
+            station_id, action, payload, timeout_s or sessions.settings.command_timeout_s
+        )
+    except StationOffline:
+        raise _offline(station_id) from None
+    return _response(result)

@@ -1,0 +1,76 @@
+"""Remote starts allocated and recorded; a charging session resolved to its transaction id."""
+
+import logging
+
+from sqlalchemy import String, column, table
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from csms_core.db import transaction
+from csms_sessions.api.problems import Problem
+from csms_sessions.db import SCHEMA
+from csms_sessions.remote.models import RemoteStart
+from csms_sessions.remote.translate import RemoteStartCommand
+
+logger = logging.getLogger(__name__)
+
+# The columns this domain reads of the transactions domain's table.
+CHARGING_SESSION = table(
+    "charging_session",
+    column("session_id", String),
+    column("station_id", String),
+    column("transaction_id", String),
+    schema=SCHEMA,
+)
+
+
+async def allocate_remote_start(
+    factory: async_sessionmaker[AsyncSession], station_id: str, command: RemoteStartCommand
+) -> RemoteStart:
+    """Record the request before sending it: its id is the remoteStartId on the wire."""
+    async with transaction(factory) as session:
+        request = RemoteStart(
+            station_id=station_id,
+            id_token=command.id_token,
+            token_type=command.token_type,
+            evse_id=command.evse_id,
+        )
+        session.add(request)
+        await session.flush()
+    return request
+
+
+async def record_answer(
+    factory: async_sessionmaker[AsyncSession], request: RemoteStart, status: str | None
+) -> None:
+    async with transaction(factory) as session:
+        request.status = status
+        await session.merge(request)
+
+
+async def transaction_of_session(
+    factory: async_sessionmaker[AsyncSession], station_id: str, session_id: str
+) -> str:
+    """The OCPP transaction id of a charging session of this station.
+
+    The table belongs to the transactions domain (``sessions.charging_session``);
+    only its columns named here are read, so this domain does not depend on its models.
+    """
+    query = select(CHARGING_SESSION.c.transaction_id).where(
+        CHARGING_SESSION.c.session_id == session_id, CHARGING_SESSION.c.station_id == station_id
+    )
+    try:
+        async with factory() as session:
+            row = (await session.exec(query)).first()
+    except DBAPIError as exc:
+        logger.warning("charging sessions cannot be read: %s", exc)
+        raise Problem(
+            422, "stopping by session_id is not available; give transaction_id", kind="no-sessions"
+        ) from None
+    if row is None:
+        raise Problem(
+            404, f"no charging session {session_id} on {station_id}", kind="unknown-session"
+        )
+    return str(row)

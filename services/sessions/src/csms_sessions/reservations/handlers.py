@@ -1,0 +1,18 @@
+"""Handler of a 2.x station's ReservationStatusUpdate (2.0.1 H04); the gateway answers it."""
+
+import logging
+
+from csms_sessions.context import EventContext
+from csms_sessions.reservations.service import on_status_update
+
+logger = logging.getLogger(__name__)
+
+
+async def on_reservation_status_update(ctx: EventContext) -> dict[str, object]:
+    """Record that the station ended a reservation (Expired or Removed)."""
+    reservation_id = ctx.payload["reservationId"]
+    status = ctx.payload["reservationUpdateStatus"]
+    updated = await on_status_update(ctx.session, ctx.station.station_id, reservation_id, status)
+    if updated is None:
+        logger.warning("%s updated unknown reservation %s", ctx.station.station_id, reservation_id)
+    return {}

@@ -174,7 +174,7 @@ async def test_tc_b_06_b_09_b_13_variables_and_report_v201(running_cluster: Clus
         async def reported() -> list[tuple[str, str, Any, str]] | None:
             body = (await api.get(f"/stations/{station_id}/configuration")).json()
             items = [
-                (i["component"], i["variable"], i.get("value"), i["mutability"])
+                (i["component"], i["variable"], i.get("value"), i.get("mutability"))
                 for i in body["items"]
             ]
             return items if all(item[3] for item in items) and len(items) == 2 else None

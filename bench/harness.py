@@ -1,0 +1,548 @@
+"""What every benchmark shares: infra, real ``csms`` processes, client processes, figures.
+
+Isolation from the test suites that run on the same brokers at the same time:
+- PostgreSQL: a database of its own (``csms_bench``), emptied at the start of a run;
+- Redis: a database number of its own (``/9``), flushed at the start of a run;
+- Kafka: full-size runs write hundreds of thousands of records. Topic names are a
+  fixed contract, and every new consumer group of a test suite starts at the
+  earliest offset, so those records would be replayed by every later test run.
+  Full-size runs therefore use a broker of their own (127.0.0.1:29092, started
+  with ``scripts/infra.sh kafka-start`` and its own state directory); ``--smoke``
+  runs write a handful of records and use the shared test broker.
+- Consumer groups are unique per run and start at the end of the topics.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import platform
+import resource
+import shlex
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.fleet import raise_file_limit
+from tests import cluster
+from tests.cluster import Component, Infra
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_RESULTS = REPO / "bench" / "RESULTS.md"
+SHARED_KAFKA = "127.0.0.1:19092"
+BENCH_KAFKA_PORT, BENCH_KAFKA_CONTROLLER_PORT = 29092, 29093
+BENCH_KAFKA_STATE = "/tmp/csms-bench-infra"  # noqa: S108 - a fixed place for a local broker
+BENCH_DATABASE = "csms_bench"
+BENCH_REDIS_DB = 9
+
+
+# -- process limits and measurements ---------------------------------------------------------
+
+
+def rss_kib(pid: int) -> int:
+    """Resident set size of a process (VmRSS in /proc/<pid>/status), KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise LookupError(f"no VmRSS for {pid}")
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100); NaN without samples."""
+    if not samples:
+        return math.nan
+    ordered = sorted(samples)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def loadavg() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f}/{five:.2f}/{fifteen:.2f}"
+
+
+# -- RESULTS.md ------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem_kib = int(Path("/proc/meminfo").read_text().split()[1])
+    files = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return (
+        f"{os.cpu_count()} CPUs ({cpu}), {mem_kib / 2**20:.1f} GiB, Linux "
+        f"{platform.release()}, Python {platform.python_version()}, open files (hard) {files}"
+    )
+
+
+def git_commit() -> str:
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=REPO, capture_output=True, text=True, check=False
+        ).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    return f"{commit} dirty" if git("status", "--porcelain") else commit
+
+
+@dataclass
+class Report:
+    """A benchmark's figures: printed as they come, appended to RESULTS.md at the end."""
+
+    title: str
+    results: Path | None
+    lines: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def figure(self, line: str) -> None:
+        """One figure line (load average appended), printed at once."""
+        line = f"{line} (load avg {loadavg()})"
+        print(f"FIGURE {line}", flush=True)
+        self.lines.append(line)
+
+    def note(self, line: str) -> None:
+        print(f"NOTE {line}", flush=True)
+        self.notes.append(line)
+
+    def write(self) -> None:
+        if self.results is None:
+            print("(smoke mode: not written to bench/RESULTS.md)", flush=True)
+            return
+        command = "uv run python -m " + shlex.join([_module_name(), *sys.argv[1:]])
+        section = [
+            f"\n## {self.title}: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n",
+            f"- machine: {machine()}",
+            f"- commit: {git_commit()}",
+            f"- command: `{command}`",
+            f"- load average (1/5/15 min) at the end: {loadavg()} "
+            "(other engineers' test suites share this machine: figures are noisy)",
+            "",
+            *[f"- {line}" for line in self.lines],
+        ]
+        if self.notes:
+            section += ["", *[f"> {note}" for note in self.notes]]
+        self.results.parent.mkdir(parents=True, exist_ok=True)
+        with self.results.open("a") as out:
+            out.write("\n".join(section) + "\n")
+        print(f"appended to {self.results}", flush=True)
+
+
+def _module_name() -> str:
+    main = sys.modules["__main__"]
+    spec = getattr(main, "__spec__", None)
+    return spec.name if spec is not None else Path(sys.argv[0]).stem
+
+
+def common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--smoke", action="store_true", help="tiny and fast (for the tests)")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=None,
+        help="where to append the figures (default bench/RESULTS.md; with --smoke: nowhere)",
+    )
+    parser.add_argument(
+        "--kafka",
+        default=None,
+        help="Kafka bootstrap (default: the benchmarks' own broker; with --smoke the shared one)",
+    )
+    parser.add_argument("--logs", type=Path, default=None, help="log directory of the processes")
+    parser.add_argument(
+        "--attach",
+        type=Path,
+        default=None,
+        help="use the gateway/sessions described in this JSON file (Csms.attachment)",
+    )
+
+
+def report_for(title: str, args: argparse.Namespace) -> Report:
+    results = args.results
+    if results is None and not args.smoke:
+        results = DEFAULT_RESULTS
+    return Report(title, results)
+
+
+# -- infrastructure --------------------------------------------------------------------------
+
+
+def shared_infra() -> Infra:
+    """The brokers scripts/infra.sh runs (CSMS_TEST_* variables, else its defaults)."""
+    return Infra(
+        os.environ.get("CSMS_TEST_KAFKA_BOOTSTRAP", SHARED_KAFKA),
+        os.environ.get("CSMS_TEST_REDIS_URL", "redis://127.0.0.1:16379/0"),
+        os.environ.get(
+            "CSMS_TEST_DATABASE_URL", "postgresql+asyncpg://csms:csms@127.0.0.1:5432/csms_test"
+        ),
+    )
+
+
+def start_bench_kafka() -> str:
+    """Start (if needed) the benchmarks' own single-node broker; its bootstrap address."""
+    env = {
+        **os.environ,
+        "CSMS_INFRA_STATE": BENCH_KAFKA_STATE,
+        "CSMS_INFRA_KAFKA_PORT": str(BENCH_KAFKA_PORT),
+        "CSMS_INFRA_KAFKA_CONTROLLER_PORT": str(BENCH_KAFKA_CONTROLLER_PORT),
+    }
+    subprocess.run([str(REPO / "scripts" / "infra.sh"), "kafka-start"], env=env, check=True)
+    return f"127.0.0.1:{BENCH_KAFKA_PORT}"
+
+
+async def _reset_database(shared_url: str) -> str:
+    """Create (once) and empty the benchmarks' own database; its URL."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    url = make_url(shared_url)
+    admin = create_async_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        exists = await connection.scalar(
+            text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": BENCH_DATABASE}
+        )
+        if not exists:
+            await connection.execute(text(f'CREATE DATABASE "{BENCH_DATABASE}"'))
+    await admin.dispose()
+    bench_url = url.set(database=BENCH_DATABASE)
+    engine = create_async_engine(bench_url)
+    async with engine.begin() as connection:
+        for schema in ("sessions", "identity"):
+            await connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        await connection.execute(text("DROP TABLE IF EXISTS public.alembic_version"))
+    await engine.dispose()
+    return bench_url.render_as_string(hide_password=False)
+
+
+def bench_infra(args: argparse.Namespace) -> Infra:
+    """Infra for one run: own database and Redis db, emptied; Kafka as chosen."""
+    from redis import Redis
+
+    shared = shared_infra()
+    kafka = args.kafka or (shared.kafka_bootstrap if args.smoke else start_bench_kafka())
+    redis_url = shared.redis_url.rsplit("/", 1)[0] + f"/{BENCH_REDIS_DB}"
+    Redis.from_url(redis_url).flushdb()
+    database_url = asyncio.run(_reset_database(shared.database_url))
+    return Infra(kafka, redis_url, database_url)
+
+
+async def start_group_at_end(bootstrap: str, group: str, topics: Sequence[str]) -> None:
+    """Commit ``group``'s offsets at the end of ``topics``: it skips the history."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(list(topics))
+    finally:
+        await admin.close()
+    partitions = [
+        TopicPartition(topic["topic"], partition["partition"])
+        for topic in described
+        for partition in topic["partitions"]
+    ]
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        await consumer.commit(dict(ends))
+    finally:
+        await consumer.stop()
+
+
+# -- csms processes --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Running:
+    """A running ``csms`` process: its HTTP/WebSocket port and its pid."""
+
+    port: int
+    pid: int
+
+
+@dataclass
+class Csms:
+    """Real ``csms gateway`` / ``csms sessions`` processes of one benchmark run.
+
+    Attached (``--attach``) to processes someone else started, it hands those out
+    instead of starting its own: the smoke tests start one pair for all benchmarks.
+    """
+
+    infra: Infra
+    log_dir: Path
+    group: str = field(default_factory=lambda: f"csms-bench-{uuid.uuid4().hex[:8]}")
+    components: list[Component] = field(default_factory=list)
+    attached: dict[str, Running] = field(default_factory=dict)
+
+    def gateway(self, **extra: str) -> Running:
+        if "gateway" in self.attached:
+            return self.attached["gateway"]
+        return self._start(self._gateway_component(extra))
+
+    def sessions(self, **extra: str) -> Running:
+        if "sessions" in self.attached:
+            return self.attached["sessions"]
+        return self._start(self._sessions_component(extra))
+
+    def sessions_and_gateway(self) -> tuple[Running, Running]:
+        """Both started side by side (their migrations serialise on an advisory lock)."""
+        if "sessions" in self.attached and "gateway" in self.attached:
+            return self.attached["sessions"], self.attached["gateway"]
+        sessions = self._sessions_component({})
+        gateway = self._gateway_component({})
+        with ThreadPoolExecutor(2) as threads:
+            started = list(threads.map(self._start, [sessions, gateway]))
+        return started[0], started[1]
+
+    def _sessions_component(self, extra: dict[str, str]) -> Component:
+        from csms_sessions.consumer import TOPICS
+
+        _run_apart(_ensure_topics(self.infra.kafka_bootstrap))
+        _run_apart(start_group_at_end(self.infra.kafka_bootstrap, self.group, TOPICS))
+        env = {"CSMS_LOG_LEVEL": "WARNING", "CSMS_UNKNOWN_STATION_POLICY": "accept", **extra}
+        name = f"sessions-{len(self.components)}"
+        return cluster.sessions(self.infra, self.group, name, self.log_dir, **env)
+
+    def _gateway_component(self, extra: dict[str, str]) -> Component:
+        gateway_id = f"gw-bench-{uuid.uuid4().hex[:6]}"
+        env = {"CSMS_LOG_LEVEL": "WARNING", **extra}
+        return cluster.gateway(self.infra, self.group, gateway_id, self.log_dir, **env)
+
+    def _start(self, component: Component) -> Running:
+        component.start(timeout_s=120)
+        assert component.process is not None
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        # `csms gateway` keeps the default soft limit: lift it to the hard one from outside.
+        resource.prlimit(component.process.pid, resource.RLIMIT_NOFILE, (hard, hard))
+        self.components.append(component)
+        return Running(component.port, component.process.pid)
+
+    def stop(self) -> None:
+        for component in reversed(self.components):
+            component.stop()
+
+    def attachment(self) -> dict[str, Any]:
+        """What ``--attach`` reads: the infra and the processes started so far."""
+        running = {c.command: Running(c.port, c.process.pid) for c in self.components if c.process}
+        return {
+            "kafka": self.infra.kafka_bootstrap,
+            "redis": self.infra.redis_url,
+            "database": self.infra.database_url,
+            "running": {name: [r.port, r.pid] for name, r in running.items()},
+        }
+
+
+def attached_csms(path: Path) -> Csms:
+    described = json.loads(path.read_text())
+    infra = Infra(described["kafka"], described["redis"], described["database"])
+    running = {name: Running(*value) for name, value in described["running"].items()}
+    return Csms(infra, path.parent, attached=running)
+
+
+def _run_apart(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run a coroutine to its end on a loop of its own (callable from inside a loop)."""
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, coroutine).result()
+
+
+async def _ensure_topics(bootstrap: str) -> None:
+    from csms_core.bus.kafka import KafkaBus
+
+    async with KafkaBus(bootstrap):  # creates the contract's topics
+        pass
+
+
+@contextlib.contextmanager
+def running_csms(args: argparse.Namespace) -> Iterator[Csms]:
+    raise_file_limit()
+    if args.attach is not None:
+        yield attached_csms(args.attach)
+        return
+    infra = bench_infra(args)
+    log_dir = args.logs or Path(f"/tmp/csms-bench-logs-{uuid.uuid4().hex[:6]}")  # noqa: S108
+    log_dir.mkdir(parents=True, exist_ok=True)
+    print(f"infra: kafka {infra.kafka_bootstrap}, redis {infra.redis_url}; logs {log_dir}")
+    csms = Csms(infra, log_dir)
+    try:
+        yield csms
+    finally:
+        csms.stop()
+
+
+def metric_value(port: int, name: str) -> float:
+    """Sum of a gateway metric's samples from GET /metrics."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        body = response.read().decode()
+    total = 0.0
+    for line in body.splitlines():
+        if line.startswith(name) and not line.startswith("#"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+# -- client processes ------------------------------------------------------------------------
+
+
+@dataclass
+class Worker:
+    process: asyncio.subprocess.Process
+    first: int
+    count: int
+
+    async def send(self, **command: Any) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(orjson.dumps(command) + b"\n")
+        await self.process.stdin.drain()
+
+    async def receive(self, timeout_s: float = 600.0) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        line = await asyncio.wait_for(self.process.stdout.readline(), timeout_s)
+        if not line:
+            raise RuntimeError(f"load generator {self.process.pid} exited")
+        event: dict[str, Any] = json.loads(line)
+        return event
+
+
+class Workers:
+    """Load-generator processes (``bench.loadgen``), each with a slice of the stations."""
+
+    def __init__(self, workers: list[Worker]) -> None:
+        self.workers = workers
+
+    async def ask(self, timeout_s: float = 600.0, **command: Any) -> list[dict[str, Any]]:
+        """Send ``command`` to every worker; their answers, in order."""
+        for worker in self.workers:
+            await worker.send(**command)
+        return list(await asyncio.gather(*(worker.receive(timeout_s) for worker in self.workers)))
+
+    @property
+    def pids(self) -> list[int]:
+        return [worker.process.pid for worker in self.workers]
+
+
+@contextlib.asynccontextmanager
+async def workers(port: int, prefix: str, stations: int, processes: int) -> AsyncIterator[Workers]:
+    """``processes`` load generators sharing ``stations`` stations ``{prefix}000000``..."""
+    per_process = math.ceil(stations / processes)
+    started: list[Worker] = []
+    try:
+        for first in range(0, stations, per_process):
+            count = min(per_process, stations - first)
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bench.loadgen",
+                f"--port={port}",
+                f"--prefix={prefix}",
+                f"--first={first}",
+                f"--count={count}",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                cwd=REPO,
+                limit=1 << 26,
+            )
+            started.append(Worker(process, first, count))
+        yield Workers(started)
+    finally:
+        for worker in started:
+            with contextlib.suppress(Exception):
+                await worker.send(cmd="exit")
+        for worker in started:
+            try:
+                await asyncio.wait_for(worker.process.wait(), 30)
+            except TimeoutError:
+                worker.process.kill()
+                await worker.process.wait()
+
+
+def station_prefix(name: str) -> str:
+    return f"BENCH-{name}-{uuid.uuid4().hex[:4]}-"
+
+
+def now_epoch() -> float:
+    return time.time()
+
+
+# -- profiling -------------------------------------------------------------------------------
+
+
+async def profile(pid: int, seconds: float, raw_path: Path) -> list[str]:
+    """Sample ``pid`` with py-spy (from PyPI, in uv's tool cache) for ``seconds``.
+
+    Returns the summary lines: the functions where the samples were (self) and the
+    ones on the stack (inclusive), as shares of the non-idle samples.
+    """
+    process = await asyncio.create_subprocess_exec(
+        "uv", "tool", "run", "py-spy", "record", "--nonblocking", "--rate", "200",
+        "--duration", str(int(seconds)), "--pid", str(pid), "--format", "raw",
+        "--output", str(raw_path),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    await process.wait()
+    if process.returncode != 0:
+        return [f"py-spy failed (exit {process.returncode})"]
+    return summarize_stacks(read_lines(raw_path))
+
+
+def read_lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def summarize_stacks(lines: list[str], top: int = 12) -> list[str]:
+    """Top self and inclusive frames of py-spy's collapsed stacks ("a;b;c COUNT")."""
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in lines:
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [_short_frame(frame) for frame in stack.split(";")]
+        total += count
+        own[frames[-1]] = own.get(frames[-1], 0) + count
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + count
+    if total == 0:
+        return ["no samples"]
+
+    def ranked(counts: dict[str, int]) -> list[str]:
+        # Frames on (nearly) every stack are the event loop and the CLI: say nothing.
+        telling = {frame: count for frame, count in counts.items() if count < 0.8 * total}
+        best = sorted(telling.items(), key=lambda item: item[1], reverse=True)[:top]
+        return [f"{100 * count / total:5.1f}%  {frame}" for frame, count in best]
+
+    return [
+        f"{total} samples while the process was busy; self time:",
+        *ranked(own),
+        "inclusive (on the stack; event loop and CLI frames left out):",
+        *ranked(inclusive),
+    ]
+
+
+def _short_frame(frame: str) -> str:
+    """``func (path/to/site-packages/pkg/mod.py:12)`` -> ``func (pkg/mod.py)``."""
+    name, _, location = frame.partition(" (")
+    path = location.rstrip(")").rsplit(":", 1)[0]
+    parts = Path(path).parts
+    short = "/".join(parts[-2:]) if len(parts) >= 2 else path
+    return f"{name} ({short})"

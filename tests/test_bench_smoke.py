@@ -1,0 +1,77 @@
+"""Each benchmark under bench/ runs in its --smoke mode and prints its figures.
+
+The figures themselves are not asserted. One ``csms sessions`` and one ``csms gateway``
+serve all five runs (``--attach``), which run side by side: starting a pair per
+benchmark, or running them one after the other, would take most of the time budget.
+A smoke run must not touch bench/RESULTS.md: it writes where --results says.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bench import harness
+
+pytestmark = pytest.mark.integration
+
+BENCHMARKS = ["connections", "throughput", "command_latency", "event_lag", "reconnect_storm"]
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class SmokeRun:
+    process: subprocess.Popen[str]
+    results: Path
+
+
+@pytest.fixture(scope="module")
+def smoke_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, SmokeRun]]:
+    """All five smoke runs, started side by side on one gateway/sessions pair."""
+    directory = tmp_path_factory.mktemp("bench")
+    args = argparse.Namespace(smoke=True, kafka=None, attach=None, logs=directory)
+    with harness.running_csms(args) as csms:
+        csms.sessions_and_gateway()
+        attachment = directory / "csms.json"
+        attachment.write_text(json.dumps(csms.attachment()))
+        runs = {name: _start(name, attachment, directory) for name in BENCHMARKS}
+        try:
+            yield runs
+        finally:
+            for run in runs.values():
+                if run.process.poll() is None:
+                    run.process.kill()
+                    run.process.communicate()
+
+
+def _start(benchmark: str, attachment: Path, directory: Path) -> SmokeRun:
+    results = directory / f"{benchmark}-RESULTS.md"
+    command = [sys.executable, "-m", f"bench.{benchmark}", "--smoke", f"--attach={attachment}"]
+    process = subprocess.Popen(
+        [*command, f"--results={results}"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    return SmokeRun(process, results)
+
+
+@pytest.mark.parametrize("benchmark", BENCHMARKS)
+def test_benchmark_smoke_mode(benchmark: str, smoke_runs: dict[str, SmokeRun]) -> None:
+    before = harness.DEFAULT_RESULTS.read_bytes() if harness.DEFAULT_RESULTS.exists() else None
+    run = smoke_runs[benchmark]
+    output, _ = run.process.communicate(timeout=80)
+    assert run.process.returncode == 0, output
+    figures = [line for line in output.splitlines() if line.startswith("FIGURE ")]
+    assert figures, output
+    assert "nan" not in " ".join(figures), output
+    written = run.results.read_text()
+    assert all(figure.removeprefix("FIGURE ") in written for figure in figures)
+    after = harness.DEFAULT_RESULTS.read_bytes() if harness.DEFAULT_RESULTS.exists() else None
+    assert after == before

@@ -154,3 +154,33 @@ async def test_an_idle_consumer_stops_promptly() -> None:
     stopping.set()
     # the loop notices within one poll (0.5 s)
     await asyncio.wait_for(task, 1)
+
+
+async def test_concurrent_consumer_keeps_each_stations_order_and_overlaps_stations() -> None:
+    bus = InMemoryBus()
+    for number in range(12):
+        station = f"CP-{number % 3}"
+        await bus.publish(
+            topics.OCPP_INBOUND,
+            Envelope(id=f"e{number}", type="ocpp.call", source="test", station_id=station, data={}),
+        )
+    seen: dict[str, list[str]] = {}
+    running, most_running = 0, 0
+
+    async def handler(delivery: Delivery) -> None:
+        nonlocal running, most_running
+        running += 1
+        most_running = max(most_running, running)
+        await asyncio.sleep(0.01)
+        seen.setdefault(delivery.key, []).append(delivery.envelope.id)
+        running -= 1
+
+    stopping = asyncio.Event()
+    task = asyncio.create_task(
+        run_consumer(bus, [topics.OCPP_INBOUND], GROUP, handler, stopping=stopping, concurrency=8)
+    )
+    await eventually(lambda: sum(map(len, seen.values())) == 12)
+    stopping.set()
+    await task
+    assert seen == {f"CP-{s}": [f"e{n}" for n in range(s, 12, 3)] for s in range(3)}
+    assert most_running == 3

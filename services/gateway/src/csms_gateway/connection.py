@@ -11,6 +11,7 @@ import asyncio
 import logging
 import re
 import time
+from functools import lru_cache
 from typing import Any
 from uuid import uuid4
 
@@ -305,8 +306,9 @@ class StationConnection:
         self._metrics.frames_out.labels(type(frame).__name__, action).inc()
 
 
+@lru_cache(maxsize=512)
 def _known(action: str) -> str:
-    """Bound the metric label set: a station may send any action name."""
+    """Bound the metric label set: a station may send any action name (cached: every frame)."""
     if not action or any(has_schema(version, action) for version in PREFERENCE):
         return action
     return "unknown"

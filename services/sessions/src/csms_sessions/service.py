@@ -65,6 +65,7 @@ class SessionsService:
                     consumer,
                     stopping=stopping,
                     ready=consuming,
+                    concurrency=self._consumer_concurrency(),
                 ),
                 name="sessions consumer",
             )
@@ -74,6 +75,12 @@ class SessionsService:
             self.ready.set()
             if ready is not None:
                 ready.set()
+
+    def _consumer_concurrency(self) -> int:
+        # SQLite takes one writer at a time: handling stations side by side only queues them.
+        if self.engine.dialect.name == "sqlite":
+            return 1
+        return self.settings.consumer_concurrency
 
     async def _prune_processed_events(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():

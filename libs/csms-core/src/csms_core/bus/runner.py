@@ -11,6 +11,7 @@ handled (or dead-lettered): at-least-once delivery, and handlers de-duplicate.
 
 import asyncio
 import logging
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 
 import redis.exceptions
@@ -48,20 +49,54 @@ async def run_consumer(
     *,
     stopping: asyncio.Event,
     ready: asyncio.Event | None = None,
+    concurrency: int = 1,
 ) -> None:
-    """Consume until ``stopping`` is set; finish and commit the batch in hand first."""
+    """Consume until ``stopping`` is set; finish and commit the batch in hand first.
+
+    With ``concurrency`` > 1, the events of up to that many stations (record keys) are
+    handled at once; one station's events are always handled one after another, in order.
+    """
     async with bus.consumer(topic_names, group) as consumer:
         if ready is not None:
             ready.set()
         while not stopping.is_set():
             batch = await consumer.next_batch()
             try:
-                for delivery in batch:
-                    await _handle(bus, group, handler, delivery, stopping)
+                await _handle_batch(bus, group, handler, batch, stopping, concurrency)
             except Stopped:
                 return  # uncommitted: the group's next member handles the rest again
             if batch:
                 await consumer.commit()
+
+
+async def _handle_batch(
+    bus: Bus,
+    group: str,
+    handler: Handler,
+    batch: list[Delivery],
+    stopping: asyncio.Event,
+    concurrency: int,
+) -> None:
+    if concurrency <= 1:
+        for delivery in batch:
+            await _handle(bus, group, handler, delivery, stopping)
+        return
+    by_station: dict[str, list[Delivery]] = defaultdict(list)
+    for delivery in batch:
+        by_station[delivery.key].append(delivery)
+    slots = asyncio.Semaphore(concurrency)
+
+    async def handle_station(deliveries: list[Delivery]) -> None:
+        async with slots:
+            for delivery in deliveries:
+                await _handle(bus, group, handler, delivery, stopping)
+
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            for deliveries in by_station.values():
+                tasks.create_task(handle_station(deliveries))
+    except* Stopped:
+        raise Stopped from None
 
 
 async def _handle(

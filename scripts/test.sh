@@ -21,6 +21,6 @@ echo "test: ruff" >&2
 uv run --frozen ruff check .
 uv run --frozen ruff format --check .
 echo "test: mypy --strict" >&2
-uv run --frozen mypy libs services src tests conftest.py
+uv run --frozen mypy libs services src tests conftest.py bench
 echo "test: pytest" >&2
 uv run --frozen pytest "$@"

@@ -32,6 +32,11 @@ from csms_sessions.db import SCHEMA as SESSIONS_SCHEMA
 from csms_sessions.service import SessionsService
 from csms_sessions.settings import SessionsSettings, UnknownStationPolicy
 from csms_simulator import SimulationConfig, run_fleet
+from csms_smartcharging.app import create_app as create_smartcharging_app
+from csms_smartcharging.app import create_router as create_smartcharging_router
+from csms_smartcharging.db import SCHEMA as SMARTCHARGING_SCHEMA
+from csms_smartcharging.service import SmartChargingService
+from csms_smartcharging.settings import SmartChargingSettings
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +109,33 @@ async def run_sessions() -> None:
         )
 
 
+async def run_smartcharging() -> None:
+    """``csms smartcharging``: one smart charging replica and its REST API until SIGTERM."""
+    settings = SmartChargingSettings()
+    _setup_process(settings, "csms-smartcharging")
+    stopping = asyncio.Event()
+    stop_on_signals(stopping)
+    async with (
+        open_platform(settings, "csms-smartcharging", [SMARTCHARGING_SCHEMA]) as platform,
+        CommandClient(platform.router, "smartcharging") as commands,
+        asyncio.TaskGroup() as tasks,
+    ):
+        service = SmartChargingService(
+            settings,
+            bus=platform.bus,
+            router=platform.router,
+            commands=commands,
+            engine=platform.engine,
+        )
+        tasks.create_task(service.run(stopping=stopping), name="smartcharging")
+        tasks.create_task(
+            serve_api(
+                create_smartcharging_app(service), settings.api_host, settings.api_port, stopping
+            ),
+            name="smartcharging api",
+        )
+
+
 async def run_embedded(
     *,
     host: str,
@@ -143,8 +175,11 @@ async def run_embedded(
         stopping = asyncio.Event()
         stop_on_signals(stopping)
     async with (
-        open_platform(sessions_settings, "csms", [SESSIONS_SCHEMA]) as platform,
+        open_platform(
+            sessions_settings, "csms", [SESSIONS_SCHEMA, SMARTCHARGING_SCHEMA]
+        ) as platform,
         CommandClient(platform.router, "sessions") as commands,
+        CommandClient(platform.router, "smartcharging") as smartcharging_commands,
         asyncio.TaskGroup() as tasks,
     ):
         service = SessionsService(
@@ -164,7 +199,22 @@ async def run_embedded(
             IdentityStore(session_factory(platform.engine)),
         )
         tasks.create_task(gateway.run(ready=gateway_ready, stopping=stopping), name="gateway")
-        tasks.create_task(serve_api(create_app(service), host, api_port, stopping), name="api")
+        smartcharging = SmartChargingService(
+            SmartChargingSettings(
+                kafka_bootstrap=None,
+                redis_url=None,
+                database_url=database_url,
+                environment=Environment.DEVELOPMENT,
+            ),
+            bus=platform.bus,
+            router=platform.router,
+            commands=smartcharging_commands,
+            engine=platform.engine,
+        )
+        tasks.create_task(smartcharging.run(stopping=stopping), name="smartcharging")
+        app = create_app(service)
+        app.include_router(create_smartcharging_router(smartcharging), prefix="/api/v1")
+        tasks.create_task(serve_api(app, host, api_port, stopping), name="api")
         await gateway_ready.wait()
         logger.info(
             "csms is up: OCPP ws://%s:%d/ocpp/{station_id}, REST http://%s:%d/api/v1 (docs /docs)",

@@ -1,8 +1,8 @@
 """``csms``: run the CSMS.
 
 ``csms up`` runs every component in one process on the embedded default
-(in-process bus and router, SQLite). ``csms gateway`` and ``csms sessions``
-run one component each in the distributed mode, configured by environment
+(in-process bus and router, SQLite). ``csms gateway``, ``csms sessions`` and
+``csms smartcharging`` run one component each in the distributed mode, configured by environment
 variables (CSMS_KAFKA_BOOTSTRAP, CSMS_REDIS_URL, CSMS_DATABASE_URL, ...).
 """
 
@@ -81,6 +81,17 @@ def sessions() -> None:
     CSMS_API_PORT and CSMS_UNKNOWN_STATION_POLICY (accept | pending | reject; default reject).
     """
     asyncio.run(components.run_sessions())
+
+
+@app.command()
+def smartcharging() -> None:
+    """Run one smart charging service replica with its REST API (distributed mode).
+
+    Reads CSMS_KAFKA_BOOTSTRAP, CSMS_REDIS_URL, CSMS_DATABASE_URL, CSMS_API_HOST,
+    CSMS_SMARTCHARGING_API_PORT (default 8001), CSMS_ALLOCATION_TICK_S (default 5)
+    and CSMS_SMARTCHARGING_CONSUMER_GROUP (default csms-smartcharging).
+    """
+    asyncio.run(components.run_smartcharging())
 
 
 @app.command()

@@ -1,0 +1,130 @@
+"""Errors as RFC 9457 ``application/problem+json``, for every error the API returns.
+
+Our routes use ``ProblemRoute``, which turns a ``Problem`` and a request validation
+error into problem+json itself, so they answer alike in our own app and when
+mounted into another one (the embedded ``csms up`` app).
+"""
+
+from collections.abc import Callable, Coroutine
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict
+from starlette.exceptions import HTTPException
+
+MEDIA_TYPE = "application/problem+json"
+PROBLEM_BASE = "urn:csms:problem:"
+
+
+class ProblemDetail(BaseModel):
+    """RFC 9457 problem details."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "urn:csms:problem:unknown-site",
+                    "title": "Unknown site",
+                    "status": 404,
+                    "detail": "no site depot-1",
+                    "instance": "/api/v1/sites/depot-1/limit-override",
+                }
+            ]
+        },
+    )
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+
+
+class Problem(Exception):
+    """Raise to answer with a problem; ``kind`` names it under PROBLEM_BASE."""
+
+    def __init__(self, status: int, detail: str, *, kind: str | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.kind = kind
+        self.extra = extra
+
+
+def problem_response(
+    request: Request, status: int, detail: str | None, *, kind: str | None = None, **extra: Any
+) -> JSONResponse:
+    body = ProblemDetail(
+        type=PROBLEM_BASE + kind if kind else "about:blank",
+        title=kind.replace("-", " ").capitalize() if kind else HTTPStatus(status).phrase,
+        status=status,
+        detail=detail,
+        instance=request.url.path,
+        **extra,
+    )
+    return JSONResponse(
+        jsonable_encoder(body, exclude_none=True), status_code=status, media_type=MEDIA_TYPE
+    )
+
+
+def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = [
+        {"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]}
+        for error in exc.errors()
+    ]
+    detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
+    return problem_response(request, 422, detail, kind="invalid-request", errors=errors)
+
+
+class ProblemRoute(APIRoute):
+    """A route summarised by its docstring's first line that answers its errors as problems."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        if kwargs.get("summary") is None and endpoint.__doc__:
+            kwargs["summary"] = endpoint.__doc__.strip().splitlines()[0]
+        super().__init__(path, endpoint, **kwargs)
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            try:
+                return await handle(request)
+            except Problem as exc:
+                return problem_response(request, exc.status, exc.detail, kind=exc.kind, **exc.extra)
+            except RequestValidationError as exc:
+                return invalid_request(request, exc)
+
+        return handler
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Answer the app's own errors (unknown route, wrong method) as problem+json too."""
+
+    @app.exception_handler(HTTPException)
+    async def on_http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        response = problem_response(request, exc.status_code, str(exc.detail))
+        response.headers.update(exc.headers or {})
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return invalid_request(request, exc)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries for the problems a route may answer."""
+    return {
+        status: {
+            "model": ProblemDetail,
+            "content": {MEDIA_TYPE: {}},
+            "description": HTTPStatus(status).phrase,
+        }
+        for status in statuses
+    }

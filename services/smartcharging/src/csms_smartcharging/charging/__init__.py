@@ -1,0 +1,1 @@
+"""Active sessions, what each station last accepted, and the allocation that drives them."""

@@ -1,0 +1,125 @@
+"""The smart charging service: migrations, the consumer, and the allocation loop until stopped."""
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col
+
+from csms_core.bus import Bus, run_consumer
+from csms_core.db import session_factory, transaction
+from csms_core.router import CommandClient, CommandResult, Router, StationOffline
+from csms_ocpp import OcppVersion
+from csms_smartcharging.charging.allocator import Allocator
+from csms_smartcharging.charging.models import LoadSample, ProcessedEvent
+from csms_smartcharging.consumer import TOPICS, SmartChargingConsumer
+from csms_smartcharging.db import migrate_smartcharging, utc_now
+from csms_smartcharging.profiles import wire
+from csms_smartcharging.profiles.sender import ProfileSender
+from csms_smartcharging.settings import SmartChargingSettings
+
+logger = logging.getLogger(__name__)
+
+RETENTION = timedelta(days=7)  # processed event ids and load samples
+PRUNE_EVERY_S = 3600.0
+
+
+class SmartChargingService:
+    """Everything the smart charging service needs; the caller opens and closes the clients."""
+
+    def __init__(
+        self,
+        settings: SmartChargingSettings,
+        *,
+        bus: Bus,
+        router: Router,
+        commands: CommandClient,
+        engine: AsyncEngine,
+    ) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.router = router
+        self.commands = commands
+        self.engine = engine
+        self.factory = session_factory(engine)
+        self.sender = ProfileSender(
+            commands, settings.profile_timeout_s, settings.max_parallel_commands
+        )
+        self.allocator = Allocator(settings, bus, self.sender, engine)
+        self.ready = asyncio.Event()
+
+    async def migrate(self) -> None:
+        await migrate_smartcharging(self.engine)
+
+    async def run(self, *, ready: asyncio.Event | None = None, stopping: asyncio.Event) -> None:
+        """Migrate, then consume and allocate until ``stopping``."""
+        await self.migrate()
+        consumer = SmartChargingConsumer(self.settings, self.commands, self.engine, self.allocator)
+        consuming = asyncio.Event()
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(
+                run_consumer(
+                    self.bus,
+                    TOPICS,
+                    self.settings.consumer_group,
+                    consumer,
+                    stopping=stopping,
+                    ready=consuming,
+                ),
+                name="smartcharging consumer",
+            )
+            tasks.create_task(self.allocator.run(stopping), name="smartcharging allocator")
+            tasks.create_task(self._prune(stopping), name="smartcharging pruning")
+            await consuming.wait()
+            self.ready.set()
+            if ready is not None:
+                ready.set()
+
+    def limits_changed(self, site_id: str, reason: str = "limit_changed") -> None:
+        """Something a REST call changed: re-allocate the site now."""
+        self.allocator.mark_dirty(site_id, reason)
+
+    async def station_call(
+        self, station_id: str, action: str, build: Any, timeout_s: float | None = None
+    ) -> CommandResult:
+        """Send ``build(version)`` to the station in its version; StationOffline if unreachable."""
+        route = await self.router.lookup(station_id)
+        if route is None:
+            raise StationOffline(station_id)
+        version = OcppVersion.from_number(route.ocpp_version)
+        payload = build(version)
+        return await self.commands.call(
+            station_id, action, payload, timeout_s or self.settings.profile_timeout_s
+        )
+
+    async def composite_schedule(
+        self, station_id: str, evse_id: int, duration_s: int
+    ) -> CommandResult:
+        return await self.station_call(
+            station_id,
+            "GetCompositeSchedule",
+            lambda v: wire.get_composite_schedule(v, evse_id=evse_id, duration_s=duration_s),
+        )
+
+    async def request_profiles(self, station_id: str, request_id: int) -> CommandResult:
+        return await self.station_call(
+            station_id,
+            "GetChargingProfiles",
+            lambda v: wire.get_charging_profiles(v, request_id=request_id),
+        )
+
+    async def _prune(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            cutoff = utc_now() - RETENTION
+            async with transaction(self.factory) as session:
+                await session.exec(
+                    delete(ProcessedEvent).where(col(ProcessedEvent.processed_at) < cutoff)
+                )
+                await session.exec(delete(LoadSample).where(col(LoadSample.at) < cutoff))
+            try:
+                await asyncio.wait_for(stopping.wait(), PRUNE_EVERY_S)
+            except TimeoutError:
+                continue

@@ -1,0 +1,253 @@
+"""Driving a real smart charging service on the embedded bus and router, as gateways would.
+
+Stations are played by ``Stations``: it reads the gateway's mailbox and answers
+every command with the status its test set for that station (or a CALLERROR, or
+nothing at all), recording what it got. Nothing here is a mock of the bus, router
+or database: they are the product's own embedded implementations.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from uuid import uuid4
+
+from csms_core.bus.memory import InMemoryBus
+from csms_core.db import create_engine
+from csms_core.envelope import Envelope
+from csms_core.router import (
+    CallAnswer,
+    CommandClient,
+    CommandOutcome,
+    CommandResult,
+    Route,
+    StationCommand,
+)
+from csms_core.router.base import gateway_address
+from csms_core.router.memory import InMemoryRouter
+from csms_core.settings import Environment
+from csms_core.topics import CHARGING_LIMITS, OCPP_CONNECTIONS, OCPP_INBOUND, SESSIONS
+from csms_ocpp import OcppVersion
+from csms_ocpp.actions import now_iso, owner
+from csms_smartcharging.db import SCHEMA
+from csms_smartcharging.service import SmartChargingService
+from csms_smartcharging.settings import SmartChargingSettings
+
+GATEWAY_ID = "gw-test"
+WAIT_S = 5.0
+T = TypeVar("T")
+
+
+def settings_for_tests(tmp_path: Path, **overrides: Any) -> SmartChargingSettings:
+    values: dict[str, Any] = {
+        "environment": Environment.DEVELOPMENT,
+        "kafka_bootstrap": None,
+        "redis_url": None,
+        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'csms.db'}",
+        "log_json": False,
+        "allocation_tick_s": 3600.0,  # tests tick by hand
+        "allocation_debounce_s": 0.0,
+        "profile_timeout_s": 0.5,
+    }
+    return SmartChargingSettings(**(values | overrides))
+
+
+@dataclass
+class Stations:
+    """The gateway's side: answers commands per station and remembers them."""
+
+    router: InMemoryRouter
+    mailbox: AsyncIterator[StationCommand | CallAnswer | CommandResult]
+    # station id -> "Accepted" | "Rejected" | "error" | "silent"
+    behaviour: dict[str, str] = field(default_factory=dict)
+    commands: list[StationCommand] = field(default_factory=list)
+    answers: list[CallAnswer] = field(default_factory=list)
+
+    async def serve(self) -> None:
+        async for message in self.mailbox:
+            if isinstance(message, CallAnswer):
+                self.answers.append(message)
+            elif isinstance(message, StationCommand):
+                self.commands.append(message)
+                await self._reply(message)
+
+    async def _reply(self, command: StationCommand) -> None:
+        behaviour = self.behaviour.get(command.station_id, "Accepted")
+        if behaviour == "silent":
+            return
+        payload = {"status": behaviour} if behaviour != "error" else None
+        result = CommandResult(
+            command_id=command.command_id,
+            station_id=command.station_id,
+            action=command.action,
+            outcome=CommandOutcome.ERROR if behaviour == "error" else CommandOutcome.RESULT,
+            payload=payload,
+            error_code="InternalError" if behaviour == "error" else None,
+        )
+        await self.router.send(command.reply_to, result)
+
+    def sent(
+        self, station_id: str | None = None, action: str = "SetChargingProfile"
+    ) -> list[StationCommand]:
+        return [
+            c
+            for c in self.commands
+            if c.action == action and (station_id is None or c.station_id == station_id)
+        ]
+
+
+@dataclass
+class Harness:
+    service: SmartChargingService
+    bus: InMemoryBus
+    router: InMemoryRouter
+    stations: Stations
+    versions: dict[str, OcppVersion] = field(default_factory=dict)
+
+    async def connect(self, station_id: str, version: OcppVersion = OcppVersion.V201) -> None:
+        self.versions[station_id] = version
+        connection_id = uuid4().hex[:8]
+        await self.router.register(
+            Route(
+                station_id=station_id,
+                gateway_id=GATEWAY_ID,
+                connection_id=connection_id,
+                ocpp_version=version.number,
+            ),
+            ttl_s=600,
+        )
+        await self.bus.publish(
+            OCPP_CONNECTIONS,
+            Envelope(
+                type="ocpp.connection.opened",
+                source=f"csms/gateway/{GATEWAY_ID}",
+                station_id=station_id,
+                ocpp_version=version.number,
+                data={"gateway_id": GATEWAY_ID, "connection_id": connection_id},
+            ),
+        )
+
+    async def session_event(self, station: str, event_type: str, **data: Any) -> Envelope:
+        version = self.versions.get(station, OcppVersion.V201)
+        event = Envelope(
+            type=event_type,
+            source="csms/sessions",
+            station_id=station,
+            ocpp_version=version.number,
+            data=data,
+        )
+        await self.bus.publish(SESSIONS, event)
+        return event
+
+    async def start_session(
+        self, station_id: str, evse_id: int, session_id: str, transaction_id: str | None = None
+    ) -> Envelope:
+        return await self.session_event(
+            station_id,
+            "session.started",
+            session_id=session_id,
+            station_id=station_id,
+            evse_id=evse_id,
+            connector_id=1,
+            transaction_id=transaction_id or f"tx-{session_id}",
+            id_token=None,
+            started_at=now_iso(),
+            meter_start_wh=0,
+        )
+
+    async def end_session(self, station_id: str, evse_id: int, session_id: str) -> Envelope:
+        return await self.session_event(
+            station_id,
+            "session.ended",
+            session_id=session_id,
+            transaction_id=f"tx-{session_id}",
+            evse_id=evse_id,
+            ended_at=now_iso(),
+            stop_reason="EVDisconnected",
+            energy_wh=1000,
+            duration_s=60,
+            meter_stop_wh=1000,
+        )
+
+    async def call(self, station_id: str, action: str, payload: dict[str, Any]) -> Envelope:
+        version = self.versions.get(station_id, OcppVersion.V201)
+        event = Envelope(
+            type="ocpp.call",
+            source=f"csms/gateway/{GATEWAY_ID}",
+            station_id=station_id,
+            ocpp_version=version.number,
+            data={
+                "action": action,
+                "message_id": uuid4().hex[:8],
+                "payload": payload,
+                "gateway_id": GATEWAY_ID,
+                "connection_id": "conn",
+                "received_at": now_iso(),
+                "owner": owner(version, action, payload).value,
+            },
+        )
+        await self.bus.publish(OCPP_INBOUND, event)
+        return event
+
+    def limit_events(self) -> list[Envelope]:
+        return [delivery.envelope for delivery in self.bus.records(CHARGING_LIMITS)]
+
+    async def settle(self) -> None:
+        """Wait until the consumer caught up, then run one allocation round by hand."""
+        await eventually(self._caught_up)
+        await asyncio.sleep(0.05)  # the consumer marks the site dirty right after its commit
+        await self.service.allocator.round()
+
+    async def _caught_up(self) -> bool:
+        from csms_smartcharging.charging.models import ProcessedEvent
+
+        ids = [
+            d.envelope.id
+            for topic in (SESSIONS, OCPP_INBOUND, OCPP_CONNECTIONS)
+            for d in self.bus.records(topic)
+        ]
+        async with self.service.factory() as session:
+            for event_id in ids:
+                if await session.get(ProcessedEvent, event_id) is None:
+                    return False
+        return True
+
+
+async def eventually(check: Callable[[], Awaitable[T]], timeout_s: float = WAIT_S) -> T:
+    async with asyncio.timeout(timeout_s):
+        while True:
+            value = await check()
+            if value:
+                return value
+            await asyncio.sleep(0.01)
+
+
+@asynccontextmanager
+async def running_smartcharging(settings: SmartChargingSettings) -> AsyncIterator[Harness]:
+    """Run the service on a fresh embedded bus and router until the block ends."""
+    bus, router = InMemoryBus(), InMemoryRouter()
+    engine = create_engine(settings.database_url, schemas=(SCHEMA,))
+    stopping = asyncio.Event()
+    async with router:
+        mailbox = await router.open_mailbox(gateway_address(GATEWAY_ID))
+        stations = Stations(router, mailbox)
+        try:
+            async with (
+                CommandClient(router, "smartcharging") as commands,
+                asyncio.TaskGroup() as tasks,
+            ):
+                service = SmartChargingService(
+                    settings, bus=bus, router=router, commands=commands, engine=engine
+                )
+                serving = tasks.create_task(stations.serve())
+                tasks.create_task(service.run(stopping=stopping))
+                await service.ready.wait()
+                try:
+                    yield Harness(service, bus, router, stations)
+                finally:
+                    stopping.set()
+                    serving.cancel()
+        finally:
+            await engine.dispose()

@@ -1,0 +1,1 @@
+"""Sites, groups, stations and EVSEs, and the limits in force on them over time."""

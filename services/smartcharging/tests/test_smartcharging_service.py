@@ -1,0 +1,346 @@
+"""The service end to end on the embedded bus: events in, profiles out, events published."""
+
+from typing import Any
+
+import httpx
+
+from csms_core.router import StationCommand
+from csms_ocpp import OcppVersion, schemas
+from csms_smartcharging.testing import Harness, eventually
+
+
+async def make_site(api: httpx.AsyncClient, limit_a: float, *stations: str) -> None:
+    response = await api.put("/sites/depot", json={"limit_a": limit_a})
+    assert response.status_code == 201, response.text
+    for station_id in stations:
+        body = {"evses": [{"evse_id": 1, "max_a": 32}, {"evse_id": 2, "max_a": 32}]}
+        response = await api.put(f"/sites/depot/stations/{station_id}", json=body)
+        assert response.status_code == 201, response.text
+
+
+def limit_of(command: StationCommand) -> float:
+    payload = command.payload
+    if "csChargingProfiles" in payload:
+        schedule = payload["csChargingProfiles"]["chargingSchedule"]
+    else:
+        schedule = payload["chargingProfile"]["chargingSchedule"][0]
+    limit: float = schedule["chargingSchedulePeriod"][0]["limit"]
+    return limit
+
+
+def latest(harness: Harness, station_id: str, evse_id: int) -> float:
+    return [
+        limit_of(c)
+        for c in harness.stations.sent(station_id)
+        if "TxProfile" in str(c.payload)
+        and evse_id in (c.payload.get("evseId"), c.payload.get("connectorId"))
+    ][-1]
+
+
+def tx_limits(harness: Harness, station_id: str) -> list[float]:
+    return [limit_of(c) for c in harness.stations.sent(station_id) if "TxProfile" in str(c.payload)]
+
+
+async def test_sessions_share_the_site_limit_fairly(
+    harness: Harness, api: httpx.AsyncClient
+) -> None:
+    await make_site(api, 40, "A", "B")
+    await harness.connect("A", OcppVersion.V16)
+    await harness.connect("B", OcppVersion.V201)
+    await harness.settle()
+    await harness.start_session("A", 1, "s1", transaction_id="11")
+    await harness.settle()
+    assert tx_limits(harness, "A") == [32.0]
+
+    await harness.start_session("B", 1, "s2")
+    await harness.settle()
+    assert tx_limits(harness, "A") == [32.0, 20.0]
+    assert tx_limits(harness, "B") == [20.0]
+    for command in harness.stations.sent():
+        version = harness.versions[command.station_id]
+        assert schemas.validate(version, command.action, command.payload) is None
+    v16 = harness.stations.sent("A")[-1].payload["csChargingProfiles"]
+    assert v16["transactionId"] == 11
+    v2 = harness.stations.sent("B")[-1].payload["chargingProfile"]
+    assert v2["transactionId"] == "tx-s2"
+
+    await harness.end_session("B", 1, "s2")
+    await harness.settle()
+    assert tx_limits(harness, "A")[-1] == 32.0
+
+    events = [e.data for e in harness.limit_events()]
+    assert {e["reason"] for e in events} >= {"session_started", "session_ended"}
+    assert events[-1] | {"valid_from": None} == {
+        "site_id": "depot",
+        "station_id": "A",
+        "evse_id": 1,
+        "session_id": "s1",
+        "limit_a": 32.0,
+        "limit_w": 22080.0,
+        "phases": 3,
+        "reason": "session_ended",
+        "valid_from": None,
+        "outcome": "Accepted",
+    }
+
+
+async def test_only_changed_limits_are_sent(harness: Harness, api: httpx.AsyncClient) -> None:
+    await make_site(api, 40, "A")
+    await harness.connect("A")
+    await harness.start_session("A", 1, "s1")
+    await harness.settle()
+    before = len(harness.stations.commands)
+    for _ in range(5):
+        harness.service.allocator.mark_dirty("depot", "tick")
+        await harness.settle()
+    assert len(harness.stations.commands) == before
+
+
+async def test_failsafe_on_connect_and_profiles_again_on_reconnect(
+    harness: Harness, api: httpx.AsyncClient
+) -> None:
+    await make_site(api, 40, "A", "B")
+    await harness.connect("A", OcppVersion.V21)
+    await harness.start_session("A", 1, "s1")
+    await harness.settle()
+    # The connection and the session arrive on different topics: either may be handled first.
+    defaults = [
+        call
+        for call in harness.stations.sent("A")
+        if call.payload["chargingProfile"]["chargingProfilePurpose"] == "TxDefaultProfile"
+    ]
+    assert len(defaults) == 1
+    assert defaults[0].payload["evseId"] == 0
+    assert limit_of(defaults[0]) == 10.0  # 40 A over 4 EVSEs
+    assert tx_limits(harness, "A") == [32.0]
+
+    await harness.connect("A", OcppVersion.V21)  # reconnect
+    await harness.settle()
+    assert tx_limits(harness, "A") == [32.0, 32.0]
+
+
+async def test_a_rejected_profile_is_reported_and_counted_at_max(
+    harness: Harness, api: httpx.AsyncClient
+) -> None:
+    await make_site(api, 40, "A", "B")
+    harness.stations.behaviour["A"] = "Rejected"
+    await harness.connect("A")
+    await harness.connect("B")
+    await harness.start_session("A", 1, "s1")
+    await harness.settle()
+    outcomes = [e.data["outcome"] for e in harness.limit_events()]
+    assert outcomes == ["Rejected"]
+    limits = (await api.get("/stations/A/charging-limits")).json()
+    assert limits[0]["outcome"] == "Rejected"
+    assert not limits[0]["accepted"]
+
+    await harness.start_session("B", 1, "s2")
+    await harness.settle()
+    # A counts at its 32 A rating: B gets what is left, 8 A.
+    assert tx_limits(harness, "B") == [8.0]
+    allocation = (await api.get("/sites/depot/allocation")).json()
+    fixed = {s["session_id"]: s["fixed"] for s in allocation["sessions"]}
+    assert fixed == {"s1": True, "s2": False}
+
+
+async def test_a_station_that_errors_or_stays_silent_is_handled(
+    harness: Harness, api: httpx.AsyncClient
+) -> None:
+    await make_site(api, 40, "A", "B")
+    harness.stations.behaviour.update({"A": "error", "B": "silent"})
+    await harness.connect("A")
+    await harness.connect("B")
+    await harness.start_session("A", 1, "s1")
+    await harness.start_session("B", 1, "s2")
+    await harness.settle()
+    outcomes = {e.data["station_id"]: e.data["outcome"] for e in harness.limit_events()}
+    assert outcomes == {"A": "error", "B": "timeout"}
+
+
+async def test_limit_drop_through_rest_is_sent_at_once(
+    harness: Harness, api: httpx.AsyncClient
+) -> None:
+    await make_site(api, 64, "A")
+    await harness.connect("A")
+    await harness.start_session("A", 1, "s1")
+    await harness.start_session("A", 2, "s2")
+    await harness.settle()
+    assert (latest(harness, "A", 1), latest(harness, "A", 2)) == (32.0, 32.0)
+    response = await api.post("/sites/depot/limit-override", json={"limit_a": 20})
+    assert response.status_code == 200, response.text
+
+    async def lowered() -> bool:
+        return (latest(harness, "A", 1), latest(harness, "A", 2)) == (10.0, 10.0)
+
+    await eventually(lowered)  # the allocation loop reacts without a tick
+
+    async def reported() -> list[str]:
+        return [e.data["reason"] for e in harness.limit_events() if e.data["limit_a"] == 10.0]
+
+    assert await eventually(reported) == ["limit_changed", "limit_changed"]
+    allocation = (await api.get("/sites/depot/allocation")).json()
+    assert allocation["site"]["limit_a"] == [20.0, 20.0, 20.0]
+    assert allocation["site"]["allocated_a"] == [20.0, 20.0, 20.0]
+    load = (await api.get("/sites/depot/load")).json()
+    assert load[-1]["limit_a"] == [20.0, 20.0, 20.0]
+
+
+async def test_schedule_boundary_lowers_the_limit(harness: Harness, api: httpx.AsyncClient) -> None:
+    await make_site(api, 64, "A")
+    body = {"start": "00:00", "end": "23:59", "limit_a": 16}
+    response = await api.post("/sites/depot/schedules", json=body)
+    assert response.status_code == 201, response.text
+    await harness.connect("A")
+    await harness.start_session("A", 1, "s1")
+    await harness.settle()
+    assert tx_limits(harness, "A") == [16.0]
+
+
+async def test_underuse_is_redistributed_and_can_ramp_back(
+    harness: Harness, api: httpx.AsyncClient
+) -> None:
+    harness.service.settings.underuse_after_s = 0.0
+    await make_site(api, 40, "A")
+    await harness.connect("A")
+    await harness.start_session("A", 1, "slow")
+    await harness.start_session("A", 2, "fast")
+    await harness.settle()
+    assert (latest(harness, "A", 1), latest(harness, "A", 2)) == (20.0, 20.0)
+    update: dict[str, Any] = {"transaction_id": "tx-slow", "evse_id": 1, "energy_wh": 10}
+    await harness.session_event(
+        "A", "session.updated", session_id="slow", current_a=5.0, updated_at=None, **update
+    )
+    await harness.settle()  # noticed: underuse starts now
+    harness.service.allocator.mark_dirty("depot", "tick")
+    await harness.settle()  # reallocated: slow capped at 5 + 2 A headroom
+    assert (latest(harness, "A", 1), latest(harness, "A", 2)) == (7.0, 32.0)
+
+    # It ramps back up to what it was given: it gets its fair share again.
+    await harness.session_event(
+        "A", "session.updated", session_id="slow", current_a=6.9, updated_at=None, **update
+    )
+    await harness.settle()
+    assert (latest(harness, "A", 1), latest(harness, "A", 2)) == (20.0, 20.0)
+    assert harness.limit_events()[-1].data["reason"] == "ramp_up"
+
+
+async def test_ev_charging_needs_are_answered_and_used(
+    harness: Harness, api: httpx.AsyncClient
+) -> None:
+    await make_site(api, 40, "A")
+    await harness.connect("A", OcppVersion.V201)
+    await harness.start_session("A", 1, "s1")
+    await harness.settle()
+    needs = {
+        "evseId": 1,
+        "chargingNeeds": {
+            "requestedEnergyTransfer": "AC_three_phase",
+            "acChargingParameters": {
+                "energyAmount": 20000,
+                "evMinCurrent": 8,
+                "evMaxCurrent": 16,
+                "evMaxVoltage": 400,
+            },
+        },
+    }
+    event = await harness.call("A", "NotifyEVChargingNeeds", needs)
+    await harness.settle()
+    answer = await eventually(lambda: _answer_to(harness, event.data["message_id"]))
+    assert answer == {"status": "Accepted"}
+    assert tx_limits(harness, "A")[-1] == 16.0  # the EV's own maximum
+
+    unknown = await harness.call("A", "NotifyEVChargingNeeds", needs | {"evseId": 2})
+    assert await eventually(lambda: _answer_to(harness, unknown.data["message_id"])) == {
+        "status": "Rejected"
+    }
+
+
+async def _answer_to(harness: Harness, message_id: str) -> dict[str, Any] | None:
+    for answer in harness.stations.answers:
+        if answer.message_id == message_id:
+            return answer.payload
+    return None
+
+
+async def test_station_reported_limit_caps_it_until_cleared(
+    harness: Harness, api: httpx.AsyncClient
+) -> None:
+    await make_site(api, 64, "A")
+    await harness.connect("A", OcppVersion.V201)
+    await harness.start_session("A", 1, "s1")
+    await harness.settle()
+    await harness.call(
+        "A",
+        "NotifyChargingLimit",
+        {
+            "evseId": 1,
+            "chargingLimit": {"chargingLimitSource": "EMS"},
+            "chargingSchedule": [
+                {
+                    "id": 1,
+                    "chargingRateUnit": "A",
+                    "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 12}],
+                }
+            ],
+        },
+    )
+    await harness.settle()
+    assert tx_limits(harness, "A") == [32.0, 12.0]
+    await harness.call("A", "ClearedChargingLimit", {"chargingLimitSource": "EMS", "evseId": 1})
+    await harness.settle()
+    assert tx_limits(harness, "A") == [32.0, 12.0, 32.0]
+
+
+async def test_reported_profiles_are_recorded(harness: Harness, api: httpx.AsyncClient) -> None:
+    profile = {
+        "id": 2001,
+        "stackLevel": 1,
+        "chargingProfilePurpose": "TxProfile",
+        "chargingProfileKind": "Relative",
+        "chargingSchedule": [
+            {
+                "id": 1,
+                "chargingRateUnit": "A",
+                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16}],
+            }
+        ],
+    }
+    await harness.call(
+        "A",
+        "ReportChargingProfiles",
+        {"requestId": 1, "chargingLimitSource": "CSO", "evseId": 1, "chargingProfile": [profile]},
+    )
+    await harness.settle()
+    reports = (await api.get("/stations/A/charging-profiles")).json()
+    assert reports[0]["profiles"] == [profile]
+
+
+async def test_a_replayed_event_changes_nothing(harness: Harness, api: httpx.AsyncClient) -> None:
+    await make_site(api, 40, "A")
+    await harness.connect("A")
+    started = await harness.start_session("A", 1, "s1")
+    await harness.settle()
+    await harness.end_session("A", 1, "s1")
+    await harness.settle()
+    from csms_core.topics import SESSIONS
+
+    await harness.bus.publish(SESSIONS, started)  # the same event again
+    await harness.settle()
+    allocation = (await api.get("/sites/depot/allocation")).json()
+    assert allocation["sessions"] == []
+
+
+async def test_composite_schedule_is_asked_in_the_station_version(
+    harness: Harness, api: httpx.AsyncClient
+) -> None:
+    await harness.connect("A", OcppVersion.V16)
+    response = await api.get("/stations/A/composite-schedule", params={"evse_id": 1})
+    assert response.status_code == 200, response.text
+    assert response.json()["payload"] == {"status": "Accepted"}
+    command = harness.stations.sent("A", "GetCompositeSchedule")[-1]
+    assert command.payload == {"connectorId": 1, "duration": 3600, "chargingRateUnit": "A"}
+    await harness.connect("B", OcppVersion.V21)
+    response = await api.post("/stations/B/charging-profiles/report")
+    assert response.status_code == 200, response.text
+    request = harness.stations.sent("B", "GetChargingProfiles")[-1]
+    assert schemas.validate(OcppVersion.V21, "GetChargingProfiles", request.payload) is None

@@ -62,6 +62,31 @@ def _start(benchmark: str, attachment: Path, directory: Path) -> SmokeRun:
     return SmokeRun(process, results)
 
 
+def test_smartcharging_smoke_mode(tmp_path: Path) -> None:
+    """bench.smartcharging starts its own processes (two gateways and smart charging), so it
+    cannot attach to the shared pair: it runs on its own, before that pair starts."""
+    before = harness.DEFAULT_RESULTS.read_bytes() if harness.DEFAULT_RESULTS.exists() else None
+    results = tmp_path / "smartcharging-RESULTS.md"
+    command = [sys.executable, "-m", "bench.smartcharging", "--smoke", f"--logs={tmp_path}"]
+    run = subprocess.run(
+        [*command, f"--results={results}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output
+    figures = [line for line in run.stdout.splitlines() if line.startswith("FIGURE ")]
+    assert len(figures) >= 5, output
+    assert "nan" not in " ".join(figures), output
+    written = results.read_text()
+    assert all(figure.removeprefix("FIGURE ") in written for figure in figures)
+    after = harness.DEFAULT_RESULTS.read_bytes() if harness.DEFAULT_RESULTS.exists() else None
+    assert after == before
+
+
 @pytest.mark.parametrize("benchmark", BENCHMARKS)
 def test_benchmark_smoke_mode(benchmark: str, smoke_runs: dict[str, SmokeRun]) -> None:
     before = harness.DEFAULT_RESULTS.read_bytes() if harness.DEFAULT_RESULTS.exists() else None

@@ -7,11 +7,13 @@ CSMS_REDIS_URL are set, and the in-process implementations otherwise.
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 import httpx
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from csms_cli.runtime import serve_api, stop_on_signals
@@ -84,17 +86,20 @@ async def run_gateway() -> None:
         await Gateway(settings, platform.bus, platform.router, identities).run(stopping=stopping)
 
 
+class Service(Protocol):
+    """What ``csms sessions`` / ``csms smartcharging`` run: a consumer service with a REST API."""
+
+    async def run(self, *, ready: asyncio.Event | None = None, stopping: asyncio.Event) -> None: ...
+
+
+ServiceFactory = Callable[[Platform, CommandClient], tuple[Service, FastAPI]]
+
+
 async def run_sessions() -> None:
     """``csms sessions``: one sessions replica and its REST API until SIGTERM."""
     settings = SessionsSettings()
-    _setup_process(settings, "csms-sessions")
-    stopping = asyncio.Event()
-    stop_on_signals(stopping)
-    async with (
-        open_platform(settings, "csms-sessions", [SESSIONS_SCHEMA]) as platform,
-        CommandClient(platform.router, "sessions") as commands,
-        asyncio.TaskGroup() as tasks,
-    ):
+
+    def build(platform: Platform, commands: CommandClient) -> tuple[Service, FastAPI]:
         service = SessionsService(
             settings,
             bus=platform.bus,
@@ -102,24 +107,17 @@ async def run_sessions() -> None:
             commands=commands,
             engine=platform.engine,
         )
-        tasks.create_task(service.run(stopping=stopping), name="sessions")
-        tasks.create_task(
-            serve_api(create_app(service), settings.api_host, settings.api_port, stopping),
-            name="sessions api",
-        )
+        return service, create_app(service)
+
+    api = (settings.api_host, settings.api_port)
+    await _run_service("sessions", settings, SESSIONS_SCHEMA, api, build)
 
 
 async def run_smartcharging() -> None:
     """``csms smartcharging``: one smart charging replica and its REST API until SIGTERM."""
     settings = SmartChargingSettings()
-    _setup_process(settings, "csms-smartcharging")
-    stopping = asyncio.Event()
-    stop_on_signals(stopping)
-    async with (
-        open_platform(settings, "csms-smartcharging", [SMARTCHARGING_SCHEMA]) as platform,
-        CommandClient(platform.router, "smartcharging") as commands,
-        asyncio.TaskGroup() as tasks,
-    ):
+
+    def build(platform: Platform, commands: CommandClient) -> tuple[Service, FastAPI]:
         service = SmartChargingService(
             settings,
             bus=platform.bus,
@@ -127,13 +125,31 @@ async def run_smartcharging() -> None:
             commands=commands,
             engine=platform.engine,
         )
-        tasks.create_task(service.run(stopping=stopping), name="smartcharging")
-        tasks.create_task(
-            serve_api(
-                create_smartcharging_app(service), settings.api_host, settings.api_port, stopping
-            ),
-            name="smartcharging api",
-        )
+        return service, create_smartcharging_app(service)
+
+    api = (settings.api_host, settings.api_port)
+    await _run_service("smartcharging", settings, SMARTCHARGING_SCHEMA, api, build)
+
+
+async def _run_service(
+    name: str,
+    settings: CommonSettings,
+    schema: str,
+    api: tuple[str, int],
+    build: ServiceFactory,
+) -> None:
+    """Open the platform, run the service and serve its API until SIGTERM."""
+    _setup_process(settings, f"csms-{name}")
+    stopping = asyncio.Event()
+    stop_on_signals(stopping)
+    async with (
+        open_platform(settings, f"csms-{name}", [schema]) as platform,
+        CommandClient(platform.router, name) as commands,
+        asyncio.TaskGroup() as tasks,
+    ):
+        service, app = build(platform, commands)
+        tasks.create_task(service.run(stopping=stopping), name=name)
+        tasks.create_task(serve_api(app, *api, stopping), name=f"{name} api")
 
 
 async def run_embedded(

@@ -9,8 +9,8 @@
 from fastapi import APIRouter, FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from csms_api.problems import Problem, install_problem_handlers
 from csms_sessions.api.deps import bind_service
-from csms_sessions.api.problems import Problem, install_problem_handlers
 from csms_sessions.api.routing import DocumentedRoute
 from csms_sessions.commands.api import router as commands_router
 from csms_sessions.configuration.api import router as configuration_router

@@ -9,8 +9,8 @@
 from fastapi import APIRouter, FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from csms_api.problems import Problem, ProblemRoute, install_problem_handlers
 from csms_smartcharging.api.deps import bind_service
-from csms_smartcharging.api.problems import Problem, ProblemRoute, install_problem_handlers
 from csms_smartcharging.charging.api import router as charging_router
 from csms_smartcharging.service import SmartChargingService
 from csms_smartcharging.topology.api import router as topology_router

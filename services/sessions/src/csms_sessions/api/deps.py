@@ -7,8 +7,8 @@ from fastapi import Depends, Path, Query, Request, params
 from pydantic import BaseModel, Field
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from csms_api.problems import Problem
 from csms_ocpp.station_id import InvalidStationId, parse_station_id
-from csms_sessions.api.problems import Problem
 from csms_sessions.service import SessionsService
 
 _STATE_KEY = "csms_sessions"

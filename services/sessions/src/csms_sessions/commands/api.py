@@ -6,10 +6,10 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from csms_api.problems import Problem, problem_responses
 from csms_core.router import CommandOutcome, CommandResult, StationOffline
 from csms_ocpp import OcppVersion, schemas
 from csms_sessions.api.deps import ServiceDep, SessionDep, StationIdDep
-from csms_sessions.api.problems import Problem, problem_responses
 from csms_sessions.api.routing import DocumentedRoute
 from csms_sessions.commands import translate
 from csms_sessions.commands.translate import (

@@ -7,11 +7,11 @@ from typing import TypeVar
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from csms_api.problems import Problem, problem_responses
 from csms_core.db import transaction
 from csms_ocpp import OcppVersion
 from csms_sessions.api.deps import PageDep, ServiceDep, SessionDep, StationIdDep
 from csms_sessions.api.pagination import Page
-from csms_sessions.api.problems import Problem, problem_responses
 from csms_sessions.api.routing import DocumentedRoute
 from csms_sessions.commands.api import CommandResponse, TimeoutQuery
 from csms_sessions.commands.translate import Untranslatable

@@ -5,8 +5,8 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
+from csms_api.problems import problem_responses
 from csms_sessions.api.deps import ServiceDep, SessionDep, StationIdDep
-from csms_sessions.api.problems import problem_responses
 from csms_sessions.api.routing import DocumentedRoute
 from csms_sessions.commands.api import CommandResponse, TimeoutQuery
 from csms_sessions.remote.calls import call, online_version

@@ -9,11 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from csms_api.problems import Problem, problem_responses
 from csms_core.db import transaction
 from csms_ocpp import OcppVersion
 from csms_sessions.api.deps import PageDep, ServiceDep, SessionDep, StationIdDep
 from csms_sessions.api.pagination import Page
-from csms_sessions.api.problems import Problem, problem_responses
 from csms_sessions.api.routing import DocumentedRoute
 from csms_sessions.commands.api import _send as send_command
 from csms_sessions.local_lists import service

@@ -2,8 +2,8 @@
 
 from fastapi import APIRouter
 
+from csms_api.problems import problem_responses
 from csms_sessions.api.deps import ServiceDep, SessionDep, StationIdDep
-from csms_sessions.api.problems import problem_responses
 from csms_sessions.api.routing import DocumentedRoute
 from csms_sessions.commands.api import CommandResponse, TimeoutQuery
 from csms_sessions.commands.translate import Untranslatable

@@ -12,9 +12,9 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from csms_api.problems import Problem
 from csms_core.router import StationOffline
 from csms_ocpp import OcppVersion, schemas
-from csms_sessions.api.problems import Problem
 from csms_sessions.commands.api import CommandResponse, _offline, _response, _unknown
 from csms_sessions.commands.translate import Untranslatable
 from csms_sessions.service import SessionsService

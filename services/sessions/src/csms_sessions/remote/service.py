@@ -8,8 +8,8 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from csms_api.problems import Problem
 from csms_core.db import transaction
-from csms_sessions.api.problems import Problem
 from csms_sessions.db import SCHEMA
 from csms_sessions.remote.models import RemoteStart
 from csms_sessions.remote.translate import RemoteStartCommand

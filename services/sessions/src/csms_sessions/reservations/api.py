@@ -9,10 +9,10 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from csms_api.problems import Problem, problem_responses
 from csms_core.db import transaction
 from csms_sessions.api.deps import PageDep, ServiceDep, SessionDep, StationIdDep
 from csms_sessions.api.pagination import Page
-from csms_sessions.api.problems import Problem, problem_responses
 from csms_sessions.api.routing import DocumentedRoute
 from csms_sessions.commands.api import CommandResponse
 from csms_sessions.commands.api import _send as send_command

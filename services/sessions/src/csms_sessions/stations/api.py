@@ -6,9 +6,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from csms_api.problems import Problem, problem_responses
 from csms_sessions.api.deps import PageDep, ServiceDep, SessionDep, StationIdDep
 from csms_sessions.api.pagination import Page
-from csms_sessions.api.problems import Problem, problem_responses
 from csms_sessions.api.routing import DocumentedRoute
 from csms_sessions.stations import service
 from csms_sessions.stations.models import BootStatus, ConnectorState, ConnectorStatus, Station

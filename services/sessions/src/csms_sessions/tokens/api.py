@@ -9,10 +9,10 @@ from sqlalchemy import func
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from csms_api.problems import Problem, problem_responses
 from csms_ocpp.station_id import InvalidStationId, parse_station_id
 from csms_sessions.api.deps import PageDep, ServiceDep, SessionDep
 from csms_sessions.api.pagination import Page
-from csms_sessions.api.problems import Problem, problem_responses
 from csms_sessions.api.routing import DocumentedRoute
 from csms_sessions.db import utc_now
 from csms_sessions.local_lists.service import token_changed

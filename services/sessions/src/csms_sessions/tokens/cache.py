@@ -5,9 +5,9 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 
+from csms_api.problems import problem_responses
 from csms_ocpp import OcppVersion
 from csms_sessions.api.deps import ServiceDep, SessionDep, StationIdDep
-from csms_sessions.api.problems import problem_responses
 from csms_sessions.api.routing import DocumentedRoute
 from csms_sessions.commands.api import CommandResponse, TimeoutQuery
 from csms_sessions.commands.api import _send as send_command

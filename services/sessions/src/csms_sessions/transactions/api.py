@@ -10,9 +10,9 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
+from csms_api.problems import Problem, problem_responses
 from csms_sessions.api.deps import PageDep, SessionDep, StationIdDep
 from csms_sessions.api.pagination import Page
-from csms_sessions.api.problems import Problem, problem_responses
 from csms_sessions.api.routing import DocumentedRoute
 from csms_sessions.metering import service as metering
 from csms_sessions.transactions.models import ChargingSession, SessionState

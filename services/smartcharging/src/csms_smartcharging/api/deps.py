@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import Depends, Path, Request, params
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from csms_smartcharging.api.problems import Problem
+from csms_api.problems import Problem
 from csms_smartcharging.service import SmartChargingService
 from csms_smartcharging.topology.models import Site
 

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Path, Query
 from pydantic import AwareDatetime, BaseModel, Field
 from sqlmodel import col, select
 
+from csms_api.problems import Problem, ProblemRoute, problem_responses
 from csms_core.router import CommandOutcome, CommandResult, StationOffline
 from csms_smartcharging.allocation import AllocationError
 from csms_smartcharging.api.deps import ServiceDep, SessionDep, SiteDep
-from csms_smartcharging.api.problems import Problem, ProblemRoute, problem_responses
 from csms_smartcharging.charging.allocator import SitePlan, measured_per_phase
 from csms_smartcharging.charging.models import EvseLimit, LoadSample, ProfileReport
 from csms_smartcharging.db import utc_now

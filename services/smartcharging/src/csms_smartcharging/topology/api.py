@@ -6,8 +6,8 @@ from fastapi import APIRouter, Path, Response
 from sqlalchemy import delete
 from sqlmodel import col, select
 
+from csms_api.problems import Problem, ProblemRoute, problem_responses
 from csms_smartcharging.api.deps import ServiceDep, SessionDep, SiteDep
-from csms_smartcharging.api.problems import Problem, ProblemRoute, problem_responses
 from csms_smartcharging.db import utc_now
 from csms_smartcharging.topology.models import (
     ChargingGroup,

@@ -4,7 +4,7 @@ import httpx
 import redis.exceptions
 from fastapi import FastAPI
 
-from csms_sessions.api.problems import install_problem_handlers
+from csms_api.problems import install_problem_handlers
 
 
 def _app() -> FastAPI:

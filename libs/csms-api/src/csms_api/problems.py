@@ -1,10 +1,14 @@
-"""Errors as RFC 9457 ``application/problem+json``, for every error the API returns.
+"""Errors as RFC 9457 ``application/problem+json``, for every error a CSMS API returns.
 
-Our routes use ``ProblemRoute``, which turns a ``Problem`` and a request validation
-error into problem+json itself, so they answer alike in our own app and when
-mounted into another one (the embedded ``csms up`` app).
+``install_problem_handlers`` makes an app answer every error this way: a ``Problem``
+a route raises, unknown routes, wrong methods, request validation errors, a
+dependency outage (503 with Retry-After) and anything unexpected (500, logged).
+Routes built with ``ProblemRoute`` turn a ``Problem`` and a validation error into
+problem+json themselves, so they answer alike when mounted into another app.
+Problem types are URNs: stable names, not (yet) documents to dereference.
 """
 
+import logging
 from collections.abc import Callable, Coroutine
 from http import HTTPStatus
 from typing import Any
@@ -16,6 +20,10 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
+
+from csms_core.bus.runner import TRANSIENT_ERRORS
+
+logger = logging.getLogger(__name__)
 
 MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "urn:csms:problem:"
@@ -29,11 +37,11 @@ class ProblemDetail(BaseModel):
         json_schema_extra={
             "examples": [
                 {
-                    "type": "urn:csms:problem:unknown-site",
-                    "title": "Unknown site",
-                    "status": 404,
-                    "detail": "no site depot-1",
-                    "instance": "/api/v1/sites/depot-1/limit-override",
+                    "type": "urn:csms:problem:station-offline",
+                    "title": "Station offline",
+                    "status": 409,
+                    "detail": "no gateway holds a connection to CP-001",
+                    "instance": "/api/v1/stations/CP-001/commands/reset",
                 }
             ]
         },
@@ -105,7 +113,26 @@ class ProblemRoute(APIRoute):
 
 
 def install_problem_handlers(app: FastAPI) -> None:
-    """Answer the app's own errors (unknown route, wrong method) as problem+json too."""
+    """Answer every error of ``app`` as problem+json."""
+
+    @app.exception_handler(Problem)
+    async def on_problem(request: Request, exc: Problem) -> JSONResponse:
+        return problem_response(request, exc.status, exc.detail, kind=exc.kind, **exc.extra)
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, TRANSIENT_ERRORS):
+            logger.warning("dependency unavailable for %s: %r", request.url.path, exc)
+            response = problem_response(
+                request,
+                503,
+                "a dependency (database, Redis or Kafka) is unavailable; retry",
+                kind="dependency-unavailable",
+            )
+            response.headers["Retry-After"] = "1"
+            return response
+        logger.exception("unexpected error on %s", request.url.path)
+        return problem_response(request, 500, "unexpected error; it has been logged")
 
     @app.exception_handler(HTTPException)
     async def on_http_error(request: Request, exc: HTTPException) -> JSONResponse:

@@ -1,0 +1,1 @@
+"""Shared REST plumbing of the CSMS services (errors as problem+json)."""

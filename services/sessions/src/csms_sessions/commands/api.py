@@ -46,7 +46,7 @@ class CommandResponse(BaseModel):
     response: dict[str, Any] | None = Field(default=None, examples=[{"status": "Accepted"}])
 
 
-async def _send(
+async def send_command(
     sessions: ServiceDep,
     session: SessionDep,
     station_id: str,
@@ -57,7 +57,7 @@ async def _send(
     route = await sessions.router.lookup(station_id)
     if route is None:
         known = await session.get(Station, station_id) is not None
-        raise _offline(station_id) if known else _unknown(station_id)
+        raise station_offline(station_id) if known else unknown_station(station_id)
     version = OcppVersion.from_number(route.ocpp_version)
     action, payload = _translated(command, translation, version)
     try:
@@ -65,8 +65,8 @@ async def _send(
             station_id, action, payload, timeout_s or sessions.settings.command_timeout_s
         )
     except StationOffline:
-        raise _offline(station_id) from None
-    return _response(result)
+        raise station_offline(station_id) from None
+    return command_response(result)
 
 
 def _translated(
@@ -84,7 +84,7 @@ def _translated(
     return action, payload
 
 
-def _response(result: CommandResult) -> CommandResponse:
+def command_response(result: CommandResult) -> CommandResponse:
     reason = f"{result.error_code or ''} {result.error_description}".strip()
     match result.outcome:
         case CommandOutcome.RESULT:
@@ -98,7 +98,7 @@ def _response(result: CommandResult) -> CommandResponse:
                 response=payload,
             )
         case CommandOutcome.OFFLINE:
-            raise _offline(result.station_id)
+            raise station_offline(result.station_id)
         case CommandOutcome.TIMEOUT:
             raise Problem(504, f"no answer from {result.station_id} in time", kind="timeout")
         case CommandOutcome.REJECTED:
@@ -112,11 +112,11 @@ def _response(result: CommandResult) -> CommandResponse:
             )
 
 
-def _unknown(station_id: str) -> Problem:
+def unknown_station(station_id: str) -> Problem:
     return Problem(404, f"no station {station_id}", kind="unknown-station")
 
 
-def _offline(station_id: str) -> Problem:
+def station_offline(station_id: str) -> Problem:
     return Problem(409, f"no gateway holds a connection to {station_id}", kind="station-offline")
 
 
@@ -129,7 +129,7 @@ async def reset(
     timeout_s: TimeoutQuery = None,
 ) -> CommandResponse:
     """Reset a station (or, in 2.x, one EVSE)."""
-    return await _send(sessions, session, station_id, body, translate.reset, timeout_s)
+    return await send_command(sessions, session, station_id, body, translate.reset, timeout_s)
 
 
 @router.post("/change-availability")
@@ -141,7 +141,7 @@ async def change_availability(
     timeout_s: TimeoutQuery = None,
 ) -> CommandResponse:
     """Make a station, an EVSE or a connector operative or inoperative."""
-    return await _send(
+    return await send_command(
         sessions, session, station_id, body, translate.change_availability, timeout_s
     )
 
@@ -155,7 +155,9 @@ async def trigger_message(
     timeout_s: TimeoutQuery = None,
 ) -> CommandResponse:
     """Ask a station to send a message now (e.g. StatusNotification)."""
-    return await _send(sessions, session, station_id, body, translate.trigger_message, timeout_s)
+    return await send_command(
+        sessions, session, station_id, body, translate.trigger_message, timeout_s
+    )
 
 
 @router.post("/raw")
@@ -167,4 +169,4 @@ async def raw(
     timeout_s: TimeoutQuery = None,
 ) -> CommandResponse:
     """Send any OCPP call as-is, in the station's OCPP version."""
-    return await _send(sessions, session, station_id, body, translate.raw, timeout_s)
+    return await send_command(sessions, session, station_id, body, translate.raw, timeout_s)

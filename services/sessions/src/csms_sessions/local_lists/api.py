@@ -15,7 +15,7 @@ from csms_ocpp import OcppVersion
 from csms_sessions.api.deps import PageDep, ServiceDep, SessionDep, StationIdDep
 from csms_sessions.api.pagination import Page
 from csms_sessions.api.routing import DocumentedRoute
-from csms_sessions.commands.api import _send as send_command
+from csms_sessions.commands.api import send_command
 from csms_sessions.local_lists import service
 from csms_sessions.local_lists.models import LocalList
 from csms_sessions.local_lists.service import TokenKey

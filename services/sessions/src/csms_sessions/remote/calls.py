@@ -15,7 +15,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from csms_api.problems import Problem
 from csms_core.router import StationOffline
 from csms_ocpp import OcppVersion, schemas
-from csms_sessions.commands.api import CommandResponse, _offline, _response, _unknown
+from csms_sessions.commands.api import (
+    CommandResponse,
+    command_response,
+    station_offline,
+    unknown_station,
+)
 from csms_sessions.commands.translate import Untranslatable
 from csms_sessions.service import SessionsService
 from csms_sessions.stations.models import Station
@@ -28,7 +33,7 @@ async def online_version(
     route = await sessions.router.lookup(station_id)
     if route is None:
         known = await session.get(Station, station_id) is not None
-        raise _offline(station_id) if known else _unknown(station_id)
+        raise station_offline(station_id) if known else unknown_station(station_id)
     return OcppVersion.from_number(route.ocpp_version)
 
 
@@ -58,5 +63,5 @@ async def call(
             station_id, action, payload, timeout_s or sessions.settings.command_timeout_s
         )
     except StationOffline:
-        raise _offline(station_id) from None
-    return _response(result)
+        raise station_offline(station_id) from None
+    return command_response(result)

@@ -14,8 +14,7 @@ from csms_core.db import transaction
 from csms_sessions.api.deps import PageDep, ServiceDep, SessionDep, StationIdDep
 from csms_sessions.api.pagination import Page
 from csms_sessions.api.routing import DocumentedRoute
-from csms_sessions.commands.api import CommandResponse
-from csms_sessions.commands.api import _send as send_command
+from csms_sessions.commands.api import CommandResponse, send_command
 from csms_sessions.db import utc_now
 from csms_sessions.reservations import service
 from csms_sessions.reservations.models import ACTIVE, Reservation, ReservationStatus

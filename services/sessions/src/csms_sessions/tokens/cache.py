@@ -9,8 +9,7 @@ from csms_api.problems import problem_responses
 from csms_ocpp import OcppVersion
 from csms_sessions.api.deps import ServiceDep, SessionDep, StationIdDep
 from csms_sessions.api.routing import DocumentedRoute
-from csms_sessions.commands.api import CommandResponse, TimeoutQuery
-from csms_sessions.commands.api import _send as send_command
+from csms_sessions.commands.api import CommandResponse, TimeoutQuery, send_command
 
 router = APIRouter(
     route_class=DocumentedRoute,

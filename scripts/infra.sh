@@ -264,7 +264,7 @@ kafka_start() {
         kafka.Kafka "$KAFKA_DIR/server.properties" \
         </dev/null >>"$KAFKA_LOG" 2>&1 9>&- &
     local i
-    for ((i = 0; i < 50; i++)); do
+    for ((i = 0; i < 300; i++)); do
         [[ -s "$KAFKA_PID" ]] && break
         sleep 0.1
     done

@@ -9,13 +9,16 @@ from csms_ocpp import OcppVersion, schemas
 from csms_smartcharging.testing import Harness, eventually
 
 
-async def make_site(api: httpx.AsyncClient, limit_a: float, *stations: str) -> None:
+async def make_site(
+    harness: Harness, api: httpx.AsyncClient, limit_a: float, *stations: str
+) -> None:
     response = await api.put("/sites/depot", json={"limit_a": limit_a})
     assert response.status_code == 201, response.text
     for station_id in stations:
         body = {"evses": [{"evse_id": 1, "max_a": 32}, {"evse_id": 2, "max_a": 32}]}
         response = await api.put(f"/sites/depot/stations/{station_id}", json=body)
         assert response.status_code == 201, response.text
+    await harness.service.allocator.drain()  # assigned while offline: nothing to send yet
 
 
 def limit_of(command: StationCommand) -> float:
@@ -44,7 +47,7 @@ def tx_limits(harness: Harness, station_id: str) -> list[float]:
 async def test_sessions_share_the_site_limit_fairly(
     harness: Harness, api: httpx.AsyncClient
 ) -> None:
-    await make_site(api, 40, "A", "B")
+    await make_site(harness, api, 40, "A", "B")
     await harness.connect("A", OcppVersion.V16)
     await harness.connect("B", OcppVersion.V201)
     await harness.settle()
@@ -85,7 +88,7 @@ async def test_sessions_share_the_site_limit_fairly(
 
 
 async def test_only_changed_limits_are_sent(harness: Harness, api: httpx.AsyncClient) -> None:
-    await make_site(api, 40, "A")
+    await make_site(harness, api, 40, "A")
     await harness.connect("A")
     await harness.start_session("A", 1, "s1")
     await harness.settle()
@@ -99,7 +102,7 @@ async def test_only_changed_limits_are_sent(harness: Harness, api: httpx.AsyncCl
 async def test_failsafe_on_connect_and_profiles_again_on_reconnect(
     harness: Harness, api: httpx.AsyncClient
 ) -> None:
-    await make_site(api, 40, "A", "B")
+    await make_site(harness, api, 40, "A", "B")
     await harness.connect("A", OcppVersion.V21)
     await harness.start_session("A", 1, "s1")
     await harness.settle()
@@ -122,7 +125,7 @@ async def test_failsafe_on_connect_and_profiles_again_on_reconnect(
 async def test_a_rejected_profile_is_reported_and_counted_at_max(
     harness: Harness, api: httpx.AsyncClient
 ) -> None:
-    await make_site(api, 40, "A", "B")
+    await make_site(harness, api, 40, "A", "B")
     harness.stations.behaviour["A"] = "Rejected"
     await harness.connect("A")
     await harness.connect("B")
@@ -146,7 +149,7 @@ async def test_a_rejected_profile_is_reported_and_counted_at_max(
 async def test_a_station_that_errors_or_stays_silent_is_handled(
     harness: Harness, api: httpx.AsyncClient
 ) -> None:
-    await make_site(api, 40, "A", "B")
+    await make_site(harness, api, 40, "A", "B")
     harness.stations.behaviour.update({"A": "error", "B": "silent"})
     await harness.connect("A")
     await harness.connect("B")
@@ -160,7 +163,7 @@ async def test_a_station_that_errors_or_stays_silent_is_handled(
 async def test_limit_drop_through_rest_is_sent_at_once(
     harness: Harness, api: httpx.AsyncClient
 ) -> None:
-    await make_site(api, 64, "A")
+    await make_site(harness, api, 64, "A")
     await harness.connect("A")
     await harness.start_session("A", 1, "s1")
     await harness.start_session("A", 2, "s2")
@@ -186,7 +189,7 @@ async def test_limit_drop_through_rest_is_sent_at_once(
 
 
 async def test_schedule_boundary_lowers_the_limit(harness: Harness, api: httpx.AsyncClient) -> None:
-    await make_site(api, 64, "A")
+    await make_site(harness, api, 64, "A")
     body = {"start": "00:00", "end": "23:59", "limit_a": 16}
     response = await api.post("/sites/depot/schedules", json=body)
     assert response.status_code == 201, response.text
@@ -200,7 +203,7 @@ async def test_underuse_is_redistributed_and_can_ramp_back(
     harness: Harness, api: httpx.AsyncClient
 ) -> None:
     harness.service.settings.underuse_after_s = 0.0
-    await make_site(api, 40, "A")
+    await make_site(harness, api, 40, "A")
     await harness.connect("A")
     await harness.start_session("A", 1, "slow")
     await harness.start_session("A", 2, "fast")
@@ -227,7 +230,7 @@ async def test_underuse_is_redistributed_and_can_ramp_back(
 async def test_ev_charging_needs_are_answered_and_used(
     harness: Harness, api: httpx.AsyncClient
 ) -> None:
-    await make_site(api, 40, "A")
+    await make_site(harness, api, 40, "A")
     await harness.connect("A", OcppVersion.V201)
     await harness.start_session("A", 1, "s1")
     await harness.settle()
@@ -265,7 +268,7 @@ async def _answer_to(harness: Harness, message_id: str) -> dict[str, Any] | None
 async def test_station_reported_limit_caps_it_until_cleared(
     harness: Harness, api: httpx.AsyncClient
 ) -> None:
-    await make_site(api, 64, "A")
+    await make_site(harness, api, 64, "A")
     await harness.connect("A", OcppVersion.V201)
     await harness.start_session("A", 1, "s1")
     await harness.settle()
@@ -316,7 +319,7 @@ async def test_reported_profiles_are_recorded(harness: Harness, api: httpx.Async
 
 
 async def test_a_replayed_event_changes_nothing(harness: Harness, api: httpx.AsyncClient) -> None:
-    await make_site(api, 40, "A")
+    await make_site(harness, api, 40, "A")
     await harness.connect("A")
     started = await harness.start_session("A", 1, "s1")
     await harness.settle()

@@ -65,6 +65,12 @@ def _attach_schemas(engine: AsyncEngine, main_file: str, schemas: Sequence[str])
         cursor.close()
 
 
+def consumer_lanes(engine: AsyncEngine, wanted: int) -> int:
+    """How many stations' events to handle side by side: SQLite takes one writer at a time,
+    so handling stations side by side there would only queue them."""
+    return 1 if engine.dialect.name == "sqlite" else wanted
+
+
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 

@@ -7,7 +7,7 @@ lifespan of a component, which opens its clients.
 from enum import StrEnum
 from typing import Self
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -33,6 +33,9 @@ class CommonSettings(BaseSettings):
     log_json: bool = True
     # OCPP-J calls a service sends wait this long for the station's answer.
     command_timeout_s: float = 30.0
+    # Stations whose events a consumer handles at once (one station's always in order);
+    # SQLite takes one writer at a time, so there it is always 1 (``consumer_lanes``).
+    consumer_concurrency: int = Field(default=16, ge=1, le=256)
 
     @property
     def embedded(self) -> bool:

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
 from csms_core.bus import Bus, run_consumer
-from csms_core.db import session_factory, transaction
+from csms_core.db import consumer_lanes, session_factory, transaction
 from csms_core.identity import IdentityStore, migrate_identity
 from csms_core.router import CommandClient, Router
 from csms_sessions.consumer import TOPICS, InboundConsumer
@@ -65,7 +65,7 @@ class SessionsService:
                     consumer,
                     stopping=stopping,
                     ready=consuming,
-                    concurrency=self._consumer_concurrency(),
+                    concurrency=consumer_lanes(self.engine, self.settings.consumer_concurrency),
                 ),
                 name="sessions consumer",
             )
@@ -75,12 +75,6 @@ class SessionsService:
             self.ready.set()
             if ready is not None:
                 ready.set()
-
-    def _consumer_concurrency(self) -> int:
-        # SQLite takes one writer at a time: handling stations side by side only queues them.
-        if self.engine.dialect.name == "sqlite":
-            return 1
-        return self.settings.consumer_concurrency
 
     async def _prune_processed_events(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():

@@ -21,8 +21,6 @@ class SessionsSettings(CommonSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     consumer_group: str = "csms-sessions"
-    # Stations whose events are handled at once (one station's always in order).
-    consumer_concurrency: int = Field(default=16, ge=1, le=256)
     # Local authorization lists: entries per SendLocalList (1.6 SendLocalListMaxLength,
     # 2.0.1 ItemsPerMessageSendLocalList; a longer list goes as Full + Differentials),
     # how often pending lists are looked for, and the back-off after a failed send.

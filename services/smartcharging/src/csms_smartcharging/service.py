@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
 from csms_core.bus import Bus, run_consumer
-from csms_core.db import session_factory, transaction
+from csms_core.db import consumer_lanes, session_factory, transaction
 from csms_core.router import CommandClient, CommandResult, Router, StationOffline
 from csms_ocpp import OcppVersion
 from csms_smartcharging.charging.allocator import Allocator
@@ -48,7 +48,7 @@ class SmartChargingService:
         self.sender = ProfileSender(
             commands, settings.profile_timeout_s, settings.max_parallel_commands
         )
-        self.allocator = Allocator(settings, bus, self.sender, engine)
+        self.allocator = Allocator(settings, bus, self.sender, engine, router)
         self.ready = asyncio.Event()
 
     async def migrate(self) -> None:
@@ -68,6 +68,7 @@ class SmartChargingService:
                     consumer,
                     stopping=stopping,
                     ready=consuming,
+                    concurrency=consumer_lanes(self.engine, self.settings.consumer_concurrency),
                 ),
                 name="smartcharging consumer",
             )
@@ -80,7 +81,15 @@ class SmartChargingService:
 
     def limits_changed(self, site_id: str, reason: str = "limit_changed") -> None:
         """Something a REST call changed: re-allocate the site now."""
+        self.allocator.topology_changed(site_id)
         self.allocator.mark_dirty(site_id, reason)
+
+    def station_changed(self, station_id: str, site_id: str | None) -> None:
+        """A station was assigned, re-rated or taken off its site (REST): its station-wide
+        profiles again (or ours cleared), and its site re-allocated."""
+        self.allocator.station_changed(station_id, site_id)
+        if site_id is not None:
+            self.allocator.mark_dirty(site_id, "station_changed")
 
     async def station_call(
         self, station_id: str, action: str, build: Any, timeout_s: float | None = None

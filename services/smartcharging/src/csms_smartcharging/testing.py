@@ -198,6 +198,7 @@ class Harness:
         """Wait until the consumer caught up, then run one allocation round by hand."""
         await eventually(self._caught_up)
         await asyncio.sleep(0.05)  # the consumer marks the site dirty right after its commit
+        await self.service.allocator.drain()  # station-wide profiles of stations that connected
         await self.service.allocator.round()
 
     async def _caught_up(self) -> bool:

@@ -5,13 +5,22 @@ wakes the loop; a short debounce folds a burst of changes into one allocation.
 Every ``allocation_tick_s`` all sites are recomputed (schedules cross their
 boundaries, overrides expire, EVs start or stop using what they were given).
 With several replicas, one leads (a PostgreSQL advisory lock) and allocates;
-the others consume and serve REST.
+the others consume and serve REST, and pass the changes they see on to the leader
+(``NOTIFY`` on ``DIRTY_CHANNEL``, which the leader ``LISTEN``s to).
+
+A station that connects gets its station-wide profiles at once, from whichever
+replica consumed the connection, without waiting for an allocation: the failsafe
+TxDefaultProfile (so an EV that plugs in right after its station boots is already
+capped) and, for a rated station, a ChargingStationMaxProfile.
 """
 
 import asyncio
 import logging
+import time
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -21,6 +30,7 @@ from sqlmodel import select
 from csms_core import topics
 from csms_core.bus import Bus
 from csms_core.db import session_factory, transaction
+from csms_core.router import Router
 from csms_ocpp import OcppVersion
 from csms_smartcharging.allocation import Allocation, AllocationError, Demand, Node, allocate
 from csms_smartcharging.charging import planner
@@ -37,6 +47,11 @@ from csms_smartcharging.topology.models import Site, StationAssignment
 logger = logging.getLogger(__name__)
 
 _LEADER_LOCK = 0x5C0A11  # pg advisory lock key of the allocating replica
+DIRTY_CHANNEL = "csms_smartcharging_dirty"  # pg NOTIFY payload: "<site id> <reason>"
+# A site's computed failsafe is reused this long (a burst of connects makes one plan), and
+# only while nothing changed its topology here (another replica's change is seen by the
+# leader, which sends the failsafe again to stations that got an outdated one).
+FAILSAFE_TTL_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -58,39 +73,136 @@ class Allocator:
         bus: Bus,
         sender: ProfileSender,
         engine: AsyncEngine,
+        router: Router,
     ) -> None:
         self._settings = settings
         self._bus = bus
+        self._router = router
         self._sender = sender
         self._engine = engine
         self._factory = session_factory(engine)
         self._dirty: dict[str, str] = {}
-        self._failsafe_due: dict[str, str] = {}  # station id -> OCPP version number
         self._wake = asyncio.Event()
         self._leader: AsyncConnection | None = None
         self._rounds = asyncio.Lock()  # one round at a time, whoever triggers it
+        self._forward: dict[str, str] = {}  # changes for the leader (we are not it)
+        self._forward_wake = asyncio.Event()
+        # site -> (A per EVSE, monotonic time, topology generation it was computed in)
+        self._failsafe: dict[str, tuple[float, float, int]] = {}
+        self._generation: defaultdict[str, int] = defaultdict(int)  # bumped by REST changes
+        self._failsafe_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._resending: set[str] = set()  # stations whose station-wide profiles are on the way
+        self._background: set[asyncio.Task[Any]] = set()
         self.latest: dict[str, SitePlan] = {}
 
+    @property
+    def leads(self) -> bool:
+        """This replica allocates (always so on SQLite, where there is only one)."""
+        return not self._shared_database or self._leader is not None
+
+    @property
+    def _shared_database(self) -> bool:
+        return self._engine.dialect.name == "postgresql"
+
     def mark_dirty(self, site_id: str, reason: str) -> None:
-        """Re-allocate the site soon; the latest reason names the allocation (a tick, the least)."""
+        """Re-allocate the site soon; the latest reason names the allocation (a tick, the least).
+
+        On a replica that does not lead, the leader is told (unless it is only the tick).
+        """
         if reason != "tick" or site_id not in self._dirty:
             self._dirty[site_id] = reason
         self._wake.set()
+        if reason != "tick" and self._shared_database and self._leader is None:
+            self._forward[site_id] = reason
+            self._forward_wake.set()
 
     def station_connected(self, station_id: str, version: str, site_id: str) -> None:
-        self._failsafe_due[station_id] = version
-        self.mark_dirty(site_id, "reconnected")
+        """Its station-wide profiles go now; its sessions' TxProfiles with the next round."""
+        self._spawn(self._connected(station_id, version, site_id))
+
+    def station_changed(self, station_id: str, site_id: str | None) -> None:
+        """Its assignment or rating changed (REST): station-wide profiles again if online."""
+        if site_id is not None:
+            self.topology_changed(site_id)
+        self._spawn(self._resend_station_profiles([station_id]))
+
+    def topology_changed(self, site_id: str) -> None:
+        """Stations, ratings or limits changed: a failsafe computed before is not used again."""
+        self._generation[site_id] += 1
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self) -> None:
+        """Wait for the station-wide profiles on their way (tests)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+
+    async def _resend_station_profiles(self, station_ids: list[str]) -> None:
+        async def one(station_id: str) -> None:
+            self._resending.add(station_id)
+            try:
+                route = await self._router.lookup(station_id)
+                if route is not None:
+                    await self.send_station_profiles(station_id, route.ocpp_version)
+            finally:
+                self._resending.discard(station_id)
+
+        results = await asyncio.gather(*(one(s) for s in station_ids), return_exceptions=True)
+        for station_id, result in zip(station_ids, results, strict=True):
+            if isinstance(result, Exception):
+                logger.warning("station profiles of %s not sent: %r", station_id, result)
+
+    async def _connected(self, station_id: str, version: str, site_id: str) -> None:
+        try:
+            await self.send_station_profiles(station_id, version)
+        except Exception:
+            logger.exception("station profiles of %s not sent", station_id)
+        finally:
+            self.mark_dirty(site_id, "reconnected")
 
     async def run(self, stopping: asyncio.Event) -> None:
+        forwarding = asyncio.create_task(self._forward_changes(stopping))
         try:
+            await self._lead()  # at once: a leader listens before the first change comes
             while not stopping.is_set():
                 await self._wait(stopping)
                 if stopping.is_set() or not await self._lead():
                     continue
                 await self.round()
         finally:
+            forwarding.cancel()
+            for task in list(self._background):
+                task.cancel()
+            await asyncio.gather(forwarding, *self._background, return_exceptions=True)
             if self._leader is not None:
                 await self._leader.close()
+
+    async def _forward_changes(self, stopping: asyncio.Event) -> None:
+        """Tell the leader what changed here (PostgreSQL NOTIFY); its tick covers a lost one."""
+        while not stopping.is_set():
+            await self._forward_wake.wait()
+            self._forward_wake.clear()
+            changes, self._forward = self._forward, {}
+            if not changes or self._leader is not None:
+                continue
+            try:
+                async with self._engine.begin() as connection:
+                    for site_id, reason in changes.items():
+                        await connection.execute(
+                            text("SELECT pg_notify(:channel, :payload)"),
+                            {"channel": DIRTY_CHANNEL, "payload": f"{site_id} {reason}"},
+                        )
+            except (DBAPIError, OSError) as exc:
+                logger.warning("could not tell the leader about %s: %r", sorted(changes), exc)
+
+    def _on_notify(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
+        site_id, _, reason = payload.partition(" ")
+        if site_id:
+            self.topology_changed(site_id)  # perhaps: another replica's REST change
+            self.mark_dirty(site_id, reason or "changed")
 
     async def _wait(self, stopping: asyncio.Event) -> None:
         woken = asyncio.create_task(self._wake.wait())
@@ -116,8 +228,6 @@ class Allocator:
             await self._round()
 
     async def _round(self) -> None:
-        failsafe, self._failsafe_due = self._failsafe_due, {}
-        await asyncio.gather(*(self.send_failsafe(s, v) for s, v in failsafe.items()))
         dirty, self._dirty = self._dirty, {}
         for site_id, reason in dirty.items():
             try:
@@ -132,13 +242,19 @@ class Allocator:
         try:
             if self._leader is not None:
                 await self._leader.execute(text("SELECT 1"))
+                await self._leader.commit()  # notifications arrive between transactions
                 return True
             connection = await self._engine.connect()
             got = await connection.scalar(
                 text("SELECT pg_try_advisory_lock(:key)"), {"key": _LEADER_LOCK}
             )
             if got:
+                raw = (await connection.get_raw_connection()).driver_connection
+                if raw is not None:  # asyncpg's own connection
+                    await raw.add_listener(DIRTY_CHANNEL, self._on_notify)
+                await connection.commit()
                 self._leader = connection
+                self._forward.clear()
                 return True
             await connection.close()
         except DBAPIError as exc:
@@ -148,7 +264,7 @@ class Allocator:
 
     async def plan(self, site_id: str, at: datetime | None = None) -> SitePlan | None:
         """The allocation the site would get now, without sending anything."""
-        at = at or utc_now()
+        at, generation = at or utc_now(), self._generation[site_id]
         async with self._factory() as session:
             site = await session.get(Site, site_id)
             if site is None:
@@ -159,7 +275,9 @@ class Allocator:
         )
         nodes += planner.station_nodes(snapshot.rows)
         demands = planner.demands(snapshot.rows, self._settings, at)
-        return SitePlan(site, at, nodes, demands, allocate(nodes, demands), snapshot)
+        plan = SitePlan(site, at, nodes, demands, allocate(nodes, demands), snapshot)
+        self._failsafe[site_id] = (self._shared_failsafe_a(plan), time.monotonic(), generation)
+        return plan
 
     async def allocate_site(self, site_id: str, reason: str) -> SitePlan | None:
         plan = await self.plan(site_id)
@@ -174,6 +292,7 @@ class Allocator:
         )
         sent = await self._sender.send_all(changes)
         await self._record(plan, sent)
+        self._refresh_failsafe(plan)
         for each in sent:
             await self._bus.publish(
                 topics.CHARGING_LIMITS,
@@ -187,6 +306,30 @@ class Allocator:
             )
         self.latest[site_id] = plan
         return plan
+
+    def _refresh_failsafe(self, plan: SitePlan) -> None:
+        """Stations whose failsafe is out of date get it again: when it fell (more EVSEs, a
+        lower limit), and when it rose by a tenth (non-EV load moves it all the time)."""
+        failsafe_a = self._shared_failsafe_a(plan)
+        stale = [
+            limit.station_id
+            for limit in plan.snapshot.rows.evse_limits
+            if limit.evse_id == 0
+            and limit.station_id not in self._resending
+            and not (
+                limit.limit_a - self._settings.resend_threshold_a
+                <= failsafe_a
+                <= limit.limit_a + max(self._settings.resend_threshold_a, 0.1 * limit.limit_a)
+            )
+        ]
+        if stale:
+            logger.info(
+                "site %s failsafe now %.1f A: sent to %d stations",
+                plan.site.site_id,
+                failsafe_a,
+                len(stale),
+            )
+            self._spawn(self._resend_station_profiles(stale))
 
     async def _record(self, plan: SitePlan, sent: list[Sent]) -> None:
         usage = plan.allocation.usage[plan.site.site_id]
@@ -213,30 +356,84 @@ class Allocator:
                 )
             )
 
-    async def send_failsafe(self, station_id: str, version_number: str) -> str:
-        """The station-wide TxDefaultProfile: what it applies if it loses us (OCPP 2.0.1 K01)."""
+    async def send_station_profiles(self, station_id: str, version_number: str) -> list[str]:
+        """The station-wide profiles of a station: the failsafe TxDefaultProfile (what it applies
+        if it loses us, OCPP 2.0.1 K01) and, for a rated station, its ChargingStationMaxProfile
+        (1.6: ChargePointMaxProfile). A station on no site gets ours cleared. The outcomes."""
         async with self._factory() as session:
             assignment = await session.get(StationAssignment, station_id)
             site = await session.get(Site, assignment.site_id) if assignment else None
-            if site is None:
-                return "unassigned"
-        plan = await self.plan(site.site_id)
-        limit_a = site.failsafe_a
-        if limit_a is None and plan is not None:
-            # The site limit shared by all its EVSEs: safe even if every station is cut off.
-            rows = plan.snapshot.rows
-            evses = len(rows.evses) or len(rows.stations) or 1
-            site_a = plan.nodes[0].limit_a[0] - max(plan.nodes[0].base_load_a)
-            limit_a = min(self._settings.default_max_a, site_a / evses)
-        if limit_a is None or limit_a == float("inf"):
-            limit_a = self._settings.failsafe_a
         version = OcppVersion.from_number(version_number)
-        payload = wire.set_charging_profile(
-            version, evse_id=0, purpose=wire.Purpose.TX_DEFAULT, limit_a=limit_a, phases=site.phases
+        if assignment is None or site is None:
+            payload = wire.clear_charging_profile(version)
+            return [await self._sender.call(station_id, "ClearChargingProfile", payload)]
+        limit_a = await self.failsafe_a(site)
+        calls = [
+            wire.set_charging_profile(
+                version,
+                evse_id=0,
+                purpose=wire.Purpose.TX_DEFAULT,
+                limit_a=limit_a,
+                phases=site.phases,
+            )
+        ]
+        if assignment.max_a is not None:
+            calls.append(
+                wire.set_charging_profile(
+                    version,
+                    evse_id=0,
+                    purpose=wire.Purpose.STATION_MAX,
+                    limit_a=assignment.max_a,
+                    phases=site.phases,
+                )
+            )
+        outcomes = [await self._sender.call(station_id, "SetChargingProfile", p) for p in calls]
+        async with transaction(self._factory) as session:
+            # EVSE 0 of the limits on the wire: the station-wide failsafe.
+            limit = await session.get(EvseLimit, (station_id, 0))
+            limit = limit or EvseLimit(station_id=station_id, evse_id=0)
+            limit.session_id, limit.purpose = None, wire.Purpose.TX_DEFAULT.value
+            limit.limit_a, limit.phases = limit_a, site.phases
+            limit.outcome, limit.accepted, limit.sent_at = (
+                outcomes[0],
+                outcomes[0] == "Accepted",
+                utc_now(),
+            )
+            session.add(limit)
+        logger.info(
+            "station profiles to %s (failsafe %.1f A, max %s A): %s",
+            station_id,
+            limit_a,
+            assignment.max_a,
+            outcomes,
         )
-        outcome = await self._sender.call(station_id, "SetChargingProfile", payload)
-        logger.info("failsafe %.1f A to %s: %s", limit_a, station_id, outcome)
-        return outcome
+        return outcomes
+
+    async def failsafe_a(self, site: Site) -> float:
+        """The per-EVSE failsafe of the site: its own, or its limit shared by all its EVSEs
+        (safe even if every station is cut off); computed at most every ``FAILSAFE_TTL_S``."""
+        if site.failsafe_a is not None:
+            return site.failsafe_a
+        async with self._failsafe_locks[site.site_id]:
+            known = self._failsafe.get(site.site_id)
+            if (
+                known is None
+                or time.monotonic() - known[1] > FAILSAFE_TTL_S
+                or known[2] != self._generation[site.site_id]
+            ):
+                await self.plan(site.site_id)
+                known = self._failsafe.get(site.site_id)
+        return known[0] if known is not None else self._settings.failsafe_a
+
+    def _shared_failsafe_a(self, plan: SitePlan) -> float:
+        if plan.site.failsafe_a is not None:
+            return plan.site.failsafe_a
+        rows = plan.snapshot.rows
+        evses = len(rows.evses) or len(rows.stations) or 1
+        site_a = plan.nodes[0].limit_a[0] - max(plan.nodes[0].base_load_a)
+        if site_a == float("inf"):
+            return self._settings.failsafe_a
+        return max(0.0, min(self._settings.default_max_a, site_a / evses))
 
 
 def measured_per_phase(plan: SitePlan) -> list[float]:

@@ -189,7 +189,7 @@ async def put_station(
     for evse in body.evses:
         session.add(EvseRating(station_id=station_id, **evse.model_dump()))
     await session.commit()
-    service.limits_changed(site.site_id)
+    service.station_changed(station_id, site.site_id)
     return await _station_out(session, station)
 
 
@@ -208,7 +208,7 @@ async def delete_station(
     await session.exec(delete(EvseRating).where(col(EvseRating.station_id) == station_id))
     await session.delete(station)
     await session.commit()
-    service.limits_changed(site.site_id)
+    service.station_changed(station_id, site.site_id)
 
 
 async def _station_out(session: SessionDep, station: StationAssignment) -> StationOut:

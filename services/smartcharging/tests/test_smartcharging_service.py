@@ -3,9 +3,11 @@
 from typing import Any
 
 import httpx
+import pytest
 
 from csms_core.router import StationCommand
 from csms_ocpp import OcppVersion, schemas
+from csms_ocpp.actions import now_iso
 from csms_smartcharging.testing import Harness, eventually
 
 
@@ -316,6 +318,83 @@ async def test_reported_profiles_are_recorded(harness: Harness, api: httpx.Async
     await harness.settle()
     reports = (await api.get("/stations/A/charging-profiles")).json()
     assert reports[0]["profiles"] == [profile]
+
+
+async def test_external_constraints_in_a_profile_report_cap_the_evse(
+    harness: Harness, api: httpx.AsyncClient
+) -> None:
+    """A ChargingStationExternalConstraints profile (set by an EMS, never by the CSMS,
+    K01.FR.22) that a station reports caps its EVSE until the station clears the limit."""
+    await make_site(harness, api, 64, "A")
+    await harness.connect("A", OcppVersion.V201)
+    await harness.start_session("A", 1, "s1")
+    await harness.settle()
+    external = {
+        "id": 77,
+        "stackLevel": 0,
+        "chargingProfilePurpose": "ChargingStationExternalConstraints",
+        "chargingProfileKind": "Absolute",
+        "chargingSchedule": [
+            {
+                "id": 1,
+                "startSchedule": "2026-01-01T00:00:00Z",
+                "chargingRateUnit": "W",
+                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 11040, "numberPhases": 3}],
+            }
+        ],
+    }
+    report = {"requestId": 5, "chargingLimitSource": "EMS", "evseId": 1}
+    assert (
+        schemas.validate(
+            OcppVersion.V201, "ReportChargingProfiles", report | {"chargingProfile": [external]}
+        )
+        is None
+    )
+    await harness.call("A", "ReportChargingProfiles", report | {"chargingProfile": [external]})
+    await harness.settle()
+    assert tx_limits(harness, "A") == [32.0, 16.0]  # 11,040 W over 3 x 230 V
+    await harness.call("A", "ClearedChargingLimit", {"chargingLimitSource": "EMS", "evseId": 1})
+    await harness.settle()
+    assert tx_limits(harness, "A") == [32.0, 16.0, 32.0]
+
+
+@pytest.mark.parametrize("version", [OcppVersion.V16, OcppVersion.V201])
+async def test_a_transaction_seen_starting_counts_at_its_maximum_until_its_session_comes(
+    harness: Harness, api: httpx.AsyncClient, version: OcppVersion
+) -> None:
+    """The station's own start (ocpp.inbound) comes before the sessions service's
+    session.started: the EV may already draw its EVSE's maximum, so the others make room."""
+    await make_site(harness, api, 40, "A", "B")
+    await harness.connect("A", OcppVersion.V201)
+    await harness.connect("B", version)
+    await harness.start_session("A", 1, "s1")
+    await harness.settle()
+    assert tx_limits(harness, "A") == [32.0]
+
+    if version is OcppVersion.V16:
+        start = {"connectorId": 1, "idTag": "TAG1", "meterStart": 0, "timestamp": now_iso()}
+        await harness.call("B", "StartTransaction", start)
+    else:
+        started = {
+            "eventType": "Started",
+            "timestamp": now_iso(),
+            "triggerReason": "CablePluggedIn",
+            "seqNo": 0,
+            "transactionInfo": {"transactionId": "tx-s2"},
+            "evse": {"id": 1, "connectorId": 1},
+        }
+        assert schemas.validate(version, "TransactionEvent", started) is None
+        await harness.call("B", "TransactionEvent", started)
+    await harness.settle()
+    assert tx_limits(harness, "A") == [32.0, 8.0]  # 40 A less B's 32 A
+    assert tx_limits(harness, "B") == []  # no transaction of ours to address yet
+
+    await harness.start_session("B", 1, "s2", transaction_id="12")
+    await harness.settle()
+    assert tx_limits(harness, "A") == [32.0, 8.0, 20.0]
+    assert tx_limits(harness, "B") == [20.0]
+    sessions = (await api.get("/sites/depot/allocation")).json()["sessions"]
+    assert sorted(s["session_id"] for s in sessions) == ["s1", "s2"]  # the stand-in is gone
 
 
 async def test_a_replayed_event_changes_nothing(harness: Harness, api: httpx.AsyncClient) -> None:

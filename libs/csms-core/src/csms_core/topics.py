@@ -9,6 +9,7 @@ STATION_STATUS: Final = "csms.station-status"
 SESSIONS: Final = "csms.sessions"
 METER_VALUES: Final = "csms.meter-values"
 CHARGING_LIMITS: Final = "csms.charging-limits"
+SITE_LOAD: Final = "csms.site-load"  # integrators publish a site's measured non-EV load
 DEAD_LETTER: Final = "csms.dead-letter"
 
 ALL: Final = (
@@ -19,5 +20,6 @@ ALL: Final = (
     SESSIONS,
     METER_VALUES,
     CHARGING_LIMITS,
+    SITE_LOAD,
     DEAD_LETTER,
 )

@@ -1,4 +1,5 @@
-"""Consumption of ``csms.sessions``, ``csms.meter-values``, ``ocpp.inbound``, ``ocpp.connections``.
+"""Consumption of ``csms.sessions``, ``csms.meter-values``, ``ocpp.inbound``, ``ocpp.connections``
+and ``csms.site-load``.
 
 Each event's effects commit together with its id (``ProcessedEvent``), so a
 replay changes nothing. Other calls, and session, meter and connection events of
@@ -6,7 +7,8 @@ stations on no site, are skipped without a write: smart charging has nothing to 
 for them (a station assigned mid-session is balanced from its next session on).
 The answer to a CALL we own (NotifyEVChargingNeeds, NotifyEVChargingSchedule) is
 derived from the event alone, so it is sent again on a replay: the gateway drops
-an answer no connection waits for any more.
+an answer no connection waits for any more. A site-load event that is invalid (a
+bad field, an unknown site) goes to ``csms.dead-letter`` with the reason.
 """
 
 import logging
@@ -14,15 +16,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from csms_core.bus import Delivery
+from csms_core.bus import Delivery, Unprocessable
 from csms_core.db import session_factory, transaction
 from csms_core.router import CallAnswer, CommandClient
-from csms_core.topics import METER_VALUES, OCPP_CONNECTIONS, OCPP_INBOUND, SESSIONS
+from csms_core.topics import METER_VALUES, OCPP_CONNECTIONS, OCPP_INBOUND, SESSIONS, SITE_LOAD
 from csms_ocpp import OcppVersion, schemas
 from csms_ocpp.actions import Owner
 from csms_smartcharging.charging.allocator import Allocator
@@ -33,15 +36,18 @@ from csms_smartcharging.charging.models import (
     ProfileReport,
     StationLimit,
 )
-from csms_smartcharging.charging.store import site_of_station
+from csms_smartcharging.charging.store import site_of_station, store_site_load
 from csms_smartcharging.db import parse_time, utc_now
 from csms_smartcharging.profiles.wire import reported_limit_a
 from csms_smartcharging.settings import SmartChargingSettings
-from csms_smartcharging.topology.models import EvseRating
+from csms_smartcharging.topology.models import EvseRating, Site, StationAssignment
+from csms_smartcharging.topology.schemas import LoadIn
 
 logger = logging.getLogger(__name__)
 
-TOPICS = (SESSIONS, METER_VALUES, OCPP_INBOUND, OCPP_CONNECTIONS)
+TOPICS = (SESSIONS, METER_VALUES, OCPP_INBOUND, OCPP_CONNECTIONS, SITE_LOAD)
+SITE_LOAD_MEASURED = "site.load.measured"
+EXTERNAL_CONSTRAINTS = "ChargingStationExternalConstraints"
 
 
 @dataclass
@@ -53,6 +59,7 @@ class Event:
     delivery: Delivery
     dirty: str | None = None
     connected: str | None = None  # OCPP version of a station that just connected
+    site_id: str | None = None  # the site, when the event names it (not its station)
     data: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -65,13 +72,19 @@ Handler = Callable[[Event], Awaitable[None]]
 
 async def on_session_started(event: Event) -> None:
     data = event.data
+    evse_id = int(data.get("evse_id") or 1)
+    provisional = await event.session.get(
+        ChargingSession, provisional_id(event.station_id, evse_id)
+    )
+    if provisional is not None:  # the transaction we saw starting: the session replaces it
+        await event.session.delete(provisional)
     if await event.session.get(ChargingSession, data["session_id"]) is not None:
         return
     event.session.add(
         ChargingSession(
             session_id=data["session_id"],
             station_id=event.station_id,
-            evse_id=int(data.get("evse_id") or 1),
+            evse_id=evse_id,
             transaction_id=_text(data.get("transaction_id")),
             ocpp_version=event.delivery.envelope.ocpp_version,
             started_at=parse_time(data["started_at"]) if data.get("started_at") else utc_now(),
@@ -93,6 +106,42 @@ async def on_session_updated(event: Event) -> None:
         phases = await _evse_phases(event.session, charging)
         current = charging.power_w / (event.settings.voltage_v * phases)
     await _measured(event, charging, current)
+
+
+def provisional_id(station_id: str, evse_id: int) -> str:
+    return f"p:{station_id}:{evse_id}"
+
+
+async def on_transaction_starting(event: Event) -> None:
+    """1.6 StartTransaction / 2.x TransactionEvent(Started), straight from ``ocpp.inbound``:
+    the EV may draw its EVSE's maximum before the sessions service's ``session.started``
+    reaches us, so it counts at that maximum at once (the others make room for it)."""
+    payload = event.data["payload"]
+    if "connectorId" in payload:  # 1.6: the connector is the EVSE
+        evse_id = payload["connectorId"]
+    elif payload.get("eventType") == "Started" and isinstance(payload.get("evse"), dict):
+        evse_id = payload["evse"]["id"]
+    else:
+        return
+    if await event.session.get(StationAssignment, event.station_id) is None:
+        return  # on no site
+    running = await event.session.exec(
+        select(ChargingSession).where(
+            ChargingSession.station_id == event.station_id, ChargingSession.evse_id == evse_id
+        )
+    )
+    if running.first() is not None:  # its session (or an earlier sign of it) is here already
+        return
+    event.session.add(
+        ChargingSession(
+            session_id=provisional_id(event.station_id, evse_id),
+            station_id=event.station_id,
+            evse_id=evse_id,
+            ocpp_version=event.delivery.envelope.ocpp_version,
+            provisional=True,
+        )
+    )
+    event.dirty = "session_starting"
 
 
 async def on_session_ended(event: Event) -> None:
@@ -215,6 +264,9 @@ async def on_cleared_charging_limit(event: Event) -> None:
 
 
 async def on_report_charging_profiles(event: Event) -> None:
+    """2.x ReportChargingProfiles: recorded; a ChargingStationExternalConstraints profile in it
+    (set on the station by an external system, never by us: K01.FR.22) caps that EVSE like a
+    NotifyChargingLimit until its ClearedChargingLimit."""
     payload = event.data["payload"]
     event.session.add(
         ProfileReport(
@@ -225,6 +277,32 @@ async def on_report_charging_profiles(event: Event) -> None:
             profiles=payload["chargingProfile"],
         )
     )
+    external = [
+        profile
+        for profile in payload["chargingProfile"]
+        if profile.get("chargingProfilePurpose") == EXTERNAL_CONSTRAINTS
+    ]
+    limits = [
+        limit_a
+        for profile in external
+        if (
+            limit_a := reported_limit_a(
+                profile.get("chargingSchedule") or [], voltage_v=event.settings.voltage_v, phases=3
+            )
+        )
+        is not None
+    ]
+    if limits:
+        await event.session.merge(
+            StationLimit(
+                station_id=event.station_id,
+                evse_id=int(payload["evseId"]),
+                source=payload["chargingLimitSource"],
+                limit_a=min(limits),
+                grid_critical=False,
+            )
+        )
+        event.dirty = "station_limit"
 
 
 async def on_connection_opened(event: Event) -> None:
@@ -239,6 +317,28 @@ async def on_connection_opened(event: Event) -> None:
     event.dirty = "reconnected"
 
 
+async def on_site_load(event: Event) -> None:
+    """``csms.site-load``: a measurement of a site's non-EV load, as on ``PUT .../load``."""
+    data = event.data
+    site_id = data.get("site_id")
+    if not isinstance(site_id, str) or not site_id:
+        raise Unprocessable(f"{SITE_LOAD_MEASURED} needs a site_id (a string)")
+    fields = {key: data[key] for key in ("load_a", "load_kw", "measured_at") if key in data}
+    try:
+        measured = LoadIn.model_validate(fields)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'load'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise Unprocessable(f"site {site_id}: {problems}") from exc
+    site = await event.session.get(Site, site_id)
+    if site is None:
+        raise Unprocessable(f"no site {site_id}")
+    await store_site_load(event.session, site, measured)
+    event.site_id, event.dirty = site_id, "site_load"
+
+
 SESSION_HANDLERS: dict[str, Handler] = {
     "session.started": on_session_started,
     "session.updated": on_session_updated,
@@ -247,6 +347,8 @@ SESSION_HANDLERS: dict[str, Handler] = {
     "ocpp.connection.opened": on_connection_opened,
 }
 CALL_HANDLERS: dict[str, Handler] = {
+    "StartTransaction": on_transaction_starting,
+    "TransactionEvent": on_transaction_starting,
     "NotifyChargingLimit": on_notify_charging_limit,
     "ClearedChargingLimit": on_cleared_charging_limit,
     "ReportChargingProfiles": on_report_charging_profiles,
@@ -284,19 +386,26 @@ class SmartChargingConsumer:
                 session.add(ProcessedEvent(event_id=envelope.id))
             elif _owned(delivery):  # a replay: the same answer again (its effects are idempotent)
                 answer = await ANSWERED_CALLS[envelope.data["action"]](event)
-            site_id = await site_of_station(session, envelope.station_id)
+            site_id = event.site_id or await site_of_station(session, envelope.station_id)
         if answer is not None:
             await self._answer(delivery, answer)
         if site_id is not None and event.connected is not None:
             self._allocator.station_connected(envelope.station_id, event.connected, site_id)
         elif site_id is not None and event.dirty is not None:
+            if event.site_id is not None:  # the site's own figures changed
+                self._allocator.topology_changed(site_id)
             self._allocator.mark_dirty(site_id, event.dirty)
 
     async def _relevant(self, delivery: Delivery) -> bool:
         """Calls we handle always; session and connection events only of stations on a site."""
         envelope = delivery.envelope
+        if delivery.topic == SITE_LOAD:
+            return envelope.type == SITE_LOAD_MEASURED
         if delivery.topic == OCPP_INBOUND:
-            return _owned(delivery) or envelope.data.get("action") in CALL_HANDLERS
+            action, payload = envelope.data.get("action"), envelope.data.get("payload") or {}
+            if action == "TransactionEvent" and payload.get("eventType") != "Started":
+                return False  # the many Updated/Ended ones come as sessions events
+            return _owned(delivery) or action in CALL_HANDLERS
         if envelope.type not in SESSION_HANDLERS:
             return False
         async with self._factory() as session:
@@ -304,6 +413,9 @@ class SmartChargingConsumer:
 
     async def _apply(self, event: Event) -> dict[str, Any] | None:
         envelope = event.delivery.envelope
+        if event.delivery.topic == SITE_LOAD:
+            await on_site_load(event)
+            return None
         if event.delivery.topic != OCPP_INBOUND:
             handler = SESSION_HANDLERS.get(envelope.type)
             if handler is not None:

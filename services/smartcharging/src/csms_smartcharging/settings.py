@@ -41,3 +41,6 @@ class SmartChargingSettings(CommonSettings):
     # Sent as the station-wide TxDefaultProfile on connect when a site sets no failsafe.
     failsafe_a: float = Field(default=6.0, ge=0)
     max_parallel_commands: int = Field(default=64, ge=1)
+    # A transaction a station reports starting counts at its EVSE's maximum until its
+    # session comes from the sessions service, for at most this long.
+    provisional_ttl_s: float = Field(default=60.0, ge=0)

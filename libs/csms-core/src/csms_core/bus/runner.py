@@ -5,7 +5,8 @@ A handler that fails because a dependency is down (database, Redis, Kafka:
 outage delays effects but skips none. A handler that fails for any other
 reason is retried a few times, then the event is published to
 ``csms.dead-letter`` with the error, so a poison event neither stops the
-consumer nor is lost. Offsets are committed only after the whole batch is
+consumer nor is lost; one the handler finds invalid (``Unprocessable``) goes
+there at once. Offsets are committed only after the whole batch is
 handled (or dead-lettered): at-least-once delivery, and handlers de-duplicate.
 """
 
@@ -35,6 +36,10 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
 )
+
+
+class Unprocessable(Exception):
+    """The event itself is wrong (a bad field, an unknown site): retrying cannot help."""
 
 
 class Stopped(Exception):
@@ -113,6 +118,10 @@ async def _handle(
                 raise Stopped from exc
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_S)
+        except Unprocessable as exc:
+            logger.warning("invalid %s %s: %s", delivery.envelope.type, delivery.envelope.id, exc)
+            await bus.publish(topics.DEAD_LETTER, _dead_letter(group, delivery, exc))
+            return
         except Exception as exc:  # noqa: BLE001 - a poison event must not stop the consumer
             failures += 1
             logger.warning(

@@ -10,7 +10,12 @@ from csms_smartcharging.db import SCHEMA, UtcDateTime, utc_now
 
 
 class ChargingSession(SQLModel, table=True):
-    """An active session (from ``csms.sessions``), with what the EV told us it needs."""
+    """An active session (from ``csms.sessions``), with what the EV told us it needs.
+
+    ``provisional``: a transaction the station just reported starting (``ocpp.inbound``)
+    whose session has not come yet: counted at the EVSE's maximum, never sent a profile,
+    replaced by the session when it comes (or ignored once ``provisional_ttl_s`` passed).
+    """
 
     __tablename__ = "charging_session"
     __table_args__ = {"schema": SCHEMA}
@@ -33,6 +38,7 @@ class ChargingSession(SQLModel, table=True):
     departure_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     # Since when it has drawn clearly less than its limit (None: it draws what it gets).
     underuse_since: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    provisional: bool = False
 
 
 class EvseLimit(SQLModel, table=True):

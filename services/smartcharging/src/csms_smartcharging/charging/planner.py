@@ -96,8 +96,14 @@ def demands(rows: SiteRows, settings: SmartChargingSettings, now: datetime) -> l
     return [
         _demand(rows, session, order, settings, now)
         for order, session in enumerate(ordered)
-        if session.station_id in assigned
+        if session.station_id in assigned and _current(session, settings, now)
     ]
+
+
+def _current(session: ChargingSession, settings: SmartChargingSettings, now: datetime) -> bool:
+    """A provisional session counts until its session comes, or for ``provisional_ttl_s``."""
+    age_s = (now - session.started_at).total_seconds()
+    return not session.provisional or age_s <= settings.provisional_ttl_s
 
 
 def _demand(
@@ -137,7 +143,7 @@ def _demand(
         ),
         order=order,
         cap_a=(session.current_a or 0.0) + settings.underuse_headroom_a if underusing else None,
-        fixed_a=max_a if _unreliable(rows, session) else None,
+        fixed_a=max_a if session.provisional or _unreliable(rows, session) else None,
     )
 
 
@@ -182,6 +188,8 @@ def changes(
         grant = allocation.grants.get(session.session_id)
         demand = demands_by_id.get(session.session_id)
         if grant is None or demand is None or (grant.fixed and not retry_unreliable):
+            continue
+        if session.provisional:  # no transaction of ours to address a profile to yet
             continue
         last = sent.get((session.station_id, session.evse_id))
         same = (

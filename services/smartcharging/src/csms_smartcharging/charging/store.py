@@ -1,4 +1,4 @@
-"""Reading what one allocation of a site needs, in one snapshot."""
+"""Reading what one allocation of a site needs, in one snapshot; storing a site's load."""
 
 from dataclasses import dataclass
 
@@ -7,6 +7,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms_smartcharging.charging.models import ChargingSession, EvseLimit, StationLimit
 from csms_smartcharging.charging.planner import SiteRows
+from csms_smartcharging.db import utc_now
 from csms_smartcharging.topology.models import (
     ChargingGroup,
     EvseRating,
@@ -16,6 +17,7 @@ from csms_smartcharging.topology.models import (
     SiteLoad,
     StationAssignment,
 )
+from csms_smartcharging.topology.schemas import LoadIn
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,3 +70,16 @@ async def site_snapshot(session: AsyncSession, site: Site) -> SiteSnapshot:
 async def site_of_station(session: AsyncSession, station_id: str) -> str | None:
     assignment = await session.get(StationAssignment, station_id)
     return assignment.site_id if assignment is not None else None
+
+
+async def store_site_load(session: AsyncSession, site: Site, measured: LoadIn) -> SiteLoad:
+    """Keep a measurement of the site's non-EV load (REST or ``csms.site-load``); one older
+    than the one kept (a late or replayed message) changes nothing."""
+    at = measured.measured_at or utc_now()
+    load = await session.get(SiteLoad, site.site_id)
+    if load is not None and load.measured_at > at:
+        return load
+    load = load or SiteLoad(site_id=site.site_id)
+    load.load_a, load.measured_at = measured.per_phase_a(site.voltage_v, site.phases), at
+    session.add(load)
+    return load

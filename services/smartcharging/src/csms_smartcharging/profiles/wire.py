@@ -128,9 +128,10 @@ def get_charging_profiles(
     """2.x GetChargingProfiles (the station answers with ReportChargingProfiles calls)."""
     if not version.is_2x:
         raise ValueError("GetChargingProfiles does not exist in OCPP 1.6")
+    # Every source: ours (CSO) and the external constraints an EMS or the grid operator set.
     payload: JsonObject = {
         "requestId": request_id,
-        "chargingProfile": {"chargingLimitSource": ["CSO"]},
+        "chargingProfile": {"chargingLimitSource": ["EMS", "Other", "SO", "CSO"]},
     }
     if evse_id is not None:
         payload["evseId"] = evse_id

@@ -8,6 +8,7 @@ from sqlmodel import col, select
 
 from csms_api.problems import Problem, ProblemRoute, problem_responses
 from csms_smartcharging.api.deps import ServiceDep, SessionDep, SiteDep
+from csms_smartcharging.charging.store import store_site_load
 from csms_smartcharging.db import utc_now
 from csms_smartcharging.topology.models import (
     ChargingGroup,
@@ -297,16 +298,7 @@ async def put_load(
     site: SiteDep, body: LoadIn, session: SessionDep, service: ServiceDep
 ) -> LoadOut:
     """Report the site's measured non-EV load (subtracted from its limit)."""
-    if body.load_kw is not None:
-        per_phase_a = body.load_kw * 1000.0 / (site.voltage_v * site.phases)
-        load_a = [per_phase_a] * 3 if site.phases == 3 else [per_phase_a, 0.0, 0.0]
-    elif isinstance(body.load_a, list):
-        load_a = body.load_a
-    else:
-        load_a = [body.load_a or 0.0] * 3
-    load = await session.get(SiteLoad, site.site_id) or SiteLoad(site_id=site.site_id)
-    load.load_a, load.measured_at = load_a, body.measured_at or utc_now()
-    session.add(load)
+    load = await store_site_load(session, site, body)
     await session.commit()
     service.limits_changed(site.site_id, "site_load")
     return LoadOut(site_id=site.site_id, load_a=load.load_a, measured_at=load.measured_at)

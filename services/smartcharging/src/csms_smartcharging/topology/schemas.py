@@ -181,6 +181,15 @@ class LoadIn(BaseModel):
             raise ValueError("a load is not negative")
         return self
 
+    def per_phase_a(self, voltage_v: float, phases: int) -> list[float]:
+        """The load in A on each of the site's three phases."""
+        if self.load_kw is not None:
+            per_phase_a = self.load_kw * 1000.0 / (voltage_v * phases)
+            return [per_phase_a] * 3 if phases == 3 else [per_phase_a, 0.0, 0.0]
+        if isinstance(self.load_a, list):
+            return list(self.load_a)
+        return [self.load_a or 0.0] * 3
+
 
 class LoadOut(BaseModel):
     site_id: str

@@ -349,6 +349,17 @@ async def _run(
             delays.append(defaults[0] - each.connects[0])
         if defaults and charging_at is not None and defaults[0] <= charging_at:
             failsafe_first += 1
+    to_tx = [
+        next(at for at, purpose in watched[sid].profiles if purpose == "TxProfile" and at >= start)
+        - start
+        for sid, start in sampler.first_charging.items()
+        if any(p == "TxProfile" and at >= start for at, p in watched[sid].profiles)
+    ]
+    report.figure(
+        f"EV charging → its first TxProfile: p50 {harness.percentile(to_tx, 50):.1f} s, p90 "
+        f"{harness.percentile(to_tx, 90):.1f} s, max {max(to_tx, default=float('nan')):.1f} s "
+        f"({len(to_tx)} EVs)"
+    )
     report.figure(
         f"failsafe (station-wide TxDefaultProfile on connect): in place before the EV started "
         f"charging on {failsafe_first}/{len(sampler.first_charging)} stations; connect → "
@@ -387,6 +398,17 @@ async def _run(
             session["limit_a"] * VOLTS_3_PHASE
         )
     every_ok = _every_station_under(fast.samples, shares_w)
+    if site_ok is None or every_ok is None:
+        now = sampler.take()
+        over = {
+            sid: (round(amps(w), 1), round(amps(shares_w.get(sid, 0.0)), 1))
+            for sid, w in now.load_w.items()
+            if w > shares_w.get(sid, 0.0) + 1.0
+        }
+        report.figure(
+            f"after the drop, {len(over)} stations draw more than their allocation "
+            f"(drawn A, allocated A): {over}"
+        )
     site_text = "NOT within 10 s" if site_ok is None else f"{site_ok - dropped_at:.2f} s"
     every_text = "NOT within 4 s" if every_ok is None else f"{every_ok - dropped_at:.2f} s"
     report.figure(

@@ -101,6 +101,32 @@ async def test_only_changed_limits_are_sent(harness: Harness, api: httpx.AsyncCl
     assert len(harness.stations.commands) == before
 
 
+async def test_a_small_decrease_is_sent_a_small_increase_is_not(
+    harness: Harness, api: httpx.AsyncClient
+) -> None:
+    """Below the resend threshold (0.5 A) a lower limit still goes: 20 EVs held 0.1 A too
+    high hold their site 2 A over its limit."""
+    await make_site(harness, api, 40, "A", "B")
+    await harness.connect("A")
+    await harness.connect("B")
+    await harness.start_session("A", 1, "s1")
+    await harness.settle()
+    await harness.start_session("B", 1, "s2")
+    await harness.settle()
+    assert (tx_limits(harness, "A"), tx_limits(harness, "B")) == ([32.0, 20.0], [20.0])
+
+    response = await api.post("/sites/depot/limit-override", json={"limit_a": 39.8})
+    assert response.status_code == 200, response.text
+    await harness.settle()
+    assert tx_limits(harness, "A") == [32.0, 20.0, 19.9]
+    assert tx_limits(harness, "B") == [20.0, 19.9]
+
+    assert (await api.delete("/sites/depot/limit-override")).status_code == 204
+    await harness.settle()  # 20.0 again is only 0.1 A more: not worth a profile
+    assert tx_limits(harness, "A") == [32.0, 20.0, 19.9]
+    assert tx_limits(harness, "B") == [20.0, 19.9]
+
+
 async def test_failsafe_on_connect_and_profiles_again_on_reconnect(
     harness: Harness, api: httpx.AsyncClient
 ) -> None:

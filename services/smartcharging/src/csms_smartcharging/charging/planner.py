@@ -3,6 +3,7 @@
 Pure functions: the service reads the rows, calls these, and does the I/O.
 """
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -177,7 +178,7 @@ def changes(
     *,
     retry_unreliable: bool = False,
 ) -> list[ProfileChange]:
-    """The limits worth sending: new, changed by ``threshold_a`` or more, pausing, or unconfirmed.
+    """The limits worth sending: new, lower, higher by ``threshold_a`` or more, or unconfirmed.
 
     Decreases come first, so a site never goes over its limit while capacity moves
     from one EV to another.
@@ -192,11 +193,13 @@ def changes(
         if session.provisional:  # no transaction of ours to address a profile to yet
             continue
         last = sent.get((session.station_id, session.evse_id))
+        # A lower limit always goes (a stale higher one could hold the site above its
+        # limit: 20 EVs 0.1 A over are 2 A over); a higher one once it gained threshold_a.
         same = (
             last is not None
             and last.session_id == session.session_id
             and last.accepted
-            and abs(last.limit_a - grant.limit_a) < threshold_a
+            and 0 <= _tenths(grant.limit_a) - _tenths(last.limit_a) < threshold_a
             and (grant.limit_a > 0) == (last.limit_a > 0)
         )
         if same:
@@ -214,3 +217,8 @@ def changes(
             )
         )
     return sorted(found, key=lambda c: (not c.decrease, c.station_id, c.evse_id))
+
+
+def _tenths(limit_a: float) -> float:
+    """A limit as the wire carries it (rounded down to 0.1 A): float noise is no change."""
+    return math.floor(limit_a * 10 + 1e-6) / 10

@@ -11,21 +11,25 @@ must be in force at every station within 2 seconds.
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
 
 import httpx
 import pytest
 
+from csms_core import topics
+from csms_core.bus.kafka import KafkaBus
+from csms_core.envelope import Envelope
 from csms_simulator.clock import ScaledClock
 from csms_simulator.config import SimulationConfig
 from csms_simulator.connection import run_station
 from csms_simulator.fleet import build_stations
 from csms_simulator.station import Station
 from csms_simulator.stats import FleetStats
-from tests.cluster import Component, Infra
+from tests.cluster import Component, Infra, topic_prefix
 from tests.cluster_smartcharging import reset_smartcharging, smartcharging
 from tests.conftest import Cluster
+from tests.topic_reader import read_topic
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -215,3 +219,51 @@ async def _at_least(value: int, wanted: int) -> bool:
 
 async def _at_most(value: float, wanted: float) -> bool:
     return value <= wanted + 1.0
+
+
+async def test_site_load_from_kafka_is_subtracted_and_a_bad_one_dead_lettered(
+    smartcharging_cluster: tuple[Cluster, Component],
+) -> None:
+    """An EMS publishes a site's non-EV load on the real ``csms.site-load`` topic."""
+    csms, process = smartcharging_cluster
+    api = f"http://127.0.0.1:{process.port}/api/v1"
+    site_id = f"site-load-{uuid.uuid4().hex[:6]}"
+    async with httpx.AsyncClient(base_url=api) as client:
+        response = await client.put(f"/sites/{site_id}", json={"limit_a": 100})
+        assert response.status_code == 201, response.text
+    good = Envelope(
+        type="site.load.measured",
+        source="test/ems",
+        station_id=f"METER-{site_id}",
+        data={"site_id": site_id, "load_a": [30, 20, 10]},
+    )
+    bad = Envelope(
+        type="site.load.measured",
+        source="test/ems",
+        station_id=f"METER-{site_id}",
+        data={"site_id": site_id, "load_a": -5},
+    )
+    prefix = topic_prefix(csms.group)
+    async with KafkaBus(csms.infra.kafka_bootstrap, topic_prefix=prefix, partitions=4) as bus:
+        await bus.publish(topics.SITE_LOAD, good)
+        await bus.publish(topics.SITE_LOAD, bad)
+
+    async def non_ev_a() -> list[float]:
+        async with httpx.AsyncClient(base_url=api) as client:
+            body = (await client.get(f"/sites/{site_id}/allocation")).json()
+        values: list[float] = body["site"]["non_ev_a"]
+        return values
+
+    await eventually(lambda: _equal(non_ev_a(), [30.0, 20.0, 10.0]), timeout_s=30)
+
+    async def dead_lettered() -> list[Envelope] | None:
+        letters = await read_topic(csms.infra.kafka_bootstrap, prefix + topics.DEAD_LETTER)
+        return [e for e in letters if e.data["event"]["id"] == bad.id] or None
+
+    (letter,) = await eventually(dead_lettered, timeout_s=30)
+    assert "a load is not negative" in letter.data["error"]
+    assert await non_ev_a() == [30.0, 20.0, 10.0]  # the bad one changed nothing
+
+
+async def _equal(value: Awaitable[list[float]], wanted: list[float]) -> bool:
+    return await value == wanted

@@ -248,19 +248,27 @@ class Allocator:
             got = await connection.scalar(
                 text("SELECT pg_try_advisory_lock(:key)"), {"key": _LEADER_LOCK}
             )
-            if got:
-                raw = (await connection.get_raw_connection()).driver_connection
-                if raw is not None:  # asyncpg's own connection
-                    await raw.add_listener(DIRTY_CHANNEL, self._on_notify)
-                await connection.commit()
+            if got and await self._listen(connection):
                 self._leader = connection
                 self._forward.clear()
                 return True
-            await connection.close()
+            await connection.close()  # (which also lets go of the lock, if it was got)
         except DBAPIError as exc:
             logger.warning("leadership check failed: %r", exc)
             self._leader = None
         return False
+
+    async def _listen(self, connection: AsyncConnection) -> bool:
+        """LISTEN for the other replicas' changes on the leader's own connection."""
+        try:
+            raw = (await connection.get_raw_connection()).driver_connection
+            if raw is not None:  # asyncpg's own connection
+                await raw.add_listener(DIRTY_CHANNEL, self._on_notify)
+            await connection.commit()
+        except Exception as exc:  # noqa: BLE001 - asyncpg's own errors too: not leading then
+            logger.warning("cannot listen for the other replicas' changes: %r", exc)
+            return False
+        return True
 
     async def plan(self, site_id: str, at: datetime | None = None) -> SitePlan | None:
         """The allocation the site would get now, without sending anything."""

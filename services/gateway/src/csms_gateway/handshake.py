@@ -1,8 +1,9 @@
-"""The HTTP side of a connection: paths, subprotocol negotiation and Basic auth.
+"""The HTTP side of a connection: paths, subprotocol negotiation and authentication.
 
 Only ``/ocpp/{station_id}`` upgrades to a WebSocket; ``/healthz`` and ``/metrics``
 are plain HTTP. Everything a station can get wrong is refused here with a
-status and a text body saying why, before any WebSocket exists.
+status and a text body saying why, before any WebSocket exists. Here the TLS
+handshake (if any) is over, so a client certificate is already verified.
 """
 
 import asyncio
@@ -21,6 +22,7 @@ from websockets.typing import Subprotocol
 
 from csms_core.identity import IdentityStore, StationIdentity, verify_password
 from csms_gateway.metrics import CONTENT_TYPE_LATEST, GatewayMetrics
+from csms_gateway.tls import certificate_common_names, tls_session
 from csms_ocpp.station_id import InvalidStationId, parse_station_id
 from csms_ocpp.versions import PREFERENCE, OcppVersion, negotiate
 
@@ -44,9 +46,12 @@ class Admission:
 class Handshake:
     """``process_request`` of the WebSocket server: decides who may upgrade."""
 
-    def __init__(self, identities: IdentityStore, metrics: GatewayMetrics) -> None:
+    def __init__(
+        self, identities: IdentityStore, metrics: GatewayMetrics, min_security_profile: int = 0
+    ) -> None:
         self._identities = identities
         self._metrics = metrics
+        self._min_security_profile = min_security_profile
         # Filled here, read by the connection handler; entries die with their connection.
         self.admitted: weakref.WeakKeyDictionary[ServerConnection, Admission] = (
             weakref.WeakKeyDictionary()
@@ -90,12 +95,26 @@ class Handshake:
         version: OcppVersion,
         identity: StationIdentity | None,
     ) -> Response | None:
+        session = tls_session(connection)
+        common_names = certificate_common_names(session) if session is not None else None
+        if common_names is not None and common_names != [station_id]:
+            return self._certificate_mismatch(connection, station_id, common_names)
         password_hash = identity.password_hash if identity is not None else None
-        if password_hash is not None and not await basic_auth_ok(
-            request.headers, station_id, password_hash
+        profile = security_profile(
+            tls=session is not None,
+            certificate=common_names is not None,
+            password=password_hash is not None,
+        )
+        if profile < self._min_security_profile:
+            return self._too_weak(connection, station_id, profile)
+        # With a verified client certificate (profile 3) the password is not needed.
+        if (
+            password_hash is not None
+            and profile < 3
+            and not await basic_auth_ok(request.headers, station_id, password_hash)
         ):
             return self._unauthorized(connection, station_id)
-        if password_hash is None:
+        if profile == 0:
             logger.warning(
                 "station connects without authentication (security profile 0)",
                 extra={"station_id": station_id},
@@ -103,11 +122,31 @@ class Handshake:
         self.admitted[connection] = Admission(
             station_id=station_id,
             version=version,
-            security_profile=0 if password_hash is None else 1,
+            security_profile=profile,
             lenient=identity is not None and identity.lenient,
             remote_address=_remote_address(connection),
         )
         return None
+
+    def _certificate_mismatch(
+        self, connection: ServerConnection, station_id: str, common_names: list[str]
+    ) -> Response:
+        # OCPP 2.0.1 Part 2 A00 / 1.6 security whitepaper: in profile 3 the certificate's
+        # subject commonName is the station's identity, the one in the URL.
+        logger.warning(
+            "client certificate CN %s refused", common_names, extra={"station_id": station_id}
+        )
+        owner = ", ".join(repr(name) for name in common_names) or "no common name"
+        text = f"the client certificate is for {owner}, not for station {station_id!r}"
+        return self._refuse(connection, HTTPStatus.FORBIDDEN, "certificate", text)
+
+    def _too_weak(self, connection: ServerConnection, station_id: str, profile: int) -> Response:
+        logger.warning("security profile %d refused", profile, extra={"station_id": station_id})
+        text = (
+            f"this CSMS requires security profile {self._min_security_profile} or higher; "
+            f"this connection has profile {profile}"
+        )
+        return self._refuse(connection, HTTPStatus.FORBIDDEN, "security_profile", text)
 
     def _unauthorized(self, connection: ServerConnection, station_id: str) -> Response:
         logger.warning("basic auth refused", extra={"station_id": station_id})
@@ -142,6 +181,15 @@ def select_subprotocol(
     if version is None:
         return None
     return next(token for token in offered if token.strip().lower() == version.value)
+
+
+def security_profile(*, tls: bool, certificate: bool, password: bool) -> int:
+    """OCPP 2.0.1 Part 2 A00: 3 mutual TLS, 2 TLS + Basic auth, 1 Basic auth, 0 none."""
+    if certificate:
+        return 3
+    if password:
+        return 2 if tls else 1
+    return 0
 
 
 async def basic_auth_ok(headers: Headers, station_id: str, password_hash: str) -> bool:

@@ -25,6 +25,7 @@ from csms_gateway.events import ConnectionInfo, EventPublisher
 from csms_gateway.handshake import Admission, Handshake, select_subprotocol
 from csms_gateway.metrics import GatewayMetrics
 from csms_gateway.settings import GatewaySettings
+from csms_gateway.tls import server_context
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class Gateway:
         self._router = router
         self._publisher = EventPublisher(bus, self.metrics)
         self._reporter = CommandReporter(settings.gateway_id, router, self._publisher, self.metrics)
-        self._handshake = Handshake(identities, self.metrics)
+        self._handshake = Handshake(identities, self.metrics, settings.min_security_profile)
         self._connections: dict[str, StationConnection] = {}
         self._handlers: set[asyncio.Task[None]] = set()
 
@@ -73,7 +74,10 @@ class Gateway:
                 tasks.create_task(read_mailbox(mailbox, self, self._reporter)),
                 tasks.create_task(self._refresh_routes()),
             ]
-            logger.info("gateway %s listening on port %s", self.settings.gateway_id, self.port)
+            scheme = "wss" if self.settings.tls else "ws"
+            logger.info(
+                "gateway %s listening on %s port %s", self.settings.gateway_id, scheme, self.port
+            )
             if ready is not None:
                 ready.set()
             await stopping.wait()
@@ -87,6 +91,7 @@ class Gateway:
             self._handle,
             settings.ocpp_host,
             settings.ocpp_port,
+            ssl=server_context(settings),
             process_request=self._handshake,
             select_subprotocol=select_subprotocol,
             max_size=settings.max_message_bytes,

@@ -6,6 +6,7 @@ its real WebSocket server; the station is a real ``websockets`` client.
 
 import asyncio
 import base64
+import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -57,7 +58,8 @@ async def running_gateway(
 
 
 def station_url(gateway: Gateway, station_id: str) -> str:
-    return f"ws://127.0.0.1:{gateway.port}/ocpp/{station_id}"
+    scheme = "wss" if gateway.settings.tls else "ws"
+    return f"{scheme}://127.0.0.1:{gateway.port}/ocpp/{station_id}"
 
 
 def basic_auth(username: str, password: str) -> dict[str, str]:
@@ -107,13 +109,17 @@ async def connect_station(
     station_id: str = "CP-1",
     subprotocols: tuple[str, ...] = ("ocpp2.0.1",),
     headers: dict[str, str] | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> AsyncIterator[Station]:
+    """A station connected over ws://, or wss:// with ``tls`` if the gateway has TLS."""
+    tls_options: dict[str, Any] = {} if tls is None else {"ssl": tls}
     async with connect(
         station_url(gateway, station_id),
         subprotocols=[Subprotocol(token) for token in subprotocols],
         additional_headers=headers,
         open_timeout=5,
         close_timeout=2,
+        **tls_options,
     ) as websocket:
         yield Station(websocket)
 

@@ -232,8 +232,10 @@ async def run_embedded(
         app.include_router(create_smartcharging_router(smartcharging), prefix="/api/v1")
         tasks.create_task(serve_api(app, host, api_port, stopping), name="api")
         await gateway_ready.wait()
+        scheme = "wss" if gateway_settings.tls else "ws"
         logger.info(
-            "csms is up: OCPP ws://%s:%d/ocpp/{station_id}, REST http://%s:%d/api/v1 (docs /docs)",
+            "csms is up: OCPP %s://%s:%d/ocpp/{station_id}, REST http://%s:%d/api/v1 (docs /docs)",
+            scheme,
             host,
             gateway.port,
             host,

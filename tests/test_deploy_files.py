@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import AliasChoices, AliasPath
 from pydantic_settings import BaseSettings
 
 from csms_core.settings import CommonSettings
@@ -20,7 +21,14 @@ DOCKERFILE = REPO / "deploy" / "Dockerfile"
 SETTINGS_CLASSES = (
     ("csms_gateway.settings", "GatewaySettings"),
     ("csms_sessions.settings", "SessionsSettings"),
+    ("csms_smartcharging.settings", "SmartChargingSettings"),
 )
+# The variable each component's listen port comes from, by `csms` subcommand.
+LISTEN_PORT_VARIABLES = {
+    "gateway": ("CSMS_OCPP_HOST", "CSMS_OCPP_PORT"),
+    "sessions": ("CSMS_API_HOST", "CSMS_API_PORT"),
+    "smartcharging": ("CSMS_API_HOST", "CSMS_SMARTCHARGING_API_PORT"),
+}
 
 
 def _load_compose() -> dict[str, Any]:
@@ -33,8 +41,8 @@ SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 CSMS_SERVICES = [name for name, service in SERVICES.items() if "build" in service]
 
 
-def _settings_env_names() -> set[str]:
-    """Every CSMS_* variable some component reads, from the settings classes that exist."""
+def settings_classes() -> list[type[BaseSettings]]:
+    """CommonSettings and the component settings classes that exist."""
     classes: list[type[BaseSettings]] = [CommonSettings]
     for module_name, class_name in SETTINGS_CLASSES:
         try:
@@ -42,11 +50,47 @@ def _settings_env_names() -> set[str]:
         except ModuleNotFoundError:
             continue
         classes.append(getattr(module, class_name))
+    return classes
+
+
+def _alias_names(alias: str | AliasPath | AliasChoices | None) -> list[str]:
+    """The environment names a pydantic alias stands for (the first step of a path)."""
+    if alias is None:
+        return []
+    if isinstance(alias, str):
+        return [alias]
+    if isinstance(alias, AliasPath):
+        first = alias.path[0]
+        return [first] if isinstance(first, str) else []
+    return [name for choice in alias.choices for name in _alias_names(choice)]
+
+
+def env_names(settings: type[BaseSettings]) -> set[str]:
+    """The CSMS_* variables ``settings`` reads.
+
+    pydantic-settings reads a field with an alias (``validation_alias=AliasChoices(
+    "CSMS_SMARTCHARGING_API_PORT", "api_port")``) under its alias names, as they are
+    (no env prefix), and no longer under prefix + field name.
+    """
     return {
-        f"{settings.model_config.get('env_prefix', '')}{field}".upper()
-        for settings in classes
-        for field in settings.model_fields
+        name
+        for field_name in settings.model_fields
+        for name in field_env_names(settings, field_name)
     }
+
+
+def field_env_names(settings: type[BaseSettings], field_name: str) -> set[str]:
+    """The CSMS_* variables one field of ``settings`` is read from."""
+    field = settings.model_fields[field_name]
+    aliases = _alias_names(field.validation_alias) or _alias_names(field.alias)
+    prefix = str(settings.model_config.get("env_prefix", ""))
+    names = aliases if aliases else [f"{prefix}{field_name}"]
+    return {name.upper() for name in names if name.upper().startswith("CSMS_")}
+
+
+def settings_env_names() -> set[str]:
+    """Every CSMS_* variable some component reads, from the settings classes that exist."""
+    return {name for settings in settings_classes() for name in env_names(settings)}
 
 
 def _environment(service: dict[str, Any]) -> dict[str, str]:
@@ -97,7 +141,7 @@ def test_every_build_target_is_a_stage_of_the_dockerfile() -> None:
 
 
 def test_every_csms_variable_is_a_settings_field() -> None:
-    known = _settings_env_names()
+    known = settings_env_names()
     for name, service in SERVICES.items():
         unknown = {var for var in _environment(service) if var.startswith("CSMS_")} - known
         assert not unknown, f"{name} sets variables no component reads: {sorted(unknown)}"
@@ -121,6 +165,72 @@ def test_gateway_ids_are_unique() -> None:
         if "CSMS_GATEWAY_ID" in _environment(service)
     ]
     assert sorted(ids) == ["gw-1", "gw-2"]
+
+
+def _command(service: dict[str, Any]) -> str:
+    command = service.get("command", [])
+    return str(command.split()[0] if isinstance(command, str) else command[0])
+
+
+def test_every_csms_service_runs_a_distributed_component() -> None:
+    commands = sorted(_command(SERVICES[name]) for name in CSMS_SERVICES)
+    assert commands == sorted(2 * list(LISTEN_PORT_VARIABLES)), commands
+
+
+def _settings_default(variable: str) -> str:
+    for settings in settings_classes():
+        for field_name, field in settings.model_fields.items():
+            if variable in field_env_names(settings, field_name):
+                return str(field.default)
+    raise AssertionError(f"no settings field reads {variable}")
+
+
+def test_every_csms_service_listens_where_it_is_published_and_checked() -> None:
+    """The port from the component's own variable is the container port the host
+    port maps to and the one its healthcheck asks."""
+    for name in CSMS_SERVICES:
+        service = SERVICES[name]
+        host_variable, port_variable = LISTEN_PORT_VARIABLES[_command(service)]
+        environment = _environment(service)
+        assert environment.get(host_variable) == "0.0.0.0", f"{name}: {host_variable}"
+        port = environment.get(port_variable) or _settings_default(port_variable)
+        container_ports = [str(port_spec).split(":")[-1] for port_spec in service["ports"]]
+        assert container_ports == [port], f"{name}: listens on {port}, maps {container_ports}"
+        check = " ".join(service["healthcheck"]["test"])
+        assert f"http://127.0.0.1:{port}/" in check, f"{name}: healthcheck {check}"
+
+
+def test_every_csms_variable_is_read_by_the_services_own_component() -> None:
+    """CSMS_API_PORT on a smart charging replica (it reads CSMS_SMARTCHARGING_API_PORT)
+    would be valid for some component, and do nothing."""
+    classes = {settings.__name__: settings for settings in settings_classes()}
+    component_classes = {
+        "gateway": "GatewaySettings",
+        "sessions": "SessionsSettings",
+        "smartcharging": "SmartChargingSettings",
+    }
+    for name in CSMS_SERVICES:
+        service = SERVICES[name]
+        own = env_names(classes[component_classes[_command(service)]])
+        ignored = {var for var in _environment(service) if var.startswith("CSMS_")} - own
+        assert not ignored, f"{name}: its component ignores {sorted(ignored)}"
+
+
+def test_smartcharging_replicas_share_their_own_consumer_group() -> None:
+    replicas = [
+        _environment(SERVICES[name])
+        for name in CSMS_SERVICES
+        if _command(SERVICES[name]) == "smartcharging"
+    ]
+    assert len(replicas) == 2
+    groups = {environment.get("CSMS_SMARTCHARGING_CONSUMER_GROUP") for environment in replicas}
+    sessions_groups = {
+        _environment(SERVICES[name]).get("CSMS_CONSUMER_GROUP", "csms-sessions")
+        for name in CSMS_SERVICES
+        if _command(SERVICES[name]) == "sessions"
+    }
+    assert len(groups) == 1 and None not in groups, groups
+    assert not groups & sessions_groups, "smart charging must not join the sessions group"
 
 
 def test_depends_on_targets_exist_and_wait_for_health() -> None:
@@ -239,7 +349,60 @@ def test_docker_compose_config_accepts_the_file() -> None:
     assert checked.returncode == 0, checked.stderr
 
 
+def _smartcharging_only_names() -> set[str]:
+    """What only the smart charging service reads (documented in its own guide too)."""
+    classes = settings_classes()
+    smartcharging = {
+        env for cls in classes if cls.__name__ == "SmartChargingSettings" for env in env_names(cls)
+    }
+    others = {
+        env for cls in classes if cls.__name__ != "SmartChargingSettings" for env in env_names(cls)
+    }
+    return smartcharging - others
+
+
 def test_operators_guide_documents_every_variable() -> None:
     guide = (REPO / "docs" / "operators.md").read_text(encoding="utf-8")
-    undocumented = sorted(name for name in _settings_env_names() if f"`{name}`" not in guide)
+    names = settings_env_names() - _smartcharging_only_names()
+    undocumented = sorted(name for name in names if f"`{name}`" not in guide)
     assert not undocumented, f"docs/operators.md does not mention {undocumented}"
+
+
+def test_the_guides_document_every_smartcharging_variable() -> None:
+    guides = "".join(
+        (REPO / "docs" / name).read_text(encoding="utf-8")
+        for name in ("operators.md", "smart-charging.md")
+    )
+    names = _smartcharging_only_names()
+    assert "CSMS_SMARTCHARGING_API_PORT" in names
+    undocumented = sorted(name for name in names if f"`{name}`" not in guides)
+    assert not undocumented, f"docs/operators.md and docs/smart-charging.md miss {undocumented}"
+
+
+def _stages() -> dict[str, list[list[str]]]:
+    """The Dockerfile's instructions by stage name."""
+    stages: dict[str, list[list[str]]] = {}
+    current: list[list[str]] = []
+    for words in _instructions():
+        if words[0].upper() == "FROM" and len(words) >= 4 and words[2].upper() == "AS":
+            current = stages.setdefault(words[3], [])
+        current.append(words)
+    return stages
+
+
+def test_every_component_has_a_stage_with_its_command_and_port() -> None:
+    stages = _stages()
+    for component, (host_variable, port_variable) in LISTEN_PORT_VARIABLES.items():
+        assert component in stages, f"no stage {component}"
+        instructions = stages[component]
+        env = {
+            name: value
+            for words in instructions
+            if words[0].upper() == "ENV"
+            for name, _, value in (word.partition("=") for word in words[1:])
+        }
+        assert env.get(host_variable) == "0.0.0.0", component
+        port = env.get(port_variable)
+        assert port, f"{component}: {port_variable} not preset"
+        assert ["EXPOSE", port] in instructions, f"{component}: EXPOSE {port}"
+        assert ["CMD", f'["{component}"]'] in instructions, f"{component}: CMD"

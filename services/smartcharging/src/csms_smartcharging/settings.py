@@ -1,6 +1,6 @@
 """Settings of the smart charging service (env prefix ``CSMS_``)."""
 
-from pydantic import AliasChoices, Field
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from csms_core.settings import CommonSettings
@@ -17,12 +17,12 @@ class SmartChargingSettings(CommonSettings):
         default=8001,
         ge=1,
         le=65535,
-        validation_alias=AliasChoices("CSMS_SMARTCHARGING_API_PORT", "api_port"),
+        validation_alias="CSMS_SMARTCHARGING_API_PORT",
     )
     # Its own group: a shared CSMS_CONSUMER_GROUP (the sessions one) must not capture it.
     consumer_group: str = Field(
         default="csms-smartcharging",
-        validation_alias=AliasChoices("CSMS_SMARTCHARGING_CONSUMER_GROUP", "consumer_group"),
+        validation_alias="CSMS_SMARTCHARGING_CONSUMER_GROUP",
     )
     allocation_tick_s: float = Field(default=5.0, gt=0)
     # A change triggers an allocation after this pause, so a burst of events makes one.

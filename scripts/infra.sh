@@ -254,6 +254,7 @@ kafka_start() {
     local opts t0=$SECONDS
     mapfile -t opts < <(kafka_java)
     log "kafka: starting broker on 127.0.0.1:$KAFKA_PORT (log $KAFKA_LOG)"
+    rm -f "$KAFKA_PID" # a dead broker's pid must not pass for the new one's
     # setsid: own session, so the broker outlives the caller's process group.
     # The inner shell writes its own pid and execs java, so the pid is java's.
     # 9>&-: the daemon must not inherit (and hold) the state-dir lock.

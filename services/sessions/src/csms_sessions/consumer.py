@@ -2,9 +2,15 @@
 
 Each event is handled once (see ``inbox``): its effects, the answer owed to
 the station and its domain events commit together with its id; the answer is
-sent and the events published after that.
+sent and the events published after that. That they went out is recorded for
+many events in one UPDATE (``flush_completed``, at most ``COMPLETION_FLUSH_S``
+later), not in a transaction of each event's own: a crash before it only means
+that a replay sends the answer (dropped by the gateway) and the events (the same
+ids: consumers de-duplicate) again.
 """
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -70,6 +76,9 @@ CONNECTION_HANDLERS: dict[str, Handler] = {
     "ocpp.connection.closed": on_connection_closed,
 }
 
+COMPLETION_FLUSH_S = 0.1  # delivered events are marked completed this often
+COMPLETION_BATCH = 256  # ... or as soon as this many wait
+
 events_handled = Counter(
     "csms_sessions_events_total", "Events the sessions service handled", ["topic", "kind"]
 )
@@ -85,6 +94,8 @@ class InboundConsumer:
         self._bus = bus
         self._commands = commands
         self._factory = session_factory(engine)
+        self._delivered: list[str] = []  # event ids sent out, not yet marked completed
+        self._delivered_wake = asyncio.Event()
 
     async def __call__(self, delivery: Delivery) -> None:
         async with transaction(self._factory) as session:
@@ -132,12 +143,38 @@ class InboundConsumer:
             await self._commands.answer(CallAnswer.model_validate(record.answer), record.gateway_id)
         for item in record.outbox or []:
             await self._bus.publish(item["topic"], Envelope.model_validate(item["event"]))
-        async with transaction(self._factory) as session:
-            await session.exec(
-                update(ProcessedEvent)
-                .where(col(ProcessedEvent.event_id) == record.event_id)
-                .values(completed=True)
-            )
+        self._delivered.append(record.event_id)
+        if len(self._delivered) >= COMPLETION_BATCH:
+            self._delivered_wake.set()
+
+    async def flush_completed(self) -> None:
+        """Mark what was delivered as completed, in one UPDATE."""
+        ids, self._delivered = self._delivered, []
+        if not ids:
+            return
+        try:
+            async with transaction(self._factory) as session:
+                await session.exec(
+                    update(ProcessedEvent)
+                    .where(col(ProcessedEvent.event_id).in_(ids))
+                    .values(completed=True)
+                )
+        except Exception:
+            self._delivered[:0] = ids  # the next flush tries again
+            raise
+
+    async def run_completions(self, stopping: asyncio.Event) -> None:
+        """Flush the completion marks every ``COMPLETION_FLUSH_S`` (and once when stopping)."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._delivered_wake.wait(), COMPLETION_FLUSH_S)
+            self._delivered_wake.clear()
+            try:
+                await self.flush_completed()
+            except Exception as exc:  # noqa: BLE001 - a database outage: kept, tried again
+                logger.warning("completion marks not written yet: %r", exc)
+            if stopping.is_set():
+                return
 
 
 async def _station(session: AsyncSession, station_id: str) -> Station:

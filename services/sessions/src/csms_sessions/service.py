@@ -69,6 +69,7 @@ class SessionsService:
                 ),
                 name="sessions consumer",
             )
+            tasks.create_task(consumer.run_completions(stopping), name="sessions completions")
             tasks.create_task(self._prune_processed_events(stopping), name="sessions pruning")
             tasks.create_task(self.local_lists.run(self.bus, stopping=stopping), name="local lists")
             await consuming.wait()

@@ -5,6 +5,7 @@ configured by environment variables, against the real Kafka, Redis and
 PostgreSQL that ``scripts/infra.sh`` started.
 """
 
+import logging
 import os
 import signal
 import socket
@@ -16,6 +17,11 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
+
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+
+logger = logging.getLogger(__name__)
 
 CSMS = Path(sys.executable).with_name("csms")
 REPO = Path(__file__).resolve().parents[1]
@@ -103,6 +109,20 @@ class Component:
 def topic_prefix(group: str) -> str:
     """A test cluster's own topic namespace: no backlog of other runs to wade through."""
     return f"{group}."
+
+
+async def delete_topics(bootstrap: str, prefix: str) -> None:
+    """Delete every topic named ``prefix``... (a test cluster's namespace); best effort."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        await admin.start()
+        names = [name for name in await admin.list_topics() if name.startswith(prefix)]
+        if names:
+            await admin.delete_topics(names)
+    except KafkaError as exc:  # a broker a test stopped, say: the topics are only litter
+        logger.warning("topics %s* not deleted: %r", prefix, exc)
+    finally:
+        await admin.close()
 
 
 def platform_env(infra: Infra, group: str) -> dict[str, str]:

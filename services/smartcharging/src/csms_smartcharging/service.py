@@ -14,7 +14,7 @@ from csms_core.db import consumer_lanes, session_factory, transaction
 from csms_core.router import CommandClient, CommandResult, Router, StationOffline
 from csms_ocpp import OcppVersion
 from csms_smartcharging.charging.allocator import Allocator
-from csms_smartcharging.charging.models import LoadSample, ProcessedEvent
+from csms_smartcharging.charging.models import ChargingSession, LoadSample, ProcessedEvent
 from csms_smartcharging.consumer import TOPICS, SmartChargingConsumer
 from csms_smartcharging.db import migrate_smartcharging, utc_now
 from csms_smartcharging.profiles import wire
@@ -128,6 +128,12 @@ class SmartChargingService:
                     delete(ProcessedEvent).where(col(ProcessedEvent.processed_at) < cutoff)
                 )
                 await session.exec(delete(LoadSample).where(col(LoadSample.at) < cutoff))
+                # Stand-ins of transactions whose session never came (ignored after their TTL).
+                await session.exec(
+                    delete(ChargingSession).where(
+                        col(ChargingSession.provisional), col(ChargingSession.started_at) < cutoff
+                    )
+                )
             try:
                 await asyncio.wait_for(stopping.wait(), PRUNE_EVERY_S)
             except TimeoutError:

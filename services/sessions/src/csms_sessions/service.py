@@ -8,10 +8,11 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
-from csms_core.bus import Bus, run_consumer
-from csms_core.db import consumer_lanes, session_factory, transaction
+from csms_core.bus import Bus
+from csms_core.db import session_factory, transaction
 from csms_core.identity import IdentityStore, migrate_identity
 from csms_core.router import CommandClient, Router
+from csms_core.service import consume_and_run
 from csms_sessions.consumer import TOPICS, InboundConsumer
 from csms_sessions.db import migrate_sessions, utc_now
 from csms_sessions.inbox import ProcessedEvent
@@ -55,27 +56,22 @@ class SessionsService:
         """Migrate, then consume ``ocpp.inbound`` and ``ocpp.connections`` until ``stopping``."""
         await self.migrate()
         consumer = InboundConsumer(self.settings, self.bus, self.commands, self.engine)
-        consuming = asyncio.Event()
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(
-                run_consumer(
-                    self.bus,
-                    TOPICS,
-                    self.settings.consumer_group,
-                    consumer,
-                    stopping=stopping,
-                    ready=consuming,
-                    concurrency=consumer_lanes(self.engine, self.settings.consumer_concurrency),
-                ),
-                name="sessions consumer",
-            )
-            tasks.create_task(consumer.run_completions(stopping), name="sessions completions")
-            tasks.create_task(self._prune_processed_events(stopping), name="sessions pruning")
-            tasks.create_task(self.local_lists.run(self.bus, stopping=stopping), name="local lists")
-            await consuming.wait()
-            self.ready.set()
-            if ready is not None:
-                ready.set()
+        await consume_and_run(
+            "sessions",
+            bus=self.bus,
+            topic_names=TOPICS,
+            group=self.settings.consumer_group,
+            handler=consumer,
+            engine=self.engine,
+            concurrency=self.settings.consumer_concurrency,
+            stopping=stopping,
+            background={
+                "sessions completions": consumer.run_completions(stopping),
+                "sessions pruning": self._prune_processed_events(stopping),
+                "local lists": self.local_lists.run(self.bus, stopping=stopping),
+            },
+            ready=[self.ready, *([ready] if ready is not None else [])],
+        )
 
     async def _prune_processed_events(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():

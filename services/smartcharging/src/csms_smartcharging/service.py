@@ -9,9 +9,10 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
-from csms_core.bus import Bus, run_consumer
-from csms_core.db import consumer_lanes, session_factory, transaction
+from csms_core.bus import Bus
+from csms_core.db import session_factory, transaction
 from csms_core.router import CommandClient, CommandResult, Router, StationOffline
+from csms_core.service import consume_and_run
 from csms_ocpp import OcppVersion
 from csms_smartcharging.charging.allocator import Allocator
 from csms_smartcharging.charging.models import ChargingSession, LoadSample, ProcessedEvent
@@ -58,26 +59,21 @@ class SmartChargingService:
         """Migrate, then consume and allocate until ``stopping``."""
         await self.migrate()
         consumer = SmartChargingConsumer(self.settings, self.commands, self.engine, self.allocator)
-        consuming = asyncio.Event()
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(
-                run_consumer(
-                    self.bus,
-                    TOPICS,
-                    self.settings.consumer_group,
-                    consumer,
-                    stopping=stopping,
-                    ready=consuming,
-                    concurrency=consumer_lanes(self.engine, self.settings.consumer_concurrency),
-                ),
-                name="smartcharging consumer",
-            )
-            tasks.create_task(self.allocator.run(stopping), name="smartcharging allocator")
-            tasks.create_task(self._prune(stopping), name="smartcharging pruning")
-            await consuming.wait()
-            self.ready.set()
-            if ready is not None:
-                ready.set()
+        await consume_and_run(
+            "smartcharging",
+            bus=self.bus,
+            topic_names=TOPICS,
+            group=self.settings.consumer_group,
+            handler=consumer,
+            engine=self.engine,
+            concurrency=self.settings.consumer_concurrency,
+            stopping=stopping,
+            background={
+                "smartcharging allocator": self.allocator.run(stopping),
+                "smartcharging pruning": self._prune(stopping),
+            },
+            ready=[self.ready, *([ready] if ready is not None else [])],
+        )
 
     def limits_changed(self, site_id: str, reason: str = "limit_changed") -> None:
         """Something a REST call changed: re-allocate the site now."""

@@ -106,6 +106,54 @@ class Component:
             self._log = None
 
 
+@dataclass
+class PrivateBrokers:
+    """A Kafka broker and/or a Redis server of a test's own, for tests that kill or
+    restart them: ``scripts/infra.sh`` with a state directory and ports of their own,
+    so the shared brokers that other test runs use stay up. PostgreSQL stays shared."""
+
+    state_dir: Path
+    env: dict[str, str]
+    infra: Infra
+
+    @classmethod
+    def start(cls, shared: Infra, state_dir: Path, *, kafka: bool, redis: bool) -> "PrivateBrokers":
+        env = {
+            "CSMS_INFRA_STATE": str(state_dir),
+            "CSMS_INFRA_USE_EXISTING_POSTGRES": shared.database_url,
+        }
+        kafka_bootstrap, redis_url = shared.kafka_bootstrap, shared.redis_url
+        if kafka:
+            kafka_port = free_port()
+            env["CSMS_INFRA_KAFKA_PORT"] = str(kafka_port)
+            env["CSMS_INFRA_KAFKA_CONTROLLER_PORT"] = str(free_port())
+            kafka_bootstrap = f"127.0.0.1:{kafka_port}"
+        else:
+            env["CSMS_INFRA_USE_EXISTING_KAFKA"] = shared.kafka_bootstrap
+        if redis:
+            redis_port = free_port()
+            env["CSMS_INFRA_REDIS_PORT"] = str(redis_port)
+            redis_url = f"redis://127.0.0.1:{redis_port}/0"
+        else:
+            env["CSMS_INFRA_USE_EXISTING_REDIS"] = shared.redis_url
+        brokers = cls(state_dir, env, Infra(kafka_bootstrap, redis_url, shared.database_url))
+        brokers.run("start")
+        return brokers
+
+    def run(self, command: str) -> None:
+        """``scripts/infra.sh COMMAND`` on these brokers (``kafka-stop``, ``kafka-start``...)."""
+        subprocess.run(
+            [str(REPO / "scripts/infra.sh"), command],
+            env={**os.environ, **self.env},
+            check=True,
+            timeout=180,
+            stdout=subprocess.DEVNULL,
+        )
+
+    def stop(self) -> None:
+        self.run("clean")
+
+
 def topic_prefix(group: str) -> str:
     """A test cluster's own topic namespace: no backlog of other runs to wade through."""
     return f"{group}."

@@ -7,9 +7,9 @@ exactly once and exactly as sent.
 """
 
 import asyncio
-import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,8 +18,8 @@ import pytest
 from websockets.asyncio.client import connect
 
 from csms_core import topics
-from tests.cluster import REPO
-from tests.conftest import Cluster
+from tests.cluster import Infra, PrivateBrokers
+from tests.conftest import Cluster, reset_state
 from tests.topic_reader import read_topic
 
 ANSWER_WAIT_S = 120.0
@@ -77,13 +77,31 @@ async def _drive(url: str, traffic: Traffic, stop: asyncio.Event, restarted: asy
             await asyncio.sleep(0.02)
 
 
-def _infra(command: str) -> None:
-    subprocess.run([str(REPO / "scripts/infra.sh"), command], check=True, timeout=120)
+@pytest.fixture(scope="module")
+def broker_and_cluster(
+    infra: Infra, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[PrivateBrokers, Cluster]]:
+    """A cluster on a Kafka broker of its own: the test kills it, and others share ours."""
+    brokers = PrivateBrokers.start(
+        infra, tmp_path_factory.mktemp("kafka-of-its-own"), kafka=True, redis=False
+    )
+    try:
+        reset_state(brokers.infra)
+        csms = Cluster(brokers.infra, tmp_path_factory.mktemp("logs"))
+        try:
+            csms.start()
+            yield brokers, csms
+        finally:
+            csms.stop()
+    finally:
+        brokers.stop()
 
 
 @pytest.mark.timeout(360)
-async def test_no_acknowledged_message_lost_when_kafka_restarts(running_cluster: Cluster) -> None:
-    csms = running_cluster
+async def test_no_acknowledged_message_lost_when_kafka_restarts(
+    broker_and_cluster: tuple[PrivateBrokers, Cluster],
+) -> None:
+    brokers, csms = broker_and_cluster
     traffic = [Traffic(f"DUR-{name}-{uuid.uuid4().hex[:8]}") for name in ("a", "b")]
     stop, restarted = asyncio.Event(), asyncio.Event()
     drivers = [
@@ -92,11 +110,11 @@ async def test_no_acknowledged_message_lost_when_kafka_restarts(running_cluster:
     ]
     try:
         await asyncio.sleep(2)
-        await asyncio.to_thread(_infra, "kafka-stop")
+        await asyncio.to_thread(brokers.run, "kafka-stop")
         stopped_at = time.monotonic()
         await asyncio.sleep(5)
         starting_at = time.monotonic()
-        await asyncio.to_thread(_infra, "kafka-start")
+        await asyncio.to_thread(brokers.run, "kafka-start")
         restarted.set()
         # Let traffic flow again until each station has been acknowledged after the restart.
         deadline = time.monotonic() + 60

@@ -15,7 +15,7 @@ import orjson
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.cluster import REPO, Infra
+from tests.cluster import Infra, PrivateBrokers
 from tests.conftest import Cluster, reset_state
 from tests.waiting import eventually
 
@@ -23,10 +23,26 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def resilient_cluster(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    reset_state(infra)
+def private_redis(
+    infra: Infra, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PrivateBrokers]:
+    """A Redis server of the module's own: a test restarts it, and others share ours."""
+    brokers = PrivateBrokers.start(
+        infra, tmp_path_factory.mktemp("redis-of-its-own"), kafka=False, redis=True
+    )
+    try:
+        yield brokers
+    finally:
+        brokers.stop()
+
+
+@pytest.fixture(scope="module")
+def resilient_cluster(
+    private_redis: PrivateBrokers, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    reset_state(private_redis.infra)
     csms = Cluster(
-        infra,
+        private_redis.infra,
         tmp_path_factory.mktemp("resilience-logs"),
         CSMS_ROUTE_REFRESH_S="1",
         CSMS_UNKNOWN_STATION_POLICY="accept",
@@ -93,13 +109,14 @@ async def test_sessions_replica_crash_loses_no_acknowledged_status(
         csms.sessions[0].start()
 
 
-def _restart_redis(redis_url: str) -> None:
+def _restart_redis(brokers: PrivateBrokers) -> None:
+    redis_url = brokers.infra.redis_url
     subprocess.run(["redis-cli", "-u", redis_url, "shutdown", "nosave"], check=False, timeout=30)
-    subprocess.run([str(REPO / "scripts/infra.sh"), "start"], check=True, timeout=120)
+    brokers.run("start")
 
 
 async def test_redis_restart_routes_come_back_and_commands_flow(
-    resilient_cluster: Cluster,
+    resilient_cluster: Cluster, private_redis: PrivateBrokers
 ) -> None:
     csms = resilient_cluster
     station_id = f"REDIS-{uuid.uuid4().hex[:8]}"
@@ -109,7 +126,7 @@ async def test_redis_restart_routes_come_back_and_commands_flow(
     ) as websocket:
         boot = {"chargePointVendor": "V", "chargePointModel": "M"}
         assert (await _call(websocket, "b1", "BootNotification", boot))[2]["status"] == "Accepted"
-        await asyncio.to_thread(_restart_redis, csms.infra.redis_url)
+        await asyncio.to_thread(_restart_redis, private_redis)
 
         async with httpx.AsyncClient(base_url=csms.api_url(0), timeout=30) as client:
             command = asyncio.create_task(_reset_when_routed(client, station_id))

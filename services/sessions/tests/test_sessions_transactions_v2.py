@@ -249,3 +249,26 @@ async def test_unknown_token_in_transaction_event_is_answered_unknown(
 
     assert answer == {"idTokenInfo": {"status": "Unknown"}}
     assert (await only_session(sessions)).id_token == "NOBODY"
+
+
+async def test_tc_e_03_readings_of_the_same_second_are_all_counted(
+    sessions: Harness, version: OcppVersion
+) -> None:
+    """Started, Updated and Ended within one second (1000 → 3500 → 6000 Wh): 5000 Wh.
+
+    Each is a message of its own (its own seqNo); only a re-sent one is a duplicate.
+    """
+    at = "2025-01-01T10:00:00Z"
+    events = [
+        transaction_event(event_type, seq_no, at, evse=EVSE, meter=[register_v2(at, wh)])
+        for seq_no, (event_type, wh) in enumerate(
+            [("Started", 1000), ("Updated", 3500), ("Ended", 6000)]
+        )
+    ]
+
+    for event in [*events, events[1]]:  # the Updated re-sent: not counted twice
+        await send(sessions, "TransactionEvent", event, version)
+
+    charging = await only_session(sessions)
+    assert (charging.state, charging.energy_wh) == ("ended", 5000.0)
+    assert [s.value for s in await stored_samples(sessions)] == [1000, 3500, 6000]

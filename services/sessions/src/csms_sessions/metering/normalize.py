@@ -7,6 +7,7 @@ UnitOfMeasureType: the multiplier does not convert kW to W). We store Wh, W,
 A, V, varh, var, VA, Percent, Celsius and Hz; any other unit is kept as sent.
 """
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -73,8 +74,19 @@ class Sample:
 
     @property
     def key(self) -> tuple[Any, ...]:
-        """What makes two samples the same reading (a replay sends it again)."""
-        return (self.timestamp, self.measurand, self.phase, self.location, self.context)
+        """What makes two samples the same reading (a replay sends it again): the value
+        too, so two register readings of the same second are two readings."""
+        return sample_key(
+            self.timestamp,
+            self.measurand,
+            self.phase,
+            self.location,
+            self.context,
+            self.value,
+            self.unit,
+            self.raw_value,
+            self.signed,
+        )
 
     def wire(self) -> dict[str, Any]:
         """The sample as ``meter.values`` events carry it."""
@@ -86,6 +98,22 @@ class Sample:
         }
         optional = {"phase": self.phase, "location": self.location, "context": self.context}
         return sample | {name: value for name, value in optional.items() if value is not None}
+
+
+def sample_key(
+    timestamp: datetime,
+    measurand: str,
+    phase: str | None,
+    location: str | None,
+    context: str | None,
+    value: float | None,
+    unit: str | None,
+    raw_value: str | None,
+    signed: dict[str, Any] | None,
+) -> tuple[Any, ...]:
+    """The identity of one sample, whether just parsed or read back from its row."""
+    signed_text = json.dumps(signed, sort_keys=True) if signed is not None else None
+    return (timestamp, measurand, phase, location, context, value, unit, raw_value, signed_text)
 
 
 def samples_of(meter_values: list[dict[str, Any]], *, is_2x: bool) -> list[Sample]:

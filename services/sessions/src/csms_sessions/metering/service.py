@@ -12,7 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms_sessions.metering.energy import Reading, is_session_register
 from csms_sessions.metering.models import MeterSample
-from csms_sessions.metering.normalize import ENERGY_REGISTER, Sample
+from csms_sessions.metering.normalize import ENERGY_REGISTER, Sample, sample_key
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,17 @@ async def _stored_keys(
     )
     rows = (await session.exec(query)).all()
     return {
-        (row.timestamp, row.measurand, row.phase, row.location, row.context)
+        sample_key(
+            row.timestamp,
+            row.measurand,
+            row.phase,
+            row.location,
+            row.context,
+            row.value,
+            row.unit,
+            row.raw_value,
+            row.signed,
+        )
         for row in rows
         if row.evse_id == owner.evse_id
         or (owner.session_id is not None and row.session_id == owner.session_id)

@@ -6,6 +6,7 @@ omission), to the arrival of its CALLRESULT.
 """
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import resource
@@ -14,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from bench.wsclient import StationProtocol, connect_station
 
@@ -50,35 +53,65 @@ def status_payload(evse_id: int) -> dict[str, Any]:
     }
 
 
-def meter_payload(evse_id: int) -> dict[str, Any]:
+def meter_payload(evse_id: int, samples: int = 2) -> dict[str, Any]:
+    """MeterValues with ``samples`` sampled values (the register, power, then per phase)."""
+    measurands = [
+        {"value": 1234.5, "measurand": "Energy.Active.Import.Register"},
+        {"value": 7200.0, "measurand": "Power.Active.Import"},
+    ]
+    phases = ("L1", "L2", "L3")
+    while len(measurands) < samples:
+        phase = phases[len(measurands) % 3]
+        kind = ("Current.Import", "Voltage", "Power.Active.Import")[len(measurands) // 3 % 3]
+        measurands.append({"value": 16.0, "measurand": kind, "phase": phase})
     return {
         "evseId": evse_id,
-        "meterValue": [
-            {
-                "timestamp": now_iso(),
-                "sampledValue": [
-                    {"value": 1234.5, "measurand": "Energy.Active.Import.Register"},
-                    {"value": 7200.0, "measurand": "Power.Active.Import"},
-                ],
-            }
-        ],
+        "meterValue": [{"timestamp": now_iso(), "sampledValue": measurands[:samples]}],
     }
 
 
+@dataclass(frozen=True)
+class CallKind:
+    """One kind of load CALL: its OCPP action and how its payload is built per EVSE."""
+
+    action: str
+    payload: Callable[[int], dict[str, Any]]
+
+
+HEARTBEAT = CallKind("Heartbeat", lambda _evse: {})
+STATUS = CallKind("StatusNotification", status_payload)
+METER = CallKind("MeterValues", meter_payload)
+METER10 = CallKind("MeterValues", lambda evse: meter_payload(evse, samples=10))
+
 # The gateway answers these itself after the durable write (ARCHITECTURE.md "gateway").
-LOAD_MIXES: dict[str, tuple[str, ...]] = {
-    "mixed": ("Heartbeat", "StatusNotification", "MeterValues"),
-    "heartbeat": ("Heartbeat",),
-    "status": ("StatusNotification",),
+LOAD_MIXES: dict[str, tuple[CallKind, ...]] = {
+    "mixed": (HEARTBEAT, STATUS, METER),
+    "heartbeat": (HEARTBEAT,),
+    "status": (STATUS,),
+    "meter10": (METER10,),
 }
 
 
-def load_call(action: str, evse_id: int) -> dict[str, Any]:
-    if action == "StatusNotification":
-        return status_payload(evse_id)
-    if action == "MeterValues":
-        return meter_payload(evse_id)
-    return {}
+class Frames:
+    """Pre-encoded CALL tails (``"Action",{payload}]``), rebuilt once a second.
+
+    The client's CPU is shared with the server under test: building and encoding a
+    payload per CALL would make the client, not the server, the limit.
+    """
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._tails: dict[tuple[CallKind, int], bytes] = {}
+
+    def call(self, message_id: str, kind: CallKind, evse_id: int) -> bytes:
+        second = int(time.time())
+        if second != self._second:
+            self._second, self._tails = second, {}
+        tail = self._tails.get((kind, evse_id))
+        if tail is None:
+            body = orjson.dumps(kind.action) + b"," + orjson.dumps(kind.payload(evse_id))
+            tail = self._tails[(kind, evse_id)] = body + b"]"
+        return b'[2,"' + message_id.encode() + b'",' + tail
 
 
 @dataclass
@@ -91,6 +124,15 @@ class LoadResult:
     latencies_ms: list[float] = field(default_factory=list)
     max_send_lag_ms: float = 0.0
     last_answer_at: float = 0.0  # time.time()
+
+
+@dataclass
+class ClosedLoop:
+    """A closed-loop run in progress: what to send, until when, and when all came back."""
+
+    kinds: tuple[CallKind, ...]
+    ends_at: float  # perf_counter
+    drained: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass
@@ -115,6 +157,8 @@ class Fleet:
         self.on_command: Callable[[CommandArrival], None] | None = None
         self._boots: dict[tuple[str, str], asyncio.Future[tuple[str, float]]] = {}
         self._result: LoadResult | None = None
+        self._frames = Frames()
+        self._closed_loop: ClosedLoop | None = None
 
     # -- connections --------------------------------------------------------------------------
 
@@ -190,7 +234,7 @@ class Fleet:
     ) -> LoadResult:
         """Send CALLs round-robin over the stations at a fixed rate from ``start_at`` (epoch)."""
         result = self._result = LoadResult()
-        actions = LOAD_MIXES[mix]
+        kinds = LOAD_MIXES[mix]
         stations = [station for station in self.stations if station.is_open]
         total = int(rate_per_s * duration_s)
         if not stations or total == 0:
@@ -207,11 +251,7 @@ class Fleet:
                 now = time.perf_counter()
             result.max_send_lag_ms = max(result.max_send_lag_ms, (now - due) * 1000)
             station = stations[index % len(stations)]
-            action = actions[index % len(actions)]
-            station.sequence += 1
-            message_id = str(station.sequence)
-            station.pending[message_id] = due
-            station.send_json([CALL, message_id, action, load_call(action, 1 + index % 4)])
+            self._send_load(station, kinds[index % len(kinds)], 1 + index % 4, due)
             result.sent += 1
         deadline = time.perf_counter() + drain_s
         # The protocol updates the counters: poll them.
@@ -219,6 +259,50 @@ class Fleet:
             await asyncio.sleep(0.05)
         self._result = None
         return result
+
+    def _send_load(
+        self, station: StationProtocol, kind: CallKind, evse_id: int, due: float
+    ) -> None:
+        station.sequence += 1
+        message_id = str(station.sequence)
+        station.pending[message_id] = due
+        station.send_text(self._frames.call(message_id, kind, evse_id))
+
+    # -- closed-loop load ---------------------------------------------------------------------
+
+    async def run_closed(
+        self, start_at: float, duration_s: float, mix: str, drain_s: float = 10.0
+    ) -> LoadResult:
+        """From ``start_at`` (epoch) for ``duration_s``: every station sends its next CALL as
+        soon as the last one was answered (one outstanding CALL per station)."""
+        result = self._result = LoadResult()
+        stations = [station for station in self.stations if station.is_open]
+        if not stations:
+            return result
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+        loop = ClosedLoop(LOAD_MIXES[mix], time.perf_counter() + duration_s)
+        self._closed_loop = loop
+        for station in stations:
+            self._send_closed(station, loop, result)
+        await asyncio.sleep(duration_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(loop.drained.wait(), drain_s)
+        self._closed_loop = self._result = None
+        return result
+
+    def _send_closed(self, station: StationProtocol, loop: ClosedLoop, result: LoadResult) -> None:
+        kind = loop.kinds[station.sequence % len(loop.kinds)]
+        self._send_load(station, kind, 1 + station.sequence % 4, time.perf_counter())
+        result.sent += 1
+
+    def _next_closed(self, station: StationProtocol, result: LoadResult) -> None:
+        loop = self._closed_loop
+        if loop is None:
+            return
+        if time.perf_counter() < loop.ends_at:
+            self._send_closed(station, loop, result)
+        elif result.answered + result.errors >= result.sent:
+            loop.drained.set()
 
     # -- frames -------------------------------------------------------------------------------
 
@@ -244,6 +328,7 @@ class Fleet:
             self._result.latencies_ms.append((time.perf_counter() - sent) * 1000)
         else:
             self._result.errors += 1
+        self._next_closed(station, self._result)
 
     def _on_command(self, station: StationProtocol, message: list[Any]) -> None:
         arrival = CommandArrival(station.station_id, message[1], message[2], time.time())

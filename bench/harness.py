@@ -58,6 +58,12 @@ def rss_kib(pid: int) -> int:
     raise LookupError(f"no VmRSS for {pid}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (/proc/<pid>/stat), seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(samples: Sequence[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100); NaN without samples."""
     if not samples:
@@ -346,6 +352,31 @@ class Csms:
             "database": self.infra.database_url,
             "running": {name: [r.port, r.pid] for name, r in running.items()},
         }
+
+
+@contextlib.contextmanager
+def bare_reference() -> Iterator[Running]:
+    """The bare reference server (``bench.bare``) in a process of its own."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.bare", "--port", "0"],
+        stdout=subprocess.PIPE,
+        cwd=REPO,
+    )
+    try:
+        assert process.stdout is not None
+        started = orjson.loads(process.stdout.readline() or b"{}")
+        if "port" not in started:
+            raise RuntimeError(f"bench.bare did not start (exit {process.wait(10)})")
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        resource.prlimit(process.pid, resource.RLIMIT_NOFILE, (hard, hard))
+        yield Running(int(started["port"]), process.pid)
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def attached_csms(path: Path) -> Csms:

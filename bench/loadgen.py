@@ -8,6 +8,8 @@ Commands (one JSON object per line):
   {"cmd": "boot"}                                      -> {"event": "booted", "statuses": {...}}
   {"cmd": "load", "start_at": EPOCH, "rate": R, "duration": S, "mix": "mixed"}
                                                        -> {"event": "loaded", ...}
+  {"cmd": "closed", "start_at": EPOCH, "duration": S, "mix": "meter10"}
+                                                       -> {"event": "loaded", ...} (closed loop)
   {"cmd": "storm", "timeout": S, "reconnect": B}       -> {"event": "stormed", ...}
   {"cmd": "close"}                                     -> {"event": "closed"}
   {"cmd": "exit"}
@@ -86,6 +88,11 @@ async def serve(fleet: Fleet) -> None:
             case "load":
                 result = await fleet.run_schedule(
                     command["start_at"], command["rate"], command["duration"], command["mix"]
+                )
+                emit("loaded", **result.__dict__)
+            case "closed":
+                result = await fleet.run_closed(
+                    command["start_at"], command["duration"], command["mix"]
                 )
                 emit("loaded", **result.__dict__)
             case "storm":

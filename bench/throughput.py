@@ -1,51 +1,94 @@
-"""Station CALLs per second through ONE gateway process, durable in Kafka, answered.
+"""Station CALLs per second through ONE gateway process, durable in Kafka, answered,
+side by side with a bare ``websockets`` responder under the same load.
 
-Open loop: client processes send Heartbeat / StatusNotification / MeterValues (2.0.1)
-on a fixed schedule, round-robin over the stations, whether or not earlier calls were
-answered. The gateway answers these itself once the event is durable in Kafka
-(acks=all). Latency runs from the *scheduled* send time to the CALLRESULT, so a
-client or gateway that falls behind shows up in the figures.
+The gateway answers Heartbeat / StatusNotification / MeterValues (2.0.1) itself once
+the event is durable in Kafka (acks=all). The bare reference (``bench.bare``) parses
+each frame and answers a fixed CALLRESULT: the same WebSocket library and client
+load without any of the gateway's work. Both run in this one run, alternating
+(bare, gateway, then gateway, bare, ...), and every gateway figure is quoted as a
+ratio to the bare one measured next to it: this machine's speed varies by the hour.
 
-Each level runs ``--duration`` seconds; the next level runs only while the last one
-kept up (answered ≥ 99 % and p99 below ``--max-p99-ms``). With ``--profile`` the gateway
-is sampled with py-spy during the highest level and the top frames are recorded.
+Two modes:
+- ``--mode open`` (default): client processes send on a fixed schedule, round-robin
+  over the stations, whether or not earlier calls were answered; latency runs from
+  the *scheduled* send time, so falling behind shows. Each level runs ``--duration``
+  seconds; the next level runs only while the gateway kept up (answered ≥ 99 % and
+  p99 below ``--max-p99-ms``).
+- ``--mode closed``: every station sends its next CALL as soon as the last one was
+  answered (e.g. ``--stations 100 --mix meter10``), ``--rounds`` times per target.
+
+With ``--profile`` the gateway is sampled with py-spy during each of its runs.
 
     uv run python -m bench.throughput --rates 1000,2500,5000,10000 --duration 20 --profile
+    uv run python -m bench.throughput --mode closed --stations 100 --mix meter10 --rounds 2
 """
 
 import argparse
 import asyncio
+import contextlib
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench import harness
-from bench.harness import Csms, Report, Workers
+from bench.fleet import LOAD_MIXES
+from bench.harness import Csms, Report, Running, Workers
+
+GOAL_RATIO = 0.30  # issue 10: the gateway at ≥ 30 % of the bare figure
 
 
-async def run_level(
-    fleet: Workers, rate: float, args: argparse.Namespace, report: Report, gateway_pid: int
-) -> bool:
-    """One level; whether it kept up."""
+@dataclass(frozen=True)
+class Target:
+    """A server under load: the gateway or the bare reference, with its stations."""
+
+    name: str
+    server: Running
+    fleet: Workers
+
+
+@dataclass(frozen=True)
+class Level:
+    """What one run against one target measured."""
+
+    achieved: float  # answered CALLs per second
+    p50_ms: float
+    p99_ms: float
+    cpu_ms_per_call: float
+    kept_up: bool
+
+
+async def run_once(target: Target, label: str, args: argparse.Namespace, report: Report) -> Level:
+    """One run (an open-loop level at ``args`` rate, or a closed-loop round) on one target."""
     start_at = time.time() + 2.0
-    per_process = rate / len(fleet.workers)
     profiling: asyncio.Task[list[str]] | None = None
-    if args.profile:
-        raw = Path(tempfile.gettempdir()) / f"bench-throughput-{int(rate)}.txt"
-        profiling = asyncio.create_task(_profile_later(gateway_pid, args.duration, raw))
-    cpu_before = _cpu_seconds(gateway_pid)
-    results = await fleet.ask(
-        cmd="load", start_at=start_at, rate=per_process, duration=args.duration, mix=args.mix
-    )
-    cpu_used = _cpu_seconds(gateway_pid) - cpu_before
-    kept_up = _report_level(report, rate, start_at, results, args, cpu_used)
+    if args.profile and target.name == "gateway":
+        raw = Path(tempfile.gettempdir()) / f"bench-throughput-{label.replace(' ', '-')}.txt"
+        profiling = asyncio.create_task(_profile_later(target.server.pid, args.duration, raw))
+    cpu_before = harness.cpu_seconds(target.server.pid)
+    results = await target.fleet.ask(**_command(args, start_at))
+    cpu_used = harness.cpu_seconds(target.server.pid) - cpu_before
+    level = _report(report, f"{target.name}, {label}", start_at, results, args, cpu_used)
     if profiling is not None:
-        lines = await profiling
-        report.note(f"py-spy profile of the gateway at {rate:.0f}/s:")
-        for line in lines:
+        report.note(f"py-spy profile of the gateway, {label}:")
+        for line in await profiling:
             report.note(f"    {line}")
-    return kept_up
+    return level
+
+
+def _command(args: argparse.Namespace, start_at: float) -> dict[str, Any]:
+    if args.mode == "closed":
+        return {"cmd": "closed", "start_at": start_at, "duration": args.duration, "mix": args.mix}
+    per_process = args.rate / args.clients
+    return {
+        "cmd": "load",
+        "start_at": start_at,
+        "rate": per_process,
+        "duration": args.duration,
+        "mix": args.mix,
+    }
 
 
 async def _profile_later(pid: int, duration: float, raw: Path) -> list[str]:
@@ -53,73 +96,144 @@ async def _profile_later(pid: int, duration: float, raw: Path) -> list[str]:
     return await harness.profile(pid, max(1.0, duration - 2.0), raw)
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks
-
-
-def _report_level(
+def _report(
     report: Report,
-    rate: float,
+    label: str,
     start_at: float,
     results: list[dict[str, Any]],
     args: argparse.Namespace,
-    gateway_cpu_s: float,
-) -> bool:
+    cpu_s: float,
+) -> Level:
     sent = sum(result["sent"] for result in results)
     answered = sum(result["answered"] for result in results)
     errors = sum(result["errors"] for result in results)
     latencies = [value for result in results for value in result["latencies_ms"]]
     last = max((result["last_answer_at"] for result in results), default=start_at)
-    achieved = answered / max(last - start_at, 1e-9)
+    elapsed = max(last - start_at, 1e-9)
+    achieved = answered / elapsed
     p50, p99 = harness.percentile(latencies, 50), harness.percentile(latencies, 99)
     client_lag = max(result["max_send_lag_ms"] for result in results)
+    cpu_ms = 1000 * cpu_s / max(answered, 1)
     report.figure(
-        f"target {rate:.0f}/s for {args.duration:.0f} s: achieved {achieved:.0f}/s "
-        f"({answered}/{sent} answered, {errors} CALLERRORs), CALLRESULT latency "
-        f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {max(latencies, default=0):.1f} ms; "
-        f"gateway CPU {100 * gateway_cpu_s / (last - start_at):.0f}% of one core, "
-        f"{1000 * gateway_cpu_s / max(answered, 1):.2f} ms per answered CALL; "
-        f"max client send lag {client_lag:.0f} ms"
+        f"{label}: achieved {achieved:.0f}/s ({answered}/{sent} answered, {errors} CALLERRORs), "
+        f"CALLRESULT latency p50 {p50:.1f} ms, p99 {p99:.1f} ms, max "
+        f"{max(latencies, default=0):.1f} ms; server CPU {100 * cpu_s / elapsed:.0f}% of one "
+        f"core, {cpu_ms:.3f} ms per answered CALL; max client send lag {client_lag:.0f} ms"
     )
-    max_p99_ms: float = args.max_p99_ms
-    return answered >= 0.99 * sent and p99 <= max_p99_ms
+    kept_up = answered >= 0.99 * sent and p99 <= args.max_p99_ms
+    return Level(achieved, p50, p99, cpu_ms, kept_up)
 
 
-async def measure(csms: Csms, args: argparse.Namespace, report: Report) -> None:
-    gateway = csms.gateway(CSMS_DECISION_TIMEOUT_S="2")
-    prefix = harness.station_prefix("tput")
-    async with harness.workers(gateway.port, prefix, args.stations, args.clients) as fleet:
-        connected = await fleet.ask(cmd="connect", rate=500)
-        await fleet.ask(cmd="boot", timeout=30)
+def report_ratio(report: Report, label: str, gateway: Level, bare: Level) -> float:
+    ratio = gateway.achieved / max(bare.achieved, 1e-9)
+    report.figure(
+        f"ratio gateway / bare, {label}: throughput {100 * ratio:.1f} % (goal ≥ "
+        f"{100 * GOAL_RATIO:.0f} %); CPU per CALL {gateway.cpu_ms_per_call:.3f} / "
+        f"{bare.cpu_ms_per_call:.3f} ms = "
+        f"{gateway.cpu_ms_per_call / max(bare.cpu_ms_per_call, 1e-9):.1f} times; p99 "
+        f"{gateway.p99_ms:.1f} / {bare.p99_ms:.1f} ms"
+    )
+    return ratio
+
+
+async def alternate(
+    targets: list[Target], label: str, round_number: int, args: argparse.Namespace, report: Report
+) -> dict[str, Level]:
+    """Run every target once, in an order that alternates from round to round."""
+    order = targets if round_number % 2 == 0 else list(reversed(targets))
+    return {target.name: await run_once(target, label, args, report) for target in order}
+
+
+async def open_loop(targets: list[Target], args: argparse.Namespace, report: Report) -> None:
+    for number, rate in enumerate(args.rates):
+        args.rate = rate
+        levels = await alternate(targets, f"open loop {rate:.0f}/s", number, args, report)
+        if "bare" in levels:
+            report_ratio(report, f"{rate:.0f}/s offered", levels["gateway"], levels["bare"])
+        if not levels["gateway"].kept_up:
+            report.note(f"stopped after {rate:.0f}/s: the gateway did not keep up")
+            return
+
+
+async def closed_loop(targets: list[Target], args: argparse.Namespace, report: Report) -> None:
+    ratios = []
+    for number in range(args.rounds):
+        label = f"closed loop, {args.stations} stations, {args.mix}, round {number + 1}"
+        levels = await alternate(targets, label, number, args, report)
+        if "bare" in levels:
+            ratios.append(report_ratio(report, label, levels["gateway"], levels["bare"]))
+    if len(ratios) > 1:
         report.figure(
-            f"{sum(c['open'] for c in connected)} stations (OCPP 2.0.1) over "
-            f"{args.clients} client processes, mix {args.mix}"
+            f"closed loop ratio over {len(ratios)} rounds: min {100 * min(ratios):.1f} %, "
+            f"max {100 * max(ratios):.1f} % (goal ≥ {100 * GOAL_RATIO:.0f} %)"
         )
-        for rate in args.rates:
-            if not await run_level(fleet, rate, args, report, gateway.pid):
-                report.note(f"stopped after {rate:.0f}/s: it did not keep up")
-                break
-        await fleet.ask(cmd="close")
 
 
-def main() -> None:
+@contextlib.asynccontextmanager
+async def _target(name: str, server: Running, args: argparse.Namespace) -> AsyncIterator[Target]:
+    prefix = harness.station_prefix(f"tput{name[:4]}")
+    async with harness.workers(server.port, prefix, args.stations, args.clients) as fleet:
+        connected = await fleet.ask(cmd="connect", rate=500)
+        boots = await fleet.ask(cmd="boot", timeout=30)
+        statuses: dict[str, int] = {}
+        for boot in boots:
+            for status, count in boot["statuses"].items():
+                statuses[status] = statuses.get(status, 0) + count
+        report_line = f"{sum(c['open'] for c in connected)} stations (OCPP 2.0.1) on {name}"
+        print(f"{report_line}, boots {statuses}", flush=True)
+        try:
+            yield Target(name, server, fleet)
+        finally:
+            await fleet.ask(cmd="close")
+
+
+async def measure(
+    csms: Csms, bare: Running | None, args: argparse.Namespace, report: Report
+) -> None:
+    gateway = csms.gateway(CSMS_DECISION_TIMEOUT_S="2")
+    async with contextlib.AsyncExitStack() as stack:
+        targets = []
+        if bare is not None:
+            targets.append(await stack.enter_async_context(_target("bare", bare, args)))
+        targets.append(await stack.enter_async_context(_target("gateway", gateway, args)))
+        report.figure(
+            f"{args.stations} stations (OCPP 2.0.1) per server over {args.clients} client "
+            f"processes, mix {args.mix}, {args.mode} loop; servers: "
+            f"{', '.join(target.name for target in targets)}"
+        )
+        await (closed_loop if args.mode == "closed" else open_loop)(targets, args, report)
+
+
+def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rates", default="1000,2500,5000,10000", help="CALLs/s per level")
-    parser.add_argument("--duration", type=float, default=20.0, help="seconds per level")
-    parser.add_argument("--stations", type=int, default=2000)
-    parser.add_argument("--clients", type=int, default=2, help="client processes")
-    parser.add_argument("--mix", default="mixed", choices=["mixed", "heartbeat", "status"])
+    parser.add_argument("--mode", default="open", choices=["open", "closed"])
+    parser.add_argument("--rates", default="1000,2500,5000,10000", help="open loop: CALLs/s")
+    parser.add_argument("--rounds", type=int, default=2, help="closed loop: runs per server")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds per run")
+    parser.add_argument("--stations", type=int, default=2000, help="stations per server")
+    parser.add_argument("--clients", type=int, default=2, help="client processes per server")
+    parser.add_argument("--mix", default="mixed", choices=sorted(LOAD_MIXES))
     parser.add_argument("--max-p99-ms", type=float, default=1000.0)
-    parser.add_argument("--profile", action="store_true", help="py-spy the gateway per level")
+    parser.add_argument(
+        "--no-reference", action="store_true", help="only the gateway (no bare reference)"
+    )
+    parser.add_argument("--profile", action="store_true", help="py-spy the gateway per run")
     harness.common_arguments(parser)
     args = parser.parse_args()
     args.rates = [float(rate) for rate in args.rates.split(",")]
     if args.smoke:
         args.rates, args.duration, args.stations, args.clients = [50.0], 2.0, 10, 1
-    report = harness.report_for("Station CALLs per second through one gateway", args)
-    with harness.running_csms(args) as csms:
-        asyncio.run(measure(csms, args, report))
+        args.rounds = 1
+    return args
+
+
+def main() -> None:
+    args = parse_arguments()
+    title = f"Station CALLs per second through one gateway ({args.mode} loop, vs bare)"
+    report = harness.report_for(title, args)
+    with harness.running_csms(args) as csms, contextlib.ExitStack() as stack:
+        bare = None if args.no_reference else stack.enter_context(harness.bare_reference())
+        asyncio.run(measure(csms, bare, args, report))
     report.write()
 
 

@@ -85,8 +85,12 @@ class StationProtocol(asyncio.Protocol):
         return self._upgraded and self.transport is not None and not self.closed.done()
 
     def send_json(self, message: list[Any]) -> None:
+        self.send_text(orjson.dumps(message))
+
+    def send_text(self, text: bytes) -> None:
+        """Send one text message of already-encoded JSON."""
         if self.transport is not None:
-            self.transport.write(encode_frame(OPCODE_TEXT, orjson.dumps(message)))
+            self.transport.write(encode_frame(OPCODE_TEXT, text))
 
     def call(self, action: str, payload: dict[str, Any]) -> str:
         """Send a CALL; its send time is kept under its message id."""

@@ -1,7 +1,7 @@
 """Each benchmark under bench/ runs in its --smoke mode and prints its figures.
 
 The figures themselves are not asserted. One ``csms sessions`` and one ``csms gateway``
-serve all five runs (``--attach``), which run side by side: starting a pair per
+serve all the runs (``--attach``), which run side by side: starting a pair per
 benchmark, or running them one after the other, would take most of the time budget.
 A smoke run must not touch bench/RESULTS.md: it writes where --results says.
 """
@@ -20,7 +20,16 @@ from bench import harness
 
 pytestmark = pytest.mark.integration
 
-BENCHMARKS = ["connections", "throughput", "command_latency", "event_lag", "reconnect_storm"]
+# Each smoke run: its name, the benchmark module and the arguments beyond --smoke.
+SMOKE_RUNS: dict[str, tuple[str, list[str]]] = {
+    "connections": ("connections", []),
+    "throughput": ("throughput", []),
+    "throughput_closed_loop": ("throughput", ["--mode", "closed", "--mix", "meter10"]),
+    "command_latency": ("command_latency", []),
+    "event_lag": ("event_lag", []),
+    "reconnect_storm": ("reconnect_storm", []),
+}
+BENCHMARKS = list(SMOKE_RUNS)
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -32,7 +41,7 @@ class SmokeRun:
 
 @pytest.fixture(scope="module")
 def smoke_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, SmokeRun]]:
-    """All five smoke runs, started side by side on one gateway/sessions pair."""
+    """All the smoke runs, started side by side on one gateway/sessions pair."""
     directory = tmp_path_factory.mktemp("bench")
     args = argparse.Namespace(smoke=True, kafka=None, attach=None, logs=directory)
     with harness.running_csms(args) as csms:
@@ -49,9 +58,10 @@ def smoke_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, S
                     run.process.communicate()
 
 
-def _start(benchmark: str, attachment: Path, directory: Path) -> SmokeRun:
-    results = directory / f"{benchmark}-RESULTS.md"
-    command = [sys.executable, "-m", f"bench.{benchmark}", "--smoke", f"--attach={attachment}"]
+def _start(name: str, attachment: Path, directory: Path) -> SmokeRun:
+    results = directory / f"{name}-RESULTS.md"
+    module, extra = SMOKE_RUNS[name]
+    command = [sys.executable, "-m", f"bench.{module}", "--smoke", f"--attach={attachment}", *extra]
     process = subprocess.Popen(
         [*command, f"--results={results}"],
         cwd=REPO,

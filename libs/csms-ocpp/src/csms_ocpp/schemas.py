@@ -6,6 +6,13 @@ missing required field → OccurrenceConstraintViolation, wrong JSON type or an
 over-long string (CiString/identifierString are data types) → TypeConstraintViolation,
 a value outside an enum/pattern/range/format → PropertyConstraintViolation,
 a property the schema does not define → FormatViolation.
+
+Every payload first meets a compiled validator (``jsonschema-rs``, built once per
+action and direction); one that passes it is valid. One that does not, or one the
+compiled validator cannot judge exactly as ``jsonschema`` does (``multipleOf`` on
+floats), is checked again by ``jsonschema`` itself, which names the violation, so
+the verdicts and CALLERRORs are those of ``jsonschema`` (tested side by side in
+``tests/test_schemas_compiled.py``).
 """
 
 import logging
@@ -15,6 +22,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+import jsonschema_rs
 import orjson
 from jsonschema import FormatChecker, ValidationError
 from jsonschema.protocols import Validator
@@ -50,6 +58,21 @@ def _is_date_time(value: object) -> bool:
 _format_checker.checks("date-time", raises=ValueError)(_is_date_time)
 
 
+def _is_date_time_compiled(value: str) -> bool:
+    """``_is_date_time`` for the compiled validator (which wants a verdict, not a raise)."""
+    try:
+        return _is_date_time(value)
+    except ValueError:
+        return False
+
+
+# Formats the compiled validator checks: ours, and no others (as ``_format_checker``).
+_COMPILED_FORMATS = {"date-time": _is_date_time_compiled, "uri": lambda _value: True}
+# Keywords whose float arithmetic differs between the two validators (0.3 is no
+# multipleOf 0.1 for ``jsonschema``): schemas using them are checked by ``jsonschema`` only.
+_NOT_COMPILED_KEYWORDS = (b'"multipleOf"',)
+
+
 @dataclass(frozen=True, slots=True)
 class Violation:
     """Why a payload does not conform to its schema."""
@@ -71,8 +94,8 @@ def _schema_file(version: OcppVersion, action: str, response: bool) -> str:
 
 
 @cache
-def validator(version: OcppVersion, action: str, response: bool = False) -> Validator:
-    """The compiled validator of one action's request or response schema."""
+def _schema_text(version: OcppVersion, action: str, response: bool) -> bytes:
+    """The official schema file of one action's request or response."""
     package = f"ocpp.v{version.number.replace('.', '')}.schemas"
     name = _schema_file(version, action, response)
     resource = resources.files(package).joinpath(name)
@@ -81,9 +104,38 @@ def validator(version: OcppVersion, action: str, response: bool = False) -> Vali
         resource = resources.files(package).joinpath(f"{action}.json")
         if response or not resource.is_file():
             raise UnknownAction(f"{action} is not an OCPP {version.number} message")
-    schema = orjson.loads(resource.read_bytes().removeprefix(b"\xef\xbb\xbf"))
+    return resource.read_bytes().removeprefix(b"\xef\xbb\xbf")
+
+
+@cache
+def validator(version: OcppVersion, action: str, response: bool = False) -> Validator:
+    """The ``jsonschema`` validator of one action's request or response schema."""
+    schema = orjson.loads(_schema_text(version, action, response))
     validator_class = validator_for(schema)
     return validator_class(schema, format_checker=_format_checker)
+
+
+@cache
+def compiled_validator(
+    version: OcppVersion, action: str, response: bool = False
+) -> jsonschema_rs.Validator | None:
+    """The compiled (Rust) validator of one schema; None where only ``jsonschema`` judges."""
+    text = _schema_text(version, action, response)
+    if any(keyword in text for keyword in _NOT_COMPILED_KEYWORDS):
+        return None
+    return jsonschema_rs.validator_for(
+        orjson.loads(text), validate_formats=True, formats=_COMPILED_FORMATS
+    )
+
+
+def _passes_compiled(version: OcppVersion, action: str, response: bool, payload: Any) -> bool:
+    compiled = compiled_validator(version, action, response)
+    if compiled is None:
+        return False
+    try:
+        return compiled.is_valid(payload)
+    except ValueError:  # a value it cannot hold (e.g. an integer past 64 bits): jsonschema judges
+        return False
 
 
 def has_schema(version: OcppVersion, action: str, response: bool = False) -> bool:
@@ -107,6 +159,8 @@ def validate(
     When several rules are broken the structural one is reported first, in the
     order of ``_PRIORITY``, so the same bad payload always gets the same code.
     """
+    if _passes_compiled(version, action, response, payload):
+        return None
     counted = []
     for error in validator(version, action, response).iter_errors(payload):
         if lenient and error.validator in LENIENT_KEYWORDS:

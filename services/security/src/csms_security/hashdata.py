@@ -1,0 +1,82 @@
+"""OCPP's name for a certificate: CertificateHashDataType (1.6 whitepaper, 2.0.1, 2.1).
+
+The hashes are those of an OCSP CertID (RFC 6960 §4.1.1): the issuer's DER-encoded
+name and the issuer's public key bits, hex encoded; the serial number is hex
+without ``0x`` and without leading zeroes (1.6 whitepaper edition 3).
+"""
+
+from enum import StrEnum
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.x509 import ocsp
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class HashAlgorithm(StrEnum):
+    SHA256 = "SHA256"
+    SHA384 = "SHA384"
+    SHA512 = "SHA512"
+
+    def hash(self) -> hashes.SHA256 | hashes.SHA384 | hashes.SHA512:
+        if self is HashAlgorithm.SHA384:
+            return hashes.SHA384()
+        if self is HashAlgorithm.SHA512:
+            return hashes.SHA512()
+        return hashes.SHA256()
+
+
+class CertificateHashData(BaseModel):
+    """One certificate as OCPP names it (field names as on the wire)."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    hash_algorithm: HashAlgorithm = Field(alias="hashAlgorithm", examples=["SHA256"])
+    issuer_name_hash: str = Field(alias="issuerNameHash", max_length=128, pattern="^[0-9A-Fa-f]+$")
+    issuer_key_hash: str = Field(alias="issuerKeyHash", max_length=128, pattern="^[0-9A-Fa-f]+$")
+    serial_number: str = Field(alias="serialNumber", max_length=40, pattern="^[0-9A-Fa-f]+$")
+
+    def wire(self) -> dict[str, str]:
+        """As an OCPP CertificateHashDataType object."""
+        return self.model_dump(by_alias=True, mode="json")
+
+    @property
+    def serial(self) -> int:
+        return int(self.serial_number, 16)
+
+    def same_certificate(self, other: "CertificateHashData") -> bool:
+        """Equal hashes and serial, whatever the letter case (a station may use either)."""
+        return (
+            self.hash_algorithm is other.hash_algorithm
+            and self.issuer_name_hash.lower() == other.issuer_name_hash.lower()
+            and self.issuer_key_hash.lower() == other.issuer_key_hash.lower()
+            and self.serial == other.serial
+        )
+
+
+class OcspRequestData(CertificateHashData):
+    """OCSPRequestDataType: a certificate and the OCSP responder to ask about it."""
+
+    responder_url: str = Field(alias="responderURL", max_length=2000)
+
+
+def serial_hex(serial: int) -> str:
+    return format(serial, "x")
+
+
+def hash_data(
+    certificate: x509.Certificate,
+    issuer: x509.Certificate,
+    algorithm: HashAlgorithm = HashAlgorithm.SHA256,
+) -> CertificateHashData:
+    """The hash data of ``certificate`` issued by ``issuer`` (a root is its own issuer)."""
+    # The OCSP request builder computes exactly the CertID hashes OCPP uses.
+    request = (
+        ocsp.OCSPRequestBuilder().add_certificate(certificate, issuer, algorithm.hash()).build()
+    )
+    return CertificateHashData(
+        hash_algorithm=algorithm,
+        issuer_name_hash=request.issuer_name_hash.hex(),
+        issuer_key_hash=request.issuer_key_hash.hex(),
+        serial_number=serial_hex(certificate.serial_number),
+    )

@@ -190,7 +190,9 @@ async def _target(name: str, server: Running, args: argparse.Namespace) -> Async
 async def measure(
     csms: Csms, bare: Running | None, args: argparse.Namespace, report: Report
 ) -> None:
-    gateway = csms.gateway(CSMS_DECISION_TIMEOUT_S="2")
+    gateway = csms.gateway(
+        CSMS_DECISION_TIMEOUT_S="2", CSMS_TRACE_SAMPLE_RATIO=str(args.trace_sample_ratio)
+    )
     async with contextlib.AsyncExitStack() as stack:
         targets = []
         if bare is not None:
@@ -198,7 +200,8 @@ async def measure(
         targets.append(await stack.enter_async_context(_target("gateway", gateway, args)))
         report.figure(
             f"{args.stations} stations (OCPP 2.0.1) per server over {args.clients} client "
-            f"processes, mix {args.mix}, {args.mode} loop; servers: "
+            f"processes, mix {args.mix}, {args.mode} loop, gateway trace sample ratio "
+            f"{args.trace_sample_ratio}; servers: "
             f"{', '.join(target.name for target in targets)}"
         )
         await (closed_loop if args.mode == "closed" else open_loop)(targets, args, report)
@@ -216,6 +219,12 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--max-p99-ms", type=float, default=1000.0)
     parser.add_argument(
         "--no-reference", action="store_true", help="only the gateway (no bare reference)"
+    )
+    parser.add_argument(
+        "--trace-sample-ratio",
+        type=float,
+        default=0.01,
+        help="the gateway's CSMS_TRACE_SAMPLE_RATIO (share of station messages traced)",
     )
     parser.add_argument("--profile", action="store_true", help="py-spy the gateway per run")
     harness.common_arguments(parser)

@@ -8,6 +8,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from csms_core.telemetry import (
     JsonFormatter,
+    MessageSampling,
     continued_span,
     current_trace_headers,
     setup_tracing,
@@ -81,3 +82,42 @@ def test_json_log_line_outside_a_span_has_no_trace_id() -> None:
     entry = json.loads(JsonFormatter().format(log_record("idle")))
     assert "trace_id" not in entry
     assert entry["message"] == "idle"
+
+
+def test_a_sampled_station_message_is_recorded_and_carried() -> None:
+    with MessageSampling(1.0).span("ocpp Heartbeat", **{"ocpp.action": "Heartbeat"}) as span:
+        headers = current_trace_headers()
+    assert span.is_recording() is False  # ended
+    assert isinstance(span, ReadableSpan)
+    assert span.attributes == {"ocpp.action": "Heartbeat"}
+    assert int(headers["traceparent"].rsplit("-", 1)[1], 16) & 1  # sampled
+    assert trace_id_of(headers["traceparent"]) == f"{span.get_span_context().trace_id:032x}"
+
+
+def test_an_unsampled_station_message_has_a_trace_that_records_nothing() -> None:
+    with MessageSampling(0.0).span("ocpp Heartbeat") as span:
+        headers = current_trace_headers()
+        # The next hop continues the trace, and (parent-based) records nothing either.
+        with continued_span("consume ocpp.inbound", headers) as next_hop:
+            assert not next_hop.is_recording()
+    assert not isinstance(span, ReadableSpan)
+    context = span.get_span_context()
+    assert context.is_valid and not context.trace_flags.sampled
+    assert headers == {"traceparent": f"00-{context.trace_id:032x}-{context.span_id:016x}-00"}
+    assert next_hop.get_span_context().trace_id == context.trace_id
+    assert current_trace_headers() == {}  # the message's context is gone after it
+
+
+def test_a_share_of_station_messages_is_sampled() -> None:
+    sampling = MessageSampling(0.25)
+    recorded = 0
+    for _ in range(2000):
+        with sampling.span("ocpp Heartbeat") as span:
+            recorded += span.get_span_context().trace_flags.sampled
+    assert 400 <= recorded <= 600
+
+
+@pytest.mark.parametrize("ratio", [-0.1, 1.5])
+def test_a_sample_ratio_outside_0_to_1_is_refused(ratio: float) -> None:
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        MessageSampling(ratio)

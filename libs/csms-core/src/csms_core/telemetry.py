@@ -10,6 +10,7 @@ still created, so trace ids appear in logs and events.
 import json
 import logging
 import os
+import random
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,11 +22,13 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 if TYPE_CHECKING:
     from csms_core.bus.base import Delivery
 
 tracer = trace.get_tracer("csms")
+_random = random.Random()  # noqa: S311 - ids of unrecorded traces, not a secret
 
 
 def setup_tracing(service_name: str) -> None:
@@ -71,6 +74,41 @@ def continued_span(name: str, carrier: dict[str, str], **attributes: Any) -> Ite
             yield span
     finally:
         context.detach(token)
+
+
+class MessageSampling:
+    """Which station messages start a recorded trace: a share ``ratio`` of them (0..1).
+
+    The trace of a message that is not sampled is still there: it has ids, its
+    ``traceparent`` (flags 00) travels on, and every hop after it records nothing
+    (the SDK's parent-based sampler follows the flag). Only the spans are saved:
+    an SDK span costs about 50 µs of CPU, about a quarter of a gateway's work on a CALL.
+    """
+
+    def __init__(self, ratio: float = 1.0) -> None:
+        if not 0.0 <= ratio <= 1.0:
+            raise ValueError(f"a sample ratio is between 0 and 1, not {ratio}")
+        self.ratio = ratio
+
+    @contextmanager
+    def span(self, name: str, **attributes: Any) -> Iterator[trace.Span]:
+        """The span of one station message: a new trace, recorded when sampled."""
+        if self.ratio >= 1.0 or _random.random() < self.ratio:
+            with continued_span(name, {}, **attributes) as span:
+                yield span
+            return
+        span_context = SpanContext(
+            trace_id=_random.getrandbits(128) or 1,
+            span_id=_random.getrandbits(64) or 1,
+            is_remote=False,
+            trace_flags=TraceFlags(TraceFlags.DEFAULT),
+        )
+        unrecorded = NonRecordingSpan(span_context)
+        token = context.attach(trace.set_span_in_context(unrecorded, context.Context()))
+        try:
+            yield unrecorded
+        finally:
+            context.detach(token)
 
 
 @contextmanager

@@ -19,7 +19,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from csms_core.router import CallAnswer, CommandOutcome, CommandResult, StationCommand
-from csms_core.telemetry import continued_span
+from csms_core.telemetry import MessageSampling, continued_span
 from csms_gateway import commands
 from csms_gateway.commands import CommandReporter
 from csms_gateway.events import ConnectionInfo, EventPublisher
@@ -66,13 +66,14 @@ class StationConnection:
         publisher: EventPublisher,
         reporter: CommandReporter,
         metrics: GatewayMetrics,
+        sampling: MessageSampling | None = None,
     ) -> None:
         self.websocket = websocket
         self.info = info
         self._settings = settings
         self._reporter = reporter
         self._metrics = metrics
-        self._calls = InboundCalls(info, publisher, settings.decision_timeout_s)
+        self._calls = InboundCalls(info, publisher, settings.decision_timeout_s, sampling)
         self._inbound: asyncio.Queue[tuple[Call | Send, str]] = asyncio.Queue()
         self._commands: asyncio.Queue[StationCommand | None] = asyncio.Queue()
         self._outstanding: tuple[str, asyncio.Future[StationAnswer | None]] | None = None
@@ -294,16 +295,16 @@ class StationConnection:
 
     def _count_in(self, frame: Frame | FrameError) -> None:
         if isinstance(frame, FrameError):
-            self._metrics.frames_in.labels("invalid", "").inc()
+            self._metrics.frame_received("invalid", "").inc()
             return
         action = frame.action if isinstance(frame, Call | Send) else ""
-        self._metrics.frames_in.labels(type(frame).__name__, _known(action)).inc()
+        self._metrics.frame_received(type(frame).__name__, _known(action)).inc()
 
     def _count_out(self, frame: Frame) -> None:
         if isinstance(frame, CallError):
-            self._metrics.call_errors.labels(frame.code).inc()
+            self._metrics.call_error_sent(frame.code).inc()
         action = frame.action if isinstance(frame, Call | Send) else ""
-        self._metrics.frames_out.labels(type(frame).__name__, action).inc()
+        self._metrics.frame_sent(type(frame).__name__, action).inc()
 
 
 @lru_cache(maxsize=512)

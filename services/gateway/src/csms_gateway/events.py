@@ -112,5 +112,5 @@ class EventPublisher:
 
     async def publish(self, topic: str, envelope: Envelope) -> None:
         """Return once the event is durable; raises ``PublishError`` otherwise."""
-        with self._metrics.publish_seconds.labels(topic).time():
+        with self._metrics.publish_timer(topic).time():
             await self._bus.publish(topic, envelope)

@@ -12,7 +12,7 @@ from typing import Any
 from csms_core import topics
 from csms_core.bus import PublishError
 from csms_core.router import CallAnswer
-from csms_core.telemetry import continued_span
+from csms_core.telemetry import MessageSampling, continued_span
 from csms_gateway import events
 from csms_gateway.events import ConnectionInfo, EventPublisher
 from csms_ocpp import schemas
@@ -87,11 +87,16 @@ class InboundCalls:
     """Answers one connection's CALLs; the connection feeds them in order, one at a time."""
 
     def __init__(
-        self, info: ConnectionInfo, publisher: EventPublisher, decision_timeout_s: float
+        self,
+        info: ConnectionInfo,
+        publisher: EventPublisher,
+        decision_timeout_s: float,
+        sampling: MessageSampling | None = None,
     ) -> None:
         self._info = info
         self._publisher = publisher
         self._decision_timeout_s = decision_timeout_s
+        self._sampling = sampling if sampling is not None else MessageSampling()
         self._decisions: dict[str, asyncio.Future[CallAnswer]] = {}
 
     async def answer(self, call: Call | Send, received_at: str) -> Answer | None:
@@ -158,7 +163,7 @@ class InboundCalls:
             "ocpp.action": call.action,
             "ocpp.message_id": call.message_id,
         }
-        with continued_span(f"ocpp {call.action}", {}, **attributes):
+        with self._sampling.span(f"ocpp {call.action}", **attributes):
             await self._publisher.publish(topics.OCPP_INBOUND, envelope)
 
     async def _publish_send(self, send: Send, decided_by: Owner, received_at: str) -> None:

@@ -1,9 +1,13 @@
 """Prometheus metrics of one gateway, in a registry of its own (served on ``/metrics``)."""
 
+from typing import Any, TypeVar
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 __all__ = ["CONTENT_TYPE_LATEST", "GatewayMetrics"]
+
+_Metric = TypeVar("_Metric", Counter, Histogram)
 
 
 class GatewayMetrics:
@@ -11,6 +15,7 @@ class GatewayMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
+        self._children: dict[tuple[Any, ...], Any] = {}
         self.connected_stations = Gauge(
             "csms_gateway_connected_stations",
             "Stations connected to this gateway",
@@ -53,6 +58,26 @@ class GatewayMetrics:
             ["reason"],
             registry=self.registry,
         )
+
+    # Label lookups cost a lock and a dict per call: each frame takes the child from here.
+    def frame_received(self, message_type: str, action: str) -> Counter:
+        return self._child(self.frames_in, message_type, action)
+
+    def frame_sent(self, message_type: str, action: str) -> Counter:
+        return self._child(self.frames_out, message_type, action)
+
+    def call_error_sent(self, code: str) -> Counter:
+        return self._child(self.call_errors, code)
+
+    def publish_timer(self, topic: str) -> Histogram:
+        return self._child(self.publish_seconds, topic)
+
+    def _child(self, metric: _Metric, *labels: str) -> _Metric:
+        key = (id(metric), *labels)
+        child: _Metric | None = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def exposition(self) -> bytes:
         """The registry in the Prometheus text format."""

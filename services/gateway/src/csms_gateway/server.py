@@ -18,6 +18,7 @@ from csms_core.envelope import Envelope
 from csms_core.identity import IdentityStore
 from csms_core.router import CallAnswer, Route, Router, StationCommand
 from csms_core.router.base import gateway_address
+from csms_core.telemetry import MessageSampling
 from csms_gateway import events
 from csms_gateway.commands import CommandReporter, read_mailbox
 from csms_gateway.connection import StationConnection
@@ -60,6 +61,7 @@ class Gateway:
         self._publisher = EventPublisher(bus, self.metrics)
         self._reporter = CommandReporter(settings.gateway_id, router, self._publisher, self.metrics)
         self._handshake = Handshake(identities, self.metrics, settings.min_security_profile)
+        self._sampling = MessageSampling(settings.trace_sample_ratio)
         self._connections: dict[str, StationConnection] = {}
         self._handlers: set[asyncio.Task[None]] = set()
 
@@ -163,6 +165,7 @@ class Gateway:
             publisher=self._publisher,
             reporter=self._reporter,
             metrics=self.metrics,
+            sampling=self._sampling,
         )
         previous = self._connections.get(info.station_id)
         self._connections[info.station_id] = connection

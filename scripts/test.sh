@@ -11,6 +11,18 @@ if ! command -v uv >/dev/null 2>&1; then
 fi
 uv sync --frozen --all-packages
 
+# The REST proxy tests run the real nginx (tests/test_api_proxy.py); Debian's package.
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  echo "test: installing nginx" >&2
+  sudo_cmd=""
+  if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo_cmd apt-get install -y --no-install-recommends nginx-light >/dev/null 2>&1 \
+    || { $sudo_cmd apt-get update -qq \
+         && { $sudo_cmd apt-get install -y --no-install-recommends nginx-light \
+              || $sudo_cmd apt-get install -y --no-install-recommends nginx; }; }
+fi
+
 scripts/infra.sh start
 eval "$(scripts/infra.sh env)"
 export CSMS_TEST_KAFKA_BOOTSTRAP CSMS_TEST_REDIS_URL CSMS_TEST_DATABASE_URL

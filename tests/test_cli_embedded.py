@@ -1,18 +1,22 @@
 """``csms up``: every component in one process on the embedded default, as a newcomer runs it."""
 
 import asyncio
+import json
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from fastapi.openapi.utils import get_openapi
 
-from csms_cli.components import run_embedded
+from csms_cli.components import create_embedded_app, run_embedded, whole_api_openapi
 from tests import stations
 from tests.cluster import CSMS, free_port
+from tests.deploy_routing import OPENAPI_FILE
 from tests.waiting import eventually
 
 
@@ -107,3 +111,38 @@ async def test_up_demo_fleet_comes_alive(tmp_path: Path) -> None:
         ]
         token = await client.get("/id-tokens/SIMTOKEN1")
         assert token.json()["status"] == "Accepted"
+
+
+async def test_up_serves_the_openapi_document_of_the_whole_api(tmp_path: Path) -> None:
+    """The same document as docs/openapi.json and the distributed mode's proxy."""
+    async with (
+        embedded(tmp_path) as (_, api_url),
+        httpx.AsyncClient(base_url=api_url) as client,
+    ):
+        served = (await client.get("/openapi.json")).json()
+        assert served == json.loads(OPENAPI_FILE.read_text(encoding="utf-8"))
+        assert "/api/v1/sites/{site_id}" in served["paths"]
+        docs = await client.get("/docs")
+        assert "/openapi.json" in docs.text
+
+
+def test_the_embedded_app_serves_every_operation_of_the_whole_api() -> None:
+    """A service whose routes `csms up` forgot to mount would be documented and 404."""
+    placeholder: Any = object()
+    app = create_embedded_app(placeholder, placeholder)
+    # What FastAPI itself would document for the routes the app really mounts.
+    own = get_openapi(title=app.title, version=app.version, routes=app.routes)["paths"]
+    mounted = {
+        (method, path)
+        for path, item in own.items()
+        if path.startswith("/api/")
+        for method in item
+        if method in {"get", "put", "post", "delete", "patch"}
+    }
+    documented = {
+        (method, path)
+        for path, item in whole_api_openapi()["paths"].items()
+        for method in item
+        if method in {"get", "put", "post", "delete", "patch"}
+    }
+    assert mounted == documented

@@ -13,7 +13,9 @@ import yaml
 from pydantic import AliasChoices, AliasPath
 from pydantic_settings import BaseSettings
 
+from csms_cli.routing import route_table
 from csms_core.settings import CommonSettings
+from tests.deploy_routing import COMPOSE_PROXY_CONF, OPENAPI_FILE, compose_upstreams
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -406,3 +408,58 @@ def test_every_component_has_a_stage_with_its_command_and_port() -> None:
         assert port, f"{component}: {port_variable} not preset"
         assert ["EXPOSE", port] in instructions, f"{component}: EXPOSE {port}"
         assert ["CMD", f'["{component}"]'] in instructions, f"{component}: CMD"
+
+
+# ------------------------------------------------------------- REST proxy --
+
+
+def _proxy() -> dict[str, Any]:
+    (name,) = [name for name, service in SERVICES.items() if "nginx" in service.get("image", "")]
+    return SERVICES[name]
+
+
+def _proxy_mounts() -> dict[str, str]:
+    """Container path -> host path of the proxy's bind mounts."""
+    mounts: dict[str, str] = {}
+    for volume in _proxy()["volumes"]:
+        source, target, *_ = str(volume).split(":")
+        mounts[target] = source
+    return mounts
+
+
+def test_the_rest_proxy_runs_the_generated_configuration() -> None:
+    proxy = _proxy()
+    assert re.match(r"^nginx:\d+\.\d+(\.\d+)?-alpine$", proxy["image"]), proxy["image"]
+    command: list[str] = proxy["command"]
+    config_path = command[command.index("-c") + 1]
+    assert (REPO / _proxy_mounts()[config_path]).resolve() == COMPOSE_PROXY_CONF
+    config = COMPOSE_PROXY_CONF.read_text(encoding="utf-8")
+    (docs_root,) = re.findall(r"location = /openapi\.json \{\s*root ([^;]+);", config)
+    assert (REPO / _proxy_mounts()[f"{docs_root}/openapi.json"]).resolve() == OPENAPI_FILE
+
+
+def test_the_rest_proxy_is_published_where_it_listens_and_checked() -> None:
+    proxy = _proxy()
+    (listen,) = re.findall(
+        r"^\s*listen (\d+);", COMPOSE_PROXY_CONF.read_text(encoding="utf-8"), re.M
+    )
+    (port_spec,) = proxy["ports"]
+    host_port, container_port = str(port_spec).split(":")
+    assert container_port == listen
+    assert host_port == "8000", "the one base URL: http://localhost:8000/api/v1"
+    assert f"http://127.0.0.1:{listen}/healthz" in " ".join(proxy["healthcheck"]["test"])
+    assert proxy.get("user") not in {None, "0", "root"}
+
+
+def test_the_rest_proxy_waits_for_every_replica_it_routes_to() -> None:
+    """nginx resolves the replicas' names when it starts: they must be up by then."""
+    replicas = {
+        replica.split(":")[0]
+        for addresses in compose_upstreams(route_table()).values()
+        for replica in addresses
+    }
+    assert replicas
+    assert set(_depends_on(_proxy())) == replicas
+    config = COMPOSE_PROXY_CONF.read_text(encoding="utf-8")
+    for replica in replicas:
+        assert f"server {replica}:" in config, replica

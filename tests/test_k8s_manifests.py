@@ -19,9 +19,11 @@ from fastapi import FastAPI
 from pydantic_settings import BaseSettings
 
 from csms_cli.main import app as csms_app
+from csms_cli.routing import route_table
 from csms_gateway import handshake
 from csms_sessions.app import create_app as create_sessions_app
 from csms_smartcharging.app import create_app as create_smartcharging_app
+from tests.deploy_routing import K8S_PROXY_CONF
 from tests.test_deploy_files import (
     DOCKERFILE,
     env_names,
@@ -47,6 +49,7 @@ API_VERSIONS = {
     "Deployment": "apps/v1",
     "PodDisruptionBudget": "policy/v1",
     "HorizontalPodAutoscaler": "autoscaling/v2",
+    "Ingress": "networking.k8s.io/v1",
 }
 PROBES = ("startupProbe", "readinessProbe", "livenessProbe")
 # Keys the API server accepts, where a typo would otherwise be dropped silently
@@ -145,7 +148,10 @@ KNOWN_KEYS = {
     "container_port": {"name", "containerPort", "protocol", "hostPort", "hostIP"},
     "hpa_spec": {"scaleTargetRef", "minReplicas", "maxReplicas", "metrics", "behavior"},
     "pdb_spec": {"selector", "minAvailable", "maxUnavailable", "unhealthyPodEvictionPolicy"},
+    "ingress_spec": {"ingressClassName", "defaultBackend", "rules", "tls"},
+    "ingress_path": {"path", "pathType", "backend"},
 }
+ROUTES = route_table()
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 PORT_NAME = re.compile(r"^(?=.*[a-z])[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -198,6 +204,9 @@ def _one(kind: str, name: str) -> Document:
 
 
 DEPLOYMENTS = _of_kind("Deployment")
+# The REST proxy (api.yaml) runs nginx, not csms; every other Deployment is a component.
+PROXY = "csms-api"
+COMPONENT_DEPLOYMENTS = [deployment for deployment in DEPLOYMENTS if deployment.name != PROXY]
 
 
 def _pod_spec(deployment: Document) -> dict[str, Any]:
@@ -211,7 +220,8 @@ def _pod_labels(deployment: Document) -> dict[str, str]:
 
 
 def _containers() -> Iterator[tuple[Document, dict[str, Any]]]:
-    for deployment in DEPLOYMENTS:
+    """The csms containers of the components' Deployments."""
+    for deployment in COMPONENT_DEPLOYMENTS:
         for container in _pod_spec(deployment)["containers"]:
             yield deployment, container
 
@@ -369,7 +379,7 @@ def test_labels_and_configuration_values_are_strings() -> None:
 
 
 def test_one_deployment_per_component() -> None:
-    components = sorted(_component(deployment) for deployment in DEPLOYMENTS)
+    components = sorted(_component(deployment) for deployment in COMPONENT_DEPLOYMENTS)
     assert components == sorted(COMPONENTS)
 
 
@@ -572,7 +582,7 @@ def _dockerfile_uid() -> int:
 def test_pods_run_as_the_images_user() -> None:
     uid = _dockerfile_uid()
     assert uid == 10001
-    for deployment in DEPLOYMENTS:
+    for deployment in COMPONENT_DEPLOYMENTS:
         security = _pod_spec(deployment)["securityContext"]
         assert security["runAsNonRoot"] is True, deployment
         assert security["runAsUser"] == uid, deployment
@@ -587,7 +597,7 @@ def test_a_read_only_root_has_a_writable_tmp() -> None:
     for deployment in DEPLOYMENTS:
         pod = _pod_spec(deployment)
         volumes = {volume["name"] for volume in pod.get("volumes", [])}
-        for container in pod["containers"]:
+        for container in [*pod.get("initContainers", []), *pod["containers"]]:
             mounts = container.get("volumeMounts", [])
             assert {mount["name"] for mount in mounts} <= volumes, deployment
             if container.get("securityContext", {}).get("readOnlyRootFilesystem"):
@@ -614,7 +624,9 @@ def test_termination_grace_outlasts_the_shutdown_grace(monkeypatch: pytest.Monke
 
 
 def test_containers_use_one_tagged_image() -> None:
-    images = {container["image"] for _, container in _containers()}
+    images = {container["image"] for _, container in _containers()} | {
+        container["image"] for container in _pod_spec(_one("Deployment", PROXY))["initContainers"]
+    }
     assert len(images) == 1, images
     (image,) = images
     assert re.match(r"^[\w.-]+(/[\w.-]+)+:[\w][\w.-]*$", image), image
@@ -646,6 +658,7 @@ def test_every_component_has_a_service() -> None:
         _component(deployment)
         for service in _of_kind("Service")
         for deployment in _selected_deployments(service.body["spec"]["selector"])
+        if deployment.name != PROXY
     }
     assert served == set(COMPONENTS)
 
@@ -663,7 +676,7 @@ def test_the_gateway_has_a_pdb_and_an_hpa() -> None:
         for document in _of_kind(kind):
             if kind == "PodDisruptionBudget":
                 selected = _selected_deployments(document.body["spec"]["selector"]["matchLabels"])
-                targets.update(_component(deployment) for deployment in selected)
+                targets.update(_component(d) for d in selected if d.name != PROXY)
             else:
                 ref = document.body["spec"]["scaleTargetRef"]
                 targets.add(_component(_deployment_named(ref["name"])))
@@ -728,3 +741,108 @@ def test_platform_addresses_are_configured_and_documented() -> None:
         assert f"`{variable}`" in readme and values[variable] in readme, variable
     for path in [KUSTOMIZATION, *_manifest_files()]:
         assert f"`{path.name}`" in readme or path == KUSTOMIZATION, f"README misses {path.name}"
+
+
+# ------------------------------------------------------------- REST proxy --
+
+
+def _proxy_pod() -> dict[str, Any]:
+    return _pod_spec(_one("Deployment", PROXY))
+
+
+def _proxy_config() -> str:
+    return K8S_PROXY_CONF.read_text(encoding="utf-8")
+
+
+def _mounts(container: dict[str, Any]) -> dict[str, str]:
+    return {mount["name"]: mount["mountPath"] for mount in container.get("volumeMounts", [])}
+
+
+def test_the_proxy_runs_the_generated_configuration_from_its_config_map() -> None:
+    """The ConfigMap csms-api-proxy is kustomize's, from the generated api-proxy.conf."""
+    (generator,) = KUSTOMIZATION_BODY["configMapGenerator"]
+    assert generator["name"] == "csms-api-proxy"
+    assert generator["files"] == [f"nginx.conf={K8S_PROXY_CONF.name}"]
+    pod = _proxy_pod()
+    (nginx,) = pod["containers"]
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    config_volume = next(n for n, v in volumes.items() if "configMap" in v)
+    assert volumes[config_volume]["configMap"]["name"] == generator["name"]
+    command: list[str] = nginx["command"]
+    assert command[0] == "nginx" and command[command.index("-c") + 1] == (
+        f"{_mounts(nginx)[config_volume]}/nginx.conf"
+    )
+    assert re.match(r"^nginx:\d+\.\d+(\.\d+)?-alpine$", nginx["image"]), nginx["image"]
+
+
+def test_the_proxy_listens_and_answers_its_probes_on_its_declared_port() -> None:
+    (nginx,) = _proxy_pod()["containers"]
+    (listen,) = re.findall(r"^\s*listen (\d+);", _proxy_config(), re.M)
+    assert int(listen) in _container_ports(nginx).values()
+    for probe_name in ("readinessProbe", "livenessProbe"):
+        probe = nginx[probe_name]["httpGet"]
+        assert probe["path"] == "/healthz" and "location = /healthz" in _proxy_config()
+        assert _container_ports(nginx)[probe["port"]] == int(listen)
+
+
+def test_the_proxy_serves_the_openapi_document_its_init_container_writes() -> None:
+    pod = _proxy_pod()
+    (openapi,) = pod["initContainers"]
+    (nginx,) = pod["containers"]
+    args: list[str] = openapi["args"]
+    group = typer.main.get_command(csms_app)
+    assert isinstance(group, typer.core.TyperGroup)
+    assert args[0] == "openapi" and args[0] in group.commands
+    written = Path(args[args.index("--output") + 1])
+    (docs_root,) = re.findall(r"location = /openapi\.json \{\s*root ([^;]+);", _proxy_config())
+    assert written == Path(docs_root) / "openapi.json"
+    shared = [
+        name
+        for name, path in _mounts(openapi).items()
+        if path == str(written.parent) and _mounts(nginx).get(name) == docs_root
+    ]
+    assert shared, "the init container and nginx share no volume at the docs root"
+
+
+def test_the_proxy_runs_unprivileged() -> None:
+    pod = _proxy_pod()
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] != 0
+    for container in [*pod["initContainers"], *pod["containers"]]:
+        security = container["securityContext"]
+        assert security["readOnlyRootFilesystem"] is True, container["name"]
+        assert security["allowPrivilegeEscalation"] is False, container["name"]
+        assert "/tmp" in _mounts(container).values(), container["name"]  # noqa: S108
+    assert "pid /tmp/nginx.pid;" in _proxy_config()
+
+
+def test_the_ingress_sends_the_rest_api_to_the_proxy() -> None:
+    (ingress,) = _of_kind("Ingress")
+    spec = ingress.body["spec"]
+    assert set(spec) <= KNOWN_KEYS["ingress_spec"], spec
+    (proxy_service,) = [
+        service
+        for service in _of_kind("Service")
+        if _selected_deployments(service.body["spec"]["selector"]) == [_one("Deployment", PROXY)]
+    ]
+    port_names = {port["name"] for port in proxy_service.body["spec"]["ports"]}
+    routed: dict[str, str] = {}
+    for rule in spec["rules"]:
+        for path in rule["http"]["paths"]:
+            assert set(path) <= KNOWN_KEYS["ingress_path"], path
+            assert path["pathType"] in {"Prefix", "Exact"}, path  # portable to any controller
+            backend = path["backend"]["service"]
+            assert backend["name"] == proxy_service.name, path
+            assert backend["port"]["name"] in port_names, path
+            routed[path["path"]] = path["pathType"]
+    assert routed == {"/api": "Prefix", "/openapi.json": "Exact", "/docs": "Exact"}
+    for route in ROUTES.routes:  # every prefix of the table lies under /api
+        assert route.prefix.startswith("/api/"), route
+
+
+def test_the_proxy_reaches_every_rest_service_through_its_service() -> None:
+    upstream_servers = set(re.findall(r"server ([\w.-]+:\d+) ", _proxy_config()))
+    for service in ROUTES.services:
+        kubernetes_service = _one("Service", f"csms-{service.name}")
+        (port,) = (p for p in kubernetes_service.body["spec"]["ports"] if p["name"] == "http")
+        assert f"{kubernetes_service.name}:{port['port']}" in upstream_servers, service.name

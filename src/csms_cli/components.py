@@ -6,16 +6,19 @@ CSMS_REDIS_URL are set, and the in-process implementations otherwise.
 """
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from csms_cli.openapi import merged_openapi
+from csms_cli.routing import API_SERVICES
 from csms_cli.runtime import serve_api, stop_on_signals
 from csms_core.bus import Bus
 from csms_core.bus.kafka import KafkaBus
@@ -228,8 +231,7 @@ async def run_embedded(
             engine=platform.engine,
         )
         tasks.create_task(smartcharging.run(stopping=stopping), name="smartcharging")
-        app = create_app(service)
-        app.include_router(create_smartcharging_router(smartcharging), prefix="/api/v1")
+        app = create_embedded_app(service, smartcharging)
         tasks.create_task(serve_api(app, host, api_port, stopping), name="api")
         await gateway_ready.wait()
         scheme = "wss" if gateway_settings.tls else "ws"
@@ -250,6 +252,27 @@ async def run_embedded(
             )
         if ready is not None:
             ready.set()
+
+
+def create_embedded_app(sessions: SessionsService, smartcharging: SmartChargingService) -> FastAPI:
+    """The REST API of ``csms up``: every service's routes in one app.
+
+    ``/openapi.json`` is the merged document of the whole API (the one published as
+    docs/openapi.json and served by the distributed mode's proxy).
+    """
+    app = create_app(sessions)
+    app.title = "CSMS"
+    app.include_router(create_smartcharging_router(smartcharging), prefix="/api/v1")
+    # FastAPI documents what this app mounts; the merged document is the same routes with
+    # each operation's service named, and built only when asked for.
+    app.openapi = whole_api_openapi  # type: ignore[method-assign]
+    return app
+
+
+@functools.cache
+def whole_api_openapi() -> dict[str, Any]:
+    """The merged OpenAPI document of every service in the routing table."""
+    return merged_openapi(API_SERVICES)
 
 
 def _setup_process(settings: CommonSettings, service_name: str) -> None:

@@ -142,5 +142,55 @@ def simulate(
     typer.echo(asyncio.run(run()))
 
 
+@app.command()
+def routes(
+    nginx: Annotated[
+        bool, typer.Option("--nginx", help="Print an nginx configuration instead of the table")
+    ] = False,
+    upstream: Annotated[
+        list[str] | None,
+        typer.Option(help="With --nginx: SERVICE=HOST:PORT of one replica (repeat per replica)"),
+    ] = None,
+) -> None:
+    """Print the REST routing table: which service serves which /api/v1 prefix."""
+    from csms_cli.nginx import render_nginx
+    from csms_cli.routing import route_table
+
+    table = route_table()
+    if not nginx:
+        for route in table.in_match_order():
+            typer.echo(f"{route.prefix:<56} {route.service}")
+        return
+    replicas: dict[str, list[str]] = {}
+    for spec in upstream or []:
+        service, separator, address = spec.partition("=")
+        if not separator or not address:
+            raise typer.BadParameter(
+                f"{spec!r}: expected SERVICE=HOST:PORT", param_hint="--upstream"
+            )
+        replicas.setdefault(service, []).append(address)
+    try:
+        typer.echo(render_nginx(table, replicas), nl=False)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--upstream") from error
+
+
+@app.command()
+def openapi(
+    output: Annotated[
+        Path | None, typer.Option(help="Write the document here instead of printing it")
+    ] = None,
+) -> None:
+    """Print the OpenAPI document of the whole REST API (every service's routes, merged)."""
+    from csms_cli.openapi import dumps, merged_openapi
+    from csms_cli.routing import API_SERVICES
+
+    document = dumps(merged_openapi(API_SERVICES))
+    if output is None:
+        typer.echo(document, nl=False)
+    else:
+        output.write_text(document, encoding="utf-8")
+
+
 def main() -> None:
     app()

@@ -1,0 +1,170 @@
+"""One REST base URL: which service serves which ``/api/v1`` path.
+
+``API_SERVICES`` is the routing table, the one place a service declares the path
+prefixes it serves. The compose proxy (``deploy/nginx``), the Kubernetes proxy
+(``deploy/k8s``) and the merged OpenAPI document (``docs/openapi.json``, ``csms
+openapi``) are generated from it, and ``tests/test_api_routing.py`` checks it
+against the services' own OpenAPI documents.
+
+A prefix is a path template: ``/api/v1/sites`` or
+``/api/v1/stations/{station_id}/charging-profiles``, where ``{name}`` stands for
+one path segment. A request belongs to the service whose prefix matches the
+most leading segments of its path (the longest match), so one service may serve
+``/api/v1/stations`` while another serves a sub-resource of every station.
+"""
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI
+
+from csms_sessions.app import create_app as create_sessions_app
+from csms_smartcharging.app import create_app as create_smartcharging_app
+
+API_BASE = "/api/v1"
+_PARAM = re.compile(r"^\{[A-Za-z_][A-Za-z0-9_]*\}$")
+_LITERAL = re.compile(r"^[A-Za-z0-9._~-]+$")
+
+
+@dataclass(frozen=True)
+class ApiService:
+    """A service that serves part of the REST API, and the path prefixes it owns.
+
+    ``name`` is its ``csms`` sub-command and the name of its compose services and
+    Kubernetes Deployment; ``create_app`` builds its FastAPI app (here only to read
+    the routes, so it gets a placeholder instead of a running service).
+    """
+
+    name: str
+    create_app: Callable[[Any], FastAPI]
+    prefixes: tuple[str, ...]
+
+    def app(self) -> FastAPI:
+        """The service's app, for its routes and OpenAPI document; no route is called."""
+        return self.create_app(object())
+
+
+# The routing table. A new service adds one entry; a new top-level resource of an
+# existing service adds its prefix here (docs/operators.md, "One REST base URL").
+API_SERVICES: tuple[ApiService, ...] = (
+    ApiService(
+        "sessions",
+        create_sessions_app,
+        (
+            "/api/v1/stations",
+            "/api/v1/id-tokens",
+            "/api/v1/sessions",
+        ),
+    ),
+    ApiService(
+        "smartcharging",
+        create_smartcharging_app,
+        (
+            "/api/v1/sites",
+            "/api/v1/stations/{station_id}/charging-limits",
+            "/api/v1/stations/{station_id}/charging-profiles",
+            "/api/v1/stations/{station_id}/composite-schedule",
+        ),
+    ),
+)
+
+
+def segments(path: str) -> tuple[str, ...]:
+    """The segments of a path or path template (``/a/{b}/c`` -> ``("a", "{b}", "c")``)."""
+    return tuple(path.strip("/").split("/")) if path.strip("/") else ()
+
+
+def is_param(segment: str) -> bool:
+    return bool(_PARAM.match(segment))
+
+
+@dataclass(frozen=True)
+class Route:
+    """One prefix of the table and the service it belongs to."""
+
+    prefix: str
+    service: str
+
+    @property
+    def segments(self) -> tuple[str, ...]:
+        return segments(self.prefix)
+
+    def matches(self, path: str) -> bool:
+        """Whether a concrete path (no templates) starts with this prefix, segment by segment."""
+        wanted, given = self.segments, segments(path)
+        return len(given) >= len(wanted) and all(
+            is_param(mine) or mine == theirs for mine, theirs in zip(wanted, given, strict=False)
+        )
+
+    def regex(self) -> str:
+        """The prefix as an anchored regular expression over a request path."""
+        # Literal segments hold only [A-Za-z0-9._~-] (checked): only "." needs escaping.
+        parts = ("[^/]+" if is_param(s) else s.replace(".", r"\.") for s in self.segments)
+        return "^/" + "/".join(parts) + "(?:/|$)"
+
+
+class RoutingError(ValueError):
+    """The routing table is malformed or ambiguous."""
+
+
+class RouteTable:
+    """The prefixes of every REST service; a path's owner is its longest matching prefix."""
+
+    def __init__(self, services: Iterable[ApiService]) -> None:
+        self.services = tuple(services)
+        self.routes = tuple(
+            Route(prefix, service.name) for service in self.services for prefix in service.prefixes
+        )
+        self._check()
+
+    def _check(self) -> None:
+        names = [service.name for service in self.services]
+        if len(names) != len(set(names)):
+            raise RoutingError(f"a service is listed twice: {names}")
+        for route in self.routes:
+            _check_prefix(route)
+        for index, route in enumerate(self.routes):
+            for other in self.routes[index + 1 :]:
+                if _ambiguous(route, other):
+                    raise RoutingError(
+                        f"{route.prefix} ({route.service}) and {other.prefix} ({other.service})"
+                        " can match the same path at the same depth"
+                    )
+
+    def owner(self, path: str) -> str | None:
+        """The service that serves a concrete request path, or None if nobody does."""
+        matching = [route for route in self.routes if route.matches(path)]
+        if not matching:
+            return None
+        return max(matching, key=lambda route: len(route.segments)).service
+
+    def in_match_order(self) -> list[Route]:
+        """The routes, longest first: the first one that matches a path is its owner."""
+        return sorted(self.routes, key=lambda route: (-len(route.segments), route.prefix))
+
+
+def _check_prefix(route: Route) -> None:
+    if not route.prefix.startswith(API_BASE + "/"):
+        raise RoutingError(f"{route.prefix} ({route.service}): not under {API_BASE}/")
+    for segment in route.segments:
+        if not (is_param(segment) or _LITERAL.match(segment)):
+            raise RoutingError(f"{route.prefix} ({route.service}): bad segment {segment!r}")
+    if is_param(route.segments[-1]):
+        raise RoutingError(f"{route.prefix} ({route.service}): ends with a parameter")
+
+
+def _ambiguous(one: Route, other: Route) -> bool:
+    """Two prefixes of equal depth that some path matches both (or the same prefix twice)."""
+    if len(one.segments) != len(other.segments):
+        return False
+    return all(
+        is_param(mine) or is_param(theirs) or mine == theirs
+        for mine, theirs in zip(one.segments, other.segments, strict=True)
+    )
+
+
+def route_table() -> RouteTable:
+    """The table of ``API_SERVICES``, checked."""
+    return RouteTable(API_SERVICES)

@@ -1,0 +1,1 @@
+"""The billing service: tariffs, costs, charge detail records and payments."""

@@ -324,6 +324,6 @@ def test_csms_openapi_writes_the_published_document(tmp_path: Path) -> None:
     written = tmp_path / "openapi.json"
     result = CliRunner().invoke(csms_app, ["openapi", "--output", str(written)])
     assert result.exit_code == 0, result.output
-    assert written.read_text(encoding="utf-8") == (REPO / "docs" / "openapi.json").read_text(
-        encoding="utf-8"
-    )
+    published = (REPO / "docs" / "openapi.json").read_text(encoding="utf-8")
+    stale = "docs/openapi.json is stale: run `uv run csms openapi --output docs/openapi.json`"
+    assert written.read_text(encoding="utf-8") == published, stale

@@ -17,9 +17,10 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from csms_cli.banner import StartupInfo, announce, startup_info
 from csms_cli.openapi import merged_openapi
 from csms_cli.routing import API_SERVICES
-from csms_cli.runtime import serve_api, stop_on_signals
+from csms_cli.runtime import all_set_unless, serve_api, stop_on_signals
 from csms_core.bus import Bus
 from csms_core.bus.kafka import KafkaBus
 from csms_core.bus.memory import InMemoryBus
@@ -165,11 +166,14 @@ async def run_embedded(
     demo_stations: int = 0,
     ready: asyncio.Event | None = None,
     stopping: asyncio.Event | None = None,
+    on_up: Callable[[StartupInfo], None] | None = None,
 ) -> None:
     """``csms up``: every component in this process on the in-process bus and router.
 
     With ``demo_stations``, a virtual fleet (the simulator) connects to it as well, so a
-    newcomer sees stations boot, sessions run and energy flow in the REST API.
+    newcomer sees stations boot, sessions run and energy flow in the REST API. Once up,
+    it says where everything is (``announce``: a banner on a terminal), or hands that
+    to ``on_up``.
     """
     # Explicit values win over CSMS_* variables: `csms up` is always embedded.
     gateway_settings = GatewaySettings(
@@ -189,8 +193,9 @@ async def run_embedded(
         api_port=api_port,
         unknown_station_policy=unknown_station_policy,
     )
+    json_logs = True
     if stopping is None:
-        _setup_process(sessions_settings, "csms")
+        json_logs = _setup_process(sessions_settings, "csms")
         stopping = asyncio.Event()
         stop_on_signals(stopping)
     async with (
@@ -230,18 +235,25 @@ async def run_embedded(
             commands=smartcharging_commands,
             engine=platform.engine,
         )
-        tasks.create_task(smartcharging.run(stopping=stopping), name="smartcharging")
+        smartcharging_ready, api_listening = asyncio.Event(), asyncio.Event()
+        tasks.create_task(
+            smartcharging.run(ready=smartcharging_ready, stopping=stopping), name="smartcharging"
+        )
         app = create_embedded_app(service, smartcharging)
-        tasks.create_task(serve_api(app, host, api_port, stopping), name="api")
-        await gateway_ready.wait()
-        scheme = "wss" if gateway_settings.tls else "ws"
-        logger.info(
-            "csms is up: OCPP %s://%s:%d/ocpp/{station_id}, REST http://%s:%d/api/v1 (docs /docs)",
-            scheme,
-            host,
-            gateway.port,
-            host,
-            api_port,
+        tasks.create_task(
+            serve_api(app, host, api_port, stopping, listening=api_listening), name="api"
+        )
+        # Up means every part is serving: the banner ends the start-up, it does not interrupt it.
+        if not await all_set_unless([gateway_ready, smartcharging_ready, api_listening], stopping):
+            return  # asked to stop while starting
+        info = startup_info(
+            host=host,
+            ocpp_port=gateway.port or ocpp_port,  # set once the gateway listens
+            api_port=api_port,
+            tls=gateway_settings.tls,
+            database_url=database_url,
+            unknown_stations=unknown_station_policy,
+            demo_stations=demo_stations,
         )
         if demo_stations:
             tasks.create_task(
@@ -250,6 +262,10 @@ async def run_embedded(
                 ),
                 name="demo fleet",
             )
+        if on_up is not None:
+            on_up(info)
+        else:
+            announce(info, json_lines=json_logs)
         if ready is not None:
             ready.set()
 
@@ -275,9 +291,11 @@ def whole_api_openapi() -> dict[str, Any]:
     return merged_openapi(API_SERVICES)
 
 
-def _setup_process(settings: CommonSettings, service_name: str) -> None:
-    setup_logging(settings.log_level, json_lines=settings.log_json)
+def _setup_process(settings: CommonSettings, service_name: str) -> bool:
+    """Logging and tracing for this process; whether the logs are JSON lines."""
+    json_logs = setup_logging(settings.log_level, json_lines=settings.log_json)
     setup_tracing(service_name)
+    return json_logs
 
 
 async def run_demo_fleet(ocpp_url: str, api_port: int, count: int, stopping: asyncio.Event) -> None:

@@ -7,6 +7,7 @@ variables (CSMS_KAFKA_BOOTSTRAP, CSMS_REDIS_URL, CSMS_DATABASE_URL, ...).
 """
 
 import asyncio
+import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -14,6 +15,9 @@ from typing import Annotated
 import typer
 
 from csms_cli import components
+
+# `csms up --demo` without a number: a small fleet a laptop runs easily.
+DEFAULT_DEMO_STATIONS = 10
 
 
 class BootPolicy(StrEnum):
@@ -46,7 +50,11 @@ def up(
         BootPolicy, typer.Option(help="How to answer the boot of a station nobody registered")
     ] = BootPolicy.ACCEPT,
     demo: Annotated[
-        int, typer.Option(help="Also run this many virtual stations against it (try 20)")
+        int,
+        typer.Option(
+            help=f"Also run virtual stations against it: --demo alone runs "
+            f"{DEFAULT_DEMO_STATIONS}, --demo N runs N"
+        ),
     ] = 0,
 ) -> None:
     """Run every component in one process: in-process bus and router, SQLite. For trying it out."""
@@ -192,5 +200,22 @@ def openapi(
         output.write_text(document, encoding="utf-8")
 
 
+def expand_bare_demo(args: list[str]) -> list[str]:
+    """``csms up --demo`` (last, or followed by an option) means ``--demo DEFAULT``.
+
+    typer's options take a value or none, never an optional one, so the bare flag is
+    completed here before parsing.
+    """
+    words = [word for word in args if not word.startswith("-")]
+    if not words or words[0] != "up":
+        return args
+    expanded = list(args)
+    for index, word in enumerate(args):
+        # A word that is not an option stays its value: `--demo ten` is refused as such.
+        if word == "--demo" and (index + 1 == len(args) or args[index + 1].startswith("-")):
+            expanded[index] = f"--demo={DEFAULT_DEMO_STATIONS}"
+    return expanded
+
+
 def main() -> None:
-    app()
+    app(args=expand_bare_demo(sys.argv[1:]))

@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import signal
+import socket
 from collections.abc import Generator
 from contextlib import contextmanager
 
@@ -24,17 +25,54 @@ def _on_signal(signum: int, stopping: asyncio.Event) -> None:
     stopping.set()
 
 
+async def all_set_unless(events: list[asyncio.Event], stopping: asyncio.Event) -> bool:
+    """Wait until every event is set (True), or until ``stopping`` is (False)."""
+
+    async def every() -> None:
+        for event in events:
+            await event.wait()
+
+    waiters = [
+        asyncio.create_task(every(), name="await start-up"),
+        asyncio.create_task(stopping.wait(), name="await stop"),
+    ]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
+    return all(event.is_set() for event in events)
+
+
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handling: our ``stopping`` event decides."""
+
+    def __init__(self, config: uvicorn.Config, listening: asyncio.Event | None) -> None:
+        super().__init__(config)
+        self._listening = listening
 
     @contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started and self._listening is not None:
+            self._listening.set()
 
-async def serve_api(app: FastAPI, host: str, port: int, stopping: asyncio.Event) -> None:
-    """Serve ``app`` until ``stopping`` is set."""
-    server = _Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False))
+
+async def serve_api(
+    app: FastAPI,
+    host: str,
+    port: int,
+    stopping: asyncio.Event,
+    *,
+    listening: asyncio.Event | None = None,
+) -> None:
+    """Serve ``app`` until ``stopping`` is set; ``listening`` is set once it accepts."""
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
+    server = _Server(config, listening)
     serving = asyncio.create_task(server.serve(), name=f"http {host}:{port}")
     stop_waiter = asyncio.create_task(stopping.wait(), name="await stop")
     await asyncio.wait({serving, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)

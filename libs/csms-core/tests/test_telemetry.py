@@ -1,12 +1,17 @@
 """Trace context carried between hops, and the JSON log line."""
 
+import io
 import json
 import logging
+import re
+import sys
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 
+from csms_core.settings import CommonSettings
 from csms_core.telemetry import (
+    HumanFormatter,
     JsonFormatter,
     MessageSampling,
     continued_span,
@@ -14,6 +19,7 @@ from csms_core.telemetry import (
     setup_tracing,
     trace_id_of,
     tracer,
+    use_json_lines,
 )
 
 
@@ -121,3 +127,63 @@ def test_a_share_of_station_messages_is_sampled() -> None:
 def test_a_sample_ratio_outside_0_to_1_is_refused(ratio: float) -> None:
     with pytest.raises(ValueError, match="between 0 and 1"):
         MessageSampling(ratio)
+
+
+class _Stream(io.StringIO):
+    def __init__(self, *, terminal: bool) -> None:
+        super().__init__()
+        self.terminal = terminal
+
+    def isatty(self) -> bool:
+        return self.terminal
+
+
+@pytest.mark.parametrize(
+    ("configured", "terminal", "as_json"),
+    [
+        (None, True, False),  # a person at a terminal: readable lines
+        (None, False, True),  # a container, a pipe, a log shipper: JSON
+        (True, True, True),  # CSMS_LOG_JSON=true wins
+        (False, False, False),  # CSMS_LOG_JSON=false wins
+    ],
+)
+def test_json_lines_unless_a_terminal_or_told_otherwise(
+    configured: bool | None, terminal: bool, as_json: bool
+) -> None:
+    assert use_json_lines(configured, _Stream(terminal=terminal)) is as_json
+
+
+@pytest.mark.parametrize(("value", "parsed"), [(None, None), ("true", True), ("false", False)])
+def test_csms_log_json_is_read_as_set_or_unset(
+    value: str | None, parsed: bool | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CSMS_LOG_JSON", raising=False)
+    if value is not None:
+        monkeypatch.setenv("CSMS_LOG_JSON", value)
+    assert CommonSettings().log_json is parsed
+
+
+def test_a_readable_line_has_time_level_logger_message_and_extra_fields() -> None:
+    record = log_record("station connected", station_id="CP-001", color_message="\x1b[36m")
+    line = HumanFormatter().format(record)
+    assert re.fullmatch(
+        r"\d\d:\d\d:\d\d INFO    csms\.gateway: station connected  station_id=CP-001", line
+    ), line
+
+
+def _fail() -> None:
+    raise RuntimeError("boom")
+
+
+def test_a_readable_line_keeps_the_traceback_below_it() -> None:
+    try:
+        _fail()
+    except RuntimeError:
+        record = logging.makeLogRecord(
+            {"name": "csms", "levelname": "ERROR", "msg": "failed", "exc_info": sys.exc_info()}
+        )
+    record.__dict__["station_id"] = "CP-9"
+    first, *rest = HumanFormatter().format(record).splitlines()
+    assert first.endswith("ERROR   csms: failed  station_id=CP-9")
+    assert rest[0] == "Traceback (most recent call last):"
+    assert rest[-1] == "RuntimeError: boom"

@@ -30,7 +30,8 @@ class CommonSettings(BaseSettings):
     kafka_topic_prefix: str = ""
     database_url: str = "sqlite+aiosqlite:///./csms.db"
     log_level: str = "INFO"
-    log_json: bool = True
+    # JSON lines (true) or readable lines (false); unset: JSON unless stderr is a terminal.
+    log_json: bool | None = None
     # OCPP-J calls a service sends wait this long for the station's answer.
     command_timeout_s: float = 30.0
     # Stations whose events a consumer handles at once (one station's always in order);

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from opentelemetry import context, propagate, trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -135,7 +135,12 @@ def trace_id_of(traceparent: str) -> str:
 class JsonFormatter(logging.Formatter):
     """One JSON object per line, with the current trace id and any ``extra`` fields."""
 
-    _standard = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+    # uvicorn repeats its message with terminal colours in ``color_message``: not a field.
+    _standard = frozenset(logging.makeLogRecord({}).__dict__) | {
+        "message",
+        "asctime",
+        "color_message",
+    }
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -153,13 +158,43 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def setup_logging(level: str = "INFO", *, json_lines: bool = True) -> None:
+class HumanFormatter(logging.Formatter):
+    """One readable line per record for a terminal: time, level, logger, message, then
+    any ``extra`` fields as ``key=value`` (the same fields the JSON lines carry)."""
+
+    _standard = JsonFormatter._standard
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        extras = [
+            f"{key}={value}" for key, value in record.__dict__.items() if key not in self._standard
+        ]
+        if not extras:
+            return line
+        first, newline, rest = line.partition("\n")  # a traceback stays below the line
+        return f"{first}  {' '.join(extras)}{newline}{rest}"
+
+
+def use_json_lines(json_lines: bool | None, stream: TextIO) -> bool:
+    """JSON lines unless told otherwise, or unless ``stream`` is a terminal (a person reads
+    it); containers and log shippers get JSON by default."""
+    if json_lines is not None:
+        return json_lines
+    return not (hasattr(stream, "isatty") and stream.isatty())
+
+
+def setup_logging(level: str = "INFO", *, json_lines: bool | None = None) -> bool:
+    """Log to stderr, as JSON lines or readable lines (``use_json_lines``); returns which."""
+    as_json = use_json_lines(json_lines, sys.stderr)
     handler = logging.StreamHandler(sys.stderr)
-    if json_lines:
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(JsonFormatter() if as_json else HumanFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))
+    # A line per client request or metadata refresh drowns what matters.
+    for chatty in ("aiokafka", "httpx"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
+    return as_json

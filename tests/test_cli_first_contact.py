@@ -130,9 +130,10 @@ def data_dir(tmp_path: Path) -> Path:
     return (tmp_path / "data").resolve()
 
 
-async def test_in_a_pipe_every_line_is_json_and_the_banner_a_record(data_dir: Path) -> None:
-    """A container's stderr is no terminal: JSON lines, the banner as one record."""
-    api_port = free_port()
+async def in_a_pipe(
+    data_dir: Path, api_port: int, **env: str
+) -> tuple[asyncio.subprocess.Process, asyncio.StreamReader]:
+    """``csms up`` with its stderr in a pipe, as in a container: the process, its stderr."""
     process = await asyncio.create_subprocess_exec(
         str(CSMS),
         "up",
@@ -140,16 +141,23 @@ async def test_in_a_pipe_every_line_is_json_and_the_banner_a_record(data_dir: Pa
         f"--api-port={api_port}",
         f"--data-dir={data_dir}",
         stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
-        env=_environment(),
+        env={**_environment(), **env},
     )
     assert process.stderr is not None
+    return process, process.stderr
+
+
+async def test_in_a_pipe_every_line_is_json_and_the_banner_a_record(data_dir: Path) -> None:
+    """A container's stderr is no terminal: JSON lines, the banner as one record."""
+    api_port = free_port()
+    process, stderr = await in_a_pipe(data_dir, api_port)
     records: list[dict[str, object]] = []
     try:
         async with asyncio.timeout(60):
             while not records or records[-1]["message"] != "csms is up":
-                line = await process.stderr.readline()
+                line = await stderr.readline()
                 assert line, f"exited before it was up: {records}"
                 records.append(json.loads(line))
     finally:
@@ -160,29 +168,18 @@ async def test_in_a_pipe_every_line_is_json_and_the_banner_a_record(data_dir: Pa
     assert up["data"] == f"{data_dir} (SQLite csms.db)"
     assert up["demo_stations"] == 0
     assert "REST is open" in str(up["auth"])
-    remaining = (await process.stderr.read()).decode().splitlines()
+    remaining = (await stderr.read()).decode().splitlines()
     assert remaining and all(json.loads(line)["level"] for line in remaining)  # shutdown too
     assert process.returncode == 0
 
 
-async def test_csms_log_json_false_gives_readable_lines_in_a_pipe(tmp_path: Path) -> None:
-    process = await asyncio.create_subprocess_exec(
-        str(CSMS),
-        "up",
-        f"--ocpp-port={free_port()}",
-        f"--api-port={free_port()}",
-        f"--data-dir={tmp_path}",
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        env={**_environment(), "CSMS_LOG_JSON": "false"},
-    )
-    assert process.stderr is not None
+async def test_csms_log_json_false_gives_readable_lines_in_a_pipe(data_dir: Path) -> None:
+    process, stderr = await in_a_pipe(data_dir, free_port(), CSMS_LOG_JSON="false")
     printed = ""
     try:
         async with asyncio.timeout(60):
             while BANNER_END not in printed:
-                line = (await process.stderr.readline()).decode()
+                line = (await stderr.readline()).decode()
                 assert line, f"exited before it was up: {printed}"
                 printed += line
     finally:

@@ -47,7 +47,11 @@ class KafkaBus:
             client_id=client_id,
             acks="all",
             enable_idempotence=True,
-            linger_ms=2,
+            # No linger: a produce request is in flight to each broker at a time, and the
+            # records that arrive meanwhile form the next batch anyway. Measured with 100
+            # records in flight (1.1 KB each, 12 partitions): linger 2 ms 18.7 µs CPU per
+            # record and p50 3.9 ms to the acknowledgement; linger 0 15.7 µs and 2.0 ms.
+            linger_ms=0,
             request_timeout_ms=request_timeout_ms,
             retry_backoff_ms=200,
         )

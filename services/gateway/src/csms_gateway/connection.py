@@ -74,39 +74,50 @@ class StationConnection:
         self._reporter = reporter
         self._metrics = metrics
         self._calls = InboundCalls(info, publisher, settings.decision_timeout_s, sampling)
-        self._inbound: asyncio.Queue[tuple[Call | Send, str]] = asyncio.Queue()
-        self._commands: asyncio.Queue[StationCommand | None] = asyncio.Queue()
+        # Idle connections are most of a gateway's: their workers run only while there is
+        # work (a task and an asyncio.Queue cost kilobytes each), one at a time per list.
+        self._inbound: list[tuple[Call | Send, str]] = []
+        self._commands: list[StationCommand] = []
+        self._tasks: asyncio.TaskGroup | None = None
+        self._answering: asyncio.Task[None] | None = None
+        self._commanding: asyncio.Task[None] | None = None
+        self._closing: tuple[int, str] | None = None
+        self._closer: asyncio.Task[None] | None = None
         self._outstanding: tuple[str, asyncio.Future[StationAnswer | None]] | None = None
-        self._close_requested: asyncio.Future[tuple[int, str]] = (
-            asyncio.get_running_loop().create_future()
-        )
         self._gone = False
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def serve(self) -> None:
         """Read until the WebSocket closes, then fail whatever can no longer be delivered."""
-        async with asyncio.TaskGroup() as tasks:
-            command_worker = tasks.create_task(self._run_commands())
-            helpers = [
-                tasks.create_task(self._answer_calls()),
-                tasks.create_task(self._close_when_requested()),
-            ]
-            try:
-                await self._read()
-            finally:
-                self._stop_commands()
-                for helper in helpers:
-                    helper.cancel()
-            await command_worker
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                self._tasks = tasks
+                if self._closing is not None:
+                    self._start_closing(*self._closing)
+                try:
+                    await self._read()
+                finally:
+                    self._stop_commands()
+                    for worker in (self._answering, self._closer):
+                        if worker is not None:
+                            worker.cancel()
+        finally:
+            self._tasks = None
 
     def request_close(self, code: int, reason: str) -> None:
         """Ask the connection to close (superseded, or the gateway shuts down)."""
-        if not self._close_requested.done():
-            self._close_requested.set_result((code, reason))
+        if self._closing is not None:
+            return
+        self._closing = (code, reason)
+        if self._tasks is not None:
+            self._start_closing(code, reason)
 
-    async def _close_when_requested(self) -> None:
-        code, reason = await self._close_requested
+    def _start_closing(self, code: int, reason: str) -> None:
+        assert self._tasks is not None  # noqa: S101 - only called while serving
+        self._closer = self._tasks.create_task(self._close(code, reason))
+
+    async def _close(self, code: int, reason: str) -> None:
         logger.info("closing connection: %s %s", code, reason, extra=self.info.log)
         await self.websocket.close(code, reason)
 
@@ -150,7 +161,9 @@ class StationConnection:
         if isinstance(frame, FrameError):
             await self._on_bad_frame(frame)
         elif isinstance(frame, Call | Send):
-            self._inbound.put_nowait((frame, now_iso()))
+            self._inbound.append((frame, now_iso()))
+            if self._answering is None and self._tasks is not None:
+                self._answering = self._tasks.create_task(self._answer_calls())
         elif isinstance(frame, CallResultError):
             logger.warning(
                 "station could not process our answer to %s: %s %s",
@@ -181,19 +194,26 @@ class StationConnection:
     # -- inbound calls ------------------------------------------------------------------------
 
     async def _answer_calls(self) -> None:
-        while True:
-            call, received_at = await self._inbound.get()
-            try:
-                answer = await self._calls.answer(call, received_at)
-            except Exception:
-                logger.exception("handling %s failed", call.action, extra=self.info.log)
-                answer = CallError(
-                    call.message_id,
-                    ErrorCode.INTERNAL_ERROR.value,
-                    "the CSMS failed to process this message",
-                )
-            if answer is not None:
-                await self.send(answer)
+        """Answer the queued CALLs in order; the worker ends when none is left."""
+        try:
+            while self._inbound:
+                call, received_at = self._inbound.pop(0)
+                await self._answer(call, received_at)
+        finally:
+            self._answering = None
+
+    async def _answer(self, call: Call | Send, received_at: str) -> None:
+        try:
+            answer = await self._calls.answer(call, received_at)
+        except Exception:
+            logger.exception("handling %s failed", call.action, extra=self.info.log)
+            answer = CallError(
+                call.message_id,
+                ErrorCode.INTERNAL_ERROR.value,
+                "the CSMS failed to process this message",
+            )
+        if answer is not None:
+            await self.send(answer)
 
     def deliver_answer(self, answer: CallAnswer) -> bool:
         """A service's answer to one of this connection's CALLs."""
@@ -203,33 +223,35 @@ class StationConnection:
 
     def submit(self, command: StationCommand) -> bool:
         """Queue a command; False once the connection is gone (the caller answers OFFLINE)."""
-        if self._gone:
+        if self._gone or self._tasks is None:
             return False
-        self._commands.put_nowait(command)
+        self._commands.append(command)
+        if self._commanding is None:
+            self._commanding = self._tasks.create_task(self._run_commands())
         return True
 
     def _stop_commands(self) -> None:
         self._gone = True
-        self._commands.put_nowait(None)
         if self._outstanding is not None and not self._outstanding[1].done():
             self._outstanding[1].set_result(None)
 
     async def _run_commands(self) -> None:
-        while (command := await self._commands.get()) is not None:
-            started = time.monotonic()
-            try:
-                outcome = await self._execute(command, started)
-            except Exception:
-                logger.exception("command %s failed", command.action, extra=self.info.log)
-                outcome = commands.result(
-                    command, CommandOutcome.TIMEOUT, started, error_description="gateway error"
-                )
-            await self._reporter.report(command, outcome, self.info)
-        # Commands still queued when the connection closed.
-        while not self._commands.empty():
-            command = self._commands.get_nowait()
-            if command is not None:
-                await self._reporter.report(command, self._offline(command), self.info)
+        """Send the queued commands one at a time; once the connection is gone, each is
+        reported offline. The worker ends when none is left."""
+        try:
+            while self._commands:
+                command = self._commands.pop(0)
+                started = time.monotonic()
+                try:
+                    outcome = await self._execute(command, started)
+                except Exception:
+                    logger.exception("command %s failed", command.action, extra=self.info.log)
+                    outcome = commands.result(
+                        command, CommandOutcome.TIMEOUT, started, error_description="gateway error"
+                    )
+                await self._reporter.report(command, outcome, self.info)
+        finally:
+            self._commanding = None
 
     async def _execute(self, command: StationCommand, started: float) -> CommandResult:
         if self._gone:

@@ -7,9 +7,10 @@ from uuid import uuid4
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import InvalidReplicationFactorError
+from aiokafka.partitioner import DefaultPartitioner
 
 from csms_core.bus.base import Delivery
-from csms_core.bus.kafka import KafkaBus, KafkaConsumer
+from csms_core.bus.kafka import KafkaBus, KafkaConsumer, StationPartitioner
 from csms_core.envelope import Envelope
 from csms_core.telemetry import setup_tracing, tracer
 from tests.cluster import Infra
@@ -129,3 +130,13 @@ async def test_ensure_topics_raises_when_the_broker_refuses(infra: Infra, bus: K
     async with KafkaBus(infra.kafka_bootstrap, replication_factor=3) as too_many_replicas:
         with pytest.raises(InvalidReplicationFactorError, match=r"cannot create topic test\.bus-"):
             await too_many_replicas.ensure_topics([unique("test.bus")])
+
+
+def test_the_station_partitioner_places_keys_as_the_default_one() -> None:
+    default, cached = DefaultPartitioner(), StationPartitioner(capacity=50)
+    partitions = list(range(12))
+    for number in range(200):
+        key = f"CP-{number % 120}".encode()
+        assert cached(key, partitions, partitions) == default(key, partitions, partitions)
+        assert cached(key, partitions[:5], partitions) == default(key, partitions[:5], partitions)
+    assert cached(None, partitions, [3]) == 3

@@ -1,12 +1,15 @@
 """The event envelope: CloudEvents attributes plus the station, exactly as it goes on a topic."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
 
 import orjson
 import pytest
 from pydantic import ValidationError
 
 from csms_core.envelope import Envelope
+from csms_core.settings import Environment
 
 BOOT_RECEIVED = Envelope(
     id="0f3c",
@@ -68,3 +71,29 @@ def test_anything_else_is_refused_as_a_value_error(raw: bytes) -> None:
     # The Kafka consumer skips a record on ValueError: it must not be any other exception.
     with pytest.raises(ValueError, match="validation error"):
         Envelope.from_bytes(raw)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {},
+        {"payload": {"meterValue": [{"timestamp": "2026-11-25T10:00:00Z", "value": 1234.5}]}},
+        {"text": "Ladesäule € 😀", "nested": [1, 2.0, None, True, {"a": []}]},
+        {"when": datetime(2026, 11, 25, 10, 0, tzinfo=UTC), "price": Decimal("0.35")},
+        {"when": datetime(2026, 11, 25, 10, 0, 0, 1, tzinfo=timezone(timedelta(hours=2)))},
+        {"big": 10**18, "negative": -1, "float": 1e-7, "kind": Environment.PRODUCTION},
+    ],
+)
+@pytest.mark.parametrize("microsecond", [0, 123456])
+def test_the_record_bytes_are_pydantics_json(data: dict[str, Any], microsecond: int) -> None:
+    envelope = Envelope(
+        type="ocpp.call",
+        source="csms/gateway/gw-1",
+        station_id="CP-1",
+        time=datetime(2026, 11, 25, 10, 0, 0, microsecond, tzinfo=UTC),
+        data=data,
+    )
+    assert envelope.to_bytes() == envelope.model_dump_json().encode()
+    assert Envelope.from_bytes(envelope.to_bytes()) == Envelope.model_validate_json(
+        envelope.model_dump_json()
+    )

@@ -1,7 +1,7 @@
 """What every benchmark shares: infra, real ``csms`` processes, client processes, figures.
 
 Isolation from the test suites that run on the same brokers at the same time:
-- PostgreSQL: a database of its own (``csms_bench``), emptied at the start of a run;
+- PostgreSQL: a database of its own per run (``csms_bench_<hex>``), dropped at its end;
 - Redis: a database number of its own (``/9``), flushed at the start of a run;
 - Kafka: full-size runs write hundreds of thousands of records. Topic names are a
   fixed contract, and every new consumer group of a test suite starts at the
@@ -43,7 +43,7 @@ DEFAULT_RESULTS = REPO / "bench" / "RESULTS.md"
 SHARED_KAFKA = "127.0.0.1:19092"
 BENCH_KAFKA_PORT, BENCH_KAFKA_CONTROLLER_PORT = 29092, 29093
 BENCH_KAFKA_STATE = "/tmp/csms-bench-infra"  # noqa: S108 - a fixed place for a local broker
-BENCH_DATABASE = "csms_bench"
+BENCH_DATABASE = "csms_bench"  # each run: csms_bench_<8 hex>, dropped at its end
 BENCH_REDIS_DB = 9
 
 
@@ -208,41 +208,46 @@ def start_bench_kafka() -> str:
     return f"127.0.0.1:{BENCH_KAFKA_PORT}"
 
 
-async def _reset_database(shared_url: str) -> str:
-    """Create (once) and empty the benchmarks' own database; its URL."""
+async def _admin(shared_url: str, statement: str) -> None:
     from sqlalchemy import text
     from sqlalchemy.engine import make_url
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    url = make_url(shared_url)
-    admin = create_async_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    async with admin.connect() as connection:
-        exists = await connection.scalar(
-            text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": BENCH_DATABASE}
-        )
-        if not exists:
-            await connection.execute(text(f'CREATE DATABASE "{BENCH_DATABASE}"'))
-    await admin.dispose()
-    bench_url = url.set(database=BENCH_DATABASE)
-    engine = create_async_engine(bench_url)
-    async with engine.begin() as connection:
-        for schema in ("sessions", "identity"):
-            await connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        await connection.execute(text("DROP TABLE IF EXISTS public.alembic_version"))
-    await engine.dispose()
-    return bench_url.render_as_string(hide_password=False)
+    url = make_url(shared_url).set(database="postgres")
+    admin = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as connection:
+            await connection.execute(text(statement))
+    finally:
+        await admin.dispose()
+
+
+def _new_database(shared_url: str) -> str:
+    """A database of this run's own (two runs side by side must not empty each other's)."""
+    from sqlalchemy.engine import make_url
+
+    name = f"{BENCH_DATABASE}_{uuid.uuid4().hex[:8]}"
+    asyncio.run(_admin(shared_url, f'CREATE DATABASE "{name}"'))
+    return make_url(shared_url).set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_database(database_url: str) -> None:
+    from sqlalchemy.engine import make_url
+
+    name = make_url(database_url).database
+    with contextlib.suppress(Exception):
+        asyncio.run(_admin(database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def bench_infra(args: argparse.Namespace) -> Infra:
-    """Infra for one run: own database and Redis db, emptied; Kafka as chosen."""
+    """Infra for one run: a new database, the benchmarks' Redis db emptied; Kafka as chosen."""
     from redis import Redis
 
     shared = shared_infra()
     kafka = args.kafka or (shared.kafka_bootstrap if args.smoke else start_bench_kafka())
     redis_url = shared.redis_url.rsplit("/", 1)[0] + f"/{BENCH_REDIS_DB}"
     Redis.from_url(redis_url).flushdb()
-    database_url = asyncio.run(_reset_database(shared.database_url))
-    return Infra(kafka, redis_url, database_url)
+    return Infra(kafka, redis_url, _new_database(shared.database_url))
 
 
 async def start_group_at_end(bootstrap: str, group: str, topics: Sequence[str]) -> None:
@@ -414,6 +419,7 @@ def running_csms(args: argparse.Namespace) -> Iterator[Csms]:
         yield csms
     finally:
         csms.stop()
+        _drop_database(infra.database_url)
 
 
 def metric_value(port: int, name: str) -> float:

@@ -1,0 +1,81 @@
+"""Billing's own view of a session: ``billing.session`` and ``billing.session_sample``.
+
+Built from the sessions service's domain events (never its tables): who charged
+where, when it started and ended, the tariff version pinned at its start, and
+the samples the cost engine prices from (register readings, power, current,
+charging state), de-duplicated by what they are, not by the message they came in.
+"""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Index
+from sqlmodel import Field, SQLModel
+
+from csms_billing.db import SCHEMA
+from csms_core.db import UtcDateTime, utc_now
+
+
+class SessionState(StrEnum):
+    ACTIVE = "active"
+    ENDED = "ended"
+
+
+class BilledSession(SQLModel, table=True):
+    __tablename__ = "session"
+    __table_args__ = (
+        Index("ix_billing_session_station", "station_id", "started_at"),
+        {"schema": SCHEMA},
+    )
+
+    session_id: str = Field(primary_key=True, max_length=36)
+    station_id: str = Field(max_length=48)
+    evse_id: int | None = None
+    connector_id: int | None = None
+    transaction_id: str = Field(max_length=36)
+    ocpp_version: str | None = Field(default=None, max_length=8)
+    id_token: str | None = Field(default=None, max_length=255)
+    token_type: str | None = Field(default=None, max_length=20)
+    group_id: str | None = Field(default=None, max_length=255)
+    site_id: str | None = Field(default=None, max_length=64)
+    state: str = Field(default=SessionState.ACTIVE, max_length=8)
+    started_at: datetime = Field(sa_type=UtcDateTime)
+    ended_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    meter_start_wh: float | None = None
+    meter_stop_wh: float | None = None
+    stop_reason: str | None = Field(default=None, max_length=30)
+    reserved_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    # The tariff version in force at the start (None: no tariff applies: no cost known).
+    tariff_id: str | None = Field(default=None, max_length=36)
+    tariff_version: int | None = None
+    # The CDR that currently stands for the session (a correction replaces it).
+    cdr_id: str | None = Field(default=None, max_length=39)
+    # 2.1 payments: the settlement and the cost limit of a prepaid token, if any.
+    settlement: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    max_cost: float | None = None
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UtcDateTime)
+    updated_at: datetime = Field(default_factory=utc_now, sa_type=UtcDateTime)
+
+
+class SampleKind(StrEnum):
+    REGISTER = "register"  # Energy.Active.Import.Register, Wh
+    POWER = "power"  # Power.Active.Import, W
+    CURRENT = "current"  # Current.Import, A, per phase (summed when priced)
+    CHARGING = "charging"  # 1: charging, 0: not (2.x chargingState)
+
+
+class SessionSample(SQLModel, table=True):
+    __tablename__ = "session_sample"
+    __table_args__ = {"schema": SCHEMA}
+
+    session_id: str = Field(primary_key=True, max_length=36)
+    at: datetime = Field(primary_key=True, sa_type=UtcDateTime)
+    kind: str = Field(primary_key=True, max_length=10)
+    phase: str = Field(default="", primary_key=True, max_length=8)
+    value: float
+    # Arrived after the session ended (late data): priced only by a corrected CDR.
+    late: bool = False
+    # The station's signature over the reading (OCMF and the like), carried into the CDR.
+    signed: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    context: str | None = Field(default=None, max_length=24)

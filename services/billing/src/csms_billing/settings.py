@@ -1,0 +1,43 @@
+"""Settings of the billing service (env prefix ``CSMS_``, billing's own under ``CSMS_BILLING_``)."""
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from csms_core.settings import CommonSettings
+
+
+class BillingSettings(CommonSettings):
+    """What the billing service reads on top of the common settings."""
+
+    model_config = SettingsConfigDict(env_prefix="CSMS_", extra="ignore", populate_by_name=True)
+
+    api_host: str = "127.0.0.1"
+    # Prefixed, so that one environment can serve sessions, smart charging and billing.
+    api_port: int = Field(default=8002, ge=1, le=65535, validation_alias="CSMS_BILLING_API_PORT")
+    consumer_group: str = Field(
+        default="csms-billing", validation_alias="CSMS_BILLING_CONSUMER_GROUP"
+    )
+    # The CPO this CSMS is, in OCPI terms: every tariff and CDR carries it.
+    country_code: str = Field(
+        default="NL", min_length=2, max_length=2, validation_alias="CSMS_BILLING_COUNTRY_CODE"
+    )
+    party_id: str = Field(
+        default="CSM", min_length=3, max_length=3, validation_alias="CSMS_BILLING_PARTY_ID"
+    )
+    # Where a tariff names no time zone, its times of day and dates are read in this one.
+    time_zone: str = Field(default="UTC", validation_alias="CSMS_BILLING_TIME_ZONE")
+    # OCPP 2.0.1 I02 / TC_I_01: how often a charging driver is sent the running cost.
+    cost_update_interval_s: float = Field(
+        default=60.0, gt=0, validation_alias="CSMS_BILLING_COST_UPDATE_INTERVAL_S"
+    )
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value

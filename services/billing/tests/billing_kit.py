@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from csms_billing.money import round_amount
-from csms_billing.pricing.engine import Cost
+from csms_billing.pricing.cost import Cost
 from csms_billing.pricing.usage import ChargingState, Gauge, RegisterReading, Usage
 from csms_billing.tariffs.ocpi import Tariff
 

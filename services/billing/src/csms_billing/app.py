@@ -10,6 +10,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from csms_api.problems import Problem, ProblemRoute, install_problem_handlers
 from csms_billing.api.deps import bind_service
+from csms_billing.cdrs.api import router as cdrs_router
+from csms_billing.costs.api import router as costs_router
 from csms_billing.service import BillingService
 from csms_billing.tariffs.api import router as tariffs_router
 
@@ -19,7 +21,7 @@ API_PREFIX = "/api/v1"
 def create_router(service: BillingService) -> APIRouter:
     """The service's REST routes (mount under ``/api/v1``)."""
     router = APIRouter(dependencies=[bind_service(service)], route_class=ProblemRoute)
-    for routes in (tariffs_router,):
+    for routes in (tariffs_router, cdrs_router, costs_router):
         router.include_router(routes)
     return router
 

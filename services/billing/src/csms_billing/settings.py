@@ -26,6 +26,10 @@ class BillingSettings(CommonSettings):
     party_id: str = Field(
         default="CSM", min_length=3, max_length=3, validation_alias="CSMS_BILLING_PARTY_ID"
     )
+    # The currency a session no tariff applies to is shown in (at no known cost).
+    currency: str = Field(
+        default="EUR", min_length=3, max_length=3, validation_alias="CSMS_BILLING_CURRENCY"
+    )
     # Where a tariff names no time zone, its times of day and dates are read in this one.
     time_zone: str = Field(default="UTC", validation_alias="CSMS_BILLING_TIME_ZONE")
     # OCPP 2.0.1 I02 / TC_I_01: how often a charging driver is sent the running cost.

@@ -22,14 +22,14 @@ that once, on the way out).
 """
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from decimal import ROUND_CEILING, Decimal, localcontext
-from enum import StrEnum
+from decimal import Decimal, localcontext
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
-from csms_billing.ocpi import Price
+from csms_billing.pricing.bill import bill
+from csms_billing.pricing.cost import ComponentRef, Cost, Period, Phase
 from csms_billing.pricing.restrictions import (
     Moment,
     calendar_cuts,
@@ -37,7 +37,7 @@ from csms_billing.pricing.restrictions import (
     energy_cuts,
     matches,
 )
-from csms_billing.pricing.taxes import TaxRate, component_taxes, tax_factor
+from csms_billing.pricing.taxes import TaxRate
 from csms_billing.pricing.usage import (
     SECOND_QUANTUM,
     ZERO,
@@ -49,7 +49,6 @@ from csms_billing.pricing.usage import (
     timeline,
 )
 from csms_billing.tariffs.ocpi import (
-    PriceComponent,
     ReservationRestrictionType,
     Tariff,
     TariffDimensionType,
@@ -59,123 +58,6 @@ Dimension = TariffDimensionType
 PRECISION = 40
 _HOUR = Decimal(3600)
 _KILO = Decimal(1000)
-
-
-class Phase(StrEnum):
-    RESERVATION = "reservation"
-    CHARGING = "charging"
-    PARKING = "parking"
-
-
-class CostType(StrEnum):
-    """OCPP 2.1 TariffCostEnumType: what bounded the total."""
-
-    NORMAL = "NormalCost"
-    MIN = "MinCost"
-    MAX = "MaxCost"
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class ComponentRef:
-    """A price component by position: ``tariff.elements[element].price_components[component]``."""
-
-    element: int
-    component: int
-
-    def of(self, tariff: Tariff) -> PriceComponent:
-        return tariff.elements[self.element].price_components[self.component]
-
-
-@dataclass(frozen=True, slots=True)
-class Amount:
-    excl: Decimal = ZERO
-    incl: Decimal = ZERO
-
-    def __add__(self, other: "Amount") -> "Amount":
-        return Amount(self.excl + other.excl, self.incl + other.incl)
-
-
-@dataclass(frozen=True, slots=True)
-class Line:
-    """One component billed in one period; ``quantity`` in Wh, seconds or 1 (FLAT).
-
-    ``hourly`` is the amount times 3600: exact (a price times seconds needs no division),
-    so sums of lines are exact and divided once (see ``per_hour``).
-    """
-
-    dimension: Dimension
-    ref: ComponentRef
-    quantity: Decimal
-    hourly: Amount = Amount()
-    taxed: bool = False  # a VAT or another tax applies to this line
-
-    @property
-    def amount(self) -> Amount:
-        return per_hour(self.hourly)
-
-    @property
-    def volume(self) -> Decimal:
-        """In OCPI units: kWh, hours, or 1."""
-        return self.quantity * self.scale / _HOUR
-
-    @property
-    def scale(self) -> Decimal:
-        """Units of ``quantity`` per OCPI unit, times 3600: exact for every dimension."""
-        if self.dimension is Dimension.ENERGY:
-            return _HOUR / _KILO
-        return _HOUR if self.dimension is Dimension.FLAT else Decimal(1)
-
-
-def per_hour(hourly: Amount) -> Amount:
-    return Amount(hourly.excl / _HOUR, hourly.incl / _HOUR)
-
-
-@dataclass(frozen=True)
-class Period:
-    """Consecutive intervals of one phase under the same price components (a CDR ChargingPeriod)."""
-
-    start: datetime
-    phase: Phase
-    seconds: Decimal
-    energy_wh: Decimal
-    components: tuple[tuple[Dimension, ComponentRef], ...]
-    powers_w: tuple[Decimal, ...] = ()
-    currents_a: tuple[Decimal, ...] = ()
-    lines: tuple[Line, ...] = ()
-
-    @property
-    def amount(self) -> Amount:
-        return per_hour(sum((line.hourly for line in self.lines), Amount()))
-
-
-@dataclass(frozen=True)
-class Cost:
-    """The priced session: every period with its lines, the sub-totals and the total."""
-
-    currency: str
-    periods: tuple[Period, ...]
-    fixed: Amount
-    energy: Amount
-    time: Amount
-    parking: Amount
-    reservation: Amount
-    total: Amount
-    type_of_cost: CostType
-    # Whether any VAT or tax applies: without one there is no "including VAT" figure.
-    taxed: bool
-    energy_wh: Decimal
-    time_s: Decimal
-    parking_s: Decimal
-    reservation_s: Decimal
-
-    @property
-    def charging_s(self) -> Decimal:
-        return self.time_s - self.parking_s
-
-    @property
-    def wire_total(self) -> Decimal:
-        """What OCPP's ``totalCost`` carries: including taxes where taxes apply."""
-        return self.total.incl if self.taxed else self.total.excl
 
 
 def price(tariff: Tariff, usage: Usage, zone: ZoneInfo, taxes: Sequence[TaxRate] = ()) -> Cost:
@@ -189,7 +71,7 @@ def price(tariff: Tariff, usage: Usage, zone: ZoneInfo, taxes: Sequence[TaxRate]
                 tariff, zone, usage.reserved_at, usage.started_at, kinds
             )
         periods += _session_periods(tariff, zone, usage)
-        return _cost(tariff, periods, taxes, usage)
+        return bill(tariff, periods, taxes, usage)
 
 
 def price_expired_reservation(
@@ -209,7 +91,7 @@ def price_expired_reservation(
         )
         periods = _reservation_periods(tariff, zone, reserved_at, expired_at, kinds)
         usage = Usage(started_at=expired_at, ended_at=expired_at, reserved_at=reserved_at)
-        return _cost(tariff, periods, taxes, usage)
+        return bill(tariff, periods, taxes, usage)
 
 
 # --- intervals -------------------------------------------------------------------------
@@ -223,6 +105,8 @@ class _Interval:
     wh_to: Decimal
     phase: Phase
     moment: Moment
+    # What was measured at the start (the moment's power may be the interval's average).
+    measured_power_w: Decimal | None = None
 
 
 def _session_periods(tariff: Tariff, zone: ZoneInfo, usage: Usage) -> list[Period]:
@@ -271,7 +155,7 @@ def _session_interval(
     if charging is None:
         charging = wh_to > wh_from  # no charging state reported: the register tells
     power = line.power_w(start)
-    if power is None and end > start:
+    if power is None and end > start:  # nothing measured: the average over the interval
         power = (wh_to - wh_from) * _HOUR / (end - start)
     moment = Moment(
         local=_at(started_at, start).astimezone(zone),
@@ -280,9 +164,8 @@ def _session_interval(
         power_w=power,
         current_a=line.current_a(start),
     )
-    return _Interval(
-        start, end, wh_from, wh_to, Phase.CHARGING if charging else Phase.PARKING, moment
-    )
+    phase = Phase.CHARGING if charging else Phase.PARKING
+    return _Interval(start, end, wh_from, wh_to, phase, moment, line.power_w(start))
 
 
 def _reservation_periods(
@@ -375,164 +258,5 @@ def _periods(
 
 
 def _gauges(interval: _Interval) -> tuple[tuple[Decimal, ...], tuple[Decimal, ...]]:
-    moment = interval.moment
-    return (
-        () if moment.power_w is None else (moment.power_w,),
-        () if moment.current_a is None else (moment.current_a,),
-    )
-
-
-# --- billing ---------------------------------------------------------------------------
-
-
-@dataclass
-class _Bill:
-    """Lines by period while step sizes are applied."""
-
-    lines: list[list[Line]] = field(default_factory=list)
-
-    def all(self) -> Iterable[tuple[int, Line]]:
-        for index, lines in enumerate(self.lines):
-            for line in lines:
-                yield index, line
-
-
-def _lines(periods: Sequence[Period]) -> _Bill:
-    bill = _Bill()
-    flat_billed: set[bool] = set()  # per reservation / session: FLAT once each
-    for period in periods:
-        lines: list[Line] = []
-        for dimension, ref in period.components:
-            quantity = _quantity(period, dimension)
-            reserved = period.phase is Phase.RESERVATION
-            if dimension is Dimension.FLAT:
-                if reserved in flat_billed:
-                    continue
-                flat_billed.add(reserved)
-            if quantity > 0:
-                lines.append(Line(dimension, ref, quantity))
-        bill.lines.append(lines)
-    return bill
-
-
-def _quantity(period: Period, dimension: Dimension) -> Decimal:
-    if dimension is Dimension.FLAT:
-        return Decimal(1)
-    if dimension is Dimension.ENERGY:
-        return period.energy_wh
-    return period.seconds
-
-
-def _step_group(period: Period, line: Line) -> str | None:
-    if line.dimension is Dimension.FLAT:
-        return None
-    if period.phase is Phase.RESERVATION:
-        return "reservation"
-    return "energy" if line.dimension is Dimension.ENERGY else "time"
-
-
-def _apply_step_sizes(tariff: Tariff, periods: Sequence[Period], bill: _Bill) -> None:
-    """Round each step group's total up at its last priced line (mod_cdrs step_size)."""
-    last: dict[str, tuple[int, int]] = {}
-    for index, lines in enumerate(bill.lines):
-        for position, line in enumerate(lines):
-            if (group := _step_group(periods[index], line)) is not None:
-                last[group] = (index, position)
-    for group, (index, position) in last.items():
-        line = bill.lines[index][position]
-        total = sum(
-            (
-                other.quantity
-                for at, other in bill.all()
-                if other.dimension is line.dimension and _step_group(periods[at], other) == group
-            ),
-            ZERO,
-        )
-        step = Decimal(line.ref.of(tariff).step_size)
-        rounded = (total / step).to_integral_value(rounding=ROUND_CEILING) * step
-        bill.lines[index][position] = replace(line, quantity=line.quantity + rounded - total)
-
-
-def _priced(tariff: Tariff, line: Line, taxes: Sequence[TaxRate]) -> Line:
-    component = line.ref.of(tariff)
-    excl = component.price * line.quantity * line.scale
-    applying = component_taxes(component.vat, line.dimension, taxes)
-    return replace(line, hourly=Amount(excl, excl * tax_factor(applying)), taxed=bool(applying))
-
-
-def _cost(tariff: Tariff, periods: list[Period], taxes: Sequence[TaxRate], usage: Usage) -> Cost:
-    bill = _lines(periods)
-    _apply_step_sizes(tariff, periods, bill)
-    priced = [
-        replace(period, lines=tuple(_priced(tariff, line, taxes) for line in lines))
-        for period, lines in zip(periods, bill.lines, strict=True)
-    ]
-    hourly = _subtotals(priced)
-    sub = {name: per_hour(amount) for name, amount in hourly.items()}
-    total, type_of_cost = _bounded(tariff, per_hour(sum(hourly.values(), Amount())))
-    return Cost(
-        currency=tariff.currency,
-        periods=tuple(priced),
-        fixed=sub["fixed"],
-        energy=sub["energy"],
-        time=sub["time"],
-        parking=sub["parking"],
-        reservation=sub["reservation"],
-        total=total,
-        type_of_cost=type_of_cost,
-        taxed=any(line.taxed for period in priced for line in period.lines),
-        energy_wh=sum((p.energy_wh for p in priced if p.phase is not Phase.RESERVATION), ZERO),
-        time_s=seconds_between(usage.started_at, usage.ended_at),
-        parking_s=sum((p.seconds for p in priced if p.phase is Phase.PARKING), ZERO),
-        reservation_s=sum((p.seconds for p in priced if p.phase is Phase.RESERVATION), ZERO),
-    )
-
-
-def _subtotals(periods: Sequence[Period]) -> dict[str, Amount]:
-    """Per category, the exact sum of the lines' ``hourly`` amounts."""
-    sub = dict.fromkeys(("fixed", "energy", "time", "parking", "reservation"), Amount())
-    for period in periods:
-        for line in period.lines:
-            sub[_category(period, line)] += line.hourly
-    return sub
-
-
-def _category(period: Period, line: Line) -> str:
-    if period.phase is Phase.RESERVATION:
-        return "reservation"
-    return {
-        Dimension.FLAT: "fixed",
-        Dimension.ENERGY: "energy",
-        Dimension.TIME: "time",
-        Dimension.PARKING_TIME: "parking",
-    }[line.dimension]
-
-
-def _bounded(tariff: Tariff, raw: Amount) -> tuple[Amount, CostType]:
-    """``raw`` within min_price and max_price, excl. and incl. VAT each on its own
-    (mod_tariffs notes on min_price / max_price). A bound without an incl. VAT figure
-    bounds both (validation refuses that where a tax applies)."""
-    low, high = tariff.min_price, tariff.max_price
-    excl = _clamp(
-        raw.excl,
-        None if low is None else low.excl_vat,
-        None if high is None else high.excl_vat,
-    )
-    incl = _clamp(
-        raw.incl, None if low is None else _incl(low), None if high is None else _incl(high)
-    )
-    if excl > raw.excl or incl > raw.incl:
-        return Amount(excl, incl), CostType.MIN
-    if excl < raw.excl or incl < raw.incl:
-        return Amount(excl, incl), CostType.MAX
-    return raw, CostType.NORMAL
-
-
-def _incl(bound: Price) -> Decimal:
-    return bound.excl_vat if bound.incl_vat is None else bound.incl_vat
-
-
-def _clamp(value: Decimal, low: Decimal | None, high: Decimal | None) -> Decimal:
-    if low is not None and value < low:
-        value = low
-    return high if high is not None and value > high else value
+    power, current = interval.measured_power_w, interval.moment.current_a
+    return (() if power is None else (power,), () if current is None else (current,))

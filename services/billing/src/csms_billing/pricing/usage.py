@@ -2,8 +2,8 @@
 
 Real stations send readings duplicated, out of order and late, and meters reset
 mid-session; the engine must give the same cost whatever order the same facts
-came in. So readings are a set: sorted by time, de-duplicated, clamped into the
-session; a reading below its predecessor starts a new register segment (a reset
+came in. So readings are a set: sorted by time, de-duplicated, those outside the
+session dropped; a reading below its predecessor starts a new register segment (a reset
 or a replaced meter) and the energy in between is not counted (nobody measured
 it); negative readings are skipped. Delivered energy between two readings is
 taken to flow evenly (linear interpolation), which is how OCPI CDRs place a
@@ -104,11 +104,13 @@ def seconds_between(start: datetime, end: datetime) -> Decimal:
 def energy_curve(usage: Usage) -> EnergyCurve:
     """The delivered-energy curve of ``usage``'s readings (see the module docstring)."""
     span = seconds_between(usage.started_at, usage.ended_at)
+    # Readings outside the session are not the session's (a late sample after its end, a
+    # sample of the session before): its energy is what was measured within it.
     points = sorted(
         {
-            (min(max(seconds_between(usage.started_at, r.at), ZERO), span), r.wh)
+            (offset, r.wh)
             for r in usage.readings
-            if r.wh >= 0
+            if r.wh >= 0 and ZERO <= (offset := seconds_between(usage.started_at, r.at)) <= span
         }
     )
     offsets: list[Decimal] = []

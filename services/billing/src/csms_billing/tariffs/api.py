@@ -74,6 +74,7 @@ def _refused(exc: TariffRefused) -> Problem:
 @router.put(
     "/{tariff_id}",
     response_model=TariffOut,
+    response_model_exclude_none=True,
     responses={201: {"model": TariffOut, "description": "Created"}, **problem_responses(422)},
 )
 async def put_tariff(
@@ -95,7 +96,12 @@ async def put_tariff(
     return TariffOut.of(stored)
 
 
-@router.get("/{tariff_id}", response_model=TariffOut, responses=problem_responses(404))
+@router.get(
+    "/{tariff_id}",
+    response_model=TariffOut,
+    response_model_exclude_none=True,
+    responses=problem_responses(404),
+)
 async def get_tariff(
     tariff_id: TariffIdPath,
     session: SessionDep,
@@ -110,7 +116,7 @@ async def get_tariff(
     return TariffOut.of(stored, version)
 
 
-@router.get("", response_model=Page[TariffOut])
+@router.get("", response_model=Page[TariffOut], response_model_exclude_none=True)
 async def list_tariffs(
     session: SessionDep,
     offset: Offset = 0,

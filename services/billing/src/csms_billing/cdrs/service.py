@@ -1,0 +1,171 @@
+"""Issuing CDRs, crediting and correcting them, and finding them.
+
+A session gets its CDR when it ends, priced by the same engine that gave its
+running and final cost. Late data (a sample of the session that arrives after
+its CDR) never changes that CDR: if the session priced with it differs, the CDR
+is credited and a corrected one issued (OCPI mod_cdrs "Credit CDRs").
+"""
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import uuid4
+
+from sqlalchemy import ColumnElement, func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from csms_billing.cdrs.build import (
+    CdrParty,
+    SessionFacts,
+    SignedReading,
+    build_cdr,
+    credit_of,
+)
+from csms_billing.cdrs.models import CdrRecord
+from csms_billing.cdrs.ocpi import Cdr
+from csms_billing.sessions import service as sessions
+from csms_billing.sessions.models import BilledSession, SampleKind
+from csms_billing.settings import BillingSettings
+
+
+def party_of(settings: BillingSettings) -> CdrParty:
+    return CdrParty(country_code=settings.country_code, party_id=settings.party_id)
+
+
+def facts_of(billed: BilledSession) -> SessionFacts:
+    assert billed.ended_at is not None  # noqa: S101 - a CDR is for an ended session
+    return SessionFacts(
+        session_id=billed.session_id,
+        station_id=billed.station_id,
+        evse_id=billed.evse_id,
+        connector_id=billed.connector_id,
+        site_id=billed.site_id,
+        id_token=billed.id_token,
+        token_type=billed.token_type,
+        started_at=billed.started_at,
+        ended_at=billed.ended_at,
+        stop_reason=billed.stop_reason,
+    )
+
+
+async def issue(
+    session: AsyncSession, billed: BilledSession, settings: BillingSettings, now: datetime
+) -> list[CdrRecord]:
+    """The CDR of an ended session that has none yet ([] if it has one)."""
+    if billed.cdr_id is not None:
+        return []
+    cdr = await _build(session, billed, settings, now, uuid4().hex, late=False)
+    billed.cdr_id = cdr.id
+    session.add(billed)
+    return [_store(session, cdr, billed)]
+
+
+async def correct(
+    session: AsyncSession, billed: BilledSession, settings: BillingSettings, now: datetime
+) -> list[CdrRecord]:
+    """After late data: the credit CDR and the corrected one, or [] if nothing changed."""
+    if billed.cdr_id is None:
+        return await issue(session, billed, settings, now)
+    standing = await session.get(CdrRecord, billed.cdr_id)
+    assert standing is not None  # noqa: S101 - written with the session
+    candidate = await _build(session, billed, settings, now, standing.cdr_id, late=True)
+    if _content(candidate.model_dump(mode="json", exclude_none=True)) == _content(standing.body):
+        return []
+    credit = credit_of(Cdr.model_validate(standing.body), now)
+    corrected = candidate.model_copy(update={"id": uuid4().hex})
+    standing.credited_by = credit.id
+    session.add(standing)
+    billed.cdr_id = corrected.id
+    session.add(billed)
+    return [_store(session, credit, billed), _store(session, corrected, billed)]
+
+
+def _content(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k not in {"id", "last_updated"}}
+
+
+async def _build(
+    session: AsyncSession,
+    billed: BilledSession,
+    settings: BillingSettings,
+    now: datetime,
+    cdr_id: str,
+    *,
+    late: bool,
+) -> Cdr:
+    priced = await sessions.priced(session, billed, settings.currency, late=late)
+    samples = await sessions.samples_of(session, billed.session_id)
+    signed = [
+        SignedReading(s.at, s.context, s.value, s.signed)
+        for s in samples
+        if s.kind == SampleKind.REGISTER and s.signed and (late or not s.late)
+    ]
+    return build_cdr(
+        cdr_id, party_of(settings), facts_of(billed), priced.cost, priced.tariff, now, signed
+    )
+
+
+def _store(session: AsyncSession, cdr: Cdr, billed: BilledSession) -> CdrRecord:
+    record = CdrRecord(
+        cdr_id=cdr.id,
+        session_id=billed.session_id,
+        station_id=billed.station_id,
+        site_id=billed.site_id,
+        id_token=billed.id_token,
+        credit=bool(cdr.credit),
+        credit_reference_id=cdr.credit_reference_id,
+        start_date_time=cdr.start_date_time,
+        end_date_time=cdr.end_date_time,
+        last_updated=cdr.last_updated,
+        body=cdr.model_dump(mode="json", exclude_none=True),
+    )
+    session.add(record)
+    return record
+
+
+def cdr_of(record: CdrRecord) -> Cdr:
+    return Cdr.model_validate(record.body)
+
+
+def _filters(
+    *,
+    station_id: str | None = None,
+    id_token: str | None = None,
+    site_id: str | None = None,
+    session_id: str | None = None,
+    date_from: datetime | None = None,
+    date_to: datetime | None = None,
+) -> list[ColumnElement[bool]]:
+    found: list[ColumnElement[bool]] = []
+    for column, value in (
+        (CdrRecord.station_id, station_id),
+        (CdrRecord.id_token, id_token),
+        (CdrRecord.site_id, site_id),
+        (CdrRecord.session_id, session_id),
+    ):
+        if value is not None:
+            found.append(col(column) == value)
+    if date_from is not None:
+        found.append(col(CdrRecord.last_updated) >= date_from)
+    if date_to is not None:
+        found.append(col(CdrRecord.last_updated) < date_to)
+    return found
+
+
+async def find_cdrs(
+    session: AsyncSession, *, offset: int, limit: int, **filters: Any
+) -> tuple[Sequence[CdrRecord], int]:
+    """CDRs by ``last_updated`` (OCPI: the creation time) and id; the total matching."""
+    conditions = _filters(**filters)
+    total = (
+        await session.exec(select(func.count()).select_from(CdrRecord).where(*conditions))
+    ).one()
+    query = (
+        select(CdrRecord)
+        .where(*conditions)
+        .order_by(col(CdrRecord.last_updated), col(CdrRecord.cdr_id))
+        .offset(offset)
+        .limit(limit)
+    )
+    return list(await session.exec(query)), total

@@ -1,0 +1,247 @@
+"""Billing's session timeline: opened, fed with samples, ended; and priced from it.
+
+The inputs are version-neutral facts (``Opened``, ``SampleIn``, ``Closed``) taken
+from the sessions service's domain events; each is applied idempotently (a
+replayed fact changes nothing). A session's tariff version is chosen once, at
+its start, and kept.
+"""
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import insert
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from csms_billing.pricing.cost import Cost
+from csms_billing.pricing.engine import price
+from csms_billing.pricing.usage import ChargingState, Gauge, RegisterReading, Usage
+from csms_billing.sessions.models import BilledSession, SampleKind, SessionSample, SessionState
+from csms_billing.tariffs import service as tariffs
+from csms_billing.tariffs.models import TariffRecord, TariffVersion
+from csms_billing.tariffs.ocpi import Tariff
+from csms_core.db import utc_now
+
+UTC_ZONE = ZoneInfo("UTC")
+# Token types that stand for an ad-hoc payment (OCPP 2.1 Appendix IdTokenEnumStringType).
+AD_HOC_TOKEN_TYPES = frozenset({"DirectPayment", "NoAuthorization"})
+
+
+@dataclass(frozen=True)
+class Opened:
+    session_id: str
+    station_id: str
+    transaction_id: str
+    started_at: datetime
+    evse_id: int | None = None
+    connector_id: int | None = None
+    ocpp_version: str | None = None
+    id_token: str | None = None
+    token_type: str | None = None
+    group_id: str | None = None
+    site_id: str | None = None
+    meter_start_wh: float | None = None
+    reserved_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SampleIn:
+    at: datetime
+    kind: SampleKind
+    value: float
+    phase: str = ""
+    context: str | None = None
+    signed: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Closed:
+    ended_at: datetime
+    meter_stop_wh: float | None = None
+    stop_reason: str | None = None
+
+
+async def open_session(session: AsyncSession, opened: Opened) -> BilledSession:
+    """The session as billing knows it; its tariff version pinned at the start."""
+    billed = await session.get(BilledSession, opened.session_id)
+    if billed is not None:
+        return billed
+    billed = BilledSession(
+        session_id=opened.session_id,
+        station_id=opened.station_id,
+        evse_id=opened.evse_id,
+        connector_id=opened.connector_id,
+        transaction_id=opened.transaction_id,
+        ocpp_version=opened.ocpp_version,
+        id_token=opened.id_token,
+        token_type=opened.token_type,
+        group_id=opened.group_id,
+        site_id=opened.site_id,
+        started_at=opened.started_at,
+        meter_start_wh=opened.meter_start_wh,
+        reserved_at=opened.reserved_at,
+    )
+    where = tariffs.Whereabouts(
+        station_id=opened.station_id,
+        evse_id=opened.evse_id,
+        site_id=opened.site_id,
+        group_id=opened.group_id,
+        ad_hoc=opened.token_type in AD_HOC_TOKEN_TYPES,
+    )
+    if (found := await tariffs.resolve(session, where, opened.started_at)) is not None:
+        billed.tariff_id, billed.tariff_version = found[0].tariff_id, found[1].version
+    session.add(billed)
+    return billed
+
+
+async def record_samples(
+    session: AsyncSession, billed: BilledSession, samples: Sequence[SampleIn]
+) -> int:
+    """Store the samples not stored yet; how many were new. Samples that arrive after the
+    session has ended are marked late."""
+    if not samples:
+        return 0
+    stored = await session.exec(
+        select(SessionSample).where(col(SessionSample.session_id) == billed.session_id)
+    )
+    seen = {(s.at, s.kind, s.phase) for s in stored}
+    late = billed.state == SessionState.ENDED
+    rows: list[dict[str, Any]] = []
+    for sample in samples:
+        key = (sample.at, sample.kind.value, sample.phase)
+        if key in seen:
+            continue
+        seen.add(key)
+        rows.append(
+            {
+                "session_id": billed.session_id,
+                "at": sample.at,
+                "kind": sample.kind.value,
+                "phase": sample.phase,
+                "value": sample.value,
+                "late": late,
+                "signed": sample.signed,
+                "context": sample.context,
+            }
+        )
+    if rows:
+        await session.exec(insert(SessionSample), params=rows)
+    return len(rows)
+
+
+def close_session(billed: BilledSession, closed: Closed) -> bool:
+    """End the session (the first end stands); False if it had ended already."""
+    if billed.state == SessionState.ENDED:
+        return False
+    billed.state = SessionState.ENDED
+    billed.ended_at = closed.ended_at
+    billed.meter_stop_wh = closed.meter_stop_wh
+    billed.stop_reason = closed.stop_reason
+    billed.updated_at = utc_now()
+    return True
+
+
+async def samples_of(session: AsyncSession, session_id: str) -> list[SessionSample]:
+    query = (
+        select(SessionSample)
+        .where(col(SessionSample.session_id) == session_id)
+        .order_by(col(SessionSample.at))
+    )
+    return list(await session.exec(query))
+
+
+def usage_of(
+    billed: BilledSession, samples: Sequence[SessionSample], until: datetime, *, late: bool
+) -> Usage:
+    """What the session used until ``until`` (its end, or now while it runs); late samples
+    only when ``late`` (a correction)."""
+    used = [s for s in samples if late or not s.late]
+    readings = [
+        RegisterReading(s.at, _decimal(s.value)) for s in used if s.kind == SampleKind.REGISTER
+    ]
+    if billed.meter_start_wh is not None:
+        readings.append(RegisterReading(billed.started_at, _decimal(billed.meter_start_wh)))
+    if billed.meter_stop_wh is not None and billed.ended_at is not None:
+        readings.append(RegisterReading(billed.ended_at, _decimal(billed.meter_stop_wh)))
+    states = [ChargingState(s.at, s.value > 0) for s in used if s.kind == SampleKind.CHARGING]
+    return Usage(
+        started_at=billed.started_at,
+        ended_at=max(until, billed.started_at),
+        readings=readings,
+        states=states,
+        gauges=_gauges(used),
+        reserved_at=billed.reserved_at,
+    )
+
+
+def _gauges(samples: Sequence[SessionSample]) -> list[Gauge]:
+    """Power as sent; current summed over its phases per instant (a phase-less reading is
+    the sum already)."""
+    currents: dict[datetime, dict[str, float]] = defaultdict(dict)
+    gauges = [Gauge(s.at, power_w=_decimal(s.value)) for s in samples if s.kind == SampleKind.POWER]
+    for sample in samples:
+        if sample.kind == SampleKind.CURRENT:
+            currents[sample.at][sample.phase] = sample.value
+    for at, phases in currents.items():
+        total = phases[""] if "" in phases else sum(phases.values())
+        gauges.append(Gauge(at, current_a=_decimal(total)))
+    return gauges
+
+
+def _decimal(value: float) -> Decimal:
+    return Decimal(repr(value))
+
+
+@dataclass(frozen=True)
+class Priced:
+    """A session's cost and the tariff behind it (None: no tariff applied)."""
+
+    cost: Cost
+    tariff: Tariff | None
+    record: TariffRecord | None
+    version: TariffVersion | None
+
+
+def _no_tariff(currency: str) -> Tariff:
+    """Prices a session no tariff applies to: its periods and volumes, with no cost."""
+    nothing = {"type": "FLAT", "price": 0, "step_size": 0}
+    return Tariff.model_validate(
+        {"id": "none", "currency": currency, "elements": [{"price_components": [nothing]}]}
+    )
+
+
+async def priced(
+    session: AsyncSession,
+    billed: BilledSession,
+    currency: str,
+    *,
+    until: datetime | None = None,
+    late: bool = False,
+) -> Priced:
+    """The cost of ``billed`` until its end (or ``until``, or now while it runs); a session
+    without a tariff is shown in ``currency``, at no known cost."""
+    samples = await samples_of(session, billed.session_id)
+    end = billed.ended_at or until or utc_now()
+    usage = usage_of(billed, samples, end, late=late)
+    found = await _pinned(session, billed)
+    if found is None:
+        return Priced(price(_no_tariff(currency), usage, UTC_ZONE), None, None, None)
+    record, version = found
+    tariff = tariffs.ocpi_tariff(version)
+    cost = price(tariff, usage, tariffs.zone_of(record), tariffs.taxes_of(record))
+    return Priced(cost, tariff, record, version)
+
+
+async def _pinned(
+    session: AsyncSession, billed: BilledSession
+) -> tuple[TariffRecord, TariffVersion] | None:
+    if billed.tariff_id is None or billed.tariff_version is None:
+        return None
+    record = await session.get(TariffRecord, billed.tariff_id)
+    version = await session.get(TariffVersion, (billed.tariff_id, billed.tariff_version))
+    return None if record is None or version is None else (record, version)

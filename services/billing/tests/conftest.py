@@ -5,9 +5,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from billing_harness import BillingHarness, running_billing
 
 from csms_billing.app import create_app
+from tests.billing_harness import BillingHarness, running_billing
 
 
 @pytest.fixture

@@ -6,12 +6,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from billing_harness import BillingHarness
 
 from csms_billing.cdrs import service as cdrs
 from csms_billing.sessions import service as sessions
 from csms_billing.sessions.models import BilledSession, SampleKind
 from csms_core.db import transaction, utc_now
+from tests.billing_harness import BillingHarness
 
 PEAK_THEN_OFF_PEAK = {
     "tariff": {

@@ -20,12 +20,12 @@ from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from billing_kit import Segment, session, totals
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from csms_billing.pricing.engine import price
 from csms_billing.tariffs.ocpi import Tariff
+from tests.billing_kit import Segment, session, totals
 
 ZONE = ZoneInfo("Europe/Berlin")
 DAYS = ["MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY"]

@@ -12,13 +12,13 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-from billing_kit import charged, component, element, parked, session, tariff, totals
 
 from csms_billing.pricing.cost import CostType
 from csms_billing.pricing.engine import price, price_expired_reservation
 from csms_billing.pricing.taxes import TaxRate
 from csms_billing.pricing.usage import RegisterReading, Usage
 from csms_billing.tariffs.ocpi import Tariff, TariffDimensionType
+from tests.billing_kit import charged, component, element, parked, session, tariff, totals
 
 UTC_ZONE = ZoneInfo("UTC")
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")

@@ -3,12 +3,12 @@
 from decimal import Decimal
 
 import pytest
-from billing_kit import component, element, tariff
 
 from csms_billing.pricing.taxes import TaxRate
 from csms_billing.tariffs.ocpi import Tariff
 from csms_billing.tariffs.ocpp21 import Untranslatable, to_ocpp21
 from csms_ocpp import OcppVersion, schemas
+from tests.billing_kit import component, element, tariff
 
 
 def test_billing_tariff_translates_to_ocpp21() -> None:

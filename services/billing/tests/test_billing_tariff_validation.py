@@ -4,11 +4,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from billing_kit import component, element, tariff
 from pydantic import ValidationError
 
 from csms_billing.tariffs.ocpi import Tariff
 from csms_billing.tariffs.validation import tariff_issues
+from tests.billing_kit import component, element, tariff
 
 ZONE = ZoneInfo("Europe/Paris")
 ENERGY = component("ENERGY", "0.30")

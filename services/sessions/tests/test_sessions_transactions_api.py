@@ -156,3 +156,44 @@ async def test_session_detail_and_meter_values(api: httpx.AsyncClient, sessions:
         ),
         422,
     )
+
+
+async def test_flags_late_data_and_messages_over_rest(
+    api: httpx.AsyncClient, sessions: Harness
+) -> None:
+    """A session whose stop came twice: flagged, late data counted, every message kept."""
+    transaction_id = await start_v16(sessions, "CP-1", "TAG-A", "2025-01-01T10:00:00Z")
+    for meter_stop, at in ((10, "2025-01-01T10:30:00Z"), (15, "2025-01-01T10:31:00Z")):
+        stop = {"transactionId": transaction_id, "meterStop": meter_stop, "timestamp": at}
+        await send(sessions, "StopTransaction", stop, OcppVersion.V16, "CP-1")
+    charging = await only_session(sessions, "CP-1")
+
+    body = (await api.get(f"/api/v1/sessions/{charging.session_id}")).json()
+    late = await api.get(
+        f"/api/v1/sessions/{charging.session_id}/messages", params={"disposition": "late"}
+    )
+    everything = (await api.get(f"/api/v1/sessions/{charging.session_id}/messages")).json()
+
+    assert (body["energy_wh"], body["final"], body["late_messages"]) == (10.0, True, 1)
+    late_flag, repeated_flag = body["flags"]
+    assert (late_flag["reason"], repeated_flag["reason"]) == ("late_data", "repeated_stop")
+    assert late_flag["detail"].startswith("StopTransaction received at ")
+    assert repeated_flag["detail"] == "another StopTransaction at 2025-01-01T10:31:00.000Z"
+    assert late.status_code == 200
+    [message] = late.json()["items"]
+    assert (message["action"], message["disposition"], message["payload"]["meterStop"]) == (
+        "StopTransaction",
+        "late",
+        15,
+    )
+    assert [m["disposition"] for m in everything["items"]] == ["applied", "applied", "late"]
+    assert everything["total"] == 3
+
+
+async def test_messages_of_unknown_session_404_and_bad_disposition_422(
+    api: httpx.AsyncClient,
+) -> None:
+    unknown = "00000000-0000-4000-8000-000000000000"
+    assert_problem(await api.get(f"/api/v1/sessions/{unknown}/messages"), 404)
+    bad = await api.get(f"/api/v1/sessions/{unknown}/messages", params={"disposition": "odd"})
+    assert_problem(bad, 422)

@@ -120,6 +120,10 @@ async def test_tc_004_1_regular_charging_session_v16(sessions: Harness) -> None:
         "energy_wh": 7500.0,
         "duration_s": 3600.0,
         "meter_stop_wh": 8500.0,
+        "started_at": "2025-01-01T10:00:00.000Z",
+        "meter_start_wh": 1000.0,
+        "final": True,
+        "flags": [],
     }
     first, second = meter_events(sessions)
     assert first.data["samples"][0] == {
@@ -232,6 +236,7 @@ async def test_meter_values_without_transaction_belong_to_no_session(sessions: H
                 "unit": "Wh",
             }
         ],
+        "late": False,
     }
 
 

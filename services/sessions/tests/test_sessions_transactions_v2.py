@@ -145,6 +145,10 @@ async def test_tc_e_03_full_charging_session(sessions: Harness, version: OcppVer
         "energy_wh": 7500.0,
         "duration_s": 3600.0,
         "meter_stop_wh": 8500.0,
+        "started_at": "2025-01-01T10:00:00.000Z",
+        "meter_start_wh": 1000.0,
+        "final": True,
+        "flags": [],
     }
     assert all(e.ocpp_version == version.number for e in published(sessions))
     assert [len(e.data["samples"]) for e in meter_events(sessions)] == [1, 3, 1]
@@ -174,7 +178,8 @@ async def test_offline_replay_twice_and_shuffled_gives_one_session(
 
 
 async def test_transaction_without_started(sessions: Harness, version: OcppVersion) -> None:
-    """The Started was lost: the first event seen opens the session, from its time."""
+    """The Started was lost and the Ended came first: the Ended opens and ends the session;
+    the Updated that follows is late data (stored, announced, never applied)."""
     *_, updated, ended = full_session()
     ended_first = [ended, updated | {"evse": EVSE}]
 
@@ -184,13 +189,21 @@ async def test_transaction_without_started(sessions: Harness, version: OcppVersi
     charging = await only_session(sessions)
     assert (charging.start_seen, charging.started_at.isoformat()) == (
         False,
-        "2025-01-01T10:30:00+00:00",
+        "2025-01-01T11:00:00+00:00",
     )
-    assert (charging.state, charging.evse_id, charging.energy_wh) == ("ended", 1, 4000.0)
+    assert (charging.state, charging.final, charging.energy_wh) == ("ended", False, 0.0)
+    assert (charging.late_messages, [f["reason"] for f in charging.flags]) == (1, ["late_data"])
     assert [e.type for e in published(sessions)] == [
         "session.started",
         "session.ended",
-        "session.updated",
+        "session.flagged",
+        "session.late_data",
+    ]
+    assert [(s.value, s.late) for s in await stored_samples(sessions)] == [
+        (4500.0, True),
+        (11000.0, True),
+        (54.0, True),
+        (8500.0, False),
     ]
 
 
@@ -208,18 +221,16 @@ async def test_seq_no_gap_is_recorded(sessions: Harness, version: OcppVersion) -
 async def test_tc_e_53_seq_no_restarts_at_zero_per_transaction(
     sessions: Harness, version: OcppVersion
 ) -> None:
-    for transaction_id in ("tx-1", "tx-2"):
+    for transaction_id, at in (("tx-1", "2025-01-01T10:00:00Z"), ("tx-2", "2025-01-01T11:00:00Z")):
         event = transaction_event(
-            "Started",
-            0,
-            "2025-01-01T10:00:00Z",
-            transaction_id,
-            trigger="CablePluggedIn",
-            evse=EVSE,
+            "Started", 0, at, transaction_id, trigger="CablePluggedIn", evse=EVSE
         )
         await send(sessions, "TransactionEvent", event, version)
 
-    assert [c.transaction_id for c in await charging_sessions(sessions)] == ["tx-1", "tx-2"]
+    first, second = await charging_sessions(sessions)
+    assert [first.transaction_id, second.transaction_id] == ["tx-1", "tx-2"]
+    # One transaction per EVSE: the first one, never ended by the station, is superseded.
+    assert (first.state, first.stop_reason, second.state) == ("ended", "superseded", "active")
 
 
 async def test_meter_reset_and_negative_reading(sessions: Harness, version: OcppVersion) -> None:

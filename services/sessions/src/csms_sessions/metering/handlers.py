@@ -4,8 +4,9 @@ from typing import Any
 
 from csms_sessions.context import EventContext
 from csms_sessions.metering.normalize import samples_of
-from csms_sessions.transactions import service
+from csms_sessions.transactions import lifecycle, service
 from csms_sessions.transactions.events import publish_updated
+from csms_sessions.transactions.models import SessionState
 
 
 async def on_meter_values(ctx: EventContext) -> dict[str, Any]:
@@ -23,6 +24,12 @@ async def on_meter_values(ctx: EventContext) -> dict[str, Any]:
             charging = service.open_unknown(
                 ctx, "MeterValues", str(transaction_id), earliest, evse_id
             )
+            await lifecycle.supersede(ctx, charging)
+    if charging is not None and charging.state is SessionState.ENDED:
+        # MeterValues after the stop: late data, never the ended session's energy.
+        latest = max((s.timestamp for s in samples), default=None)
+        await lifecycle.receive_late(ctx, charging, samples, timestamp=latest)
+        return {}
     new = await service.record_samples(ctx, samples, evse_id, charging)
     if charging is not None and new:
         await service.refresh(ctx.session, charging, new)

@@ -37,3 +37,5 @@ class MeterSample(SQLModel, table=True):
     signed: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     # The value as sent when it is not a number (kept, never lost).
     raw_value: str | None = None
+    # Sent once its session had ended: kept, never counted in the session's figures.
+    late: bool = False

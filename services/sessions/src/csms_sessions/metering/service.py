@@ -36,8 +36,11 @@ class Owner:
     transaction_id: str | None = None
 
 
-async def store(session: AsyncSession, owner: Owner, samples: Sequence[Sample]) -> list[Sample]:
-    """Insert the samples not stored yet, in one batch; the new ones."""
+async def store(
+    session: AsyncSession, owner: Owner, samples: Sequence[Sample], *, late: bool = False
+) -> list[Sample]:
+    """Insert the samples not stored yet, in one batch; the new ones (``late``: sent once
+    their session had ended, so kept but never counted)."""
     seen = await _stored_keys(session, owner, {sample.timestamp for sample in samples})
     new: list[Sample] = []
     for sample in samples:
@@ -50,7 +53,8 @@ async def store(session: AsyncSession, owner: Owner, samples: Sequence[Sample]) 
             negative_registers.inc()
             logger.warning("negative register reading %s Wh from %s", sample.value, owner)
     if new:
-        await session.exec(insert(MeterSample), params=[_row(owner, sample) for sample in new])
+        rows = [_row(owner, sample) | {"late": late} for sample in new]
+        await session.exec(insert(MeterSample), params=rows)
     return new
 
 
@@ -101,9 +105,11 @@ def _row(owner: Owner, sample: Sample) -> dict[str, object]:
 
 
 async def register_readings(session: AsyncSession, session_id: str) -> list[Reading]:
-    """The session's outlet import-register readings in Wh (negative ones included)."""
+    """The session's outlet import-register readings in Wh (negative ones included; late
+    ones, sent once the session had ended, not)."""
     query = select(MeterSample.timestamp, MeterSample.value).where(
         col(MeterSample.session_id) == session_id,
+        col(MeterSample.late).is_(False),
         col(MeterSample.measurand) == ENERGY_REGISTER,
         col(MeterSample.phase).is_(None),
         or_(col(MeterSample.location).is_(None), col(MeterSample.location) == "Outlet"),

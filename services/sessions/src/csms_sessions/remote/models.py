@@ -23,3 +23,5 @@ class RemoteStart(SQLModel, table=True):
     requested_at: datetime = Field(default_factory=utc_now, sa_type=UtcDateTime)
     # The station's answer (Accepted/Rejected) once it gave one.
     status: str | None = Field(default=None, max_length=20)
+    # The charging session it started, once linked (2.x remoteStartId; 1.6 idTag and EVSE).
+    session_id: str | None = Field(default=None, max_length=36)

@@ -1,11 +1,12 @@
 """Remote starts allocated and recorded; a charging session resolved to its transaction id."""
 
 import logging
+from datetime import datetime, timedelta
 
-from sqlalchemy import String, column, table
+from sqlalchemy import String, column, or_, table
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms_api.problems import Problem
@@ -39,6 +40,51 @@ async def allocate_remote_start(
         )
         session.add(request)
         await session.flush()
+    return request
+
+
+# OCPP 1.6 §5.11: a RemoteStartTransaction names no transaction; the StartTransaction that
+# follows with the same idTag on the same connector within this window is the one it started.
+V16_LINK_WINDOW = timedelta(minutes=10)
+
+
+async def link_session(
+    session: AsyncSession, station_id: str, remote_start_id: int, session_id: str
+) -> RemoteStart | None:
+    """The request of a 2.x remoteStartId, linked to the session it started."""
+    request = await session.get(RemoteStart, remote_start_id)
+    if request is None or request.station_id != station_id:
+        return None
+    request.session_id = request.session_id or session_id
+    return request
+
+
+async def link_session_v16(
+    session: AsyncSession,
+    station_id: str,
+    id_tag: str,
+    evse_id: int,
+    received_at: datetime,
+    session_id: str,
+) -> RemoteStart | None:
+    """The oldest open 1.6 remote start for this idTag and connector, linked to the session."""
+    query = (
+        select(RemoteStart)
+        .where(
+            col(RemoteStart.station_id) == station_id,
+            col(RemoteStart.id_token) == id_tag,
+            col(RemoteStart.session_id).is_(None),
+            or_(col(RemoteStart.evse_id).is_(None), col(RemoteStart.evse_id) == evse_id),
+            or_(col(RemoteStart.status).is_(None), col(RemoteStart.status) == "Accepted"),
+            col(RemoteStart.requested_at) >= received_at - V16_LINK_WINDOW,
+            col(RemoteStart.requested_at) <= received_at,
+        )
+        .order_by(col(RemoteStart.requested_at))
+        .limit(1)
+    )
+    request = (await session.exec(query)).first()
+    if request is not None:
+        request.session_id = session_id
     return request
 
 

@@ -15,7 +15,13 @@ from csms_sessions.api.deps import PageDep, SessionDep, StationIdDep
 from csms_sessions.api.pagination import Page
 from csms_sessions.api.routing import DocumentedRoute
 from csms_sessions.metering import service as metering
-from csms_sessions.transactions.models import ChargingSession, SessionState
+from csms_sessions.transactions.flags import FlagReason
+from csms_sessions.transactions.models import (
+    ChargingSession,
+    MessageDisposition,
+    SessionMessage,
+    SessionState,
+)
 
 router = APIRouter(route_class=DocumentedRoute, tags=["sessions"])
 
@@ -28,6 +34,14 @@ SessionIdPath = Annotated[
     ),
 ]
 StateQuery = Annotated[SessionState | None, Query(description="active or ended")]
+
+
+class SessionFlagOut(BaseModel):
+    """Why a session needs a second look (docs/sessions.md)."""
+
+    reason: FlagReason
+    detail: str = Field(examples=["transaction 43 started on EVSE 1 at 2025-01-01T10:00:02.000Z"])
+    flagged_at: datetime
 
 
 class SessionOut(BaseModel):
@@ -65,7 +79,31 @@ class SessionOut(BaseModel):
     seq_gap: bool = Field(description="2.x: some seqNo between the lowest and highest is missing")
     reservation_id: int | None
     remote_start_id: int | None
+    final: bool = Field(
+        description="ended with its start known: start, end and energy never change again"
+    )
+    flags: list[SessionFlagOut] = Field(
+        description="where the station's own data disagree, or the CSMS ended the session"
+    )
+    late_messages: int = Field(description="messages received after the end (never applied)")
+    idle_since: datetime | None = Field(
+        description="the station reported the EVSE Available at this time while active"
+    )
     updated_at: datetime
+
+
+class SessionMessageOut(BaseModel):
+    """A transaction message the session received, as sent, and what it did."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    action: str = Field(examples=["TransactionEvent"])
+    event_type: str | None = Field(examples=["Updated"], description="2.x eventType")
+    seq_no: int | None = Field(examples=[4])
+    timestamp: datetime | None = Field(description="the station's time of the message")
+    received_at: datetime
+    disposition: MessageDisposition
+    payload: dict[str, Any] = Field(description="the OCPP payload as the station sent it")
 
 
 class MeterSampleOut(BaseModel):
@@ -82,6 +120,9 @@ class MeterSampleOut(BaseModel):
     unit: str | None = Field(examples=["Wh"])
     signed: dict[str, Any] | None = None
     raw_value: str | None = Field(default=None, description="the value as sent if not a number")
+    late: bool = Field(
+        default=False, description="sent after the session ended: never in its figures"
+    )
 
 
 class MeterSeries(BaseModel):
@@ -177,6 +218,29 @@ async def get_meter_values(
     )
     items = [MeterSampleOut.model_validate(sample) for sample in samples]
     return MeterSeries(session_id=session_id, items=items)
+
+
+@router.get("/sessions/{session_id}/messages", responses=problem_responses(404, 422))
+async def get_session_messages(
+    session: SessionDep,
+    session_id: SessionIdPath,
+    page: PageDep,
+    disposition: Annotated[
+        MessageDisposition | None, Query(description="e.g. late: what came after the end")
+    ] = None,
+) -> Page[SessionMessageOut]:
+    """The transaction messages a session received, in arrival order, with what each did."""
+    if await session.get(ChargingSession, session_id) is None:
+        raise Problem(404, f"no session {session_id}", kind="unknown-session")
+    mine = col(SessionMessage.session_id) == session_id
+    if disposition is not None:
+        mine = mine & (col(SessionMessage.disposition) == disposition)
+    query = select(SessionMessage).where(mine).order_by(col(SessionMessage.id))
+    rows = (await session.exec(query.offset(page.offset).limit(page.limit))).all()
+    counted = select(func.count()).select_from(SessionMessage).where(mine)
+    total = (await session.exec(counted)).one()
+    items = [SessionMessageOut.model_validate(row) for row in rows]
+    return Page(items=items, total=total, limit=page.limit, offset=page.offset)
 
 
 @router.get("/stations/{station_id}/sessions", responses=problem_responses(422))

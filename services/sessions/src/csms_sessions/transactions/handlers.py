@@ -3,7 +3,8 @@
 Stations queue these while offline and replay them later, possibly more than
 once and out of order; each one is applied by content, so a re-sent message
 (a new envelope, maybe the same messageId) changes nothing and exactly one
-session results (OCPP 1.6 §4.8, 2.0.1 E04 / E13: offline transactions).
+session results (OCPP 1.6 §4.8, 2.0.1 E04 / E13: offline transactions). What
+a message may still change is the one rule of ``transactions.lifecycle``.
 """
 
 import logging
@@ -17,10 +18,15 @@ from csms_sessions.db import parse_ocpp_time
 from csms_sessions.metering.normalize import Sample, samples_of
 from csms_sessions.tokens.models import ID_TAG
 from csms_sessions.tokens.service import authorize, id_tag_info, id_token_info
-from csms_sessions.transactions import service
-from csms_sessions.transactions.events import publish_ended, publish_started, publish_updated
-from csms_sessions.transactions.models import ChargingSession, SessionState
-from csms_sessions.transactions.reasons import neutral_stop_reason
+from csms_sessions.transactions import lifecycle, service
+from csms_sessions.transactions.events import (
+    publish_ended,
+    publish_finalized,
+    publish_started,
+    publish_updated,
+)
+from csms_sessions.transactions.flags import FlagReason, raise_flag
+from csms_sessions.transactions.models import ChargingSession, MessageDisposition, SessionState
 
 logger = logging.getLogger(__name__)
 
@@ -48,13 +54,18 @@ async def on_start_transaction(ctx: EventContext) -> dict[str, Any]:
     )
     if charging is not None:
         resent_messages.labels("StartTransaction").inc()
+        disposition = MessageDisposition.DUPLICATE
     else:
         transaction_id = await service.allocate_v16(ctx)
         charging = service.open_session(ctx, transaction_id, started_at, evse_id)
         _start_v16(charging, payload)
+        await service.link_remote_start_v16(ctx, charging)
         await service.use_reservation(ctx, charging)
         await service.refresh(ctx.session, charging, [])
         publish_started(ctx, charging)
+        await lifecycle.supersede(ctx, charging)
+        disposition = MessageDisposition.APPLIED
+    lifecycle.log_message(ctx, charging, disposition, timestamp=started_at)
     return {"transactionId": int(charging.transaction_id), "idTagInfo": id_tag_info(decision)}
 
 
@@ -68,7 +79,7 @@ def _start_v16(charging: ChargingSession, payload: dict[str, Any]) -> None:
 
 
 async def on_stop_transaction(ctx: EventContext) -> dict[str, Any]:
-    """OCPP 1.6: end the session; idTagInfo only when the stop names an idTag."""
+    """OCPP 1.6: end the session (the first stop wins); idTagInfo when the stop names one."""
     payload = ctx.payload
     transaction_id = str(payload["transactionId"])
     ended_at = parse_ocpp_time(payload["timestamp"])
@@ -78,14 +89,16 @@ async def on_stop_transaction(ctx: EventContext) -> dict[str, Any]:
         earliest = min([ended_at, *(sample.timestamp for sample in samples)])
         charging = service.open_unknown(ctx, "StopTransaction", transaction_id, earliest, None)
     if charging.state is SessionState.ENDED:
-        resent_messages.labels("StopTransaction").inc()
+        await _stop_after_end(ctx, charging, samples, ended_at)
     else:
         new = await service.record_samples(ctx, samples, charging.evse_id, charging)
-        _stop(charging, ended_at, payload.get("reason"))
         charging.meter_stop_wh = float(payload["meterStop"])
         if charging.id_token is None and "idTag" in payload:
             charging.id_token, charging.id_token_type = payload["idTag"], ID_TAG
         await service.refresh(ctx.session, charging, new)
+        lifecycle.end(ctx, charging, ended_at, payload.get("reason"))
+        await lifecycle.settle(ctx, charging)
+        lifecycle.log_message(ctx, charging, MessageDisposition.APPLIED, timestamp=ended_at)
         publish_ended(ctx, charging)
     id_tag = payload.get("idTag")
     if id_tag is None:
@@ -94,11 +107,18 @@ async def on_stop_transaction(ctx: EventContext) -> dict[str, Any]:
     return {"idTagInfo": id_tag_info(decision)}
 
 
-def _stop(charging: ChargingSession, ended_at: datetime, ocpp_reason: str | None) -> None:
-    charging.state = SessionState.ENDED
-    charging.ended_at = ended_at
-    charging.ocpp_stop_reason = ocpp_reason
-    charging.stop_reason = neutral_stop_reason(ocpp_reason).value
+async def _stop_after_end(
+    ctx: EventContext, charging: ChargingSession, samples: list[Sample], ended_at: datetime
+) -> None:
+    """A second StopTransaction: the same one again is a duplicate, another one late data."""
+    first = await lifecycle.first_message(ctx, charging, "StopTransaction")
+    if first is None or first.payload == ctx.payload:
+        resent_messages.labels("StopTransaction").inc()
+        lifecycle.log_message(ctx, charging, MessageDisposition.DUPLICATE, timestamp=ended_at)
+        return
+    await lifecycle.receive_late(
+        ctx, charging, samples, timestamp=ended_at, repeated=FlagReason.REPEATED_STOP
+    )
 
 
 async def on_transaction_event(ctx: EventContext) -> dict[str, Any]:
@@ -129,53 +149,175 @@ async def _apply_transaction_event(ctx: EventContext, payload: dict[str, Any]) -
     evse_id = payload["evse"]["id"] if "evse" in payload else None
     charging = await service.find(ctx.session, ctx.station.station_id, info["transactionId"])
     if charging is not None and seq_no in charging.seen_seq_nos:
-        resent_messages.labels("TransactionEvent").inc()
+        await _seen_seq_no(ctx, charging, at, event_type, seq_no)
         return
-    created = charging is None
+    created, evse_before = charging is None, charging.evse_id if charging else None
     if charging is None and event_type == "Started":
         charging = service.open_session(ctx, info["transactionId"], at, evse_id)
     elif charging is None:
         # Offline replay out of order: the Started may still come (or was lost).
         charging = service.open_unknown(ctx, "TransactionEvent", info["transactionId"], at, evse_id)
-    was_ended, had_reservation = charging.state is SessionState.ENDED, charging.reservation_id
-    _apply_event(charging, payload, at)
-    if charging.reservation_id != had_reservation:
-        await service.use_reservation(ctx, charging)
     _record_seq_no(charging, seq_no)
+    await service.link_remote_start(ctx, charging, info.get("remoteStartId"))
     samples = samples_of(payload.get("meterValue", []), is_2x=True)
-    new = await service.record_samples(ctx, samples, charging.evse_id, charging)
-    _meter_readings(charging, event_type, samples)
-    await service.refresh(ctx.session, charging, new)
+    if charging.state is SessionState.ENDED:
+        await _event_after_end(ctx, charging, payload, samples, at)
+        return
+    ended = await _apply_to_active(ctx, charging, payload, samples, at)
+    lifecycle.log_message(
+        ctx,
+        charging,
+        MessageDisposition.APPLIED,
+        timestamp=at,
+        event_type=event_type,
+        seq_no=seq_no,
+    )
     if created and event_type == "Started":
         publish_started(ctx, charging)
-    if charging.state is SessionState.ENDED and not was_ended:
+    if ended:
         publish_ended(ctx, charging)
-    elif not (created and event_type == "Started"):
+        return
+    if not (created and event_type == "Started"):
         publish_updated(ctx, charging)
+    if created or charging.evse_id != evse_before:
+        await lifecycle.supersede(ctx, charging)
 
 
-def _apply_event(charging: ChargingSession, payload: dict[str, Any], at: datetime) -> None:
+async def _seen_seq_no(
+    ctx: EventContext, charging: ChargingSession, at: datetime, event_type: str, seq_no: int
+) -> None:
+    """A seqNo seen before: a re-sent event, or (other content) a station reusing seqNos."""
+    first = await lifecycle.first_message(ctx, charging, "TransactionEvent", seq_no)
+    same = first is None or _without_offline(first.payload) == _without_offline(ctx.payload)
+    disposition = MessageDisposition.DUPLICATE if same else MessageDisposition.CONFLICTING
+    resent_messages.labels("TransactionEvent").inc()
+    lifecycle.log_message(
+        ctx, charging, disposition, timestamp=at, event_type=event_type, seq_no=seq_no
+    )
+    if not same:
+        detail = f"seqNo {seq_no} received again with other content ({event_type})"
+        raise_flag(ctx, charging, FlagReason.SEQ_NO_REUSED, detail)
+
+
+def _without_offline(payload: dict[str, Any]) -> dict[str, Any]:
+    # A replayed event is the same event whether or not the station marked it offline.
+    return {key: value for key, value in payload.items() if key != "offline"}
+
+
+async def _event_after_end(
+    ctx: EventContext,
+    charging: ChargingSession,
+    payload: dict[str, Any],
+    samples: list[Sample],
+    at: datetime,
+) -> None:
+    """An event for an ended session: its missing start fills in, anything else is late."""
+    event_type, seq_no = payload["eventType"], payload["seqNo"]
+    if event_type == "Started" and not charging.start_seen:
+        new = await service.record_samples(ctx, samples, charging.evse_id, charging)
+        _establish_start(charging, payload, at, new)
+        await service.use_reservation(ctx, charging)
+        await lifecycle.settle(ctx, charging)
+        lifecycle.log_message(
+            ctx,
+            charging,
+            MessageDisposition.APPLIED,
+            timestamp=at,
+            event_type=event_type,
+            seq_no=seq_no,
+        )
+        publish_finalized(ctx, charging)
+        return
+    repeated = {"Started": FlagReason.REPEATED_START, "Ended": FlagReason.REPEATED_STOP}
+    await lifecycle.receive_late(
+        ctx,
+        charging,
+        samples,
+        timestamp=at,
+        event_type=event_type,
+        seq_no=seq_no,
+        repeated=repeated.get(event_type),
+    )
+
+
+async def _apply_to_active(
+    ctx: EventContext,
+    charging: ChargingSession,
+    payload: dict[str, Any],
+    samples: list[Sample],
+    at: datetime,
+) -> bool:
+    """Apply an event to an active session; whether it ended the session."""
     info, event_type = payload["transactionInfo"], payload["eventType"]
+    had_reservation = charging.reservation_id
+    new = await service.record_samples(ctx, samples, charging.evse_id, charging)
+    if event_type == "Started":
+        _started_again(ctx, charging, payload, at, new)
+    elif not charging.start_seen and at < charging.started_at:
+        charging.started_at = at  # the earliest event seen until the Started arrives
+    _apply_event(charging, payload)
+    if charging.reservation_id != had_reservation:
+        await service.use_reservation(ctx, charging)
+    if charging.meter_start_wh is None:
+        charging.meter_start_wh = service.register_reading(samples, "Transaction.Begin")
+    end = service.register_reading(samples, "Transaction.End")
+    charging.meter_stop_wh = end if end is not None else charging.meter_stop_wh
+    await service.refresh(ctx.session, charging, new)
+    if event_type != "Ended":
+        return False
+    lifecycle.end(ctx, charging, at, info.get("stoppedReason"))
+    await lifecycle.settle(ctx, charging)
+    return True
+
+
+def _started_again(
+    ctx: EventContext,
+    charging: ChargingSession,
+    payload: dict[str, Any],
+    at: datetime,
+    new: list[Sample],
+) -> None:
+    """2.x: the Started of the lowest seqNo sets the start (a station may send two, the
+    first without idToken or EVSE, e.g. after RequestStartTransaction)."""
+    seq_no = payload["seqNo"]
+    if not charging.start_seen or (charging.start_seq_no or 0) > seq_no:
+        _establish_start(charging, payload, at, new)
+    elif at != charging.started_at:
+        detail = f"a Started of seqNo {seq_no} at {payload['timestamp']}: the start stays"
+        raise_flag(ctx, charging, FlagReason.REPEATED_START, detail)
+    token = payload.get("idToken")
+    if token is not None and charging.id_token is None:
+        charging.id_token, charging.id_token_type = token["idToken"], token["type"]
+
+
+def _establish_start(
+    charging: ChargingSession, payload: dict[str, Any], at: datetime, new: list[Sample]
+) -> None:
+    charging.started_at, charging.start_seen = at, True
+    charging.start_seq_no = payload["seqNo"]
+    if (token := payload.get("idToken")) is not None:
+        charging.id_token, charging.id_token_type = token["idToken"], token["type"]
+    if (evse := payload.get("evse")) is not None and charging.evse_id is None:
+        charging.evse_id = evse["id"]
+        charging.connector_id = evse.get("connectorId", charging.connector_id)
+    begin = service.register_reading(new, "Transaction.Begin")
+    charging.meter_start_wh = begin if begin is not None else charging.meter_start_wh
+    charging.reservation_id = payload.get("reservationId", charging.reservation_id)
+
+
+def _apply_event(charging: ChargingSession, payload: dict[str, Any]) -> None:
+    info = payload["transactionInfo"]
     if (evse := payload.get("evse")) is not None:
         charging.evse_id = evse["id"]
         charging.connector_id = evse.get("connectorId", charging.connector_id)
-    if (token := payload.get("idToken")) is not None and (
-        charging.id_token is None or event_type == "Started"
-    ):
+    if (token := payload.get("idToken")) is not None and charging.id_token is None:
         charging.id_token, charging.id_token_type = token["idToken"], token["type"]
-    if event_type == "Started":
-        charging.started_at, charging.start_seen = at, True
-    elif not charging.start_seen and at < charging.started_at:
-        charging.started_at = at  # the earliest event seen until the Started arrives
     charging.offline = charging.offline or payload.get("offline", False)
-    if charging.last_seq_no is None or payload["seqNo"] > charging.last_seq_no:
+    if charging.last_seq_no is None or payload["seqNo"] >= charging.last_seq_no:
         # Only the newest event says what the transaction is doing now.
         charging.trigger_reason = payload["triggerReason"]
         charging.charging_state = info.get("chargingState", charging.charging_state)
     charging.reservation_id = payload.get("reservationId", charging.reservation_id)
-    charging.remote_start_id = info.get("remoteStartId", charging.remote_start_id)
-    if event_type == "Ended":
-        _stop(charging, at, info.get("stoppedReason"))
 
 
 def _record_seq_no(charging: ChargingSession, seq_no: int) -> None:
@@ -185,11 +327,3 @@ def _record_seq_no(charging: ChargingSession, seq_no: int) -> None:
     charging.last_seq_no = seen[-1]
     # 2.0.1 E01: seqNo increments by one per event; a missing number is a lost event.
     charging.seq_gap = len(seen) != seen[-1] - seen[0] + 1
-
-
-def _meter_readings(charging: ChargingSession, event_type: str, samples: list[Sample]) -> None:
-    if event_type == "Started" or charging.meter_start_wh is None:
-        begin = service.register_reading(samples, "Transaction.Begin")
-        charging.meter_start_wh = begin if begin is not None else charging.meter_start_wh
-    end = service.register_reading(samples, "Transaction.End")
-    charging.meter_stop_wh = end if end is not None else charging.meter_stop_wh

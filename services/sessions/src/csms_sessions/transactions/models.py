@@ -2,9 +2,10 @@
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import JSON, Index, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Index, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from csms_sessions.db import SCHEMA, UtcDateTime, enum_column, utc_now
@@ -35,6 +36,7 @@ class ChargingSession(SQLModel, table=True):
         Index("ix_charging_session_station_state", "station_id", "state"),
         Index("ix_charging_session_started_at", "started_at"),
         Index("ix_charging_session_id_token", "id_token"),
+        Index("ix_charging_session_station_evse_state", "station_id", "evse_id", "state"),
         {"schema": SCHEMA},
     )
 
@@ -68,11 +70,62 @@ class ChargingSession(SQLModel, table=True):
     last_seq_no: int | None = None
     seen_seq_nos: list[int] = Field(default_factory=list, sa_type=JSON)
     seq_gap: bool = False
+    # 2.x: the seqNo of the Started that set the start (a lower one takes over while active).
+    start_seq_no: int | None = None
     offline: bool = False
     reservation_id: int | None = None
     remote_start_id: int | None = None
+    # Ended with its start known: start, end, stop reading and energy never change again
+    # (docs/sessions.md). An ended session whose start is missing becomes final when it comes.
+    final: bool = False
+    # Where the station's own data disagree, or the CSMS ended the session itself:
+    # [{"reason": FlagReason, "detail": str, "flagged_at": OCPP time}], one per reason.
+    flags: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+    # Messages that arrived for the session once it had ended (stored, never applied).
+    late_messages: int = 0
+    # The station reported the EVSE Available (its time) while the session was active, and
+    # when we heard it; the resolution (transactions.resolution) ends it after a grace.
+    idle_since: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    idle_noticed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    # When a replica last asked the station about it (claims the check, see resolution).
+    resolution_checked_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     created_at: datetime = Field(default_factory=utc_now, sa_type=UtcDateTime)
     updated_at: datetime = Field(default_factory=utc_now, sa_type=UtcDateTime)
+
+
+class MessageDisposition(StrEnum):
+    """What a transaction message did to its session (docs/sessions.md)."""
+
+    APPLIED = "applied"  # it set or moved the session's figures
+    DUPLICATE = "duplicate"  # the same message again (same content or same seqNo and content)
+    LATE = "late"  # it came once the session had ended: stored, not applied
+    CONFLICTING = "conflicting"  # a reused seqNo with other content: stored, not applied
+
+
+# BIGINT on PostgreSQL (every transaction message), INTEGER for SQLite's rowid.
+MESSAGE_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class SessionMessage(SQLModel, table=True):
+    """Every transaction message a session received, as sent, and what it did: nothing of
+    a session is deleted, so late and contradictory data stay visible."""
+
+    __tablename__ = "session_message"
+    __table_args__ = (
+        Index("ix_session_message_session", "session_id", "id"),
+        {"schema": SCHEMA},
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=MESSAGE_ID)
+    session_id: str = Field(max_length=36)
+    event_id: str = Field(max_length=64, description="the inbound event's envelope id")
+    action: str = Field(max_length=40)
+    event_type: str | None = Field(default=None, max_length=10, description="2.x eventType")
+    seq_no: int | None = None
+    timestamp: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    received_at: datetime = Field(sa_type=UtcDateTime)
+    disposition: MessageDisposition = Field(sa_column=enum_column(MessageDisposition))
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
 
 
 class TransactionId(SQLModel, table=True):

@@ -23,6 +23,10 @@ class StopReason(StrEnum):
     MASTER_PASS = "master_pass"  # noqa: S105 - a stop reason, not a secret
     REJECTED = "rejected"
     OTHER = "other"
+    # Ended by the CSMS, not the station (docs/sessions.md: no phantom sessions).
+    SUPERSEDED = "superseded"  # another transaction started on the EVSE
+    EVSE_IDLE = "evse_idle"  # 1.6: the connector stayed Available past the grace
+    NOT_ONGOING = "not_ongoing"  # 2.x: GetTransactionStatus said it is not ongoing
 
 
 # Both versions' values; they share the common names (Local, Remote, EVDisconnected, ...).

@@ -12,8 +12,9 @@ from csms_core.topics import METER_VALUES
 from csms_sessions.context import EventContext
 from csms_sessions.db import utc_now
 from csms_sessions.metering import service as metering
-from csms_sessions.metering.energy import Reading, delivered_wh, is_session_register
+from csms_sessions.metering.energy import is_session_register, session_energy
 from csms_sessions.metering.normalize import Sample
+from csms_sessions.remote import service as remote
 from csms_sessions.reservations.service import mark_reservation_used
 from csms_sessions.transactions.events import publish_started
 from csms_sessions.transactions.models import ChargingSession, SessionState, TransactionId
@@ -30,11 +31,13 @@ unknown_transactions = Counter(
 async def find(
     session: AsyncSession, station_id: str, transaction_id: str
 ) -> ChargingSession | None:
+    """The session of a transaction, locked until the event's transaction ends (PostgreSQL):
+    the resolution of idle EVSEs (transactions.resolution) may be ending it meanwhile."""
     query = select(ChargingSession).where(
         col(ChargingSession.station_id) == station_id,
         col(ChargingSession.transaction_id) == transaction_id,
     )
-    return (await session.exec(query)).first()
+    return (await session.exec(query.with_for_update())).first()
 
 
 async def find_started_v16(
@@ -119,22 +122,61 @@ async def use_reservation(ctx: EventContext, charging: ChargingSession) -> None:
         )
 
 
+async def link_remote_start(
+    ctx: EventContext, charging: ChargingSession, remote_start_id: int | None
+) -> None:
+    """2.x: whichever event carries the remoteStartId links the session to our request
+    (OCPP 2.0.1 F01.FR.04); a session without a token yet takes the request's."""
+    if remote_start_id is None or charging.remote_start_id is not None:
+        return
+    charging.remote_start_id = remote_start_id
+    request = await remote.link_session(
+        ctx.session, charging.station_id, remote_start_id, charging.session_id
+    )
+    if request is not None and charging.id_token is None:
+        charging.id_token, charging.id_token_type = request.id_token, request.token_type
+
+
+async def link_remote_start_v16(ctx: EventContext, charging: ChargingSession) -> None:
+    """1.6: a StartTransaction that follows our RemoteStartTransaction (same idTag, EVSE)."""
+    if charging.id_token is None or charging.evse_id is None:
+        return
+    request = await remote.link_session_v16(
+        ctx.session,
+        charging.station_id,
+        charging.id_token,
+        charging.evse_id,
+        ctx.received_at,
+        charging.session_id,
+    )
+    if request is not None:
+        charging.remote_start_id = request.remote_start_id
+
+
 async def record_samples(
     ctx: EventContext,
     samples: Sequence[Sample],
     evse_id: int | None,
     charging: ChargingSession | None,
+    *,
+    late: bool = False,
 ) -> list[Sample]:
-    """Store the samples not stored yet, publish them as ``meter.values``; the new ones."""
+    """Store the samples not stored yet, publish them as ``meter.values``; the new ones.
+
+    ``late``: sent once the session had ended, so never counted in its figures."""
     owner = metering.Owner(
         station_id=ctx.station.station_id,
         evse_id=charging.evse_id if charging is not None else evse_id,
         session_id=charging.session_id if charging is not None else None,
         transaction_id=charging.transaction_id if charging is not None else None,
     )
-    new = await metering.store(ctx.session, owner, samples)
+    new = await metering.store(ctx.session, owner, samples, late=late)
     if new:
-        data: dict[str, object] = {"evse_id": owner.evse_id, "samples": [s.wire() for s in new]}
+        data: dict[str, object] = {
+            "evse_id": owner.evse_id,
+            "samples": [s.wire() for s in new],
+            "late": late,
+        }
         if charging is not None:
             data |= {"session_id": charging.session_id, "transaction_id": charging.transaction_id}
         ctx.publish("meter.values", data, topic=METER_VALUES)
@@ -142,7 +184,8 @@ async def record_samples(
 
 
 async def refresh(session: AsyncSession, charging: ChargingSession, new: Sequence[Sample]) -> None:
-    """Energy from every register reading so far; power, current and SoC from the newest."""
+    """An active session's energy from its register readings so far (from its start, once
+    known); power, current and SoC from the newest. Ended sessions are settled instead."""
     gauges = metering.gauges(new)
     if gauges.measured_at is not None and (
         charging.measured_at is None or gauges.measured_at >= charging.measured_at
@@ -153,11 +196,14 @@ async def refresh(session: AsyncSession, charging: ChargingSession, new: Sequenc
         charging.soc_percent = _newer(gauges.soc_percent, charging.soc_percent)
     await session.flush()
     readings = await metering.register_readings(session, charging.session_id)
-    if charging.meter_start_wh is not None and charging.start_seen:
-        readings.append(Reading(charging.started_at, charging.meter_start_wh))
-    if charging.meter_stop_wh is not None and charging.ended_at is not None:
-        readings.append(Reading(charging.ended_at, charging.meter_stop_wh))
-    charging.energy_wh = delivered_wh(readings)
+    energy = session_energy(
+        readings,
+        meter_start=charging.meter_start_wh,
+        meter_stop=None,
+        started_at=charging.started_at if charging.start_seen else None,
+        ended_at=None,
+    )
+    charging.energy_wh = energy.wh
     charging.updated_at = utc_now()
 
 

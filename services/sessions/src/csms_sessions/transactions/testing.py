@@ -3,6 +3,7 @@
 On top of ``csms_sessions.testing`` (the real service on the embedded bus).
 """
 
+import json
 from typing import Any
 
 from sqlmodel import col, select
@@ -14,7 +15,7 @@ from csms_ocpp.actions import Owner, owner
 from csms_sessions.metering.models import MeterSample
 from csms_sessions.testing import Harness
 from csms_sessions.tokens.models import IdToken, TokenStatus
-from csms_sessions.transactions.models import ChargingSession
+from csms_sessions.transactions.models import ChargingSession, SessionMessage
 
 STATION = "CP-1"
 
@@ -122,3 +123,26 @@ def transaction_event(
     if meter:
         payload["meterValue"] = meter
     return payload
+
+
+async def replay(
+    sessions: Harness, version: OcppVersion, frames: list[str], station_id: str = STATION
+) -> list[dict[str, Any] | None]:
+    """Send raw OCPP-J CALL frames (``[2, messageId, action, payload]``) in order, as the
+    station sent them; the answers sessions gave (None where the gateway answers)."""
+    answers = []
+    for frame in frames:
+        message_type, _, action, payload = json.loads(frame)
+        assert message_type == 2, frame  # noqa: S101 - a test helper
+        answers.append(await send(sessions, action, payload, version, station_id))
+    return answers
+
+
+async def session_messages(sessions: Harness, session_id: str) -> list[SessionMessage]:
+    async with sessions.service.factory() as session:
+        query = select(SessionMessage).where(col(SessionMessage.session_id) == session_id)
+        return list((await session.exec(query.order_by(col(SessionMessage.id)))).all())
+
+
+def flag_reasons(charging: ChargingSession) -> list[str]:
+    return [flag["reason"] for flag in charging.flags]

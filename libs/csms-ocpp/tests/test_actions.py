@@ -61,8 +61,10 @@ def test_every_station_initiated_action_has_a_request_schema(version: OcppVersio
         (V201, "MeterValues", {}, Owner.GATEWAY),
         (V201, "NotifyEvent", {}, Owner.GATEWAY),
         (V21, "NotifyPeriodicEventStream", {}, Owner.GATEWAY),  # SEND: nothing to answer
-        (V16, "SignCertificate", {}, Owner.NOBODY),  # the response requires a status
-        (V201, "GetCertificateStatus", {}, Owner.NOBODY),
+        (V16, "SignCertificate", {}, Owner.SECURITY),
+        (V201, "GetCertificateStatus", {}, Owner.SECURITY),
+        (V21, "GetCertificateChainStatus", {}, Owner.SECURITY),
+        (V201, "SecurityEventNotification", {}, Owner.GATEWAY),  # its answer is empty
         (V21, "VatNumberValidation", {}, Owner.NOBODY),
     ],
 )

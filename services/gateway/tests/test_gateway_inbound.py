@@ -225,9 +225,9 @@ async def test_late_answer_is_dropped(
 async def test_call_nobody_handles_is_stored_then_not_supported(
     gateway: Gateway, bus: InMemoryBus
 ) -> None:
-    async with connect_station(gateway) as station:
-        answer = await station.call("SignCertificate", {"csr": "CSR"}, message_id="c1")
-    assert answer == [4, "c1", "NotSupported", "no service handles SignCertificate yet", {}]
+    async with connect_station(gateway, subprotocols=("ocpp2.1",)) as station:
+        answer = await station.call("VatNumberValidation", {"vatNumber": "DE1"}, message_id="c1")
+    assert answer == [4, "c1", "NotSupported", "no service handles VatNumberValidation yet", {}]
     assert bus.records(topics.OCPP_INBOUND)[0].envelope.data["owner"] == "nobody"
 
 

@@ -89,6 +89,7 @@ class Owner(StrEnum):
     GATEWAY = "gateway"
     SESSIONS = "sessions"
     SMARTCHARGING = "smartcharging"
+    SECURITY = "security"
     NOBODY = "nobody"
 
 
@@ -102,6 +103,10 @@ _DECIDED_BY: dict[str, Owner] = {
     "DataTransfer": Owner.SESSIONS,
     "NotifyEVChargingNeeds": Owner.SMARTCHARGING,
     "NotifyEVChargingSchedule": Owner.SMARTCHARGING,
+    "SignCertificate": Owner.SECURITY,
+    "Get15118EVCertificate": Owner.SECURITY,
+    "GetCertificateStatus": Owner.SECURITY,
+    "GetCertificateChainStatus": Owner.SECURITY,
 }
 
 

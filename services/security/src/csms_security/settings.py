@@ -101,6 +101,11 @@ class SecuritySettings(CommonSettings):
                 "set both CSMS_SECURITY_CA_CERT_FILE and CSMS_SECURITY_CA_KEY_FILE (the "
                 "operator's CA) or neither (a CA created in CSMS_SECURITY_CA_DIR)"
             )
+        if self.renew_before_days >= self.certificate_validity_days:
+            raise ValueError(
+                "CSMS_SECURITY_RENEW_BEFORE_DAYS must be less than CSMS_SECURITY_CERTIFICATE_DAYS"
+                " (or every certificate would be renewed as soon as it is issued)"
+            )
         if (self.est_username is None) != (self.est_password is None):
             raise ValueError("set both CSMS_SECURITY_EST_USERNAME and CSMS_SECURITY_EST_PASSWORD")
         return self

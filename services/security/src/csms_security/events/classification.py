@@ -154,6 +154,15 @@ KINDS: tuple[EventKind, ...] = (
     ),
 )
 
+# What the CSMS itself records as security events (source "csms"), besides the
+# standardized types it can also use (FailedToAuthenticateAtCsms for a refused password
+# or a certificate for another station).
+CSMS_TYPES: dict[str, str] = {
+    "CsrRejected": "a station's certificate signing request failed its checks",
+    "CertificateRejectedByStation": "a station refused the certificate sent to it",
+    "SecurityProfileTooLow": "a station connected with less than its security profile",
+}
+
 _BY_NAME: dict[str, EventKind] = {
     **{kind.name_2x.lower(): kind for kind in KINDS},
     **{kind.name_16.lower(): kind for kind in KINDS if kind.name_16 is not None},
@@ -179,6 +188,8 @@ def classify(event_type: str, version: str) -> Classification:
     either version's name is recognised in both.
     """
     kind = _BY_NAME.get(event_type.lower())
+    if kind is None and event_type in CSMS_TYPES:
+        return Classification(event_type, event_type, event_type, Severity.WARNING, False, True)
     if kind is None:
         return Classification(event_type, None, None, Severity.INFO, False, known=False)
     critical = kind.critical_16 if version == "1.6" else kind.critical_2x

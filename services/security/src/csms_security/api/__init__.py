@@ -1,0 +1,1 @@
+"""What every REST route of the service shares."""

@@ -1,0 +1,91 @@
+"""Dependencies of the REST routes, as ``Annotated`` aliases."""
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Depends, Path, Query, Request, params
+from pydantic import BaseModel, Field
+from sqlalchemy import func
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
+
+from csms_api.problems import Problem
+from csms_ocpp.station_id import InvalidStationId, parse_station_id
+from csms_security.service import SecurityService
+
+_STATE_KEY = "csms_security"
+Item = TypeVar("Item")
+
+
+def bind_service(service: SecurityService) -> params.Depends:
+    """A router dependency that makes ``service`` the one this request's routes use."""
+
+    def bind(request: Request) -> None:
+        setattr(request.state, _STATE_KEY, service)
+
+    dependency: params.Depends = Depends(bind)
+    return dependency
+
+
+def get_service(request: Request) -> SecurityService:
+    service: SecurityService = getattr(request.state, _STATE_KEY)
+    return service
+
+
+ServiceDep = Annotated[SecurityService, Depends(get_service)]
+
+
+async def get_session(service: ServiceDep) -> AsyncIterator[AsyncSession]:
+    async with service.factory() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def valid_station_id(
+    station_id: Annotated[str, Path(examples=["CP-001"], description="OCPP station identity")],
+) -> str:
+    # The path is percent-decoded already; a '%' left would be decoded twice.
+    if "%" in station_id:
+        raise Problem(422, "station id may not contain '%'", kind="invalid-station-id")
+    try:
+        return parse_station_id(station_id)
+    except InvalidStationId as exc:
+        raise Problem(422, str(exc), kind="invalid-station-id") from exc
+
+
+StationIdDep = Annotated[str, Depends(valid_station_id)]
+
+
+class PageParams(BaseModel):
+    limit: int = Field(default=50, ge=1, le=500, description="items per page")
+    offset: int = Field(default=0, ge=0, le=10_000_000, description="items to skip")
+
+
+PageDep = Annotated[PageParams, Query()]
+
+
+class Page(BaseModel, Generic[Item]):
+    items: list[Item]
+    total: int
+    limit: int
+    offset: int
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def paged(
+    session: AsyncSession,
+    query: SelectOfScalar[Any],
+    page: PageParams,
+    model: type[M],
+    order: Any,
+) -> Page[M]:
+    """One page of ``query`` (ordered by ``order``) as ``model`` items, with the total."""
+    total = (await session.exec(select(func.count()).select_from(query.subquery()))).one()
+    rows = await session.exec(query.order_by(order).offset(page.offset).limit(page.limit))
+    items = [model.model_validate(row, from_attributes=True) for row in rows.all()]
+    return Page[M](items=items, total=total, limit=page.limit, offset=page.offset)

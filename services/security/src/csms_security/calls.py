@@ -1,0 +1,59 @@
+"""Calls to stations: the payload built for the station's OCPP version, then sent.
+
+``StationCalls.call(station_id, build)`` looks the route up once for the version,
+builds the call with ``build(version)`` (``Untranslatable`` when it has no
+equivalent there), checks it against the official schema and sends it through
+the process's ``CommandClient``.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+from csms_core.router import CommandClient, CommandOutcome, CommandResult, Router, StationOffline
+from csms_ocpp import OcppVersion, schemas
+
+Build = Callable[[OcppVersion], tuple[str, dict[str, Any]]]
+
+
+class InvalidCall(ValueError):
+    """Our own call would break its schema: a bug or a bad REST value, never sent."""
+
+
+class StationCalls:
+    def __init__(self, router: Router, commands: CommandClient, timeout_s: float) -> None:
+        self._router = router
+        self._commands = commands
+        self._timeout_s = timeout_s
+
+    async def version(self, station_id: str) -> OcppVersion:
+        """The OCPP version of the station's live connection; StationOffline without one."""
+        route = await self._router.lookup(station_id)
+        if route is None:
+            raise StationOffline(station_id)
+        return OcppVersion.from_number(route.ocpp_version)
+
+    async def call(
+        self, station_id: str, build: Build, timeout_s: float | None = None
+    ) -> CommandResult:
+        version = await self.version(station_id)
+        action, payload = build(version)
+        violation = schemas.validate(version, action, payload)
+        if violation is not None:
+            raise InvalidCall(f"{action}: {violation.description}")
+        return await self._commands.call(station_id, action, payload, timeout_s or self._timeout_s)
+
+
+def accepted(result: CommandResult, *statuses: str) -> bool:
+    """The station answered with a status among ``statuses`` (``Accepted`` by default)."""
+    wanted = statuses or ("Accepted",)
+    return (
+        result.outcome is CommandOutcome.RESULT and (result.payload or {}).get("status") in wanted
+    )
+
+
+def describe(result: CommandResult) -> str:
+    """One line for a log or a REST body: what came back."""
+    if result.outcome is CommandOutcome.RESULT:
+        return f"{result.action} {(result.payload or {}).get('status', 'answered')}"
+    reason = f"{result.error_code or ''} {result.error_description}".strip()
+    return f"{result.action} {result.outcome.value}" + (f": {reason}" if reason else "")

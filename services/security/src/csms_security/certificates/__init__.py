@@ -1,0 +1,1 @@
+"""Station certificates: signing, renewal, installed CA certificates."""

@@ -1,0 +1,195 @@
+"""Consumption of ``ocpp.inbound``, ``ocpp.connections`` and ``csms.station-status``.
+
+Each event is handled once (``inbox``): its effects, the answer owed to the
+station and its domain events commit with its id; the answer is sent and the
+events published after that. Calls this service does not handle, and the other
+station-status events, are skipped without a write.
+"""
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import Counter
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+# Importing the domains registers their handlers (``context.handles``).
+import csms_security.certificates.signing
+import csms_security.events.service
+import csms_security.pnc.handlers  # noqa: F401
+from csms_core.bus import Bus, Delivery, Unprocessable
+from csms_core.db import session_factory, transaction
+from csms_core.envelope import Envelope
+from csms_core.router import CallAnswer, CommandClient
+from csms_core.telemetry import current_trace_headers
+from csms_core.topics import OCPP_CONNECTIONS, OCPP_INBOUND, STATION_STATUS
+from csms_ocpp import ErrorCode, OcppVersion, error_code, schemas
+from csms_ocpp.actions import Owner
+from csms_security.certificates.renewal import Renewals
+from csms_security.certificates.signing import Issuer
+from csms_security.context import (
+    CALL_HANDLERS,
+    SECURITY_EVENTS,
+    SOURCE,
+    CallContext,
+    ConnectionChange,
+    InboundCall,
+    Pki,
+)
+from csms_security.events.topic import PROFILE_UPGRADED
+from csms_security.inbox import ProcessedEvent
+from csms_security.profiles.connections import on_connection
+from csms_security.settings import SecuritySettings
+
+logger = logging.getLogger(__name__)
+
+TOPICS = (OCPP_INBOUND, OCPP_CONNECTIONS, STATION_STATUS)
+CONNECTION_EVENTS = {"ocpp.connection.opened": True, "ocpp.connection.closed": False}
+
+events_handled = Counter(
+    "csms_security_events_handled_total", "Events the security service handled", ["topic", "kind"]
+)
+
+
+class SecurityConsumer:
+    """The ``run_consumer`` handler of the security service."""
+
+    def __init__(
+        self,
+        settings: SecuritySettings,
+        bus: Bus,
+        commands: CommandClient,
+        engine: AsyncEngine,
+        pki: Pki,
+        issuer: Issuer,
+        renewals: Renewals,
+    ) -> None:
+        self._settings = settings
+        self._bus = bus
+        self._commands = commands
+        self._factory = session_factory(engine)
+        self._pki = pki
+        self._issuer = issuer
+        self._renewals = renewals
+
+    async def __call__(self, delivery: Delivery) -> None:
+        envelope = delivery.envelope
+        if delivery.topic == STATION_STATUS:
+            self._on_station_status(envelope)
+            return
+        if delivery.topic == OCPP_INBOUND and envelope.data.get("action") not in CALL_HANDLERS:
+            return  # not ours: nothing to store
+        if delivery.topic == OCPP_CONNECTIONS and envelope.type not in CONNECTION_EVENTS:
+            return
+        after_commit: list[Callable[[], None]] = []
+        async with transaction(self._factory) as session:
+            record = await session.get(ProcessedEvent, envelope.id)
+            replayed = record is not None
+            if record is None:
+                record = await self._apply(session, delivery, after_commit)
+                session.add(record)
+        for callback in after_commit:
+            callback()
+        kind = "replayed" if replayed else envelope.data.get("action", envelope.type)
+        events_handled.labels(delivery.topic, kind).inc()
+        if not record.completed:
+            await self._deliver(record)
+
+    async def _apply(
+        self, session: AsyncSession, delivery: Delivery, after_commit: list[Callable[[], None]]
+    ) -> ProcessedEvent:
+        envelope = delivery.envelope
+        if delivery.topic == OCPP_CONNECTIONS:
+            events = await self._on_connection(session, envelope)
+            return _processed(envelope, None, events)
+        try:
+            call = InboundCall.model_validate(envelope.data)
+        except ValidationError as exc:
+            raise Unprocessable(f"not an ocpp.call: {exc.error_count()} errors") from exc
+        ctx = CallContext(session, self._settings, self._pki, envelope, call)
+        payload = await CALL_HANDLERS[call.action](ctx)
+        after_commit.extend(ctx.after_commit)
+        if call.action == "SignCertificate":
+            after_commit.append(self._issuer.wake)
+        waits = envelope.type == "ocpp.call" and call.owner == Owner.SECURITY
+        answer = _answer(ctx, payload) if waits else None
+        return _processed(envelope, answer, ctx.events)
+
+    async def _on_connection(
+        self, session: AsyncSession, envelope: Envelope
+    ) -> list[tuple[str, Envelope]]:
+        try:
+            change = ConnectionChange.model_validate(envelope.data)
+        except ValidationError as exc:
+            raise Unprocessable(f"not a connection event: {exc.error_count()} errors") from exc
+        upgraded = await on_connection(
+            session,
+            envelope.station_id,
+            envelope.ocpp_version or "1.6",
+            change,
+            opened=CONNECTION_EVENTS[envelope.type],
+        )
+        if upgraded is None:
+            return []
+        event = Envelope(
+            id=f"{envelope.id}.upgraded",
+            type=PROFILE_UPGRADED,
+            source=SOURCE,
+            station_id=envelope.station_id,
+            ocpp_version=envelope.ocpp_version,
+            data=upgraded.model_dump(mode="json"),
+        )
+        return [(SECURITY_EVENTS, event)]
+
+    def _on_station_status(self, envelope: Envelope) -> None:
+        # A station just accepted at boot may be due for a certificate renewal.
+        if envelope.type == "station.booted" and envelope.data.get("boot_status") == "Accepted":
+            self._renewals.station_booted(envelope.station_id)
+
+    async def _deliver(self, record: ProcessedEvent) -> None:
+        """The answer first (the station waits), then the domain events, then the mark."""
+        if record.answer is not None and record.gateway_id is not None:
+            await self._commands.answer(CallAnswer.model_validate(record.answer), record.gateway_id)
+        for item in record.outbox or []:
+            await self._bus.publish(item["topic"], Envelope.model_validate(item["event"]))
+        async with transaction(self._factory) as session:
+            stored = await session.get(ProcessedEvent, record.event_id)
+            if stored is not None:
+                stored.completed = True
+                session.add(stored)
+
+
+def _processed(
+    envelope: Envelope, answer: CallAnswer | None, events: list[tuple[str, Envelope]]
+) -> ProcessedEvent:
+    return ProcessedEvent(
+        event_id=envelope.id,
+        gateway_id=envelope.data.get("gateway_id"),
+        answer=answer.model_dump(mode="json") if answer else None,
+        outbox=[{"topic": t, "event": e.model_dump(mode="json")} for t, e in events],
+        completed=answer is None and not events,
+    )
+
+
+def _answer(ctx: CallContext, payload: dict[str, Any] | None) -> CallAnswer:
+    version: OcppVersion = ctx.version
+    error: tuple[ErrorCode, str] | None = None
+    if payload is None:
+        error = ErrorCode.NOT_IMPLEMENTED, f"{ctx.call.action} is not answered by the CSMS"
+    elif (
+        violation := schemas.validate(version, ctx.call.action, payload, response=True)
+    ) is not None:
+        # Our bug, not the station's: the gateway would refuse this answer anyway.
+        logger.error("own %s answer breaks its schema: %s", ctx.call.action, violation.description)
+        error = ErrorCode.INTERNAL_ERROR, "the CSMS could not form a valid answer"
+    return CallAnswer(
+        station_id=ctx.station_id,
+        connection_id=ctx.call.connection_id,
+        message_id=ctx.call.message_id,
+        payload=None if error else payload,
+        error_code=error_code(error[0], version) if error else None,
+        error_description=error[1] if error else "",
+        traceparent=current_trace_headers().get("traceparent"),
+    )

@@ -1,0 +1,118 @@
+"""What a handler of one consumed event gets, and how handlers declare what they answer."""
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from csms_core.envelope import Envelope
+from csms_ocpp import OcppVersion
+from csms_security.db import parse_ocpp_time
+from csms_security.pnc.contracts import ContractProvider
+from csms_security.pnc.revocation import RevocationClient
+from csms_security.pnc.trust import TrustStore
+from csms_security.settings import SecuritySettings
+
+SOURCE = "csms/security"
+SECURITY_EVENTS = "csms.security-events"
+
+
+class InboundCall(BaseModel):
+    """The ``data`` of an ``ocpp.call`` / ``ocpp.send`` event (ocpp.inbound)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    gateway_id: str
+    connection_id: str
+    action: str
+    message_id: str
+    payload: dict[str, Any]
+    received_at: str
+    owner: str
+
+
+class ConnectionChange(BaseModel):
+    """The ``data`` of an ``ocpp.connection.opened`` / ``closed`` event (ocpp.connections)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    gateway_id: str
+    connection_id: str
+    subprotocol: str
+    security_profile: int | None = None  # opened only
+
+
+@dataclass(frozen=True)
+class Pki:
+    """The outside parties Plug & Charge decisions need."""
+
+    revocation: RevocationClient
+    contracts: ContractProvider
+    trust: TrustStore
+
+
+@dataclass
+class CallContext:
+    session: AsyncSession
+    settings: SecuritySettings
+    pki: Pki
+    envelope: Envelope
+    call: InboundCall
+    # Domain events to publish once the transaction has committed: (topic, event).
+    events: list[tuple[str, Envelope]] = field(default_factory=list)
+    # Work to do once it has committed (wake the issuer, count a metric).
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def station_id(self) -> str:
+        return self.envelope.station_id
+
+    @property
+    def version(self) -> OcppVersion:
+        return OcppVersion.from_number(self.envelope.ocpp_version or "1.6")
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return self.call.payload
+
+    @property
+    def received_at(self) -> datetime:
+        return parse_ocpp_time(self.call.received_at)
+
+    def publish(self, event_type: str, data: BaseModel, topic: str = SECURITY_EVENTS) -> None:
+        """Queue a domain event about this station (its id derives from the cause's)."""
+        self.events.append(
+            (
+                topic,
+                Envelope(
+                    id=f"{self.envelope.id}.{len(self.events)}",
+                    type=event_type,
+                    source=SOURCE,
+                    station_id=self.station_id,
+                    ocpp_version=self.envelope.ocpp_version,
+                    data=data.model_dump(mode="json"),
+                ),
+            )
+        )
+
+
+CallHandler = Callable[[CallContext], Awaitable[dict[str, Any] | None]]
+# The station CALLs this service handles, by action; registered where each is defined.
+# A handler returns the CALLRESULT payload when this service decides the answer.
+CALL_HANDLERS: dict[str, CallHandler] = {}
+
+
+def handles(*actions: str) -> Callable[[CallHandler], CallHandler]:
+    """Register the decorated function as the handler of ``actions``."""
+
+    def register(handler: CallHandler) -> CallHandler:
+        for action in actions:
+            if action in CALL_HANDLERS:
+                raise ValueError(f"{action} has two handlers")
+            CALL_HANDLERS[action] = handler
+        return handler
+
+    return register

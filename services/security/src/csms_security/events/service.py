@@ -1,0 +1,119 @@
+"""Recording security events: stored, published on ``csms.security-events``, counted.
+
+``csms_security_events_total{severity,type}`` counts every event; an alert on
+``csms_security_events_total{severity="critical"}`` fires on the critical ones
+(``type`` is the 2.x name where there is one, so both versions count together).
+"""
+
+from datetime import datetime
+
+from prometheus_client import Counter
+
+from csms_core.envelope import Envelope
+from csms_ocpp.actions import now_iso
+from csms_security.context import SECURITY_EVENTS, SOURCE, CallContext, handles
+from csms_security.db import parse_ocpp_time
+from csms_security.events.classification import classify
+from csms_security.events.models import EventSource, SecurityEvent
+from csms_security.events.topic import SECURITY_EVENT_RECORDED, SecurityEventRecorded
+
+security_events = Counter(
+    "csms_security_events_total",
+    "Security events recorded, by severity and type (2.x name when known)",
+    ["severity", "type"],
+)
+
+MAX_TECH_INFO = 255
+# Vendor-made types are counted under one label: a station must not grow the metric.
+OTHER_TYPE = "other"
+
+
+def security_event(
+    station_id: str,
+    version: str,
+    event_type: str,
+    *,
+    event_id: str,
+    timestamp: datetime,
+    tech_info: str | None,
+    source: EventSource,
+) -> tuple[SecurityEvent, Envelope]:
+    """One classified security event and its ``security.event.recorded`` record."""
+    classification = classify(event_type, version)
+    event = SecurityEvent(
+        id=event_id,
+        station_id=station_id,
+        type=event_type[:50],
+        name_2x=classification.name_2x,
+        name_16=classification.name_16,
+        severity=classification.severity,
+        critical=classification.critical,
+        source=source,
+        ocpp_version=version,
+        timestamp=timestamp,
+        tech_info=tech_info[:MAX_TECH_INFO] if tech_info else None,
+    )
+    data = SecurityEventRecorded(
+        type=event.type,
+        name_2x=event.name_2x,
+        name_16=event.name_16,
+        severity=event.severity,
+        critical=event.critical,
+        source=source,
+        timestamp=timestamp,
+        tech_info=event.tech_info,
+    )
+    record = Envelope(
+        id=f"{event_id}.recorded",
+        type=SECURITY_EVENT_RECORDED,
+        source=SOURCE,
+        station_id=station_id,
+        ocpp_version=version,
+        data=data.model_dump(mode="json"),
+    )
+    return event, record
+
+
+def count(event: SecurityEvent) -> None:
+    label = event.name_2x if event.name_2x is not None else OTHER_TYPE
+    security_events.labels(event.severity.value, label).inc()
+
+
+def record(
+    ctx: CallContext,
+    event_type: str,
+    *,
+    timestamp: datetime,
+    tech_info: str | None,
+    source: EventSource,
+    event_id: str | None = None,
+) -> SecurityEvent:
+    """Store one security event in the handler's transaction; publish and count it after."""
+    event, published = security_event(
+        ctx.station_id,
+        ctx.version.number,
+        event_type,
+        event_id=event_id or f"{ctx.envelope.id}.security",
+        timestamp=timestamp,
+        tech_info=tech_info,
+        source=source,
+    )
+    ctx.session.add(event)
+    ctx.events.append((SECURITY_EVENTS, published))
+    ctx.after_commit.append(lambda: count(event))
+    return event
+
+
+@handles("SecurityEventNotification")
+async def on_security_event_notification(ctx: CallContext) -> None:
+    """Every version's SecurityEventNotification (1.6 whitepaper, 2.0.1 A04): the gateway
+    has answered it already (the answer carries no decision); we keep it."""
+    payload = ctx.payload
+    record(
+        ctx,
+        payload["type"],
+        timestamp=parse_ocpp_time(payload.get("timestamp") or now_iso()),
+        tech_info=payload.get("techInfo"),
+        source=EventSource.STATION,
+        event_id=ctx.envelope.id,
+    )

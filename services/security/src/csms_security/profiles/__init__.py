@@ -1,0 +1,1 @@
+"""Security profile upgrades and the profile each station connects with."""

@@ -1,0 +1,98 @@
+"""SecurityEventNotification of every version: stored, classified with both versions' names,
+listed per station and fleet-wide, published on csms.security-events and counted."""
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import ocpp.v16
+import ocpp.v21
+import ocpp.v201
+import pytest
+from prometheus_client import REGISTRY
+
+from csms_security.context import SECURITY_EVENTS
+from tests.security_harness import ORGANIZATION, Csms, eventually, running_csms
+from tests.security_stations import StationState, secure_station
+from tests.stations import boot_call
+
+MODULES = {"1.6": ocpp.v16, "2.0.1": ocpp.v201, "2.1": ocpp.v21}
+
+
+@pytest.fixture
+async def csms(tmp_path: Path) -> AsyncIterator[Csms]:
+    async with running_csms(tmp_path) as running:
+        yield running
+
+
+def critical_count(event_type: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "csms_security_events_total", {"severity": "critical", "type": event_type}
+    )
+    return value or 0.0
+
+
+async def notify(csms: Csms, station_id: str, version: str, *events: tuple[str, str]) -> None:
+    state = StationState(station_id, ORGANIZATION)
+    tls = state.tls(csms.server_trust(), with_certificate=False)
+    module = MODULES[version]
+    async with secure_station(csms.wss_url, state, version, tls=tls) as station:
+        await station.call(boot_call(version))
+        for event_type, tech_info in events:
+            await station.call(
+                module.call.SecurityEventNotification(
+                    type=event_type, timestamp="2025-03-01T10:00:00.000Z", tech_info=tech_info
+                )
+            )
+
+    async def stored() -> list[dict[str, object]]:
+        body = (await csms.api.get(f"/stations/{station_id}/security-events")).json()
+        return body["items"] if len(body["items"]) == len(events) else []
+
+    await eventually(stored)
+
+
+@pytest.mark.parametrize(
+    ("version", "sent", "case"),
+    [
+        ("1.6", "InvalidCentralSystemCertificate", "tc_078"),
+        ("2.0.1", "InvalidCsmsCertificate", "tc_a_04"),
+        ("2.1", "InvalidCsmsCertificate", "tc_a_04"),
+    ],
+)
+async def test_tc_078_security_events_carry_both_names(
+    csms: Csms, version: str, sent: str, case: str
+) -> None:
+    station_id = f"CP-EV-{version}".replace(".", "")
+    before = critical_count("InvalidCsmsCertificate")
+    await notify(csms, station_id, version, (sent, "certificate expired"))
+    (event,) = (await csms.api.get(f"/stations/{station_id}/security-events")).json()["items"]
+    assert event["type"] == sent
+    assert event["name_2x"] == "InvalidCsmsCertificate"
+    assert event["name_16"] == "InvalidCentralSystemCertificate"
+    assert event["tech_info"] == "certificate expired"
+    assert event["timestamp"].startswith("2025-03-01T10:00:00")
+    # Critical in 2.0.1 (Appendix 1), not in the 1.6 whitepaper; severe in both.
+    assert event["critical"] is (version != "1.6")
+    assert event["severity"] == "critical"
+    assert critical_count("InvalidCsmsCertificate") == before + 1
+    (record,) = [r for r in csms.published(SECURITY_EVENTS, "security.event.recorded")
+                 if r["station_id"] == station_id]  # fmt: skip
+    assert record["data"]["name_2x"] == "InvalidCsmsCertificate"
+    assert record["data"]["source"] == "station"
+
+
+async def test_tc_077_fleet_listing_filters_by_either_name_and_severity(csms: Csms) -> None:
+    await notify(csms, "CP-A", "1.6", ("InvalidChargePointCertificate", "bad cert"))
+    await notify(csms, "CP-B", "2.0.1", ("InvalidChargingStationCertificate", "bad cert"),
+                 ("StartupOfTheDevice", "boot"), ("AcmeVendorEvent", "door"))  # fmt: skip
+    by_16_name = (
+        await csms.api.get("/security-events", params={"type": "InvalidChargePointCertificate"})
+    ).json()
+    assert sorted(item["station_id"] for item in by_16_name["items"]) == ["CP-A", "CP-B"]
+    infos = (await csms.api.get("/security-events", params={"severity": "info"})).json()
+    assert [item["type"] for item in infos["items"]] == ["AcmeVendorEvent"]
+    page = (await csms.api.get("/security-events", params={"limit": 1})).json()
+    assert page["total"] == 4 and len(page["items"]) == 1
+    bad = await csms.api.get("/security-events", params={"severity": "apocalyptic"})
+    assert bad.status_code == 422
+    assert bad.headers["content-type"] == "application/problem+json"

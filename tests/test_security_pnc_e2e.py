@@ -1,0 +1,145 @@
+"""Plug & Charge through a real gateway: GetCertificateStatus (OCSP on loopback),
+Get15118EVCertificate (a contract-certificate provider on loopback) and, in 2.1,
+GetCertificateChainStatus; stations are the ``ocpp`` package's clients."""
+
+import base64
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import ocpp.v21
+import ocpp.v201
+import pytest
+from cryptography.x509 import ocsp
+
+from csms_security.hashdata import hash_data
+from tests.pki import ContractProviderServer, OcspResponder, TestCa, ec_key, name, pem, serving
+from tests.security_harness import ORGANIZATION, Csms, running_csms
+from tests.security_stations import StationState, secure_station
+from tests.stations import boot_call
+
+MODULES = {"2.0.1": ocpp.v201, "2.1": ocpp.v21}
+
+
+@dataclass
+class Pnc:
+    csms: Csms
+    mo: TestCa
+    ocsp_url: str
+    provider: ContractProviderServer
+
+
+@pytest.fixture
+async def pnc(tmp_path: Path) -> AsyncIterator[Pnc]:
+    root = TestCa.root("V2G Root")
+    mo = root.sub_ca("MO Sub-CA")
+    trust_file = tmp_path / "pnc-trust.pem"
+    trust_file.write_text(pem(root.certificate) + pem(mo.certificate))
+    provider = ContractProviderServer(token="pki-token")
+    async with serving(OcspResponder(mo).app) as ocsp_url, serving(provider.app) as provider_url:
+        settings = {
+            "pnc_trust_file": trust_file,
+            "contract_provider_url": provider_url + "/",
+            "contract_provider_token": "pki-token",
+        }
+        async with running_csms(tmp_path, security=settings) as csms:
+            yield Pnc(csms, mo, ocsp_url + "/", provider)
+
+
+def ocsp_data(pnc: Pnc, revoked: bool = False) -> dict[str, str]:
+    contract = pnc.mo.issue(name("DEABCC0000001"), ec_key().public_key())
+    if revoked:
+        pnc.mo.revoke(contract)
+    data = hash_data(contract, pnc.mo.certificate)
+    return {
+        "hash_algorithm": data.hash_algorithm.value,
+        "issuer_name_hash": data.issuer_name_hash,
+        "issuer_key_hash": data.issuer_key_hash,
+        "serial_number": data.serial_number,
+        "responder_url": pnc.ocsp_url,
+    }
+
+
+async def connected(pnc: Pnc, station_id: str, version: str) -> AsyncIterator[object]:
+    state = StationState(station_id, ORGANIZATION)
+    tls = state.tls(pnc.csms.server_trust(), with_certificate=False)
+    async with secure_station(pnc.csms.wss_url, state, version, tls=tls) as station:
+        await station.call(boot_call(version))
+        yield station
+
+
+@pytest.mark.parametrize("version", ["2.0.1", "2.1"])
+async def test_tc_m_24_get_certificate_status_good_and_revoked(pnc: Pnc, version: str) -> None:
+    module = MODULES[version]
+    async for station in connected(pnc, f"CP-OCSP-{version}".replace(".", ""), version):
+        good = await station.call(  # type: ignore[attr-defined]
+            module.call.GetCertificateStatus(ocsp_request_data=ocsp_data(pnc))
+        )
+        revoked = await station.call(  # type: ignore[attr-defined]
+            module.call.GetCertificateStatus(ocsp_request_data=ocsp_data(pnc, revoked=True))
+        )
+    statuses = []
+    for answer in (good, revoked):
+        assert answer.status == "Accepted"
+        response = ocsp.load_der_ocsp_response(base64.b64decode(answer.ocsp_result))
+        statuses.append(response.certificate_status)
+    assert statuses == [ocsp.OCSPCertStatus.GOOD, ocsp.OCSPCertStatus.REVOKED]
+
+
+@pytest.mark.parametrize(("version", "case"), [("2.0.1", "tc_m_26"), ("2.1", "tc_m_26")])
+async def test_tc_m_26_get_15118_ev_certificate_goes_to_the_provider(
+    pnc: Pnc, version: str, case: str
+) -> None:
+    module = MODULES[version]
+    exi = base64.b64encode(b"CertificateInstallationReq").decode()
+    async for station in connected(pnc, f"CP-EV-CERT-{version}".replace(".", ""), version):
+        # The ocpp package spells the field differently in its 2.0.1 and 2.1 dataclasses.
+        field = "iso15118_schema_version" if version == "2.0.1" else "iso_15118_schema_version"
+        request = module.call.Get15118EVCertificate(
+            action="Install", exi_request=exi, **{field: "urn:iso:15118:2:2013:MsgDef"}
+        )
+        answer = await station.call(request)  # type: ignore[attr-defined]
+    assert answer.status == "Accepted"
+    assert base64.b64decode(answer.exi_response) == b"EXI:CertificateInstallationReq"
+    assert pnc.provider.received[0]["action"] == "Install"
+
+
+async def test_tc_m_28_update_failed_by_the_provider(pnc: Pnc) -> None:
+    pnc.provider.status = "Failed"
+    async for station in connected(pnc, "CP-EV-UPDATE", "2.0.1"):
+        answer = await station.call(  # type: ignore[attr-defined]
+            ocpp.v201.call.Get15118EVCertificate(
+                iso15118_schema_version="urn:iso:15118:2:2013:MsgDef",
+                action="Update",
+                exi_request=base64.b64encode(b"CertificateUpdateReq").decode(),
+            )
+        )
+    assert answer.status == "Failed"
+
+
+async def test_get_certificate_chain_status_2_1(pnc: Pnc) -> None:
+    data = ocsp_data(pnc, revoked=True)
+    entry = {
+        "certificate_hash_data": {k: v for k, v in data.items() if k != "responder_url"},
+        "source": "OCSP",
+        "urls": [pnc.ocsp_url],
+    }
+    async for station in connected(pnc, "CP-CHAIN", "2.1"):
+        answer = await station.call(  # type: ignore[attr-defined]
+            ocpp.v21.call.GetCertificateChainStatus(certificate_status_requests=[entry])
+        )
+    assert [item["status"] for item in answer.certificate_status] == ["Revoked"]
+
+
+async def test_without_a_provider_get_15118_ev_certificate_is_failed(tmp_path: Path) -> None:
+    async with running_csms(tmp_path) as csms:
+        pnc = Pnc(csms, TestCa.root(), "http://127.0.0.1:9/", ContractProviderServer())
+        async for station in connected(pnc, "CP-NO-PKI", "2.0.1"):
+            answer = await station.call(  # type: ignore[attr-defined]
+                ocpp.v201.call.Get15118EVCertificate(
+                    iso15118_schema_version="urn:iso:15118:2:2013:MsgDef",
+                    action="Install",
+                    exi_request="AAAA",
+                )
+            )
+    assert answer.status == "Failed" and answer.exi_response == ""

@@ -1,5 +1,6 @@
 """One REST base URL for real: the compose proxy's nginx configuration, run by the real
-nginx in front of real ``csms sessions`` and ``csms smartcharging`` processes (against
+nginx in front of real ``csms sessions``, ``csms smartcharging`` and ``csms security``
+processes (against
 the real Kafka, Redis and PostgreSQL).
 
 The only changes to ``deploy/nginx/compose.conf`` are where things are on this machine:
@@ -26,6 +27,7 @@ import pytest
 
 from tests import cluster
 from tests.cluster import Component, Infra, free_port
+from tests.cluster_security import security
 from tests.cluster_smartcharging import smartcharging
 from tests.deploy_routing import COMPOSE_PROXY_CONF, OPENAPI_FILE, compose_upstreams
 from tests.test_api_routing import TABLE, nginx_binary
@@ -92,6 +94,7 @@ def proxy(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pr
     replicas = {
         "sessions": cluster.sessions(infra, group, "sessions", logs),
         "smartcharging": smartcharging(infra, group, "smartcharging", logs),
+        "security": security(infra, group, "security", logs, logs / "ca"),
     }
     assert set(replicas) == {service.name for service in TABLE.services}
     # The nginx workers run as nobody when the tests run as root: a directory they can read.
@@ -147,7 +150,7 @@ def test_every_operation_reaches_the_service_that_serves_it(proxy: Proxy) -> Non
     service's process (whatever the answer: unknown ids get 404, empty bodies 422)."""
     witness = f"W{uuid.uuid4().hex[:8]}"
     operations = _operations()
-    assert {service for _, _, service in operations} == {"sessions", "smartcharging"}
+    assert {service for _, _, service in operations} == {"sessions", "smartcharging", "security"}
     with httpx.Client(base_url=proxy.url, timeout=30) as client:
         for method, template, service in operations:
             body: dict[str, str] | None = {} if method in {"put", "post", "patch"} else None

@@ -139,6 +139,9 @@ def test_the_longest_prefix_owns_a_path() -> None:
     assert TABLE.owner("/api/v1/stations/CP-1/charging-profiles") == "smartcharging"
     assert TABLE.owner("/api/v1/stations/CP-1/charging-profiles/report") == "smartcharging"
     assert TABLE.owner("/api/v1/sites/S-1/groups/G") == "smartcharging"
+    assert TABLE.owner("/api/v1/stations/CP-1/certificates/installed") == "security"
+    assert TABLE.owner("/api/v1/stations/CP-1/security-profile/upgrades") == "security"
+    assert TABLE.owner("/api/v1/certificates/ca") == "security"
     assert TABLE.owner("/api/v1/stationsX") is None
     assert TABLE.owner("/api/v1/nowhere") is None
     assert TABLE.owner("/api/v2/stations") is None
@@ -259,7 +262,7 @@ def test_the_nginx_locations_route_like_the_table() -> None:
 
 
 def test_rendering_needs_an_upstream_for_every_service() -> None:
-    with pytest.raises(ValueError, match="no upstream address for smartcharging"):
+    with pytest.raises(ValueError, match="no upstream address for security, smartcharging"):
         render_nginx(TABLE, {"sessions": ["sessions:8000"]})
 
 
@@ -299,11 +302,18 @@ def test_csms_routes_prints_the_table_and_a_proxy_configuration() -> None:
         "sessions=10.0.0.1:8000",
         "--upstream",
         "smartcharging=10.0.0.2:8001",
+        "--upstream",
+        "security=10.0.0.3:8002",
     ]
     nginx = runner.invoke(csms_app, ["routes", "--nginx", *upstreams])
     assert nginx.exit_code == 0, nginx.output
     assert nginx.output == render_nginx(
-        TABLE, {"sessions": ["10.0.0.1:8000"], "smartcharging": ["10.0.0.2:8001"]}
+        TABLE,
+        {
+            "sessions": ["10.0.0.1:8000"],
+            "smartcharging": ["10.0.0.2:8001"],
+            "security": ["10.0.0.3:8002"],
+        },
     )
 
 
@@ -311,7 +321,7 @@ def test_csms_routes_prints_the_table_and_a_proxy_configuration() -> None:
     ("upstreams", "error"),
     [
         (["--upstream", "sessions"], "expected SERVICE=HOST:PORT"),
-        (["--upstream", "sessions=a:1"], "no upstream address for smartcharging"),
+        (["--upstream", "sessions=a:1"], "no upstream address for security"),
     ],
 )
 def test_csms_routes_refuses_bad_upstreams(upstreams: list[str], error: str) -> None:

@@ -24,12 +24,14 @@ SETTINGS_CLASSES = (
     ("csms_gateway.settings", "GatewaySettings"),
     ("csms_sessions.settings", "SessionsSettings"),
     ("csms_smartcharging.settings", "SmartChargingSettings"),
+    ("csms_security.settings", "SecuritySettings"),
 )
 # The variable each component's listen port comes from, by `csms` subcommand.
 LISTEN_PORT_VARIABLES = {
     "gateway": ("CSMS_OCPP_HOST", "CSMS_OCPP_PORT"),
     "sessions": ("CSMS_API_HOST", "CSMS_API_PORT"),
     "smartcharging": ("CSMS_API_HOST", "CSMS_SMARTCHARGING_API_PORT"),
+    "security": ("CSMS_API_HOST", "CSMS_SECURITY_API_PORT"),
 }
 
 
@@ -210,6 +212,7 @@ def test_every_csms_variable_is_read_by_the_services_own_component() -> None:
         "gateway": "GatewaySettings",
         "sessions": "SessionsSettings",
         "smartcharging": "SmartChargingSettings",
+        "security": "SecuritySettings",
     }
     for name in CSMS_SERVICES:
         service = SERVICES[name]

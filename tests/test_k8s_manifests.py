@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings
 from csms_cli.main import app as csms_app
 from csms_cli.routing import route_table
 from csms_gateway import handshake
+from csms_security.app import create_app as create_security_app
 from csms_sessions.app import create_app as create_sessions_app
 from csms_smartcharging.app import create_app as create_smartcharging_app
 from tests.deploy_routing import K8S_PROXY_CONF
@@ -40,6 +41,7 @@ COMPONENTS = {
     "gateway": "GatewaySettings",
     "sessions": "SessionsSettings",
     "smartcharging": "SmartChargingSettings",
+    "security": "SecuritySettings",
 }
 API_VERSIONS = {
     "Namespace": "v1",
@@ -516,6 +518,7 @@ def _health_paths(component: str) -> set[str]:
     factories: dict[str, Callable[[Any], FastAPI]] = {
         "sessions": create_sessions_app,
         "smartcharging": create_smartcharging_app,
+        "security": create_security_app,
     }
     # A placeholder service: only the routes are read, none is called.
     web_app = factories[component](object())

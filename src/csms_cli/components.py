@@ -11,10 +11,12 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from csms_cli.banner import StartupInfo, announce, startup_info
@@ -33,6 +35,11 @@ from csms_core.router.redis import RedisRouter
 from csms_core.settings import CommonSettings, Environment
 from csms_core.telemetry import setup_logging, setup_tracing
 from csms_gateway import Gateway, GatewaySettings
+from csms_security.app import create_app as create_security_app
+from csms_security.app import create_router as create_security_router
+from csms_security.db import SCHEMA as SECURITY_SCHEMA
+from csms_security.service import SecurityService
+from csms_security.settings import SecuritySettings
 from csms_sessions.app import create_app
 from csms_sessions.db import SCHEMA as SESSIONS_SCHEMA
 from csms_sessions.service import SessionsService
@@ -135,6 +142,31 @@ async def run_smartcharging() -> None:
     await _run_service("smartcharging", settings, SMARTCHARGING_SCHEMA, api, build)
 
 
+async def run_security() -> None:
+    """``csms security``: one security replica (it holds the CA) and its REST API until SIGTERM."""
+    settings = SecuritySettings()
+    _setup_process(settings, "csms-security")
+    stopping = asyncio.Event()
+    stop_on_signals(stopping)
+    async with (
+        open_platform(settings, "csms-security", [SECURITY_SCHEMA]) as platform,
+        CommandClient(platform.router, "security") as commands,
+        SecurityService(
+            settings,
+            bus=platform.bus,
+            router=platform.router,
+            commands=commands,
+            engine=platform.engine,
+        ) as service,
+        asyncio.TaskGroup() as tasks,
+    ):
+        tasks.create_task(service.run(stopping=stopping), name="security")
+        api = serve_api(
+            create_security_app(service), settings.api_host, settings.api_port, stopping
+        )
+        tasks.create_task(api, name="security api")
+
+
 async def _run_service(
     name: str,
     settings: CommonSettings,
@@ -198,12 +230,32 @@ async def run_embedded(
         json_logs = _setup_process(sessions_settings, "csms")
         stopping = asyncio.Event()
         stop_on_signals(stopping)
+    security_settings = SecuritySettings(
+        kafka_bootstrap=None,
+        redis_url=None,
+        database_url=database_url,
+        environment=Environment.DEVELOPMENT,
+        ca_dir=_data_dir(database_url) / "ca",
+    )
+    if gateway_settings.tls and gateway_settings.tls_client_ca_file is None:
+        # Profile 3 with the certificates the security service issues: trust its CA.
+        gateway_settings = gateway_settings.model_copy(
+            update={"tls_client_ca_file": security_settings.ca_dir / "ca.pem"}
+        )
     async with (
         open_platform(
-            sessions_settings, "csms", [SESSIONS_SCHEMA, SMARTCHARGING_SCHEMA]
+            sessions_settings, "csms", [SESSIONS_SCHEMA, SMARTCHARGING_SCHEMA, SECURITY_SCHEMA]
         ) as platform,
         CommandClient(platform.router, "sessions") as commands,
         CommandClient(platform.router, "smartcharging") as smartcharging_commands,
+        CommandClient(platform.router, "security") as security_commands,
+        SecurityService(
+            security_settings,
+            bus=platform.bus,
+            router=platform.router,
+            commands=security_commands,
+            engine=platform.engine,
+        ) as security,
         asyncio.TaskGroup() as tasks,
     ):
         service = SessionsService(
@@ -216,6 +268,11 @@ async def run_embedded(
         sessions_ready, gateway_ready = asyncio.Event(), asyncio.Event()
         tasks.create_task(service.run(ready=sessions_ready, stopping=stopping), name="sessions")
         await sessions_ready.wait()  # migrations done before the gateway reads identities
+        # The security service migrates the identity schema too: one after the other.
+        security_ready = asyncio.Event()
+        tasks.create_task(security.run(ready=security_ready, stopping=stopping), name="security")
+        if not await all_set_unless([security_ready], stopping):
+            return  # asked to stop while starting
         gateway = Gateway(
             gateway_settings,
             platform.bus,
@@ -239,7 +296,7 @@ async def run_embedded(
         tasks.create_task(
             smartcharging.run(ready=smartcharging_ready, stopping=stopping), name="smartcharging"
         )
-        app = create_embedded_app(service, smartcharging)
+        app = create_embedded_app(service, smartcharging, security)
         tasks.create_task(
             serve_api(app, host, api_port, stopping, listening=api_listening), name="api"
         )
@@ -270,7 +327,15 @@ async def run_embedded(
             ready.set()
 
 
-def create_embedded_app(sessions: SessionsService, smartcharging: SmartChargingService) -> FastAPI:
+def _data_dir(database_url: str) -> Path:
+    """Where the embedded database file lives (its CA goes next to it)."""
+    database = make_url(database_url).database or ""
+    return Path(database).parent if database not in ("", ":memory:") else Path("csms-data")
+
+
+def create_embedded_app(
+    sessions: SessionsService, smartcharging: SmartChargingService, security: SecurityService
+) -> FastAPI:
     """The REST API of ``csms up``: every service's routes in one app.
 
     ``/openapi.json`` is the merged document of the whole API (the one published as
@@ -279,6 +344,7 @@ def create_embedded_app(sessions: SessionsService, smartcharging: SmartChargingS
     app = create_app(sessions)
     app.title = "CSMS"
     app.include_router(create_smartcharging_router(smartcharging), prefix="/api/v1")
+    app.include_router(create_security_router(security), prefix="/api/v1")
     # FastAPI documents what this app mounts; the merged document is the same routes with
     # each operation's service named, and built only when asked for.
     app.openapi = whole_api_openapi  # type: ignore[method-assign]

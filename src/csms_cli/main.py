@@ -1,9 +1,10 @@
 """``csms``: run the CSMS.
 
 ``csms up`` runs every component in one process on the embedded default
-(in-process bus and router, SQLite). ``csms gateway``, ``csms sessions`` and
-``csms smartcharging`` run one component each in the distributed mode, configured by environment
-variables (CSMS_KAFKA_BOOTSTRAP, CSMS_REDIS_URL, CSMS_DATABASE_URL, ...).
+(in-process bus and router, SQLite). ``csms gateway``, ``csms sessions``,
+``csms smartcharging`` and ``csms security`` run one component each in the distributed
+mode, configured by environment variables (CSMS_KAFKA_BOOTSTRAP, CSMS_REDIS_URL,
+CSMS_DATABASE_URL, ...).
 """
 
 import asyncio
@@ -100,6 +101,37 @@ def smartcharging() -> None:
     and CSMS_SMARTCHARGING_CONSUMER_GROUP (default csms-smartcharging).
     """
     asyncio.run(components.run_smartcharging())
+
+
+@app.command()
+def security() -> None:
+    """Run one security service replica with its REST API (distributed mode).
+
+    It holds the station CA: CSMS_SECURITY_CA_CERT_FILE and CSMS_SECURITY_CA_KEY_FILE (the
+    operator's), or one created in CSMS_SECURITY_CA_DIR on first start; CSMS_API_HOST,
+    CSMS_SECURITY_API_PORT (default 8002), CSMS_SECURITY_ORGANIZATION (docs/security.md).
+    """
+    asyncio.run(components.run_security())
+
+
+@app.command("create-ca")
+def create_ca(
+    directory: Annotated[Path, typer.Option("--dir", help="Where to write ca.pem and ca-key.pem")],
+    organization: Annotated[
+        str, typer.Option(help="The O of the CA and of every station certificate")
+    ],
+    days: Annotated[int, typer.Option(help="How long the CA is valid")] = 3650,
+) -> None:
+    """Create a station CA (ca.pem, and ca-key.pem mode 0600) for CSMS_SECURITY_CA_*_FILE."""
+    from datetime import timedelta
+
+    from csms_security.authority.ca import CERT_FILE, KEY_FILE, load_or_create_authority
+
+    if (directory / KEY_FILE).exists():
+        raise typer.BadParameter(f"{directory / KEY_FILE} exists already", param_hint="--dir")
+    authority = load_or_create_authority(directory, organization, timedelta(days=days))
+    typer.echo(f"{directory / CERT_FILE}: {authority.certificate.subject.rfc4514_string()}")
+    typer.echo(f"{directory / KEY_FILE}: the private key (keep it secret, back it up)")
 
 
 @app.command()

@@ -20,6 +20,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from csms_security.app import create_app as create_security_app
 from csms_sessions.app import create_app as create_sessions_app
 from csms_smartcharging.app import create_app as create_smartcharging_app
 
@@ -66,6 +67,17 @@ API_SERVICES: tuple[ApiService, ...] = (
             "/api/v1/stations/{station_id}/charging-limits",
             "/api/v1/stations/{station_id}/charging-profiles",
             "/api/v1/stations/{station_id}/composite-schedule",
+        ),
+    ),
+    ApiService(
+        "security",
+        create_security_app,
+        (
+            "/api/v1/certificates",
+            "/api/v1/security-events",
+            "/api/v1/stations/{station_id}/certificates",
+            "/api/v1/stations/{station_id}/security-events",
+            "/api/v1/stations/{station_id}/security-profile",
         ),
     ),
 )

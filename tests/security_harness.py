@@ -41,7 +41,7 @@ T = TypeVar("T")
 
 @dataclass
 class Csms:
-    gateway: Gateway
+    gateway: Gateway  # wss:// (with ``tls``), profiles 0-3
     security: SecurityService
     sessions: SessionsService
     bus: InMemoryBus
@@ -49,10 +49,12 @@ class Csms:
     api: httpx.AsyncClient
     operator_ca: trustme.CA
     ca_file: Path
+    plain_gateway: Gateway | None = None  # ws:// beside a TLS one (profiles 0 and 1)
 
     @property
     def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.gateway.port}"
+        gateway = self.plain_gateway or self.gateway
+        return f"ws://127.0.0.1:{gateway.port}"
 
     @property
     def wss_url(self) -> str:
@@ -147,11 +149,19 @@ async def running_csms(
         running = await stack.enter_async_context(
             running_gateway(settings_for_tests(**gateway_settings), bus, router, identities)
         )
+        plain = None
+        if tls:  # a second gateway on ws://, as an operator runs for stations below profile 2
+            plain_settings = settings_for_tests(
+                gateway_id="gw-plain", **{"decision_timeout_s": 5.0, **(gateway or {})}
+            )
+            plain = await stack.enter_async_context(
+                running_gateway(plain_settings, bus, router, identities)
+            )
         transport = httpx.ASGITransport(app=create_app(service))
         api = await stack.enter_async_context(
             httpx.AsyncClient(transport=transport, base_url="http://csms/api/v1")
         )
-        yield Csms(running, service, sessions, bus, identities, api, operator_ca, ca_file)
+        yield Csms(running, service, sessions, bus, identities, api, operator_ca, ca_file, plain)
 
 
 def _tls_files(tmp_path: Path, operator_ca: trustme.CA, station_ca: Path) -> dict[str, Path]:

@@ -185,10 +185,13 @@ class SecureStation16(ocpp.v16.ChargePoint, _Security):  # type: ignore[misc]
         self._record("DeleteCertificate", certificate_hash_data=certificate_hash_data)
         return ocpp.v16.call_result.DeleteCertificate(status=self._delete(certificate_hash_data))
 
+    refuse_configuration = False
+
     @on("ChangeConfiguration")  # type: ignore[untyped-decorator]
     def on_change_configuration(self, key: str, value: str) -> Any:
         self._record("ChangeConfiguration", key=key, value=value)
-        return ocpp.v16.call_result.ChangeConfiguration(status="Accepted")
+        status = "Rejected" if self.refuse_configuration else "Accepted"
+        return ocpp.v16.call_result.ChangeConfiguration(status=status)
 
     @on("Reset")  # type: ignore[untyped-decorator]
     def on_reset(self, type: str) -> Any:

@@ -109,7 +109,8 @@ def security() -> None:
 
     It holds the station CA: CSMS_SECURITY_CA_CERT_FILE and CSMS_SECURITY_CA_KEY_FILE (the
     operator's), or one created in CSMS_SECURITY_CA_DIR on first start; CSMS_API_HOST,
-    CSMS_SECURITY_API_PORT (default 8002), CSMS_SECURITY_ORGANIZATION (docs/security.md).
+    CSMS_SECURITY_API_PORT (default 8002), CSMS_SECURITY_ORGANIZATION
+    (docs/station-security.md).
     """
     asyncio.run(components.run_security())
 

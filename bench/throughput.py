@@ -65,7 +65,8 @@ async def run_once(target: Target, label: str, args: argparse.Namespace, report:
     start_at = time.time() + 2.0
     profiling: asyncio.Task[list[str]] | None = None
     if args.profile and target.name == "gateway":
-        raw = Path(tempfile.gettempdir()) / f"bench-throughput-{label.replace(' ', '-')}.txt"
+        name = "".join(c if c.isalnum() else "-" for c in label)
+        raw = Path(tempfile.gettempdir()) / f"bench-throughput-{name}.txt"
         profiling = asyncio.create_task(_profile_later(target.server.pid, args.duration, raw))
     cpu_before = harness.cpu_seconds(target.server.pid)
     results = await target.fleet.ask(**_command(args, start_at))

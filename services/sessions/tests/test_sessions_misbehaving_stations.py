@@ -6,13 +6,18 @@ OCTT: 1.6 Core transactions (TC_004_1 regular session, TC_011_1 remote start fir
 """
 
 import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from csms_core.bus.memory import InMemoryBus
+from csms_core.router.memory import InMemoryRouter
 from csms_ocpp import OcppVersion
 from csms_sessions.remote.models import RemoteStart
-from csms_sessions.testing import Harness
+from csms_sessions.testing import Harness, running_sessions, settings_for_tests
 from csms_sessions.transactions.models import SessionMessage
 from csms_sessions.transactions.testing import (
     add_token,
@@ -28,6 +33,219 @@ from csms_sessions.transactions.testing import (
 
 V16 = OcppVersion.V16
 V2 = pytest.mark.parametrize("version", [OcppVersion.V201, OcppVersion.V21])
+
+
+@pytest.fixture
+async def sessions(tmp_path: Path) -> AsyncIterator[Harness]:
+    """Sessions with no idle grace; the tests run the resolution passes themselves."""
+    settings = settings_for_tests(
+        tmp_path, session_idle_grace_s=0, session_resolution_interval_s=3600
+    )
+    async with running_sessions(settings, InMemoryBus(), InMemoryRouter()) as harness:
+        yield harness
+
+
+async def remote_start(api: httpx.AsyncClient, sessions: Harness, body: dict[str, Any]) -> int:
+    """POST remote-start, answered Accepted by the station; the remoteStartId (2.x) sent."""
+    response = asyncio.create_task(
+        api.post("/api/v1/stations/CP-1/commands/remote-start", json=body)
+    )
+    command = await sessions.command()
+    await sessions.reply(command, {"status": "Accepted"})
+    assert (await response).status_code == 200
+    remote_start_id: int = command.payload.get("remoteStartId", 0)
+    return remote_start_id
+
+
+def active(sessions_now: list[Any]) -> list[str]:
+    return [c.transaction_id for c in sessions_now if c.state == "active"]
+
+
+# Case 1: a phantom session. -------------------------------------------------------------
+
+
+def start_v16(message_id: str, at: str, meter_start: int = 0) -> str:
+    return (
+        f'[2,"{message_id}","StartTransaction",{{"connectorId":1,"idTag":"DRIVER-42",'
+        f'"meterStart":{meter_start},"timestamp":"{at}"}}]'
+    )
+
+
+async def test_tc_011_1_second_start_on_a_busy_connector_is_no_phantom_v16(
+    api: httpx.AsyncClient, sessions: Harness
+) -> None:
+    """Remote start, StartTransaction A, 2 s later B on the same connector (never stopped):
+    A is superseded; B is resolved once the connector stays Available; a later C is
+    the one active session, also after the station went offline."""
+    await sessions.connect("CP-1", "conn-1", V16)
+    await remote_start(api, sessions, {"id_token": "DRIVER-42", "evse_id": 1})
+
+    answers = await replay(
+        sessions,
+        V16,
+        [start_v16("1", "2025-01-01T10:00:00Z"), start_v16("2", "2025-01-01T10:00:02Z", 5)],
+    )
+    a, b = await charging_sessions(sessions)
+    assert [a.transaction_id, b.transaction_id] == [
+        str(answer["transactionId"]) for answer in answers if answer
+    ]
+    assert (a.state, a.stop_reason, a.ended_at, flag_reasons(a)) == (
+        "ended",
+        "superseded",
+        b.started_at,
+        ["superseded"],
+    )
+    assert a.remote_start_id is not None
+    assert (b.state, b.remote_start_id) == ("active", None)
+
+    await replay(
+        sessions,
+        V16,
+        [
+            '[2,"3","StatusNotification",{"connectorId":1,"errorCode":"NoError",'
+            '"status":"Available","timestamp":"2025-01-01T10:01:00Z"}]'
+        ],
+    )
+    assert await sessions.service.resolution.run_once() == [b.session_id]
+    assert await sessions.service.resolution.run_once() == []  # resolved once
+
+    await replay(sessions, V16, [start_v16("4", "2025-01-01T10:30:00Z", 9)])
+    await sessions.disconnect("CP-1", "conn-1")
+    await asyncio.sleep(0)
+    a, b, c = await charging_sessions(sessions)
+    assert (b.state, b.stop_reason, flag_reasons(b)) == ("ended", "evse_idle", ["resolved_idle"])
+    assert b.ended_at is not None
+    assert b.ended_at.isoformat() == "2025-01-01T10:01:00+00:00"
+    assert active([a, b, c]) == [c.transaction_id]
+    ended = published(sessions, event_type="session.ended")
+    assert [(e.data["session_id"], e.data["stop_reason"]) for e in ended] == [
+        (a.session_id, "superseded"),
+        (b.session_id, "evse_idle"),
+    ]
+    # A's own stop, arriving now, is late data: it does not move the end.
+    await replay(
+        sessions,
+        V16,
+        [
+            f'[2,"5","StopTransaction",{{"transactionId":{a.transaction_id},"meterStop":30,'
+            '"timestamp":"2025-01-01T10:20:00Z"}]'
+        ],
+    )
+    a = (await charging_sessions(sessions))[0]
+    assert (a.ended_at, a.late_messages) == (b.started_at, 1)
+
+
+async def test_tc_003_a_later_start_supersedes_a_phantom_v16(sessions: Harness) -> None:
+    await replay(
+        sessions,
+        V16,
+        [start_v16("1", "2025-01-01T10:00:00Z"), start_v16("2", "2025-01-01T11:00:00Z")],
+    )
+
+    older, newer = await charging_sessions(sessions)
+    assert (older.stop_reason, newer.state) == ("superseded", "active")
+    assert older.ended_at == newer.started_at
+
+
+def started_v2(message_id: str, tx: str, at: str) -> str:
+    return (
+        f'[2,"{message_id}","TransactionEvent",{{"eventType":"Started","timestamp":"{at}",'
+        f'"triggerReason":"CablePluggedIn","seqNo":0,"transactionInfo":{{"transactionId":"{tx}"}},'
+        '"evse":{"id":1,"connectorId":1}}]'
+    )
+
+
+AVAILABLE_V2 = (
+    '[2,"9","StatusNotification",{"timestamp":"2025-01-01T10:05:00Z",'
+    '"connectorStatus":"Available","evseId":1,"connectorId":1}]'
+)
+
+
+@V2
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [
+        ({"ongoingIndicator": False, "messagesInQueue": False}, "ended"),
+        ({"ongoingIndicator": False, "messagesInQueue": True}, "waits"),
+        ({"ongoingIndicator": True, "messagesInQueue": False}, "kept"),
+    ],
+)
+async def test_tc_e_30_tc_e_31_phantom_resolved_after_asking_the_station(
+    sessions: Harness, version: OcppVersion, status: dict[str, bool], outcome: str
+) -> None:
+    """Two Started on EVSE 1 (the second 2 s later): the first is superseded; the EVSE
+    reported Available: the CSMS asks GetTransactionStatus before resolving the other."""
+    await sessions.connect("CP-1", "conn-1", version)
+    await replay(
+        sessions,
+        version,
+        [
+            started_v2("1", "tx-a", "2025-01-01T10:00:00Z"),
+            started_v2("2", "tx-b", "2025-01-01T10:00:02Z"),
+            AVAILABLE_V2,
+        ],
+    )
+    first = (await charging_sessions(sessions))[0]
+    assert (first.transaction_id, first.stop_reason) == ("tx-a", "superseded")
+
+    resolving = asyncio.create_task(sessions.service.resolution.run_once())
+    command = await sessions.command()
+    assert (command.action, command.payload) == ("GetTransactionStatus", {"transactionId": "tx-b"})
+    await sessions.reply(command, status)
+    ended_ids = await resolving
+
+    _, second = await charging_sessions(sessions)
+    if outcome == "ended":
+        assert ended_ids == [second.session_id]
+        assert (second.state, second.stop_reason, flag_reasons(second)) == (
+            "ended",
+            "not_ongoing",
+            ["resolved_not_ongoing"],
+        )
+        assert second.ended_at is not None
+        assert second.ended_at.isoformat() == "2025-01-01T10:05:00+00:00"
+        return
+    assert (ended_ids, second.state) == ([], "active")
+    assert (second.idle_since is None) == (outcome == "kept")
+    if outcome == "waits":
+        # The queued Ended arrives: it has its say (the station's own end).
+        ended = (
+            '[2,"10","TransactionEvent",{"eventType":"Ended","timestamp":"2025-01-01T10:04:00Z",'
+            '"triggerReason":"EVCommunicationLost","seqNo":1,"offline":true,'
+            '"transactionInfo":{"transactionId":"tx-b","stoppedReason":"EVDisconnected"}}]'
+        )
+        await replay(sessions, version, [ended])
+        _, second = await charging_sessions(sessions)
+        assert (second.state, second.stop_reason) == ("ended", "ev_disconnected")
+
+
+@V2
+async def test_tc_e_29_an_offline_station_is_not_guessed_about(
+    sessions: Harness, version: OcppVersion
+) -> None:
+    await replay(sessions, version, [started_v2("1", "tx-a", "2025-01-01T10:00:00Z"), AVAILABLE_V2])
+
+    assert await sessions.service.resolution.run_once() == []  # no route: nothing asked
+
+    [charging] = await charging_sessions(sessions)
+    assert (charging.state, charging.idle_since is not None) == ("active", True)
+
+
+@V2
+async def test_a_message_after_available_clears_the_idle_mark(
+    sessions: Harness, version: OcppVersion
+) -> None:
+    updated = (
+        '[2,"3","TransactionEvent",{"eventType":"Updated","timestamp":"2025-01-01T10:06:00Z",'
+        '"triggerReason":"MeterValuePeriodic","seqNo":1,"transactionInfo":{"transactionId":"tx-a"}}]'
+    )
+    await replay(
+        sessions, version, [started_v2("1", "tx-a", "2025-01-01T10:00:00Z"), AVAILABLE_V2, updated]
+    )
+
+    [charging] = await charging_sessions(sessions)
+    assert (charging.state, charging.idle_since) == ("active", None)
+    assert await sessions.service.resolution.run_once() == []
 
 
 def dispositions(messages: list[SessionMessage]) -> list[str]:

@@ -18,6 +18,7 @@ from csms_sessions.db import migrate_sessions, utc_now
 from csms_sessions.inbox import ProcessedEvent
 from csms_sessions.local_lists.sync import LocalListSync
 from csms_sessions.settings import SessionsSettings
+from csms_sessions.transactions.resolution import SessionResolution
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class SessionsService:
         self.factory = session_factory(engine)
         self.identities = IdentityStore(self.factory)
         self.local_lists = LocalListSync(settings, self.factory, router, commands)
+        self.resolution = SessionResolution(settings, self.factory, commands, bus)
         self.ready = asyncio.Event()
 
     async def migrate(self) -> None:
@@ -69,6 +71,7 @@ class SessionsService:
                 "sessions completions": consumer.run_completions(stopping),
                 "sessions pruning": self._prune_processed_events(stopping),
                 "local lists": self.local_lists.run(self.bus, stopping=stopping),
+                "sessions resolution": self.resolution.run(stopping),
             },
             ready=[self.ready, *([ready] if ready is not None else [])],
         )

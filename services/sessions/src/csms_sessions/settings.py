@@ -27,3 +27,8 @@ class SessionsSettings(CommonSettings):
     local_list_items_per_message: int = Field(default=100, ge=1)
     local_list_sync_interval_s: float = Field(default=10.0, gt=0)
     local_list_retry_s: float = Field(default=60.0, ge=0)
+    # No phantom sessions (docs/sessions.md): an active session whose EVSE the station
+    # reported Available this long ago is resolved (2.x: after asking the station with
+    # GetTransactionStatus); how often that is looked for.
+    session_idle_grace_s: float = Field(default=300.0, ge=0)
+    session_resolution_interval_s: float = Field(default=30.0, gt=0)

@@ -7,6 +7,7 @@ from csms_sessions.metering.normalize import samples_of
 from csms_sessions.transactions import lifecycle, service
 from csms_sessions.transactions.events import publish_updated
 from csms_sessions.transactions.models import SessionState
+from csms_sessions.transactions.resolution import still_running
 
 
 async def on_meter_values(ctx: EventContext) -> dict[str, Any]:
@@ -32,6 +33,7 @@ async def on_meter_values(ctx: EventContext) -> dict[str, Any]:
         return {}
     new = await service.record_samples(ctx, samples, evse_id, charging)
     if charging is not None and new:
+        still_running(charging, max(s.timestamp for s in new))
         await service.refresh(ctx.session, charging, new)
         publish_updated(ctx, charging)
     return {}

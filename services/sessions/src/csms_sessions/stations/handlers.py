@@ -8,6 +8,7 @@ from csms_ocpp.actions import now_iso
 from csms_sessions.context import EventContext
 from csms_sessions.db import parse_ocpp_time
 from csms_sessions.stations.models import BootStatus, ConnectorState, ConnectorStatus, Station
+from csms_sessions.transactions.resolution import note_connector_status
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +107,9 @@ async def on_status_notification(ctx: EventContext) -> None:
         logger.info("ignoring a status of %s older than the stored one", key)
         return
     await ctx.session.merge(reported)
+    await note_connector_status(
+        ctx, reported.evse_id, reported.connector_id, reported.status, reported.updated_at
+    )
     ctx.publish(
         "connector.status_changed",
         {

@@ -27,6 +27,7 @@ from csms_sessions.transactions.events import (
 )
 from csms_sessions.transactions.flags import FlagReason, raise_flag
 from csms_sessions.transactions.models import ChargingSession, MessageDisposition, SessionState
+from csms_sessions.transactions.resolution import still_running
 
 logger = logging.getLogger(__name__)
 
@@ -110,9 +111,10 @@ async def on_stop_transaction(ctx: EventContext) -> dict[str, Any]:
 async def _stop_after_end(
     ctx: EventContext, charging: ChargingSession, samples: list[Sample], ended_at: datetime
 ) -> None:
-    """A second StopTransaction: the same one again is a duplicate, another one late data."""
+    """A second StopTransaction: the same one again is a duplicate, another one (or one
+    for a session the CSMS ended itself) late data."""
     first = await lifecycle.first_message(ctx, charging, "StopTransaction")
-    if first is None or first.payload == ctx.payload:
+    if first is not None and first.payload == ctx.payload:
         resent_messages.labels("StopTransaction").inc()
         lifecycle.log_message(ctx, charging, MessageDisposition.DUPLICATE, timestamp=ended_at)
         return
@@ -250,6 +252,7 @@ async def _apply_to_active(
     """Apply an event to an active session; whether it ended the session."""
     info, event_type = payload["transactionInfo"], payload["eventType"]
     had_reservation = charging.reservation_id
+    still_running(charging, at)
     new = await service.record_samples(ctx, samples, charging.evse_id, charging)
     if event_type == "Started":
         _started_again(ctx, charging, payload, at, new)

@@ -9,6 +9,7 @@ STATION_STATUS: Final = "csms.station-status"
 SESSIONS: Final = "csms.sessions"
 METER_VALUES: Final = "csms.meter-values"
 CHARGING_LIMITS: Final = "csms.charging-limits"
+FIRMWARE: Final = "csms.firmware"
 SITE_LOAD: Final = "csms.site-load"  # integrators publish a site's measured non-EV load
 DEAD_LETTER: Final = "csms.dead-letter"
 
@@ -20,6 +21,7 @@ ALL: Final = (
     SESSIONS,
     METER_VALUES,
     CHARGING_LIMITS,
+    FIRMWARE,
     SITE_LOAD,
     DEAD_LETTER,
 )

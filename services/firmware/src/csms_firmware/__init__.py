@@ -1,0 +1,1 @@
+"""The firmware and diagnostics service (``csms firmware``)."""

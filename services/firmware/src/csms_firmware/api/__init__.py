@@ -1,0 +1,1 @@
+"""REST plumbing of the firmware service."""

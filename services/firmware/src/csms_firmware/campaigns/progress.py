@@ -1,0 +1,248 @@
+"""How one station of a campaign moves: answers to UpdateFirmware, status notifications,
+its next boot, silence. Every change of state is a ``firmware.station.state_changed`` event.
+"""
+
+from datetime import timedelta
+
+from sqlmodel import col, func, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from csms_firmware.campaigns.models import Campaign, CampaignStation, StatusRecord
+from csms_firmware.campaigns.plan import RolloutPlan
+from csms_firmware.campaigns.states import (
+    ACCEPTED_ANSWERS,
+    FINAL_FAILURES,
+    FINAL_REFUSALS,
+    IN_FLIGHT,
+    PROGRESS,
+    RETRYABLE_FAILURES,
+    TERMINAL,
+    CampaignState,
+    StationState,
+)
+from csms_firmware.catalogue.models import FirmwareImage
+from csms_firmware.db import utc_now
+from csms_firmware.events import CampaignStateChanged, FirmwareStatusReported, StationStateChanged
+from csms_firmware.outbox import emit
+from csms_firmware.stations.models import FirmwareStation
+
+
+def move(
+    session: AsyncSession,
+    row: CampaignStation,
+    state: StationState,
+    *,
+    reason: str | None = None,
+    firmware_version: str | None = None,
+) -> None:
+    """Put ``row`` in ``state`` (an event if that is a change)."""
+    changed = row.state is not state
+    row.state, row.reason = state, reason if reason is not None else row.reason
+    if state in TERMINAL:
+        row.active, row.finished_at = False, utc_now()
+    session.add(row)
+    if changed:
+        emit(
+            session,
+            StationStateChanged(
+                campaign_id=row.campaign_id,
+                station_id=row.station_id,
+                state=state.value,
+                ocpp_status=row.ocpp_status,
+                attempt=row.attempt,
+                request_id=row.request_id,
+                reason=row.reason,
+                firmware_version=firmware_version,
+            ),
+            station_id=row.station_id,
+        )
+
+
+def attempt_failed(
+    session: AsyncSession, row: CampaignStation, plan: RolloutPlan, reason: str, *, final: bool
+) -> None:
+    """Another attempt after the retry delay, or failed for good."""
+    if not final and row.attempt <= plan.retries:
+        row.retry_at = utc_now() + timedelta(seconds=plan.retry_delay_s)
+        row.triggered = False
+        move(session, row, StationState.PENDING, reason=f"attempt {row.attempt}: {reason}")
+    else:
+        move(session, row, StationState.FAILED, reason=reason)
+
+
+async def plan_of(session: AsyncSession, campaign_id: str) -> RolloutPlan:
+    campaign = await session.get(Campaign, campaign_id)
+    assert campaign is not None  # noqa: S101 - a row's campaign is never deleted
+    return RolloutPlan.model_validate(campaign.plan)
+
+
+def record_answer(
+    session: AsyncSession,
+    row: CampaignStation,
+    plan: RolloutPlan,
+    status: str | None,
+    failure: str | None,
+) -> None:
+    """The station's answer to UpdateFirmware / SignedUpdateFirmware (``status`` None and no
+    ``failure``: the empty 1.6 UpdateFirmware.conf, an acceptance)."""
+    row.last_activity_at = utc_now()
+    if failure is not None:
+        attempt_failed(session, row, plan, failure, final=False)
+    elif status is None or status in ACCEPTED_ANSWERS:
+        row.ocpp_status = status or "Accepted"
+        move(session, row, StationState.SENT)
+    else:
+        row.ocpp_status = status
+        attempt_failed(
+            session, row, plan, f"the station answered {status}", final=status in FINAL_REFUSALS
+        )
+
+
+async def _active_row(session: AsyncSession, station_id: str) -> CampaignStation | None:
+    query = select(CampaignStation).where(
+        CampaignStation.station_id == station_id, col(CampaignStation.active)
+    )
+    return (await session.exec(query)).first()
+
+
+async def _row_for(
+    session: AsyncSession, station_id: str, request_id: int | None
+) -> CampaignStation | None:
+    if request_id is None:
+        # 1.6 has no requestId; 2.x omits it when answering a trigger (L01.FR.20).
+        return await _active_row(session, station_id)
+    query = select(CampaignStation).where(
+        CampaignStation.station_id == station_id, CampaignStation.request_id == request_id
+    )
+    return (await session.exec(query)).first()
+
+
+async def repeated(
+    session: AsyncSession, kind: str, station_id: str, status: str, request_id: int | None
+) -> bool:
+    """The station said exactly this last time already."""
+    last = (
+        await session.exec(
+            select(StatusRecord)
+            .where(StatusRecord.station_id == station_id, StatusRecord.kind == kind)
+            .order_by(col(StatusRecord.id).desc())
+            .limit(1)
+        )
+    ).first()
+    return last is not None and last.status == status and last.request_id == request_id
+
+
+async def on_firmware_status(
+    session: AsyncSession, station_id: str, status: str, request_id: int | None
+) -> bool:
+    """A (Signed)FirmwareStatusNotification; True if a campaign station changed."""
+    if await repeated(session, "firmware", station_id, status, request_id):
+        return False
+    row = await _row_for(session, station_id, request_id)
+    campaign_id = row.campaign_id if row is not None else None
+    now = utc_now()
+    session.add(
+        StatusRecord(
+            station_id=station_id,
+            kind="firmware",
+            status=status,
+            request_id=request_id,
+            campaign_id=campaign_id,
+            reported_at=now,
+        )
+    )
+    emit(
+        session,
+        FirmwareStatusReported(
+            station_id=station_id,
+            status=status,
+            request_id=request_id,
+            campaign_id=campaign_id,
+            reported_at=now,
+        ),
+        station_id=station_id,
+    )
+    if row is None or not row.active or row.state not in IN_FLIGHT:
+        return False
+    return await _progress(session, row, status)
+
+
+async def _progress(session: AsyncSession, row: CampaignStation, status: str) -> bool:
+    plan = await plan_of(session, row.campaign_id)
+    if status == "Idle":
+        if not row.triggered:
+            return False
+        # Asked for its status, it has no update under way: this attempt is lost.
+        row.ocpp_status, row.last_activity_at = status, utc_now()
+        attempt_failed(session, row, plan, "the station is idle: no update under way", final=False)
+        return True
+    row.ocpp_status, row.last_activity_at, row.triggered = status, utc_now(), False
+    if status in PROGRESS:
+        move(session, row, PROGRESS[status])
+    elif status in RETRYABLE_FAILURES or status in FINAL_FAILURES:
+        attempt_failed(session, row, plan, status, final=status in FINAL_FAILURES)
+    else:
+        session.add(row)
+    return True
+
+
+async def on_boot(session: AsyncSession, station: FirmwareStation) -> bool:
+    """A BootNotification: only it confirms the new version (True if a row changed)."""
+    row = await _active_row(session, station.station_id)
+    if row is None:
+        return False
+    campaign = await session.get(Campaign, row.campaign_id)
+    image = await session.get(FirmwareImage, campaign.image_id) if campaign else None
+    if image is None:
+        return False
+    version = station.firmware_version
+    if version == image.version:
+        done = StationState.SKIPPED if row.state is StationState.PENDING else StationState.SUCCEEDED
+        reason = "already on this version" if done is StationState.SKIPPED else None
+        move(session, row, done, reason=reason, firmware_version=version)
+        return True
+    if row.state is StationState.INSTALLING:
+        plan = RolloutPlan.model_validate(campaign.plan) if campaign else RolloutPlan()
+        attempt_failed(
+            session, row, plan, f"booted with {version}, not {image.version}", final=False
+        )
+        return True
+    return False
+
+
+async def counts(session: AsyncSession, campaign_id: str) -> dict[StationState, int]:
+    rows = await session.exec(
+        select(CampaignStation.state, func.count())
+        .where(CampaignStation.campaign_id == campaign_id)
+        .group_by(CampaignStation.state)
+    )
+    return {StationState(state): number for state, number in rows}
+
+
+async def set_campaign_state(
+    session: AsyncSession, campaign: Campaign, state: CampaignState, reason: str | None = None
+) -> None:
+    now = utc_now()
+    campaign.state, campaign.state_reason = state, reason
+    if state is CampaignState.RUNNING:
+        campaign.started_at = campaign.started_at or now
+        tally = await counts(session, campaign.campaign_id)
+        campaign.failed_at_resume = tally.get(StationState.FAILED, 0)
+        campaign.finished_at_resume = campaign.failed_at_resume + tally.get(
+            StationState.SUCCEEDED, 0
+        )
+    if state in (CampaignState.CANCELLED, CampaignState.COMPLETED):
+        campaign.finished_at = now
+    session.add(campaign)
+    image = await session.get(FirmwareImage, campaign.image_id)
+    emit(
+        session,
+        CampaignStateChanged(
+            campaign_id=campaign.campaign_id,
+            image_id=campaign.image_id,
+            version=image.version if image else "",
+            state=state.value,
+            reason=reason,
+            counts={s.value: n for s, n in (await counts(session, campaign.campaign_id)).items()},
+        ),
+    )

@@ -1,0 +1,1 @@
+"""The firmware catalogue: images stored by content hash, and who runs which."""

@@ -1,0 +1,1 @@
+"""Diagnostics and logs: GetDiagnostics / GetLog and the uploads they cause."""

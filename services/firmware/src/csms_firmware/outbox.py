@@ -1,0 +1,102 @@
+"""The transactional outbox: events are stored with the change they report, then published.
+
+A change and its ``csms.firmware`` events commit together; the publisher sends what is
+stored in order and marks it sent. A crash in between only delays the events: the next
+round (of any replica) sends them, under their original envelope ids.
+"""
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from sqlalchemy import delete, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from csms_core.bus import Bus
+from csms_core.db import session_factory, transaction
+from csms_core.envelope import Envelope
+from csms_core.topics import FIRMWARE
+from csms_firmware.db import utc_now
+from csms_firmware.events import FirmwareEvent
+from csms_firmware.models import OutboxRecord
+
+logger = logging.getLogger(__name__)
+
+BATCH = 500
+POLL_S = 1.0
+RETENTION = timedelta(days=1)
+
+
+def emit(
+    session: AsyncSession,
+    event: FirmwareEvent,
+    station_id: str = "",
+    ocpp_version: str | None = None,
+) -> Envelope:
+    """Store ``event`` for publishing once ``session`` commits."""
+    envelope = event.envelope(station_id, ocpp_version)
+    session.add(OutboxRecord(topic=FIRMWARE, envelope=envelope.model_dump(mode="json")))
+    return envelope
+
+
+class OutboxPublisher:
+    def __init__(self, bus: Bus, engine: AsyncEngine) -> None:
+        self._bus = bus
+        self._factory = session_factory(engine)
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+
+    def poke(self) -> None:
+        """Something was committed with events: publish soon."""
+        self._wake.set()
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            try:
+                await self.flush()
+            except Exception:
+                logger.warning("publishing csms.firmware events failed; will retry", exc_info=True)
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), POLL_S)
+            except TimeoutError:
+                continue
+
+    async def flush(self) -> int:
+        """Publish every stored event; return how many."""
+        sent = 0
+        async with self._lock:
+            while True:
+                async with transaction(self._factory) as session:
+                    rows = (
+                        await session.exec(
+                            select(OutboxRecord)
+                            .where(col(OutboxRecord.published).is_(False))
+                            .order_by(col(OutboxRecord.id))
+                            .limit(BATCH)
+                            .with_for_update(skip_locked=True)
+                        )
+                    ).all()
+                    for row in rows:
+                        await self._bus.publish(row.topic, Envelope.model_validate(row.envelope))
+                    ids = [row.id for row in rows]
+                    if ids:
+                        await session.exec(
+                            update(OutboxRecord)
+                            .where(col(OutboxRecord.id).in_(ids))
+                            .values(published=True)
+                        )
+                sent += len(rows)
+                if len(rows) < BATCH:
+                    return sent
+
+    async def prune(self) -> None:
+        async with transaction(self._factory) as session:
+            await session.exec(
+                delete(OutboxRecord).where(
+                    col(OutboxRecord.published),
+                    col(OutboxRecord.created_at) < utc_now() - RETENTION,
+                )
+            )

@@ -17,6 +17,7 @@ from csms_firmware.campaigns.runner import CampaignRunner
 from csms_firmware.commands import StationCommands
 from csms_firmware.consumer import TOPICS, FirmwareConsumer
 from csms_firmware.db import migrate_firmware, utc_now
+from csms_firmware.logs.ftp import serve_ftp
 from csms_firmware.logs.service import LocationOf
 from csms_firmware.models import ProcessedEvent
 from csms_firmware.outbox import OutboxPublisher
@@ -76,8 +77,6 @@ class FirmwareService:
             "firmware pruning": self._prune(stopping),
         }
         if self.settings.ftp_port:
-            from csms_firmware.logs.ftp import serve_ftp
-
             self.ftp_address = (
                 self.settings.ftp_public_host or self.settings.ftp_host,
                 self.settings.ftp_port,

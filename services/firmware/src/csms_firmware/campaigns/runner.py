@@ -8,7 +8,6 @@ between leaves stations dispatching, which their silence timeout settles.
 """
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -91,8 +90,7 @@ class CampaignRunner:
             timeout = self._settings.campaign_tick_s
             if wake_at is not None:
                 timeout = min(timeout, max(0.0, (wake_at - utc_now()).total_seconds()))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+            await _first_of(self._wake, stopping, timeout)
             await asyncio.sleep(MIN_ROUND_S)
 
     async def round(self, now: datetime | None = None) -> datetime | None:
@@ -337,6 +335,16 @@ class CampaignRunner:
             await self._commands.call(station_id, lambda v: trigger_firmware_status(v))
         except (StationOffline, InvalidOwnPayload) as exc:
             logger.info("no status trigger for %s: %r", station_id, exc)
+
+
+async def _first_of(wake: asyncio.Event, stopping: asyncio.Event, timeout_s: float) -> None:
+    """Wait until either event is set, or ``timeout_s``."""
+    waiters = [asyncio.create_task(wake.wait()), asyncio.create_task(stopping.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
 
 
 def _lacks_security_extension(answer: Answer) -> bool:

@@ -12,13 +12,17 @@ import logging
 import shutil
 import tempfile
 import threading
+import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pyftpdlib.authorizers import AuthenticationFailed, DummyAuthorizer
-from pyftpdlib.handlers import FTPHandler
-from pyftpdlib.servers import FTPServer
+with warnings.catch_warnings():
+    # pyftpdlib runs on the standard library's asynchat/asyncore before Python 3.12.
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from pyftpdlib.authorizers import AuthenticationFailed, DummyAuthorizer
+    from pyftpdlib.handlers import FTPHandler
+    from pyftpdlib.servers import FTPServer
 
 from csms_api.problems import Problem
 from csms_core.db import transaction

@@ -1,6 +1,7 @@
 """``csms up``: every component in one process on the embedded default, as a newcomer runs it."""
 
 import asyncio
+import hashlib
 import json
 import subprocess
 import sys
@@ -85,11 +86,42 @@ async def test_up_serves_health_openapi_and_problem_json(tmp_path: Path) -> None
         assert bad_body.json()["status"] == 422
 
 
+async def test_up_runs_the_firmware_service(tmp_path: Path) -> None:
+    image = b"firmware image" * 100
+    async with (
+        embedded(tmp_path) as (ocpp_url, api_url),
+        stations.station(ocpp_url, "CP-FW", "2.0.1") as station,
+        httpx.AsyncClient(base_url=f"{api_url}/api/v1", timeout=30) as client,
+    ):
+        assert (await station.call(stations.boot_call("2.0.1"))).status == "Accepted"
+        uploaded = await client.post(
+            "/firmware/images",
+            data={
+                "vendor": "TestVendor",
+                "models": "TestModel",
+                "version": "9.9",
+                "sha256": hashlib.sha256(image).hexdigest(),
+            },
+            files={"file": ("fw.bin", image)},
+        )
+        assert uploaded.status_code == 201, uploaded.text
+
+        async def known() -> bool:
+            return (await client.get("/firmware/stations/CP-FW")).status_code == 200
+
+        await eventually(known)
+        status = await client.post("/firmware/stations/CP-FW/firmware-status")
+        assert status.status_code == 200, status.text
+        assert ("TriggerMessage", {"requested_message": "FirmwareStatusNotification"}) in (
+            station.received
+        )
+
+
 def test_help_names_every_component() -> None:
     printed = subprocess.run(
         [str(CSMS), "--help"], check=True, capture_output=True, text=True, timeout=60
     ).stdout
-    for command in ("up", "gateway", "sessions", "simulate"):
+    for command in ("up", "gateway", "sessions", "smartcharging", "firmware", "simulate"):
         assert f" {command} " in printed
     assert sys.executable
 
@@ -129,7 +161,7 @@ async def test_up_serves_the_openapi_document_of_the_whole_api(tmp_path: Path) -
 def test_the_embedded_app_serves_every_operation_of_the_whole_api() -> None:
     """A service whose routes `csms up` forgot to mount would be documented and 404."""
     placeholder: Any = object()
-    app = create_embedded_app(placeholder, placeholder, placeholder)
+    app = create_embedded_app(placeholder, placeholder, placeholder, placeholder)
     # What FastAPI itself would document for the routes the app really mounts.
     own = get_openapi(title=app.title, version=app.version, routes=app.routes)["paths"]
     mounted = {

@@ -34,6 +34,12 @@ from csms_core.router.memory import InMemoryRouter
 from csms_core.router.redis import RedisRouter
 from csms_core.settings import CommonSettings, Environment
 from csms_core.telemetry import setup_logging, setup_tracing
+from csms_firmware.app import create_app as create_firmware_app
+from csms_firmware.app import create_file_router as create_firmware_file_router
+from csms_firmware.app import create_router as create_firmware_router
+from csms_firmware.db import SCHEMA as FIRMWARE_SCHEMA
+from csms_firmware.service import FirmwareService
+from csms_firmware.settings import FirmwareSettings
 from csms_gateway import Gateway, GatewaySettings
 from csms_security.app import create_app as create_security_app
 from csms_security.app import create_router as create_security_router
@@ -142,6 +148,24 @@ async def run_smartcharging() -> None:
     await _run_service("smartcharging", settings, SMARTCHARGING_SCHEMA, api, build)
 
 
+async def run_firmware() -> None:
+    """``csms firmware``: one firmware service replica and its REST API until SIGTERM."""
+    settings = FirmwareSettings()
+
+    def build(platform: Platform, commands: CommandClient) -> tuple[Service, FastAPI]:
+        service = FirmwareService(
+            settings,
+            bus=platform.bus,
+            router=platform.router,
+            commands=commands,
+            engine=platform.engine,
+        )
+        return service, create_firmware_app(service)
+
+    api = (settings.api_host, settings.api_port)
+    await _run_service("firmware", settings, FIRMWARE_SCHEMA, api, build)
+
+
 async def run_security() -> None:
     """``csms security``: one security replica (it holds the CA) and its REST API until SIGTERM."""
     settings = SecuritySettings()
@@ -244,11 +268,14 @@ async def run_embedded(
         )
     async with (
         open_platform(
-            sessions_settings, "csms", [SESSIONS_SCHEMA, SMARTCHARGING_SCHEMA, SECURITY_SCHEMA]
+            sessions_settings,
+            "csms",
+            [SESSIONS_SCHEMA, SMARTCHARGING_SCHEMA, SECURITY_SCHEMA, FIRMWARE_SCHEMA],
         ) as platform,
         CommandClient(platform.router, "sessions") as commands,
         CommandClient(platform.router, "smartcharging") as smartcharging_commands,
         CommandClient(platform.router, "security") as security_commands,
+        CommandClient(platform.router, "firmware") as firmware_commands,
         SecurityService(
             security_settings,
             bus=platform.bus,
@@ -296,12 +323,32 @@ async def run_embedded(
         tasks.create_task(
             smartcharging.run(ready=smartcharging_ready, stopping=stopping), name="smartcharging"
         )
-        app = create_embedded_app(service, smartcharging, security)
+        # Alembic runs one migration at a time in a process (its context is global).
+        if not await all_set_unless([smartcharging_ready], stopping):
+            return
+        firmware = FirmwareService(
+            FirmwareSettings(
+                kafka_bootstrap=None,
+                redis_url=None,
+                database_url=database_url,
+                environment=Environment.DEVELOPMENT,
+                store_dir=_data_dir(database_url) / "firmware",
+                public_url=f"http://{host}:{api_port}",
+            ),
+            bus=platform.bus,
+            router=platform.router,
+            commands=firmware_commands,
+            engine=platform.engine,
+        )
+        firmware_ready = asyncio.Event()
+        tasks.create_task(firmware.run(ready=firmware_ready, stopping=stopping), name="firmware")
+        app = create_embedded_app(service, smartcharging, security, firmware)
         tasks.create_task(
             serve_api(app, host, api_port, stopping, listening=api_listening), name="api"
         )
         # Up means every part is serving: the banner ends the start-up, it does not interrupt it.
-        if not await all_set_unless([gateway_ready, smartcharging_ready, api_listening], stopping):
+        parts = [gateway_ready, smartcharging_ready, firmware_ready, api_listening]
+        if not await all_set_unless(parts, stopping):
             return  # asked to stop while starting
         info = startup_info(
             host=host,
@@ -334,7 +381,10 @@ def _data_dir(database_url: str) -> Path:
 
 
 def create_embedded_app(
-    sessions: SessionsService, smartcharging: SmartChargingService, security: SecurityService
+    sessions: SessionsService,
+    smartcharging: SmartChargingService,
+    security: SecurityService,
+    firmware: FirmwareService,
 ) -> FastAPI:
     """The REST API of ``csms up``: every service's routes in one app.
 
@@ -345,6 +395,9 @@ def create_embedded_app(
     app.title = "CSMS"
     app.include_router(create_smartcharging_router(smartcharging), prefix="/api/v1")
     app.include_router(create_security_router(security), prefix="/api/v1")
+    app.include_router(create_firmware_router(firmware), prefix="/api/v1")
+    # Where stations fetch images and upload logs (their URLs carry the credential).
+    app.include_router(create_firmware_file_router(firmware))
     # FastAPI documents what this app mounts; the merged document is the same routes with
     # each operation's service named, and built only when asked for.
     app.openapi = whole_api_openapi  # type: ignore[method-assign]

@@ -2,9 +2,9 @@
 
 ``csms up`` runs every component in one process on the embedded default
 (in-process bus and router, SQLite). ``csms gateway``, ``csms sessions``,
-``csms smartcharging`` and ``csms security`` run one component each in the distributed
-mode, configured by environment variables (CSMS_KAFKA_BOOTSTRAP, CSMS_REDIS_URL,
-CSMS_DATABASE_URL, ...).
+``csms smartcharging``, ``csms security`` and ``csms firmware`` run one component each in
+the distributed mode, configured by environment variables (CSMS_KAFKA_BOOTSTRAP,
+CSMS_REDIS_URL, CSMS_DATABASE_URL, ...).
 """
 
 import asyncio
@@ -133,6 +133,19 @@ def create_ca(
     authority = load_or_create_authority(directory, organization, timedelta(days=days))
     typer.echo(f"{directory / CERT_FILE}: {authority.certificate.subject.rfc4514_string()}")
     typer.echo(f"{directory / KEY_FILE}: the private key (keep it secret, back it up)")
+
+
+@app.command()
+def firmware() -> None:
+    """Run one firmware and diagnostics service replica with its REST API (distributed mode).
+
+    Reads CSMS_KAFKA_BOOTSTRAP, CSMS_REDIS_URL, CSMS_DATABASE_URL, CSMS_API_HOST,
+    CSMS_FIRMWARE_API_PORT (default 8003), CSMS_FIRMWARE_PUBLIC_URL (the base URL stations
+    download images from and upload logs to), CSMS_FIRMWARE_STORE_DIR (images and logs;
+    shared by the replicas), CSMS_FIRMWARE_FTP_PORT (0 = no FTP) and
+    CSMS_FIRMWARE_CONSUMER_GROUP (default csms-firmware).
+    """
+    asyncio.run(components.run_firmware())
 
 
 @app.command()

@@ -17,7 +17,7 @@ class FirmwareSettings(CommonSettings):
 
     api_host: str = "127.0.0.1"
     # CSMS_FIRMWARE_API_PORT, so one environment can serve every service.
-    api_port: int = Field(default=8002, ge=1, le=65535, validation_alias="CSMS_FIRMWARE_API_PORT")
+    api_port: int = Field(default=8003, ge=1, le=65535, validation_alias="CSMS_FIRMWARE_API_PORT")
     # Its own group: a shared CSMS_CONSUMER_GROUP (the sessions one) must not capture it.
     consumer_group: str = Field(
         default="csms-firmware", validation_alias="CSMS_FIRMWARE_CONSUMER_GROUP"

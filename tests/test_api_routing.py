@@ -262,7 +262,8 @@ def test_the_nginx_locations_route_like_the_table() -> None:
 
 
 def test_rendering_needs_an_upstream_for_every_service() -> None:
-    with pytest.raises(ValueError, match="no upstream address for security, smartcharging"):
+    missing = "no upstream address for firmware, security, smartcharging"
+    with pytest.raises(ValueError, match=missing):
         render_nginx(TABLE, {"sessions": ["sessions:8000"]})
 
 
@@ -304,6 +305,8 @@ def test_csms_routes_prints_the_table_and_a_proxy_configuration() -> None:
         "smartcharging=10.0.0.2:8001",
         "--upstream",
         "security=10.0.0.3:8002",
+        "--upstream",
+        "firmware=10.0.0.4:8003",
     ]
     nginx = runner.invoke(csms_app, ["routes", "--nginx", *upstreams])
     assert nginx.exit_code == 0, nginx.output
@@ -313,6 +316,7 @@ def test_csms_routes_prints_the_table_and_a_proxy_configuration() -> None:
             "sessions": ["10.0.0.1:8000"],
             "smartcharging": ["10.0.0.2:8001"],
             "security": ["10.0.0.3:8002"],
+            "firmware": ["10.0.0.4:8003"],
         },
     )
 
@@ -321,7 +325,7 @@ def test_csms_routes_prints_the_table_and_a_proxy_configuration() -> None:
     ("upstreams", "error"),
     [
         (["--upstream", "sessions"], "expected SERVICE=HOST:PORT"),
-        (["--upstream", "sessions=a:1"], "no upstream address for security"),
+        (["--upstream", "sessions=a:1"], "no upstream address for firmware"),
     ],
 )
 def test_csms_routes_refuses_bad_upstreams(upstreams: list[str], error: str) -> None:

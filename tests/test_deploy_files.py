@@ -25,6 +25,7 @@ SETTINGS_CLASSES = (
     ("csms_sessions.settings", "SessionsSettings"),
     ("csms_smartcharging.settings", "SmartChargingSettings"),
     ("csms_security.settings", "SecuritySettings"),
+    ("csms_firmware.settings", "FirmwareSettings"),
 )
 # The variable each component's listen port comes from, by `csms` subcommand.
 LISTEN_PORT_VARIABLES = {
@@ -32,6 +33,7 @@ LISTEN_PORT_VARIABLES = {
     "sessions": ("CSMS_API_HOST", "CSMS_API_PORT"),
     "smartcharging": ("CSMS_API_HOST", "CSMS_SMARTCHARGING_API_PORT"),
     "security": ("CSMS_API_HOST", "CSMS_SECURITY_API_PORT"),
+    "firmware": ("CSMS_API_HOST", "CSMS_FIRMWARE_API_PORT"),
 }
 
 
@@ -213,6 +215,7 @@ def test_every_csms_variable_is_read_by_the_services_own_component() -> None:
         "sessions": "SessionsSettings",
         "smartcharging": "SmartChargingSettings",
         "security": "SecuritySettings",
+        "firmware": "FirmwareSettings",
     }
     for name in CSMS_SERVICES:
         service = SERVICES[name]

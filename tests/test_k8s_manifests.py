@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings
 
 from csms_cli.main import app as csms_app
 from csms_cli.routing import route_table
+from csms_firmware.app import create_app as create_firmware_app
 from csms_gateway import handshake
 from csms_security.app import create_app as create_security_app
 from csms_sessions.app import create_app as create_sessions_app
@@ -42,6 +43,7 @@ COMPONENTS = {
     "sessions": "SessionsSettings",
     "smartcharging": "SmartChargingSettings",
     "security": "SecuritySettings",
+    "firmware": "FirmwareSettings",
 }
 API_VERSIONS = {
     "Namespace": "v1",
@@ -52,6 +54,7 @@ API_VERSIONS = {
     "PodDisruptionBudget": "policy/v1",
     "HorizontalPodAutoscaler": "autoscaling/v2",
     "Ingress": "networking.k8s.io/v1",
+    "PersistentVolumeClaim": "v1",
 }
 PROBES = ("startupProbe", "readinessProbe", "livenessProbe")
 # Keys the API server accepts, where a typo would otherwise be dropped silently
@@ -519,6 +522,7 @@ def _health_paths(component: str) -> set[str]:
         "sessions": create_sessions_app,
         "smartcharging": create_smartcharging_app,
         "security": create_security_app,
+        "firmware": create_firmware_app,
     }
     # A placeholder service: only the routes are read, none is called.
     web_app = factories[component](object())

@@ -20,8 +20,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from csms_security.app import create_app as create_security_app
 from csms_firmware.app import create_app as create_firmware_app
+from csms_security.app import create_app as create_security_app
 from csms_sessions.app import create_app as create_sessions_app
 from csms_smartcharging.app import create_app as create_smartcharging_app
 

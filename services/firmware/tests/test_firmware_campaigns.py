@@ -1,10 +1,11 @@
 """Campaigns end to end on the embedded bus: per-version messages, statuses, boots, events."""
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import httpx
-from firmware_harness import Harness
+from firmware_harness import Harness, running_firmware, settings_for_tests
 
 from csms_ocpp import OcppVersion, schemas
 
@@ -31,70 +32,76 @@ async def read(harness: Harness, campaign_id: str) -> dict[str, Any]:
     return body
 
 
-async def test_tc_044_1_and_tc_l_01_update_every_version_done_at_boot(harness: Harness) -> None:
-    for station_id, version in (
-        ("A", OcppVersion.V16),
-        ("B", OcppVersion.V201),
-        ("C", OcppVersion.V21),
-    ):
-        await harness.boot(station_id, "1.0.0", version=version)
-    image = await harness.add_image()
-    created = await campaign(harness, image["image_id"], target={"model": "AC22"})
-    assert created["state"] == "running"
-    assert created["counts"]["pending"] == 3
-    await harness.plan()
+async def test_tc_044_1_and_tc_l_01_update_every_version_done_at_boot(tmp_path: Path) -> None:
+    async with running_firmware(settings_for_tests(tmp_path)) as harness:
+        for station_id, version in (
+            ("A", OcppVersion.V16),
+            ("B", OcppVersion.V201),
+            ("C", OcppVersion.V21),
+        ):
+            await harness.boot(station_id, "1.0.0", version=version)
+        image = await harness.add_image()
+        created = await campaign(harness, image["image_id"], target={"model": "AC22"})
+        assert created["state"] == "running"
+        assert created["counts"]["pending"] == 3
+        await harness.plan()
 
-    sent = {c.station_id: c for c in harness.stations.sent()}
-    assert sent["A"].action == "UpdateFirmware" and "requestId" not in sent["A"].payload
-    assert sent["A"].payload["location"].startswith("http://files.test/firmware/files/")
-    assert sent["B"].payload["requestId"] != sent["C"].payload["requestId"]
-    for station_id, command in sent.items():
-        assert (
-            schemas.validate(harness.versions[station_id], command.action, command.payload) is None
-        )
+        sent = {c.station_id: c for c in harness.stations.sent()}
+        assert sent["A"].action == "UpdateFirmware" and "requestId" not in sent["A"].payload
+        assert sent["A"].payload["location"].startswith("http://files.test/firmware/files/")
+        assert sent["B"].payload["requestId"] != sent["C"].payload["requestId"]
+        for station_id, command in sent.items():
+            assert (
+                schemas.validate(harness.versions[station_id], command.action, command.payload)
+                is None
+            )
 
-    request_b = sent["B"].payload["requestId"]
-    for status in ("Downloading", "Downloaded", "Installing", "Installed"):
-        await harness.status("A", status)
-        await harness.status("B", status, request_b)
-    await harness.status("B", "Installed", request_b)  # a repeat changes nothing
-    await harness.settle()
-    rows = (await harness.api.get(f"/firmware/campaigns/{created['campaign_id']}/stations")).json()
-    states = {row["station_id"]: row["state"] for row in rows["items"]}
-    assert states == {"A": "installing", "B": "installing", "C": "sent"}
+        request_b = sent["B"].payload["requestId"]
+        for status in ("Downloading", "Downloaded", "Installing", "Installed"):
+            await harness.status("A", status)
+            await harness.status("B", status, request_b)
+        await harness.status("B", "Installed", request_b)  # a repeat changes nothing
+        await harness.settle()
+        rows = (
+            await harness.api.get(f"/firmware/campaigns/{created['campaign_id']}/stations")
+        ).json()
+        states = {row["station_id"]: row["state"] for row in rows["items"]}
+        assert states == {"A": "installing", "B": "installing", "C": "sent"}
 
-    await harness.boot("A", "2.0.0")
-    await harness.boot("B", "2.0.0")
-    await harness.plan()
-    view = await read(harness, created["campaign_id"])
-    assert view["counts"]["succeeded"] == 2
-    assert view["state"] == "running"
+        await harness.boot("A", "2.0.0")
+        await harness.boot("B", "2.0.0")
+        await harness.plan()
+        view = await read(harness, created["campaign_id"])
+        assert view["counts"]["succeeded"] == 2
+        assert view["state"] == "running"
 
-    await harness.boot("C", "2.0.0")
-    await harness.plan()
-    view = await read(harness, created["campaign_id"])
-    assert view["state"] == "completed", view
-    reported = [
-        e.data["status"] for e in harness.events("firmware.status.reported") if e.station_id == "B"
-    ]
-    assert reported == ["Downloading", "Downloaded", "Installing", "Installed"]
-    states_b = [
-        e.data["state"]
-        for e in harness.events("firmware.station.state_changed")
-        if e.station_id == "B"
-    ]
-    assert states_b == [
-        "dispatching",
-        "sent",
-        "downloading",
-        "downloaded",
-        "installing",
-        "succeeded",
-    ]
-    assert [e.data["state"] for e in harness.events("firmware.campaign.state_changed")] == [
-        "running",
-        "completed",
-    ]
+        await harness.boot("C", "2.0.0")
+        await harness.plan()
+        view = await read(harness, created["campaign_id"])
+        assert view["state"] == "completed", view
+        reported = [
+            e.data["status"]
+            for e in harness.events("firmware.status.reported")
+            if e.station_id == "B"
+        ]
+        assert reported == ["Downloading", "Downloaded", "Installing", "Installed"]
+        states_b = [
+            e.data["state"]
+            for e in harness.events("firmware.station.state_changed")
+            if e.station_id == "B"
+        ]
+        assert states_b == [
+            "dispatching",
+            "sent",
+            "downloading",
+            "downloaded",
+            "installing",
+            "succeeded",
+        ]
+        assert [e.data["state"] for e in harness.events("firmware.campaign.state_changed")] == [
+            "running",
+            "completed",
+        ]
 
 
 async def rows(harness: Harness, campaign_id: str) -> dict[str, dict[str, Any]]:
@@ -102,197 +109,204 @@ async def rows(harness: Harness, campaign_id: str) -> dict[str, dict[str, Any]]:
     return {row["station_id"]: row for row in body["items"]}
 
 
-async def test_bad_campaigns_are_refused_clearly(harness: Harness) -> None:
-    await harness.boot("CP-1", "1.0.0")
-    await harness.boot("CP-X", "1.0.0", model="OTHER")
-    image = await harness.add_image()
-    await harness.settle()
-    post = harness.api.post
-    unknown = await post(
-        "/firmware/campaigns", json={"image_id": "nope", "target": {"model": "AC22"}}
-    )
-    assert_problem(unknown, 404, "unknown-image")
-    image_id = image["image_id"]
-    nothing = await post(
-        "/firmware/campaigns", json={"image_id": image_id, "target": {"site_id": "nowhere"}}
-    )
-    assert_problem(nothing, 422, "empty-target")
-    never = await post(
-        "/firmware/campaigns",
-        json={
-            "image_id": image_id,
-            "target": {"model": "AC22"},
-            "plan": {"window": {"start": "02:00", "end": "02:00"}},
-        },
-    )
-    assert_problem(never, 422, "window-never-opens")
-    weekend_only = await post(
-        "/firmware/campaigns",
-        json={
-            "image_id": image_id,
-            "target": {"model": "AC22"},
-            "plan": {"window": {"start": "01:00", "end": "02:00", "days": []}},
-        },
-    )
-    assert_problem(weekend_only, 422, "window-never-opens")
-    strangers = await post(
-        "/firmware/campaigns", json={"image_id": image_id, "target": {"station_ids": ["GHOST"]}}
-    )
-    assert_problem(strangers, 422, "unknown-stations")
-    misfit = await post(
-        "/firmware/campaigns", json={"image_id": image_id, "target": {"station_ids": ["CP-X"]}}
-    )
-    assert_problem(misfit, 422, "incompatible-stations")
-    no_target = await post("/firmware/campaigns", json={"image_id": image_id, "target": {}})
-    assert_problem(no_target, 422, "invalid-request")
-    first = await campaign(harness, image_id, target={"station_ids": ["CP-1"]})
-    second = await post(
-        "/firmware/campaigns", json={"image_id": image_id, "target": {"model": "AC22"}}
-    )
-    body = assert_problem(second, 409, "station-in-campaign")
-    assert body["stations"] == {"CP-1": first["campaign_id"]}
-    assert_problem(await harness.api.get("/firmware/campaigns/nope"), 404, "unknown-campaign")
-    assert_problem(await post("/firmware/campaigns/nope/pause"), 404, "unknown-campaign")
-    assert_problem(
-        await post(f"/firmware/campaigns/{first['campaign_id']}/resume"), 409, "campaign-state"
-    )
-    in_use = await harness.api.delete(f"/firmware/images/{image_id}")
-    assert_problem(in_use, 409, "image-in-use")
+async def test_bad_campaigns_are_refused_clearly(tmp_path: Path) -> None:
+    async with running_firmware(settings_for_tests(tmp_path)) as harness:
+        await harness.boot("CP-1", "1.0.0")
+        await harness.boot("CP-X", "1.0.0", model="OTHER")
+        image = await harness.add_image()
+        await harness.settle()
+        post = harness.api.post
+        unknown = await post(
+            "/firmware/campaigns", json={"image_id": "nope", "target": {"model": "AC22"}}
+        )
+        assert_problem(unknown, 404, "unknown-image")
+        image_id = image["image_id"]
+        nothing = await post(
+            "/firmware/campaigns", json={"image_id": image_id, "target": {"site_id": "nowhere"}}
+        )
+        assert_problem(nothing, 422, "empty-target")
+        never = await post(
+            "/firmware/campaigns",
+            json={
+                "image_id": image_id,
+                "target": {"model": "AC22"},
+                "plan": {"window": {"start": "02:00", "end": "02:00"}},
+            },
+        )
+        assert_problem(never, 422, "window-never-opens")
+        weekend_only = await post(
+            "/firmware/campaigns",
+            json={
+                "image_id": image_id,
+                "target": {"model": "AC22"},
+                "plan": {"window": {"start": "01:00", "end": "02:00", "days": []}},
+            },
+        )
+        assert_problem(weekend_only, 422, "window-never-opens")
+        strangers = await post(
+            "/firmware/campaigns", json={"image_id": image_id, "target": {"station_ids": ["GHOST"]}}
+        )
+        assert_problem(strangers, 422, "unknown-stations")
+        misfit = await post(
+            "/firmware/campaigns", json={"image_id": image_id, "target": {"station_ids": ["CP-X"]}}
+        )
+        assert_problem(misfit, 422, "incompatible-stations")
+        no_target = await post("/firmware/campaigns", json={"image_id": image_id, "target": {}})
+        assert_problem(no_target, 422, "invalid-request")
+        first = await campaign(harness, image_id, target={"station_ids": ["CP-1"]})
+        second = await post(
+            "/firmware/campaigns", json={"image_id": image_id, "target": {"model": "AC22"}}
+        )
+        body = assert_problem(second, 409, "station-in-campaign")
+        assert body["stations"] == {"CP-1": first["campaign_id"]}
+        assert_problem(await harness.api.get("/firmware/campaigns/nope"), 404, "unknown-campaign")
+        assert_problem(await post("/firmware/campaigns/nope/pause"), 404, "unknown-campaign")
+        assert_problem(
+            await post(f"/firmware/campaigns/{first['campaign_id']}/resume"), 409, "campaign-state"
+        )
+        in_use = await harness.api.delete(f"/firmware/images/{image_id}")
+        assert_problem(in_use, 409, "image-in-use")
 
 
-async def test_tc_044_2_download_failed_is_retried_then_fails(harness: Harness) -> None:
-    await harness.boot("A", "1.0.0", version=OcppVersion.V16)
-    image = await harness.add_image()
-    created = await campaign(
-        harness,
-        image["image_id"],
-        target={"station_ids": ["A"]},
-        plan={"retries": 1, "retry_delay_s": 0},
-    )
-    await harness.plan()
-    await harness.status("A", "Downloading")
-    await harness.status("A", "DownloadFailed")
-    await harness.settle()
-    row = (await rows(harness, created["campaign_id"]))["A"]
-    assert row["state"] == "pending" and row["reason"] == "attempt 1: DownloadFailed"
-    await harness.plan()
-    assert len(harness.stations.sent("A", "UpdateFirmware")) == 2
-    await harness.status("A", "Downloading")
-    await harness.status("A", "DownloadFailed")
-    await harness.plan()
-    row = (await rows(harness, created["campaign_id"]))["A"]
-    assert (row["state"], row["attempt"]) == ("failed", 2)
-    assert (await read(harness, created["campaign_id"]))["state"] == "completed"
+async def test_tc_044_2_download_failed_is_retried_then_fails(tmp_path: Path) -> None:
+    async with running_firmware(settings_for_tests(tmp_path)) as harness:
+        await harness.boot("A", "1.0.0", version=OcppVersion.V16)
+        image = await harness.add_image()
+        created = await campaign(
+            harness,
+            image["image_id"],
+            target={"station_ids": ["A"]},
+            plan={"retries": 1, "retry_delay_s": 0},
+        )
+        await harness.plan()
+        await harness.status("A", "Downloading")
+        await harness.status("A", "DownloadFailed")
+        await harness.settle()
+        row = (await rows(harness, created["campaign_id"]))["A"]
+        assert row["state"] == "pending" and row["reason"] == "attempt 1: DownloadFailed"
+        await harness.plan()
+        assert len(harness.stations.sent("A", "UpdateFirmware")) == 2
+        await harness.status("A", "Downloading")
+        await harness.status("A", "DownloadFailed")
+        await harness.plan()
+        row = (await rows(harness, created["campaign_id"]))["A"]
+        assert (row["state"], row["attempt"]) == ("failed", 2)
+        assert (await read(harness, created["campaign_id"]))["state"] == "completed"
 
 
-async def test_tc_044_3_and_tc_l_09_installation_failed(harness: Harness) -> None:
-    await harness.boot("B", "1.0.0")
-    image = await harness.add_image()
-    created = await campaign(
-        harness, image["image_id"], target={"model": "AC22"}, plan={"retries": 0}
-    )
-    await harness.plan()
-    request_id = harness.stations.sent("B")[0].payload["requestId"]
-    for status in ("Downloading", "Downloaded", "Installing", "InstallationFailed"):
-        await harness.status("B", status, request_id)
-    await harness.plan()
-    row = (await rows(harness, created["campaign_id"]))["B"]
-    assert (row["state"], row["reason"], row["ocpp_status"]) == (
-        "failed",
-        "InstallationFailed",
-        "InstallationFailed",
-    )
+async def test_tc_044_3_and_tc_l_09_installation_failed(tmp_path: Path) -> None:
+    async with running_firmware(settings_for_tests(tmp_path)) as harness:
+        await harness.boot("B", "1.0.0")
+        image = await harness.add_image()
+        created = await campaign(
+            harness, image["image_id"], target={"model": "AC22"}, plan={"retries": 0}
+        )
+        await harness.plan()
+        request_id = harness.stations.sent("B")[0].payload["requestId"]
+        for status in ("Downloading", "Downloaded", "Installing", "InstallationFailed"):
+            await harness.status("B", status, request_id)
+        await harness.plan()
+        row = (await rows(harness, created["campaign_id"]))["B"]
+        assert (row["state"], row["reason"], row["ocpp_status"]) == (
+            "failed",
+            "InstallationFailed",
+            "InstallationFailed",
+        )
 
 
 async def test_tc_l_06_invalid_signature_and_tc_l_08_verification_are_not_retried(
-    harness: Harness,
+    tmp_path: Path,
 ) -> None:
-    await harness.boot("B", "1.0.0")
-    await harness.boot("C", "1.0.0")
-    image = await harness.add_image(signature="c2lnbmF0dXJl", signing_certificate="-----BEGIN")
-    created = await campaign(
-        harness, image["image_id"], target={"model": "AC22"}, plan={"retries": 3}
-    )
-    await harness.plan()
-    sent = {c.station_id: c.payload for c in harness.stations.sent()}
-    assert sent["B"]["firmware"]["signature"] == "c2lnbmF0dXJl"
-    assert sent["B"]["firmware"]["signingCertificate"] == "-----BEGIN"
-    await harness.status("B", "InvalidSignature", sent["B"]["requestId"])
-    await harness.status("C", "InstallVerificationFailed", sent["C"]["requestId"])
-    await harness.plan()
-    states = {k: v["state"] for k, v in (await rows(harness, created["campaign_id"])).items()}
-    assert states == {"B": "failed", "C": "failed"}
+    async with running_firmware(settings_for_tests(tmp_path)) as harness:
+        await harness.boot("B", "1.0.0")
+        await harness.boot("C", "1.0.0")
+        image = await harness.add_image(signature="c2lnbmF0dXJl", signing_certificate="-----BEGIN")
+        created = await campaign(
+            harness, image["image_id"], target={"model": "AC22"}, plan={"retries": 3}
+        )
+        await harness.plan()
+        sent = {c.station_id: c.payload for c in harness.stations.sent()}
+        assert sent["B"]["firmware"]["signature"] == "c2lnbmF0dXJl"
+        assert sent["B"]["firmware"]["signingCertificate"] == "-----BEGIN"
+        await harness.status("B", "InvalidSignature", sent["B"]["requestId"])
+        await harness.status("C", "InstallVerificationFailed", sent["C"]["requestId"])
+        await harness.plan()
+        states = {k: v["state"] for k, v in (await rows(harness, created["campaign_id"])).items()}
+        assert states == {"B": "failed", "C": "failed"}
 
 
 async def test_tc_080_signed_update_on_1_6_and_fallback_without_the_extension(
-    harness: Harness,
+    tmp_path: Path,
 ) -> None:
-    await harness.boot("S", "1.0.0", version=OcppVersion.V16)
-    await harness.boot("P", "1.0.0", version=OcppVersion.V16)
-    harness.stations.answer("P", "SignedUpdateFirmware", "NotImplemented")
-    image = await harness.add_image(signature="c2ln", signing_certificate="-----BEGIN")
-    await campaign(harness, image["image_id"], target={"model": "AC22"})
-    await harness.plan()
-    [signed] = harness.stations.sent("S")
-    assert signed.action == "SignedUpdateFirmware"
-    assert {"requestId", "firmware"} <= set(signed.payload)
-    assert signed.payload["firmware"]["signingCertificate"] == "-----BEGIN"
-    assert [c.action for c in harness.stations.sent("P")] == [
-        "SignedUpdateFirmware",
-        "UpdateFirmware",
-    ]
-    await harness.call(
-        "S",
-        "SignedFirmwareStatusNotification",
-        {"status": "SignatureVerified", "requestId": signed.payload["requestId"]},
-    )
-    await harness.settle()
-    states = [e.data["state"] for e in harness.events("firmware.station.state_changed", "S")]
-    assert states[-1] == "downloaded"
+    async with running_firmware(settings_for_tests(tmp_path)) as harness:
+        await harness.boot("S", "1.0.0", version=OcppVersion.V16)
+        await harness.boot("P", "1.0.0", version=OcppVersion.V16)
+        harness.stations.answer("P", "SignedUpdateFirmware", "NotImplemented")
+        image = await harness.add_image(signature="c2ln", signing_certificate="-----BEGIN")
+        await campaign(harness, image["image_id"], target={"model": "AC22"})
+        await harness.plan()
+        [signed] = harness.stations.sent("S")
+        assert signed.action == "SignedUpdateFirmware"
+        assert {"requestId", "firmware"} <= set(signed.payload)
+        assert signed.payload["firmware"]["signingCertificate"] == "-----BEGIN"
+        assert [c.action for c in harness.stations.sent("P")] == [
+            "SignedUpdateFirmware",
+            "UpdateFirmware",
+        ]
+        await harness.call(
+            "S",
+            "SignedFirmwareStatusNotification",
+            {"status": "SignatureVerified", "requestId": signed.payload["requestId"]},
+        )
+        await harness.settle()
+        states = [e.data["state"] for e in harness.events("firmware.station.state_changed", "S")]
+        assert states[-1] == "downloaded"
 
 
 async def test_tc_l_04_05_refused_certificates_and_tc_l_10_accepted_canceled(
-    harness: Harness,
+    tmp_path: Path,
 ) -> None:
-    for station_id in ("R", "I", "K"):
-        await harness.boot(station_id, "1.0.0")
-    harness.stations.answer("R", "UpdateFirmware", {"status": "RevokedCertificate"})
-    harness.stations.answer("I", "UpdateFirmware", {"status": "InvalidCertificate"})
-    harness.stations.answer("K", "UpdateFirmware", {"status": "AcceptedCanceled"})
-    image = await harness.add_image()
-    created = await campaign(
-        harness, image["image_id"], target={"model": "AC22"}, plan={"retries": 2}
-    )
-    await harness.plan()
-    found = await rows(harness, created["campaign_id"])
-    assert {k: (v["state"], v["ocpp_status"]) for k, v in found.items()} == {
-        "R": ("failed", "RevokedCertificate"),
-        "I": ("failed", "InvalidCertificate"),
-        "K": ("sent", "AcceptedCanceled"),
-    }
+    async with running_firmware(settings_for_tests(tmp_path)) as harness:
+        for station_id in ("R", "I", "K"):
+            await harness.boot(station_id, "1.0.0")
+        harness.stations.answer("R", "UpdateFirmware", {"status": "RevokedCertificate"})
+        harness.stations.answer("I", "UpdateFirmware", {"status": "InvalidCertificate"})
+        harness.stations.answer("K", "UpdateFirmware", {"status": "AcceptedCanceled"})
+        image = await harness.add_image()
+        created = await campaign(
+            harness, image["image_id"], target={"model": "AC22"}, plan={"retries": 2}
+        )
+        await harness.plan()
+        found = await rows(harness, created["campaign_id"])
+        assert {k: (v["state"], v["ocpp_status"]) for k, v in found.items()} == {
+            "R": ("failed", "RevokedCertificate"),
+            "I": ("failed", "InvalidCertificate"),
+            "K": ("sent", "AcceptedCanceled"),
+        }
 
 
-async def test_a_rejected_update_is_retried_and_an_offline_station_waits(harness: Harness) -> None:
-    await harness.boot("J", "1.0.0")
-    await harness.boot("O", "1.0.0")
-    harness.stations.answer("J", "UpdateFirmware", {"status": "Rejected"})
-    await harness.disconnect("O")
-    image = await harness.add_image()
-    created = await campaign(
-        harness,
-        image["image_id"],
-        target={"model": "AC22"},
-        plan={"retries": 1, "retry_delay_s": 0},
-    )
-    await harness.plan()
-    assert harness.stations.sent("O") == []
-    found = await rows(harness, created["campaign_id"])
-    assert found["J"]["state"] == "pending" and found["O"]["state"] == "pending"
-    await harness.connect("O")
-    await harness.plan()
-    assert [c.action for c in harness.stations.sent("O")] == ["UpdateFirmware"]
-    found = await rows(harness, created["campaign_id"])
-    assert found["J"]["state"] == "failed" and found["O"]["state"] == "sent"
+async def test_a_rejected_update_is_retried_and_an_offline_station_waits(tmp_path: Path) -> None:
+    async with running_firmware(settings_for_tests(tmp_path)) as harness:
+        await harness.boot("J", "1.0.0")
+        await harness.boot("O", "1.0.0")
+        harness.stations.answer("J", "UpdateFirmware", {"status": "Rejected"})
+        await harness.disconnect("O")
+        image = await harness.add_image()
+        created = await campaign(
+            harness,
+            image["image_id"],
+            target={"model": "AC22"},
+            plan={"retries": 1, "retry_delay_s": 0},
+        )
+        await harness.plan()
+        assert harness.stations.sent("O") == []
+        found = await rows(harness, created["campaign_id"])
+        assert found["J"]["state"] == "pending" and found["O"]["state"] == "pending"
+        await harness.connect("O")
+        await harness.plan()
+        assert [c.action for c in harness.stations.sent("O")] == ["UpdateFirmware"]
+        found = await rows(harness, created["campaign_id"])
+        assert found["J"]["state"] == "failed" and found["O"]["state"] == "sent"
 
 
 async def test_a_trigger_answer_without_request_id_and_silence(tmp_path: object) -> None:
@@ -325,35 +339,36 @@ async def test_a_trigger_answer_without_request_id_and_silence(tmp_path: object)
         assert row["state"] == "failed" and "no word" in row["reason"]
 
 
-async def test_threshold_pauses_resume_goes_on_cancel_frees(harness: Harness) -> None:
-    for index in range(6):
-        await harness.boot(f"T{index}", "1.0.0")
-    image = await harness.add_image()
-    created = await campaign(
-        harness,
-        image["image_id"],
-        target={"model": "AC22"},
-        plan={"wave_size": 2, "retries": 0, "failure_threshold": {"count": 1}},
-    )
-    campaign_id = created["campaign_id"]
-    await harness.plan()
-    first = [c.station_id for c in harness.stations.sent()]
-    assert first == ["T0", "T1"]
-    await harness.status(
-        "T0", "DownloadFailed", harness.stations.sent("T0")[0].payload["requestId"]
-    )
-    await harness.boot("T1", "2.0.0")
-    await harness.plan()
-    view = await read(harness, campaign_id)
-    assert (view["state"], view["state_reason"]) == ("paused", "failure threshold reached")
-    assert len(harness.stations.sent()) == 2
-    resumed = await harness.api.post(f"/firmware/campaigns/{campaign_id}/resume")
-    assert resumed.status_code == 200, resumed.text
-    await harness.plan()
-    assert [c.station_id for c in harness.stations.sent()][2:] == ["T2", "T3"]
-    paused = await harness.api.post(f"/firmware/campaigns/{campaign_id}/pause")
-    assert paused.json()["state"] == "paused"
-    cancelled = await harness.api.post(f"/firmware/campaigns/{campaign_id}/cancel")
-    assert cancelled.json()["counts"]["cancelled"] == 4
-    again = await campaign(harness, image["image_id"], target={"station_ids": ["T4", "T5"]})
-    assert again["state"] == "running"
+async def test_threshold_pauses_resume_goes_on_cancel_frees(tmp_path: Path) -> None:
+    async with running_firmware(settings_for_tests(tmp_path)) as harness:
+        for index in range(6):
+            await harness.boot(f"T{index}", "1.0.0")
+        image = await harness.add_image()
+        created = await campaign(
+            harness,
+            image["image_id"],
+            target={"model": "AC22"},
+            plan={"wave_size": 2, "retries": 0, "failure_threshold": {"count": 1}},
+        )
+        campaign_id = created["campaign_id"]
+        await harness.plan()
+        first = [c.station_id for c in harness.stations.sent()]
+        assert first == ["T0", "T1"]
+        await harness.status(
+            "T0", "DownloadFailed", harness.stations.sent("T0")[0].payload["requestId"]
+        )
+        await harness.boot("T1", "2.0.0")
+        await harness.plan()
+        view = await read(harness, campaign_id)
+        assert (view["state"], view["state_reason"]) == ("paused", "failure threshold reached")
+        assert len(harness.stations.sent()) == 2
+        resumed = await harness.api.post(f"/firmware/campaigns/{campaign_id}/resume")
+        assert resumed.status_code == 200, resumed.text
+        await harness.plan()
+        assert [c.station_id for c in harness.stations.sent()][2:] == ["T2", "T3"]
+        paused = await harness.api.post(f"/firmware/campaigns/{campaign_id}/pause")
+        assert paused.json()["state"] == "paused"
+        cancelled = await harness.api.post(f"/firmware/campaigns/{campaign_id}/cancel")
+        assert cancelled.json()["counts"]["cancelled"] == 4
+        again = await campaign(harness, image["image_id"], target={"station_ids": ["T4", "T5"]})
+        assert again["state"] == "running"

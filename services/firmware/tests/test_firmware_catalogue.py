@@ -2,9 +2,10 @@
 
 import hashlib
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
-from firmware_harness import Harness
+from firmware_harness import running_firmware, settings_for_tests
 from sqlalchemy import update
 from test_firmware_campaigns import assert_problem
 
@@ -25,56 +26,59 @@ def form(content: bytes = CONTENT, **fields: str) -> dict[str, str]:
     }
 
 
-async def test_an_image_is_stored_by_its_hash_and_listed(harness: Harness) -> None:
-    response = await harness.api.post(
-        "/firmware/images",
-        data=form(release_notes="faster boot"),
-        files={"file": ("acme fw/2.0.0.bin", CONTENT)},
-    )
-    assert response.status_code == 201, response.text
-    image = response.json()
-    assert image["sha256"] == hashlib.sha256(CONTENT).hexdigest()
-    assert image["md5"] == hashlib.md5(CONTENT, usedforsecurity=False).hexdigest()
-    assert image["size"] == len(CONTENT) and image["models"] == ["AC11", "AC22"]
-    assert image["filename"] == "2.0.0.bin"
-    path = harness.service.store.path(image["sha256"])
-    assert path is not None and path.read_bytes() == CONTENT
-    await harness.boot("CP-1", "2.0.0")
-    await harness.boot("CP-2", "1.0.0")
-    await harness.boot("CP-3", "1.0.0", model="OTHER")
-    await harness.settle()
-    listed = (await harness.api.get("/firmware/images", params={"model": "AC22"})).json()
-    assert [(i["image_id"], i["stations"]) for i in listed["items"]] == [(image["image_id"], 1)]
-    running = (await harness.api.get(f"/firmware/images/{image['image_id']}/stations")).json()
-    assert [s["station_id"] for s in running["items"]] == ["CP-1"]
-    outdated = (await harness.api.get("/firmware/outdated")).json()
-    assert [(s["station_id"], s["newest_version"]) for s in outdated["items"]] == [
-        ("CP-2", "2.0.0")
-    ]
-    [event] = harness.events("firmware.image.added")
-    assert event.data["image_id"] == image["image_id"] and event.data["signed"] is False
+async def test_an_image_is_stored_by_its_hash_and_listed(tmp_path: Path) -> None:
+    async with running_firmware(settings_for_tests(tmp_path)) as harness:
+        response = await harness.api.post(
+            "/firmware/images",
+            data=form(release_notes="faster boot"),
+            files={"file": ("acme fw/2.0.0.bin", CONTENT)},
+        )
+        assert response.status_code == 201, response.text
+        image = response.json()
+        assert image["sha256"] == hashlib.sha256(CONTENT).hexdigest()
+        assert image["md5"] == hashlib.md5(CONTENT, usedforsecurity=False).hexdigest()
+        assert image["size"] == len(CONTENT) and image["models"] == ["AC11", "AC22"]
+        assert image["filename"] == "2.0.0.bin"
+        path = harness.service.store.path(image["sha256"])
+        assert path is not None and path.read_bytes() == CONTENT
+        await harness.boot("CP-1", "2.0.0")
+        await harness.boot("CP-2", "1.0.0")
+        await harness.boot("CP-3", "1.0.0", model="OTHER")
+        await harness.settle()
+        listed = (await harness.api.get("/firmware/images", params={"model": "AC22"})).json()
+        assert [(i["image_id"], i["stations"]) for i in listed["items"]] == [(image["image_id"], 1)]
+        running = (await harness.api.get(f"/firmware/images/{image['image_id']}/stations")).json()
+        assert [s["station_id"] for s in running["items"]] == ["CP-1"]
+        outdated = (await harness.api.get("/firmware/outdated")).json()
+        assert [(s["station_id"], s["newest_version"]) for s in outdated["items"]] == [
+            ("CP-2", "2.0.0")
+        ]
+        [event] = harness.events("firmware.image.added")
+        assert event.data["image_id"] == image["image_id"] and event.data["signed"] is False
 
 
-async def test_a_wrong_checksum_stores_nothing(harness: Harness) -> None:
-    response = await harness.api.post(
-        "/firmware/images",
-        data=form(sha256="0" * 64),
-        files={"file": ("fw.bin", CONTENT)},
-    )
-    body = assert_problem(response, 422, "checksum-mismatch")
-    assert body["actual"] == hashlib.sha256(CONTENT).hexdigest()
-    assert (await harness.api.get("/firmware/images")).json()["total"] == 0
-    assert harness.service.store.path(body["actual"]) is None
-    assert list((harness.service.settings.store_dir / "incoming").iterdir()) == []
+async def test_a_wrong_checksum_stores_nothing(tmp_path: Path) -> None:
+    async with running_firmware(settings_for_tests(tmp_path)) as harness:
+        response = await harness.api.post(
+            "/firmware/images",
+            data=form(sha256="0" * 64),
+            files={"file": ("fw.bin", CONTENT)},
+        )
+        body = assert_problem(response, 422, "checksum-mismatch")
+        assert body["actual"] == hashlib.sha256(CONTENT).hexdigest()
+        assert (await harness.api.get("/firmware/images")).json()["total"] == 0
+        assert harness.service.store.path(body["actual"]) is None
+        assert list((harness.service.settings.store_dir / "incoming").iterdir()) == []
 
 
-async def test_a_wrong_md5_is_refused_too(harness: Harness) -> None:
-    fields = form(md5="0" * 32)
-    del fields["sha256"]
-    response = await harness.api.post(
-        "/firmware/images", data=fields, files={"file": ("fw.bin", CONTENT)}
-    )
-    assert_problem(response, 422, "checksum-mismatch")
+async def test_a_wrong_md5_is_refused_too(tmp_path: Path) -> None:
+    async with running_firmware(settings_for_tests(tmp_path)) as harness:
+        fields = form(md5="0" * 32)
+        del fields["sha256"]
+        response = await harness.api.post(
+            "/firmware/images", data=fields, files={"file": ("fw.bin", CONTENT)}
+        )
+        assert_problem(response, 422, "checksum-mismatch")
 
 
 @pytest.mark.parametrize(
@@ -87,15 +91,16 @@ async def test_a_wrong_md5_is_refused_too(harness: Harness) -> None:
     ],
 )
 async def test_bad_metadata_is_refused(
-    harness: Harness, fields: dict[str, str], drop: str | None
+    fields: dict[str, str], drop: str | None, tmp_path: Path
 ) -> None:
-    data = form(CONTENT, **fields)
-    if drop is not None:
-        del data[drop]
-    response = await harness.api.post(
-        "/firmware/images", data=data, files={"file": ("fw.bin", CONTENT)}
-    )
-    assert_problem(response, 422, "invalid-request")
+    async with running_firmware(settings_for_tests(tmp_path)) as harness:
+        data = form(CONTENT, **fields)
+        if drop is not None:
+            del data[drop]
+        response = await harness.api.post(
+            "/firmware/images", data=data, files={"file": ("fw.bin", CONTENT)}
+        )
+        assert_problem(response, 422, "invalid-request")
 
 
 async def test_no_file_not_multipart_duplicate_and_too_large(tmp_path: object) -> None:
@@ -126,25 +131,26 @@ async def test_no_file_not_multipart_duplicate_and_too_large(tmp_path: object) -
         assert_problem(await api.get("/firmware/images/nope"), 404, "unknown-image")
 
 
-async def test_a_station_downloads_at_its_url_until_it_expires(harness: Harness) -> None:
-    await harness.boot("CP-1", "1.0.0")
-    image = await harness.add_image(CONTENT)
-    await harness.settle()
-    response = await harness.api.post(
-        "/firmware/campaigns", json={"image_id": image["image_id"], "target": {"model": "AC22"}}
-    )
-    assert response.status_code == 201, response.text
-    await harness.plan()
-    [command] = harness.stations.sent("CP-1", "UpdateFirmware")
-    url = command.payload["firmware"]["location"].removeprefix("http://files.test")
-    files = harness.api.base_url.copy_with(path=url)
-    downloaded = await harness.api.get(files)
-    assert downloaded.status_code == 200 and downloaded.content == CONTENT
-    partial = await harness.api.get(files, headers={"Range": "bytes=4-7"})
-    assert partial.status_code == 206 and partial.content == CONTENT[4:8]
-    token = url.split("/")[3]
-    guessed = harness.api.base_url.copy_with(path=url.replace(token, "x" * len(token)))
-    assert_problem(await harness.api.get(guessed), 404, "unknown-download")
-    async with transaction(harness.service.factory) as session:
-        await session.exec(update(DownloadLink).values(expires_at=utc_now() - timedelta(1)))
-    assert_problem(await harness.api.get(files), 410, "download-expired")
+async def test_a_station_downloads_at_its_url_until_it_expires(tmp_path: Path) -> None:
+    async with running_firmware(settings_for_tests(tmp_path)) as harness:
+        await harness.boot("CP-1", "1.0.0")
+        image = await harness.add_image(CONTENT)
+        await harness.settle()
+        response = await harness.api.post(
+            "/firmware/campaigns", json={"image_id": image["image_id"], "target": {"model": "AC22"}}
+        )
+        assert response.status_code == 201, response.text
+        await harness.plan()
+        [command] = harness.stations.sent("CP-1", "UpdateFirmware")
+        url = command.payload["firmware"]["location"].removeprefix("http://files.test")
+        files = harness.api.base_url.copy_with(path=url)
+        downloaded = await harness.api.get(files)
+        assert downloaded.status_code == 200 and downloaded.content == CONTENT
+        partial = await harness.api.get(files, headers={"Range": "bytes=4-7"})
+        assert partial.status_code == 206 and partial.content == CONTENT[4:8]
+        token = url.split("/")[3]
+        guessed = harness.api.base_url.copy_with(path=url.replace(token, "x" * len(token)))
+        assert_problem(await harness.api.get(guessed), 404, "unknown-download")
+        async with transaction(harness.service.factory) as session:
+            await session.exec(update(DownloadLink).values(expires_at=utc_now() - timedelta(1)))
+        assert_problem(await harness.api.get(files), 410, "download-expired")

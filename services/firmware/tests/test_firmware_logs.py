@@ -31,94 +31,106 @@ def upload_path(location: str) -> str:
     return location.removeprefix("http://files.test")
 
 
-async def test_tc_045_1_get_diagnostics_upload_by_http_put(harness: Harness) -> None:
-    await harness.boot("A", version=OcppVersion.V16)
-    await harness.settle()
-    created = await ask(harness, "A")
-    assert (created["action"], created["state"], created["filename"]) == (
-        "GetDiagnostics",
-        "accepted",
-        "diagnostics.zip",
-    )
-    [command] = harness.stations.sent("A", "GetDiagnostics")
-    assert set(command.payload) == {"location"}
-    await harness.call("A", "DiagnosticsStatusNotification", {"status": "Uploading"})
-    url = harness.api.base_url.copy_with(
-        path=upload_path(command.payload["location"]) + "/diag.zip"
-    )
-    put = await harness.api.put(url, content=LOG)
-    assert put.status_code == 201, put.text
-    assert put.json()["size"] == len(LOG)
-    await harness.call("A", "DiagnosticsStatusNotification", {"status": "Uploaded"})
-    await harness.call("A", "DiagnosticsStatusNotification", {"status": "Uploaded"})  # a repeat
-    await harness.settle()
-    await harness.service.outbox.flush()
-    listed = (await harness.api.get("/firmware/logs", params={"station_id": "A"})).json()
-    [entry] = listed["items"]
-    assert entry["state"] == "uploaded" and entry["file"]["filename"] == "diag.zip"
-    file = await harness.api.get(f"/firmware/logs/{entry['request_id']}/file")
-    assert file.status_code == 200 and file.content == LOG
-    statuses = [e.data["status"] for e in harness.events("firmware.log.status_changed", "A")]
-    assert statuses == ["Uploading", "Uploaded"]
-    [received] = harness.events("firmware.log.received", "A")
-    assert received.data["size"] == len(LOG) and received.data["protocol"] == "http"
-    second = await harness.api.put(url, content=LOG)
-    assert_problem(second, 409, "already-uploaded")
-
-
-async def test_tc_045_2_upload_failed(harness: Harness) -> None:
-    await harness.boot("A", version=OcppVersion.V16)
-    await harness.settle()
-    created = await ask(harness, "A")
-    await harness.call("A", "DiagnosticsStatusNotification", {"status": "UploadFailed"})
-    await harness.settle()
-    body = (await harness.api.get(f"/firmware/logs/{created['request_id']}")).json()
-    assert (body["state"], body["ocpp_status"], body["file"]) == ("failed", "UploadFailed", None)
-    assert_problem(
-        await harness.api.get(f"/firmware/logs/{created['request_id']}/file"), 404, "no-log-file"
-    )
-
-
-async def test_tc_n_25_and_tc_n_35_get_log_by_multipart_post(harness: Harness) -> None:
-    await harness.boot("B", version=OcppVersion.V201)
-    await harness.settle()
-    for log_type in ("DiagnosticsLog", "SecurityLog"):
-        created = await ask(harness, "B", log_type=log_type)
-        command = harness.stations.sent("B", "GetLog")[-1]
-        assert command.payload["logType"] == log_type
-        assert command.payload["requestId"] == created["request_id"]
+async def test_tc_045_1_get_diagnostics_upload_by_http_put(tmp_path: Path) -> None:
+    async with running_firmware(settings_for_tests(tmp_path)) as harness:
+        await harness.boot("A", version=OcppVersion.V16)
+        await harness.settle()
+        created = await ask(harness, "A")
+        assert (created["action"], created["state"], created["filename"]) == (
+            "GetDiagnostics",
+            "accepted",
+            "diagnostics.zip",
+        )
+        [command] = harness.stations.sent("A", "GetDiagnostics")
+        assert set(command.payload) == {"location"}
+        await harness.call("A", "DiagnosticsStatusNotification", {"status": "Uploading"})
         url = harness.api.base_url.copy_with(
-            path=upload_path(command.payload["log"]["remoteLocation"])
+            path=upload_path(command.payload["location"]) + "/diag.zip"
         )
-        posted = await harness.api.post(url, files={"uploadFile": (f"{log_type}.log", LOG)})
-        assert posted.status_code == 201, posted.text
-        await harness.call(
-            "B", "LogStatusNotification", {"status": "Uploaded", "requestId": created["request_id"]}
-        )
+        put = await harness.api.put(url, content=LOG)
+        assert put.status_code == 201, put.text
+        assert put.json()["size"] == len(LOG)
+        await harness.call("A", "DiagnosticsStatusNotification", {"status": "Uploaded"})
+        await harness.call("A", "DiagnosticsStatusNotification", {"status": "Uploaded"})  # a repeat
+        await harness.settle()
+        await harness.service.outbox.flush()
+        listed = (await harness.api.get("/firmware/logs", params={"station_id": "A"})).json()
+        [entry] = listed["items"]
+        assert entry["state"] == "uploaded" and entry["file"]["filename"] == "diag.zip"
+        file = await harness.api.get(f"/firmware/logs/{entry['request_id']}/file")
+        assert file.status_code == 200 and file.content == LOG
+        statuses = [e.data["status"] for e in harness.events("firmware.log.status_changed", "A")]
+        assert statuses == ["Uploading", "Uploaded"]
+        [received] = harness.events("firmware.log.received", "A")
+        assert received.data["size"] == len(LOG) and received.data["protocol"] == "http"
+        second = await harness.api.put(url, content=LOG)
+        assert_problem(second, 409, "already-uploaded")
+
+
+async def test_tc_045_2_upload_failed(tmp_path: Path) -> None:
+    async with running_firmware(settings_for_tests(tmp_path)) as harness:
+        await harness.boot("A", version=OcppVersion.V16)
+        await harness.settle()
+        created = await ask(harness, "A")
+        await harness.call("A", "DiagnosticsStatusNotification", {"status": "UploadFailed"})
         await harness.settle()
         body = (await harness.api.get(f"/firmware/logs/{created['request_id']}")).json()
-        assert body["state"] == "uploaded" and body["file"]["filename"] == f"{log_type}.log"
+        assert (body["state"], body["ocpp_status"], body["file"]) == (
+            "failed",
+            "UploadFailed",
+            None,
+        )
+        assert_problem(
+            await harness.api.get(f"/firmware/logs/{created['request_id']}/file"),
+            404,
+            "no-log-file",
+        )
 
 
-async def test_tc_n_34_rejected_tc_n_36_second_request_and_tc_079(harness: Harness) -> None:
-    await harness.boot("B", version=OcppVersion.V201)
-    await harness.boot("S", version=OcppVersion.V16)
-    await harness.settle()
-    harness.stations.answer("B", "GetLog", {"status": "Rejected"})
-    rejected = await ask(harness, "B")
-    assert rejected["state"] == "rejected"
-    harness.stations.answer("B", "GetLog", {"status": "AcceptedCanceled", "filename": "x.log"})
-    second = await ask(harness, "B")
-    assert (second["state"], second["ocpp_status"]) == ("accepted", "AcceptedCanceled")
-    security = await ask(harness, "S", log_type="SecurityLog")  # 1.6 security whitepaper GetLog
-    assert security["action"] == "GetLog"
-    too_new = await harness.api.post(
-        "/firmware/stations/B/logs", json={"log_type": "DataCollectorLog"}
-    )
-    assert_problem(too_new, 422, "not-in-this-ocpp-version")
-    await harness.boot("N", version=OcppVersion.V21)
-    await harness.settle()
-    assert (await ask(harness, "N", log_type="DataCollectorLog"))["action"] == "GetLog"
+async def test_tc_n_25_and_tc_n_35_get_log_by_multipart_post(tmp_path: Path) -> None:
+    async with running_firmware(settings_for_tests(tmp_path)) as harness:
+        await harness.boot("B", version=OcppVersion.V201)
+        await harness.settle()
+        for log_type in ("DiagnosticsLog", "SecurityLog"):
+            created = await ask(harness, "B", log_type=log_type)
+            command = harness.stations.sent("B", "GetLog")[-1]
+            assert command.payload["logType"] == log_type
+            assert command.payload["requestId"] == created["request_id"]
+            url = harness.api.base_url.copy_with(
+                path=upload_path(command.payload["log"]["remoteLocation"])
+            )
+            posted = await harness.api.post(url, files={"uploadFile": (f"{log_type}.log", LOG)})
+            assert posted.status_code == 201, posted.text
+            await harness.call(
+                "B",
+                "LogStatusNotification",
+                {"status": "Uploaded", "requestId": created["request_id"]},
+            )
+            await harness.settle()
+            body = (await harness.api.get(f"/firmware/logs/{created['request_id']}")).json()
+            assert body["state"] == "uploaded" and body["file"]["filename"] == f"{log_type}.log"
+
+
+async def test_tc_n_34_rejected_tc_n_36_second_request_and_tc_079(tmp_path: Path) -> None:
+    async with running_firmware(settings_for_tests(tmp_path)) as harness:
+        await harness.boot("B", version=OcppVersion.V201)
+        await harness.boot("S", version=OcppVersion.V16)
+        await harness.settle()
+        harness.stations.answer("B", "GetLog", {"status": "Rejected"})
+        rejected = await ask(harness, "B")
+        assert rejected["state"] == "rejected"
+        harness.stations.answer("B", "GetLog", {"status": "AcceptedCanceled", "filename": "x.log"})
+        second = await ask(harness, "B")
+        assert (second["state"], second["ocpp_status"]) == ("accepted", "AcceptedCanceled")
+        security = await ask(harness, "S", log_type="SecurityLog")  # 1.6 security whitepaper GetLog
+        assert security["action"] == "GetLog"
+        too_new = await harness.api.post(
+            "/firmware/stations/B/logs", json={"log_type": "DataCollectorLog"}
+        )
+        assert_problem(too_new, 422, "not-in-this-ocpp-version")
+        await harness.boot("N", version=OcppVersion.V21)
+        await harness.settle()
+        assert (await ask(harness, "N", log_type="DataCollectorLog"))["action"] == "GetLog"
 
 
 async def test_uploads_refused_clearly(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """``csms.firmware`` events: one typed model per event ``type`` (docs/asyncapi.yaml).
 
-Campaign-wide events carry an empty ``station_id`` (their record key), so they keep
-their order on one partition; every other event is keyed by its station.
+Every record is keyed by its ``station_id``: the station's, or for a campaign-wide event
+``campaign:{campaign_id}`` and for a new image ``image:{image_id}`` (so each keeps its
+order on one partition).
 """
 
 from datetime import datetime
@@ -19,7 +20,7 @@ class FirmwareEvent(BaseModel):
 
     TYPE: ClassVar[str]
 
-    def envelope(self, station_id: str = "", ocpp_version: str | None = None) -> Envelope:
+    def envelope(self, station_id: str, ocpp_version: str | None = None) -> Envelope:
         return Envelope(
             type=self.TYPE,
             source=SOURCE,

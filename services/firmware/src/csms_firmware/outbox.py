@@ -32,7 +32,7 @@ RETENTION = timedelta(days=1)
 def emit(
     session: AsyncSession,
     event: FirmwareEvent,
-    station_id: str = "",
+    station_id: str,
     ocpp_version: str | None = None,
 ) -> Envelope:
     """Store ``event`` for publishing once ``session`` commits."""

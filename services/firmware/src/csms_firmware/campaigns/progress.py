@@ -245,4 +245,5 @@ async def set_campaign_state(
             reason=reason,
             counts={s.value: n for s, n in (await counts(session, campaign.campaign_id)).items()},
         ),
+        station_id=f"campaign:{campaign.campaign_id}",
     )

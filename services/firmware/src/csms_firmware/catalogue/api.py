@@ -14,7 +14,7 @@ from csms_firmware.campaigns.states import CampaignState
 from csms_firmware.catalogue import service as catalogue
 from csms_firmware.catalogue.models import FirmwareImage
 from csms_firmware.catalogue.schemas import ImageOut, OutdatedStation
-from csms_firmware.stations.schemas import StationOut
+from csms_firmware.stations.schemas import FirmwareStationOut
 
 router = APIRouter(prefix="/firmware", tags=["firmware catalogue"])
 ImageIdPath = Annotated[str, Path(max_length=32, examples=["4f2a9c0d5e6b7a8c9d0e1f2a3b4c5d6e"])]
@@ -106,10 +106,12 @@ async def read_image(image: ImageDep, session: SessionDep) -> ImageOut:
 @router.get("/images/{image_id}/stations", responses=problem_responses(404))
 async def image_stations(
     image: ImageDep, session: SessionDep, limit: LimitQuery = 100, offset: OffsetQuery = 0
-) -> Page[StationOut]:
+) -> Page[FirmwareStationOut]:
     """The stations whose last boot reported this image's version."""
     rows, total = await catalogue.stations_running(session, image, limit, offset)
-    return Page(items=[StationOut.of(row) for row in rows], total=total, limit=limit, offset=offset)
+    return Page(
+        items=[FirmwareStationOut.of(row) for row in rows], total=total, limit=limit, offset=offset
+    )
 
 
 @router.delete("/images/{image_id}", status_code=204, responses=problem_responses(404, 409))

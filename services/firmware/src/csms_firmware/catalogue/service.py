@@ -78,6 +78,7 @@ async def receive_image(
             sha256=image.sha256,
             signed=image.signed,
         ),
+        station_id=f"image:{image.image_id}",
     )
     return image
 

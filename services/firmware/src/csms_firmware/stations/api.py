@@ -17,7 +17,7 @@ from csms_firmware.api.deps import (
     StationIdPath,
 )
 from csms_firmware.stations.models import FirmwareStation, Site
-from csms_firmware.stations.schemas import SiteIn, SiteOut, StationOut
+from csms_firmware.stations.schemas import FirmwareSiteIn, FirmwareSiteOut, FirmwareStationOut
 
 router = APIRouter(prefix="/firmware", tags=["firmware stations"])
 SiteIdPath = Annotated[str, Path(max_length=64, examples=["depot-1"])]
@@ -42,7 +42,7 @@ async def list_stations(
     site_id: str | None = None,
     limit: LimitQuery = 100,
     offset: OffsetQuery = 0,
-) -> Page[StationOut]:
+) -> Page[FirmwareStationOut]:
     """Stations with the firmware their last boot reported."""
     query = select(FirmwareStation)
     for column, value in (
@@ -57,17 +57,21 @@ async def list_stations(
     rows = await session.exec(
         query.order_by(col(FirmwareStation.station_id)).limit(limit).offset(offset)
     )
-    return Page(items=[StationOut.of(r) for r in rows], total=total, limit=limit, offset=offset)
+    return Page(
+        items=[FirmwareStationOut.of(r) for r in rows], total=total, limit=limit, offset=offset
+    )
 
 
 @router.get("/stations/{station_id}", responses=problem_responses(404))
-async def read_station(station: StationDep) -> StationOut:
+async def read_station(station: StationDep) -> FirmwareStationOut:
     """One station."""
-    return StationOut.of(station)
+    return FirmwareStationOut.of(station)
 
 
 @router.put("/sites/{site_id}", responses=problem_responses(404, 422))
-async def put_site(site_id: SiteIdPath, body: SiteIn, service: ServiceDep) -> SiteOut:
+async def put_site(
+    site_id: SiteIdPath, body: FirmwareSiteIn, service: ServiceDep
+) -> FirmwareSiteOut:
     """Create or change a site's time zone (and which stations are on it)."""
     async with transaction(service.factory) as session:
         site = await session.get(Site, site_id) or Site(site_id=site_id)
@@ -97,13 +101,13 @@ async def put_site(site_id: SiteIdPath, body: SiteIn, service: ServiceDep) -> Si
         count = (
             await session.exec(select(func.count()).where(FirmwareStation.site_id == site_id))
         ).one()
-    return SiteOut.of(site, count)
+    return FirmwareSiteOut.of(site, count)
 
 
 @router.get("/sites")
 async def list_sites(
     session: SessionDep, limit: LimitQuery = 100, offset: OffsetQuery = 0
-) -> Page[SiteOut]:
+) -> Page[FirmwareSiteOut]:
     """Sites and their time zones."""
     total = (await session.exec(select(func.count()).select_from(Site))).one()
     sites = list(
@@ -112,7 +116,7 @@ async def list_sites(
     items = []
     for site in sites:
         query = select(func.count()).where(FirmwareStation.site_id == site.site_id)
-        items.append(SiteOut.of(site, (await session.exec(query)).one()))
+        items.append(FirmwareSiteOut.of(site, (await session.exec(query)).one()))
     return Page(items=items, total=total, limit=limit, offset=offset)
 
 

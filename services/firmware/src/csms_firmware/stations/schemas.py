@@ -8,7 +8,7 @@ from csms_firmware.campaigns.window import zone
 from csms_firmware.stations.models import FirmwareStation, Site
 
 
-class StationOut(BaseModel):
+class FirmwareStationOut(BaseModel):
     station_id: str
     vendor: str | None
     model: str | None
@@ -20,11 +20,11 @@ class StationOut(BaseModel):
     last_boot_at: datetime | None
 
     @classmethod
-    def of(cls, station: FirmwareStation) -> "StationOut":
+    def of(cls, station: FirmwareStation) -> "FirmwareStationOut":
         return cls.model_validate(station, from_attributes=True)
 
 
-class SiteIn(BaseModel):
+class FirmwareSiteIn(BaseModel):
     """A site's time zone, and optionally the stations on it."""
 
     model_config = ConfigDict(extra="forbid")
@@ -42,12 +42,12 @@ class SiteIn(BaseModel):
         return value
 
 
-class SiteOut(BaseModel):
+class FirmwareSiteOut(BaseModel):
     site_id: str
     timezone: str
     name: str | None
     stations: int
 
     @classmethod
-    def of(cls, site: Site, stations: int) -> "SiteOut":
+    def of(cls, site: Site, stations: int) -> "FirmwareSiteOut":
         return cls(site_id=site.site_id, timezone=site.timezone, name=site.name, stations=stations)

@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -50,11 +51,14 @@ class Component:
     env: dict[str, str]
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
+    # A gateway with TLS answers its /healthz over https: trust its server certificate.
+    tls: ssl.SSLContext | None = None
     _log: IO[bytes] | None = field(default=None, repr=False)
 
     @property
     def health_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/healthz"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}/healthz"
 
     def start(self, timeout_s: float = 60) -> None:
         self._log = self.log_path.open("ab")
@@ -74,7 +78,9 @@ class Component:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.command} exited: see {self.log_path}\n{self.log_tail()}")
             try:
-                with urllib.request.urlopen(self.health_url, timeout=1) as response:
+                with urllib.request.urlopen(
+                    self.health_url, timeout=1, context=self.tls
+                ) as response:
                     if response.status == 200:
                         return
             except (urllib.error.URLError, ConnectionError, TimeoutError):

@@ -9,11 +9,11 @@ clients (``tests.security_stations``); REST goes to the security app in process.
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import trustme
@@ -36,7 +36,6 @@ from csms_sessions.service import SessionsService
 from csms_sessions.settings import SessionsSettings
 
 ORGANIZATION = "Test CPO"
-T = TypeVar("T")
 
 
 @dataclass
@@ -72,18 +71,6 @@ class Csms:
             for delivery in self.bus.records(topic)
             if event_type is None or delivery.envelope.type == event_type
         ]
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], timeout_s: float = 10.0) -> T:
-    """The first truthy result of ``check`` (polled; for effects of background work)."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 @asynccontextmanager

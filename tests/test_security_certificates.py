@@ -15,12 +15,12 @@ from cryptography import x509
 
 from csms_core import topics
 from csms_security.context import SECURITY_EVENTS
-from tests.security_harness import ORGANIZATION, Csms, eventually, running_csms
+from tests.security_harness import ORGANIZATION, Csms, running_csms
 from tests.security_stations import StationState, secure_station
 from tests.stations import boot_call, heartbeat_call
+from tests.waiting import eventually
 
 PASSWORD = "station-password-0123"
-VERSIONS = ["1.6", "2.0.1", "2.1"]
 
 
 @pytest.fixture

@@ -11,9 +11,10 @@ import pytest
 from prometheus_client import REGISTRY
 
 from csms_security.context import SECURITY_EVENTS
-from tests.security_harness import ORGANIZATION, Csms, eventually, running_csms
+from tests.security_harness import ORGANIZATION, Csms, running_csms
 from tests.security_stations import StationState, secure_station
 from tests.stations import boot_call
+from tests.waiting import eventually
 
 MODULES = {"1.6": ocpp.v16, "2.0.1": ocpp.v201, "2.1": ocpp.v21}
 

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from tests.security_harness import ORGANIZATION, Csms, eventually, running_csms
+from tests.security_harness import ORGANIZATION, Csms, running_csms
 from tests.security_stations import StationState, secure_station
 from tests.stations import boot_call
+from tests.waiting import eventually
 
 PASSWORD = "station-password-0123"
 

@@ -14,10 +14,12 @@ from types import TracebackType
 from typing import Self
 
 from cryptography import x509
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col
 
 from csms_core.bus import Bus
-from csms_core.db import session_factory
+from csms_core.db import session_factory, transaction
 from csms_core.identity import migrate_identity
 from csms_core.router import CommandClient, Router
 from csms_core.service import consume_and_run
@@ -33,14 +35,21 @@ from csms_security.certificates.renewal import Renewals
 from csms_security.certificates.signing import Issuer, key_id
 from csms_security.consumer import TOPICS, SecurityConsumer
 from csms_security.context import Pki
-from csms_security.db import migrate_security
+from csms_security.db import migrate_security, utc_now
+from csms_security.events.models import SecurityEvent
+from csms_security.inbox import ProcessedEvent
 from csms_security.pnc.contracts import ContractProvider, HttpContractProvider, NoContractProvider
 from csms_security.pnc.revocation import RevocationClient
 from csms_security.pnc.trust import TrustStore
 from csms_security.profiles.service import ProfileUpgrades
 from csms_security.settings import SecuritySettings
+from csms_security.waiting import woken
 
 logger = logging.getLogger(__name__)
+
+# A replay comes from offsets not yet committed, so minutes old at most; a week is ample.
+PROCESSED_EVENT_RETENTION = timedelta(days=7)
+PRUNE_EVERY_S = 3600.0
 
 
 def load_ca(settings: SecuritySettings) -> CertificateAuthority:
@@ -183,6 +192,27 @@ class SecurityService:
                 "security issuer": self.issuer.run(stopping),
                 "security renewals": self.renewals.run(stopping),
                 "security profile upgrades": self.upgrades.run(stopping),
+                "security pruning": self._prune(stopping),
             },
             ready=[self.ready, *([ready] if ready is not None else [])],
         )
+
+    async def _prune(self, stopping: asyncio.Event) -> None:
+        """Forget processed event ids after a week, security events after their retention."""
+        while not stopping.is_set():
+            now = utc_now()
+            events_before = now - timedelta(days=self.settings.event_retention_days)
+            try:
+                async with transaction(self.factory) as session:
+                    await session.exec(
+                        delete(ProcessedEvent).where(
+                            col(ProcessedEvent.completed),
+                            col(ProcessedEvent.processed_at) < now - PROCESSED_EVENT_RETENTION,
+                        )
+                    )
+                    await session.exec(
+                        delete(SecurityEvent).where(col(SecurityEvent.received_at) < events_before)
+                    )
+            except Exception:
+                logger.exception("pruning failed")
+            await woken(asyncio.Event(), stopping, PRUNE_EVERY_S)

@@ -94,6 +94,11 @@ class SecuritySettings(CommonSettings):
         default=900.0, gt=0, validation_alias="CSMS_SECURITY_UPGRADE_TIMEOUT_S"
     )
 
+    # Security events older than this are deleted (the audit of a year by default).
+    event_retention_days: int = Field(
+        default=365, ge=1, validation_alias="CSMS_SECURITY_EVENT_RETENTION_DAYS"
+    )
+
     @model_validator(mode="after")
     def _ca_files_together(self) -> Self:
         if (self.ca_cert_file is None) != (self.ca_key_file is None):

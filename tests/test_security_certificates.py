@@ -63,10 +63,10 @@ async def test_csr_round_trip_ends_in_a_profile_3_connection(
     assert issued["items"][0]["serial"] == format(state.certificate().serial_number, "x")
 
 
-async def active(csms: Csms, station_id: str) -> list[dict[str, Any]]:
-    """The station's certificates the CSMS knows it accepted."""
+async def active(csms: Csms, station_id: str) -> list[dict[str, Any]] | None:
+    """The station's certificates the CSMS knows it accepted (None while there are none)."""
     body = (await csms.api.get(f"/stations/{station_id}/certificates")).json()
-    return [item for item in body["items"] if item["status"] == "active"]
+    return [item for item in body["items"] if item["status"] == "active"] or None
 
 
 async def _signed(state: StationState) -> bool:
@@ -187,9 +187,9 @@ async def test_a_certificate_the_station_refuses_is_recorded(csms: Csms) -> None
     async with booted(csms, state, "2.0.1") as station:
         await station.sign("ChargingStationCertificate")
 
-        async def refused() -> list[dict[str, Any]]:
+        async def refused() -> list[dict[str, Any]] | None:
             body = (await csms.api.get("/stations/CP-REFUSES/certificates")).json()
-            return [item for item in body["items"] if item["status"] == "rejected"]
+            return [item for item in body["items"] if item["status"] == "rejected"] or None
 
         await eventually(refused)
     events = (await csms.api.get("/stations/CP-REFUSES/security-events")).json()["items"]

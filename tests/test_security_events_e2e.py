@@ -45,9 +45,9 @@ async def notify(csms: Csms, station_id: str, version: str, *events: tuple[str, 
                 )
             )
 
-    async def stored() -> list[dict[str, object]]:
+    async def stored() -> list[dict[str, object]] | None:
         body = (await csms.api.get(f"/stations/{station_id}/security-events")).json()
-        return body["items"] if len(body["items"]) == len(events) else []
+        return body["items"] if len(body["items"]) == len(events) else None
 
     await eventually(stored)
 

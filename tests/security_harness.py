@@ -80,7 +80,10 @@ async def running_csms(
     tls: bool = True,
     security: dict[str, Any] | None = None,
     gateway: dict[str, Any] | None = None,
+    station_ca_file: Path | None = None,
 ) -> AsyncIterator[Csms]:
+    """``station_ca_file``: the CAs the gateway trusts for profile 3 (default: the security
+    service's own CA file)."""
     database_url = f"sqlite+aiosqlite:///{tmp_path / 'csms.db'}"
     common: dict[str, Any] = {
         "environment": Environment.DEVELOPMENT,
@@ -128,7 +131,7 @@ async def running_csms(
         )
         tasks.create_task(service.run(stopping=stopping))
         await asyncio.wait_for(service.ready.wait(), 30)
-        ca_file = security_settings.ca_dir / "ca.pem"
+        ca_file = station_ca_file or security_settings.ca_dir / "ca.pem"
         gateway_settings: dict[str, Any] = {"decision_timeout_s": 5.0, **(gateway or {})}
         if tls:
             gateway_settings |= _tls_files(tmp_path, operator_ca, ca_file)

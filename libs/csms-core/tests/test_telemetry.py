@@ -7,6 +7,7 @@ import re
 import sys
 
 import pytest
+from opentelemetry import baggage, context, propagate
 from opentelemetry.sdk.trace import ReadableSpan
 
 from csms_core.settings import CommonSettings
@@ -187,3 +188,29 @@ def test_a_readable_line_keeps_the_traceback_below_it() -> None:
     assert first.endswith("ERROR   csms: failed  station_id=CP-9")
     assert rest[0] == "Traceback (most recent call last):"
     assert rest[-1] == "RuntimeError: boom"
+
+
+def _injected() -> dict[str, str]:
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier
+
+
+@pytest.mark.parametrize("ratio", [0.0, 1.0])
+def test_the_trace_headers_are_what_the_propagators_write(ratio: float) -> None:
+    assert current_trace_headers() == _injected() == {}
+    with MessageSampling(ratio).span("ocpp Heartbeat"):
+        assert current_trace_headers() == _injected()
+        with continued_span("next hop", current_trace_headers()):
+            assert current_trace_headers() == _injected()
+    remote = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+    with continued_span("with trace state", {**remote, "tracestate": "vendor=1"}):
+        assert current_trace_headers() == _injected()
+        assert "tracestate" in current_trace_headers()
+    with continued_span("with baggage", remote):
+        token = context.attach(baggage.set_baggage("tenant", "a"))
+        try:
+            assert current_trace_headers() == _injected()
+            assert "baggage" in current_trace_headers()
+        finally:
+            context.detach(token)

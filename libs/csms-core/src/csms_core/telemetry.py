@@ -15,14 +15,19 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, TextIO
 
-from opentelemetry import context, propagate, trace
+from opentelemetry import baggage, context, propagate, trace
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 if TYPE_CHECKING:
     from csms_core.bus.base import Delivery
@@ -58,10 +63,31 @@ def _exporter_from_environment() -> SpanExporter | None:
 
 
 def current_trace_headers() -> dict[str, str]:
-    """The W3C trace context of the current span, as headers to carry along."""
+    """The W3C trace context of the current span, as headers to carry along.
+
+    With the default propagators (trace context and baggage), no baggage and no trace
+    state, the header is written here: what ``propagate.inject`` writes then, in a
+    fraction of its time (every station CALL carries one).
+    """
+    if _default_propagators(propagate.get_global_textmap()) and not baggage.get_all():
+        span_context = trace.get_current_span().get_span_context()
+        if not span_context.is_valid:
+            return {}
+        if not span_context.trace_state:
+            return {
+                "traceparent": f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}"
+                f"-{span_context.trace_flags:02x}"
+            }
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return carrier
+
+
+@lru_cache(maxsize=4)
+def _default_propagators(textmap: TextMapPropagator) -> bool:
+    return isinstance(textmap, CompositePropagator) and [
+        type(propagator) for propagator in getattr(textmap, "_propagators", ())
+    ] == [TraceContextTextMapPropagator, W3CBaggagePropagator]
 
 
 @contextmanager

@@ -95,9 +95,13 @@ async def running_csms(
     }
     security_settings = SecuritySettings(
         **common,
-        ca_dir=tmp_path / "ca",
-        organization=ORGANIZATION,
-        **(security or {}),
+        **{
+            "ca_dir": tmp_path / "ca",
+            "organization": ORGANIZATION,
+            # Tests that want the list of installed certificates asked for at boot say so.
+            "inventory_max_age_s": 0,
+            **(security or {}),
+        },
     )
     bus, router = InMemoryBus(), InMemoryRouter()
     engine = create_engine(database_url, [IDENTITY_SCHEMA, SESSIONS_SCHEMA, SECURITY_SCHEMA])

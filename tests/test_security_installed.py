@@ -12,6 +12,7 @@ from tests.pki import TestCa, pem
 from tests.security_harness import ORGANIZATION, Csms, running_csms
 from tests.security_stations import StationState, secure_station
 from tests.stations import boot_call
+from tests.waiting import eventually
 
 
 @pytest.fixture
@@ -137,3 +138,19 @@ async def test_commands_to_an_offline_station_are_409(csms: Csms) -> None:
     )
     assert response.status_code == 409
     assert response.json()["type"] == "urn:csms:problem:station-offline"
+
+
+async def test_the_list_is_asked_for_at_boot_when_it_is_stale(tmp_path: Path) -> None:
+    async with running_csms(tmp_path, security={"inventory_max_age_s": 3600}) as csms:
+        async with booted(csms, "CP-KEEP", "2.0.1") as state:
+            state.installed["V2GRootCertificate"] = [TestCa.root("V2G root").certificate]
+
+            async def listed() -> list[dict[str, Any]] | None:
+                body = (await csms.api.get("/stations/CP-KEEP/certificates/installed")).json()
+                return body or None
+
+            (entry,) = await eventually(listed)
+            assert entry["certificate_type"] == "V2GRootCertificate"
+        # Within the hour the list is fresh: a boot does not ask again.
+        async with booted(csms, "CP-KEEP", "2.0.1"):
+            assert await csms.security.inventory.refresh_if_stale("CP-KEEP") is False

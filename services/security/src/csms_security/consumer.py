@@ -27,7 +27,6 @@ from csms_core.telemetry import current_trace_headers
 from csms_core.topics import OCPP_CONNECTIONS, OCPP_INBOUND, STATION_STATUS
 from csms_ocpp import ErrorCode, OcppVersion, error_code, schemas
 from csms_ocpp.actions import Owner
-from csms_security.certificates.renewal import Renewals
 from csms_security.certificates.signing import Issuer
 from csms_security.context import (
     CALL_HANDLERS,
@@ -64,7 +63,7 @@ class SecurityConsumer:
         engine: AsyncEngine,
         pki: Pki,
         issuer: Issuer,
-        renewals: Renewals,
+        on_booted: list[Callable[[str], None]],
     ) -> None:
         self._settings = settings
         self._bus = bus
@@ -72,7 +71,7 @@ class SecurityConsumer:
         self._factory = session_factory(engine)
         self._pki = pki
         self._issuer = issuer
-        self._renewals = renewals
+        self._on_booted = on_booted
 
     async def __call__(self, delivery: Delivery) -> None:
         envelope = delivery.envelope
@@ -144,9 +143,10 @@ class SecurityConsumer:
         return [(SECURITY_EVENTS, event)]
 
     def _on_station_status(self, envelope: Envelope) -> None:
-        # A station just accepted at boot may be due for a certificate renewal.
+        # A station just accepted at boot may be due for a renewal or a fresh certificate list.
         if envelope.type == "station.booted" and envelope.data.get("boot_status") == "Accepted":
-            self._renewals.station_booted(envelope.station_id)
+            for booted in self._on_booted:
+                booted(envelope.station_id)
 
     async def _deliver(self, record: ProcessedEvent) -> None:
         """The answer first (the station waits), then the domain events, then the mark."""

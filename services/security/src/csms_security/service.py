@@ -31,6 +31,7 @@ from csms_security.authority.ca import (
 )
 from csms_security.authority.signers import CertificateSigner, EstSigner, LocalSigner
 from csms_security.calls import StationCalls
+from csms_security.certificates.keeper import InventoryKeeper
 from csms_security.certificates.renewal import Renewals
 from csms_security.certificates.signing import Issuer, key_id
 from csms_security.consumer import TOPICS, SecurityConsumer
@@ -94,6 +95,7 @@ class SecurityService:
         self.issuer: Issuer
         self.renewals: Renewals
         self.upgrades: ProfileUpgrades
+        self.inventory: InventoryKeeper
 
     async def __aenter__(self) -> Self:
         settings = self.settings
@@ -119,6 +121,7 @@ class SecurityService:
         current = key_id(self.authority.certificate) if self.authority is not None else None
         self.renewals = Renewals(settings, self.factory, self.calls, current)
         self.upgrades = ProfileUpgrades(settings, self.factory, self.calls)
+        self.inventory = InventoryKeeper(settings, self.factory, self.calls)
         return self
 
     async def __aexit__(
@@ -177,7 +180,7 @@ class SecurityService:
         await self.migrate()
         consumer = SecurityConsumer(
             self.settings, self.bus, self.commands, self.engine, self.pki, self.issuer,
-            self.renewals,
+            [self.renewals.station_booted, self.inventory.station_booted],
         )  # fmt: skip
         await consume_and_run(
             "security",
@@ -192,6 +195,7 @@ class SecurityService:
                 "security issuer": self.issuer.run(stopping),
                 "security renewals": self.renewals.run(stopping),
                 "security profile upgrades": self.upgrades.run(stopping),
+                "security certificate lists": self.inventory.run(stopping),
                 "security pruning": self._prune(stopping),
             },
             ready=[self.ready, *([ready] if ready is not None else [])],

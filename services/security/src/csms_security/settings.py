@@ -56,6 +56,12 @@ class SecuritySettings(CommonSettings):
         default=86400.0, ge=0, validation_alias="CSMS_SECURITY_RENEWAL_RETRY_S"
     )
 
+    # A station accepted at boot whose list of installed CA certificates is older than this
+    # is asked for it again (GetInstalledCertificateIds); 0: only when asked over REST.
+    inventory_max_age_s: float = Field(
+        default=86400.0, ge=0, validation_alias="CSMS_SECURITY_INVENTORY_MAX_AGE_S"
+    )
+
     # -- an external CA (EST, RFC 7030) instead of the local one ------------------------------
     est_url: str | None = Field(default=None, validation_alias="CSMS_SECURITY_EST_URL")
     # V2G (ISO 15118 SECC) certificates are signed by the V2G PKI when this is set.

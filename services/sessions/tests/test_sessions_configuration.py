@@ -487,15 +487,21 @@ async def test_tc_b_12_to_b_14_get_base_report_then_notify_report_parts(
             "tbc": t,
             "generated_at": "2026-11-25T10:00:00Z",
             "variables": n,
+            "report_state": state,
+            "missing_seq_nos": missing,
         }
-        for s, t, n in ((1, False, 2), (0, True, 1), (0, True, 1))
+        for s, t, n, state, missing in (
+            (1, False, 2, "incomplete", [0]),
+            (0, True, 1, "complete", []),
+            (0, True, 1, "complete", []),
+        )
     ]
     async with sessions.service.factory() as session:
         report = await session.get(ReportRequest, request_id)
     assert report is not None
     assert (report.status, report.parts_received, report.completed_at is not None) == (
         "Accepted",
-        3,
+        2,
         True,
     )
 

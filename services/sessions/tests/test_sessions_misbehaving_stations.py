@@ -17,7 +17,7 @@ from csms_core.bus.memory import InMemoryBus
 from csms_core.router.memory import InMemoryRouter
 from csms_ocpp import OcppVersion
 from csms_sessions.remote.models import RemoteStart
-from csms_sessions.testing import Harness, running_sessions, settings_for_tests
+from csms_sessions.testing import Harness, assert_problem, running_sessions, settings_for_tests
 from csms_sessions.transactions.models import SessionMessage
 from csms_sessions.transactions.testing import (
     add_token,
@@ -532,3 +532,83 @@ async def test_tc_011_1_remote_start_links_its_start_transaction_v16(
         request = await session.get(RemoteStart, charging.remote_start_id or 0)
     assert request is not None
     assert (request.session_id, request.id_token) == (charging.session_id, "T-1")
+
+
+# Case 4: a device-model report with parts missing. ------------------------------------
+
+REPORTS = "/api/v1/stations/CP-1/configuration/reports"
+
+
+def notify_report(request_id: int, seq_no: int, *, tbc: bool) -> str:
+    return (
+        f'[2,"n{seq_no}","NotifyReport",{{"requestId":{request_id},"seqNo":{seq_no},'
+        f'"generatedAt":"2025-01-01T10:00:00Z","tbc":{str(tbc).lower()},"reportData":[{{'
+        f'"component":{{"name":"Part{seq_no}"}},"variable":{{"name":"V"}},'
+        '"variableAttribute":[{"type":"Actual","value":"1"}]}]}]'
+    )
+
+
+async def get_base_report(api: httpx.AsyncClient, sessions: Harness, path: str) -> int:
+    """POST ``path`` (refresh or repeat), the station answers Accepted; the requestId sent."""
+    response = asyncio.create_task(api.post(path, json={"report_base": "FullInventory"}))
+    command = await sessions.command()
+    assert (command.action, command.payload["reportBase"]) == ("GetBaseReport", "FullInventory")
+    await sessions.reply(command, {"status": "Accepted"})
+    answer = await response
+    assert answer.status_code == 200, answer.text
+    request_id: int = command.payload["requestId"]
+    assert answer.json()["request_id"] == request_id
+    return request_id
+
+
+@V2
+async def test_tc_b_12_report_with_parts_missing_is_incomplete_and_can_be_repeated(
+    api: httpx.AsyncClient, sessions: Harness, version: OcppVersion
+) -> None:
+    """GetBaseReport answered, then only part 2 (marked last): incomplete, missing 0 and 1;
+    the request is repeated over REST and the repeat completes."""
+    await sessions.processed(await sessions.connect("CP-1", "conn-1", version))
+    first = await get_base_report(api, sessions, "/api/v1/stations/CP-1/configuration/refresh")
+
+    await replay(sessions, version, [notify_report(first, 2, tbc=False)])
+
+    report = (await api.get(f"{REPORTS}/{first}")).json()
+    assert (report["state"], report["missing_seq_nos"], report["completed_at"]) == (
+        "incomplete",
+        [0, 1],
+        None,
+    )
+    assert (report["seq_nos"], report["last_seq_no"]) == ([2], 2)
+    [reported] = sessions.published("station.device-model.reported")
+    assert (reported.data["report_state"], reported.data["missing_seq_nos"]) == (
+        "incomplete",
+        [0, 1],
+    )
+
+    repeat = await get_base_report(api, sessions, f"{REPORTS}/{first}/repeat")
+    assert repeat != first
+    await replay(
+        sessions,
+        version,
+        [
+            notify_report(repeat, 1, tbc=True),
+            notify_report(repeat, 0, tbc=True),
+            notify_report(repeat, 2, tbc=False),
+        ],
+    )
+
+    listed = (await api.get(REPORTS)).json()
+    assert [(r["request_id"], r["state"], r["repeat_of"]) for r in listed["items"]] == [
+        (repeat, "complete", first),
+        (first, "incomplete", None),
+    ]
+    assert listed["items"][0]["missing_seq_nos"] == []
+
+
+async def test_unknown_report_is_404_and_a_bad_request_id_422(
+    api: httpx.AsyncClient, sessions: Harness
+) -> None:
+    await sessions.processed(await sessions.connect("CP-1", "conn-1", V16))
+    assert_problem(await api.get(f"{REPORTS}/99"), 404)
+    assert_problem(await api.post(f"{REPORTS}/99/repeat"), 404)
+    assert_problem(await api.get(f"{REPORTS}/0"), 422)

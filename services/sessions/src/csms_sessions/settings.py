@@ -32,3 +32,6 @@ class SessionsSettings(CommonSettings):
     # GetTransactionStatus); how often that is looked for.
     session_idle_grace_s: float = Field(default=300.0, ge=0)
     session_resolution_interval_s: float = Field(default=30.0, gt=0)
+    # A device-model report whose last part has not come this long after its latest
+    # part (or the request) is incomplete (its missing parts listed; repeat it over REST).
+    report_part_timeout_s: float = Field(default=600.0, gt=0)

@@ -1,11 +1,13 @@
 """REST routes of station configuration: read what is stored, query, change, refresh, report."""
 
 from collections.abc import Sequence
-from datetime import datetime
-from typing import TypeVar
+from datetime import datetime, timedelta
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Path
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import func
+from sqlmodel import col, select
 
 from csms_api.problems import Problem, problem_responses
 from csms_core.db import transaction
@@ -19,6 +21,7 @@ from csms_sessions.configuration import service, translate
 from csms_sessions.configuration.models import (
     DeviceModelVariable,
     ReportRequest,
+    ReportState,
     StationConfiguration,
     VariableRef,
 )
@@ -30,6 +33,7 @@ from csms_sessions.configuration.translate import (
     ItemResults,
     RefreshCommand,
 )
+from csms_sessions.db import utc_now
 from csms_sessions.remote.calls import call, check_payload, not_in_version, online_version
 from csms_sessions.service import SessionsService
 from csms_sessions.stations.models import Station
@@ -85,6 +89,89 @@ class ReportResponse(CommandResponse):
     """The station's answer to a report request; the report follows in NotifyReport parts."""
 
     request_id: int | None = Field(default=None, description="2.x requestId of the report")
+
+
+RequestIdPath = Annotated[int, Path(ge=1, le=2**31 - 1, description="the 2.x requestId")]
+
+
+class ReportOut(BaseModel):
+    """A report we asked for and how many of its parts came (OCPP 2.0.1 B07/B08)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    request_id: int = Field(examples=[12])
+    action: str = Field(examples=["GetBaseReport"])
+    request: dict[str, Any] = Field(examples=[{"reportBase": "FullInventory"}])
+    requested_at: datetime
+    status: str | None = Field(examples=["Accepted"], description="the station's answer")
+    state: ReportState
+    parts_received: int = Field(examples=[2])
+    seq_nos: list[int] = Field(examples=[[0, 2]], description="the parts received")
+    last_seq_no: int | None = Field(examples=[2], description="the part marked last, if seen")
+    missing_seq_nos: list[int] = Field(examples=[[1]])
+    completed_at: datetime | None
+    repeat_of: int | None = Field(description="the request this one repeats")
+
+    @classmethod
+    def of(cls, report: ReportRequest, part_timeout_s: float) -> "ReportOut":
+        state = report.state(utc_now(), timedelta(seconds=part_timeout_s))
+        return cls.model_validate(
+            report.model_dump() | {"state": state, "missing_seq_nos": report.missing_seq_nos()}
+        )
+
+
+@router.get("/reports", responses=problem_responses(404, 422))
+async def list_reports(
+    sessions: ServiceDep, session: SessionDep, station_id: StationIdDep, page: PageDep
+) -> Page[ReportOut]:
+    """The reports asked of a station, newest first, with their parts and what is missing."""
+    mine = col(ReportRequest.station_id) == station_id
+    query = select(ReportRequest).where(mine).order_by(col(ReportRequest.request_id).desc())
+    rows = (await session.exec(query.offset(page.offset).limit(page.limit))).all()
+    total = (await session.exec(select(func.count()).select_from(ReportRequest).where(mine))).one()
+    timeout = sessions.settings.report_part_timeout_s
+    items = [ReportOut.of(row, timeout) for row in rows]
+    return Page(items=items, total=total, limit=page.limit, offset=page.offset)
+
+
+@router.get("/reports/{request_id}", responses=problem_responses(404, 422))
+async def get_report(
+    sessions: ServiceDep, session: SessionDep, station_id: StationIdDep, request_id: RequestIdPath
+) -> ReportOut:
+    """One report request: its state (complete only with every part) and missing parts."""
+    report = await _report_of(session, station_id, request_id)
+    return ReportOut.of(report, sessions.settings.report_part_timeout_s)
+
+
+@router.post("/reports/{request_id}/repeat")
+async def repeat_report(
+    sessions: ServiceDep,
+    session: SessionDep,
+    station_id: StationIdDep,
+    request_id: RequestIdPath,
+    timeout_s: TimeoutQuery = None,
+) -> ReportResponse:
+    """Ask for a report again (a new requestId), e.g. one that came incomplete."""
+    report = await _report_of(session, station_id, request_id)
+    version = await online_version(sessions, session, station_id)
+    if not version.is_2x:
+        raise Problem(422, "OCPP 1.6 has no reports to repeat", kind="not-in-this-ocpp-version")
+    return await _report(
+        sessions,
+        station_id,
+        version,
+        timeout_s,
+        report.action,
+        report.request,
+        repeat_of=request_id,
+    )
+
+
+async def _report_of(session: SessionDep, station_id: str, request_id: int) -> ReportRequest:
+    report = await session.get(ReportRequest, request_id)
+    if report is None or report.station_id != station_id:
+        raise Problem(404, f"no report {request_id} of {station_id}", kind="unknown-report")
+    return report
 
 
 @router.get("", responses=problem_responses(404, 422), response_model_exclude_none=True)
@@ -206,11 +293,15 @@ async def _report(
     version: OcppVersion,
     timeout_s: float | None,
     action: str,
-    request: dict[str, object],
+    request: dict[str, Any],
+    *,
+    repeat_of: int | None = None,
 ) -> ReportResponse:
     check_payload(version, action, {"requestId": 0, **request})
     async with transaction(sessions.factory) as writer:
-        report = ReportRequest(station_id=station_id, action=action, request=request)
+        report = ReportRequest(
+            station_id=station_id, action=action, request=request, repeat_of=repeat_of
+        )
         writer.add(report)
         await writer.flush()
     payload = {"requestId": report.request_id, **request}

@@ -1,9 +1,9 @@
 """Handler of a station's NotifyReport (OCPP 2.0.1 B07/B08): its device model, part by part."""
 
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import update
-from sqlmodel import col
+from sqlmodel import col, select
 
 from csms_sessions.configuration.models import ReportRequest, VariableRef
 from csms_sessions.configuration.service import store_variables
@@ -17,17 +17,18 @@ async def on_notify_report(ctx: EventContext) -> dict[str, Any]:
     payload = ctx.payload
     rows = [row for data in payload.get("reportData", []) for row in _rows(data)]
     await store_variables(ctx.session, ctx.station.station_id, rows, described=True)
-    await _count_part(ctx, payload["requestId"], last=not payload.get("tbc", False))
-    ctx.publish(
-        REPORTED,
-        {
-            "request_id": payload["requestId"],
-            "seq_no": payload["seqNo"],
-            "tbc": payload.get("tbc", False),
-            "generated_at": payload["generatedAt"],
-            "variables": len(rows),
-        },
-    )
+    data: dict[str, Any] = {
+        "request_id": payload["requestId"],
+        "seq_no": payload["seqNo"],
+        "tbc": payload.get("tbc", False),
+        "generated_at": payload["generatedAt"],
+        "variables": len(rows),
+    }
+    report = await _count_part(ctx, payload["requestId"], payload["seqNo"], data["tbc"])
+    if report is not None:
+        state = report.state(ctx.received_at, timedelta(seconds=ctx.settings.report_part_timeout_s))
+        data |= {"report_state": state.value, "missing_seq_nos": report.missing_seq_nos()}
+    ctx.publish(REPORTED, data)
     return {}
 
 
@@ -56,16 +57,15 @@ def _rows(data: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-async def _count_part(ctx: EventContext, request_id: int, *, last: bool) -> None:
+async def _count_part(
+    ctx: EventContext, request_id: int, seq_no: int, tbc: bool
+) -> ReportRequest | None:
     """Progress of our request, if it is one (a station may report on its own, too)."""
-    values: dict[str, Any] = {"parts_received": col(ReportRequest.parts_received) + 1}
-    if last:
-        values["completed_at"] = ctx.received_at
-    await ctx.session.exec(
-        update(ReportRequest)
-        .where(
-            col(ReportRequest.request_id) == request_id,
-            col(ReportRequest.station_id) == ctx.station.station_id,
-        )
-        .values(**values)
+    query = select(ReportRequest).where(
+        col(ReportRequest.request_id) == request_id,
+        col(ReportRequest.station_id) == ctx.station.station_id,
     )
+    report = (await ctx.session.exec(query.with_for_update())).first()
+    if report is not None:
+        report.receive_part(seq_no, last=not tbc, at=ctx.received_at)
+    return report

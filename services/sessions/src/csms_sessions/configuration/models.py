@@ -2,7 +2,8 @@
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON
@@ -134,6 +135,18 @@ class DeviceModelVariable(SQLModel, table=True):
         )
 
 
+class ReportState(StrEnum):
+    """Where a report stands: complete only when every part 0..last arrived."""
+
+    REQUESTED = "requested"  # sent, no answer yet
+    REJECTED = "rejected"  # the station refused it (Rejected, NotSupported)
+    EMPTY = "empty"  # EmptyResultSet: nothing to report
+    PENDING = "pending"  # Accepted, no part yet
+    RECEIVING = "receiving"  # parts arriving, the last one not yet
+    INCOMPLETE = "incomplete"  # parts are missing (below the last, or none came for long)
+    COMPLETE = "complete"
+
+
 class ReportRequest(SQLModel, table=True):
     """A GetBaseReport/GetReport we sent; its auto-increment id is the requestId on the wire."""
 
@@ -147,6 +160,46 @@ class ReportRequest(SQLModel, table=True):
     requested_at: datetime = Field(default_factory=utc_now, sa_type=UtcDateTime)
     # The station's answer (Accepted, Rejected, NotSupported, EmptyResultSet).
     status: str | None = Field(default=None, max_length=20)
+    # Distinct parts (seqNo) received, and the seqNo of the one marked last (tbc false).
     parts_received: int = 0
-    # When the last part (tbc false) arrived.
+    seq_nos: list[int] = Field(default_factory=list, sa_type=JSON)
+    last_seq_no: int | None = None
+    last_part_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    # When every part from 0 to the last had arrived.
     completed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    # The request this one repeats (POST .../reports/{id}/repeat).
+    repeat_of: int | None = None
+
+    def receive_part(self, seq_no: int, *, last: bool, at: datetime) -> None:
+        """One NotifyReport part (OCPP 2.0.1 B07/B08: seqNo from 0, tbc false on the last)."""
+        # A new list: SQLAlchemy does not see a JSON list changed in place.
+        self.seq_nos = sorted({*self.seq_nos, seq_no})
+        self.parts_received = len(self.seq_nos)
+        self.last_part_at = at
+        if last and (self.last_seq_no is None or seq_no < self.last_seq_no):
+            self.last_seq_no = seq_no
+        if (
+            self.completed_at is None
+            and self.missing_seq_nos() == []
+            and self.last_seq_no is not None
+        ):
+            self.completed_at = at
+
+    def missing_seq_nos(self) -> list[int]:
+        """The parts not received below the last one (or below the highest, until it came)."""
+        top = self.last_seq_no if self.last_seq_no is not None else max(self.seq_nos, default=-1)
+        return sorted(set(range(top + 1)) - set(self.seq_nos))
+
+    def state(self, now: datetime, part_timeout: timedelta) -> ReportState:
+        if self.status is None:
+            return ReportState.REQUESTED
+        if self.status == "EmptyResultSet":
+            return ReportState.EMPTY
+        if self.status != "Accepted":
+            return ReportState.REJECTED
+        if self.completed_at is not None:
+            return ReportState.COMPLETE
+        waited = now - (self.last_part_at or self.requested_at)
+        if self.last_seq_no is not None or waited > part_timeout:
+            return ReportState.INCOMPLETE
+        return ReportState.RECEIVING if self.seq_nos else ReportState.PENDING

@@ -1,19 +1,32 @@
-"""A real billing service on the product's embedded bus, router and SQLite, for tests."""
+"""A real billing service on the product's embedded bus, router and SQLite, for tests.
 
+``BillingHarness.publish`` plays the sessions service: it puts the domain events
+billing consumes on their topics; ``cdrs`` reads what billing published.
+"""
+
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 from csms_billing.db import SCHEMA
+from csms_billing.inbox import ProcessedEvent
 from csms_billing.service import BillingService
 from csms_billing.settings import BillingSettings
 from csms_core.bus.memory import InMemoryBus
 from csms_core.db import create_engine
+from csms_core.envelope import Envelope
 from csms_core.router import CommandClient
 from csms_core.router.memory import InMemoryRouter
 from csms_core.settings import Environment
+from csms_core.topics import CDRS, METER_VALUES, SESSIONS
+from tests.waiting import eventually
+
+WAIT_S = 5.0
 
 
 def settings_for_tests(tmp_path: Path, **overrides: Any) -> BillingSettings:
@@ -24,8 +37,13 @@ def settings_for_tests(tmp_path: Path, **overrides: Any) -> BillingSettings:
         "database_url": f"sqlite+aiosqlite:///{tmp_path / 'csms.db'}",
         "log_json": False,
         "time_zone": "Europe/Amsterdam",
+        "cdr_settle_s": 0.05,
     }
     return BillingSettings(**(values | overrides))
+
+
+def ocpp_time(at: datetime) -> str:
+    return at.isoformat().replace("+00:00", "Z")
 
 
 @dataclass
@@ -33,6 +51,44 @@ class BillingHarness:
     service: BillingService
     bus: InMemoryBus
     router: InMemoryRouter
+    published: list[str] = field(default_factory=list)
+
+    async def publish(
+        self, event_type: str, station_id: str, data: dict[str, Any], *, version: str = "2.0.1"
+    ) -> Envelope:
+        """An event of the sessions service, as it would publish it."""
+        topic = METER_VALUES if event_type == "meter.values" else SESSIONS
+        envelope = Envelope(
+            id=uuid4().hex,
+            type=event_type,
+            source="csms/sessions",
+            station_id=station_id,
+            ocpp_version=version,
+            data=data,
+        )
+        await self.bus.publish(topic, envelope)
+        self.published.append(envelope.id)
+        return envelope
+
+    def cdrs(self) -> list[dict[str, Any]]:
+        """The CDRs billing published on csms.cdrs, in order."""
+        return [d.envelope.data["cdr"] for d in self.bus.records(CDRS)]
+
+    async def wait_for_cdrs(self, count: int) -> list[dict[str, Any]]:
+        async def enough() -> list[dict[str, Any]] | None:
+            found = self.cdrs()
+            return found if len(found) >= count else None
+
+        return await eventually(enough, timeout_s=WAIT_S, interval_s=0.02)
+
+    async def caught_up(self) -> None:
+        """Every published event is in billing's inbox."""
+
+        async def done() -> bool:
+            async with self.service.factory() as session:
+                return all([await session.get(ProcessedEvent, e) for e in self.published])
+
+        await eventually(done, timeout_s=WAIT_S, interval_s=0.02)
 
 
 @asynccontextmanager
@@ -40,13 +96,18 @@ async def running_billing(tmp_path: Path, **overrides: Any) -> AsyncIterator[Bil
     settings = settings_for_tests(tmp_path, **overrides)
     engine = create_engine(settings.database_url, [SCHEMA])
     bus, router = InMemoryBus(), InMemoryRouter()
+    stopping = asyncio.Event()
     try:
         async with router, bus, CommandClient(router, "billing") as commands:
             service = BillingService(
                 settings, bus=bus, router=router, commands=commands, engine=engine
             )
-            await service.migrate()
-            service.ready.set()
-            yield BillingHarness(service, bus, router)
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(service.run(stopping=stopping))
+                await asyncio.wait_for(service.ready.wait(), WAIT_S)
+                try:
+                    yield BillingHarness(service, bus, router)
+                finally:
+                    stopping.set()
     finally:
         await engine.dispose()

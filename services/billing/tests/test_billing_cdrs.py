@@ -77,7 +77,7 @@ async def test_billing_late_data_credits_and_corrects_the_cdr(
     async with transaction(billing.service.factory) as session:
         billed = await session.get(BilledSession, "s-late")  # type: ignore[assignment]
         late = sessions.SampleIn(at(17), SampleKind.REGISTER, 8000)
-        assert await sessions.record_samples(session, billed, [late]) == 1
+        assert await sessions.record_samples(session, billed.session_id, billed, [late]) == 1
         issued = await cdrs.correct(session, billed, billing.service.settings, utc_now())
     assert len(issued) == 2
 
@@ -98,7 +98,7 @@ async def test_billing_late_data_credits_and_corrects_the_cdr(
     # The same late sample again changes nothing more.
     async with transaction(billing.service.factory) as session:
         billed = await session.get(BilledSession, "s-late")  # type: ignore[assignment]
-        assert await sessions.record_samples(session, billed, [late]) == 0
+        assert await sessions.record_samples(session, billed.session_id, billed, [late]) == 0
         assert await cdrs.correct(session, billed, billing.service.settings, utc_now()) == []
 
 

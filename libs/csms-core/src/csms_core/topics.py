@@ -11,6 +11,7 @@ METER_VALUES: Final = "csms.meter-values"
 CHARGING_LIMITS: Final = "csms.charging-limits"
 FIRMWARE: Final = "csms.firmware"
 SITE_LOAD: Final = "csms.site-load"  # integrators publish a site's measured non-EV load
+CDRS: Final = "csms.cdrs"  # the billing service's charge detail records (OCPI 2.2.1)
 DEAD_LETTER: Final = "csms.dead-letter"
 
 ALL: Final = (
@@ -23,5 +24,6 @@ ALL: Final = (
     CHARGING_LIMITS,
     FIRMWARE,
     SITE_LOAD,
+    CDRS,
     DEAD_LETTER,
 )

@@ -1,13 +1,16 @@
 """The ``billing.processed_event`` table: each consumed event changes things once.
 
-An event's effects and its id commit in one transaction; a replay of a stored
-id is skipped. What the service then sends (an answer, a CostUpdated, events)
-is derived from stored state, so a crash in between loses nothing: the replay
-finds the id and the state, and the sender looks at the state again.
+An event's effects, its id and the events it causes (the outbox) commit in one
+transaction; only then are the events published and the record marked
+completed. A replay of a completed id changes and sends nothing; a replay of one
+that crashed in between publishes its outbox again (same envelope ids, so
+consumers de-duplicate).
 """
 
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy import JSON
 from sqlmodel import Field, SQLModel
 
 from csms_billing.db import SCHEMA
@@ -20,3 +23,6 @@ class ProcessedEvent(SQLModel, table=True):
 
     event_id: str = Field(primary_key=True, max_length=80)
     processed_at: datetime = Field(default_factory=utc_now, sa_type=UtcDateTime, index=True)
+    # Events owed to the bus: [{"topic": ..., "event": <Envelope JSON>}].
+    outbox: list[dict[str, Any]] | None = Field(default=None, sa_type=JSON)
+    completed: bool = False

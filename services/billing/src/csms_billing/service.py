@@ -5,11 +5,14 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from csms_billing.cdrs.issuer import CdrIssuer
+from csms_billing.consumer import TOPICS, TimelineConsumer
 from csms_billing.db import migrate_billing
 from csms_billing.settings import BillingSettings
 from csms_core.bus import Bus
 from csms_core.db import session_factory
 from csms_core.router import CommandClient, Router
+from csms_core.service import consume_and_run
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +35,25 @@ class BillingService:
         self.commands = commands
         self.engine = engine
         self.factory = session_factory(engine)
+        self.issuer = CdrIssuer(settings, bus, engine)
         self.ready = asyncio.Event()
 
     async def migrate(self) -> None:
         await migrate_billing(self.engine)
+
+    async def run(self, *, ready: asyncio.Event | None = None, stopping: asyncio.Event) -> None:
+        """Migrate, then consume the sessions' timeline until ``stopping``."""
+        await self.migrate()
+        consumer = TimelineConsumer(self.settings, self.bus, self.engine, self.issuer)
+        await consume_and_run(
+            "billing",
+            bus=self.bus,
+            topic_names=TOPICS,
+            group=self.settings.consumer_group,
+            handler=consumer,
+            engine=self.engine,
+            concurrency=self.settings.consumer_concurrency,
+            stopping=stopping,
+            background={"billing CDRs": self.issuer.run(stopping)},
+            ready=[self.ready, *([ready] if ready is not None else [])],
+        )

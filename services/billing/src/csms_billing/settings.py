@@ -32,6 +32,9 @@ class BillingSettings(CommonSettings):
     )
     # Where a tariff names no time zone, its times of day and dates are read in this one.
     time_zone: str = Field(default="UTC", validation_alias="CSMS_BILLING_TIME_ZONE")
+    # A session's CDR is issued this long after its end arrives: samples the sessions service
+    # published just before the end (another topic, so maybe read later) still count.
+    cdr_settle_s: float = Field(default=0.5, ge=0, validation_alias="CSMS_BILLING_CDR_SETTLE_S")
     # OCPP 2.0.1 I02 / TC_I_01: how often a charging driver is sent the running cost.
     cost_update_interval_s: float = Field(
         default=60.0, gt=0, validation_alias="CSMS_BILLING_COST_UPDATE_INTERVAL_S"

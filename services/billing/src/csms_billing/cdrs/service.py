@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 from uuid import uuid4
 
+from prometheus_client import Counter
 from sqlalchemy import ColumnElement, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -27,6 +28,8 @@ from csms_billing.cdrs.ocpi import Cdr
 from csms_billing.sessions import service as sessions
 from csms_billing.sessions.models import BilledSession, SampleKind
 from csms_billing.settings import BillingSettings
+
+cdrs_issued = Counter("csms_billing_cdrs_total", "CDRs issued", ["kind"])
 
 
 def party_of(settings: BillingSettings) -> CdrParty:
@@ -121,6 +124,7 @@ def _store(session: AsyncSession, cdr: Cdr, billed: BilledSession) -> CdrRecord:
         body=cdr.model_dump(mode="json", exclude_none=True),
     )
     session.add(record)
+    cdrs_issued.labels("credit" if record.credit else "cdr").inc()
     return record
 
 

@@ -49,8 +49,10 @@ class BilledSession(SQLModel, table=True):
     # The tariff version in force at the start (None: no tariff applies: no cost known).
     tariff_id: str | None = Field(default=None, max_length=36)
     tariff_version: int | None = None
-    # The CDR that currently stands for the session (a correction replaces it).
+    # The CDR that currently stands for the session (a correction replaces it), and when
+    # it is due: a moment after the end, so samples published just before the end count.
     cdr_id: str | None = Field(default=None, max_length=39)
+    cdr_due_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     # 2.1 payments: the settlement and the cost limit of a prepaid token, if any.
     settlement: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     max_cost: float | None = None

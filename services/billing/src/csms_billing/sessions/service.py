@@ -100,17 +100,20 @@ async def open_session(session: AsyncSession, opened: Opened) -> BilledSession:
 
 
 async def record_samples(
-    session: AsyncSession, billed: BilledSession, samples: Sequence[SampleIn]
+    session: AsyncSession,
+    session_id: str,
+    billed: BilledSession | None,
+    samples: Sequence[SampleIn],
 ) -> int:
     """Store the samples not stored yet; how many were new. Samples that arrive after the
-    session has ended are marked late."""
+    session's CDR are marked late (billed is None: the start is not known yet)."""
     if not samples:
         return 0
     stored = await session.exec(
-        select(SessionSample).where(col(SessionSample.session_id) == billed.session_id)
+        select(SessionSample).where(col(SessionSample.session_id) == session_id)
     )
     seen = {(s.at, s.kind, s.phase) for s in stored}
-    late = billed.state == SessionState.ENDED
+    late = billed is not None and billed.cdr_id is not None
     rows: list[dict[str, Any]] = []
     for sample in samples:
         key = (sample.at, sample.kind.value, sample.phase)
@@ -119,7 +122,7 @@ async def record_samples(
         seen.add(key)
         rows.append(
             {
-                "session_id": billed.session_id,
+                "session_id": session_id,
                 "at": sample.at,
                 "kind": sample.kind.value,
                 "phase": sample.phase,

@@ -27,6 +27,8 @@ import pytest
 
 from tests import cluster
 from tests.cluster import Component, Infra, free_port
+from tests.cluster_billing import billing
+from tests.cluster_firmware import firmware
 from tests.cluster_security import security
 from tests.cluster_smartcharging import smartcharging
 from tests.deploy_routing import COMPOSE_PROXY_CONF, OPENAPI_FILE, compose_upstreams
@@ -95,6 +97,8 @@ def proxy(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pr
         "sessions": cluster.sessions(infra, group, "sessions", logs),
         "smartcharging": smartcharging(infra, group, "smartcharging", logs),
         "security": security(infra, group, "security", logs, logs / "ca"),
+        "firmware": firmware(infra, group, "firmware", logs),
+        "billing": billing(infra, group, "billing", logs),
     }
     assert set(replicas) == {service.name for service in TABLE.services}
     # The nginx workers run as nobody when the tests run as root: a directory they can read.
@@ -150,7 +154,7 @@ def test_every_operation_reaches_the_service_that_serves_it(proxy: Proxy) -> Non
     service's process (whatever the answer: unknown ids get 404, empty bodies 422)."""
     witness = f"W{uuid.uuid4().hex[:8]}"
     operations = _operations()
-    assert {service for _, _, service in operations} == {"sessions", "smartcharging", "security"}
+    assert {service for _, _, service in operations} == {service.name for service in TABLE.services}
     with httpx.Client(base_url=proxy.url, timeout=30) as client:
         for method, template, service in operations:
             body: dict[str, str] | None = {} if method in {"put", "post", "patch"} else None

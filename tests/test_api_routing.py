@@ -262,7 +262,7 @@ def test_the_nginx_locations_route_like_the_table() -> None:
 
 
 def test_rendering_needs_an_upstream_for_every_service() -> None:
-    missing = "no upstream address for firmware, security, smartcharging"
+    missing = "no upstream address for billing, firmware, security, smartcharging"
     with pytest.raises(ValueError, match=missing):
         render_nginx(TABLE, {"sessions": ["sessions:8000"]})
 
@@ -307,6 +307,8 @@ def test_csms_routes_prints_the_table_and_a_proxy_configuration() -> None:
         "security=10.0.0.3:8002",
         "--upstream",
         "firmware=10.0.0.4:8003",
+        "--upstream",
+        "billing=10.0.0.5:8004",
     ]
     nginx = runner.invoke(csms_app, ["routes", "--nginx", *upstreams])
     assert nginx.exit_code == 0, nginx.output
@@ -317,6 +319,7 @@ def test_csms_routes_prints_the_table_and_a_proxy_configuration() -> None:
             "smartcharging": ["10.0.0.2:8001"],
             "security": ["10.0.0.3:8002"],
             "firmware": ["10.0.0.4:8003"],
+            "billing": ["10.0.0.5:8004"],
         },
     )
 
@@ -325,7 +328,7 @@ def test_csms_routes_prints_the_table_and_a_proxy_configuration() -> None:
     ("upstreams", "error"),
     [
         (["--upstream", "sessions"], "expected SERVICE=HOST:PORT"),
-        (["--upstream", "sessions=a:1"], "no upstream address for firmware"),
+        (["--upstream", "sessions=a:1"], "no upstream address for billing"),
     ],
 )
 def test_csms_routes_refuses_bad_upstreams(upstreams: list[str], error: str) -> None:

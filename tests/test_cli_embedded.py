@@ -161,7 +161,7 @@ async def test_up_serves_the_openapi_document_of_the_whole_api(tmp_path: Path) -
 def test_the_embedded_app_serves_every_operation_of_the_whole_api() -> None:
     """A service whose routes `csms up` forgot to mount would be documented and 404."""
     placeholder: Any = object()
-    app = create_embedded_app(placeholder, placeholder, placeholder, placeholder)
+    app = create_embedded_app(placeholder, placeholder, placeholder, placeholder, placeholder)
     # What FastAPI itself would document for the routes the app really mounts.
     own = get_openapi(title=app.title, version=app.version, routes=app.routes)["paths"]
     mounted = {

@@ -26,6 +26,7 @@ SETTINGS_CLASSES = (
     ("csms_smartcharging.settings", "SmartChargingSettings"),
     ("csms_security.settings", "SecuritySettings"),
     ("csms_firmware.settings", "FirmwareSettings"),
+    ("csms_billing.settings", "BillingSettings"),
 )
 # The variable each component's listen port comes from, by `csms` subcommand.
 LISTEN_PORT_VARIABLES = {
@@ -34,6 +35,7 @@ LISTEN_PORT_VARIABLES = {
     "smartcharging": ("CSMS_API_HOST", "CSMS_SMARTCHARGING_API_PORT"),
     "security": ("CSMS_API_HOST", "CSMS_SECURITY_API_PORT"),
     "firmware": ("CSMS_API_HOST", "CSMS_FIRMWARE_API_PORT"),
+    "billing": ("CSMS_API_HOST", "CSMS_BILLING_API_PORT"),
 }
 
 
@@ -216,6 +218,7 @@ def test_every_csms_variable_is_read_by_the_services_own_component() -> None:
         "smartcharging": "SmartChargingSettings",
         "security": "SecuritySettings",
         "firmware": "FirmwareSettings",
+        "billing": "BillingSettings",
     }
     for name in CSMS_SERVICES:
         service = SERVICES[name]
@@ -239,6 +242,24 @@ def test_smartcharging_replicas_share_their_own_consumer_group() -> None:
     }
     assert len(groups) == 1 and None not in groups, groups
     assert not groups & sessions_groups, "smart charging must not join the sessions group"
+
+
+def test_billing_replicas_share_their_own_consumer_group() -> None:
+    replicas = [
+        _environment(SERVICES[name])
+        for name in CSMS_SERVICES
+        if _command(SERVICES[name]) == "billing"
+    ]
+    assert len(replicas) == 2
+    groups = {environment.get("CSMS_BILLING_CONSUMER_GROUP") for environment in replicas}
+    others = {
+        value
+        for name in CSMS_SERVICES
+        for variable, value in _environment(SERVICES[name]).items()
+        if variable.endswith("CONSUMER_GROUP") and variable != "CSMS_BILLING_CONSUMER_GROUP"
+    }
+    assert len(groups) == 1 and None not in groups, groups
+    assert not groups & others, "billing must not join another service's group"
 
 
 def test_depends_on_targets_exist_and_wait_for_health() -> None:

@@ -18,6 +18,7 @@ import yaml
 from fastapi import FastAPI
 from pydantic_settings import BaseSettings
 
+from csms_billing.app import create_app as create_billing_app
 from csms_cli.main import app as csms_app
 from csms_cli.routing import route_table
 from csms_firmware.app import create_app as create_firmware_app
@@ -44,6 +45,7 @@ COMPONENTS = {
     "smartcharging": "SmartChargingSettings",
     "security": "SecuritySettings",
     "firmware": "FirmwareSettings",
+    "billing": "BillingSettings",
 }
 API_VERSIONS = {
     "Namespace": "v1",
@@ -523,6 +525,7 @@ def _health_paths(component: str) -> set[str]:
         "smartcharging": create_smartcharging_app,
         "security": create_security_app,
         "firmware": create_firmware_app,
+        "billing": create_billing_app,
     }
     # A placeholder service: only the routes are read, none is called.
     web_app = factories[component](object())

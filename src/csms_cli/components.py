@@ -19,6 +19,11 @@ from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from csms_billing.app import create_app as create_billing_app
+from csms_billing.app import create_router as create_billing_router
+from csms_billing.db import SCHEMA as BILLING_SCHEMA
+from csms_billing.service import BillingService
+from csms_billing.settings import BillingSettings
 from csms_cli.banner import StartupInfo, announce, startup_info
 from csms_cli.openapi import merged_openapi
 from csms_cli.routing import API_SERVICES
@@ -191,6 +196,24 @@ async def run_security() -> None:
         tasks.create_task(api, name="security api")
 
 
+async def run_billing() -> None:
+    """``csms billing``: one billing replica and its REST API until SIGTERM."""
+    settings = BillingSettings()
+
+    def build(platform: Platform, commands: CommandClient) -> tuple[Service, FastAPI]:
+        service = BillingService(
+            settings,
+            bus=platform.bus,
+            router=platform.router,
+            commands=commands,
+            engine=platform.engine,
+        )
+        return service, create_billing_app(service)
+
+    api = (settings.api_host, settings.api_port)
+    await _run_service("billing", settings, BILLING_SCHEMA, api, build)
+
+
 async def _run_service(
     name: str,
     settings: CommonSettings,
@@ -270,12 +293,19 @@ async def run_embedded(
         open_platform(
             sessions_settings,
             "csms",
-            [SESSIONS_SCHEMA, SMARTCHARGING_SCHEMA, SECURITY_SCHEMA, FIRMWARE_SCHEMA],
+            [
+                SESSIONS_SCHEMA,
+                SMARTCHARGING_SCHEMA,
+                SECURITY_SCHEMA,
+                FIRMWARE_SCHEMA,
+                BILLING_SCHEMA,
+            ],
         ) as platform,
         CommandClient(platform.router, "sessions") as commands,
         CommandClient(platform.router, "smartcharging") as smartcharging_commands,
         CommandClient(platform.router, "security") as security_commands,
         CommandClient(platform.router, "firmware") as firmware_commands,
+        CommandClient(platform.router, "billing") as billing_commands,
         SecurityService(
             security_settings,
             bus=platform.bus,
@@ -342,12 +372,28 @@ async def run_embedded(
         )
         firmware_ready = asyncio.Event()
         tasks.create_task(firmware.run(ready=firmware_ready, stopping=stopping), name="firmware")
-        app = create_embedded_app(service, smartcharging, security, firmware)
+        if not await all_set_unless([firmware_ready], stopping):
+            return
+        billing = BillingService(
+            BillingSettings(
+                kafka_bootstrap=None,
+                redis_url=None,
+                database_url=database_url,
+                environment=Environment.DEVELOPMENT,
+            ),
+            bus=platform.bus,
+            router=platform.router,
+            commands=billing_commands,
+            engine=platform.engine,
+        )
+        billing_ready = asyncio.Event()
+        tasks.create_task(billing.run(ready=billing_ready, stopping=stopping), name="billing")
+        app = create_embedded_app(service, smartcharging, security, firmware, billing)
         tasks.create_task(
             serve_api(app, host, api_port, stopping, listening=api_listening), name="api"
         )
         # Up means every part is serving: the banner ends the start-up, it does not interrupt it.
-        parts = [gateway_ready, smartcharging_ready, firmware_ready, api_listening]
+        parts = [gateway_ready, smartcharging_ready, firmware_ready, billing_ready, api_listening]
         if not await all_set_unless(parts, stopping):
             return  # asked to stop while starting
         info = startup_info(
@@ -385,6 +431,7 @@ def create_embedded_app(
     smartcharging: SmartChargingService,
     security: SecurityService,
     firmware: FirmwareService,
+    billing: BillingService,
 ) -> FastAPI:
     """The REST API of ``csms up``: every service's routes in one app.
 
@@ -396,6 +443,7 @@ def create_embedded_app(
     app.include_router(create_smartcharging_router(smartcharging), prefix="/api/v1")
     app.include_router(create_security_router(security), prefix="/api/v1")
     app.include_router(create_firmware_router(firmware), prefix="/api/v1")
+    app.include_router(create_billing_router(billing), prefix="/api/v1")
     # Where stations fetch images and upload logs (their URLs carry the credential).
     app.include_router(create_firmware_file_router(firmware))
     # FastAPI documents what this app mounts; the merged document is the same routes with

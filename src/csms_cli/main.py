@@ -2,9 +2,9 @@
 
 ``csms up`` runs every component in one process on the embedded default
 (in-process bus and router, SQLite). ``csms gateway``, ``csms sessions``,
-``csms smartcharging``, ``csms security`` and ``csms firmware`` run one component each in
-the distributed mode, configured by environment variables (CSMS_KAFKA_BOOTSTRAP,
-CSMS_REDIS_URL, CSMS_DATABASE_URL, ...).
+``csms smartcharging``, ``csms security``, ``csms firmware`` and ``csms billing`` run one
+component each in the distributed mode, configured by environment variables
+(CSMS_KAFKA_BOOTSTRAP, CSMS_REDIS_URL, CSMS_DATABASE_URL, ...).
 """
 
 import asyncio
@@ -146,6 +146,18 @@ def firmware() -> None:
     CSMS_FIRMWARE_CONSUMER_GROUP (default csms-firmware).
     """
     asyncio.run(components.run_firmware())
+
+
+@app.command()
+def billing() -> None:
+    """Run one billing service replica with its REST API (distributed mode).
+
+    Reads CSMS_KAFKA_BOOTSTRAP, CSMS_REDIS_URL, CSMS_DATABASE_URL, CSMS_API_HOST,
+    CSMS_BILLING_API_PORT (default 8004), CSMS_BILLING_CONSUMER_GROUP (default csms-billing),
+    CSMS_BILLING_COUNTRY_CODE / CSMS_BILLING_PARTY_ID (the CPO in OCPI terms) and
+    CSMS_BILLING_TIME_ZONE (of tariffs that name none); docs/billing.md.
+    """
+    asyncio.run(components.run_billing())
 
 
 @app.command()

@@ -20,6 +20,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from csms_billing.app import create_app as create_billing_app
 from csms_firmware.app import create_app as create_firmware_app
 from csms_security.app import create_app as create_security_app
 from csms_sessions.app import create_app as create_sessions_app
@@ -82,6 +83,7 @@ API_SERVICES: tuple[ApiService, ...] = (
         ),
     ),
     ApiService("firmware", create_firmware_app, ("/api/v1/firmware",)),
+    ApiService("billing", create_billing_app, ("/api/v1/tariffs", "/api/v1/cdrs", "/api/v1/costs")),
 )
 
 

@@ -5,7 +5,9 @@ PostgreSQL in the distributed mode (asyncpg); SQLite in the embedded one
 one, so the same ``schema.table`` names work on both.
 """
 
+import asyncio
 import hashlib
+import weakref
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -106,13 +108,21 @@ async def transaction(factory: async_sessionmaker[AsyncSession]) -> AsyncIterato
         yield session
 
 
+# Alembic keeps its running migration in module globals (``alembic.op``/``context``), so
+# the services of one process (``csms up``) migrate one after another.
+_migrating: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
 async def migrate(engine: AsyncEngine, script_location: str, schema: str) -> None:
     """Bring ``schema`` to the newest revision of the Alembic scripts at ``script_location``.
 
     Replicas starting together serialise on a PostgreSQL advisory lock, so
-    exactly one of them runs each migration.
+    exactly one of them runs each migration; within a process, one at a time.
     """
-    async with engine.begin() as connection:
+    lock = _migrating.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+    async with lock, engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             lock_id = int.from_bytes(hashlib.sha256(schema.encode()).digest()[:4], "big")
             await connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})

@@ -15,7 +15,7 @@ class BillingSettings(CommonSettings):
 
     api_host: str = "127.0.0.1"
     # Prefixed, so that one environment can serve sessions, smart charging and billing.
-    api_port: int = Field(default=8002, ge=1, le=65535, validation_alias="CSMS_BILLING_API_PORT")
+    api_port: int = Field(default=8004, ge=1, le=65535, validation_alias="CSMS_BILLING_API_PORT")
     consumer_group: str = Field(
         default="csms-billing", validation_alias="CSMS_BILLING_CONSUMER_GROUP"
     )
@@ -35,10 +35,6 @@ class BillingSettings(CommonSettings):
     # A session's CDR is issued this long after its end arrives: samples the sessions service
     # published just before the end (another topic, so maybe read later) still count.
     cdr_settle_s: float = Field(default=0.5, ge=0, validation_alias="CSMS_BILLING_CDR_SETTLE_S")
-    # OCPP 2.0.1 I02 / TC_I_01: how often a charging driver is sent the running cost.
-    cost_update_interval_s: float = Field(
-        default=60.0, gt=0, validation_alias="CSMS_BILLING_COST_UPDATE_INTERVAL_S"
-    )
 
     @field_validator("time_zone")
     @classmethod

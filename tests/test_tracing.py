@@ -45,7 +45,13 @@ async def test_boot_notification_is_one_trace_across_every_hop(tmp_path: Path) -
     ]
     answered = _named(spans, "answer BootNotification")
     trace_id = received.context.trace_id
-    assert [span.context.trace_id for span in consumed] == [trace_id]
+    # Every service consuming ocpp.inbound (sessions decides; security reads it too)
+    # continues the station's trace, once per consumer group.
+    groups = [str((span.attributes or {})["messaging.consumer.group.name"]) for span in consumed]
+    assert len(groups) == len(set(groups)), groups
+    assert any("sessions" in group for group in groups), groups
+    assert [span.context.trace_id for span in consumed] == [trace_id] * len(consumed)
     assert answered.context.trace_id == trace_id
-    assert consumed[0].parent is not None
-    assert consumed[0].parent.span_id == received.context.span_id
+    for span in consumed:
+        assert span.parent is not None
+        assert span.parent.span_id == received.context.span_id

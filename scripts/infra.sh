@@ -61,6 +61,7 @@ PG_MARKER="$STATE/postgres.started-by-infra"
 PG_USER=csms
 PG_PASSWORD=csms
 PG_TEST_DB=csms_test
+PG_MAX_CONNECTIONS=1000
 
 log() { printf 'infra: %s\n' "$*" >&2; }
 die() { printf 'infra: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -442,11 +443,8 @@ pg_start() {
         mkdir -p "$STATE"
         echo "$PG_VERSION $PG_CLUSTER" >"$PG_MARKER"
     fi
-    local deadline=$((SECONDS + 60))
-    until pg_isready -q -h 127.0.0.1 -p "$PG_PORT" -t 1; do
-        ((SECONDS < deadline)) || die "postgres not ready on 127.0.0.1:$PG_PORT"
-        sleep 0.2
-    done
+    pg_wait_ready
+    pg_ensure_connections
     as_postgres psql -X -q -v ON_ERROR_STOP=1 -p "$PG_PORT" -d postgres >&2 <<SQL
 DO \$\$
 BEGIN
@@ -463,6 +461,28 @@ SELECT 'CREATE DATABASE $PG_TEST_DB OWNER $PG_USER'
  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$PG_TEST_DB') \gexec
 SQL
     log "postgres: ready (role $PG_USER, databases csms and $PG_TEST_DB)"
+}
+
+pg_wait_ready() {
+    local deadline=$((SECONDS + 60))
+    until pg_isready -q -h 127.0.0.1 -p "$PG_PORT" -t 1; do
+        ((SECONDS < deadline)) || die "postgres not ready on 127.0.0.1:$PG_PORT"
+        sleep 0.2
+    done
+}
+
+pg_ensure_connections() {
+    # Every test cluster and benchmark runs several processes with connection pools,
+    # side by side: the default 100 connections run out (TooManyConnectionsError).
+    local current
+    current="$(as_postgres psql -X -At -p "$PG_PORT" -d postgres -c 'SHOW max_connections')"
+    if ((current < PG_MAX_CONNECTIONS)); then
+        log "postgres: max_connections $current -> $PG_MAX_CONNECTIONS (restart)"
+        as_postgres psql -X -q -p "$PG_PORT" -d postgres \
+            -c "ALTER SYSTEM SET max_connections = $PG_MAX_CONNECTIONS" >&2
+        pg_ctlcluster --skip-systemctl-redirect "$PG_VERSION" "$PG_CLUSTER" restart >&2 9>&-
+        pg_wait_ready
+    fi
 }
 
 pg_stop() {

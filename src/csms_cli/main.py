@@ -179,6 +179,12 @@ def simulate(
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same fleet)")] = 0,
     ramp: Annotated[float, typer.Option(help="New connections per second")] = 100.0,
+    install_failure_rate: Annotated[
+        float, typer.Option(help="Share of stations whose firmware installs fail (0..1)")
+    ] = 0.0,
+    updated_firmware: Annotated[
+        str, typer.Option(help="The version a station reports after a firmware install")
+    ] = "1.0.1",
 ) -> None:
     """Run a fleet of virtual OCPP 1.6 / 2.0.1 / 2.1 stations against a CSMS."""
     from csms_cli.runtime import stop_on_signals
@@ -195,6 +201,8 @@ def simulate(
         password=password,
         seed=seed,
         ramp_per_s=ramp,
+        install_failure_rate=install_failure_rate,
+        updated_firmware_version=updated_firmware,
     )
 
     async def run() -> str:

@@ -115,3 +115,40 @@ def test_log_upload_carries_the_request_id() -> None:
         {"status": "Uploading", "requestId": 3},
         {"status": "Uploaded", "requestId": 3},
     ]
+
+
+@pytest.mark.parametrize("version", [OcppVersion.V16, OcppVersion.V201])
+def test_after_an_install_the_station_boots_reporting_the_new_version(
+    version: OcppVersion,
+) -> None:
+    harness = Harness(version, arrival_mean_s=1e9, updated_firmware_version="2.0.0")
+    harness.connect()
+    now = ocpp_time(harness.clock.wall())
+    payload = (
+        {"requestId": 7, "firmware": {"location": "http://fw/x", "retrieveDateTime": now}}
+        if version.is_2x
+        else {"location": "http://fw/x", "retrieveDate": now}
+    )
+    harness.call("UpdateFirmware", payload)
+    harness.run(120)
+    harness.disconnect()
+    harness.connect()
+    boot = harness.of("BootNotification")[-1]
+    reported = (
+        boot["chargingStation"]["firmwareVersion"] if version.is_2x else boot["firmwareVersion"]
+    )
+    assert reported == "2.0.0"
+
+
+def test_a_broken_station_fails_every_install_and_keeps_its_version() -> None:
+    harness = Harness(OcppVersion.V201, arrival_mean_s=1e9, install_failure_rate=1.0)
+    harness.connect()
+    now = ocpp_time(harness.clock.wall())
+    for request_id in (1, 2):
+        firmware = {"location": "http://fw/x", "retrieveDateTime": now}
+        harness.call("UpdateFirmware", {"requestId": request_id, "firmware": firmware})
+        harness.run(120)
+    statuses = [p["status"] for p in harness.of("FirmwareStatusNotification")]
+    assert statuses == ["Downloading", "Downloaded", "Installing", "InstallationFailed"] * 2
+    assert harness.station.disconnect_request is None  # no reboot
+    assert harness.station.firmware_version == "1.0.0"

@@ -46,12 +46,18 @@ class SimulationConfig:
     reconnect_base: float = 1.0  # real seconds, doubled per failed attempt
     reconnect_cap: float = 60.0
     boot_retry_s: float = 30.0  # when the CSMS gives interval 0 or no answer
+    # Share of stations whose every firmware install fails (InstallationFailed; they keep
+    # their version); the others boot reporting ``updated_firmware_version``.
+    install_failure_rate: float = 0.0
+    updated_firmware_version: str = "1.0.1"
 
     def __post_init__(self) -> None:
         if self.count < 1:
             raise ValueError("count must be at least 1")
         if self.evses_per_station < 1:
             raise ValueError("evses_per_station must be at least 1")
+        if not 0.0 <= self.install_failure_rate <= 1.0:
+            raise ValueError("install_failure_rate must be between 0 and 1")
         if self.speed <= 0 or self.ramp_per_s <= 0:
             raise ValueError("speed and ramp_per_s must be positive")
         if not self.version_mix or any(weight < 0 for weight in self.version_mix.values()):

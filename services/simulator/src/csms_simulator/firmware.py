@@ -27,15 +27,20 @@ def start_firmware_update(
     delay_s: float,
     signed: bool,
 ) -> None:
-    """Run Downloading → Downloaded → [SignatureVerified] → Installing → Installed → reboot."""
+    """Run Downloading → Downloaded → [SignatureVerified] → Installing → Installed → reboot
+    into the new version; a broken station ends with InstallationFailed and keeps its own."""
     steps: list[tuple[float, str]] = [(0.0, "Downloading"), (DOWNLOAD_S, "Downloaded")]
     if signed:
         steps.append((VERIFY_S, "SignatureVerified"))
-    steps += [(1.0, "Installing"), (INSTALL_S, "Installed")]
+    failed = station.install_broken
+    steps += [(1.0, "Installing"), (INSTALL_S, "InstallationFailed" if failed else "Installed")]
     station.firmware_busy = True
 
     def done() -> None:
         station.firmware_busy = False
+        if failed:
+            return
+        station.firmware_version = station.config.updated_firmware_version
         station.reboot("FirmwareUpdate", "Reboot")
 
     _run_steps(station, action, request_id, steps, delay_s, done)

@@ -24,13 +24,15 @@ _V2_CONNECTOR_STATUS = {
 }
 
 
-def boot_notification(version: OcppVersion, station_id: str, reason: str) -> JsonObject:
+def boot_notification(
+    version: OcppVersion, station_id: str, reason: str, firmware: str = FIRMWARE
+) -> JsonObject:
     if not version.is_2x:
         return {
             "chargePointVendor": VENDOR,
             "chargePointModel": MODEL,
             "chargePointSerialNumber": station_id[-25:],
-            "firmwareVersion": FIRMWARE,
+            "firmwareVersion": firmware,
         }
     return {
         "reason": reason,
@@ -38,7 +40,7 @@ def boot_notification(version: OcppVersion, station_id: str, reason: str) -> Jso
             "model": MODEL,
             "vendorName": VENDOR,
             "serialNumber": station_id[-25:],
-            "firmwareVersion": FIRMWARE,
+            "firmwareVersion": firmware,
         },
     }
 

@@ -67,6 +67,9 @@ class Station:
         self.boot_reason = "PowerUp"
         self.disconnect_request: Disconnect | None = None
         self.firmware_busy = False
+        self.firmware_version = messages.FIRMWARE
+        # Decided once per station (its own seeded rng): a broken one fails every install.
+        self.install_broken = rng.random() < config.install_failure_rate
         self.local_list_version = 0
         self.pending_reset = False
         self._heartbeat: Timer | None = None
@@ -104,7 +107,9 @@ class Station:
     # --- boot and heartbeat ---------------------------------------------------------
 
     def send_boot(self) -> None:
-        payload = messages.boot_notification(self.version, self.station_id, self.boot_reason)
+        payload = messages.boot_notification(
+            self.version, self.station_id, self.boot_reason, self.firmware_version
+        )
         self.protocol.call(BOOT, lambda: payload, self._boot_answered)
 
     def _boot_answered(self, outcome: Outcome) -> None:

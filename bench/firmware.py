@@ -71,12 +71,16 @@ def window_opening_in(seconds: float) -> tuple[datetime, dict[str, str]]:
 
 async def wait_known(api: httpx.AsyncClient, count: int, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
+    known = 0
     while time.monotonic() < deadline:
-        body = (await api.get("/firmware/stations", params={"limit": 1})).json()
-        if body["total"] >= count:
+        try:
+            known = (await api.get("/firmware/stations", params={"limit": 1})).json()["total"]
+        except httpx.TransportError as exc:  # a busy machine: ask again
+            print(f"NOTE asking for the stations failed: {exc!r}", flush=True)
+        if known >= count:
             return
         await asyncio.sleep(1.0)
-    raise TimeoutError(f"the firmware service knows {body['total']} of {count} stations")
+    raise TimeoutError(f"the firmware service knows {known} of {count} stations")
 
 
 async def upload_image(api: httpx.AsyncClient) -> str:

@@ -152,3 +152,16 @@ def test_a_broken_station_fails_every_install_and_keeps_its_version() -> None:
     assert statuses == ["Downloading", "Downloaded", "Installing", "InstallationFailed"] * 2
     assert harness.station.disconnect_request is None  # no reboot
     assert harness.station.firmware_version == "1.0.0"
+
+
+def test_the_fleet_has_exactly_the_configured_share_of_broken_stations() -> None:
+    from csms_simulator.clock import ScaledClock
+    from csms_simulator.config import SimulationConfig
+    from csms_simulator.fleet import build_stations
+    from csms_simulator.stats import FleetStats
+
+    config = SimulationConfig(count=1000, install_failure_rate=0.02, seed=3)
+    stations = build_stations(config, ScaledClock(1.0), FleetStats())
+    assert sum(station.install_broken for station in stations) == 20
+    again = build_stations(config, ScaledClock(1.0), FleetStats())
+    assert [s.install_broken for s in again] == [s.install_broken for s in stations]

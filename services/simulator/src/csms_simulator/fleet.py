@@ -18,10 +18,16 @@ from csms_simulator.stats import FleetStats
 def build_stations(
     config: SimulationConfig, clock: ScaledClock, stats: FleetStats
 ) -> list[Station]:
-    return [
+    stations = [
         Station(station_id, version, config, clock, stats, _rng(config.seed, station_id))
         for station_id, version in zip(config.station_ids(), config.versions(), strict=True)
     ]
+    # Exactly the configured share of the fleet fails its installs (which ones: the seed).
+    broken = round(len(stations) * config.install_failure_rate)
+    chosen = set(random.Random(config.seed).sample(range(len(stations)), broken))  # noqa: S311
+    for index, station in enumerate(stations):
+        station.install_broken = index in chosen
+    return stations
 
 
 def _rng(seed: int, station_id: str) -> random.Random:

@@ -20,13 +20,15 @@ from csms_billing.settings import BillingSettings
 from csms_core.bus.memory import InMemoryBus
 from csms_core.db import create_engine
 from csms_core.envelope import Envelope
-from csms_core.router import CommandClient
+from csms_core.router import CommandClient, CommandOutcome, CommandResult, Route, StationCommand
+from csms_core.router.base import gateway_address
 from csms_core.router.memory import InMemoryRouter
 from csms_core.settings import Environment
 from csms_core.topics import CDRS, METER_VALUES, SESSIONS
 from tests.waiting import eventually
 
 WAIT_S = 5.0
+GATEWAY_ID = "gw-test"
 
 
 def settings_for_tests(tmp_path: Path, **overrides: Any) -> BillingSettings:
@@ -47,10 +49,50 @@ def ocpp_time(at: datetime) -> str:
 
 
 @dataclass
+class Stations:
+    """The gateway's side: every command billing sends is recorded and answered ``{}``
+    (what CostUpdated, SetDefaultTariff and the like answer carries no decision)."""
+
+    router: InMemoryRouter
+    commands: list[StationCommand] = field(default_factory=list)
+    answers: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    async def connect(self, station_id: str, version: str = "2.0.1") -> None:
+        route = Route(
+            station_id=station_id,
+            gateway_id=GATEWAY_ID,
+            connection_id=uuid4().hex[:8],
+            ocpp_version=version,
+        )
+        await self.router.register(route, ttl_s=600)
+
+    async def serve(self) -> None:
+        async for message in await self.router.open_mailbox(gateway_address(GATEWAY_ID)):
+            if isinstance(message, StationCommand):
+                self.commands.append(message)
+                result = CommandResult(
+                    command_id=message.command_id,
+                    station_id=message.station_id,
+                    action=message.action,
+                    outcome=CommandOutcome.RESULT,
+                    payload=self.answers.get(message.action, {}),
+                )
+                await self.router.send(message.reply_to, result)
+
+    def sent(self, action: str, station_id: str | None = None) -> list[dict[str, Any]]:
+        return [
+            c.payload
+            for c in self.commands
+            if c.action == action and station_id in (None, c.station_id)
+        ]
+
+
+@dataclass
 class BillingHarness:
     service: BillingService
     bus: InMemoryBus
     router: InMemoryRouter
+    stations: Stations
     published: list[str] = field(default_factory=list)
 
     async def publish(
@@ -102,12 +144,15 @@ async def running_billing(tmp_path: Path, **overrides: Any) -> AsyncIterator[Bil
             service = BillingService(
                 settings, bus=bus, router=router, commands=commands, engine=engine
             )
+            stations = Stations(router)
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(service.run(stopping=stopping))
+                station_side = tasks.create_task(stations.serve())
                 await asyncio.wait_for(service.ready.wait(), WAIT_S)
                 try:
-                    yield BillingHarness(service, bus, router)
+                    yield BillingHarness(service, bus, router, stations)
                 finally:
                     stopping.set()
+                    station_side.cancel()
     finally:
         await engine.dispose()

@@ -69,7 +69,10 @@ class TimelineConsumer:
 
     async def _apply(self, session: AsyncSession, envelope: Envelope) -> list[Envelope]:
         if envelope.type == "session.started":
-            await service.open_session(session, events.opened(envelope))
+            opened = await service.open_session(session, events.opened(envelope))
+            if opened.cost_due_at is None and opened.tariff_id is not None:
+                interval = timedelta(seconds=self._settings.cost_update_interval_s)
+                opened.cost_due_at = utc_now() + interval  # costs.updates: 2.x only
         elif envelope.type == "session.updated":
             session_id, samples = events.progress(envelope)
             billed = await session.get(BilledSession, session_id)

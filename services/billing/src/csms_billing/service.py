@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from csms_billing.cdrs.issuer import CdrIssuer
 from csms_billing.consumer import TOPICS, TimelineConsumer
+from csms_billing.costs.updates import CostUpdates
 from csms_billing.db import migrate_billing
 from csms_billing.settings import BillingSettings
 from csms_core.bus import Bus
@@ -36,6 +37,7 @@ class BillingService:
         self.engine = engine
         self.factory = session_factory(engine)
         self.issuer = CdrIssuer(settings, bus, engine)
+        self.cost_updates = CostUpdates(settings, commands, engine)
         self.ready = asyncio.Event()
 
     async def migrate(self) -> None:
@@ -54,6 +56,9 @@ class BillingService:
             engine=self.engine,
             concurrency=self.settings.consumer_concurrency,
             stopping=stopping,
-            background={"billing CDRs": self.issuer.run(stopping)},
+            background={
+                "billing CDRs": self.issuer.run(stopping),
+                "billing running costs": self.cost_updates.run(stopping),
+            },
             ready=[self.ready, *([ready] if ready is not None else [])],
         )

@@ -36,6 +36,11 @@ class BillingSettings(CommonSettings):
     # published just before the end (another topic, so maybe read later) still count.
     cdr_settle_s: float = Field(default=0.5, ge=0, validation_alias="CSMS_BILLING_CDR_SETTLE_S")
 
+    # OCPP 2.0.1 I02 (TC_I_01): how often a 2.x station is sent a live session's running cost.
+    cost_update_interval_s: float = Field(
+        default=60.0, ge=0.1, validation_alias="CSMS_BILLING_COST_UPDATE_INTERVAL_S"
+    )
+
     @field_validator("time_zone")
     @classmethod
     def _known_zone(cls, value: str) -> str:

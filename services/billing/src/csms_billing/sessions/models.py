@@ -53,6 +53,10 @@ class BilledSession(SQLModel, table=True):
     # it is due: a moment after the end, so samples published just before the end count.
     cdr_id: str | None = Field(default=None, max_length=39)
     cdr_due_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    # OCPP 2.x CostUpdated: when the next running cost is due, and the last one the station
+    # took (costs.updates).
+    cost_due_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    cost_sent: float | None = None
     # 2.1 payments: the settlement and the cost limit of a prepaid token, if any.
     settlement: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     max_cost: float | None = None

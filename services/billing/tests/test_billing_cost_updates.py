@@ -1,0 +1,98 @@
+"""The running cost on the wire: 2.x stations are sent CostUpdated while a session runs."""
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import update
+
+from csms_billing.app import create_app
+from csms_billing.sessions.models import BilledSession
+from csms_core.db import transaction, utc_now
+from tests.billing_harness import BillingHarness, ocpp_time, running_billing
+from tests.waiting import eventually
+
+START = datetime(2024, 5, 6, 8, 0, tzinfo=UTC)
+TARIFF = {
+    "tariff": {
+        "id": "per-kwh",
+        "currency": "EUR",
+        "start_date_time": "2024-01-01T00:00:00Z",
+        "elements": [
+            {"price_components": [{"type": "ENERGY", "price": 0.40, "vat": 25, "step_size": 1}]}
+        ],
+    },
+    "applies_to": {"default": True},
+}
+
+
+@pytest.fixture
+async def quick(tmp_path: Path) -> AsyncIterator[tuple[BillingHarness, httpx.AsyncClient]]:
+    async with running_billing(tmp_path, cost_update_interval_s=0.2) as harness:
+        transport = httpx.ASGITransport(app=create_app(harness.service))
+        async with httpx.AsyncClient(transport=transport, base_url="http://b/api/v1") as api:
+            yield harness, api
+
+
+async def _session(billing: BillingHarness, station_id: str, version: str) -> None:
+    await billing.stations.connect(station_id, version)
+    await billing.publish(
+        "session.started",
+        station_id,
+        {
+            "session_id": f"s-{station_id}",
+            "transaction_id": f"tx-{station_id}",
+            "evse_id": 1,
+            "station_id": station_id,
+            "connector_id": 1,
+            "id_token": {"id_token": "TAG", "type": "ISO14443"},
+            "started_at": ocpp_time(START),
+            "meter_start_wh": 0.0,
+        },
+        version=version,
+    )
+
+
+async def _reading(billing: BillingHarness, station_id: str, wh: float) -> None:
+    sample: dict[str, Any] = {
+        "timestamp": ocpp_time(START + timedelta(minutes=wh / 100)),
+        "measurand": "Energy.Active.Import.Register",
+        "value": wh,
+        "unit": "Wh",
+    }
+    data = {"evse_id": 1, "samples": [sample], "session_id": f"s-{station_id}"}
+    await billing.publish("meter.values", station_id, data)
+
+
+async def test_tc_i_01_running_cost_sent_while_charging(
+    quick: tuple[BillingHarness, httpx.AsyncClient],
+) -> None:
+    billing, api = quick
+    assert (await api.put("/tariffs/per-kwh", json=TARIFF)).status_code == 201
+    await _session(billing, "CP-20", "2.0.1")
+    await _session(billing, "CP-16", "1.6")
+    await _reading(billing, "CP-20", 5000)
+
+    async def sent(count: int) -> list[dict[str, Any]] | None:
+        found = billing.stations.sent("CostUpdated", "CP-20")
+        return found if len(found) >= count else None
+
+    # 5 kWh x 0.40 = 2.00, incl. 25 % = 2.50 (totalCost includes taxes).
+    assert await eventually(lambda: sent(1), timeout_s=5, interval_s=0.05) == [
+        {"totalCost": 2.5, "transactionId": "tx-CP-20"}
+    ]
+    running = (await api.get("/costs/s-CP-20")).json()
+    assert running["total_cost"] == {"excl_vat": 2.0, "incl_vat": 2.5}
+
+    await _reading(billing, "CP-20", 8000)  # 8 kWh: 3.20, 4.00 incl.
+    updates = await eventually(lambda: sent(2), timeout_s=5, interval_s=0.05)
+    assert updates[1] == {"totalCost": 4.0, "transactionId": "tx-CP-20"}
+    await billing.caught_up()
+    async with transaction(billing.service.factory) as session:  # due again at once
+        await session.exec(update(BilledSession).values(cost_due_at=utc_now()))
+    assert await billing.service.cost_updates.send_due() == 0  # unchanged: not resent
+    assert len(billing.stations.sent("CostUpdated", "CP-20")) == 2
+    assert billing.stations.sent("CostUpdated", "CP-16") == []  # OCPP 1.6 has no cost messages

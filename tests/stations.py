@@ -59,6 +59,11 @@ class Station201(ocpp.v201.ChargePoint, _Recorder):  # type: ignore[misc]
         self.record("ChangeAvailability", **payload)
         return ocpp.v201.call_result.ChangeAvailability(status="Accepted")
 
+    @on("CostUpdated")  # type: ignore[untyped-decorator]
+    def on_cost_updated(self, **payload: Any) -> Any:
+        self.record("CostUpdated", **payload)
+        return ocpp.v201.call_result.CostUpdated()
+
 
 class Station21(ocpp.v21.ChargePoint, _Recorder):  # type: ignore[misc]
     @on("Reset")  # type: ignore[untyped-decorator]
@@ -75,6 +80,11 @@ class Station21(ocpp.v21.ChargePoint, _Recorder):  # type: ignore[misc]
     def on_change_availability(self, **payload: Any) -> Any:
         self.record("ChangeAvailability", **payload)
         return ocpp.v21.call_result.ChangeAvailability(status="Accepted")
+
+    @on("CostUpdated")  # type: ignore[untyped-decorator]
+    def on_cost_updated(self, **payload: Any) -> Any:
+        self.record("CostUpdated", **payload)
+        return ocpp.v21.call_result.CostUpdated()
 
 
 Station = Station16 | Station201 | Station21

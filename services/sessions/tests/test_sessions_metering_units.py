@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from csms_sessions.metering.energy import Reading, delivered_wh
+from csms_sessions.metering.energy import Reading, delivered_wh, session_energy
 from csms_sessions.metering.normalize import samples_of
 
 T0 = datetime(2025, 1, 1, 10, tzinfo=UTC)
@@ -101,3 +101,54 @@ def readings(*values: float, shuffle: bool = False) -> list[Reading]:
 def test_delivered_energy(values: tuple[float, ...], expected: float | None) -> None:
     assert delivered_wh(readings(*values)) == expected
     assert delivered_wh(readings(*values, shuffle=True)) == expected  # order of arrival is moot
+
+
+def at(minutes: int) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+@pytest.mark.parametrize(
+    ("readings", "start", "stop", "expected"),
+    [
+        # Stop minus start, samples inside agreeing: no disagreement.
+        ([(10, 1200.0), (20, 1400.0)], 1000.0, 1500.0, (500.0, ())),
+        # A sample above the stop reading: the stop counts, the session is flagged.
+        ([(10, 1700.0)], 1000.0, 1500.0, (500.0, ("meter_readings_disagree",))),
+        # Samples outside the session's own start and end never count or disagree.
+        ([(-5, 10.0), (70, 9000.0)], 1000.0, 1500.0, (500.0, ())),
+        # Stop below start (a meter reset): the segments add up, flagged.
+        ([(10, 1300.0), (20, 50.0)], 1000.0, 100.0, (350.0, ("stop_below_start",))),
+        # No start or stop reading: last minus first, a fall inside flagged.
+        (
+            [(10, 100.0), (20, 300.0), (30, 20.0), (40, 70.0)],
+            None,
+            None,
+            (250.0, ("register_decreased",)),
+        ),
+    ],
+)
+def test_session_energy_within_its_start_and_end(
+    readings: list[tuple[int, float]],
+    start: float | None,
+    stop: float | None,
+    expected: tuple[float, tuple[str, ...]],
+) -> None:
+    energy = session_energy(
+        [Reading(at(m), wh) for m, wh in readings],
+        meter_start=start,
+        meter_stop=stop,
+        started_at=at(0),
+        ended_at=at(60),
+    )
+    assert (energy.wh, tuple(reason for reason, _ in energy.disagreements)) == expected
+
+
+def test_session_energy_of_an_active_session_flags_nothing() -> None:
+    energy = session_energy(
+        [Reading(at(10), 100.0), Reading(at(20), 20.0)],
+        meter_start=None,
+        meter_stop=None,
+        started_at=None,
+        ended_at=None,
+    )
+    assert (energy.wh, energy.disagreements) == (0.0, ())

@@ -80,7 +80,8 @@ async def wait_known(api: httpx.AsyncClient, count: int, timeout_s: float) -> No
     known = 0
     while time.monotonic() < deadline:
         try:
-            response = await api.get("/firmware/stations", params={"limit": 1})
+            # Booted (their model known), not only connected: the target is a model.
+            response = await api.get("/firmware/stations", params={"limit": 1, "model": MODEL})
             known = response.json()["total"] if response.status_code == 200 else known
         except httpx.TransportError as exc:  # a busy machine: ask again
             print(f"NOTE asking for the stations failed: {exc!r}", flush=True)

@@ -11,13 +11,13 @@
 
 import base64
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from cryptography import x509
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
+from csms_security.db import ocpp_time
 from csms_security.hashdata import CertificateHashData, OcspRequestData, hash_data
 from csms_security.pnc.revocation import CertificateStatus, RevocationAnswer, RevocationClient
 from csms_security.pnc.trust import ChainError, TrustStore, load_pem_chain
@@ -66,7 +66,7 @@ async def chain_status(revocation: RevocationClient, payload: dict[str, Any]) ->
                 "certificateHashData": entry["certificateHashData"],
                 "source": entry["source"],
                 "status": answer.status.value,
-                "nextUpdate": _ocpp_time(answer.next_update),
+                "nextUpdate": ocpp_time(answer.next_update),
             }
         )
     return {"certificateStatus": statuses}
@@ -156,7 +156,3 @@ def _worst(answers: Sequence[RevocationAnswer]) -> AuthorizeCertificateStatus:
         # "cannot be retrieved from secondary actor within the specified timeout"
         return AuthorizeCertificateStatus.NO_CERTIFICATE_AVAILABLE
     return AuthorizeCertificateStatus.ACCEPTED
-
-
-def _ocpp_time(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -36,7 +36,7 @@ async def upgrade_state(
 ) -> dict[str, Any] | None:
     """The station's profile view once its latest upgrade is ``wanted`` (and, if given, its
     connection has ``connected_profile``: both are read one after the other)."""
-    body = (await csms.api.get(f"/stations/{station_id}/security-profile")).json()
+    body: dict[str, Any] = (await csms.api.get(f"/stations/{station_id}/security-profile")).json()
     upgrade = body["upgrade"]
     if upgrade is None or upgrade["state"] != wanted:
         return None

@@ -83,7 +83,16 @@ API_SERVICES: tuple[ApiService, ...] = (
         ),
     ),
     ApiService("firmware", create_firmware_app, ("/api/v1/firmware",)),
-    ApiService("billing", create_billing_app, ("/api/v1/tariffs", "/api/v1/cdrs", "/api/v1/costs")),
+    ApiService(
+        "billing",
+        create_billing_app,
+        (
+            "/api/v1/tariffs",
+            "/api/v1/cdrs",
+            "/api/v1/costs",
+            "/api/v1/stations/{station_id}/tariffs",
+        ),
+    ),
 )
 
 

@@ -14,6 +14,7 @@ from csms_billing.cdrs.api import router as cdrs_router
 from csms_billing.costs.api import router as costs_router
 from csms_billing.service import BillingService
 from csms_billing.tariffs.api import router as tariffs_router
+from csms_billing.tariffs.stations_api import router as station_tariffs_router
 
 API_PREFIX = "/api/v1"
 
@@ -21,7 +22,7 @@ API_PREFIX = "/api/v1"
 def create_router(service: BillingService) -> APIRouter:
     """The service's REST routes (mount under ``/api/v1``)."""
     router = APIRouter(dependencies=[bind_service(service)], route_class=ProblemRoute)
-    for routes in (tariffs_router, cdrs_router, costs_router):
+    for routes in (tariffs_router, station_tariffs_router, cdrs_router, costs_router):
         router.include_router(routes)
     return router
 

@@ -12,6 +12,7 @@ from csms_api.problems import Problem, ProblemRoute, install_problem_handlers
 from csms_billing.api.deps import bind_service
 from csms_billing.cdrs.api import router as cdrs_router
 from csms_billing.costs.api import router as costs_router
+from csms_billing.payments.api import router as payments_router
 from csms_billing.service import BillingService
 from csms_billing.tariffs.api import router as tariffs_router
 from csms_billing.tariffs.stations_api import router as station_tariffs_router
@@ -22,7 +23,13 @@ API_PREFIX = "/api/v1"
 def create_router(service: BillingService) -> APIRouter:
     """The service's REST routes (mount under ``/api/v1``)."""
     router = APIRouter(dependencies=[bind_service(service)], route_class=ProblemRoute)
-    for routes in (tariffs_router, station_tariffs_router, cdrs_router, costs_router):
+    for routes in (
+        tariffs_router,
+        station_tariffs_router,
+        cdrs_router,
+        costs_router,
+        payments_router,
+    ):
         router.include_router(routes)
     return router
 

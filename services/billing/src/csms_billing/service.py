@@ -9,6 +9,7 @@ from csms_billing.cdrs.issuer import CdrIssuer
 from csms_billing.consumer import TOPICS, TimelineConsumer
 from csms_billing.costs.updates import CostUpdates
 from csms_billing.db import migrate_billing
+from csms_billing.payments.provider import PaymentProvider, SignedWebhookProvider
 from csms_billing.settings import BillingSettings
 from csms_core.bus import Bus
 from csms_core.db import session_factory
@@ -16,6 +17,16 @@ from csms_core.router import CommandClient, Router
 from csms_core.service import consume_and_run
 
 logger = logging.getLogger(__name__)
+
+
+def payment_provider(settings: BillingSettings) -> PaymentProvider | None:
+    """The configured payment provider (None: web payments are off)."""
+    secret = settings.payment_webhook_secret
+    if secret is None:
+        return None
+    return SignedWebhookProvider(
+        secret.get_secret_value().encode(), api_url=settings.payment_provider_url
+    )
 
 
 class BillingService:
@@ -38,6 +49,7 @@ class BillingService:
         self.factory = session_factory(engine)
         self.issuer = CdrIssuer(settings, bus, engine)
         self.cost_updates = CostUpdates(settings, commands, engine)
+        self.payment_provider = payment_provider(settings)
         self.ready = asyncio.Event()
 
     async def migrate(self) -> None:

@@ -1,11 +1,12 @@
 """Settings of the billing service (env prefix ``CSMS_``, billing's own under ``CSMS_BILLING_``)."""
 
+from typing import Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from csms_core.settings import CommonSettings
+from csms_core.settings import CommonSettings, Environment
 
 
 class BillingSettings(CommonSettings):
@@ -40,6 +41,33 @@ class BillingSettings(CommonSettings):
     cost_update_interval_s: float = Field(
         default=60.0, ge=0.1, validation_alias="CSMS_BILLING_COST_UPDATE_INTERVAL_S"
     )
+
+    # The payment provider of web / QR payments (payments.provider): the secret its webhook
+    # signatures are made with, and its API, asked to confirm a payment (optional).
+    payment_webhook_secret: SecretStr | None = Field(
+        default=None, validation_alias="CSMS_BILLING_PAYMENT_WEBHOOK_SECRET"
+    )
+    payment_provider_url: str | None = Field(
+        default=None, validation_alias="CSMS_BILLING_PAYMENT_PROVIDER_URL"
+    )
+    # Where drivers open the receipts of settlements: the public base of the REST API.
+    receipt_base_url: str = Field(
+        default="http://127.0.0.1:8000/api/v1", validation_alias="CSMS_BILLING_RECEIPT_BASE_URL"
+    )
+
+    @model_validator(mode="after")
+    def _no_placeholder_secret(self) -> Self:
+        secret = self.payment_webhook_secret
+        if (
+            self.environment is Environment.PRODUCTION
+            and secret is not None
+            and (len(secret.get_secret_value()) < 32 or "change" in secret.get_secret_value())
+        ):
+            raise ValueError(
+                "CSMS_BILLING_PAYMENT_WEBHOOK_SECRET must be the provider's real secret "
+                "(32 characters at least) outside development"
+            )
+        return self
 
     @field_validator("time_zone")
     @classmethod

@@ -25,6 +25,7 @@ from csms_billing.cdrs.build import (
 )
 from csms_billing.cdrs.models import CdrRecord
 from csms_billing.cdrs.ocpi import Cdr
+from csms_billing.payments import service as payments
 from csms_billing.sessions import service as sessions
 from csms_billing.sessions.models import BilledSession, SampleKind
 from csms_billing.settings import BillingSettings
@@ -61,7 +62,9 @@ async def issue(
     cdr = await _build(session, billed, settings, now, uuid4().hex, late=False)
     billed.cdr_id = cdr.id
     session.add(billed)
-    return [_store(session, cdr, billed)]
+    issued = [_store(session, cdr, billed)]
+    await payments.charge_cdrs(session, issued)
+    return issued
 
 
 async def correct(
@@ -81,7 +84,9 @@ async def correct(
     session.add(standing)
     billed.cdr_id = corrected.id
     session.add(billed)
-    return [_store(session, credit, billed), _store(session, corrected, billed)]
+    issued = [_store(session, credit, billed), _store(session, corrected, billed)]
+    await payments.charge_cdrs(session, issued)
+    return issued
 
 
 def _content(body: dict[str, Any]) -> dict[str, Any]:

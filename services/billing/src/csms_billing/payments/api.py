@@ -1,0 +1,278 @@
+"""Payments over REST: the provider's webhook, web payments, prepaid accounts, receipts."""
+
+import logging
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request, status
+from pydantic import BaseModel, Field
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from csms_api.problems import Problem, ProblemRoute, problem_responses
+from csms_billing.api.deps import Limit, Offset, Page, ServiceDep, SessionDep
+from csms_billing.money import is_currency
+from csms_billing.ocpi import DateTime, Number
+from csms_billing.payments import service
+from csms_billing.payments.models import (
+    PrepaidAccount,
+    PrepaidEntry,
+    Settlement,
+    WebPayment,
+    WebPaymentStatus,
+)
+from csms_billing.payments.provider import InvalidSignature, PaymentState
+from csms_core.db import transaction, utc_now
+from csms_core.router import CommandOutcome, StationOffline
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(tags=["billing: payments"], route_class=ProblemRoute)
+TokenPath = Annotated[str, Path(min_length=1, max_length=255, examples=["04A2B3C4D5E6F7"])]
+START_TIMEOUT_S = 30.0
+
+
+class WebPaymentOut(BaseModel):
+    web_payment_id: int
+    station_id: str
+    evse_id: int
+    status: WebPaymentStatus
+    payment_id: str | None
+    amount: Number | None
+    currency: str | None
+    remote_start_id: int | None
+    detail: str | None
+    expires_at: DateTime
+    updated_at: DateTime
+
+    @classmethod
+    def of(cls, payment: WebPayment) -> "WebPaymentOut":
+        amount = (
+            service.major(payment.amount_minor, payment.currency)
+            if payment.amount_minor is not None and payment.currency
+            else None
+        )
+        assert payment.web_payment_id is not None  # noqa: S101 - stored
+        return cls(
+            web_payment_id=payment.web_payment_id,
+            station_id=payment.station_id,
+            evse_id=payment.evse_id,
+            status=WebPaymentStatus(payment.status),
+            payment_id=payment.payment_id,
+            amount=amount,
+            currency=payment.currency,
+            remote_start_id=payment.remote_start_id,
+            detail=payment.detail,
+            expires_at=payment.expires_at,
+            updated_at=payment.updated_at,
+        )
+
+
+@router.post(
+    "/payments/webhook",
+    response_model=WebPaymentOut | None,
+    responses=problem_responses(401, 503),
+)
+async def payment_webhook(request: Request, billing: ServiceDep) -> WebPaymentOut | None:
+    """The payment provider says how a payment went (signed by the provider, no bearer token)."""
+    provider = billing.payment_provider
+    if provider is None:
+        raise Problem(503, "no payment provider is configured", kind="payments-not-configured")
+    body = await request.body()
+    try:
+        event = provider.verify(request.headers, body)
+    except InvalidSignature as exc:
+        logger.warning("payment webhook refused: %s", exc)
+        raise Problem(401, str(exc), kind="invalid-signature") from None
+    if event.state is PaymentState.AUTHORIZED and await provider.state_of(event.payment_id) not in (
+        None,
+        PaymentState.AUTHORIZED,
+    ):
+        raise Problem(401, "the provider's API does not confirm the payment", kind="unconfirmed")
+    async with transaction(billing.factory) as session:
+        payment = await service.apply_webhook(session, event, utc_now())
+    if payment is None:
+        return None  # applied before: the provider retried
+    if payment.status == WebPaymentStatus.AUTHORIZED:
+        await _start(billing, payment)
+    return WebPaymentOut.of(payment)
+
+
+async def _start(billing: ServiceDep, payment: WebPayment) -> None:
+    """RequestStartTransaction for what the driver paid (2.1 C25 web payment)."""
+    detail: str | None = None
+    try:
+        result = await billing.commands.call(
+            payment.station_id,
+            "RequestStartTransaction",
+            service.start_request(payment),
+            START_TIMEOUT_S,
+        )
+        answer = (result.payload or {}).get("status")
+        if result.outcome is not CommandOutcome.RESULT or answer != "Accepted":
+            detail = f"the station answered {answer or result.outcome.value}"
+    except StationOffline:
+        detail = "the station is offline"
+    payment.status = WebPaymentStatus.STARTED if detail is None else WebPaymentStatus.FAILED
+    payment.detail, payment.updated_at = detail, utc_now()
+    async with transaction(billing.factory) as session:
+        await session.merge(payment)
+
+
+@router.get("/payments/web", response_model=Page[WebPaymentOut])
+async def list_web_payments(
+    session: SessionDep,
+    station_id: Annotated[str | None, Query(max_length=48)] = None,
+    status_: Annotated[WebPaymentStatus | None, Query(alias="status")] = None,
+    offset: Offset = 0,
+    limit: Limit = 50,
+) -> Page[WebPaymentOut]:
+    """Web payments, newest first (``status=unmatched``: paid, to be refunded)."""
+    conditions = []
+    if station_id is not None:
+        conditions.append(col(WebPayment.station_id) == station_id)
+    if status_ is not None:
+        conditions.append(col(WebPayment.status) == status_)
+    total = (
+        await session.exec(select(func.count()).select_from(WebPayment).where(*conditions))
+    ).one()
+    page = await session.exec(
+        select(WebPayment)
+        .where(*conditions)
+        .order_by(col(WebPayment.created_at).desc(), col(WebPayment.web_payment_id).desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    return Page(items=[WebPaymentOut.of(p) for p in page], total=total, limit=limit, offset=offset)
+
+
+# --- prepaid --------------------------------------------------------------------------
+
+
+class AccountIn(BaseModel):
+    currency: str = Field(min_length=3, max_length=3, examples=["EUR"])
+
+
+class TopUp(BaseModel):
+    amount: Decimal = Field(gt=0, le=Decimal(100_000), decimal_places=4, allow_inf_nan=False)
+
+
+class EntryOut(BaseModel):
+    kind: str
+    amount: Number
+    cdr_id: str | None
+    at: DateTime
+
+
+class AccountOut(BaseModel):
+    id_token: str
+    currency: str
+    balance: Number = Field(description="what the token may still spend (negative: owed)")
+    entries: list[EntryOut] = Field(description="the newest 50")
+
+
+async def _account_out(session: SessionDep, account: PrepaidAccount) -> AccountOut:
+    entries = await session.exec(
+        select(PrepaidEntry)
+        .where(col(PrepaidEntry.id_token) == account.id_token)
+        .order_by(col(PrepaidEntry.at).desc(), col(PrepaidEntry.entry_id).desc())
+        .limit(50)
+    )
+    return AccountOut(
+        id_token=account.id_token,
+        currency=account.currency,
+        balance=service.major(await service.balance(session, account.id_token), account.currency),
+        entries=[
+            EntryOut(
+                kind=e.kind,
+                amount=service.major(e.amount_minor, account.currency),
+                cdr_id=e.cdr_id,
+                at=e.at,
+            )
+            for e in entries
+        ],
+    )
+
+
+@router.put(
+    "/prepaid-accounts/{id_token}", response_model=AccountOut, responses=problem_responses(409, 422)
+)
+async def put_prepaid_account(
+    id_token: TokenPath, body: AccountIn, session: SessionDep
+) -> AccountOut:
+    """Make a token prepaid: its CDRs are paid from its balance."""
+    if not is_currency(body.currency):
+        raise Problem(422, f"{body.currency!r} is no ISO 4217 currency", kind="invalid-currency")
+    account = await session.get(PrepaidAccount, id_token)
+    if account is not None and account.currency != body.currency:
+        raise Problem(409, f"the account is in {account.currency}", kind="currency-change")
+    account = account or PrepaidAccount(id_token=id_token, currency=body.currency)
+    session.add(account)
+    await session.commit()
+    return await _account_out(session, account)
+
+
+@router.post(
+    "/prepaid-accounts/{id_token}/top-ups",
+    response_model=AccountOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(404, 422),
+)
+async def top_up(id_token: TokenPath, body: TopUp, session: SessionDep) -> AccountOut:
+    """Add to a prepaid token's balance."""
+    account = await _account(session, id_token)
+    await service.top_up(session, account, body.amount, utc_now())
+    await session.commit()
+    return await _account_out(session, account)
+
+
+@router.get(
+    "/prepaid-accounts/{id_token}", response_model=AccountOut, responses=problem_responses(404)
+)
+async def get_prepaid_account(id_token: TokenPath, session: SessionDep) -> AccountOut:
+    """A prepaid token's balance and its newest entries."""
+    return await _account_out(session, await _account(session, id_token))
+
+
+async def _account(session: SessionDep, id_token: str) -> PrepaidAccount:
+    account = await session.get(PrepaidAccount, id_token)
+    if account is None:
+        raise Problem(404, f"{id_token} has no prepaid account", kind="unknown-account")
+    return account
+
+
+# --- receipts -------------------------------------------------------------------------
+
+
+class Receipt(BaseModel):
+    """A driver's receipt (the URL a payment terminal's station shows as a QR code)."""
+
+    receipt_id: str
+    station_id: str
+    psp_ref: str
+    status: str
+    amount: Number
+    settled_at: datetime
+    session_id: str | None
+    cdr_id: str | None
+
+
+@router.get("/receipts/{receipt_id}", response_model=Receipt, responses=problem_responses(404))
+async def get_receipt(
+    receipt_id: Annotated[str, Path(min_length=8, max_length=50)], session: SessionDep
+) -> Receipt:
+    """A settlement's receipt (its unguessable id is the credential: drivers have no token)."""
+    settlement = await session.get(Settlement, receipt_id)
+    if settlement is None:
+        raise Problem(404, "no such receipt", kind="unknown-receipt")
+    return Receipt(
+        receipt_id=settlement.receipt_id,
+        station_id=settlement.station_id,
+        psp_ref=settlement.psp_ref,
+        status=settlement.status,
+        amount=Decimal(repr(settlement.amount)),
+        settled_at=settlement.settled_at,
+        session_id=settlement.session_id,
+        cdr_id=settlement.cdr_id,
+    )

@@ -1,0 +1,226 @@
+"""2.1 payments: web / QR payments started by the provider's signed webhook, prepaid balances,
+settlements with receipts."""
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from csms_billing.app import create_app
+from csms_billing.payments import service as payments
+from csms_billing.payments.settlements import NotifySettlement, record_settlement
+from csms_core.db import transaction, utc_now
+from tests.billing_harness import BillingHarness, ocpp_time, running_billing
+from tests.payment_provider import SECRET, Provider, running_provider
+
+
+@pytest.fixture
+async def paying(
+    tmp_path: Path,
+) -> AsyncIterator[tuple[BillingHarness, httpx.AsyncClient, Provider]]:
+    async with (
+        running_provider() as provider,
+        running_billing(
+            tmp_path,
+            payment_webhook_secret=SECRET.decode(),
+            payment_provider_url=provider.url,
+            receipt_base_url="https://csms.example/api/v1",
+        ) as harness,
+    ):
+        transport = httpx.ASGITransport(app=create_app(harness.service))
+        async with httpx.AsyncClient(transport=transport, base_url="http://b/api/v1") as api:
+            yield harness, api, provider
+
+
+async def _waiting_for_payment(billing: BillingHarness, station_id: str, evse_id: int) -> None:
+    """What NotifyWebPaymentStarted records: the station shows its QR code for 120 s."""
+    async with transaction(billing.service.factory) as session:
+        await payments.web_payment_started(session, station_id, evse_id, 120, utc_now())
+
+
+async def test_billing_web_payment_starts_charging(
+    paying: tuple[BillingHarness, httpx.AsyncClient, Provider],
+) -> None:
+    billing, api, provider = paying
+    await billing.stations.connect("CP-QR", "2.1")
+    billing.stations.answers["RequestStartTransaction"] = {"status": "Accepted"}
+    await _waiting_for_payment(billing, "CP-QR", 2)
+    headers, body = provider.webhook("pay-1", "CP-QR", 2)
+    answer = await api.post("/payments/webhook", content=body, headers=headers)
+    assert answer.status_code == 200, answer.text
+    paid = answer.json()
+    assert (paid["status"], paid["amount"], paid["payment_id"]) == ("started", 25.0, "pay-1")
+    (start,) = billing.stations.sent("RequestStartTransaction", "CP-QR")
+    assert start == {
+        "evseId": 2,
+        "remoteStartId": paid["remote_start_id"],
+        "idToken": {"idToken": "pay-1", "type": "NoAuthorization"},
+    }
+    again = await api.post("/payments/webhook", content=body, headers=headers)  # a retry
+    assert (again.status_code, again.json()) == (200, None)
+    assert len(billing.stations.sent("RequestStartTransaction")) == 1
+
+
+async def test_billing_webhook_without_the_providers_signature_is_refused(
+    paying: tuple[BillingHarness, httpx.AsyncClient, Provider],
+) -> None:
+    billing, api, provider = paying
+    await billing.stations.connect("CP-QR", "2.1")
+    await _waiting_for_payment(billing, "CP-QR", 1)
+    for headers, body in (
+        provider.webhook("forged", "CP-QR", 1, secret=b"someone-else"),
+        provider.webhook(
+            "stale", "CP-QR", 1, at=(datetime.now(UTC) - timedelta(hours=1)).timestamp()
+        ),
+        ({"content-type": "application/json"}, provider.webhook("unsigned", "CP-QR", 1)[1]),
+    ):
+        refused = await api.post("/payments/webhook", content=body, headers=headers)
+        assert refused.status_code == 401
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["type"] == "urn:csms:problem:invalid-signature"
+    headers, body = provider.webhook("tampered", "CP-QR", 1)
+    tampered = body.replace(b'"25.00"', b'"0.01"')
+    assert (
+        await api.post("/payments/webhook", content=tampered, headers=headers)
+    ).status_code == 401
+    assert billing.stations.sent("RequestStartTransaction") == []
+
+
+async def test_billing_payment_the_provider_does_not_confirm_is_refused(
+    paying: tuple[BillingHarness, httpx.AsyncClient, Provider],
+) -> None:
+    billing, api, provider = paying
+    await billing.stations.connect("CP-QR", "2.1")
+    await _waiting_for_payment(billing, "CP-QR", 1)
+    headers, body = provider.webhook("pay-9", "CP-QR", 1)
+    provider.states["pay-9"] = "failed"  # its API knows better than the (replayed) call
+    refused = await api.post("/payments/webhook", content=body, headers=headers)
+    assert (refused.status_code, refused.json()["type"]) == (401, "urn:csms:problem:unconfirmed")
+    assert billing.stations.sent("RequestStartTransaction") == []
+
+
+async def test_billing_payment_nobody_waits_for_is_kept_for_a_refund(
+    paying: tuple[BillingHarness, httpx.AsyncClient, Provider],
+) -> None:
+    billing, api, provider = paying
+    headers, body = provider.webhook("pay-lost", "CP-NONE", 1)
+    answer = await api.post("/payments/webhook", content=body, headers=headers)
+    assert answer.json()["status"] == "unmatched"
+    listed = (await api.get("/payments/web", params={"status": "unmatched"})).json()
+    assert [p["payment_id"] for p in listed["items"]] == ["pay-lost"]
+    assert billing.stations.sent("RequestStartTransaction") == []
+
+
+async def test_billing_webhook_without_a_provider_is_503(
+    billing: BillingHarness, api: httpx.AsyncClient
+) -> None:
+    answer = await api.post("/payments/webhook", content=b"{}")
+    assert (answer.status_code, answer.json()["type"]) == (
+        503,
+        "urn:csms:problem:payments-not-configured",
+    )
+
+
+TARIFF = {
+    "tariff": {
+        "id": "prepaid",
+        "currency": "EUR",
+        "start_date_time": "2024-01-01T00:00:00Z",
+        "elements": [
+            {"price_components": [{"type": "ENERGY", "price": 0.50, "vat": 20, "step_size": 1}]}
+        ],
+    },
+    "applies_to": {"default": True},
+}
+START = datetime(2024, 5, 6, 8, 0, tzinfo=UTC)
+
+
+async def _charge(billing: BillingHarness, session_id: str, token: str, stop_wh: float) -> None:
+    base: dict[str, Any] = {"session_id": session_id, "transaction_id": session_id, "evse_id": 1}
+    await billing.publish(
+        "session.started",
+        "CP-P",
+        base
+        | {
+            "station_id": "CP-P",
+            "connector_id": 1,
+            "id_token": {"id_token": token, "type": "ISO14443"},
+            "started_at": ocpp_time(START),
+            "meter_start_wh": 0.0,
+        },
+    )
+    await billing.publish(
+        "session.ended",
+        "CP-P",
+        base
+        | {
+            "ended_at": ocpp_time(START + timedelta(hours=1)),
+            "stop_reason": "local",
+            "meter_stop_wh": stop_wh,
+        },
+    )
+
+
+async def test_billing_prepaid_balance_pays_the_cdrs(
+    billing: BillingHarness, api: httpx.AsyncClient
+) -> None:
+    assert (await api.put("/tariffs/prepaid", json=TARIFF)).status_code == 201
+    assert (await api.put("/prepaid-accounts/PRE-1", json={"currency": "EUR"})).status_code == 200
+    topped = await api.post("/prepaid-accounts/PRE-1/top-ups", json={"amount": "20.00"})
+    assert (topped.status_code, topped.json()["balance"]) == (201, 20.0)
+    await _charge(billing, "s-pre-1", "PRE-1", 10_000)  # 10 kWh x 0.50 = 5.00, 6.00 incl.
+    await _charge(billing, "s-other", "NOT-PREPAID", 10_000)
+    await billing.wait_for_cdrs(2)
+    account = (await api.get("/prepaid-accounts/PRE-1")).json()
+    assert account["balance"] == 14.0
+    assert [(e["kind"], e["amount"]) for e in account["entries"]] == [
+        ("session", -6.0),
+        ("top_up", 20.0),
+    ]
+    refused = await api.put("/prepaid-accounts/PRE-1", json={"currency": "USD"})
+    assert refused.status_code == 409
+    bad = await api.post("/prepaid-accounts/PRE-1/top-ups", json={"amount": "-5"})
+    assert bad.status_code == 422
+    assert (await api.get("/prepaid-accounts/NOPE")).status_code == 404
+
+
+async def test_billing_notify_settlement_makes_a_receipt(
+    billing: BillingHarness, api: httpx.AsyncClient
+) -> None:
+    assert (await api.put("/tariffs/prepaid", json=TARIFF)).status_code == 201
+    await _charge(billing, "s-card", "CARD-1", 4000)
+    (cdr,) = await billing.wait_for_cdrs(1)
+    request = NotifySettlement.model_validate(
+        {
+            "transactionId": "s-card",
+            "pspRef": "PSP-77",
+            "status": "Settled",
+            "settlementAmount": 2.4,
+            "settlementTime": "2024-05-06T09:00:05Z",
+        }
+    )
+    async with transaction(billing.service.factory) as session:
+        answer = await record_settlement(
+            session, "CP-P", request, "https://csms.example/api/v1", utc_now()
+        )
+    assert answer["receiptUrl"] == f"https://csms.example/api/v1/receipts/{answer['receiptId']}"
+    receipt = (await api.get(f"/receipts/{answer['receiptId']}")).json()
+    assert (receipt["psp_ref"], receipt["amount"], receipt["cdr_id"]) == ("PSP-77", 2.4, cdr["id"])
+    assert (await api.get("/receipts/not-a-receipt")).status_code == 404
+    own = request.model_copy(update={"receipt_url": "https://terminal/r/1", "receipt_id": "T-1"})
+    async with transaction(billing.service.factory) as session:
+        assert await record_settlement(session, "CP-P", own, "https://x", utc_now()) == {}
+
+
+@pytest.mark.parametrize("secret", ["change-me", "short"])
+def test_billing_placeholder_webhook_secret_refused_in_production(secret: str) -> None:
+    from pydantic import ValidationError
+
+    from csms_billing.settings import BillingSettings
+    from csms_core.settings import Environment
+
+    with pytest.raises(ValidationError, match="PAYMENT_WEBHOOK_SECRET"):
+        BillingSettings(environment=Environment.PRODUCTION, payment_webhook_secret=secret)

@@ -12,6 +12,7 @@ from sqlalchemy import update
 from csms_billing.app import create_app
 from csms_billing.sessions.models import BilledSession
 from csms_core.db import transaction, utc_now
+from csms_ocpp import OcppVersion, schemas
 from tests.billing_harness import BillingHarness, ocpp_time, running_billing
 from tests.waiting import eventually
 
@@ -96,3 +97,55 @@ async def test_tc_i_01_running_cost_sent_while_charging(
     assert await billing.service.cost_updates.send_due() == 0  # unchanged: not resent
     assert len(billing.stations.sent("CostUpdated", "CP-20")) == 2
     assert billing.stations.sent("CostUpdated", "CP-16") == []  # OCPP 1.6 has no cost messages
+
+
+async def test_billing_california_pricing_stations_get_the_prices_behind_the_cost(
+    quick: tuple[BillingHarness, httpx.AsyncClient],
+) -> None:
+    """OCA California Pricing: a station reporting the costmsg customization gets, with the
+    running cost, its register reading, state and the prices in force (incl. taxes)."""
+    billing, api = quick
+    assert (await api.put("/tariffs/per-kwh", json=TARIFF)).status_code == 201
+    billing.stations.answers["GetVariables"] = {
+        "getVariableResult": [
+            {
+                "attributeStatus": "Accepted",
+                "attributeValue": "true",
+                "component": {"name": "CustomizationCtrlr"},
+                "variable": {
+                    "name": "CustomImplementationEnabled",
+                    "instance": "org.openchargealliance.costmsg",
+                },
+            }
+        ]
+    }
+    await _session(billing, "CP-CA", "2.0.1")
+    await _reading(billing, "CP-CA", 5000)
+    # 2.x chargingState: still charging (without it, a register standing still since the
+    # last reading would count as idle).
+    charging = {
+        "session_id": "s-CP-CA",
+        "updated_at": ocpp_time(START),
+        "charging_state": "Charging",
+    }
+    await billing.publish("session.updated", "CP-CA", charging)
+
+    async def sent() -> list[dict[str, Any]] | None:
+        return billing.stations.sent("CostUpdated", "CP-CA") or None
+
+    (update_,) = await eventually(sent, timeout_s=5, interval_s=0.05)
+    assert schemas.validate(OcppVersion.V201, "CostUpdated", update_) is None
+    custom = update_["customData"]
+    assert custom["vendorId"] == "org.openchargealliance.costmsg"
+    assert (custom["meterValue"], custom["state"]) == (5000, "Charging")
+    assert custom["chargingPrice"] == {"kWhPrice": 0.5}  # 0.40/kWh + 25 %
+    assert billing.stations.sent("GetVariables", "CP-CA")  # asked once
+    await _session(billing, "CP-PLAIN", "2.0.1")
+    billing.stations.answers["GetVariables"] = {"getVariableResult": []}
+    await _reading(billing, "CP-PLAIN", 1000)
+
+    async def plain() -> list[dict[str, Any]] | None:
+        return billing.stations.sent("CostUpdated", "CP-PLAIN") or None
+
+    (ordinary,) = await eventually(plain, timeout_s=5, interval_s=0.05)
+    assert "customData" not in ordinary

@@ -7,24 +7,28 @@ the station took. OCPP 1.6 has no cost messages: its cost is on REST and in the 
 
 Replicas share the work: a replica claims the sessions due (``FOR UPDATE SKIP
 LOCKED`` on PostgreSQL) by moving their next update forward, then sends outside
-the transaction, so a slow station holds no lock.
+the transaction, so a slow station holds no lock. A station with the California
+Pricing customization gets the prices behind the cost as well (``california``).
 """
 
 import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from csms_billing.costs import california
 from csms_billing.sessions import service as sessions
 from csms_billing.sessions.models import BilledSession, SessionState
 from csms_billing.settings import BillingSettings
+from csms_billing.tariffs import service as tariffs
 from csms_core.db import session_factory, transaction, utc_now
 from csms_core.router import CommandClient, CommandOutcome, StationOffline
 
@@ -45,6 +49,9 @@ class _Due:
     station_id: str
     transaction_id: str
     total: Decimal
+    priced: sessions.Priced
+    register_wh: float | None
+    at: datetime
 
 
 class CostUpdates:
@@ -84,8 +91,17 @@ class CostUpdates:
                 priced = await sessions.priced(session, billed, self._settings.currency, until=now)
                 total = priced.cost.wire_total
                 if billed.cost_sent is None or Decimal(repr(billed.cost_sent)) != total:
+                    register = await sessions.last_register(session, billed)
                     claimed.append(
-                        _Due(billed.session_id, billed.station_id, billed.transaction_id, total)
+                        _Due(
+                            billed.session_id,
+                            billed.station_id,
+                            billed.transaction_id,
+                            total,
+                            priced,
+                            register,
+                            now,
+                        )
                     )
         return claimed
 
@@ -106,8 +122,13 @@ class CostUpdates:
         return list(await session.exec(query))
 
     async def _send(self, due: _Due) -> None:
-        payload = {"totalCost": float(due.total), "transactionId": due.transaction_id}
+        payload: dict[str, Any] = {
+            "totalCost": float(due.total),
+            "transactionId": due.transaction_id,
+        }
         try:
+            if await california.supports_california(self._factory, self._commands, due.station_id):
+                payload["customData"] = self._cost_message(due)
             result = await self._commands.call(
                 due.station_id, "CostUpdated", payload, COMMAND_TIMEOUT_S
             )
@@ -123,3 +144,15 @@ class CostUpdates:
             if billed is not None:
                 billed.cost_sent = float(due.total)
                 session.add(billed)
+
+    def _cost_message(self, due: _Due) -> dict[str, Any]:
+        priced = due.priced
+        assert priced.tariff is not None and priced.record is not None  # noqa: S101 - priced
+        return california.cost_message(
+            priced.cost,
+            priced.tariff,
+            tariffs.zone_of(priced.record),
+            tariffs.taxes_of(priced.record),
+            due.register_wh,
+            due.at,
+        )

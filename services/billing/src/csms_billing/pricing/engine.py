@@ -209,16 +209,26 @@ _PHASE_DIMENSIONS = {
 }
 
 
-def _active(
-    tariff: Tariff, kinds: tuple[ReservationRestrictionType | None, ...], interval: _Interval
-) -> tuple[tuple[Dimension, ComponentRef], ...]:
-    """Per dimension the first component of a matching element, element kinds in order."""
+def active_components(
+    tariff: Tariff,
+    moment: Moment,
+    kinds: tuple[ReservationRestrictionType | None, ...] = (None,),
+) -> dict[Dimension, ComponentRef]:
+    """Per dimension the first component of an element matching at ``moment``, the elements
+    of each kind in ``kinds`` in order (mod_tariffs: the first element per dimension)."""
     active: dict[Dimension, ComponentRef] = {}
     for kind in kinds:
         for index, element in enumerate(tariff.elements):
-            if element.reservation is kind and matches(element.restrictions, interval.moment):
+            if element.reservation is kind and matches(element.restrictions, moment):
                 for position, component in enumerate(element.price_components):
                     active.setdefault(component.type, ComponentRef(index, position))
+    return active
+
+
+def _active(
+    tariff: Tariff, kinds: tuple[ReservationRestrictionType | None, ...], interval: _Interval
+) -> tuple[tuple[Dimension, ComponentRef], ...]:
+    active = active_components(tariff, interval.moment, kinds)
     wanted = _PHASE_DIMENSIONS[interval.phase]
     return tuple((d, active[d]) for d in wanted if d in active)
 

@@ -158,6 +158,21 @@ async def samples_of(session: AsyncSession, session_id: str) -> list[SessionSamp
     return list(await session.exec(query))
 
 
+async def last_register(session: AsyncSession, billed: BilledSession) -> float | None:
+    """The newest register reading of the session, in Wh (its start reading when none)."""
+    query = (
+        select(SessionSample)
+        .where(
+            col(SessionSample.session_id) == billed.session_id,
+            col(SessionSample.kind) == SampleKind.REGISTER,
+        )
+        .order_by(col(SessionSample.at).desc())
+        .limit(1)
+    )
+    newest = (await session.exec(query)).first()
+    return newest.value if newest is not None else billed.meter_start_wh
+
+
 def usage_of(
     billed: BilledSession, samples: Sequence[SessionSample], until: datetime, *, late: bool
 ) -> Usage:

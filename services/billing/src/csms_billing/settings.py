@@ -50,6 +50,10 @@ class BillingSettings(CommonSettings):
     payment_provider_url: str | None = Field(
         default=None, validation_alias="CSMS_BILLING_PAYMENT_PROVIDER_URL"
     )
+    # A VAT registry (payments.vat): 2.1 VatNumberValidation is answered Rejected without one.
+    vat_registry_url: str | None = Field(
+        default=None, validation_alias="CSMS_BILLING_VAT_REGISTRY_URL"
+    )
     # Where drivers open the receipts of settlements: the public base of the REST API.
     receipt_base_url: str = Field(
         default="http://127.0.0.1:8000/api/v1", validation_alias="CSMS_BILLING_RECEIPT_BASE_URL"

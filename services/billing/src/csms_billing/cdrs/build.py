@@ -63,6 +63,7 @@ class SessionFacts:
     ended_at: datetime
     stop_reason: str | None = None
     remote_start: bool = False
+    station_cost_differs: bool = False
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,8 @@ def _remark(facts: SessionFacts, tariff: Tariff | None) -> str | None:
     parts = [] if tariff is not None else ["no tariff applied: the cost is not known"]
     if facts.stop_reason:
         parts.append(f"stopped: {facts.stop_reason}")
+    if facts.station_cost_differs:
+        parts.append("the station showed another cost (GET /costs/{session_id} has both)")
     return "; ".join(parts) or None
 
 

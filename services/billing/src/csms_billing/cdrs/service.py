@@ -50,6 +50,7 @@ def facts_of(billed: BilledSession) -> SessionFacts:
         started_at=billed.started_at,
         ended_at=billed.ended_at,
         stop_reason=billed.stop_reason,
+        station_cost_differs=billed.cost_mismatch is not None,
     )
 
 

@@ -1,7 +1,7 @@
 """``/costs/{session_id}``: what a session costs so far (live) or cost (ended)."""
 
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
@@ -34,6 +34,10 @@ class SessionCost(BaseModel):
     total_parking_time: Number = Field(description="hours")
     computed_at: DateTime
     cdr_id: str | None = Field(description="the CDR standing for the ended session")
+    flags: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="e.g. a 2.1 station's own cost that differs from this one (both figures)",
+    )
 
 
 @router.get("/{session_id}", response_model=SessionCost, responses=problem_responses(404))
@@ -69,4 +73,5 @@ async def get_cost(
         total_parking_time=(cost.parking_s / 3600).quantize(_HOURS),
         computed_at=now,
         cdr_id=billed.cdr_id,
+        flags=[billed.cost_mismatch] if billed.cost_mismatch else [],
     )

@@ -57,6 +57,8 @@ class BilledSession(SQLModel, table=True):
     # took (costs.updates).
     cost_due_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     cost_sent: float | None = None
+    # A 2.1 station's own cost that differs from the CSMS's (costs.reconcile), as flagged.
+    cost_mismatch: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     # 2.1 payments: the settlement and the cost limit of a prepaid token, if any.
     settlement: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     max_cost: float | None = None

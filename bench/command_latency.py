@@ -127,7 +127,9 @@ async def measure(csms: Csms, args: argparse.Namespace, report: Report) -> None:
     prefix = harness.station_prefix("bg")
     async with (
         harness.workers(gateway.port, prefix, args.stations, args.clients) as background,
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{sessions.port}/api/v1", timeout=60) as api,
+        httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{sessions.port}/api/v1", timeout=60, headers=csms.admin
+        ) as api,
     ):
         await background.ask(cmd="connect", rate=500)
         load = asyncio.create_task(

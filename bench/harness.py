@@ -300,6 +300,18 @@ class Csms:
     group: str = field(default_factory=lambda: f"csms-bench-{uuid.uuid4().hex[:8]}")
     components: list[Component] = field(default_factory=list)
     attached: dict[str, Running] = field(default_factory=dict)
+    _admin: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def admin(self) -> dict[str, str]:
+        """The Authorization header of an admin API key in the run's database."""
+        if not self._admin:
+
+            async def create() -> None:
+                self._admin.update(await cluster.admin_headers(self.infra))
+
+            _run_apart(create())
+        return self._admin
 
     def gateway(self, **extra: str) -> Running:
         if "gateway" in self.attached:

@@ -177,16 +177,27 @@ def start_processes(csms: Csms, sessions_replicas: int) -> Component:
     return component
 
 
+@dataclass(frozen=True)
+class Api:
+    """A REST base URL and the admin key to call it with."""
+
+    url: str
+    headers: dict[str, str]
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url, timeout=30, headers=self.headers)
+
+
 async def set_up_site(
-    sessions_api: str, api: str, site_id: str, station_ids: list[str], limit_a: float
+    sessions_api: Api, api: Api, site_id: str, station_ids: list[str], limit_a: float
 ) -> None:
-    async with httpx.AsyncClient(base_url=sessions_api, timeout=30) as client:
+    async with sessions_api.client() as client:
         for station_id in station_ids:
             response = await client.put(f"/stations/{station_id}", json={})
             response.raise_for_status()
         body = {"type": "ISO14443", "status": "Accepted"}
         (await client.put(f"/id-tokens/{ID_TOKEN}", json=body)).raise_for_status()
-    async with httpx.AsyncClient(base_url=api, timeout=30) as client:
+    async with api.client() as client:
         (await client.put(f"/sites/{site_id}", json={"limit_a": limit_a})).raise_for_status()
         evse = {"evse_id": 1, "max_a": EVSE_MAX_A, "min_a": EVSE_MIN_A}
         for station_id in station_ids:
@@ -196,15 +207,15 @@ async def set_up_site(
             response.raise_for_status()
 
 
-async def allocation(api: str, site_id: str) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=api, timeout=30) as client:
+async def allocation(api: Api, site_id: str) -> dict[str, Any]:
+    async with api.client() as client:
         response = await client.get(f"/sites/{site_id}/allocation")
         response.raise_for_status()
         body: dict[str, Any] = response.json()
         return body
 
 
-async def converged(api: str, site_id: str, charging: int) -> bool:
+async def converged(api: Api, site_id: str, charging: int) -> bool:
     sessions = (await allocation(api, site_id))["sessions"]
     return len(sessions) >= charging and all(s["outcome"] == "Accepted" for s in sessions)
 
@@ -251,7 +262,7 @@ async def measure(csms: Csms, args: argparse.Namespace, report: Report) -> None:
     component = start_processes(csms, args.sessions)
     gateways = [c for c in csms.components if c.command == "gateway"]
     sessions_port = next(c.port for c in csms.components if c.command == "sessions")
-    api = f"http://127.0.0.1:{component.port}/api/v1"
+    api = Api(f"http://127.0.0.1:{component.port}/api/v1", csms.admin)
     prefix = f"SCB{uuid.uuid4().hex[:5]}-"
     config = SimulationConfig(
         count=args.stations,
@@ -265,7 +276,7 @@ async def measure(csms: Csms, args: argparse.Namespace, report: Report) -> None:
     site_id = f"site-{prefix.lower().rstrip('-')}"
     sum_a = args.stations * EVSE_MAX_A
     await set_up_site(
-        f"http://127.0.0.1:{sessions_port}/api/v1",
+        Api(f"http://127.0.0.1:{sessions_port}/api/v1", csms.admin),
         api,
         site_id,
         config.station_ids(),
@@ -301,7 +312,7 @@ async def measure(csms: Csms, args: argparse.Namespace, report: Report) -> None:
 async def _run(
     args: argparse.Namespace,
     report: Report,
-    api: str,
+    api: Api,
     site_id: str,
     watched: dict[str, Watched],
     sampler: Sampler,
@@ -375,7 +386,7 @@ async def _run(
     dropped_a = args.drop_a
     dropped_w = dropped_a * VOLTS_3_PHASE
     fast = Sampler(stations)
-    async with httpx.AsyncClient(base_url=api, timeout=30) as client:
+    async with api.client() as client:
         dropped_at = time.monotonic()
         response = await client.post(
             f"/sites/{site_id}/limit-override", json={"limit_a": dropped_a}
@@ -442,7 +453,7 @@ def _every_station_under(samples: list[Sample], shares_w: dict[str, float]) -> f
 
 async def _reconnect(
     report: Report,
-    api: str,
+    api: Api,
     site_id: str,
     all_watched: dict[str, Watched],
     current: dict[str, Any],

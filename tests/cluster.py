@@ -22,6 +22,9 @@ from typing import IO
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from csms_api.testing import bearer_headers
+from csms_core.db import create_engine
+
 logger = logging.getLogger(__name__)
 
 CSMS = Path(sys.executable).with_name("csms")
@@ -158,6 +161,15 @@ class PrivateBrokers:
 
     def stop(self) -> None:
         self.run("clean")
+
+
+async def admin_headers(infra: Infra) -> dict[str, str]:
+    """The Authorization header of a new admin API key in the cluster's database."""
+    engine = create_engine(infra.database_url)
+    try:
+        return await bearer_headers(engine)
+    finally:
+        await engine.dispose()
 
 
 def topic_prefix(group: str) -> str:

@@ -30,10 +30,14 @@ def reset_state(infra: Infra) -> None:
 
 
 class Cluster:
-    """Two gateways and two sessions replicas, as in a horizontally scaled deployment."""
+    """Two gateways and two sessions replicas, as in a horizontally scaled deployment.
+
+    ``admin`` is the Authorization header of an admin API key made for it.
+    """
 
     def __init__(self, infra: Infra, log_dir: Path, **extra_env: str) -> None:
         self.infra = infra
+        self.admin = asyncio.run(cluster.admin_headers(infra))
         self.group = f"csms-sessions-{uuid.uuid4().hex[:8]}"
         self.log_dir = log_dir
         self.gateways = [

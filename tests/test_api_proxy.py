@@ -46,6 +46,7 @@ class Proxy:
     process: subprocess.Popen[bytes]
     log: Path
     replicas: dict[str, Component]
+    admin: dict[str, str]  # the Authorization header of an admin API key
 
     def address_of(self, service: str) -> str:
         return f"127.0.0.1:{self.replicas[service].port}"
@@ -124,7 +125,8 @@ def proxy(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pr
         url = f"http://127.0.0.1:{port}"
         try:
             _wait_until_serving(url, process, log)
-            yield Proxy(url, process, log, replicas)
+            admin = asyncio.run(cluster.admin_headers(infra))
+            yield Proxy(url, process, log, replicas, admin)
         finally:
             process.terminate()
             process.wait(timeout=20)
@@ -155,7 +157,7 @@ def test_every_operation_reaches_the_service_that_serves_it(proxy: Proxy) -> Non
     witness = f"W{uuid.uuid4().hex[:8]}"
     operations = _operations()
     assert {service for _, _, service in operations} == {service.name for service in TABLE.services}
-    with httpx.Client(base_url=proxy.url, timeout=30) as client:
+    with httpx.Client(base_url=proxy.url, timeout=30, headers=proxy.admin) as client:
         for method, template, service in operations:
             body: dict[str, str] | None = {} if method in {"put", "post", "patch"} else None
             response = client.request(method, _concrete(template, witness), json=body)
@@ -166,7 +168,7 @@ def test_every_operation_reaches_the_service_that_serves_it(proxy: Proxy) -> Non
 
 def test_resources_of_both_services_work_through_one_url(proxy: Proxy) -> None:
     station, site = f"CP-{uuid.uuid4().hex[:8]}", f"SITE-{uuid.uuid4().hex[:8]}"
-    with httpx.Client(base_url=f"{proxy.url}/api/v1", timeout=30) as client:
+    with httpx.Client(base_url=f"{proxy.url}/api/v1", timeout=30, headers=proxy.admin) as client:
         registered = client.put(f"/stations/{station}", json={})
         assert registered.status_code in {200, 201}, registered.text
         assert client.get(f"/stations/{station}").json()["station_id"] == station
@@ -216,7 +218,7 @@ def test_a_path_no_service_serves_is_a_problem_json_404(proxy: Proxy) -> None:
 def test_a_service_that_is_down_is_a_problem_json_503(proxy: Proxy) -> None:
     """Runs last in this module: it stops the smart charging process."""
     proxy.replicas["smartcharging"].stop()
-    with httpx.Client(base_url=f"{proxy.url}/api/v1", timeout=10) as client:
+    with httpx.Client(base_url=f"{proxy.url}/api/v1", timeout=10, headers=proxy.admin) as client:
         down = client.get("/sites")
         assert down.status_code == 503, down.text
         assert down.headers["content-type"] == "application/problem+json"

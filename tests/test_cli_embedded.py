@@ -22,7 +22,10 @@ from tests.waiting import eventually
 
 
 @asynccontextmanager
-async def embedded(tmp_path: Path, demo_stations: int = 0) -> AsyncIterator[tuple[str, str]]:
+async def embedded(
+    tmp_path: Path, demo_stations: int = 0
+) -> AsyncIterator[tuple[str, str, dict[str, str]]]:
+    """``csms up`` in this process: its OCPP URL, REST URL and admin key header."""
     ocpp_port, api_port = free_port(), free_port()
     ready, stopping = asyncio.Event(), asyncio.Event()
     running = asyncio.create_task(
@@ -39,7 +42,9 @@ async def embedded(tmp_path: Path, demo_stations: int = 0) -> AsyncIterator[tupl
     )
     await asyncio.wait_for(ready.wait(), 30)
     try:
-        yield f"ws://127.0.0.1:{ocpp_port}", f"http://127.0.0.1:{api_port}"
+        admin_key = (tmp_path / "admin.key").read_text().strip()
+        headers = {"Authorization": f"Bearer {admin_key}"}
+        yield f"ws://127.0.0.1:{ocpp_port}", f"http://127.0.0.1:{api_port}", headers
     finally:
         stopping.set()
         await asyncio.wait_for(running, 30)
@@ -50,9 +55,9 @@ async def test_tc_b_01_up_accepts_unknown_station_and_commands_reach_it(
     tmp_path: Path, version: str
 ) -> None:
     async with (
-        embedded(tmp_path) as (ocpp_url, api_url),
+        embedded(tmp_path) as (ocpp_url, api_url, admin),
         stations.station(ocpp_url, "CP-LAPTOP", version) as station,
-        httpx.AsyncClient(base_url=api_url, timeout=30) as client,
+        httpx.AsyncClient(base_url=api_url, timeout=30, headers=admin) as client,
     ):
         boot = await station.call(stations.boot_call(version))
         assert boot.status == "Accepted"
@@ -72,16 +77,22 @@ async def test_tc_b_01_up_accepts_unknown_station_and_commands_reach_it(
 
 async def test_up_serves_health_openapi_and_problem_json(tmp_path: Path) -> None:
     async with (
-        embedded(tmp_path) as (_, api_url),
+        embedded(tmp_path) as (_, api_url, admin),
         httpx.AsyncClient(base_url=api_url) as client,
     ):
         assert (await client.get("/healthz")).json() == {"status": "ok"}
+        assert (await client.get("/readyz")).json() == {"status": "ok"}
         openapi = (await client.get("/openapi.json")).json()
         assert "/api/v1/stations/{station_id}/commands/reset" in openapi["paths"]
         missing = await client.get("/api/v1/nowhere")
         assert missing.status_code == 404
         assert missing.headers["content-type"] == "application/problem+json"
-        bad_body = await client.put("/api/v1/stations/CP-1", json={"password": "short"})
+        anonymous = await client.get("/api/v1/stations")
+        assert anonymous.status_code == 401
+        assert anonymous.headers["www-authenticate"].startswith("Bearer")
+        bad_body = await client.put(
+            "/api/v1/stations/CP-1", json={"password": "short"}, headers=admin
+        )
         assert bad_body.status_code == 422
         assert bad_body.json()["status"] == 422
 
@@ -89,7 +100,7 @@ async def test_up_serves_health_openapi_and_problem_json(tmp_path: Path) -> None
 async def test_up_runs_the_firmware_service(tmp_path: Path) -> None:
     image = b"firmware image" * 100
     async with (
-        embedded(tmp_path) as (ocpp_url, api_url),
+        embedded(tmp_path) as (ocpp_url, api_url, _),
         stations.station(ocpp_url, "CP-FW", "2.0.1") as station,
         httpx.AsyncClient(base_url=f"{api_url}/api/v1", timeout=30) as client,
     ):
@@ -128,8 +139,8 @@ def test_help_names_every_component() -> None:
 
 async def test_up_demo_fleet_comes_alive(tmp_path: Path) -> None:
     async with (
-        embedded(tmp_path, demo_stations=5) as (_, api_url),
-        httpx.AsyncClient(base_url=f"{api_url}/api/v1") as client,
+        embedded(tmp_path, demo_stations=5) as (_, api_url, admin),
+        httpx.AsyncClient(base_url=f"{api_url}/api/v1", headers=admin) as client,
     ):
 
         async def all_booted() -> list[dict[str, object]] | None:
@@ -148,7 +159,7 @@ async def test_up_demo_fleet_comes_alive(tmp_path: Path) -> None:
 async def test_up_serves_the_openapi_document_of_the_whole_api(tmp_path: Path) -> None:
     """The same document as docs/openapi.json and the distributed mode's proxy."""
     async with (
-        embedded(tmp_path) as (_, api_url),
+        embedded(tmp_path) as (_, api_url, _),
         httpx.AsyncClient(base_url=api_url) as client,
     ):
         served = (await client.get("/openapi.json")).json()
@@ -178,3 +189,51 @@ def test_the_embedded_app_serves_every_operation_of_the_whole_api() -> None:
         if method in {"get", "put", "post", "delete", "patch"}
     }
     assert mounted == documented
+
+
+async def test_up_keeps_its_admin_key_private_and_across_restarts(tmp_path: Path) -> None:
+    async with embedded(tmp_path) as (_, api_url, admin):
+        assert (tmp_path / "admin.key").stat().st_mode & 0o777 == 0o600
+        async with httpx.AsyncClient(base_url=api_url, headers=admin) as client:
+            keys = (await client.get("/api/v1/api-keys")).json()
+    assert [key["role"] for key in keys["items"]] == ["admin"]
+    async with embedded(tmp_path) as (_, _, admin_again):
+        assert admin_again == admin  # the same key: it still works, so it is kept
+
+
+def test_api_keys_create_prints_a_key_once_that_list_never_shows(tmp_path: Path) -> None:
+    data_dir = ["--data-dir", str(tmp_path)]
+    created = subprocess.run(
+        [
+            str(CSMS),
+            "api-keys",
+            "create",
+            "--role",
+            "operator",
+            "--sites",
+            "depot-1,depot-2",
+            "--expires",
+            "30d",
+            "--name",
+            "depot app",
+            *data_dir,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin"},
+    ).stdout
+    token = created.splitlines()[0]
+    assert token.startswith("csms_")
+    listed = subprocess.run(
+        [str(CSMS), "api-keys", "list", *data_dir],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin"},
+    ).stdout
+    assert "operator" in listed
+    assert "sites=depot-1,depot-2" in listed
+    assert token.split("_")[2] not in listed

@@ -95,6 +95,7 @@ async def test_on_a_terminal_logs_are_readable_and_the_banner_ends_the_start_up(
         "--demo",
     ) as (process, printed):
         logs, banner = _before_banner(printed)
+        admin_key_file = data_dir / "admin.key"
         assert logs, printed
         for line in logs:
             assert HUMAN_LINE.match(line), f"not a readable log line: {line!r}"
@@ -106,12 +107,16 @@ async def test_on_a_terminal_logs_are_readable_and_the_banner_ends_the_start_up(
             f"  Docs   http://127.0.0.1:{api_port}/docs   "
             f"(OpenAPI: http://127.0.0.1:{api_port}/openapi.json)",
             f"  Data   {data_dir} (SQLite csms.db)",
-            "  Auth   REST is open (no token needed); a station connects without a password "
+            f'  Auth   REST: -H "Authorization: Bearer $(cat {admin_key_file})" (an '
+            "admin key; `csms api-keys` for more); a station connects without a password "
             "until one is set with PUT /api/v1/stations/{id}",
             f"  Demo   {DEFAULT_DEMO_STATIONS} virtual stations (DEMO00001...), time x60",
         ]
         assert (data_dir / "csms.db").is_file()
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}") as client:
+        admin = {"Authorization": f"Bearer {(data_dir / 'admin.key').read_text().strip()}"}
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{api_port}", headers=admin
+        ) as client:
             assert (await client.get("/docs")).status_code == 200
 
             async def demo_fleet_online() -> list[str] | None:
@@ -167,7 +172,7 @@ async def test_in_a_pipe_every_line_is_json_and_the_banner_a_record(data_dir: Pa
     assert up["rest_url"] == f"http://127.0.0.1:{api_port}/api/v1"
     assert up["data"] == f"{data_dir} (SQLite csms.db)"
     assert up["demo_stations"] == 0
-    assert "REST is open" in str(up["auth"])
+    assert f"$(cat {data_dir / 'admin.key'})" in str(up["auth"])
     remaining = (await stderr.read()).decode().splitlines()
     assert remaining and all(json.loads(line)["level"] for line in remaining)  # shutdown too
     assert process.returncode == 0
@@ -210,7 +215,11 @@ async def test_the_banner_points_at_what_really_answers(tmp_path: Path) -> None:
         (info,) = infos
         assert "unknown stations are rejected" in info.text()
         async with httpx.AsyncClient() as client:
-            assert (await client.get(f"{info.rest_url}/stations")).status_code == 200
+            assert (await client.get(f"{info.rest_url}/stations")).status_code == 401
+            admin = {"Authorization": f"Bearer {(tmp_path / 'admin.key').read_text().strip()}"}
+            stations = await client.get(f"{info.rest_url}/stations", headers=admin)
+            assert stations.status_code == 200
+            assert f"$(cat {tmp_path / 'admin.key'})" in info.auth
             assert "swagger" in (await client.get(info.docs_url)).text.lower()
             assert (await client.get(info.openapi_url)).json()["info"]["title"] == "CSMS API"
     finally:

@@ -46,7 +46,9 @@ async def test_local_list_full_differential_and_token_change_reach_the_station(
 ) -> None:
     csms, station_id = running_cluster, new_id("LL")
     tag_1, tag_2 = new_id("T"), new_id("T")
-    async with httpx.AsyncClient(base_url=csms.api_url(0), timeout=30) as client:
+    async with httpx.AsyncClient(
+        base_url=csms.api_url(0), headers=csms.admin, timeout=30
+    ) as client:
         await put(client, f"/stations/{station_id}", {})
         for token in (tag_1, tag_2):
             await put(client, f"/id-tokens/{token}", {"type": "ISO14443", "status": "Accepted"})
@@ -82,7 +84,9 @@ async def test_local_list_full_differential_and_token_change_reach_the_station(
 @pytest.mark.parametrize("version", VERSIONS)
 async def test_reservation_round_trip(running_cluster: Cluster, version: str) -> None:
     csms, station_id, token = running_cluster, new_id("RES"), new_id("T")
-    async with httpx.AsyncClient(base_url=csms.api_url(1), timeout=30) as client:
+    async with httpx.AsyncClient(
+        base_url=csms.api_url(1), headers=csms.admin, timeout=30
+    ) as client:
         await put(client, f"/stations/{station_id}", {})
         await put(client, f"/id-tokens/{token}", {"type": "ISO14443", "status": "Accepted"})
         async with auth_station(csms.ocpp_url(0), station_id, version) as station:
@@ -103,7 +107,9 @@ async def test_reservation_round_trip(running_cluster: Cluster, version: str) ->
             assert station.reservations == set()
             assert [a for a, _ in station.received] == ["ReserveNow", "CancelReservation"]
 
-    async with httpx.AsyncClient(base_url=csms.api_url(0), timeout=30) as other_replica:
+    async with httpx.AsyncClient(
+        base_url=csms.api_url(0), headers=csms.admin, timeout=30
+    ) as other_replica:
         listed = (await other_replica.get(f"/stations/{station_id}/reservations")).json()
         assert [(r["id"], r["status"]) for r in listed["items"]] == [
             (reservation["id"], "cancelled")

@@ -107,7 +107,7 @@ def priced(billing_cluster: BillingCluster) -> BillingCluster:
 
 
 async def _prepare(csms: Cluster, station_id: str) -> None:
-    async with httpx.AsyncClient(base_url=csms.api_url(0)) as client:
+    async with httpx.AsyncClient(base_url=csms.api_url(0), headers=csms.admin) as client:
         assert (await client.put(f"/stations/{station_id}", json={})).status_code == 200
         token = await client.put(
             "/id-tokens/BILL-TOKEN", json={"type": "ISO14443", "status": "Accepted"}

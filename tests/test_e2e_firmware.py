@@ -55,7 +55,9 @@ def firmware_api(component: Component) -> httpx.AsyncClient:
 async def register_and_boot(
     csms: Cluster, api: httpx.AsyncClient, station_id: str, client: Any, device: Device
 ) -> None:
-    async with httpx.AsyncClient(base_url=csms.api_url(), timeout=30) as sessions:
+    async with httpx.AsyncClient(
+        base_url=csms.api_url(), timeout=30, headers=csms.admin
+    ) as sessions:
         response = await sessions.put(f"/stations/{station_id}", json={})
         assert response.status_code in (200, 201), response.text
     answer = await client.call(boot_call(device))

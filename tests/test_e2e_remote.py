@@ -26,7 +26,7 @@ def new_station_id() -> str:
 
 
 def rest(csms: Cluster, replica: int = 0) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=csms.api_url(replica), timeout=30)
+    return httpx.AsyncClient(base_url=csms.api_url(replica), headers=csms.admin, timeout=30)
 
 
 async def boot(api: httpx.AsyncClient, station_id: str, client: Any, version: str) -> None:
@@ -131,7 +131,9 @@ async def test_tc_019_tc_021_configuration_v16(running_cluster: Cluster) -> None
         assert [i["status"] for i in changed.json()["items"]] == ["Accepted", "Rejected"]
 
         # The other replica reads what this one stored.
-        async with httpx.AsyncClient(base_url=running_cluster.api_url(1)) as other:
+        async with httpx.AsyncClient(
+            base_url=running_cluster.api_url(1), headers=running_cluster.admin
+        ) as other:
             stored = (await other.get(f"/stations/{station_id}/configuration")).json()
     assert [(i["key"], i["value"], i["readonly"]) for i in stored["items"]] == [
         ("HeartbeatInterval", "60", False),

@@ -95,7 +95,9 @@ async def test_sessions_replica_crash_loses_no_acknowledged_status(
             expected[evse_id] = status
 
     try:
-        async with httpx.AsyncClient(base_url=csms.api_url(1), timeout=30) as client:
+        async with httpx.AsyncClient(
+            base_url=csms.api_url(1), headers=csms.admin, timeout=30
+        ) as client:
 
             async def all_applied() -> bool:
                 response = await client.get(f"/stations/{station_id}")
@@ -128,7 +130,9 @@ async def test_redis_restart_routes_come_back_and_commands_flow(
         assert (await _call(websocket, "b1", "BootNotification", boot))[2]["status"] == "Accepted"
         await asyncio.to_thread(_restart_redis, private_redis)
 
-        async with httpx.AsyncClient(base_url=csms.api_url(0), timeout=30) as client:
+        async with httpx.AsyncClient(
+            base_url=csms.api_url(0), headers=csms.admin, timeout=30
+        ) as client:
             command = asyncio.create_task(_reset_when_routed(client, station_id))
             request = orjson.loads(await asyncio.wait_for(websocket.recv(), 40))
             assert request[0] == 2

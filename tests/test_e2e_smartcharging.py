@@ -112,7 +112,7 @@ def over_limit_spells(
 
 
 async def set_up_site(csms: Cluster, api: str, site_id: str, station_ids: list[str]) -> None:
-    async with httpx.AsyncClient(base_url=csms.api_url(0)) as sessions:
+    async with httpx.AsyncClient(base_url=csms.api_url(0), headers=csms.admin) as sessions:
         for station_id in station_ids:
             response = await sessions.put(f"/stations/{station_id}", json={})
             assert response.status_code in (200, 201), response.text
@@ -120,7 +120,7 @@ async def set_up_site(csms: Cluster, api: str, site_id: str, station_ids: list[s
             "/id-tokens/SIMTOKEN1", json={"type": "ISO14443", "status": "Accepted"}
         )
         assert response.status_code in (200, 201), response.text
-    async with httpx.AsyncClient(base_url=api) as client:
+    async with httpx.AsyncClient(base_url=api, headers=csms.admin) as client:
         response = await client.put(f"/sites/{site_id}", json={"limit_a": SITE_LIMIT_A})
         assert response.status_code == 201, response.text
         for station_id in station_ids:
@@ -161,7 +161,9 @@ async def test_site_stays_under_its_limit_and_a_drop_is_in_force_within_2s(
             await eventually(lambda: _at_least(sampler.charging(), 7), timeout_s=60)
             first_charging = time.monotonic()
             # Converged: every charging session has a limit its station accepted.
-            await eventually(lambda: _converged(api, site_id, sampler.charging()), timeout_s=60)
+            await eventually(
+                lambda: _converged(csms, api, site_id, sampler.charging()), timeout_s=60
+            )
             started = time.monotonic()
             convergence_s = started - first_charging
             await asyncio.sleep(10)
@@ -172,7 +174,7 @@ async def test_site_stays_under_its_limit_and_a_drop_is_in_force_within_2s(
 
             # The grid operator drops the limit: in force at every station within 2 s.
             dropped_w = DROPPED_LIMIT_A * VOLTS_3_PHASE
-            async with httpx.AsyncClient(base_url=api) as client:
+            async with httpx.AsyncClient(base_url=api, headers=csms.admin) as client:
                 dropped_at = time.monotonic()
                 response = await client.post(
                     f"/sites/{site_id}/limit-override", json={"limit_a": DROPPED_LIMIT_A}
@@ -186,7 +188,7 @@ async def test_site_stays_under_its_limit_and_a_drop_is_in_force_within_2s(
             after = [load for moment, load in sampler.samples if moment >= dropped_at + 2.0]
             assert max(after) <= dropped_w + 1.0, (max(after), dropped_w)
 
-            async with httpx.AsyncClient(base_url=api) as client:
+            async with httpx.AsyncClient(base_url=api, headers=csms.admin) as client:
                 allocation = (await client.get(f"/sites/{site_id}/allocation")).json()
                 series = (await client.get(f"/sites/{site_id}/load")).json()
             assert allocation["site"]["limit_a"] == [DROPPED_LIMIT_A] * 3
@@ -206,8 +208,8 @@ async def test_site_stays_under_its_limit_and_a_drop_is_in_force_within_2s(
                 task.cancel()
 
 
-async def _converged(api: str, site_id: str, charging: int) -> bool:
-    async with httpx.AsyncClient(base_url=api) as client:
+async def _converged(csms: Cluster, api: str, site_id: str, charging: int) -> bool:
+    async with httpx.AsyncClient(base_url=api, headers=csms.admin) as client:
         allocation = (await client.get(f"/sites/{site_id}/allocation")).json()
     sessions = allocation["sessions"]
     return len(sessions) >= charging and all(s["outcome"] == "Accepted" for s in sessions)
@@ -228,7 +230,7 @@ async def test_site_load_from_kafka_is_subtracted_and_a_bad_one_dead_lettered(
     csms, process = smartcharging_cluster
     api = f"http://127.0.0.1:{process.port}/api/v1"
     site_id = f"site-load-{uuid.uuid4().hex[:6]}"
-    async with httpx.AsyncClient(base_url=api) as client:
+    async with httpx.AsyncClient(base_url=api, headers=csms.admin) as client:
         response = await client.put(f"/sites/{site_id}", json={"limit_a": 100})
         assert response.status_code == 201, response.text
     good = Envelope(
@@ -249,7 +251,7 @@ async def test_site_load_from_kafka_is_subtracted_and_a_bad_one_dead_lettered(
         await bus.publish(topics.SITE_LOAD, bad)
 
     async def non_ev_a() -> list[float]:
-        async with httpx.AsyncClient(base_url=api) as client:
+        async with httpx.AsyncClient(base_url=api, headers=csms.admin) as client:
             body = (await client.get(f"/sites/{site_id}/allocation")).json()
         values: list[float] = body["site"]["non_ev_a"]
         return values

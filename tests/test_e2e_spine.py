@@ -31,13 +31,13 @@ def new_station_id(prefix: str = "CP") -> str:
 
 
 async def register(csms: Cluster, station_id: str, **body: Any) -> None:
-    async with httpx.AsyncClient(base_url=csms.api_url(0)) as client:
+    async with httpx.AsyncClient(base_url=csms.api_url(0), headers=csms.admin) as client:
         response = await client.put(f"/stations/{station_id}", json=body)
         assert response.status_code in (200, 201), response.text
 
 
 async def get_station(csms: Cluster, station_id: str, replica: int = 0) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=csms.api_url(replica)) as client:
+    async with httpx.AsyncClient(base_url=csms.api_url(replica), headers=csms.admin) as client:
         response = await client.get(f"/stations/{station_id}")
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
@@ -51,7 +51,7 @@ async def test_tc_b_01_cold_boot_heartbeat_status_authorize(
     csms = running_cluster
     station_id = new_station_id()
     await register(csms, station_id)
-    async with httpx.AsyncClient(base_url=csms.api_url(1)) as client:
+    async with httpx.AsyncClient(base_url=csms.api_url(1), headers=csms.admin) as client:
         response = await client.put(
             "/id-tokens/TOKEN-OK", json={"type": "ISO14443", "status": "Accepted"}
         )
@@ -137,7 +137,9 @@ async def test_rest_command_reaches_station_held_by_other_gateway(
     async with stations.station(csms.ocpp_url(1), station_id, version) as station:
         await station.call(stations.boot_call(version))
         for replica in (0, 1):
-            async with httpx.AsyncClient(base_url=csms.api_url(replica), timeout=30) as client:
+            async with httpx.AsyncClient(
+                base_url=csms.api_url(replica), headers=csms.admin, timeout=30
+            ) as client:
                 response = await client.post(
                     f"/stations/{station_id}/commands/reset", json={"type": "hard"}
                 )
@@ -154,7 +156,9 @@ async def test_rest_command_reaches_station_held_by_other_gateway(
 
 async def test_command_errors_unknown_offline_and_timeout(running_cluster: Cluster) -> None:
     csms = running_cluster
-    async with httpx.AsyncClient(base_url=csms.api_url(0), timeout=30) as client:
+    async with httpx.AsyncClient(
+        base_url=csms.api_url(0), headers=csms.admin, timeout=30
+    ) as client:
         unknown = await client.post(
             f"/stations/{new_station_id('NOPE')}/commands/reset", json={"type": "soft"}
         )
@@ -240,7 +244,9 @@ async def test_station_follows_to_other_gateway_after_its_gateway_is_killed(
     try:
         async with stations.station(csms.ocpp_url(1), station_id, "2.0.1") as station:
             await station.call(stations.boot_call("2.0.1"))
-            async with httpx.AsyncClient(base_url=csms.api_url(0), timeout=30) as client:
+            async with httpx.AsyncClient(
+                base_url=csms.api_url(0), headers=csms.admin, timeout=30
+            ) as client:
                 response = await client.post(
                     f"/stations/{station_id}/commands/trigger-message",
                     json={"message": "Heartbeat"},

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 
 async def _prepare(csms: Cluster, station_id: str) -> None:
-    async with httpx.AsyncClient(base_url=csms.api_url(0)) as client:
+    async with httpx.AsyncClient(base_url=csms.api_url(0), headers=csms.admin) as client:
         registered = await client.put(f"/stations/{station_id}", json={})
         assert registered.status_code == 200, registered.text
         token = await client.put(
@@ -31,7 +31,7 @@ async def _prepare(csms: Cluster, station_id: str) -> None:
 
 
 async def _ended_session(csms: Cluster, station_id: str) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=csms.api_url(1)) as client:
+    async with httpx.AsyncClient(base_url=csms.api_url(1), headers=csms.admin) as client:
 
         async def ended() -> dict[str, Any] | None:
             response = await client.get("/sessions", params={"station_id": station_id})

@@ -30,7 +30,7 @@ def _named(spans: tuple[ReadableSpan, ...], name: str) -> ReadableSpan:
 async def test_boot_notification_is_one_trace_across_every_hop(tmp_path: Path) -> None:
     exporter = _exporter()
     async with (
-        embedded(tmp_path) as (ocpp_url, _),
+        embedded(tmp_path) as (ocpp_url, _, _),
         stations.station(ocpp_url, "CP-TRACED", "2.0.1") as station,
     ):
         assert (await station.call(stations.boot_call("2.0.1"))).status == "Accepted"

@@ -52,12 +52,12 @@ class StartupInfo:
         return "\n".join(lines) + "\n"
 
 
-def auth_hint(data_dir: Path) -> str:
+def auth_hint(admin_key_file: Path) -> str:
     """How to authenticate against this CSMS (REST and stations)."""
-    del data_dir  # where an admin key will be kept once REST needs one
     return (
-        "REST is open (no token needed); a station connects without a password until "
-        "one is set with PUT /api/v1/stations/{id}"
+        f'REST: -H "Authorization: Bearer $(cat {admin_key_file})" (an admin key; '
+        "`csms api-keys` for more); a station connects without a password until one is "
+        "set with PUT /api/v1/stations/{id}"
     )
 
 
@@ -70,6 +70,7 @@ def startup_info(
     database_url: str,
     unknown_stations: str,
     demo_stations: int,
+    admin_key_file: Path | None = None,
 ) -> StartupInfo:
     reachable = "localhost" if host in _ALL_INTERFACES else host
     if ":" in reachable:
@@ -83,7 +84,7 @@ def startup_info(
         docs_url=f"{api}/docs",
         openapi_url=f"{api}/openapi.json",
         data=f"{data.parent} (SQLite {data.name})" if data else database_url,
-        auth=auth_hint(data.parent if data else Path.cwd()),
+        auth=auth_hint(admin_key_file or (data.parent if data else Path.cwd()) / "admin.key"),
         unknown_stations=unknown_stations,
         demo_stations=demo_stations,
         listening_on=host,

@@ -19,11 +19,13 @@ from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from csms_api.access import SCHEMA as ACCESS_SCHEMA
 from csms_billing.app import create_app as create_billing_app
 from csms_billing.app import create_router as create_billing_router
 from csms_billing.db import SCHEMA as BILLING_SCHEMA
 from csms_billing.service import BillingService
 from csms_billing.settings import BillingSettings
+from csms_cli.api_keys import ADMIN_KEY_FILE, ensure_admin_key
 from csms_cli.banner import StartupInfo, announce, startup_info
 from csms_cli.openapi import merged_openapi
 from csms_cli.routing import API_SERVICES
@@ -88,7 +90,7 @@ async def open_platform(
         else InMemoryBus()
     )
     router: Router = RedisRouter(settings.redis_url) if settings.redis_url else InMemoryRouter()
-    engine = create_engine(settings.database_url, [IDENTITY_SCHEMA, *schemas])
+    engine = create_engine(settings.database_url, [IDENTITY_SCHEMA, ACCESS_SCHEMA, *schemas])
     async with AsyncExitStack() as stack:
         stack.push_async_callback(engine.dispose)
         await stack.enter_async_context(router)
@@ -242,6 +244,7 @@ async def run_embedded(
     api_port: int,
     database_url: str,
     unknown_station_policy: UnknownStationPolicy,
+    admin_key_file: Path | None = None,
     demo_stations: int = 0,
     ready: asyncio.Event | None = None,
     stopping: asyncio.Event | None = None,
@@ -252,8 +255,10 @@ async def run_embedded(
     With ``demo_stations``, a virtual fleet (the simulator) connects to it as well, so a
     newcomer sees stations boot, sessions run and energy flow in the REST API. Once up,
     it says where everything is (``announce``: a banner on a terminal), or hands that
-    to ``on_up``.
+    to ``on_up``. The REST API's admin key is kept in ``admin_key_file`` (default:
+    ``admin.key`` next to the SQLite database), created on the first start.
     """
+    key_file = admin_key_file or _database_dir(database_url) / ADMIN_KEY_FILE
     # Explicit values win over CSMS_* variables: `csms up` is always embedded.
     gateway_settings = GatewaySettings(
         kafka_bootstrap=None,
@@ -330,6 +335,7 @@ async def run_embedded(
         tasks.create_task(security.run(ready=security_ready, stopping=stopping), name="security")
         if not await all_set_unless([security_ready], stopping):
             return  # asked to stop while starting
+        admin_key = await ensure_admin_key(platform.engine, key_file)
         gateway = Gateway(
             gateway_settings,
             platform.bus,
@@ -404,11 +410,16 @@ async def run_embedded(
             database_url=database_url,
             unknown_stations=unknown_station_policy,
             demo_stations=demo_stations,
+            admin_key_file=key_file,
         )
         if demo_stations:
             tasks.create_task(
                 run_demo_fleet(
-                    f"ws://{host}:{gateway.port}/ocpp", api_port, demo_stations, stopping
+                    f"ws://{host}:{gateway.port}/ocpp",
+                    api_port,
+                    demo_stations,
+                    stopping,
+                    admin_key,
                 ),
                 name="demo fleet",
             )
@@ -465,12 +476,22 @@ def _setup_process(settings: CommonSettings, service_name: str) -> bool:
     return json_logs
 
 
-async def run_demo_fleet(ocpp_url: str, api_port: int, count: int, stopping: asyncio.Event) -> None:
+def _database_dir(database_url: str) -> Path:
+    database = make_url(database_url).database
+    return Path(database).parent if database and database != ":memory:" else Path()
+
+
+async def run_demo_fleet(
+    ocpp_url: str, api_port: int, count: int, stopping: asyncio.Event, api_key: str
+) -> None:
     """A virtual fleet for ``csms up --demo``: its tokens registered, time sped up 60 times."""
     config = SimulationConfig(
         url=ocpp_url, count=count, id_prefix="DEMO", speed=60.0, arrival_mean_s=600.0
     )
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}/api/v1") as api:
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{api_port}/api/v1",
+        headers={"Authorization": f"Bearer {api_key}"},
+    ) as api:
         for token in config.id_tokens:
             response = await api.put(
                 f"/id-tokens/{token}", json={"type": "ISO14443", "status": "Accepted"}

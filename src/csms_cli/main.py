@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from csms_cli import components
+from csms_cli import api_keys, components
 
 # `csms up --demo` without a number: a small fleet a laptop runs easily.
 DEFAULT_DEMO_STATIONS = 10
@@ -33,6 +33,7 @@ app = typer.Typer(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+app.add_typer(api_keys.app, name="api-keys")
 
 
 @app.command()
@@ -58,7 +59,10 @@ def up(
         ),
     ] = 0,
 ) -> None:
-    """Run every component in one process: in-process bus and router, SQLite. For trying it out."""
+    """Run every component in one process: in-process bus and router, SQLite. For trying it out.
+
+    The first start creates an admin API key in DATA_DIR/admin.key (mode 0600).
+    """
     data_dir.mkdir(parents=True, exist_ok=True)
     asyncio.run(
         components.run_embedded(
@@ -66,6 +70,7 @@ def up(
             ocpp_port=ocpp_port,
             api_port=api_port,
             database_url=f"sqlite+aiosqlite:///{data_dir.resolve() / 'csms.db'}",
+            admin_key_file=data_dir / api_keys.ADMIN_KEY_FILE,
             unknown_station_policy=unknown_stations.value,
             demo_stations=demo,
         )

@@ -59,6 +59,7 @@ API_SERVICES: tuple[ApiService, ...] = (
             "/api/v1/stations",
             "/api/v1/id-tokens",
             "/api/v1/sessions",
+            "/api/v1/api-keys",
         ),
     ),
     ApiService(

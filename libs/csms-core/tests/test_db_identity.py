@@ -11,8 +11,12 @@ from csms_core.db import create_engine, session_factory
 from csms_core.identity import (
     SCHEMA,
     IdentityStore,
+    assign_site,
     hash_password,
     migrate_identity,
+    site_of,
+    stations_on,
+    unassign_site,
     verify_password,
 )
 
@@ -39,12 +43,12 @@ async def test_the_schema_is_an_attached_file_next_to_the_main_one(
 ) -> None:
     await migrate_identity(engine)
 
-    assert database_files(tmp_path) == ["csms.db", "csms.identity.db"]
+    assert database_files(tmp_path) == ["csms.access.db", "csms.db", "csms.identity.db"]
     async with engine.connect() as connection:
         tables = await connection.execute(
             text("SELECT name FROM identity.sqlite_master WHERE type = 'table' ORDER BY name")
         )
-        assert tables.scalars().all() == ["alembic_version", "station_identity"]
+        assert tables.scalars().all() == ["alembic_version", "station_identity", "station_site"]
 
 
 async def test_migrating_twice_is_a_no_op(engine: AsyncEngine) -> None:
@@ -55,7 +59,7 @@ async def test_migrating_twice_is_a_no_op(engine: AsyncEngine) -> None:
         versions = await connection.execute(
             text("SELECT version_num FROM identity.alembic_version")
         )
-        assert versions.scalars().all() == ["0001"]
+        assert versions.scalars().all() == ["0002"]
 
 
 async def test_save_get_update_delete(store: IdentityStore) -> None:
@@ -114,3 +118,29 @@ def test_password_hash_is_salted_pbkdf2() -> None:
 )
 def test_verify_refuses_unknown_hash_formats(stored: str) -> None:
     assert not verify_password("plain-text", stored)
+
+
+async def test_security_profile_is_kept_with_the_other_attributes(store: IdentityStore) -> None:
+    await store.save("CP-001", password="s3cret-Passw0rd", security_profile=2)
+    await store.save("CP-001", lenient=True)
+
+    stored = await store.get("CP-001")
+    assert stored is not None
+    assert (stored.security_profile, stored.lenient) == (2, True)
+
+
+async def test_the_station_directory_says_which_site_a_station_is_on(engine: AsyncEngine) -> None:
+    await migrate_identity(engine)
+    factory = session_factory(engine)
+    async with factory() as session, session.begin():
+        await assign_site(session, "CP-1", "depot-1")
+        await assign_site(session, "CP-2", "depot-2")
+    async with factory() as session, session.begin():
+        await assign_site(session, "CP-2", "depot-1")  # moved
+        await unassign_site(session, "CP-1")
+
+    async with factory() as session:
+        assert await site_of(session, "CP-1") is None
+        assert await site_of(session, "CP-2") == "depot-1"
+        on_depot_1 = (await session.exec(stations_on({"depot-1"}))).all()
+    assert on_depot_1 == ["CP-2"]

@@ -6,6 +6,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from csms_api.testing import bearer_headers
 from csms_core.bus.memory import InMemoryBus
 from csms_core.router.memory import InMemoryRouter
 from csms_sessions.app import create_app
@@ -29,5 +30,8 @@ async def sessions(tmp_path: Path, policy: UnknownStationPolicy) -> AsyncIterato
 @pytest.fixture
 async def api(sessions: Harness) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=create_app(sessions.service))
-    async with httpx.AsyncClient(transport=transport, base_url="http://csms") as client:
+    headers = await bearer_headers(sessions.service.engine)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://csms", headers=headers
+    ) as client:
         yield client

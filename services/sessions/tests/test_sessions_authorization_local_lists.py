@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from csms_api.testing import bearer_headers
 from csms_core.bus.memory import InMemoryBus
 from csms_core.router import CommandOutcome, StationCommand
 from csms_core.router.memory import InMemoryRouter
@@ -28,7 +29,10 @@ async def small_messages(tmp_path: Path) -> AsyncIterator[tuple[Harness, httpx.A
     settings = settings_for_tests(tmp_path, local_list_items_per_message=2)
     async with running_sessions(settings, InMemoryBus(), InMemoryRouter()) as harness:
         transport = httpx.ASGITransport(app=create_app(harness.service))
-        async with httpx.AsyncClient(transport=transport, base_url="http://csms") as client:
+        headers = await bearer_headers(harness.service.engine)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://csms", headers=headers
+        ) as client:
             yield harness, client
 
 

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
+from csms_api.testing import bearer_headers
 from csms_smartcharging.app import create_app
 from csms_smartcharging.testing import Harness, running_smartcharging, settings_for_tests
 from tests.cluster import Infra
@@ -23,7 +24,10 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
 @pytest.fixture
 async def api(harness: Harness) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=create_app(harness.service))
-    async with httpx.AsyncClient(transport=transport, base_url="http://sc/api/v1") as client:
+    headers = await bearer_headers(harness.service.engine)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://sc/api/v1", headers=headers
+    ) as client:
         yield client
 
 

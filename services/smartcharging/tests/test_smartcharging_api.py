@@ -5,6 +5,11 @@ from typing import Any
 import httpx
 import pytest
 
+from csms_api.roles import Role
+from csms_api.testing import bearer_headers
+from csms_core.identity import site_of
+from csms_smartcharging.testing import Harness
+
 
 def assert_problem(
     response: httpx.Response, status: int, kind: str | None = None
@@ -128,3 +133,54 @@ async def test_composite_schedule_of_an_offline_station(api: httpx.AsyncClient) 
 
 async def test_unknown_route_is_a_problem(api: httpx.AsyncClient) -> None:
     assert_problem(await api.get("/nothing-here"), 404)
+
+
+async def test_assigning_a_station_writes_the_station_directory(
+    api: httpx.AsyncClient, harness: Harness
+) -> None:
+    assert (await api.put("/sites/s1", json={"limit_a": 100})).status_code == 201
+    assert (await api.put("/sites/s1/stations/CP-1", json={})).status_code == 201
+    async with harness.service.factory() as session:
+        assert await site_of(session, "CP-1") == "s1"
+
+    assert (await api.delete("/sites/s1/stations/CP-1")).status_code == 204
+    async with harness.service.factory() as session:
+        assert await site_of(session, "CP-1") is None
+
+
+async def test_a_site_limited_key_sees_and_changes_only_its_sites(
+    api: httpx.AsyncClient, harness: Harness
+) -> None:
+    for site_id in ("s1", "s2"):
+        assert (await api.put(f"/sites/{site_id}", json={"limit_a": 100})).status_code == 201
+    assert (await api.put("/sites/s2/stations/CP-2", json={})).status_code == 201
+    limited = await bearer_headers(harness.service.engine, Role.OPERATOR, sites=["s1"])
+
+    listed = await api.get("/sites", headers=limited)
+    assert [site["site_id"] for site in listed.json()] == ["s1"]
+    assert_problem(await api.get("/sites/s2", headers=limited), 404, "unknown-site")
+    zero = await api.post("/sites/s2/limit-override", json={"limit_a": 0}, headers=limited)
+    assert_problem(zero, 404, "unknown-site")
+    assert_problem(await api.put("/sites/s3", json={"limit_a": 1}, headers=limited), 403)
+    taken = await api.put("/sites/s1/stations/CP-2", json={}, headers=limited)
+    assert "another site" in assert_problem(taken, 409)["detail"]
+    limits = await api.get("/stations/CP-2/charging-limits", headers=limited)
+    assert_problem(limits, 404, "unknown-station")
+
+
+async def test_a_viewer_cannot_change_a_limit(api: httpx.AsyncClient, harness: Harness) -> None:
+    assert (await api.put("/sites/s1", json={"limit_a": 100})).status_code == 201
+    viewer = await bearer_headers(harness.service.engine, Role.VIEWER)
+
+    response = await api.post("/sites/s1/limit-override", json={"limit_a": 0}, headers=viewer)
+
+    assert_problem(response, 403, "forbidden")
+    assert (await api.get("/sites/s1/allocation", headers=viewer)).json()["site"]["limit_a"] == [
+        100.0
+    ] * 3
+
+
+async def test_an_id_past_64_bits_is_422_not_a_database_error(api: httpx.AsyncClient) -> None:
+    assert (await api.put("/sites/depot-1", json={"limit_a": 100})).status_code == 201
+    response = await api.delete("/sites/depot-1/schedules/32589158477190044730")
+    assert_problem(response, 422)

@@ -6,6 +6,7 @@ from typing import Any
 import httpx
 import pytest
 
+from csms_api.testing import bearer_headers
 from csms_core.router import StationCommand
 from csms_ocpp import OcppVersion, schemas
 from csms_smartcharging.app import create_app
@@ -130,7 +131,10 @@ async def test_a_change_seen_by_a_replica_that_does_not_lead_reaches_the_leader(
         async with running_smartcharging(settings) as follower:
             assert not follower.service.allocator.leads
             transport = httpx.ASGITransport(app=create_app(follower.service))
-            async with httpx.AsyncClient(transport=transport, base_url="http://sc/api/v1") as api:
+            headers = await bearer_headers(follower.service.engine)
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://sc/api/v1", headers=headers
+            ) as api:
                 assert (await api.put("/sites/depot", json={"limit_a": 40})).status_code == 201
                 await put_station(api, "A")
             # The station is connected to the leader's gateway; its session reaches the

@@ -9,7 +9,7 @@ Problem types are URNs: stable names, not (yet) documents to dereference.
 """
 
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -55,14 +55,29 @@ class ProblemDetail(BaseModel):
 
 
 class Problem(Exception):
-    """Raise to answer with a problem; ``kind`` names it under PROBLEM_BASE."""
+    """Raise to answer with a problem; ``kind`` names it under PROBLEM_BASE; ``headers`` go
+    on the response (``WWW-Authenticate``, ``Retry-After``)."""
 
-    def __init__(self, status: int, detail: str, *, kind: str | None = None, **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        kind: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.kind = kind
+        self.headers = dict(headers or {})
         self.extra = extra
+
+    def response(self, request: Request) -> JSONResponse:
+        response = problem_response(request, self.status, self.detail, kind=self.kind, **self.extra)
+        response.headers.update(self.headers)
+        return response
 
 
 def problem_response(
@@ -105,7 +120,7 @@ class ProblemRoute(APIRoute):
             try:
                 return await handle(request)
             except Problem as exc:
-                return problem_response(request, exc.status, exc.detail, kind=exc.kind, **exc.extra)
+                return exc.response(request)
             except RequestValidationError as exc:
                 return invalid_request(request, exc)
 
@@ -117,7 +132,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Problem)
     async def on_problem(request: Request, exc: Problem) -> JSONResponse:
-        return problem_response(request, exc.status, exc.detail, kind=exc.kind, **exc.extra)
+        return exc.response(request)
 
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:

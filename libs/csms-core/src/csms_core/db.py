@@ -22,9 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.types import TypeDecorator
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+# Schemas owned by ``libs`` that any component may read (station identity and directory,
+# API keys): always attached on SQLite, so no caller can forget one.
+SHARED_SCHEMAS = ("identity", "access")
+
 
 def create_engine(url: str, schemas: Sequence[str] = ()) -> AsyncEngine:
-    """An engine for ``url``; on SQLite, ``schemas`` are attached as database files."""
+    """An engine for ``url``; on SQLite, ``schemas`` (and SHARED_SCHEMAS) are attached as
+    database files."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_async_engine(
@@ -38,7 +43,7 @@ def create_engine(url: str, schemas: Sequence[str] = ()) -> AsyncEngine:
         )
     engine = create_async_engine(url, connect_args={"timeout": 30})
     main_file = parsed.database or ""
-    _attach_schemas(engine, main_file, schemas)
+    _attach_schemas(engine, main_file, list(dict.fromkeys([*SHARED_SCHEMAS, *schemas])))
     return engine
 
 

@@ -4,14 +4,15 @@
   embedded ``csms`` command mounts it and calls ``install_problem_handlers``).
 - ``create_app(service)``: a complete app for a service the caller runs
   (``csms sessions`` serves it; the caller opens the clients and runs the service).
+  It also serves the API keys routes (``/api/v1/api-keys``, from ``libs``).
 """
 
-from fastapi import APIRouter, FastAPI, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi import APIRouter, FastAPI
 
-from csms_api.problems import Problem, install_problem_handlers
+from csms_api.access.api import router as api_keys_router
+from csms_api.app import API_PREFIX, create_service_app
+from csms_api.auth import Authenticator
 from csms_sessions.api.deps import bind_service
-from csms_sessions.api.routing import DocumentedRoute
 from csms_sessions.commands.api import router as commands_router
 from csms_sessions.configuration.api import router as configuration_router
 from csms_sessions.datatransfer.api import router as datatransfer_router
@@ -24,7 +25,7 @@ from csms_sessions.tokens.api import router as tokens_router
 from csms_sessions.tokens.cache import router as clear_cache_router
 from csms_sessions.transactions.api import router as transactions_router
 
-API_PREFIX = "/api/v1"
+__all__ = ["API_PREFIX", "create_app", "create_router"]
 
 
 def create_router(service: SessionsService) -> APIRouter:
@@ -47,22 +48,10 @@ def create_router(service: SessionsService) -> APIRouter:
 
 
 def create_app(service: SessionsService) -> FastAPI:
-    """The REST API of ``service``, with ``/healthz`` and ``/metrics``; errors as problem+json."""
-    app = FastAPI(title="CSMS sessions", version="1.0.0")
-    app.router.route_class = DocumentedRoute
-    install_problem_handlers(app)
-    app.include_router(create_router(service), prefix=API_PREFIX)
-
-    @app.get("/healthz", tags=["operations"])
-    async def healthz() -> dict[str, str]:
-        """Ready once migrated and consuming."""
-        if not service.ready.is_set():
-            raise Problem(503, "the sessions service is still starting", kind="starting")
-        return {"status": "ok"}
-
-    @app.get("/metrics", tags=["operations"], response_class=Response)
-    async def metrics() -> Response:
-        """Prometheus metrics of this process."""
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-    return app
+    """The REST API of ``service`` and of API keys, with health and metrics."""
+    return create_service_app(
+        "CSMS sessions",
+        routers=[create_router(service), api_keys_router],
+        authenticator=lambda: Authenticator(service.settings, service.factory),
+        ready=lambda: service.ready.is_set(),
+    )

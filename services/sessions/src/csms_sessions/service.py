@@ -8,6 +8,7 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
+from csms_api.access import migrate_access
 from csms_core.bus import Bus
 from csms_core.db import session_factory, transaction
 from csms_core.identity import IdentityStore, migrate_identity
@@ -52,6 +53,7 @@ class SessionsService:
 
     async def migrate(self) -> None:
         await migrate_identity(self.engine)
+        await migrate_access(self.engine)
         await migrate_sessions(self.engine)
 
     async def run(self, *, ready: asyncio.Event | None = None, stopping: asyncio.Event) -> None:

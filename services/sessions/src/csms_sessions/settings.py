@@ -4,12 +4,13 @@ from typing import Literal
 
 from pydantic import Field
 
+from csms_api.auth import AuthSettings
 from csms_core.settings import CommonSettings
 
 UnknownStationPolicy = Literal["accept", "pending", "reject"]
 
 
-class SessionsSettings(CommonSettings):
+class SessionsSettings(CommonSettings, AuthSettings):
     """What the sessions service reads on top of the common settings."""
 
     # How to answer the BootNotification of a station nobody registered over REST.

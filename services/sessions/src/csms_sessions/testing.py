@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from uuid import uuid4
 
+from csms_api.access import SCHEMA as ACCESS_SCHEMA
 from csms_core.bus.memory import InMemoryBus
 from csms_core.db import create_engine
 from csms_core.envelope import Envelope
@@ -222,7 +223,7 @@ async def running_sessions(
     settings: SessionsSettings, bus: InMemoryBus, router: InMemoryRouter
 ) -> AsyncIterator[Harness]:
     """Run the service until the block ends; yield once it consumes."""
-    engine = create_engine(settings.database_url, schemas=(SCHEMA, IDENTITY_SCHEMA))
+    engine = create_engine(settings.database_url, schemas=(SCHEMA, IDENTITY_SCHEMA, ACCESS_SCHEMA))
     mailbox = await router.open_mailbox(gateway_address(GATEWAY_ID))
     stopping = asyncio.Event()
     try:

@@ -6,16 +6,17 @@
 - ``create_app(service)``: a complete app for a service the caller runs.
 """
 
-from fastapi import APIRouter, FastAPI, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi import APIRouter, FastAPI
 
-from csms_api.problems import Problem, ProblemRoute, install_problem_handlers
+from csms_api.app import API_PREFIX, create_service_app
+from csms_api.auth import Authenticator
+from csms_api.problems import ProblemRoute
 from csms_smartcharging.api.deps import bind_service
 from csms_smartcharging.charging.api import router as charging_router
 from csms_smartcharging.service import SmartChargingService
 from csms_smartcharging.topology.api import router as topology_router
 
-API_PREFIX = "/api/v1"
+__all__ = ["API_PREFIX", "create_app", "create_router"]
 
 
 def create_router(service: SmartChargingService) -> APIRouter:
@@ -27,22 +28,10 @@ def create_router(service: SmartChargingService) -> APIRouter:
 
 
 def create_app(service: SmartChargingService) -> FastAPI:
-    """The REST API of ``service``, with ``/healthz`` and ``/metrics``; errors as problem+json."""
-    app = FastAPI(title="CSMS smart charging", version="1.0.0")
-    app.router.route_class = ProblemRoute
-    install_problem_handlers(app)
-    app.include_router(create_router(service), prefix=API_PREFIX)
-
-    @app.get("/healthz", tags=["operations"])
-    async def healthz() -> dict[str, str]:
-        """Ready once migrated and consuming."""
-        if not service.ready.is_set():
-            raise Problem(503, "the smart charging service is still starting", kind="starting")
-        return {"status": "ok"}
-
-    @app.get("/metrics", tags=["operations"], response_class=Response)
-    async def metrics() -> Response:
-        """Prometheus metrics of this process."""
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-    return app
+    """The REST API of ``service``, with health and metrics; errors as problem+json."""
+    return create_service_app(
+        "CSMS smart charging",
+        routers=[create_router(service)],
+        authenticator=lambda: Authenticator(service.settings, service.factory),
+        ready=lambda: service.ready.is_set(),
+    )

@@ -9,8 +9,10 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
+from csms_api.access import migrate_access
 from csms_core.bus import Bus
 from csms_core.db import session_factory, transaction
+from csms_core.identity import migrate_identity
 from csms_core.router import CommandClient, CommandResult, Router, StationOffline
 from csms_core.service import consume_and_run
 from csms_ocpp import OcppVersion
@@ -53,6 +55,9 @@ class SmartChargingService:
         self.ready = asyncio.Event()
 
     async def migrate(self) -> None:
+        # The station directory (identity) is written here; API keys (access) are read.
+        await migrate_identity(self.engine)
+        await migrate_access(self.engine)
         await migrate_smartcharging(self.engine)
 
     async def run(self, *, ready: asyncio.Event | None = None, stopping: asyncio.Event) -> None:

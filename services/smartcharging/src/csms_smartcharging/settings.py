@@ -3,10 +3,11 @@
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from csms_api.auth import AuthSettings
 from csms_core.settings import CommonSettings
 
 
-class SmartChargingSettings(CommonSettings):
+class SmartChargingSettings(CommonSettings, AuthSettings):
     """What the smart charging service reads on top of the common settings."""
 
     model_config = SettingsConfigDict(env_prefix="CSMS_", extra="ignore", populate_by_name=True)

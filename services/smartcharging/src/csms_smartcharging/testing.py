@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 from uuid import uuid4
 
+from csms_api.access import SCHEMA as ACCESS_SCHEMA
 from csms_core.bus.memory import InMemoryBus
 from csms_core.db import create_engine
 from csms_core.envelope import Envelope
+from csms_core.identity import SCHEMA as IDENTITY_SCHEMA
 from csms_core.router import (
     CallAnswer,
     CommandClient,
@@ -229,7 +231,7 @@ async def eventually(check: Callable[[], Awaitable[T]], timeout_s: float = WAIT_
 async def running_smartcharging(settings: SmartChargingSettings) -> AsyncIterator[Harness]:
     """Run the service on a fresh embedded bus and router until the block ends."""
     bus, router = InMemoryBus(), InMemoryRouter()
-    engine = create_engine(settings.database_url, schemas=(SCHEMA,))
+    engine = create_engine(settings.database_url, schemas=(SCHEMA, IDENTITY_SCHEMA, ACCESS_SCHEMA))
     stopping = asyncio.Event()
     async with router:
         mailbox = await router.open_mailbox(gateway_address(GATEWAY_ID))

@@ -1,16 +1,20 @@
-"""The ``identity.station_identity`` table and its access."""
+"""The ``identity`` schema: station credentials and security profile, and which site a
+station belongs to (the station directory every service reads for site-limited tokens)."""
 
 import base64
 import hashlib
 import hmac
 import secrets
+from collections.abc import Collection
 from datetime import UTC, datetime
 
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
-from csms_core.db import migrate
+from csms_core.db import UtcDateTime, migrate
 
 SCHEMA = "identity"
 _ITERATIONS = 200_000
@@ -28,6 +32,22 @@ class StationIdentity(SQLModel, table=True):
     password_hash: str | None = None
     lenient: bool = False
     updated_at: datetime = Field(default_factory=_now)
+    # The lowest OCPP security profile this station may connect with (OCPP 2.0.1 Part 2
+    # A00.FR.2xx: never downgraded); None: the gateway's CSMS_MIN_SECURITY_PROFILE.
+    security_profile: int | None = None
+
+
+class StationSite(SQLModel, table=True):
+    """The station directory: the site a station belongs to, written by the smart charging
+    service (the owner of sites) when it assigns a station, read by every service to limit
+    a site-limited token to its sites' stations."""
+
+    __tablename__ = "station_site"
+    __table_args__ = {"schema": SCHEMA}
+
+    station_id: str = Field(primary_key=True, max_length=48)
+    site_id: str = Field(index=True, max_length=64)
+    updated_at: datetime = Field(default_factory=_now, sa_type=UtcDateTime)
 
 
 def hash_password(password: str) -> str:
@@ -66,7 +86,12 @@ class IdentityStore:
             return await session.get(StationIdentity, station_id)
 
     async def save(
-        self, station_id: str, *, password: str | None = None, lenient: bool | None = None
+        self,
+        station_id: str,
+        *,
+        password: str | None = None,
+        lenient: bool | None = None,
+        security_profile: int | None = None,
     ) -> StationIdentity:
         """Create or update; a None argument leaves that attribute as it is."""
         async with self._factory() as session, session.begin():
@@ -77,6 +102,8 @@ class IdentityStore:
                 identity.password_hash = hash_password(password)
             if lenient is not None:
                 identity.lenient = lenient
+            if security_profile is not None:
+                identity.security_profile = security_profile
             identity.updated_at = _now()
             session.add(identity)
         return identity
@@ -86,3 +113,27 @@ class IdentityStore:
             identity = await session.get(StationIdentity, station_id)
             if identity is not None:
                 await session.delete(identity)
+
+
+async def assign_site(session: AsyncSession, station_id: str, site_id: str) -> None:
+    """Record (in the caller's transaction) that ``station_id`` is on ``site_id``."""
+    entry = await session.get(StationSite, station_id) or StationSite(
+        station_id=station_id, site_id=site_id
+    )
+    entry.site_id, entry.updated_at = site_id, _now()
+    session.add(entry)
+
+
+async def unassign_site(session: AsyncSession, station_id: str) -> None:
+    """Record (in the caller's transaction) that ``station_id`` is on no site."""
+    await session.exec(delete(StationSite).where(col(StationSite.station_id) == station_id))
+
+
+async def site_of(session: AsyncSession, station_id: str) -> str | None:
+    entry = await session.get(StationSite, station_id)
+    return entry.site_id if entry is not None else None
+
+
+def stations_on(sites: Collection[str]) -> SelectOfScalar[str]:
+    """The ids of the stations on ``sites``, as a subquery for ``station_id IN (...)``."""
+    return select(StationSite.station_id).where(col(StationSite.site_id).in_(sorted(sites)))

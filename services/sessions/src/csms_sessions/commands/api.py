@@ -6,6 +6,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from csms_api.auth import AdminDep, OperatorDep
 from csms_api.problems import Problem, problem_responses
 from csms_core.router import CommandOutcome, CommandResult, StationOffline
 from csms_ocpp import OcppVersion, schemas
@@ -122,6 +123,7 @@ def station_offline(station_id: str) -> Problem:
 
 @router.post("/reset")
 async def reset(
+    caller: OperatorDep,
     sessions: ServiceDep,
     session: SessionDep,
     station_id: StationIdDep,
@@ -134,6 +136,7 @@ async def reset(
 
 @router.post("/change-availability")
 async def change_availability(
+    caller: OperatorDep,
     sessions: ServiceDep,
     session: SessionDep,
     station_id: StationIdDep,
@@ -148,6 +151,7 @@ async def change_availability(
 
 @router.post("/trigger-message")
 async def trigger_message(
+    caller: OperatorDep,
     sessions: ServiceDep,
     session: SessionDep,
     station_id: StationIdDep,
@@ -162,6 +166,7 @@ async def trigger_message(
 
 @router.post("/raw")
 async def raw(
+    caller: AdminDep,
     sessions: ServiceDep,
     session: SessionDep,
     station_id: StationIdDep,

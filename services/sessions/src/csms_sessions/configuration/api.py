@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func
 from sqlmodel import col, select
 
+from csms_api.auth import AdminDep, OperatorDep, ViewerDep
 from csms_api.problems import Problem, problem_responses
 from csms_core.db import transaction
 from csms_ocpp import OcppVersion
@@ -122,7 +123,11 @@ class ReportOut(BaseModel):
 
 @router.get("/reports", responses=problem_responses(404, 422))
 async def list_reports(
-    sessions: ServiceDep, session: SessionDep, station_id: StationIdDep, page: PageDep
+    caller: ViewerDep,
+    sessions: ServiceDep,
+    session: SessionDep,
+    station_id: StationIdDep,
+    page: PageDep,
 ) -> Page[ReportOut]:
     """The reports asked of a station, newest first, with their parts and what is missing."""
     mine = col(ReportRequest.station_id) == station_id
@@ -136,7 +141,11 @@ async def list_reports(
 
 @router.get("/reports/{request_id}", responses=problem_responses(404, 422))
 async def get_report(
-    sessions: ServiceDep, session: SessionDep, station_id: StationIdDep, request_id: RequestIdPath
+    caller: ViewerDep,
+    sessions: ServiceDep,
+    session: SessionDep,
+    station_id: StationIdDep,
+    request_id: RequestIdPath,
 ) -> ReportOut:
     """One report request: its state (complete only with every part) and missing parts."""
     report = await _report_of(session, station_id, request_id)
@@ -145,6 +154,7 @@ async def get_report(
 
 @router.post("/reports/{request_id}/repeat")
 async def repeat_report(
+    caller: OperatorDep,
     sessions: ServiceDep,
     session: SessionDep,
     station_id: StationIdDep,
@@ -176,7 +186,7 @@ async def _report_of(session: SessionDep, station_id: str, request_id: int) -> R
 
 @router.get("", responses=problem_responses(404, 422), response_model_exclude_none=True)
 async def read_configuration(
-    session: SessionDep, station_id: StationIdDep, page: PageDep
+    caller: ViewerDep, session: SessionDep, station_id: StationIdDep, page: PageDep
 ) -> Page[ConfigurationItem]:
     """The configuration last reported by a station (1.6 keys or the 2.x device model)."""
     station = await session.get(Station, station_id)
@@ -194,6 +204,7 @@ async def read_configuration(
 
 @router.post("/refresh")
 async def refresh_configuration(
+    caller: OperatorDep,
     sessions: ServiceDep,
     session: SessionDep,
     station_id: StationIdDep,
@@ -222,6 +233,7 @@ async def refresh_configuration(
 
 @router.post("/report")
 async def custom_report(
+    caller: OperatorDep,
     sessions: ServiceDep,
     session: SessionDep,
     station_id: StationIdDep,
@@ -240,6 +252,7 @@ async def custom_report(
 
 @router.post("/query", response_model_exclude_none=True)
 async def query_configuration(
+    caller: OperatorDep,
     sessions: ServiceDep,
     session: SessionDep,
     station_id: StationIdDep,
@@ -264,6 +277,7 @@ async def query_configuration(
 
 @router.put("", response_model_exclude_none=True)
 async def change_configuration(
+    caller: AdminDep,
     sessions: ServiceDep,
     session: SessionDep,
     station_id: StationIdDep,

@@ -5,6 +5,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
+from csms_api.auth import AdminDep
 from csms_api.problems import problem_responses
 from csms_sessions.api.deps import ServiceDep, SessionDep, StationIdDep
 from csms_sessions.api.routing import DocumentedRoute
@@ -42,6 +43,7 @@ class DataTransferCommand(BaseModel):
 
 @router.post("/data-transfer")
 async def data_transfer(
+    caller: AdminDep,
     sessions: ServiceDep,
     session: SessionDep,
     station_id: StationIdDep,

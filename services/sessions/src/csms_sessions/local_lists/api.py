@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from csms_api.auth import OperatorDep, ViewerDep
 from csms_api.problems import Problem, problem_responses
 from csms_core.db import transaction
 from csms_ocpp import OcppVersion
@@ -180,7 +181,7 @@ async def _on_list(
 
 @router.get("")
 async def get_local_list(
-    session: SessionDep, station_id: KnownStationDep, page: PageDep
+    caller: ViewerDep, session: SessionDep, station_id: KnownStationDep, page: PageDep
 ) -> LocalListOut:
     """Read the list we hold for the station, its version and what the station confirmed."""
     return await _out(session, station_id, page.offset, page.limit)
@@ -188,7 +189,11 @@ async def get_local_list(
 
 @router.put("", responses=problem_responses(404, 422))
 async def put_local_list(
-    sessions: ServiceDep, session: SessionDep, station_id: KnownStationDep, body: FullList
+    caller: OperatorDep,
+    sessions: ServiceDep,
+    session: SessionDep,
+    station_id: KnownStationDep,
+    body: FullList,
 ) -> LocalListOut:
     """Replace the whole list (a Full SendLocalList), then send it if the station is online."""
     async with session.begin():
@@ -204,7 +209,11 @@ async def put_local_list(
 
 @router.patch("", responses=problem_responses(404, 422))
 async def patch_local_list(
-    sessions: ServiceDep, session: SessionDep, station_id: KnownStationDep, body: ListChanges
+    caller: OperatorDep,
+    sessions: ServiceDep,
+    session: SessionDep,
+    station_id: KnownStationDep,
+    body: ListChanges,
 ) -> LocalListOut:
     """Add, refresh or remove entries (a Differential SendLocalList), then send them."""
     async with session.begin():
@@ -217,7 +226,7 @@ async def patch_local_list(
 
 @router.post("/sync", responses=problem_responses(404, 422))
 async def sync_local_list(
-    sessions: ServiceDep, session: SessionDep, station_id: KnownStationDep
+    caller: OperatorDep, sessions: ServiceDep, session: SessionDep, station_id: KnownStationDep
 ) -> LocalListOut:
     """Send the whole list again now (a Full update)."""
     async with session.begin():
@@ -228,7 +237,7 @@ async def sync_local_list(
 
 @router.post("/version-check", responses=problem_responses(404, 409, 422, 502, 504))
 async def check_local_list_version(
-    sessions: ServiceDep, session: SessionDep, station_id: KnownStationDep
+    caller: OperatorDep, sessions: ServiceDep, session: SessionDep, station_id: KnownStationDep
 ) -> VersionCheck:
     """Ask the station its list version (GetLocalListVersion); a mismatch schedules a Full."""
     result = await send_command(

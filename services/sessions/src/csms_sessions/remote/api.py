@@ -2,6 +2,7 @@
 
 from fastapi import APIRouter
 
+from csms_api.auth import OperatorDep
 from csms_api.problems import problem_responses
 from csms_sessions.api.deps import ServiceDep, SessionDep, StationIdDep
 from csms_sessions.api.routing import DocumentedRoute
@@ -31,6 +32,7 @@ router = APIRouter(
 
 @router.post("/remote-start")
 async def remote_start(
+    caller: OperatorDep,
     sessions: ServiceDep,
     session: SessionDep,
     station_id: StationIdDep,
@@ -53,6 +55,7 @@ async def remote_start(
 
 @router.post("/remote-stop")
 async def remote_stop(
+    caller: OperatorDep,
     sessions: ServiceDep,
     session: SessionDep,
     station_id: StationIdDep,
@@ -73,6 +76,7 @@ async def remote_stop(
 
 @router.post("/unlock-connector")
 async def unlock_connector(
+    caller: OperatorDep,
     sessions: ServiceDep,
     session: SessionDep,
     station_id: StationIdDep,
@@ -90,6 +94,7 @@ async def unlock_connector(
 
 @router.post("/get-transaction-status")
 async def get_transaction_status(
+    caller: OperatorDep,
     sessions: ServiceDep,
     session: SessionDep,
     station_id: StationIdDep,

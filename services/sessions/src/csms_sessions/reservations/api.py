@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from csms_api.auth import OperatorDep, ViewerDep
 from csms_api.problems import Problem, problem_responses
 from csms_core.db import transaction
 from csms_sessions.api.deps import PageDep, ServiceDep, SessionDep, StationIdDep
@@ -114,7 +115,11 @@ async def _new_reservation(
 
 @router.post("", status_code=201, responses=problem_responses(404, 409, 422, 502, 504))
 async def reserve(
-    sessions: ServiceDep, session: SessionDep, station_id: StationIdDep, body: ReservationBody
+    caller: OperatorDep,
+    sessions: ServiceDep,
+    session: SessionDep,
+    station_id: StationIdDep,
+    body: ReservationBody,
 ) -> ReservationOut:
     """Reserve the station or one EVSE for a token (ReserveNow) and store the station's answer."""
     async with session.begin():
@@ -152,6 +157,7 @@ async def _failed(
 
 @router.get("")
 async def list_reservations(
+    caller: ViewerDep,
     session: SessionDep,
     station_id: StationIdDep,
     page: PageDep,
@@ -167,7 +173,10 @@ async def list_reservations(
 
 @router.get("/{reservation_id}", responses=problem_responses(404, 422))
 async def get_reservation(
-    session: SessionDep, station_id: StationIdDep, reservation_id: ReservationIdPath
+    caller: ViewerDep,
+    session: SessionDep,
+    station_id: StationIdDep,
+    reservation_id: ReservationIdPath,
 ) -> ReservationOut:
     """Read one reservation."""
     return ReservationOut.of(await _reservation(session, station_id, reservation_id))
@@ -175,6 +184,7 @@ async def get_reservation(
 
 @router.delete("/{reservation_id}", responses=problem_responses(404, 409, 422, 502, 504))
 async def cancel(
+    caller: OperatorDep,
     sessions: ServiceDep,
     session: SessionDep,
     station_id: StationIdDep,

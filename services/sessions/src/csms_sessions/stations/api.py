@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from csms_api.auth import AdminDep, PartnerDep, visible_stations
 from csms_api.problems import Problem, problem_responses
 from csms_sessions.api.deps import PageDep, ServiceDep, SessionDep, StationIdDep
 from csms_sessions.api.pagination import Page
@@ -79,18 +80,27 @@ def _detail(station: Station, connectors: list[ConnectorStatus]) -> StationDetai
 
 @router.get("")
 async def list_stations(
-    session: SessionDep, page: PageDep, online: Annotated[bool | None, Query()] = None
+    caller: PartnerDep,
+    session: SessionDep,
+    page: PageDep,
+    online: Annotated[bool | None, Query()] = None,
 ) -> Page[StationOut]:
     """List stations, optionally only those online."""
     stations, total = await service.list_stations(
-        session, limit=page.limit, offset=page.offset, online=online
+        session,
+        limit=page.limit,
+        offset=page.offset,
+        online=online,
+        only=visible_stations(caller),
     )
     items = [StationOut.model_validate(station) for station in stations]
     return Page(items=items, total=total, limit=page.limit, offset=page.offset)
 
 
 @router.get("/{station_id}", responses=problem_responses(404, 422))
-async def get_station(session: SessionDep, station_id: StationIdDep) -> StationDetail:
+async def get_station(
+    caller: PartnerDep, session: SessionDep, station_id: StationIdDep
+) -> StationDetail:
     """Read a station with the last status of each connector."""
     station = await session.get(Station, station_id)
     if station is None:
@@ -100,7 +110,11 @@ async def get_station(session: SessionDep, station_id: StationIdDep) -> StationD
 
 @router.put("/{station_id}", responses=problem_responses(422))
 async def register_station(
-    sessions: ServiceDep, session: SessionDep, station_id: StationIdDep, body: StationRegistration
+    caller: AdminDep,
+    sessions: ServiceDep,
+    session: SessionDep,
+    station_id: StationIdDep,
+    body: StationRegistration,
 ) -> StationDetail:
     """Register or update a station and its credentials."""
     async with session.begin():
@@ -111,7 +125,7 @@ async def register_station(
 
 @router.delete("/{station_id}", status_code=204, responses=problem_responses(404, 422))
 async def delete_station(
-    sessions: ServiceDep, session: SessionDep, station_id: StationIdDep
+    caller: AdminDep, sessions: ServiceDep, session: SessionDep, station_id: StationIdDep
 ) -> Response:
     """Delete a station, its connector statuses and its credentials."""
     async with session.begin():

@@ -5,19 +5,28 @@ from collections.abc import Sequence
 from sqlalchemy import delete, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from csms_sessions.stations.models import ConnectorStatus, Station
 
 
 async def list_stations(
-    session: AsyncSession, *, limit: int, offset: int, online: bool | None = None
+    session: AsyncSession,
+    *,
+    limit: int,
+    offset: int,
+    online: bool | None = None,
+    only: SelectOfScalar[str] | None = None,
 ) -> tuple[Sequence[Station], int]:
-    """One page of stations by id, and how many match in all."""
+    """One page of stations by id, and how many match in all (of ``only``'s ids, if given)."""
     query = select(Station)
     counted = select(func.count()).select_from(Station)
     if online is not None:
         query = query.where(col(Station.online) == online)
         counted = counted.where(col(Station.online) == online)
+    if only is not None:
+        query = query.where(col(Station.station_id).in_(only))
+        counted = counted.where(col(Station.station_id).in_(only))
     stations = await session.exec(
         query.order_by(col(Station.station_id)).offset(offset).limit(limit)
     )

@@ -9,6 +9,7 @@ from sqlalchemy import func
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from csms_api.auth import OperatorDep, ViewerDep, require_network_wide
 from csms_api.problems import Problem, problem_responses
 from csms_ocpp.station_id import InvalidStationId, parse_station_id
 from csms_sessions.api.deps import PageDep, ServiceDep, SessionDep
@@ -119,6 +120,7 @@ async def _one(session: AsyncSession, id_token: str, token_type: str | None) -> 
 
 @router.get("", responses=problem_responses(422))
 async def list_id_tokens(
+    caller: ViewerDep,
     session: SessionDep,
     page: PageDep,
     token_type: TypeQuery = None,
@@ -146,7 +148,7 @@ async def list_id_tokens(
 
 @router.get("/{id_token}", responses=problem_responses(404, 409))
 async def get_id_token(
-    session: SessionDep, id_token: IdTokenPath, token_type: TypeQuery = None
+    caller: ViewerDep, session: SessionDep, id_token: IdTokenPath, token_type: TypeQuery = None
 ) -> IdTokenOut:
     """Read an id token."""
     return IdTokenOut.model_validate(await _one(session, id_token, token_type))
@@ -154,9 +156,14 @@ async def get_id_token(
 
 @router.put("/{id_token}", responses=problem_responses(422))
 async def put_id_token(
-    sessions: ServiceDep, session: SessionDep, id_token: IdTokenPath, body: IdTokenBody
+    caller: OperatorDep,
+    sessions: ServiceDep,
+    session: SessionDep,
+    id_token: IdTokenPath,
+    body: IdTokenBody,
 ) -> IdTokenOut:
     """Create or update an id token (keyed by token and type); local lists holding it follow."""
+    require_network_wide(caller, "id tokens (they work at every site)")
     async with session.begin():
         token = await session.get(IdToken, (id_token, body.type)) or IdToken(
             id_token=id_token, type=body.type, status=body.status
@@ -172,9 +179,14 @@ async def put_id_token(
 
 @router.delete("/{id_token}", status_code=204, responses=problem_responses(404))
 async def delete_id_token(
-    sessions: ServiceDep, session: SessionDep, id_token: IdTokenPath, token_type: TypeQuery = None
+    caller: OperatorDep,
+    sessions: ServiceDep,
+    session: SessionDep,
+    id_token: IdTokenPath,
+    token_type: TypeQuery = None,
 ) -> Response:
     """Delete an id token (every type of it unless ``type`` is given); lists drop it."""
+    require_network_wide(caller, "id tokens (they work at every site)")
     async with session.begin():
         query = delete(IdToken).where(col(IdToken.id_token) == id_token)
         if token_type is not None:

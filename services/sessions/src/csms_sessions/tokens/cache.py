@@ -5,6 +5,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 
+from csms_api.auth import OperatorDep
 from csms_api.problems import problem_responses
 from csms_ocpp import OcppVersion
 from csms_sessions.api.deps import ServiceDep, SessionDep, StationIdDep
@@ -29,6 +30,7 @@ def clear_cache(command: ClearCacheCommand, version: OcppVersion) -> tuple[str, 
 
 @router.post("/clear-cache")
 async def clear_authorization_cache(
+    caller: OperatorDep,
     sessions: ServiceDep,
     session: SessionDep,
     station_id: StationIdDep,

@@ -4,12 +4,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
+from csms_api.auth import PartnerDep, Principal, ViewerDep, sees_station, visible_stations
 from csms_api.problems import Problem, problem_responses
 from csms_sessions.api.deps import PageDep, SessionDep, StationIdDep
 from csms_sessions.api.pagination import Page
@@ -138,9 +139,13 @@ def _filtered(
     state: SessionState | None,
     started_after: datetime | None,
     started_before: datetime | None,
+    caller: Principal,
 ) -> SelectOfScalar[Any]:
     if started_after and started_before and started_after >= started_before:
         raise Problem(422, "started_after must be before started_before", kind="invalid-filter")
+    visible = visible_stations(caller)
+    if visible is not None:
+        query = query.where(col(ChargingSession.station_id).in_(visible))
     if station_id is not None:
         query = query.where(col(ChargingSession.station_id) == station_id)
     if id_token is not None:
@@ -168,6 +173,7 @@ async def _page(session: SessionDep, page: PageDep, **filters: Any) -> Page[Sess
 
 @router.get("/sessions", responses=problem_responses(422))
 async def list_sessions(
+    caller: PartnerDep,
     session: SessionDep,
     page: PageDep,
     station_id: Annotated[str | None, Query(max_length=48)] = None,
@@ -185,20 +191,32 @@ async def list_sessions(
         state=state,
         started_after=started_after,
         started_before=started_before,
+        caller=caller,
     )
 
 
 @router.get("/sessions/{session_id}", responses=problem_responses(404, 422))
-async def get_session(session: SessionDep, session_id: SessionIdPath) -> SessionOut:
+async def get_session(
+    request: Request, caller: PartnerDep, session: SessionDep, session_id: SessionIdPath
+) -> SessionOut:
     """Read a charging session with its latest power and energy."""
+    return SessionOut.model_validate(await _visible(request, caller, session, session_id))
+
+
+async def _visible(
+    request: Request, caller: Principal, session: SessionDep, session_id: str
+) -> ChargingSession:
+    """The session, if the caller may see its station (404 as if unknown otherwise)."""
     charging = await session.get(ChargingSession, session_id)
-    if charging is None:
+    if charging is None or not await sees_station(request, caller, charging.station_id):
         raise Problem(404, f"no session {session_id}", kind="unknown-session")
-    return SessionOut.model_validate(charging)
+    return charging
 
 
 @router.get("/sessions/{session_id}/meter-values", responses=problem_responses(404, 422))
 async def get_meter_values(
+    request: Request,
+    caller: PartnerDep,
     session: SessionDep,
     session_id: SessionIdPath,
     measurand: Annotated[
@@ -211,8 +229,7 @@ async def get_meter_values(
     """A session's meter values in time order (``from`` inclusive, ``to`` exclusive)."""
     if since and until and since >= until:
         raise Problem(422, "from must be before to", kind="invalid-filter")
-    if await session.get(ChargingSession, session_id) is None:
-        raise Problem(404, f"no session {session_id}", kind="unknown-session")
+    await _visible(request, caller, session, session_id)
     samples = await metering.time_series(
         session, session_id, measurand=measurand, since=since, until=until, limit=limit
     )
@@ -222,6 +239,8 @@ async def get_meter_values(
 
 @router.get("/sessions/{session_id}/messages", responses=problem_responses(404, 422))
 async def get_session_messages(
+    request: Request,
+    caller: ViewerDep,
     session: SessionDep,
     session_id: SessionIdPath,
     page: PageDep,
@@ -230,8 +249,7 @@ async def get_session_messages(
     ] = None,
 ) -> Page[SessionMessageOut]:
     """The transaction messages a session received, in arrival order, with what each did."""
-    if await session.get(ChargingSession, session_id) is None:
-        raise Problem(404, f"no session {session_id}", kind="unknown-session")
+    await _visible(request, caller, session, session_id)
     mine = col(SessionMessage.session_id) == session_id
     if disposition is not None:
         mine = mine & (col(SessionMessage.disposition) == disposition)
@@ -245,7 +263,11 @@ async def get_session_messages(
 
 @router.get("/stations/{station_id}/sessions", responses=problem_responses(422))
 async def list_station_sessions(
-    session: SessionDep, station_id: StationIdDep, page: PageDep, state: StateQuery = None
+    caller: PartnerDep,
+    session: SessionDep,
+    station_id: StationIdDep,
+    page: PageDep,
+    state: StateQuery = None,
 ) -> Page[SessionOut]:
     """List one station's charging sessions, newest first (``state=active``: the ongoing ones)."""
     return await _page(
@@ -256,4 +278,5 @@ async def list_station_sessions(
         state=state,
         started_after=None,
         started_before=None,
+        caller=caller,
     )

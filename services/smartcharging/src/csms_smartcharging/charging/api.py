@@ -4,21 +4,21 @@ import itertools
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, BaseModel, Field
 from sqlmodel import col, select
 
+from csms_api.auth import OperatorDep, ViewerDep
 from csms_api.problems import Problem, ProblemRoute, problem_responses
 from csms_core.router import CommandOutcome, CommandResult, StationOffline
 from csms_smartcharging.allocation import AllocationError
-from csms_smartcharging.api.deps import ServiceDep, SessionDep, SiteDep
+from csms_smartcharging.api.deps import ServiceDep, SessionDep, SiteDep, StationIdDep
 from csms_smartcharging.charging.allocator import SitePlan, measured_per_phase
 from csms_smartcharging.charging.models import EvseLimit, LoadSample, ProfileReport
 from csms_smartcharging.db import utc_now
 from csms_smartcharging.topology.limits import finite
 
 router = APIRouter(tags=["smart charging: allocation"], route_class=ProblemRoute)
-StationId = Annotated[str, Path(max_length=48, examples=["CP-001"])]
 _request_ids = itertools.count(1)
 
 
@@ -91,7 +91,7 @@ def _allocation_body(plan: SitePlan) -> SiteAllocation:
 
 
 @router.get("/sites/{site_id}/allocation", responses=problem_responses(404, 422))
-async def get_allocation(site: SiteDep, service: ServiceDep) -> SiteAllocation:
+async def get_allocation(caller: ViewerDep, site: SiteDep, service: ServiceDep) -> SiteAllocation:
     """The current limit of every session on the site, and per-phase totals against the limit."""
     try:
         plan = await service.allocator.plan(site.site_id)
@@ -114,6 +114,7 @@ class LoadPoint(BaseModel):
 
 @router.get("/sites/{site_id}/load", responses=problem_responses(404, 422))
 async def get_load(
+    caller: ViewerDep,
     site: SiteDep,
     session: SessionDep,
     start: Annotated[AwareDatetime | None, Query(alias="from")] = None,
@@ -150,7 +151,9 @@ class StationLimitOut(BaseModel):
 
 
 @router.get("/stations/{station_id}/charging-limits")
-async def get_station_limits(station_id: StationId, session: SessionDep) -> list[StationLimitOut]:
+async def get_station_limits(
+    caller: ViewerDep, station_id: StationIdDep, session: SessionDep
+) -> list[StationLimitOut]:
     """The limits last sent to the station's EVSEs and how the station took them."""
     limits = await session.exec(
         select(EvseLimit).where(EvseLimit.station_id == station_id).order_by(col(EvseLimit.evse_id))
@@ -178,9 +181,10 @@ def _answer(result: CommandResult) -> StationAnswer:
 
 @router.get("/stations/{station_id}/composite-schedule", responses=problem_responses(409, 422, 504))
 async def get_composite_schedule(
-    station_id: StationId,
+    caller: OperatorDep,
+    station_id: StationIdDep,
     service: ServiceDep,
-    evse_id: Annotated[int, Query(ge=0)] = 0,
+    evse_id: Annotated[int, Query(ge=0, le=1000)] = 0,
     duration: Annotated[int, Query(ge=1, le=86_400)] = 3600,
 ) -> StationAnswer:
     """Ask the station what it will apply (GetCompositeSchedule, in A)."""
@@ -193,7 +197,9 @@ async def get_composite_schedule(
 @router.post(
     "/stations/{station_id}/charging-profiles/report", responses=problem_responses(409, 504)
 )
-async def request_profile_report(station_id: StationId, service: ServiceDep) -> StationAnswer:
+async def request_profile_report(
+    caller: OperatorDep, station_id: StationIdDep, service: ServiceDep
+) -> StationAnswer:
     """Ask a 2.x station for its profiles (GetChargingProfiles; it reports them back)."""
     try:
         return _answer(await service.request_profiles(station_id, next(_request_ids)))
@@ -213,7 +219,7 @@ class ProfileReportOut(BaseModel):
 
 @router.get("/stations/{station_id}/charging-profiles")
 async def list_profile_reports(
-    station_id: StationId, session: SessionDep
+    caller: ViewerDep, station_id: StationIdDep, session: SessionDep
 ) -> list[ProfileReportOut]:
     """The profiles the station last reported (ReportChargingProfiles), newest first."""
     reports = await session.exec(

@@ -6,7 +6,9 @@ from fastapi import APIRouter, Path, Response
 from sqlalchemy import delete
 from sqlmodel import col, select
 
+from csms_api.auth import OperatorDep, ViewerDep
 from csms_api.problems import Problem, ProblemRoute, problem_responses
+from csms_core.identity import assign_site, unassign_site
 from csms_smartcharging.api.deps import ServiceDep, SessionDep, SiteDep
 from csms_smartcharging.charging.store import store_site_load
 from csms_smartcharging.db import utc_now
@@ -38,20 +40,32 @@ router = APIRouter(tags=["smart charging: sites"], route_class=ProblemRoute)
 SiteId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9._:-]+$", examples=["depot-1"])]
 GroupId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
 StationId = Annotated[str, Path(max_length=48, examples=["CP-001"])]
+# Bounded to a database integer: a larger id is no schedule, not a database error.
+ScheduleId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 @router.get("/sites")
-async def list_sites(session: SessionDep) -> list[SiteOut]:
-    """All sites."""
-    sites = await session.exec(select(Site).order_by(col(Site.site_id)))
+async def list_sites(caller: ViewerDep, session: SessionDep) -> list[SiteOut]:
+    """All sites (a site-limited caller: its own)."""
+    query = select(Site).order_by(col(Site.site_id))
+    if caller.sites is not None:
+        query = query.where(col(Site.site_id).in_(sorted(caller.sites)))
+    sites = await session.exec(query)
     return [SiteOut.model_validate(site, from_attributes=True) for site in sites]
 
 
 @router.put("/sites/{site_id}", responses=problem_responses(422))
 async def put_site(
-    site_id: SiteId, body: SiteIn, session: SessionDep, service: ServiceDep, response: Response
+    caller: OperatorDep,
+    site_id: SiteId,
+    body: SiteIn,
+    session: SessionDep,
+    service: ServiceDep,
+    response: Response,
 ) -> SiteOut:
     """Create or replace a site and its grid connection limit."""
+    if not caller.sees_site(site_id):
+        raise Problem(403, f"site {site_id} is not one of this token's sites", kind="forbidden")
     site = await session.get(Site, site_id)
     response.status_code = 200 if site else 201
     site = site or Site(site_id=site_id)
@@ -63,13 +77,13 @@ async def put_site(
 
 
 @router.get("/sites/{site_id}", responses=problem_responses(404))
-async def get_site(site: SiteDep) -> SiteOut:
+async def get_site(caller: ViewerDep, site: SiteDep) -> SiteOut:
     """One site."""
     return SiteOut.model_validate(site, from_attributes=True)
 
 
 @router.delete("/sites/{site_id}", status_code=204, responses=problem_responses(404, 409))
-async def delete_site(site: SiteDep, session: SessionDep) -> None:
+async def delete_site(caller: OperatorDep, site: SiteDep, session: SessionDep) -> None:
     """Remove a site that no station is assigned to any more."""
     station = (
         await session.exec(
@@ -85,7 +99,7 @@ async def delete_site(site: SiteDep, session: SessionDep) -> None:
 
 
 @router.get("/sites/{site_id}/groups", responses=problem_responses(404))
-async def list_groups(site: SiteDep, session: SessionDep) -> list[GroupOut]:
+async def list_groups(caller: ViewerDep, site: SiteDep, session: SessionDep) -> list[GroupOut]:
     """The site's groups."""
     groups = await session.exec(select(ChargingGroup).where(ChargingGroup.site_id == site.site_id))
     return [GroupOut.model_validate(group, from_attributes=True) for group in groups]
@@ -93,6 +107,7 @@ async def list_groups(site: SiteDep, session: SessionDep) -> list[GroupOut]:
 
 @router.put("/sites/{site_id}/groups/{group_id}", responses=problem_responses(404, 409, 422))
 async def put_group(
+    caller: OperatorDep,
     site: SiteDep,
     group_id: GroupId,
     body: GroupIn,
@@ -133,7 +148,9 @@ async def _check_parent(
 @router.delete(
     "/sites/{site_id}/groups/{group_id}", status_code=204, responses=problem_responses(404, 409)
 )
-async def delete_group(site: SiteDep, group_id: GroupId, session: SessionDep) -> None:
+async def delete_group(
+    caller: OperatorDep, site: SiteDep, group_id: GroupId, session: SessionDep
+) -> None:
     """Remove an empty group."""
     group = await session.get(ChargingGroup, group_id)
     if group is None or group.site_id != site.site_id:
@@ -151,7 +168,7 @@ async def delete_group(site: SiteDep, group_id: GroupId, session: SessionDep) ->
 
 
 @router.get("/sites/{site_id}/stations", responses=problem_responses(404))
-async def list_stations(site: SiteDep, session: SessionDep) -> list[StationOut]:
+async def list_stations(caller: ViewerDep, site: SiteDep, session: SessionDep) -> list[StationOut]:
     """The stations on the site, with their EVSEs' ratings and wiring."""
     stations = await session.exec(
         select(StationAssignment).where(StationAssignment.site_id == site.site_id)
@@ -161,6 +178,7 @@ async def list_stations(site: SiteDep, session: SessionDep) -> list[StationOut]:
 
 @router.put("/sites/{site_id}/stations/{station_id}", responses=problem_responses(404, 409, 422))
 async def put_station(
+    caller: OperatorDep,
     site: SiteDep,
     station_id: StationId,
     body: StationIn,
@@ -171,9 +189,10 @@ async def put_station(
     """Assign a station to the site (optionally a group) with its EVSEs' ratings and wiring."""
     station = await session.get(StationAssignment, station_id)
     if station is not None and station.site_id != site.site_id:
+        where = f"site {station.site_id}" if caller.sees_site(station.site_id) else "another site"
         raise Problem(
             409,
-            f"station {station_id} is already on site {station.site_id}; remove it there first",
+            f"station {station_id} is already on {where}; remove it there first",
             kind="station-in-other-site",
         )
     if body.group_id is not None:
@@ -189,6 +208,7 @@ async def put_station(
     await session.exec(delete(EvseRating).where(col(EvseRating.station_id) == station_id))
     for evse in body.evses:
         session.add(EvseRating(station_id=station_id, **evse.model_dump()))
+    await assign_site(session, station_id, site.site_id)
     await session.commit()
     service.station_changed(station_id, site.site_id)
     return await _station_out(session, station)
@@ -198,7 +218,11 @@ async def put_station(
     "/sites/{site_id}/stations/{station_id}", status_code=204, responses=problem_responses(404)
 )
 async def delete_station(
-    site: SiteDep, station_id: StationId, session: SessionDep, service: ServiceDep
+    caller: OperatorDep,
+    site: SiteDep,
+    station_id: StationId,
+    session: SessionDep,
+    service: ServiceDep,
 ) -> None:
     """Take a station off the site."""
     station = await session.get(StationAssignment, station_id)
@@ -208,6 +232,7 @@ async def delete_station(
         )
     await session.exec(delete(EvseRating).where(col(EvseRating.station_id) == station_id))
     await session.delete(station)
+    await unassign_site(session, station_id)
     await session.commit()
     service.station_changed(station_id, site.site_id)
 
@@ -228,7 +253,9 @@ async def _station_out(session: SessionDep, station: StationAssignment) -> Stati
 
 
 @router.get("/sites/{site_id}/schedules", responses=problem_responses(404))
-async def list_schedules(site: SiteDep, session: SessionDep) -> list[ScheduleOut]:
+async def list_schedules(
+    caller: ViewerDep, site: SiteDep, session: SessionDep
+) -> list[ScheduleOut]:
     """The site's scheduled limits."""
     schedules = await session.exec(
         select(LimitSchedule).where(LimitSchedule.site_id == site.site_id)
@@ -238,7 +265,7 @@ async def list_schedules(site: SiteDep, session: SessionDep) -> list[ScheduleOut
 
 @router.post("/sites/{site_id}/schedules", status_code=201, responses=problem_responses(404, 422))
 async def add_schedule(
-    site: SiteDep, body: ScheduleIn, session: SessionDep, service: ServiceDep
+    caller: OperatorDep, site: SiteDep, body: ScheduleIn, session: SessionDep, service: ServiceDep
 ) -> ScheduleOut:
     """Add a lower limit in force on some days between two times (e.g. 17:00-21:00)."""
     if body.group_id is not None:
@@ -260,7 +287,11 @@ async def add_schedule(
     responses=problem_responses(404),
 )
 async def delete_schedule(
-    site: SiteDep, schedule_id: int, session: SessionDep, service: ServiceDep
+    caller: OperatorDep,
+    site: SiteDep,
+    schedule_id: ScheduleId,
+    session: SessionDep,
+    service: ServiceDep,
 ) -> None:
     """Remove a scheduled limit."""
     schedule = await session.get(LimitSchedule, schedule_id)
@@ -273,7 +304,7 @@ async def delete_schedule(
 
 @router.post("/sites/{site_id}/limit-override", responses=problem_responses(404, 422))
 async def set_override(
-    site: SiteDep, body: OverrideIn, session: SessionDep, service: ServiceDep
+    caller: OperatorDep, site: SiteDep, body: OverrideIn, session: SessionDep, service: ServiceDep
 ) -> OverrideOut:
     """Set the grid operator's limit now (until ``until``, or until removed); lowest limit wins."""
     override = await session.get(LimitOverride, site.site_id) or LimitOverride(site_id=site.site_id)
@@ -286,7 +317,9 @@ async def set_override(
 
 
 @router.delete("/sites/{site_id}/limit-override", status_code=204, responses=problem_responses(404))
-async def clear_override(site: SiteDep, session: SessionDep, service: ServiceDep) -> None:
+async def clear_override(
+    caller: OperatorDep, site: SiteDep, session: SessionDep, service: ServiceDep
+) -> None:
     """Remove the operator's limit."""
     await session.exec(delete(LimitOverride).where(col(LimitOverride.site_id) == site.site_id))
     await session.commit()
@@ -295,7 +328,7 @@ async def clear_override(site: SiteDep, session: SessionDep, service: ServiceDep
 
 @router.put("/sites/{site_id}/load", responses=problem_responses(404, 422))
 async def put_load(
-    site: SiteDep, body: LoadIn, session: SessionDep, service: ServiceDep
+    caller: OperatorDep, site: SiteDep, body: LoadIn, session: SessionDep, service: ServiceDep
 ) -> LoadOut:
     """Report the site's measured non-EV load (subtracted from its limit)."""
     load = await store_site_load(session, site, body)

@@ -1,0 +1,58 @@
+"""The web app every service serves: its ``/api/v1`` routers behind bearer-token
+authentication, problem+json errors, and the open operations routes.
+
+``/healthz`` and ``/readyz`` (ready once the service consumes) and ``/openapi.json``
+are open; ``/metrics`` needs a token with the viewer role, like any read.
+"""
+
+from collections.abc import Callable, Sequence
+
+from fastapi import APIRouter, FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from csms_api.auth import Authenticator, ViewerDep, install_auth
+from csms_api.problems import Problem, ProblemRoute, install_problem_handlers
+
+API_PREFIX = "/api/v1"
+
+
+def create_service_app(
+    title: str,
+    *,
+    routers: Sequence[APIRouter],
+    authenticator: Authenticator | Callable[[], Authenticator],
+    ready: Callable[[], bool],
+) -> FastAPI:
+    """A service's app: ``routers`` under ``/api/v1``, health, readiness and metrics.
+
+    ``authenticator`` may be a factory, called on the first request: an app built only
+    for its OpenAPI document (with a placeholder service) never needs one.
+    """
+    app = FastAPI(title=title, version="1.0.0")
+    app.router.route_class = ProblemRoute
+    install_problem_handlers(app)
+    install_auth(app, authenticator)
+    for router in routers:
+        app.include_router(router, prefix=API_PREFIX)
+
+    def check_ready() -> dict[str, str]:
+        if not ready():
+            raise Problem(503, f"{title} is still starting", kind="starting")
+        return {"status": "ok"}
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        """Ready once migrated and consuming (open)."""
+        return check_ready()
+
+    @app.get("/readyz", tags=["operations"])
+    async def readyz() -> dict[str, str]:
+        """Ready once migrated and consuming (open)."""
+        return check_ready()
+
+    @app.get("/metrics", tags=["operations"], response_class=Response)
+    async def metrics(caller: ViewerDep) -> Response:
+        """Prometheus metrics of this process (a viewer's token, like any read)."""
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,6 +1,7 @@
 """Schema violations and the CALLERROR code each one earns (OCPP 2.0.1 Part 4 §4.3)."""
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -309,3 +310,34 @@ def test_date_time_must_be_rfc3339_with_offset(timestamp: str) -> None:
 def test_date_time_with_offset_is_accepted(timestamp: str) -> None:
     payload = {"currentTime": timestamp}
     assert validate(OcppVersion.V201, "Heartbeat", payload, response=True) is None
+
+
+@pytest.mark.parametrize("version", list(OcppVersion))
+@pytest.mark.parametrize(
+    "action",
+    [
+        "../../../../../../../../etc/os-release",
+        "/usr/lib/python3/dist-packages/some",
+        "../v16/schemas/BootNotification",
+        "BootNotification/../../v16/schemas/Heartbeat",
+        "",
+    ],
+)
+def test_an_action_name_is_never_a_path(version: OcppVersion, action: str, tmp_path: Path) -> None:
+    """A station naming a file by ``../`` learns nothing: no file is opened, no schema found."""
+    planted = tmp_path / "planted.json"
+    planted.write_text('{"type": "object"}')
+    traversal = "../" * 20 + str(planted).lstrip("/").removesuffix(".json")
+    for name in (action, traversal):
+        assert not schemas.has_schema(version, name)
+        assert not schemas.has_schema(version, name, response=True)
+        with pytest.raises(schemas.UnknownAction):
+            schemas.validator(version, name)
+
+
+@pytest.mark.parametrize("version", list(OcppVersion))
+def test_known_actions_are_the_versions_messages(version: OcppVersion) -> None:
+    known = schemas.known_actions(version)
+    assert {"BootNotification", "Heartbeat", "Authorize"} <= known
+    assert all("/" not in name and "." not in name for name in known)
+    assert all(schemas.has_schema(version, name) for name in sorted(known)[:20])

@@ -86,6 +86,18 @@ class UnknownAction(LookupError):
     """There is no schema for this action in this version."""
 
 
+@cache
+def known_actions(version: OcppVersion) -> frozenset[str]:
+    """Every action the version's official schemas define (read once from the package)."""
+    package = f"ocpp.v{version.number.replace('.', '')}.schemas"
+    names = set()
+    for resource in resources.files(package).iterdir():
+        stem = resource.name.removesuffix(".json")
+        if stem != resource.name:
+            names.add(stem.removesuffix("Response").removesuffix("Request"))
+    return frozenset(names)
+
+
 def _schema_file(version: OcppVersion, action: str, response: bool) -> str:
     if version is OcppVersion.V16:
         return f"{action}Response.json" if response else f"{action}.json"
@@ -96,6 +108,10 @@ def _schema_file(version: OcppVersion, action: str, response: bool) -> str:
 @cache
 def _schema_text(version: OcppVersion, action: str, response: bool) -> bytes:
     """The official schema file of one action's request or response."""
+    # The name comes from the station: only a known action may become a file name
+    # (``../`` and an absolute path would otherwise open any .json on the host).
+    if action not in known_actions(version):
+        raise UnknownAction(f"{action} is not an OCPP {version.number} message")
     package = f"ocpp.v{version.number.replace('.', '')}.schemas"
     name = _schema_file(version, action, response)
     resource = resources.files(package).joinpath(name)
@@ -139,6 +155,8 @@ def _passes_compiled(version: OcppVersion, action: str, response: bool, payload:
 
 
 def has_schema(version: OcppVersion, action: str, response: bool = False) -> bool:
+    if action not in known_actions(version):  # before any lookup: a set membership
+        return False
     try:
         validator(version, action, response)
     except UnknownAction:

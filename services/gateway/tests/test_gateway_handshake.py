@@ -1,5 +1,7 @@
 """Handshake: paths, subprotocols, station ids, Basic auth (OCPP 2.0.1 Part 4 §3; Part 2 A00)."""
 
+import asyncio
+
 import httpx
 import pytest
 from websockets.exceptions import InvalidStatus
@@ -162,3 +164,20 @@ async def test_station_without_identity_connects_unsecured(
         "reason": "",
     }
     assert await router.lookup("CP-1") is None
+
+
+async def test_two_authorization_headers_on_the_upgrade_are_400(gateway: Gateway) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+    writer.write(
+        b"GET /ocpp/CP-1 HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ocpp1.6\r\n"
+        b"Authorization: Basic Q1AtMTpwYXNzd29yZC0xLXBhc3N3b3Jk\r\n"
+        b"Authorization: Basic Q1AtMTpvdGhlci1wYXNzd29yZC1vdGhlcg==\r\n\r\n"
+    )
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(4096), 10)
+    writer.close()
+    await writer.wait_closed()
+    assert answer.startswith(b"HTTP/1.1 400 "), answer
+    assert b"one Authorization header" in answer

@@ -74,6 +74,11 @@ class Handshake:
             station_id = parse_station_id(segment)
         except (InvalidStationId, UnicodeDecodeError) as exc:
             return self._refuse(connection, HTTPStatus.BAD_REQUEST, "station_id", str(exc))
+        if len(request.headers.get_all("Authorization")) > 1:
+            # RFC 9110 §11.6.2: one set of credentials; two are ambiguous (and used to
+            # make the header lookup raise: a 500).
+            text = "send one Authorization header, not several"
+            return self._refuse(connection, HTTPStatus.BAD_REQUEST, "auth", text)
         version = negotiate(offered_subprotocols(request.headers))
         if version is None:
             # OCPP 2.0.1 Part 4 §3.2: refuse when no offered subprotocol is supported.

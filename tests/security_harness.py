@@ -100,6 +100,8 @@ async def running_csms(
             "organization": ORGANIZATION,
             # Tests that want the list of installed certificates asked for at boot say so.
             "inventory_max_age_s": 0,
+            # The tests' OCSP responders and CRLs are on loopback.
+            "pki_allow_private_addresses": True,
             **(security or {}),
         },
     )

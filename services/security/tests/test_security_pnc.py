@@ -65,7 +65,7 @@ def trust(pki: Pki) -> TrustStore:
 
 @pytest.fixture
 async def revocation(trust: TrustStore) -> AsyncIterator[RevocationClient]:
-    client = RevocationClient(trust, timeout_s=2)
+    client = RevocationClient(trust, timeout_s=2, allow_private=True)
     yield client
     await client.aclose()
 
@@ -122,7 +122,7 @@ async def test_a_delegated_ocsp_signer_is_accepted(pki: Pki, trust: TrustStore) 
     delegate = pki.mo.issue(name("MO OCSP"), delegate_key.public_key(), ocsp_signing=True)
     responder = OcspResponder(pki.mo, delegate=(delegate, delegate_key))
     async with serving(responder.app) as url:
-        client = RevocationClient(trust, timeout_s=2)
+        client = RevocationClient(trust, timeout_s=2, allow_private=True)
         answer = await client.check_ocsp(pki.request(pki.contract(), url + "/"))
         await client.aclose()
     assert answer.status is CertificateStatus.GOOD and answer.verified
@@ -133,7 +133,7 @@ async def test_an_ocsp_answer_signed_by_a_stranger_fails(pki: Pki, trust: TrustS
     impostor = TestCa.root("Impostor")
     forged = OcspResponder(pki.mo, delegate=(impostor.certificate, impostor.key))
     async with serving(forged.app) as url:
-        client = RevocationClient(trust, timeout_s=2)
+        client = RevocationClient(trust, timeout_s=2, allow_private=True)
         answer = await client.check_ocsp(pki.request(pki.contract(), url + "/"))
         await client.aclose()
     assert answer.status is CertificateStatus.FAILED
@@ -242,7 +242,7 @@ async def test_tc_c_52_central_contract_validation(
     status = await authorize_status(revocation, trust, {"idToken": token, "certificate": chain})
     assert status is AuthorizeCertificateStatus.ACCEPTED
     pki.mo.revoke(contract)
-    revocation_fresh = RevocationClient(trust, timeout_s=2)
+    revocation_fresh = RevocationClient(trust, timeout_s=2, allow_private=True)
     revoked = await authorize_status(
         revocation_fresh, trust, {"idToken": token, "certificate": chain}
     )
@@ -315,3 +315,21 @@ async def test_without_a_provider_the_answer_is_failed_with_exi_response() -> No
     wire = answer.model_dump(by_alias=True, exclude_none=True)
     assert wire == {"status": "Failed", "exiResponse": ""}
     assert schemas.validate(OcppVersion.V201, "Get15118EVCertificate", wire, response=True) is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1:9/", "http://169.254.169.254/latest/", "http://10.0.0.1/", "file:///etc/passwd",
+     "ftp://ocsp.example/", "http://[::1]/"],
+)  # fmt: skip
+async def test_a_station_cannot_make_the_csms_fetch_private_addresses(
+    pki: Pki, trust: TrustStore, url: str
+) -> None:
+    """SSRF: by default only public http(s) responders are asked (no request is sent)."""
+    guarded = RevocationClient(trust, timeout_s=2)
+    answer = await guarded.check_ocsp(pki.request(pki.contract(), url))
+    crl = await guarded.check_crl(hash_data(pki.contract(), pki.mo.certificate), url)
+    await guarded.aclose()
+    assert answer.status is CertificateStatus.FAILED and "not allowed" in answer.detail
+    assert crl.status is CertificateStatus.FAILED and "not allowed" in crl.detail
+    assert pki.responder.requests == 0

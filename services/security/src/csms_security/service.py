@@ -114,7 +114,9 @@ class SecurityService:
         trust = TrustStore.from_file(settings.pnc_trust_file)
         if trust.empty:
             logger.warning("no CSMS_SECURITY_PNC_TRUST_FILE: OCSP answers are used unverified")
-        revocation = RevocationClient(trust, settings.pki_timeout_s)
+        revocation = RevocationClient(
+            trust, settings.pki_timeout_s, allow_private=settings.pki_allow_private_addresses
+        )
         self._stack.push_async_callback(revocation.aclose)
         self.pki = Pki(revocation, self._contract_provider(), trust)
         self.issuer = Issuer(self.factory, self.bus, self.calls, self.signers)

@@ -91,6 +91,12 @@ class SecuritySettings(CommonSettings):
     # timeout, 10 s by default).
     pki_timeout_s: float = Field(default=5.0, gt=0, validation_alias="CSMS_SECURITY_PKI_TIMEOUT_S")
 
+    # OCSP responders and CRLs a station names are fetched only from public addresses
+    # unless this is set (a PKI inside your network); never anything but http(s).
+    pki_allow_private_addresses: bool = Field(
+        default=False, validation_alias="CSMS_SECURITY_PKI_ALLOW_PRIVATE_ADDRESSES"
+    )
+
     # -- security profile upgrades ------------------------------------------------------------
     # ocppCsmsUrl of the new network profile (2.x), without the station id, e.g.
     # wss://csms.example.com/ocpp/. A REST request may name another.

@@ -23,6 +23,7 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from csms_security.hashdata import CertificateHashData, OcspRequestData
+from csms_security.pnc.addresses import AddressRefused, check_url
 from csms_security.pnc.trust import TrustStore, verify_signature
 
 logger = logging.getLogger(__name__)
@@ -68,9 +69,15 @@ class RevocationClient:
     """Asks OCSP responders and reads CRLs (2.1 GetCertificateChainStatus names either)."""
 
     def __init__(
-        self, trust: TrustStore, timeout_s: float, client: httpx.AsyncClient | None = None
+        self,
+        trust: TrustStore,
+        timeout_s: float,
+        client: httpx.AsyncClient | None = None,
+        *,
+        allow_private: bool = False,
     ) -> None:
         self._trust = trust
+        self._allow_private = allow_private
         self._client = client or httpx.AsyncClient(timeout=timeout_s)
         self._cache: OrderedDict[tuple[str, ...], RevocationAnswer] = OrderedDict()
         self._crls: OrderedDict[str, x509.CertificateRevocationList] = OrderedDict()
@@ -111,6 +118,11 @@ class RevocationClient:
             )
         except ValueError as exc:  # hashes of the wrong length for the algorithm
             return _failed(f"cannot form an OCSP request: {exc}")
+        try:
+            await check_url(url, allow_private=self._allow_private)
+        except AddressRefused as exc:
+            logger.warning("OCSP responder refused: %s", exc)
+            return _failed(f"responder not allowed: {exc}")
         try:
             response = await self._client.post(
                 url, content=body, headers={"Content-Type": "application/ocsp-request"}
@@ -173,6 +185,11 @@ class RevocationClient:
         return self._crl_status(certificate, crl)
 
     async def _load_crl(self, url: str) -> "x509.CertificateRevocationList | RevocationAnswer":
+        try:
+            await check_url(url, allow_private=self._allow_private)
+        except AddressRefused as exc:
+            logger.warning("CRL location refused: %s", exc)
+            return _failed(f"CRL location not allowed: {exc}")
         try:
             response = await self._client.get(url)
         except (httpx.HTTPError, ValueError) as exc:

@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -24,7 +24,7 @@ from csms_core.router import CommandClient, CommandOutcome, CommandResult, Route
 from csms_core.router.base import gateway_address
 from csms_core.router.memory import InMemoryRouter
 from csms_core.settings import Environment
-from csms_core.topics import CDRS, METER_VALUES, SESSIONS
+from csms_core.topics import CDRS, METER_VALUES, OCPP_INBOUND, SESSIONS
 from tests.waiting import eventually
 
 WAIT_S = 5.0
@@ -110,6 +110,38 @@ class BillingHarness:
         )
         await self.bus.publish(topic, envelope)
         self.published.append(envelope.id)
+        return envelope
+
+    async def call(
+        self,
+        station_id: str,
+        action: str,
+        payload: dict[str, Any],
+        *,
+        version: str = "2.1",
+        track: bool = True,
+    ) -> Envelope:
+        """A station CALL on ocpp.inbound, as the gateway records it (``track``: billing
+        reads it, and ``caught_up`` waits for it)."""
+        envelope = Envelope(
+            id=uuid4().hex,
+            type="ocpp.call",
+            source=f"csms/gateway/{GATEWAY_ID}",
+            station_id=station_id,
+            ocpp_version=version,
+            data={
+                "action": action,
+                "message_id": uuid4().hex[:8],
+                "payload": payload,
+                "received_at": ocpp_time(datetime.now(UTC)),
+                "owner": "gateway",
+                "gateway_id": GATEWAY_ID,
+                "connection_id": "c-1",
+            },
+        )
+        await self.bus.publish(OCPP_INBOUND, envelope)
+        if track:
+            self.published.append(envelope.id)
         return envelope
 
     def cdrs(self) -> list[dict[str, Any]]:

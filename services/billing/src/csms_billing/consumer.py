@@ -1,4 +1,5 @@
-"""Consumption of the sessions service's domain events: billing's timeline, then its CDRs.
+"""Consumption of the sessions service's domain events: billing's timeline, then its CDRs;
+and of the few station CALLs billing learns from (``inbound``).
 
 ``csms.sessions`` opens, feeds and ends billing's sessions; ``csms.meter-values``
 brings their samples. An ended session's CDR falls due a moment later
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from csms_billing import inbound
 from csms_billing.cdrs import service as cdrs
 from csms_billing.cdrs.events import cdr_event
 from csms_billing.cdrs.issuer import CdrIssuer
@@ -27,13 +29,13 @@ from csms_billing.settings import BillingSettings
 from csms_core.bus import Bus, Delivery
 from csms_core.db import session_factory, transaction, utc_now
 from csms_core.envelope import Envelope
-from csms_core.topics import CDRS, METER_VALUES, SESSIONS
+from csms_core.topics import CDRS, METER_VALUES, OCPP_INBOUND, SESSIONS
 
 logger = logging.getLogger(__name__)
 
 # Meter values first: the in-process bus hands a batch over topic by topic, and a
 # session.ended must not overtake the samples published just before it.
-TOPICS = (METER_VALUES, SESSIONS)
+TOPICS = (METER_VALUES, SESSIONS, OCPP_INBOUND)
 
 events_handled = Counter(
     "csms_billing_events_total", "Events the billing service handled", ["topic", "type"]
@@ -53,6 +55,8 @@ class TimelineConsumer:
 
     async def __call__(self, delivery: Delivery) -> None:
         envelope = delivery.envelope
+        if delivery.topic == OCPP_INBOUND and not inbound.wanted(envelope):
+            return  # the fleet's every CALL passes here: most are none of billing's
         async with transaction(self._factory) as session:
             record = await session.get(ProcessedEvent, envelope.id)
             if record is None:
@@ -68,7 +72,9 @@ class TimelineConsumer:
             await self._deliver(record)
 
     async def _apply(self, session: AsyncSession, envelope: Envelope) -> list[Envelope]:
-        if envelope.type == "session.started":
+        if envelope.type == inbound.CALL:
+            await inbound.handle(session, self._settings, envelope)
+        elif envelope.type == "session.started":
             opened = await service.open_session(session, events.opened(envelope))
             if opened.cost_due_at is None and opened.tariff_id is not None:
                 interval = timedelta(seconds=self._settings.cost_update_interval_s)

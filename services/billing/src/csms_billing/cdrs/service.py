@@ -25,6 +25,7 @@ from csms_billing.cdrs.build import (
 )
 from csms_billing.cdrs.models import CdrRecord
 from csms_billing.cdrs.ocpi import Cdr
+from csms_billing.costs import reconcile
 from csms_billing.payments import service as payments
 from csms_billing.sessions import service as sessions
 from csms_billing.sessions.models import BilledSession, SampleKind
@@ -104,6 +105,8 @@ async def _build(
     late: bool,
 ) -> Cdr:
     priced = await sessions.priced(session, billed, settings.currency, late=late)
+    if priced.tariff is not None:
+        reconcile.flag(billed, priced.cost)  # a 2.1 station's own final cost, compared
     samples = await sessions.samples_of(session, billed.session_id)
     signed = [
         SignedReading(s.at, s.context, s.value, s.signed)

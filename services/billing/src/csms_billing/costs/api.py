@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from csms_api.problems import Problem, ProblemRoute, problem_responses
 from csms_billing.api.deps import ServiceDep, SessionDep
+from csms_billing.costs import reconcile
 from csms_billing.ocpi import DateTime, Number, Price
 from csms_billing.pricing.cost import CostType
 from csms_billing.sessions import service as sessions
@@ -73,5 +74,13 @@ async def get_cost(
         total_parking_time=(cost.parking_s / 3600).quantize(_HOURS),
         computed_at=now,
         cdr_id=billed.cdr_id,
-        flags=[billed.cost_mismatch] if billed.cost_mismatch else [],
+        flags=_flags(billed, priced),
     )
+
+
+def _flags(billed: BilledSession, priced: sessions.Priced) -> list[dict[str, Any]]:
+    """What disagrees: an ended session's kept comparison, a live one's done now."""
+    if billed.state == SessionState.ENDED or priced.tariff is None:
+        return [billed.cost_mismatch] if billed.cost_mismatch else []
+    live = reconcile.station_mismatch(billed, priced.cost)
+    return [] if live is None else [live.wire() | {"at": billed.station_cost_at}]

@@ -10,17 +10,14 @@ the CDR carries the CSMS's cost, the flag says the station showed another.
 """
 
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms_billing.money import MINOR_UNITS
 from csms_billing.pricing.cost import Amount, Cost
-from csms_billing.sessions import service as sessions
 from csms_billing.sessions.models import BilledSession
 
 cost_mismatches = Counter(
@@ -101,17 +98,20 @@ def _compare(
     return found
 
 
-async def station_cost(
-    session: AsyncSession, billed: BilledSession, details: CostDetails, currency: str, at: datetime
-) -> Mismatch | None:
-    """Compare what the station computed until ``at`` with the engine; flag the session if
-    they differ (the latest comparison stands: a running cost converges)."""
-    priced = await sessions.priced(session, billed, currency, until=at)
-    if priced.tariff is None:
-        return None  # no tariff of ours: nothing to compare with
-    mismatch = reconcile(priced.cost, details)
-    billed.cost_mismatch = mismatch.wire() | {"at": at.isoformat()} if mismatch else None
-    session.add(billed)
+def station_mismatch(billed: BilledSession, ours: Cost) -> Mismatch | None:
+    """The session's latest station-reported cost against ``ours`` (None: agrees, or the
+    station reported none)."""
+    if billed.station_cost is None:
+        return None
+    details = CostDetails.model_validate(billed.station_cost["details"])
+    return reconcile(ours, details)
+
+
+def flag(billed: BilledSession, ours: Cost) -> None:
+    """Keep the final comparison on the session (and count a mismatch)."""
+    mismatch = station_mismatch(billed, ours)
+    billed.cost_mismatch = (
+        None if mismatch is None else mismatch.wire() | {"at": billed.station_cost_at}
+    )
     if mismatch is not None:
         cost_mismatches.inc()
-    return mismatch

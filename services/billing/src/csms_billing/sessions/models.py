@@ -57,6 +57,8 @@ class BilledSession(SQLModel, table=True):
     # took (costs.updates).
     cost_due_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     cost_sent: float | None = None
+    # A 2.1 station's own cost (its latest costDetails and their time), to reconcile.
+    station_cost: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     # A 2.1 station's own cost that differs from the CSMS's (costs.reconcile), as flagged.
     cost_mismatch: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     # 2.1 payments: the settlement and the cost limit of a prepaid token, if any.
@@ -64,6 +66,10 @@ class BilledSession(SQLModel, table=True):
     max_cost: float | None = None
     created_at: datetime = Field(default_factory=utc_now, sa_type=UtcDateTime)
     updated_at: datetime = Field(default_factory=utc_now, sa_type=UtcDateTime)
+
+    @property
+    def station_cost_at(self) -> str | None:
+        return None if self.station_cost is None else str(self.station_cost["at"])
 
 
 class SampleKind(StrEnum):

@@ -1,0 +1,119 @@
+"""The station CALLs billing learns from (``ocpp.inbound``), by action.
+
+- NotifyWebPaymentStarted (2.1): the station waits for a web payment on an EVSE.
+- NotifySettlement (2.1): what a payment terminal settled for a transaction.
+- TransactionEvent (2.1) with ``costDetails``: the station's own cost, kept to be
+  reconciled with the engine's (``costs.reconcile``).
+
+The answers of the first two carry no decision and the gateway gives them ({}).
+Which CALLs billing answers or adds to (the receipt of a settlement, ``totalCost``
+and ``transactionLimit`` in a TransactionEventResponse, the 2.1 AuthorizeResponse's
+``tariff``) waits for the platform's registration of composed answers (issue 9).
+"""
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from csms_billing.payments import service as payments
+from csms_billing.payments.settlements import NotifySettlement, record_settlement
+from csms_billing.sessions.models import BilledSession
+from csms_billing.settings import BillingSettings
+from csms_core.bus.runner import Unprocessable
+from csms_core.db import utc_now
+from csms_core.envelope import Envelope
+
+CALL = "ocpp.call"
+
+
+class _WebPaymentStarted(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    evse_id: int = Field(alias="evseId", ge=0)
+    timeout: int
+
+
+class _TransactionInfo(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    transaction_id: str = Field(alias="transactionId")
+
+
+class _CostedEvent(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    timestamp: AwareDatetime
+    transaction_info: _TransactionInfo = Field(alias="transactionInfo")
+    cost_details: dict[str, Any] = Field(alias="costDetails")
+
+
+Handler = Callable[[AsyncSession, BillingSettings, Envelope, dict[str, Any]], Awaitable[None]]
+
+
+def wanted(envelope: Envelope) -> bool:
+    """Whether billing reads this ``ocpp.inbound`` event at all (most it skips unopened)."""
+    if envelope.type != CALL or envelope.ocpp_version != "2.1":
+        return False
+    action = envelope.data.get("action")
+    payload = envelope.data.get("payload")
+    if action == "TransactionEvent":
+        return isinstance(payload, dict) and "costDetails" in payload
+    return action in HANDLERS
+
+
+async def handle(session: AsyncSession, settings: BillingSettings, envelope: Envelope) -> None:
+    action = str(envelope.data.get("action"))
+    payload = envelope.data.get("payload")
+    if not isinstance(payload, dict):
+        raise Unprocessable(f"{action}: no payload")
+    try:
+        await HANDLERS[action](session, settings, envelope, payload)
+    except ValidationError as exc:
+        raise Unprocessable(f"{action}: {exc.errors(include_url=False)[:3]}") from exc
+
+
+async def on_web_payment_started(
+    session: AsyncSession, settings: BillingSettings, envelope: Envelope, payload: dict[str, Any]
+) -> None:
+    started = _WebPaymentStarted.model_validate(payload)
+    await payments.web_payment_started(
+        session, envelope.station_id, started.evse_id, started.timeout, envelope.time
+    )
+
+
+async def on_settlement(
+    session: AsyncSession, settings: BillingSettings, envelope: Envelope, payload: dict[str, Any]
+) -> None:
+    request = NotifySettlement.model_validate(payload)
+    await record_settlement(
+        session, envelope.station_id, request, settings.receipt_base_url, utc_now()
+    )
+
+
+async def on_cost_details(
+    session: AsyncSession, settings: BillingSettings, envelope: Envelope, payload: dict[str, Any]
+) -> None:
+    event = _CostedEvent.model_validate(payload)
+    query = select(BilledSession).where(
+        col(BilledSession.station_id) == envelope.station_id,
+        col(BilledSession.transaction_id) == event.transaction_info.transaction_id,
+    )
+    billed = (await session.exec(query)).first()
+    if billed is None:
+        return  # the session is not known (yet): the next costDetails will be
+    at = event.timestamp.astimezone(UTC).isoformat()
+    latest = billed.station_cost
+    if latest is None or latest.get("at", "") <= at:  # an older event replayed: kept out
+        billed.station_cost = {"at": at, "details": event.cost_details}
+        session.add(billed)
+
+
+HANDLERS: dict[str, Handler] = {
+    "NotifyWebPaymentStarted": on_web_payment_started,
+    "NotifySettlement": on_settlement,
+    "TransactionEvent": on_cost_details,
+}

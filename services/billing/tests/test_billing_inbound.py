@@ -1,0 +1,123 @@
+"""The 2.1 station CALLs billing learns from, as they arrive on ocpp.inbound."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlmodel import select
+
+from csms_billing.inbox import ProcessedEvent
+from csms_billing.payments.models import Settlement, WebPayment
+from csms_billing.sessions.models import BilledSession
+from tests.billing_harness import BillingHarness, ocpp_time
+from tests.waiting import eventually
+
+START = datetime(2024, 5, 6, 9, 0, tzinfo=UTC)
+TARIFF = {
+    "tariff": {
+        "id": "flat-energy",
+        "currency": "EUR",
+        "start_date_time": "2024-01-01T00:00:00Z",
+        "elements": [
+            {"price_components": [{"type": "ENERGY", "price": 0.30, "vat": 20, "step_size": 1}]}
+        ],
+    },
+    "applies_to": {"default": True},
+}
+
+
+async def _rows(billing: BillingHarness, model: Any) -> list[Any]:
+    async with billing.service.factory() as session:
+        return list(await session.exec(select(model)))
+
+
+async def test_billing_notify_web_payment_started_waits_for_the_payment(
+    billing: BillingHarness,
+) -> None:
+    await billing.call("CP-QR", "NotifyWebPaymentStarted", {"evseId": 2, "timeout": 90})
+    await billing.caught_up()
+    (pending,) = await _rows(billing, WebPayment)
+    assert (pending.station_id, pending.evse_id, pending.status) == ("CP-QR", 2, "pending")
+
+
+async def test_billing_notify_settlement_is_kept_with_a_receipt(
+    billing: BillingHarness, api: httpx.AsyncClient
+) -> None:
+    settled = {
+        "transactionId": "tx-9",
+        "pspRef": "PSP-1",
+        "status": "Settled",
+        "settlementAmount": 7.5,
+        "settlementTime": "2024-05-06T10:00:00Z",
+    }
+    await billing.call("CP-T", "NotifySettlement", settled)
+    await billing.caught_up()
+    (settlement,) = await _rows(billing, Settlement)
+    receipt = (await api.get(f"/receipts/{settlement.receipt_id}")).json()
+    assert (receipt["psp_ref"], receipt["amount"], receipt["station_id"]) == ("PSP-1", 7.5, "CP-T")
+
+
+async def test_billing_station_cost_details_are_reconciled_at_the_cdr(
+    billing: BillingHarness, api: httpx.AsyncClient
+) -> None:
+    assert (await api.put("/tariffs/flat-energy", json=TARIFF)).status_code == 201
+    base: dict[str, Any] = {"session_id": "s-21", "transaction_id": "tx-21", "evse_id": 1}
+    started = {
+        "station_id": "CP-21",
+        "connector_id": 1,
+        "id_token": None,
+        "started_at": ocpp_time(START),
+        "meter_start_wh": 0.0,
+    }
+    await billing.publish("session.started", "CP-21", base | started, version="2.1")
+    await billing.caught_up()
+    end = START + timedelta(hours=1)
+    # The station's own final cost: 2.00 for 10 kWh (ours: 10 x 0.30 = 3.00, 3.60 incl.).
+    ended_event = {
+        "eventType": "Ended",
+        "timestamp": ocpp_time(end),
+        "triggerReason": "EVDeparted",
+        "seqNo": 3,
+        "transactionInfo": {"transactionId": "tx-21"},
+        "costDetails": {
+            "totalCost": {
+                "currency": "EUR",
+                "typeOfCost": "NormalCost",
+                "total": {"exclTax": 2.0, "inclTax": 2.4},
+            },
+            "totalUsage": {"energy": 10000, "chargingTime": 3600, "idleTime": 0},
+        },
+    }
+    await billing.call("CP-21", "TransactionEvent", ended_event)
+    await billing.caught_up()
+    ended = {"ended_at": ocpp_time(end), "stop_reason": "ev_disconnected", "meter_stop_wh": 10000.0}
+    await billing.publish("session.ended", "CP-21", base | ended, version="2.1")
+    (cdr,) = await billing.wait_for_cdrs(1)
+    assert cdr["total_cost"] == {"excl_vat": 3.0, "incl_vat": 3.6}
+    assert "another cost" in cdr["remark"]
+    cost = (await api.get("/costs/s-21")).json()
+    assert cost["flags"][0]["differences"]["total.excl_tax"] == {"station": 2.0, "csms": 3.0}
+
+
+async def test_billing_skips_the_calls_it_does_not_read(billing: BillingHarness) -> None:
+    ignored = [
+        await billing.call("CP-1", "Heartbeat", {}, track=False),
+        await billing.call(
+            "CP-1", "NotifySettlement", {"pspRef": "x"}, version="2.0.1", track=False
+        ),
+        await billing.call("CP-1", "TransactionEvent", {"eventType": "Updated"}, track=False),
+    ]
+    await billing.call("CP-1", "NotifyWebPaymentStarted", {"evseId": 1, "timeout": 5})
+    await billing.caught_up()  # the last one was read, so the earlier ones were passed over
+    stored = {row.event_id for row in await _rows(billing, ProcessedEvent)}
+    assert not stored & {event.id for event in ignored}
+    assert (await _rows(billing, BilledSession)) == []
+
+    async def bad() -> list[Any] | None:
+        from csms_core.topics import DEAD_LETTER
+
+        return billing.bus.records(DEAD_LETTER) or None
+
+    await billing.call("CP-1", "NotifyWebPaymentStarted", {"evseId": "one"}, track=False)
+    (letter,) = await eventually(bad, timeout_s=5)
+    assert "NotifyWebPaymentStarted" in letter.envelope.data["error"]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
+from csms_api.access import SCHEMA as ACCESS_SCHEMA
 from csms_billing.db import SCHEMA
 from csms_billing.inbox import ProcessedEvent
 from csms_billing.service import BillingService
@@ -20,6 +21,8 @@ from csms_billing.settings import BillingSettings
 from csms_core.bus.memory import InMemoryBus
 from csms_core.db import create_engine
 from csms_core.envelope import Envelope
+from csms_core.identity import SCHEMA as IDENTITY_SCHEMA
+from csms_core.identity import migrate_identity
 from csms_core.router import CommandClient, CommandOutcome, CommandResult, Route, StationCommand
 from csms_core.router.base import gateway_address
 from csms_core.router.memory import InMemoryRouter
@@ -168,7 +171,8 @@ class BillingHarness:
 @asynccontextmanager
 async def running_billing(tmp_path: Path, **overrides: Any) -> AsyncIterator[BillingHarness]:
     settings = settings_for_tests(tmp_path, **overrides)
-    engine = create_engine(settings.database_url, [SCHEMA])
+    engine = create_engine(settings.database_url, [SCHEMA, IDENTITY_SCHEMA, ACCESS_SCHEMA])
+    await migrate_identity(engine)  # the station directory site-limited tokens look in
     bus, router = InMemoryBus(), InMemoryRouter()
     stopping = asyncio.Event()
     try:

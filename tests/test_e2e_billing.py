@@ -100,7 +100,9 @@ def billing_cluster(
 
 @pytest.fixture(scope="module")
 def priced(billing_cluster: BillingCluster) -> BillingCluster:
-    with httpx.Client(base_url=billing_cluster.billing_url(0)) as client:
+    with httpx.Client(
+        base_url=billing_cluster.billing_url(0), headers=billing_cluster.csms.admin
+    ) as client:
         stored = client.put("/tariffs/e2e", json=TARIFF)
         assert stored.status_code in {200, 201}, stored.text
     return billing_cluster
@@ -117,7 +119,9 @@ async def _prepare(csms: Cluster, station_id: str) -> None:
 
 async def _cdr(cluster: BillingCluster, station_id: str) -> dict[str, Any]:
     """The station's CDR, read from the other billing replica."""
-    async with httpx.AsyncClient(base_url=cluster.billing_url(1)) as client:
+    async with httpx.AsyncClient(
+        base_url=cluster.billing_url(1), headers=cluster.csms.admin
+    ) as client:
 
         async def issued() -> dict[str, Any] | None:
             found = (await client.get("/cdrs", params={"station_id": station_id})).json()
@@ -205,7 +209,9 @@ async def test_billing_end_to_end(priced: BillingCluster, version: str) -> None:
 
 
 async def _final_cost(cluster: BillingCluster, session_id: str) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=cluster.billing_url(0)) as client:
+    async with httpx.AsyncClient(
+        base_url=cluster.billing_url(0), headers=cluster.csms.admin
+    ) as client:
         response = await client.get(f"/costs/{session_id}")
         assert response.status_code == 200, response.text
         found: dict[str, Any] = response.json()

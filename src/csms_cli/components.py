@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from csms_api.access import SCHEMA as ACCESS_SCHEMA
 from csms_billing.app import create_app as create_billing_app
+from csms_billing.app import create_public_router as create_billing_public_router
 from csms_billing.app import create_router as create_billing_router
 from csms_billing.db import SCHEMA as BILLING_SCHEMA
 from csms_billing.service import BillingService
@@ -457,6 +458,8 @@ def create_embedded_app(
     app.include_router(create_billing_router(billing), prefix="/api/v1")
     # Where stations fetch images and upload logs (their URLs carry the credential).
     app.include_router(create_firmware_file_router(firmware))
+    # The payment provider's webhook (signed) and drivers' receipts: no bearer tokens.
+    app.include_router(create_billing_public_router(billing))
     # FastAPI documents what this app mounts; the merged document is the same routes with
     # each operation's service named, and built only when asked for.
     app.openapi = whole_api_openapi  # type: ignore[method-assign]

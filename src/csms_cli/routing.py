@@ -93,7 +93,6 @@ API_SERVICES: tuple[ApiService, ...] = (
             "/api/v1/costs",
             "/api/v1/payments",
             "/api/v1/prepaid-accounts",
-            "/api/v1/receipts",
             "/api/v1/stations/{station_id}/tariffs",
         ),
     ),

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from sqlalchemy import update
 
+from csms_api.testing import bearer_headers
 from csms_billing.app import create_app
 from csms_billing.sessions.models import BilledSession
 from csms_core.db import transaction, utc_now
@@ -34,7 +35,10 @@ TARIFF = {
 async def quick(tmp_path: Path) -> AsyncIterator[tuple[BillingHarness, httpx.AsyncClient]]:
     async with running_billing(tmp_path, cost_update_interval_s=0.2) as harness:
         transport = httpx.ASGITransport(app=create_app(harness.service))
-        async with httpx.AsyncClient(transport=transport, base_url="http://b/api/v1") as api:
+        headers = await bearer_headers(harness.service.engine)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://b/api/v1", headers=headers
+        ) as api:
             yield harness, api
 
 

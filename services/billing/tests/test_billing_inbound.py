@@ -41,7 +41,7 @@ async def test_billing_notify_web_payment_started_waits_for_the_payment(
 
 
 async def test_billing_notify_settlement_is_kept_with_a_receipt(
-    billing: BillingHarness, api: httpx.AsyncClient
+    billing: BillingHarness, public: httpx.AsyncClient
 ) -> None:
     settled = {
         "transactionId": "tx-9",
@@ -53,7 +53,7 @@ async def test_billing_notify_settlement_is_kept_with_a_receipt(
     await billing.call("CP-T", "NotifySettlement", settled)
     await billing.caught_up()
     (settlement,) = await _rows(billing, Settlement)
-    receipt = (await api.get(f"/receipts/{settlement.receipt_id}")).json()
+    receipt = (await public.get(f"/receipts/{settlement.receipt_id}")).json()
     assert (receipt["psp_ref"], receipt["amount"], receipt["station_id"]) == ("PSP-1", 7.5, "CP-T")
 
 

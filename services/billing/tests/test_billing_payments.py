@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from csms_api.testing import bearer_headers
 from csms_billing.app import create_app
 from csms_billing.payments import service as payments
 from csms_billing.payments.settlements import NotifySettlement, record_settlement
@@ -21,18 +22,20 @@ from tests.payment_provider import SECRET, Provider, running_provider
 async def paying(
     tmp_path: Path,
 ) -> AsyncIterator[tuple[BillingHarness, httpx.AsyncClient, Provider]]:
+    """The billing service with a provider on loopback; the client is the provider's (no
+    bearer token) on the service's root, where the webhook is."""
     async with (
         running_provider() as provider,
         running_billing(
             tmp_path,
             payment_webhook_secret=SECRET.decode(),
             payment_provider_url=provider.url,
-            receipt_base_url="https://csms.example/api/v1",
+            receipt_base_url="https://csms.example",
         ) as harness,
     ):
         transport = httpx.ASGITransport(app=create_app(harness.service))
-        async with httpx.AsyncClient(transport=transport, base_url="http://b/api/v1") as api:
-            yield harness, api, provider
+        async with httpx.AsyncClient(transport=transport, base_url="http://b") as client:
+            yield harness, client, provider
 
 
 async def _waiting_for_payment(billing: BillingHarness, station_id: str, evse_id: int) -> None:
@@ -109,15 +112,16 @@ async def test_billing_payment_nobody_waits_for_is_kept_for_a_refund(
     headers, body = provider.webhook("pay-lost", "CP-NONE", 1)
     answer = await api.post("/payments/webhook", content=body, headers=headers)
     assert answer.json()["status"] == "unmatched"
-    listed = (await api.get("/payments/web", params={"status": "unmatched"})).json()
+    admin = await bearer_headers(billing.service.engine)
+    listed = (
+        await api.get("/api/v1/payments/web", params={"status": "unmatched"}, headers=admin)
+    ).json()
     assert [p["payment_id"] for p in listed["items"]] == ["pay-lost"]
     assert billing.stations.sent("RequestStartTransaction") == []
 
 
-async def test_billing_webhook_without_a_provider_is_503(
-    billing: BillingHarness, api: httpx.AsyncClient
-) -> None:
-    answer = await api.post("/payments/webhook", content=b"{}")
+async def test_billing_webhook_without_a_provider_is_503(public: httpx.AsyncClient) -> None:
+    answer = await public.post("/payments/webhook", content=b"{}")
     assert (answer.status_code, answer.json()["type"]) == (
         503,
         "urn:csms:problem:payments-not-configured",
@@ -188,7 +192,7 @@ async def test_billing_prepaid_balance_pays_the_cdrs(
 
 
 async def test_billing_notify_settlement_makes_a_receipt(
-    billing: BillingHarness, api: httpx.AsyncClient
+    billing: BillingHarness, api: httpx.AsyncClient, public: httpx.AsyncClient
 ) -> None:
     assert (await api.put("/tariffs/prepaid", json=TARIFF)).status_code == 201
     await _charge(billing, "s-card", "CARD-1", 4000)
@@ -204,12 +208,12 @@ async def test_billing_notify_settlement_makes_a_receipt(
     )
     async with transaction(billing.service.factory) as session:
         answer = await record_settlement(
-            session, "CP-P", request, "https://csms.example/api/v1", utc_now()
+            session, "CP-P", request, "https://csms.example", utc_now()
         )
-    assert answer["receiptUrl"] == f"https://csms.example/api/v1/receipts/{answer['receiptId']}"
-    receipt = (await api.get(f"/receipts/{answer['receiptId']}")).json()
+    assert answer["receiptUrl"] == f"https://csms.example/receipts/{answer['receiptId']}"
+    receipt = (await public.get(f"/receipts/{answer['receiptId']}")).json()
     assert (receipt["psp_ref"], receipt["amount"], receipt["cdr_id"]) == ("PSP-77", 2.4, cdr["id"])
-    assert (await api.get("/receipts/not-a-receipt")).status_code == 404
+    assert (await public.get("/receipts/not-a-receipt")).status_code == 404
     own = request.model_copy(update={"receipt_url": "https://terminal/r/1", "receipt_id": "T-1"})
     async with transaction(billing.service.factory) as session:
         assert await record_settlement(session, "CP-P", own, "https://x", utc_now()) == {}

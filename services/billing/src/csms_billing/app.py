@@ -1,23 +1,26 @@
-"""The billing service as a web app: REST routes, health, metrics.
+"""The billing service as a web app: REST routes behind bearer tokens, health, metrics.
 
 - ``create_router(service)``: the ``/api/v1`` routes, for any host app (``csms up``
   mounts it next to the others); they answer errors as problem+json on their own.
+- ``create_public_router(service)``: what is served without a bearer token, outside
+  ``/api/v1``: the payment provider's webhook (authenticated by the provider's
+  signature) and drivers' receipts (their unguessable id is the credential).
 - ``create_app(service)``: a complete app for a service the caller runs.
 """
 
-from fastapi import APIRouter, FastAPI, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi import APIRouter, FastAPI
 
-from csms_api.problems import Problem, ProblemRoute, install_problem_handlers
+from csms_api.app import create_service_app
+from csms_api.auth import Authenticator
+from csms_api.problems import ProblemRoute
 from csms_billing.api.deps import bind_service
 from csms_billing.cdrs.api import router as cdrs_router
 from csms_billing.costs.api import router as costs_router
+from csms_billing.payments.api import public_router as payments_public_router
 from csms_billing.payments.api import router as payments_router
 from csms_billing.service import BillingService
 from csms_billing.tariffs.api import router as tariffs_router
 from csms_billing.tariffs.stations_api import router as station_tariffs_router
-
-API_PREFIX = "/api/v1"
 
 
 def create_router(service: BillingService) -> APIRouter:
@@ -34,23 +37,20 @@ def create_router(service: BillingService) -> APIRouter:
     return router
 
 
+def create_public_router(service: BillingService) -> APIRouter:
+    """The provider's webhook and the receipts (mount at the root, not under ``/api/v1``)."""
+    router = APIRouter(dependencies=[bind_service(service)], route_class=ProblemRoute)
+    router.include_router(payments_public_router)
+    return router
+
+
 def create_app(service: BillingService) -> FastAPI:
-    """The REST API of ``service``, with ``/healthz`` and ``/metrics``; errors as problem+json."""
-    app = FastAPI(title="CSMS billing", version="1.0.0")
-    app.router.route_class = ProblemRoute
-    install_problem_handlers(app)
-    app.include_router(create_router(service), prefix=API_PREFIX)
-
-    @app.get("/healthz", tags=["operations"])
-    async def healthz() -> dict[str, str]:
-        """Ready once migrated and consuming."""
-        if not service.ready.is_set():
-            raise Problem(503, "the billing service is still starting", kind="starting")
-        return {"status": "ok"}
-
-    @app.get("/metrics", tags=["operations"], response_class=Response)
-    async def metrics() -> Response:
-        """Prometheus metrics of this process."""
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
+    """The REST API of ``service``, with health and metrics; errors as problem+json."""
+    app = create_service_app(
+        "CSMS billing",
+        routers=[create_router(service)],
+        authenticator=lambda: Authenticator(service.settings, service.factory),
+        ready=lambda: service.ready.is_set(),
+    )
+    app.include_router(create_public_router(service))
     return app

@@ -5,6 +5,7 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from csms_api.access import migrate_access
 from csms_billing.cdrs.issuer import CdrIssuer
 from csms_billing.consumer import TOPICS, TimelineConsumer
 from csms_billing.costs.updates import CostUpdates
@@ -53,6 +54,7 @@ class BillingService:
         self.ready = asyncio.Event()
 
     async def migrate(self) -> None:
+        await migrate_access(self.engine)  # the API keys REST authentication checks
         await migrate_billing(self.engine)
 
     async def run(self, *, ready: asyncio.Event | None = None, stopping: asyncio.Event) -> None:

@@ -6,10 +6,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from csms_api.auth import AuthSettings
 from csms_core.settings import CommonSettings, Environment
 
 
-class BillingSettings(CommonSettings):
+class BillingSettings(CommonSettings, AuthSettings):
     """What the billing service reads on top of the common settings."""
 
     model_config = SettingsConfigDict(env_prefix="CSMS_", extra="ignore", populate_by_name=True)
@@ -54,9 +55,10 @@ class BillingSettings(CommonSettings):
     vat_registry_url: str | None = Field(
         default=None, validation_alias="CSMS_BILLING_VAT_REGISTRY_URL"
     )
-    # Where drivers open the receipts of settlements: the public base of the REST API.
+    # Where drivers open the receipts of settlements (``{base}/receipts/{id}``): the public
+    # address of a billing replica (or of ``csms up``).
     receipt_base_url: str = Field(
-        default="http://127.0.0.1:8000/api/v1", validation_alias="CSMS_BILLING_RECEIPT_BASE_URL"
+        default="http://127.0.0.1:8000", validation_alias="CSMS_BILLING_RECEIPT_BASE_URL"
     )
 
     @model_validator(mode="after")

@@ -7,10 +7,11 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime
 
+from csms_api.auth import PartnerDep, sees_station, visible_stations
 from csms_api.problems import Problem, ProblemRoute, problem_responses
 from csms_billing.api.deps import Limit, Offset, Page, ServiceDep, SessionDep
 from csms_billing.cdrs import service
@@ -35,6 +36,7 @@ class ExportFormat(StrEnum):
 
 @router.get("", response_model=Page[Cdr], response_model_exclude_none=True)
 async def list_cdrs(
+    caller: PartnerDep,
     session: SessionDep,
     station_id: StationFilter = None,
     id_token: TokenFilter = None,
@@ -56,6 +58,7 @@ async def list_cdrs(
         session_id=session_id,
         date_from=date_from,
         date_to=date_to,
+        stations=visible_stations(caller),
     )
     items = [service.cdr_of(record) for record in found]
     return Page(items=items, total=total, limit=limit, offset=offset)
@@ -67,6 +70,7 @@ async def list_cdrs(
     responses={200: {"content": {"text/csv": {}, "application/json": {}}}},
 )
 async def export_cdrs(
+    caller: PartnerDep,
     billing: ServiceDep,
     format: ExportFormat = ExportFormat.CSV,
     station_id: StationFilter = None,
@@ -82,6 +86,7 @@ async def export_cdrs(
         "site_id": site_id,
         "date_from": date_from,
         "date_to": date_to,
+        "stations": visible_stations(caller),
     }
 
     async def records() -> AsyncIterator[CdrRecord]:
@@ -113,10 +118,15 @@ async def export_cdrs(
     response_model_exclude_none=True,
     responses=problem_responses(404),
 )
-async def get_cdr(cdr_id: Annotated[str, Path(max_length=39)], session: SessionDep) -> Cdr:
+async def get_cdr(
+    caller: PartnerDep,
+    request: Request,
+    cdr_id: Annotated[str, Path(max_length=39)],
+    session: SessionDep,
+) -> Cdr:
     """One CDR."""
     record = await session.get(CdrRecord, cdr_id)
-    if record is None:
+    if record is None or not await sees_station(request, caller, record.station_id):
         raise Problem(404, f"no CDR {cdr_id}", kind="unknown-cdr")
     return service.cdr_of(record)
 

@@ -15,6 +15,7 @@ from prometheus_client import Counter
 from sqlalchemy import ColumnElement, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from csms_billing.cdrs.build import (
     CdrParty,
@@ -149,8 +150,11 @@ def _filters(
     session_id: str | None = None,
     date_from: datetime | None = None,
     date_to: datetime | None = None,
+    stations: SelectOfScalar[str] | None = None,
 ) -> list[ColumnElement[bool]]:
     found: list[ColumnElement[bool]] = []
+    if stations is not None:  # a site-limited caller: its sites' stations only
+        found.append(col(CdrRecord.station_id).in_(stations))
     for column, value in (
         (CdrRecord.station_id, station_id),
         (CdrRecord.id_token, id_token),

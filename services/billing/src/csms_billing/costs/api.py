@@ -3,9 +3,10 @@
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
 
+from csms_api.auth import PartnerDep, sees_station
 from csms_api.problems import Problem, ProblemRoute, problem_responses
 from csms_billing.api.deps import ServiceDep, SessionDep
 from csms_billing.costs import reconcile
@@ -43,11 +44,15 @@ class SessionCost(BaseModel):
 
 @router.get("/{session_id}", response_model=SessionCost, responses=problem_responses(404))
 async def get_cost(
-    session_id: Annotated[str, Path(max_length=36)], billing: ServiceDep, session: SessionDep
+    caller: PartnerDep,
+    request: Request,
+    session_id: Annotated[str, Path(max_length=36)],
+    billing: ServiceDep,
+    session: SessionDep,
 ) -> SessionCost:
     """The running cost of a live session, or the final cost of an ended one."""
     billed = await session.get(BilledSession, session_id)
-    if billed is None:
+    if billed is None or not await sees_station(request, caller, billed.station_id):
         raise Problem(404, f"billing knows no session {session_id}", kind="unknown-session")
     now = utc_now()
     # An ended session's cost is its standing CDR's: with late data, the corrected one.

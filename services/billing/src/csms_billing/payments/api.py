@@ -7,9 +7,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, status
 from pydantic import BaseModel, Field
-from sqlalchemy import func
+from sqlalchemy import ColumnElement, func
 from sqlmodel import col, select
 
+from csms_api.auth import (
+    AdminDep,
+    ViewerDep,
+    require_network_wide,
+    visible_stations,
+    without_bearer,
+)
 from csms_api.problems import Problem, ProblemRoute, problem_responses
 from csms_billing.api.deps import Limit, Offset, Page, ServiceDep, SessionDep
 from csms_billing.money import is_currency
@@ -29,6 +36,12 @@ from csms_core.router import CommandOutcome, StationOffline
 logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["billing: payments"], route_class=ProblemRoute)
+# Called by the payment provider and opened by drivers: neither has a bearer token.
+public_router = without_bearer(
+    APIRouter(tags=["billing: payments (provider and drivers)"], route_class=ProblemRoute),
+    "the provider's webhook is authenticated by its signature over the body, a receipt by "
+    "its unguessable id",
+)
 TokenPath = Annotated[str, Path(min_length=1, max_length=255, examples=["04A2B3C4D5E6F7"])]
 START_TIMEOUT_S = 30.0
 
@@ -69,7 +82,7 @@ class WebPaymentOut(BaseModel):
         )
 
 
-@router.post(
+@public_router.post(
     "/payments/webhook",
     response_model=WebPaymentOut | None,
     responses=problem_responses(401, 503),
@@ -122,6 +135,7 @@ async def _start(billing: ServiceDep, payment: WebPayment) -> None:
 
 @router.get("/payments/web", response_model=Page[WebPaymentOut])
 async def list_web_payments(
+    caller: ViewerDep,
     session: SessionDep,
     station_id: Annotated[str | None, Query(max_length=48)] = None,
     status_: Annotated[WebPaymentStatus | None, Query(alias="status")] = None,
@@ -129,7 +143,9 @@ async def list_web_payments(
     limit: Limit = 50,
 ) -> Page[WebPaymentOut]:
     """Web payments, newest first (``status=unmatched``: paid, to be refunded)."""
-    conditions = []
+    conditions: list[ColumnElement[bool]] = []
+    if (visible := visible_stations(caller)) is not None:
+        conditions.append(col(WebPayment.station_id).in_(visible))
     if station_id is not None:
         conditions.append(col(WebPayment.station_id) == station_id)
     if status_ is not None:
@@ -199,9 +215,10 @@ async def _account_out(session: SessionDep, account: PrepaidAccount) -> AccountO
     "/prepaid-accounts/{id_token}", response_model=AccountOut, responses=problem_responses(409, 422)
 )
 async def put_prepaid_account(
-    id_token: TokenPath, body: AccountIn, session: SessionDep
+    caller: AdminDep, id_token: TokenPath, body: AccountIn, session: SessionDep
 ) -> AccountOut:
     """Make a token prepaid: its CDRs are paid from its balance."""
+    require_network_wide(caller, "prepaid accounts")
     if not is_currency(body.currency):
         raise Problem(422, f"{body.currency!r} is no ISO 4217 currency", kind="invalid-currency")
     account = await session.get(PrepaidAccount, id_token)
@@ -219,8 +236,11 @@ async def put_prepaid_account(
     status_code=status.HTTP_201_CREATED,
     responses=problem_responses(404, 422),
 )
-async def top_up(id_token: TokenPath, body: TopUp, session: SessionDep) -> AccountOut:
+async def top_up(
+    caller: AdminDep, id_token: TokenPath, body: TopUp, session: SessionDep
+) -> AccountOut:
     """Add to a prepaid token's balance."""
+    require_network_wide(caller, "prepaid accounts")
     account = await _account(session, id_token)
     await service.top_up(session, account, body.amount, utc_now())
     await session.commit()
@@ -230,7 +250,9 @@ async def top_up(id_token: TokenPath, body: TopUp, session: SessionDep) -> Accou
 @router.get(
     "/prepaid-accounts/{id_token}", response_model=AccountOut, responses=problem_responses(404)
 )
-async def get_prepaid_account(id_token: TokenPath, session: SessionDep) -> AccountOut:
+async def get_prepaid_account(
+    caller: ViewerDep, id_token: TokenPath, session: SessionDep
+) -> AccountOut:
     """A prepaid token's balance and its newest entries."""
     return await _account_out(session, await _account(session, id_token))
 
@@ -258,7 +280,9 @@ class Receipt(BaseModel):
     cdr_id: str | None
 
 
-@router.get("/receipts/{receipt_id}", response_model=Receipt, responses=problem_responses(404))
+@public_router.get(
+    "/receipts/{receipt_id}", response_model=Receipt, responses=problem_responses(404)
+)
 async def get_receipt(
     receipt_id: Annotated[str, Path(min_length=8, max_length=50)], session: SessionDep
 ) -> Receipt:

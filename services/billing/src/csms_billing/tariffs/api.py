@@ -5,6 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 from pydantic import AwareDatetime, BaseModel, Field
 
+from csms_api.auth import AdminDep, PartnerDep, require_network_wide
 from csms_api.problems import Problem, ProblemRoute, problem_responses
 from csms_billing.api.deps import Limit, Offset, Page, ServiceDep, SessionDep, TariffIdPath
 from csms_billing.ocpi import DateTime
@@ -78,6 +79,7 @@ def _refused(exc: TariffRefused) -> Problem:
     responses={201: {"model": TariffOut, "description": "Created"}, **problem_responses(422)},
 )
 async def put_tariff(
+    caller: AdminDep,
     tariff_id: TariffIdPath,
     body: TariffPut,
     response: Response,
@@ -85,6 +87,7 @@ async def put_tariff(
     session: SessionDep,
 ) -> TariffOut:
     """Create a tariff or add a version of it (OCPI 2.2.1 Tariff object)."""
+    require_network_wide(caller, "tariffs")
     created = await session.get(TariffRecord, tariff_id) is None
     try:
         stored, _ = await service.put_tariff(session, billing.settings, tariff_id, body, utc_now())
@@ -103,6 +106,7 @@ async def put_tariff(
     responses=problem_responses(404),
 )
 async def get_tariff(
+    caller: PartnerDep,
     tariff_id: TariffIdPath,
     session: SessionDep,
     version: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
@@ -118,6 +122,7 @@ async def get_tariff(
 
 @router.get("", response_model=Page[TariffOut], response_model_exclude_none=True)
 async def list_tariffs(
+    caller: PartnerDep,
     session: SessionDep,
     offset: Offset = 0,
     limit: Limit = 50,
@@ -134,8 +139,9 @@ async def list_tariffs(
 @router.delete(
     "/{tariff_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(404)
 )
-async def delete_tariff(tariff_id: TariffIdPath, session: SessionDep) -> Response:
+async def delete_tariff(caller: AdminDep, tariff_id: TariffIdPath, session: SessionDep) -> Response:
     """Price no new session with this tariff (its versions stay for the CDRs naming them)."""
+    require_network_wide(caller, "tariffs")
     if not await service.delete_tariff(session, tariff_id, utc_now()):
         raise Problem(404, f"no tariff {tariff_id}", kind="unknown-tariff")
     await session.commit()

@@ -9,9 +9,10 @@ station that calculates costs itself the tariff it should apply, as the 2.1
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
 
+from csms_api.auth import AdminDep, OperatorDep, require_station
 from csms_api.problems import Problem, ProblemRoute, problem_responses
 from csms_billing.api.deps import ServiceDep, SessionDep
 from csms_billing.tariffs import service
@@ -51,9 +52,15 @@ def wire_tariff_id(tariff_id: str, version: int) -> str:
 
 @router.post("", response_model=StationAnswer, responses=_ERRORS)
 async def set_default_tariff(
-    station_id: StationId, body: DefaultTariff, billing: ServiceDep, session: SessionDep
+    caller: AdminDep,
+    request: Request,
+    station_id: StationId,
+    body: DefaultTariff,
+    billing: ServiceDep,
+    session: SessionDep,
 ) -> StationAnswer:
     """Give a 2.1 station a tariff to calculate costs with (SetDefaultTariff)."""
+    await require_station(request, caller, station_id)
     stored = await service.get_tariff(session, body.tariff_id)
     if stored is None or stored.record.deleted_at is not None:
         raise Problem(404, f"no tariff {body.tariff_id}", kind="unknown-tariff")
@@ -72,20 +79,28 @@ async def set_default_tariff(
 
 @router.get("", response_model=StationAnswer, responses=_ERRORS)
 async def get_tariffs(
-    station_id: StationId, billing: ServiceDep, evse_id: EvseQuery = 0
+    caller: OperatorDep,
+    request: Request,
+    station_id: StationId,
+    billing: ServiceDep,
+    evse_id: EvseQuery = 0,
 ) -> StationAnswer:
     """The tariffs a 2.1 station holds (GetTariffs)."""
+    await require_station(request, caller, station_id)
     return await _send(billing, station_id, "GetTariffs", {"evseId": evse_id})
 
 
 @router.delete("", response_model=StationAnswer, responses=_ERRORS)
 async def clear_tariffs(
+    caller: AdminDep,
+    request: Request,
     station_id: StationId,
     billing: ServiceDep,
     tariff_id: Annotated[list[str] | None, Query(max_length=20)] = None,
     evse_id: Annotated[int | None, Query(ge=0, le=1000)] = None,
 ) -> StationAnswer:
     """Remove tariffs from a 2.1 station (ClearTariffs): the ids given, or all."""
+    await require_station(request, caller, station_id)
     payload: dict[str, Any] = {}
     if tariff_id:
         payload["tariffIds"] = [t[:60] for t in tariff_id]

@@ -22,7 +22,6 @@ from csms_core.bus.memory import InMemoryBus
 from csms_core.db import create_engine
 from csms_core.envelope import Envelope
 from csms_core.identity import SCHEMA as IDENTITY_SCHEMA
-from csms_core.identity import migrate_identity
 from csms_core.router import CommandClient, CommandOutcome, CommandResult, Route, StationCommand
 from csms_core.router.base import gateway_address
 from csms_core.router.memory import InMemoryRouter
@@ -172,7 +171,6 @@ class BillingHarness:
 async def running_billing(tmp_path: Path, **overrides: Any) -> AsyncIterator[BillingHarness]:
     settings = settings_for_tests(tmp_path, **overrides)
     engine = create_engine(settings.database_url, [SCHEMA, IDENTITY_SCHEMA, ACCESS_SCHEMA])
-    await migrate_identity(engine)  # the station directory site-limited tokens look in
     bus, router = InMemoryBus(), InMemoryRouter()
     stopping = asyncio.Event()
     try:

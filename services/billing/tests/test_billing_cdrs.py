@@ -11,6 +11,7 @@ from csms_billing.cdrs import service as cdrs
 from csms_billing.sessions import service as sessions
 from csms_billing.sessions.models import BilledSession, SampleKind
 from csms_core.db import transaction, utc_now
+from csms_core.identity import assign_site
 from tests.billing_harness import BillingHarness
 
 PEAK_THEN_OFF_PEAK = {
@@ -118,6 +119,26 @@ async def test_billing_drivers_tariff_from_token_group(
         "standard",
         {"excl_vat": 3.0},
     )
+
+
+async def test_billing_site_tariff_from_the_station_directory(
+    billing: BillingHarness, api: httpx.AsyncClient
+) -> None:
+    """The sessions service's event names no site: the station directory does (identity's
+    station_site, the site at the session's start). The CDR is the site's, filtered by it."""
+    default = _energy_tariff("standard", "0.30", {"default": True})
+    site = _energy_tariff("site-tariff", "0.25", {"site_ids": ["north"]})
+    assert (await api.put("/tariffs/standard", json=default)).status_code == 201
+    assert (await api.put("/tariffs/site-tariff", json=site)).status_code == 201
+    async with transaction(billing.service.factory) as session:
+        await assign_site(session, "CP-1", "north")
+    await charge(billing, "s-north", start=at(9), end=at(10), stop_wh=10_000)
+    found = (await api.get("/cdrs", params={"site_id": "north"})).json()["items"]
+    assert [(c["session_id"], c["tariffs"][0]["id"]) for c in found] == [
+        ("s-north", "site-tariff")
+    ]
+    assert found[0]["total_cost"] == {"excl_vat": 2.5}  # 10 kWh x 0.25
+    assert found[0]["cdr_location"]["id"] == "north"
 
 
 async def test_billing_cdr_is_ocpi_shaped(billing: BillingHarness, api: httpx.AsyncClient) -> None:

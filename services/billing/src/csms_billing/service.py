@@ -14,6 +14,7 @@ from csms_billing.payments.provider import PaymentProvider, SignedWebhookProvide
 from csms_billing.settings import BillingSettings
 from csms_core.bus import Bus
 from csms_core.db import session_factory
+from csms_core.identity import migrate_identity
 from csms_core.router import CommandClient, Router
 from csms_core.service import consume_and_run
 
@@ -55,6 +56,7 @@ class BillingService:
 
     async def migrate(self) -> None:
         await migrate_access(self.engine)  # the API keys REST authentication checks
+        await migrate_identity(self.engine)  # the station directory: sites of stations
         await migrate_billing(self.engine)
 
     async def run(self, *, ready: asyncio.Event | None = None, stopping: asyncio.Event) -> None:

@@ -26,6 +26,7 @@ from csms_billing.tariffs import service as tariffs
 from csms_billing.tariffs.models import TariffRecord, TariffVersion
 from csms_billing.tariffs.ocpi import Tariff
 from csms_core.db import utc_now
+from csms_core.identity import site_of
 
 UTC_ZONE = ZoneInfo("UTC")
 # Token types that stand for an ad-hoc payment (OCPP 2.1 Appendix IdTokenEnumStringType).
@@ -71,6 +72,9 @@ async def open_session(session: AsyncSession, opened: Opened) -> BilledSession:
     billed = await session.get(BilledSession, opened.session_id)
     if billed is not None:
         return billed
+    # The site from the event, else the station directory (identity.station_site, which
+    # smart charging writes when it assigns a station): the site at the session's start.
+    site_id = opened.site_id or await site_of(session, opened.station_id)
     billed = BilledSession(
         session_id=opened.session_id,
         station_id=opened.station_id,
@@ -81,7 +85,7 @@ async def open_session(session: AsyncSession, opened: Opened) -> BilledSession:
         id_token=opened.id_token,
         token_type=opened.token_type,
         group_id=opened.group_id,
-        site_id=opened.site_id,
+        site_id=site_id,
         started_at=opened.started_at,
         meter_start_wh=opened.meter_start_wh,
         reserved_at=opened.reserved_at,
@@ -89,7 +93,7 @@ async def open_session(session: AsyncSession, opened: Opened) -> BilledSession:
     where = tariffs.Whereabouts(
         station_id=opened.station_id,
         evse_id=opened.evse_id,
-        site_id=opened.site_id,
+        site_id=site_id,
         group_id=opened.group_id,
         ad_hoc=opened.token_type in AD_HOC_TOKEN_TYPES,
     )

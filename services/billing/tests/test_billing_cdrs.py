@@ -134,9 +134,7 @@ async def test_billing_site_tariff_from_the_station_directory(
         await assign_site(session, "CP-1", "north")
     await charge(billing, "s-north", start=at(9), end=at(10), stop_wh=10_000)
     found = (await api.get("/cdrs", params={"site_id": "north"})).json()["items"]
-    assert [(c["session_id"], c["tariffs"][0]["id"]) for c in found] == [
-        ("s-north", "site-tariff")
-    ]
+    assert [(c["session_id"], c["tariffs"][0]["id"]) for c in found] == [("s-north", "site-tariff")]
     assert found[0]["total_cost"] == {"excl_vat": 2.5}  # 10 kWh x 0.25
     assert found[0]["cdr_location"]["id"] == "north"
 

@@ -20,7 +20,8 @@ from csms_billing.service import BillingService
 from csms_billing.settings import BillingSettings
 from csms_core.bus.memory import InMemoryBus
 from csms_core.db import create_engine
-from csms_core.envelope import Envelope
+from csms_core.envelope import Envelope, Event
+from csms_core.events import InboundCall, OcppCall, Topic
 from csms_core.identity import SCHEMA as IDENTITY_SCHEMA
 from csms_core.router import CommandClient, CommandOutcome, CommandResult, Route, StationCommand
 from csms_core.router.base import gateway_address
@@ -99,19 +100,30 @@ class BillingHarness:
 
     async def publish(
         self, event_type: str, station_id: str, data: dict[str, Any], *, version: str = "2.0.1"
-    ) -> Envelope:
-        """An event of the sessions service, as it would publish it."""
-        topic = METER_VALUES if event_type == "meter.values" else SESSIONS
-        envelope = Envelope(
-            id=uuid4().hex,
-            type=event_type,
-            source="csms/sessions",
-            station_id=station_id,
-            ocpp_version=version,
-            data=data,
+    ) -> Event[Any]:
+        """An event of the sessions service, as it would publish it (read by its model, so
+        the test's data must be what sessions would send)."""
+        topic: Topic[Any] = METER_VALUES if event_type == "meter.values" else SESSIONS
+        event = topic.parse_object(
+            {
+                "id": uuid4().hex,
+                "type": event_type,
+                "source": "csms/sessions",
+                "station_id": station_id,
+                "ocpp_version": version,
+                "data": data,
+            }
         )
-        await self.bus.publish(topic, envelope)
-        self.published.append(envelope.id)
+        await self.bus.publish(topic, event)
+        self.published.append(event.id)
+        typed: Event[Any] = event
+        return typed
+
+    async def publish_as_written(self, event_type: str, station_id: str, data: Any) -> Envelope:
+        """A record nobody checked (a bad one, for the dead-letter path)."""
+        envelope = Envelope(type=event_type, source="test", station_id=station_id, data=data)
+        topic = METER_VALUES if event_type == "meter.values" else SESSIONS
+        await self.bus.append(topic, station_id, envelope.to_bytes())
         return envelope
 
     async def call(
@@ -122,24 +134,23 @@ class BillingHarness:
         *,
         version: str = "2.1",
         track: bool = True,
-    ) -> Envelope:
+    ) -> OcppCall:
         """A station CALL on ocpp.inbound, as the gateway records it (``track``: billing
         reads it, and ``caught_up`` waits for it)."""
-        envelope = Envelope(
+        envelope = OcppCall(
             id=uuid4().hex,
-            type="ocpp.call",
             source=f"csms/gateway/{GATEWAY_ID}",
             station_id=station_id,
             ocpp_version=version,
-            data={
-                "action": action,
-                "message_id": uuid4().hex[:8],
-                "payload": payload,
-                "received_at": ocpp_time(datetime.now(UTC)),
-                "owner": "gateway",
-                "gateway_id": GATEWAY_ID,
-                "connection_id": "c-1",
-            },
+            data=InboundCall(
+                action=action,
+                message_id=uuid4().hex[:8],
+                payload=payload,
+                received_at=datetime.now(UTC),
+                owner="gateway",
+                gateway_id=GATEWAY_ID,
+                connection_id="c-1",
+            ),
         )
         await self.bus.publish(OCPP_INBOUND, envelope)
         if track:

@@ -113,3 +113,28 @@ def test_a_wrong_example_is_refused() -> None:
     payload["data"] = {k: v for k, v in payload["data"].items() if k != "owner"}
     errors = list(_validator("/components/messages/OcppCall/payload").iter_errors(payload))
     assert errors
+
+
+def test_every_channel_carries_exactly_the_event_types_its_topic_is_bound_to() -> None:
+    channels = {channel["address"]: channel for channel in DOCUMENT["channels"].values()}
+    for topic in topics.ALL:
+        refs = [message["$ref"] for message in channels[topic]["messages"].values()]
+        names = {MESSAGES[ref.rsplit("/", 1)[-1]]["name"] for ref in refs}
+        assert names == set(topic.models), topic
+
+
+@pytest.mark.parametrize(
+    ("message", "example"),
+    [(message, example) for message, _, example in _examples()],
+    ids=[f"{message}-{label}" for message, label, _ in _examples()],
+)
+def test_example_is_read_by_its_topics_model(message: str, example: dict[str, Any]) -> None:
+    """The documented example is what the code's model of that event type reads."""
+    channel = next(
+        channel
+        for channel in DOCUMENT["channels"].values()
+        if {"$ref": f"#/components/messages/{message}"} in channel["messages"].values()
+    )
+    topic = topics.BY_NAME[channel["address"]]
+    event = topic.parse_object(example["payload"])
+    assert event.type == MESSAGES[message]["name"]

@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 from uuid import uuid4
 
 import pytest
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import InvalidReplicationFactorError
 from aiokafka.partitioner import DefaultPartitioner
@@ -12,6 +13,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from csms_core.bus.base import Delivery
 from csms_core.bus.kafka import KafkaBus, KafkaConsumer, StationPartitioner
 from csms_core.envelope import Envelope
+from csms_core.events import InvalidEvent, Topic
 from csms_core.telemetry import setup_tracing, tracer
 from tests.cluster import Infra
 
@@ -29,10 +31,10 @@ async def bus(infra: Infra) -> AsyncIterator[KafkaBus]:
 
 
 @pytest.fixture
-async def topic(bus: KafkaBus) -> str:
+async def topic(bus: KafkaBus) -> Topic[Envelope]:
     name = unique("test.bus")
     await bus.ensure_topics([name])
-    return name
+    return Topic(name, Envelope)  # a topic of any event type (the bus does not read data)
 
 
 def event(station_id: str, number: int) -> Envelope:
@@ -56,7 +58,7 @@ async def read(consumer: KafkaConsumer, count: int, timeout_s: float = 20) -> li
 
 
 async def test_published_event_reaches_a_group_with_the_publishers_traceparent(
-    bus: KafkaBus, topic: str
+    bus: KafkaBus, topic: Topic[Envelope]
 ) -> None:
     setup_tracing("csms-core-tests")
     envelope = event(unique("CP"), 0)
@@ -79,7 +81,9 @@ async def test_published_event_reaches_a_group_with_the_publishers_traceparent(
     }
 
 
-async def test_a_committed_record_is_not_read_again_by_the_group(bus: KafkaBus, topic: str) -> None:
+async def test_a_committed_record_is_not_read_again_by_the_group(
+    bus: KafkaBus, topic: Topic[Envelope]
+) -> None:
     group, station_id = unique("group"), unique("CP")
     await bus.publish(topic, event(station_id, 0))
     async with bus.consumer([topic], group) as first:
@@ -91,7 +95,9 @@ async def test_a_committed_record_is_not_read_again_by_the_group(bus: KafkaBus, 
         assert [d.envelope.id for d in await read(second, 1)] == [f"{station_id}-1"]
 
 
-async def test_an_uncommitted_batch_is_delivered_again(bus: KafkaBus, topic: str) -> None:
+async def test_an_uncommitted_batch_is_delivered_again(
+    bus: KafkaBus, topic: Topic[Envelope]
+) -> None:
     group, station_id = unique("group"), unique("CP")
     for number in range(3):
         await bus.publish(topic, event(station_id, number))
@@ -140,3 +146,36 @@ def test_the_station_partitioner_places_keys_as_the_default_one() -> None:
         assert cached(key, partitions, partitions) == default(key, partitions, partitions)
         assert cached(key, partitions[:5], partitions) == default(key, partitions[:5], partitions)
     assert cached(None, partitions, [3]) == 3
+
+
+async def test_a_record_published_outside_any_span_still_carries_a_traceparent(
+    bus: KafkaBus, topic: Topic[Envelope]
+) -> None:
+    envelope = event(unique("CP"), 0)
+    await bus.publish(topic, envelope)  # no current span (e.g. a connection closing)
+
+    async with bus.consumer([topic], unique("group")) as consumer:
+        [delivery] = await read(consumer, 1)
+
+    version, trace_id, span_id, _flags = delivery.headers["traceparent"].split("-")
+    assert (version, len(trace_id), len(span_id)) == ("00", 32, 16)
+    assert delivery.envelope == envelope
+
+
+async def test_a_record_that_is_no_event_is_delivered_as_it_is(
+    infra: Infra, bus: KafkaBus, topic: Topic[Envelope]
+) -> None:
+    """Not skipped: the consumer's runner dead-letters it with the record."""
+    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, b"not an event", key=b"CP-7")
+    finally:
+        await producer.stop()
+
+    async with bus.consumer([topic], unique("group")) as consumer:
+        [delivery] = await read(consumer, 1)
+
+    assert (delivery.key, delivery.value) == ("CP-7", b"not an event")
+    with pytest.raises(InvalidEvent, match="not an event envelope"):
+        _ = delivery.envelope

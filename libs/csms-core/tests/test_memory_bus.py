@@ -5,8 +5,12 @@ import asyncio
 from csms_core.bus.base import Delivery
 from csms_core.bus.memory import InMemoryBus
 from csms_core.envelope import Envelope
+from csms_core.events import Topic
 
-TOPIC = "ocpp.inbound"
+# Topics of any event type: the bus neither reads nor checks the data.
+TOPIC = Topic("ocpp.inbound", Envelope)
+CONNECTIONS = Topic("ocpp.connections", Envelope)
+STATION_STATUS = Topic("csms.station-status", Envelope)
 
 
 def event(station_id: str, number: int) -> Envelope:
@@ -33,9 +37,14 @@ async def test_published_events_are_delivered_in_order_with_offsets() -> None:
         batch = await consumer.next_batch()
 
     assert batch == [
-        Delivery(TOPIC, 0, offset, envelope.station_id, envelope, {})
-        for offset, envelope in enumerate(events)
+        Delivery(TOPIC, 0, offset, envelope.station_id, envelope.to_bytes(), headers)
+        for (offset, envelope), headers in zip(
+            enumerate(events), [d.headers for d in batch], strict=True
+        )
     ]
+    assert [d.envelope for d in batch] == events
+    # Every record carries a traceparent, also one published outside any span.
+    assert all(d.headers["traceparent"].startswith("00-") for d in batch)
     assert bus.records(TOPIC) == batch
 
 
@@ -93,10 +102,10 @@ async def test_separate_groups_each_see_every_event() -> None:
 async def test_a_consumer_reads_only_its_topics() -> None:
     bus = InMemoryBus()
     await bus.publish(TOPIC, event("CP-1", 0))
-    await bus.publish("ocpp.connections", event("CP-1", 1))
-    await bus.publish("csms.station-status", event("CP-1", 2))
+    await bus.publish(CONNECTIONS, event("CP-1", 1))
+    await bus.publish(STATION_STATUS, event("CP-1", 2))
 
-    async with bus.consumer([TOPIC, "ocpp.connections"], "sessions") as consumer:
+    async with bus.consumer([TOPIC, CONNECTIONS], "sessions") as consumer:
         batch = await consumer.next_batch()
 
     assert [(d.topic, d.offset, d.envelope.id) for d in batch] == [

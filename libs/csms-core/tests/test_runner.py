@@ -2,13 +2,18 @@
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 from csms_core import topics
 from csms_core.bus import Delivery, run_consumer
 from csms_core.bus.memory import InMemoryBus
 from csms_core.envelope import Envelope
+from csms_core.events import InboundCall, OcppCall, Topic
 
 GROUP = "sessions"
+# ``ocpp.inbound`` for events of any type: the runner never reads their data.
+INBOUND = Topic(topics.OCPP_INBOUND.name, Envelope)
+STATUS = Topic(topics.STATION_STATUS.name, Envelope)
 
 
 def event(number: int) -> Envelope:
@@ -54,7 +59,7 @@ async def uncommitted(bus: InMemoryBus) -> list[str]:
 async def test_every_event_is_handled_then_committed() -> None:
     bus = InMemoryBus()
     for number in range(3):
-        await bus.publish(topics.OCPP_INBOUND, event(number))
+        await bus.publish(INBOUND, event(number))
     handled: list[str] = []
 
     async def handler(delivery: Delivery) -> None:
@@ -70,8 +75,8 @@ async def test_every_event_is_handled_then_committed() -> None:
 async def test_a_handler_that_always_fails_sends_the_event_to_dead_letter() -> None:
     bus = InMemoryBus()
     poison = event(0)
-    await bus.publish(topics.OCPP_INBOUND, poison)
-    await bus.publish(topics.OCPP_INBOUND, event(1))
+    await bus.publish(INBOUND, poison)
+    await bus.publish(INBOUND, event(1))
     attempts: list[str] = []
 
     async def handler(delivery: Delivery) -> None:
@@ -106,7 +111,7 @@ async def test_a_handler_that_always_fails_sends_the_event_to_dead_letter() -> N
 
 async def test_a_handler_that_fails_once_is_retried_without_dead_letter() -> None:
     bus = InMemoryBus()
-    await bus.publish(topics.OCPP_INBOUND, event(0))
+    await bus.publish(INBOUND, event(0))
     attempts: list[str] = []
 
     async def handler(delivery: Delivery) -> None:
@@ -124,7 +129,7 @@ async def test_a_handler_that_fails_once_is_retried_without_dead_letter() -> Non
 async def test_stopping_finishes_and_commits_the_batch_in_hand() -> None:
     bus = InMemoryBus()
     for number in range(3):
-        await bus.publish(topics.OCPP_INBOUND, event(number))
+        await bus.publish(INBOUND, event(number))
     stopping = asyncio.Event()
     handled: list[str] = []
 
@@ -161,7 +166,7 @@ async def test_concurrent_consumer_keeps_each_stations_order_and_overlaps_statio
     for number in range(12):
         station = f"CP-{number % 3}"
         await bus.publish(
-            topics.OCPP_INBOUND,
+            INBOUND,
             Envelope(id=f"e{number}", type="ocpp.call", source="test", station_id=station, data={}),
         )
     seen: dict[str, list[str]] = {}
@@ -184,3 +189,86 @@ async def test_concurrent_consumer_keeps_each_stations_order_and_overlaps_statio
     await task
     assert seen == {f"CP-{s}": [f"e{n}" for n in range(s, 12, 3)] for s in range(3)}
     assert most_running == 3
+
+
+async def test_a_record_that_is_no_event_is_dead_lettered_at_once_with_the_record() -> None:
+    bus = InMemoryBus()
+    await bus.append(topics.OCPP_INBOUND, "CP-9", b"\x00 not json")
+    good = OcppCall(
+        id="good",
+        source="test",
+        station_id="CP-1",
+        data=InboundCall(
+            gateway_id="gw",
+            connection_id="c",
+            action="Heartbeat",
+            message_id="1",
+            payload={},
+            received_at=datetime.now(UTC),
+            owner="gateway",
+        ),
+    )
+    await bus.publish(topics.OCPP_INBOUND, good)
+    handled: list[str] = []
+    attempts = 0
+
+    async def handler(delivery: Delivery) -> None:
+        nonlocal attempts
+        attempts += 1
+        handled.append(topics.OCPP_INBOUND.decode(delivery).id)
+
+    await run_until(bus, handler, lambda: handled == ["good"])
+
+    assert attempts == 2  # the bad record once: not retried
+    [letter] = [topics.DEAD_LETTER.decode(d) for d in bus.records(topics.DEAD_LETTER)]
+    assert (letter.station_id, letter.data.event, letter.data.raw) == (
+        "CP-9",
+        None,
+        "\x00 not json",
+    )
+    assert (letter.data.topic, letter.data.offset) == ("ocpp.inbound", 0)
+    assert "the record is not JSON" in letter.data.error
+    assert await uncommitted(bus) == []
+
+
+async def test_an_event_with_bad_data_is_dead_lettered_at_once_with_the_reason() -> None:
+    bus = InMemoryBus()
+    bad = Envelope(type="ocpp.call", source="test", station_id="CP-1", data={"action": 7})
+    await bus.publish(INBOUND, bad)
+    calls = 0
+
+    async def handler(delivery: Delivery) -> None:
+        nonlocal calls
+        calls += 1
+        topics.OCPP_INBOUND.decode(delivery)
+
+    await run_until(bus, handler, lambda: bool(bus.records(topics.DEAD_LETTER)))
+
+    assert calls == 1
+    [letter] = [topics.DEAD_LETTER.decode(d) for d in bus.records(topics.DEAD_LETTER)]
+    assert letter.data.event == bad
+    assert "InvalidEvent('ocpp.inbound ocpp.call: data.gateway_id: Field required" in (
+        letter.data.error
+    )
+    assert "data.action: Input should be a valid string" in letter.data.error
+
+
+async def test_an_event_type_newer_than_the_consumer_is_skipped_without_dead_letter() -> None:
+    bus = InMemoryBus()
+    await bus.publish(STATUS, Envelope(type="station.renamed", source="t", station_id="CP-1"))
+    seen: list[str] = []
+
+    async def handler(delivery: Delivery) -> None:
+        seen.append(delivery.envelope.type)
+        topics.STATION_STATUS.decode(delivery)
+
+    stopping = asyncio.Event()
+    task = asyncio.create_task(
+        run_consumer(bus, [topics.STATION_STATUS], GROUP, handler, stopping=stopping)
+    )
+    await eventually(lambda: seen == ["station.renamed"])
+    stopping.set()
+    await task
+    assert bus.records(topics.DEAD_LETTER) == []
+    async with bus.consumer([topics.STATION_STATUS], GROUP) as consumer:
+        assert await consumer.next_batch(timeout_s=0.01) == []  # committed

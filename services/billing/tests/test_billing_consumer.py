@@ -154,7 +154,7 @@ async def test_billing_replayed_events_change_nothing(
 
 
 async def test_billing_unreadable_event_is_dead_lettered(billing: BillingHarness) -> None:
-    bad = await billing.publish("session.started", "CP-7", {"session_id": "s-x"})
+    bad = await billing.publish_as_written("session.started", "CP-7", {"session_id": "s-x"})
 
     async def dead() -> list[Delivery] | None:
         return billing.bus.records(DEAD_LETTER) or None

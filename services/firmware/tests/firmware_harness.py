@@ -10,6 +10,7 @@ import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from uuid import uuid4
@@ -19,6 +20,14 @@ import httpx
 from csms_core.bus.memory import InMemoryBus
 from csms_core.db import create_engine
 from csms_core.envelope import Envelope
+from csms_core.events import (
+    ConnectionClosed,
+    ConnectionClosedData,
+    ConnectionOpened,
+    ConnectionOpenedData,
+    InboundCall,
+    OcppCall,
+)
 from csms_core.router import (
     CallAnswer,
     CommandClient,
@@ -37,7 +46,7 @@ from csms_firmware.models import ProcessedEvent
 from csms_firmware.service import FirmwareService
 from csms_firmware.settings import FirmwareSettings
 from csms_ocpp import OcppVersion
-from csms_ocpp.actions import now_iso, owner
+from csms_ocpp.actions import owner
 
 GATEWAY_ID = "gw-test"
 WAIT_S = 10.0
@@ -147,12 +156,17 @@ class Harness:
         )
         await self.bus.publish(
             OCPP_CONNECTIONS,
-            Envelope(
-                type="ocpp.connection.opened",
+            ConnectionOpened(
                 source=f"csms/gateway/{GATEWAY_ID}",
                 station_id=station_id,
                 ocpp_version=version.number,
-                data={"gateway_id": GATEWAY_ID, "connection_id": connection_id},
+                data=ConnectionOpenedData(
+                    gateway_id=GATEWAY_ID,
+                    connection_id=connection_id,
+                    subprotocol=version.value,
+                    security_profile=1,
+                    remote_address="127.0.0.1",
+                ),
             ),
         )
 
@@ -162,31 +176,35 @@ class Harness:
         await self.router.unregister(route)
         await self.bus.publish(
             OCPP_CONNECTIONS,
-            Envelope(
-                type="ocpp.connection.closed",
+            ConnectionClosed(
                 source=f"csms/gateway/{GATEWAY_ID}",
                 station_id=station_id,
                 ocpp_version=route.ocpp_version,
-                data={"gateway_id": GATEWAY_ID, "connection_id": route.connection_id},
+                data=ConnectionClosedData(
+                    gateway_id=GATEWAY_ID,
+                    connection_id=route.connection_id,
+                    subprotocol=OcppVersion.from_number(route.ocpp_version).value,
+                    close_code=1000,
+                    reason="",
+                ),
             ),
         )
 
-    async def call(self, station_id: str, action: str, payload: dict[str, Any]) -> Envelope:
+    async def call(self, station_id: str, action: str, payload: dict[str, Any]) -> OcppCall:
         version = self.versions.get(station_id, OcppVersion.V201)
-        event = Envelope(
-            type="ocpp.call",
+        event = OcppCall(
             source=f"csms/gateway/{GATEWAY_ID}",
             station_id=station_id,
             ocpp_version=version.number,
-            data={
-                "action": action,
-                "message_id": uuid4().hex[:8],
-                "payload": payload,
-                "gateway_id": GATEWAY_ID,
-                "connection_id": "conn",
-                "received_at": now_iso(),
-                "owner": owner(version, action, payload).value,
-            },
+            data=InboundCall(
+                action=action,
+                message_id=uuid4().hex[:8],
+                payload=payload,
+                gateway_id=GATEWAY_ID,
+                connection_id="conn",
+                received_at=datetime.now(UTC),
+                owner=owner(version, action, payload).value,
+            ),
         )
         await self.bus.publish(OCPP_INBOUND, event)
         return event

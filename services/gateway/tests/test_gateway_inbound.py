@@ -1,14 +1,15 @@
 """Station CALLs: stored durably on ``ocpp.inbound`` first, then answered (ARCHITECTURE.md)."""
 
 import asyncio
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 from csms_core import topics
 from csms_core.bus import PublishError
 from csms_core.bus.memory import InMemoryBus
-from csms_core.envelope import Envelope
+from csms_core.envelope import EncodedEvent, Envelope, Event
+from csms_core.events import ConnectionClosed, ConnectionOpened, Topic
 from csms_core.identity import IdentityStore
 from csms_core.router import CallAnswer
 from csms_core.router.base import gateway_address
@@ -22,7 +23,14 @@ from csms_gateway.testing import (
     settings_for_tests,
 )
 
+E = TypeVar("E", bound=Event[Any])
 BOOT_201 = {"chargingStation": {"model": "M", "vendorName": "V"}, "reason": "PowerUp"}
+STATUS_201 = {
+    "timestamp": "2025-01-01T00:00:00Z",
+    "connectorStatus": "Available",
+    "evseId": 1,
+    "connectorId": 1,
+}
 BOOT_16 = {"chargePointModel": "M", "chargePointVendor": "V"}
 ACCEPTED_201 = {"status": "Accepted", "currentTime": "2025-01-01T00:00:00.000Z", "interval": 300}
 
@@ -34,19 +42,19 @@ class GatedBus(InMemoryBus):
         super().__init__()
         self.gate = asyncio.Event()
 
-    async def publish(self, topic: str, envelope: Envelope) -> None:
+    async def publish(self, topic: Topic[E], event: E | EncodedEvent[E]) -> None:
         if topic == topics.OCPP_INBOUND:
             await self.gate.wait()
-        await super().publish(topic, envelope)
+        await super().publish(topic, event)
 
 
 class FailingBus(InMemoryBus):
     """The in-process bus with ``ocpp.inbound`` unavailable (a broker outage)."""
 
-    async def publish(self, topic: str, envelope: Envelope) -> None:
+    async def publish(self, topic: Topic[E], event: E | EncodedEvent[E]) -> None:
         if topic == topics.OCPP_INBOUND:
             raise PublishError("not enough in-sync replicas")
-        await super().publish(topic, envelope)
+        await super().publish(topic, event)
 
 
 async def inbound_event(bus: InMemoryBus, count: int = 1) -> Envelope:
@@ -298,3 +306,26 @@ async def test_answer_for_another_connection_is_not_delivered(
         await answer_from_sessions(router, stale, payload=ACCEPTED_201)
         answer = await station.receive()
     assert answer[2]["status"] == "Pending"
+
+
+async def test_every_record_the_gateway_writes_is_its_topics_model_with_a_traceparent(
+    gateway: Gateway, bus: InMemoryBus
+) -> None:
+    async with connect_station(gateway, subprotocols=("ocpp2.0.1",)) as station:
+        await station.call("Heartbeat", {}, message_id="hb")
+        await station.call("StatusNotification", STATUS_201, message_id="st")
+    await eventually(lambda: len(bus.records(topics.OCPP_CONNECTIONS)) == 2)
+
+    inbound = [topics.OCPP_INBOUND.decode(r) for r in bus.records(topics.OCPP_INBOUND)]
+    connections = [topics.OCPP_CONNECTIONS.decode(r) for r in bus.records(topics.OCPP_CONNECTIONS)]
+    assert [(e.type, e.data.action) for e in inbound] == [
+        ("ocpp.call", "Heartbeat"),
+        ("ocpp.call", "StatusNotification"),
+    ]
+    assert inbound[1].data.payload == STATUS_201
+    assert [type(e) for e in connections] == [ConnectionOpened, ConnectionClosed]
+    assert {e.data.connection_id for e in [*inbound, *connections]} == {
+        connections[0].data.connection_id
+    }
+    for record in [*bus.records(topics.OCPP_INBOUND), *bus.records(topics.OCPP_CONNECTIONS)]:
+        assert record.headers["traceparent"].startswith("00-"), record.topic

@@ -18,6 +18,7 @@ from websockets.typing import Subprotocol
 
 from csms_core import topics
 from csms_core.bus.memory import InMemoryBus
+from csms_core.events import ConnectionOpened
 from csms_core.identity import IdentityStore
 from csms_core.router.memory import InMemoryRouter
 from csms_gateway.handshake import security_profile
@@ -95,9 +96,11 @@ async def refused(gateway: Gateway, **kwargs: Any) -> tuple[int, str]:
 
 
 def opened_profile(bus: InMemoryBus) -> int:
-    opened = bus.records(topics.OCPP_CONNECTIONS)[0].envelope
+    # Read with the topic's model: profiles 2 and 3 are part of the contract.
+    opened = topics.OCPP_CONNECTIONS.decode(bus.records(topics.OCPP_CONNECTIONS)[0])
     assert opened.type == "ocpp.connection.opened"
-    profile = opened.data["security_profile"]
+    assert isinstance(opened, ConnectionOpened)
+    profile = opened.data.security_profile
     assert isinstance(profile, int)
     return profile
 

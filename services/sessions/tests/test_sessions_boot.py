@@ -45,8 +45,8 @@ async def boot(sessions: Harness, version: OcppVersion, station_id: str = "CP-1"
         station_id, "BootNotification", boot_payload(version), version=version
     )
     answer = await sessions.answer()
-    assert answer.message_id == event.data["message_id"]
-    assert answer.connection_id == event.data["connection_id"]
+    assert answer.message_id == event.data.message_id
+    assert answer.connection_id == event.data.connection_id
     await sessions.processed(event)
     return answer
 

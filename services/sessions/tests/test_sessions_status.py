@@ -57,7 +57,7 @@ async def test_status_notification_v16_connector_0_is_the_station(sessions: Harn
     assert stored is not None
     assert stored.status is ConnectorState.FAULTED
     # 1.6 may omit the timestamp: the time of receipt counts.
-    assert stored.updated_at.isoformat().startswith(event.data["received_at"][:19])
+    assert stored.updated_at.isoformat().startswith(event.data.received_at.isoformat()[:19])
 
 
 async def test_status_notification_v201_stored_and_published(sessions: Harness) -> None:
@@ -120,7 +120,7 @@ async def test_heartbeat_updates_last_seen_and_is_not_answered(sessions: Harness
     station = await sessions.station("CP-1")
     assert station is not None
     assert station.last_seen_at is not None
-    assert event.data["owner"] == "gateway"
+    assert event.data.owner == "gateway"
     assert sessions.published() == []
 
 

@@ -237,19 +237,14 @@ async def test_underuse_is_redistributed_and_can_ramp_back(
     await harness.start_session("A", 2, "fast")
     await harness.settle()
     assert (latest(harness, "A", 1), latest(harness, "A", 2)) == (20.0, 20.0)
-    update: dict[str, Any] = {"transaction_id": "tx-slow", "evse_id": 1, "energy_wh": 10}
-    await harness.session_event(
-        "A", "session.updated", session_id="slow", current_a=5.0, updated_at=None, **update
-    )
+    await harness.update_session("A", 1, "slow", current_a=5.0, energy_wh=10)
     await harness.settle()  # noticed: underuse starts now
     harness.service.allocator.mark_dirty("depot", "tick")
     await harness.settle()  # reallocated: slow capped at 5 + 2 A headroom
     assert (latest(harness, "A", 1), latest(harness, "A", 2)) == (7.0, 32.0)
 
     # It ramps back up to what it was given: it gets its fair share again.
-    await harness.session_event(
-        "A", "session.updated", session_id="slow", current_a=6.9, updated_at=None, **update
-    )
+    await harness.update_session("A", 1, "slow", current_a=6.9, energy_wh=10)
     await harness.settle()
     assert (latest(harness, "A", 1), latest(harness, "A", 2)) == (20.0, 20.0)
     assert harness.limit_events()[-1].data["reason"] == "ramp_up"
@@ -276,12 +271,12 @@ async def test_ev_charging_needs_are_answered_and_used(
     }
     event = await harness.call("A", "NotifyEVChargingNeeds", needs)
     await harness.settle()
-    answer = await eventually(lambda: _answer_to(harness, event.data["message_id"]))
+    answer = await eventually(lambda: _answer_to(harness, event.data.message_id))
     assert answer == {"status": "Accepted"}
     assert tx_limits(harness, "A")[-1] == 16.0  # the EV's own maximum
 
     unknown = await harness.call("A", "NotifyEVChargingNeeds", needs | {"evseId": 2})
-    assert await eventually(lambda: _answer_to(harness, unknown.data["message_id"])) == {
+    assert await eventually(lambda: _answer_to(harness, unknown.data.message_id)) == {
         "status": "Rejected"
     }
 

@@ -16,7 +16,8 @@ async def publish_load(harness: Harness, **data: Any) -> Envelope:
     event = Envelope(
         type="site.load.measured", source="test/site-meter", station_id="meter-1", data=data
     )
-    await harness.bus.publish(SITE_LOAD, event)
+    # As an integrator writes it: any data, good or bad, read by the topic's model only then.
+    await harness.bus.append(SITE_LOAD, event.station_id, event.to_bytes())
     return event
 
 

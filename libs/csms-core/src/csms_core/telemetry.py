@@ -90,6 +90,24 @@ def _default_propagators(textmap: TextMapPropagator) -> bool:
     ] == [TraceContextTextMapPropagator, W3CBaggagePropagator]
 
 
+def record_trace_headers(topic: str) -> dict[str, str]:
+    """The headers of a record: the current trace context, or a new trace if there is none.
+
+    Every record carries a ``traceparent`` (docs/integrators.md), also one produced
+    outside any span (a connection closing, a dead letter): it then starts a trace of
+    its own, whose root is a short ``publish`` span when a tracer is installed.
+    """
+    headers = current_trace_headers()
+    if "traceparent" in headers:
+        return headers
+    with tracer.start_as_current_span(f"publish {topic}", kind=trace.SpanKind.PRODUCER):
+        headers = current_trace_headers()
+    if "traceparent" not in headers:  # no tracer installed: an id of our own, not sampled
+        trace_id, span_id = _random.getrandbits(128) or 1, _random.getrandbits(64) or 1
+        headers["traceparent"] = f"00-{trace_id:032x}-{span_id:016x}-00"
+    return headers
+
+
 @contextmanager
 def continued_span(name: str, carrier: dict[str, str], **attributes: Any) -> Iterator[trace.Span]:
     """A span that continues the trace carried in ``carrier`` (e.g. a traceparent header)."""
@@ -147,7 +165,8 @@ def traced_delivery(delivery: "Delivery", group: str) -> Iterator[trace.Span]:
             "messaging.destination.name": delivery.topic,
             "messaging.consumer.group.name": group,
             "csms.station_id": delivery.key,
-            "csms.event_type": delivery.envelope.type,
+            "messaging.destination.partition.id": str(delivery.partition),
+            "messaging.kafka.offset": delivery.offset,
         },
     ) as span:
         yield span

@@ -1,18 +1,88 @@
-"""Kafka topic names: a public, versioned contract (docs/asyncapi.yaml documents each)."""
+"""Kafka topics: a public, versioned contract (docs/asyncapi.yaml documents each).
 
-from typing import Final
+Each topic is bound here, once, to the event models of its records: a producer can
+only publish those (``Bus.publish`` is typed by the topic), a consumer decodes a
+record into one of them (``topic.decode(delivery)``). A topic is also its name.
+"""
 
-OCPP_INBOUND: Final = "ocpp.inbound"
-OCPP_CONNECTIONS: Final = "ocpp.connections"
-OCPP_COMMAND_RESULTS: Final = "ocpp.command-results"
-STATION_STATUS: Final = "csms.station-status"
-SESSIONS: Final = "csms.sessions"
-METER_VALUES: Final = "csms.meter-values"
-CHARGING_LIMITS: Final = "csms.charging-limits"
-FIRMWARE: Final = "csms.firmware"
-SITE_LOAD: Final = "csms.site-load"  # integrators publish a site's measured non-EV load
-CDRS: Final = "csms.cdrs"  # the billing service's charge detail records (OCPI 2.2.1)
-DEAD_LETTER: Final = "csms.dead-letter"
+from typing import Any, Final
+
+from csms_core.envelope import Envelope
+from csms_core.events.billing import CdrIssued
+from csms_core.events.charging import ChargingLimitChanged, SiteLoadMeasured
+from csms_core.events.dead_letter import DeadLetter
+from csms_core.events.ocpp import (
+    CommandResultEvent,
+    ConnectionClosed,
+    ConnectionOpened,
+    OcppCall,
+    OcppSend,
+)
+from csms_core.events.sessions import (
+    MeterValues,
+    SessionEnded,
+    SessionFinalized,
+    SessionFlagged,
+    SessionLateData,
+    SessionStarted,
+    SessionUpdated,
+)
+from csms_core.events.stations import (
+    ConnectorStatusChanged,
+    DeviceModelReported,
+    StationBooted,
+    StationConnected,
+    StationDisconnected,
+)
+from csms_core.events.topic import Topic
+
+OCPP_INBOUND: Final = Topic[OcppCall | OcppSend]("ocpp.inbound", OcppCall, OcppSend)
+OCPP_CONNECTIONS: Final = Topic[ConnectionOpened | ConnectionClosed](
+    "ocpp.connections", ConnectionOpened, ConnectionClosed
+)
+OCPP_COMMAND_RESULTS: Final = Topic[CommandResultEvent]("ocpp.command-results", CommandResultEvent)
+STATION_STATUS: Final = Topic[
+    StationBooted
+    | StationConnected
+    | StationDisconnected
+    | ConnectorStatusChanged
+    | DeviceModelReported
+](
+    "csms.station-status",
+    StationBooted,
+    StationConnected,
+    StationDisconnected,
+    ConnectorStatusChanged,
+    DeviceModelReported,
+)
+SessionEvent = (
+    SessionStarted
+    | SessionUpdated
+    | SessionEnded
+    | SessionFinalized
+    | SessionFlagged
+    | SessionLateData
+)
+SESSIONS: Final = Topic[SessionEvent](
+    "csms.sessions",
+    SessionStarted,
+    SessionUpdated,
+    SessionEnded,
+    SessionFinalized,
+    SessionFlagged,
+    SessionLateData,
+)
+METER_VALUES: Final = Topic[MeterValues]("csms.meter-values", MeterValues)
+CHARGING_LIMITS: Final = Topic[ChargingLimitChanged]("csms.charging-limits", ChargingLimitChanged)
+# Bound to untyped envelopes until their services' models move into csms_core.events
+# (docs/integrators.md "How to add an event type or a topic").
+FIRMWARE: Final = Topic[Envelope]("csms.firmware", Envelope)
+SECURITY_EVENTS: Final = Topic[Envelope]("csms.security-events", Envelope)
+# The billing service's charge detail records (OCPI 2.2.1).
+CDRS: Final = Topic[CdrIssued]("csms.cdrs", CdrIssued)
+# Integrators publish a site's measured non-EV load here.
+SITE_LOAD: Final = Topic[SiteLoadMeasured]("csms.site-load", SiteLoadMeasured)
+DEAD_LETTER: Final = Topic[DeadLetter]("csms.dead-letter", DeadLetter)
 
 ALL: Final = (
     OCPP_INBOUND,
@@ -27,3 +97,4 @@ ALL: Final = (
     CDRS,
     DEAD_LETTER,
 )
+BY_NAME: Final[dict[str, Topic[Any]]] = {topic.name: topic for topic in ALL}

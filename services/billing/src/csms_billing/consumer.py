@@ -29,7 +29,8 @@ from csms_billing.settings import BillingSettings
 from csms_core.bus import Bus, Delivery
 from csms_core.db import session_factory, transaction, utc_now
 from csms_core.envelope import Envelope
-from csms_core.topics import CDRS, METER_VALUES, OCPP_INBOUND, SESSIONS
+from csms_core.events import CdrIssued
+from csms_core.topics import BY_NAME, CDRS, METER_VALUES, OCPP_INBOUND, SESSIONS
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class TimelineConsumer:
         if not record.completed:
             await self._deliver(record)
 
-    async def _apply(self, session: AsyncSession, envelope: Envelope) -> list[Envelope]:
+    async def _apply(self, session: AsyncSession, envelope: Envelope) -> list[CdrIssued]:
         if envelope.type == inbound.CALL:
             await inbound.handle(session, self._settings, envelope)
         elif envelope.type == "session.started":
@@ -89,7 +90,7 @@ class TimelineConsumer:
             return await self._samples(session, envelope)
         return []
 
-    async def _ended(self, session: AsyncSession, envelope: Envelope) -> list[Envelope]:
+    async def _ended(self, session: AsyncSession, envelope: Envelope) -> list[CdrIssued]:
         session_id, closed, final = events.closed(envelope)
         billed = await session.get(BilledSession, session_id)
         if billed is None:
@@ -102,7 +103,7 @@ class TimelineConsumer:
         session.add(billed)
         return []
 
-    async def _samples(self, session: AsyncSession, envelope: Envelope) -> list[Envelope]:
+    async def _samples(self, session: AsyncSession, envelope: Envelope) -> list[CdrIssued]:
         session_id, samples, _late = events.meter_samples(envelope)
         if session_id is None or not samples:
             return []
@@ -120,7 +121,8 @@ class TimelineConsumer:
 
     async def _deliver(self, record: ProcessedEvent) -> None:
         for item in record.outbox or []:
-            await self._bus.publish(item["topic"], Envelope.model_validate(item["event"]))
+            topic = BY_NAME[item["topic"]]
+            await self._bus.publish(topic, topic.parse_object(item["event"]))
         async with transaction(self._factory) as session:
             await session.exec(
                 update(ProcessedEvent)

@@ -23,7 +23,7 @@ from csms_billing.payments import service as payments
 from csms_billing.payments.settlements import NotifySettlement, record_settlement
 from csms_billing.sessions.models import BilledSession
 from csms_billing.settings import BillingSettings
-from csms_core.bus.runner import Unprocessable
+from csms_core.bus import Unprocessable
 from csms_core.db import utc_now
 from csms_core.envelope import Envelope
 

@@ -17,7 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from csms_core.bus import Bus
 from csms_core.db import session_factory, transaction
 from csms_core.envelope import Envelope
-from csms_core.topics import FIRMWARE
+from csms_core.topics import BY_NAME, FIRMWARE
 from csms_firmware.db import utc_now
 from csms_firmware.events import FirmwareEvent
 from csms_firmware.models import OutboxRecord
@@ -80,7 +80,8 @@ class OutboxPublisher:
                         )
                     ).all()
                     for row in rows:
-                        await self._bus.publish(row.topic, Envelope.model_validate(row.envelope))
+                        topic = BY_NAME[row.topic]
+                        await self._bus.publish(topic, topic.parse_object(row.envelope))
                     ids = [row.id for row in rows]
                     if ids:
                         await session.exec(

@@ -130,9 +130,9 @@ class CommandReporter:
             await self._router.send(command.reply_to, outcome)
         except Exception:
             logger.exception("could not return the command result", extra=extra)
-        envelope = events.command_result(info, command, outcome, self._gateway_id)
+        event = events.command_result(info, command, outcome, self._gateway_id)
         try:
-            await self._publisher.publish(topics.OCPP_COMMAND_RESULTS, envelope)
+            await self._publisher.publish(topics.OCPP_COMMAND_RESULTS, event)
         except PublishError:
             logger.exception("could not publish the command result", extra=extra)
 

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import re
 import time
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 from uuid import uuid4
@@ -26,7 +27,6 @@ from csms_gateway.events import ConnectionInfo, EventPublisher
 from csms_gateway.inbound import InboundCalls
 from csms_gateway.metrics import GatewayMetrics
 from csms_gateway.settings import GatewaySettings
-from csms_ocpp.actions import now_iso
 from csms_ocpp.errors import ErrorCode, error_code
 from csms_ocpp.frames import (
     MAX_MESSAGE_ID_LENGTH,
@@ -76,7 +76,7 @@ class StationConnection:
         self._calls = InboundCalls(info, publisher, settings.decision_timeout_s, sampling)
         # Idle connections are most of a gateway's: their workers run only while there is
         # work (a task and an asyncio.Queue cost kilobytes each), one at a time per list.
-        self._inbound: list[tuple[Call | Send, str]] = []
+        self._inbound: list[tuple[Call | Send, datetime]] = []
         self._commands: list[StationCommand] = []
         self._tasks: asyncio.TaskGroup | None = None
         self._answering: asyncio.Task[None] | None = None
@@ -161,7 +161,7 @@ class StationConnection:
         if isinstance(frame, FrameError):
             await self._on_bad_frame(frame)
         elif isinstance(frame, Call | Send):
-            self._inbound.append((frame, now_iso()))
+            self._inbound.append((frame, datetime.now(UTC)))
             if self._answering is None and self._tasks is not None:
                 self._answering = self._tasks.create_task(self._answer_calls())
         elif isinstance(frame, CallResultError):
@@ -202,7 +202,7 @@ class StationConnection:
         finally:
             self._answering = None
 
-    async def _answer(self, call: Call | Send, received_at: str) -> None:
+    async def _answer(self, call: Call | Send, received_at: datetime) -> None:
         try:
             answer = await self._calls.answer(call, received_at)
         except Exception:

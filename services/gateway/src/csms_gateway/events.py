@@ -1,22 +1,32 @@
 """The events a gateway publishes (topics ``ocpp.connections``, ``ocpp.inbound``,
-``ocpp.command-results``; documented in docs/asyncapi.yaml)."""
+``ocpp.command-results``; models in ``csms_core.events``)."""
 
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeVar
 
 from csms_core.bus import Bus
-from csms_core.envelope import Envelope
+from csms_core.envelope import EncodedEvent, Event
+from csms_core.events import (
+    CommandRequest,
+    CommandResultData,
+    CommandResultEvent,
+    ConnectionClosed,
+    ConnectionClosedData,
+    ConnectionOpened,
+    ConnectionOpenedData,
+    OcppCall,
+    OcppSend,
+    Topic,
+)
+from csms_core.events.ocpp import encode_inbound
 from csms_core.router import CommandResult, StationCommand
 from csms_gateway.metrics import GatewayMetrics
 from csms_ocpp.actions import Owner
 from csms_ocpp.frames import Call, Send
 from csms_ocpp.versions import OcppVersion
 
-CONNECTION_OPENED = "ocpp.connection.opened"
-CONNECTION_CLOSED = "ocpp.connection.closed"
-CALL_RECEIVED = "ocpp.call"
-SEND_RECEIVED = "ocpp.send"
-COMMAND_RESULT = "ocpp.command.result"
+E = TypeVar("E", bound=Event[Any])
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,70 +46,84 @@ class ConnectionInfo:
         """``extra=`` for log records about this connection."""
         return {"station_id": self.station_id, "connection_id": self.connection_id}
 
+    @property
+    def source(self) -> str:
+        return f"csms/gateway/{self.gateway_id}"
 
-def _envelope(info: ConnectionInfo, event_type: str, data: dict[str, Any]) -> Envelope:
-    return Envelope(
-        type=event_type,
-        source=f"csms/gateway/{info.gateway_id}",
+
+def connection_opened(info: ConnectionInfo) -> ConnectionOpened:
+    return ConnectionOpened(
+        source=info.source,
         station_id=info.station_id,
         ocpp_version=info.version.number,
-        data={"gateway_id": info.gateway_id, "connection_id": info.connection_id, **data},
+        data=ConnectionOpenedData(
+            gateway_id=info.gateway_id,
+            connection_id=info.connection_id,
+            subprotocol=info.version.value,
+            security_profile=info.security_profile,
+            remote_address=info.remote_address,
+        ),
     )
 
 
-def connection_opened(info: ConnectionInfo) -> Envelope:
-    return _envelope(
-        info,
-        CONNECTION_OPENED,
-        {
-            "subprotocol": info.version.value,
-            "security_profile": info.security_profile,
-            "remote_address": info.remote_address,
-        },
-    )
-
-
-def connection_closed(info: ConnectionInfo, close_code: int | None, reason: str) -> Envelope:
-    return _envelope(
-        info,
-        CONNECTION_CLOSED,
-        {"subprotocol": info.version.value, "close_code": close_code, "reason": reason},
+def connection_closed(
+    info: ConnectionInfo, close_code: int | None, reason: str
+) -> ConnectionClosed:
+    return ConnectionClosed(
+        source=info.source,
+        station_id=info.station_id,
+        ocpp_version=info.version.number,
+        data=ConnectionClosedData(
+            gateway_id=info.gateway_id,
+            connection_id=info.connection_id,
+            subprotocol=info.version.value,
+            close_code=close_code,
+            reason=reason,
+        ),
     )
 
 
 def call_received(
-    info: ConnectionInfo, call: Call | Send, owner: Owner, received_at: str
-) -> Envelope:
-    """A station CALL (or 2.1 SEND) as received and validated."""
-    return _envelope(
-        info,
-        SEND_RECEIVED if isinstance(call, Send) else CALL_RECEIVED,
-        {
-            "action": call.action,
-            "message_id": call.message_id,
-            "payload": call.payload,
-            "received_at": received_at,
-            "owner": owner.value,
-        },
+    info: ConnectionInfo, call: Call | Send, owner: Owner, received_at: datetime
+) -> EncodedEvent[OcppCall | OcppSend]:
+    """A station CALL (or 2.1 SEND) as received and validated (one per frame: written by
+    ``encode_inbound``, not by building the model)."""
+    return encode_inbound(
+        OcppSend if isinstance(call, Send) else OcppCall,
+        source=info.source,
+        station_id=info.station_id,
+        ocpp_version=info.version.number,
+        gateway_id=info.gateway_id,
+        connection_id=info.connection_id,
+        action=call.action,
+        message_id=call.message_id,
+        payload=call.payload,
+        received_at=received_at,
+        owner=owner.value,
     )
 
 
 def command_result(
     info: ConnectionInfo | None, command: StationCommand, result: CommandResult, gateway_id: str
-) -> Envelope:
+) -> CommandResultEvent:
     """The outcome of a CSMS-initiated call, with the request it answers."""
-    data = {
-        **result.model_dump(mode="json", exclude={"kind", "traceparent"}),
-        "request": {"action": command.action, "payload": command.payload},
-        "gateway_id": gateway_id,
-        "connection_id": command.connection_id,
-    }
-    return Envelope(
-        type=COMMAND_RESULT,
+    return CommandResultEvent(
         source=f"csms/gateway/{gateway_id}",
         station_id=command.station_id,
         ocpp_version=info.version.number if info is not None else None,
-        data=data,
+        data=CommandResultData(
+            command_id=result.command_id,
+            station_id=result.station_id,
+            action=result.action,
+            outcome=result.outcome,
+            payload=result.payload,
+            error_code=result.error_code,
+            error_description=result.error_description,
+            duration_ms=result.duration_ms,
+            request=CommandRequest(action=command.action, payload=command.payload),
+            gateway_id=gateway_id,
+            connection_id=command.connection_id,
+        ),
     )
 
 
@@ -110,7 +134,7 @@ class EventPublisher:
         self._bus = bus
         self._metrics = metrics
 
-    async def publish(self, topic: str, envelope: Envelope) -> None:
+    async def publish(self, topic: Topic[E], event: E | EncodedEvent[E]) -> None:
         """Return once the event is durable; raises ``PublishError`` otherwise."""
         with self._metrics.publish_timer(topic).time():
-            await self._bus.publish(topic, envelope)
+            await self._bus.publish(topic, event)

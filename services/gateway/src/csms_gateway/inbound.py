@@ -7,6 +7,7 @@ owning service's ``CallAnswer``, with a documented fallback when none comes.
 
 import asyncio
 import logging
+from datetime import datetime
 from typing import Any
 
 from csms_core import topics
@@ -99,7 +100,7 @@ class InboundCalls:
         self._sampling = sampling if sampling is not None else MessageSampling()
         self._decisions: dict[str, asyncio.Future[CallAnswer]] = {}
 
-    async def answer(self, call: Call | Send, received_at: str) -> Answer | None:
+    async def answer(self, call: Call | Send, received_at: datetime) -> Answer | None:
         """The frame to send back (None for a 2.1 SEND, which is never answered)."""
         refusal = check_call(self._info, call)
         if refusal is not None:
@@ -121,7 +122,9 @@ class InboundCalls:
         waiter.set_result(answer)
         return True
 
-    async def _store_then_answer(self, call: Call, decided_by: Owner, received_at: str) -> Answer:
+    async def _store_then_answer(
+        self, call: Call, decided_by: Owner, received_at: datetime
+    ) -> Answer:
         # Wait for the answer from before the write: a fast service may answer at once.
         waiter: asyncio.Future[CallAnswer] | None = None
         if decided_by not in (Owner.GATEWAY, Owner.NOBODY):
@@ -156,17 +159,17 @@ class InboundCalls:
         with continued_span(f"answer {call.action}", carrier, **attributes):
             return answer_frame(version, call, answer)
 
-    async def _publish(self, call: Call | Send, decided_by: Owner, received_at: str) -> None:
-        envelope = events.call_received(self._info, call, decided_by, received_at)
+    async def _publish(self, call: Call | Send, decided_by: Owner, received_at: datetime) -> None:
+        event = events.call_received(self._info, call, decided_by, received_at)
         attributes: dict[str, Any] = {
             "csms.station_id": self._info.station_id,
             "ocpp.action": call.action,
             "ocpp.message_id": call.message_id,
         }
         with self._sampling.span(f"ocpp {call.action}", **attributes):
-            await self._publisher.publish(topics.OCPP_INBOUND, envelope)
+            await self._publisher.publish(topics.OCPP_INBOUND, event)
 
-    async def _publish_send(self, send: Send, decided_by: Owner, received_at: str) -> None:
+    async def _publish_send(self, send: Send, decided_by: Owner, received_at: datetime) -> None:
         try:
             await self._publish(send, decided_by, received_at)
         except PublishError:

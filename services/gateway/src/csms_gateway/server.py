@@ -14,7 +14,7 @@ from websockets.frames import CloseCode
 
 from csms_core import topics
 from csms_core.bus import Bus
-from csms_core.envelope import Envelope
+from csms_core.events import ConnectionClosed, ConnectionOpened
 from csms_core.identity import IdentityStore
 from csms_core.router import CallAnswer, Route, Router, StationCommand
 from csms_core.router.base import gateway_address
@@ -195,11 +195,13 @@ class Gateway:
         logger.info("station disconnected (%s %s)", code, reason, extra=info.log)
         await self._publish_connection(events.connection_closed(info, code, reason), info)
 
-    async def _publish_connection(self, envelope: Envelope, info: ConnectionInfo) -> None:
+    async def _publish_connection(
+        self, event: ConnectionOpened | ConnectionClosed, info: ConnectionInfo
+    ) -> None:
         try:
-            await self._publisher.publish(topics.OCPP_CONNECTIONS, envelope)
+            await self._publisher.publish(topics.OCPP_CONNECTIONS, event)
         except Exception:
-            logger.exception("could not publish %s", envelope.type, extra=info.log)
+            logger.exception("could not publish %s", event.type, extra=info.log)
 
     # -- mailbox delivery (commands.Connections) ----------------------------------------------
 

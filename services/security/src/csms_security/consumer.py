@@ -19,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 import csms_security.certificates.signing
 import csms_security.events.service
 import csms_security.pnc.handlers  # noqa: F401
+from csms_core import topics
 from csms_core.bus import Bus, Delivery, Unprocessable
 from csms_core.db import session_factory, transaction
 from csms_core.envelope import Envelope
@@ -153,7 +154,8 @@ class SecurityConsumer:
         if record.answer is not None and record.gateway_id is not None:
             await self._commands.answer(CallAnswer.model_validate(record.answer), record.gateway_id)
         for item in record.outbox or []:
-            await self._bus.publish(item["topic"], Envelope.model_validate(item["event"]))
+            topic = topics.BY_NAME[item["topic"]]
+            await self._bus.publish(topic, topic.parse_object(item["event"]))
         async with transaction(self._factory) as session:
             stored = await session.get(ProcessedEvent, record.event_id)
             if stored is not None:

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from csms_core import topics
 from csms_core.envelope import Envelope
 from csms_ocpp import OcppVersion
 from csms_security.db import parse_ocpp_time
@@ -17,7 +18,7 @@ from csms_security.pnc.trust import TrustStore
 from csms_security.settings import SecuritySettings
 
 SOURCE = "csms/security"
-SECURITY_EVENTS = "csms.security-events"
+SECURITY_EVENTS = topics.SECURITY_EVENTS
 
 
 class InboundCall(BaseModel):

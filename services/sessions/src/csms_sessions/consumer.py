@@ -23,10 +23,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms_core.bus import Bus, Delivery
 from csms_core.db import session_factory, transaction
-from csms_core.envelope import Envelope
 from csms_core.router import CallAnswer, CommandClient
 from csms_core.telemetry import current_trace_headers
-from csms_core.topics import OCPP_CONNECTIONS, OCPP_INBOUND
+from csms_core.topics import BY_NAME, OCPP_CONNECTIONS, OCPP_INBOUND
 from csms_ocpp import ErrorCode, error_code, schemas
 from csms_ocpp.actions import Owner
 from csms_sessions.configuration.handlers import on_notify_report
@@ -121,7 +120,7 @@ class InboundConsumer:
             event_id=ctx.envelope.id,
             gateway_id=ctx.envelope.data.get("gateway_id"),
             answer=answer.model_dump(mode="json") if answer else None,
-            outbox=[{"topic": t, "event": e.model_dump(mode="json")} for t, e in ctx.events],
+            outbox=[{"topic": t.name, "event": e.model_dump(mode="json")} for t, e in ctx.events],
             completed=answer is None and not ctx.events,
         )
 
@@ -142,7 +141,8 @@ class InboundConsumer:
         if record.answer is not None and record.gateway_id is not None:
             await self._commands.answer(CallAnswer.model_validate(record.answer), record.gateway_id)
         for item in record.outbox or []:
-            await self._bus.publish(item["topic"], Envelope.model_validate(item["event"]))
+            topic = BY_NAME[item["topic"]]
+            await self._bus.publish(topic, topic.parse_object(item["event"]))
         self._delivered.append(record.event_id)
         if len(self._delivered) >= COMPLETION_BATCH:
             self._delivered_wake.set()

@@ -2,18 +2,19 @@
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from csms_core.envelope import Envelope
-from csms_core.topics import STATION_STATUS
+from csms_core.envelope import Envelope, Event
+from csms_core.events import EventData, Topic, topic_of
 from csms_ocpp import OcppVersion
 from csms_sessions.db import parse_ocpp_time
 from csms_sessions.settings import SessionsSettings
 from csms_sessions.stations.models import Station
 
 SOURCE = "csms/sessions"
+D = TypeVar("D", bound=EventData)
 
 
 @dataclass
@@ -23,7 +24,7 @@ class EventContext:
     envelope: Envelope
     station: Station
     # Domain events to publish once the transaction has committed: (topic, event).
-    events: list[tuple[str, Envelope]] = field(default_factory=list)
+    events: list[tuple[Topic[Any], Event[Any]]] = field(default_factory=list)
 
     @property
     def version(self) -> OcppVersion:
@@ -43,15 +44,16 @@ class EventContext:
         received_at = self.envelope.data.get("received_at")
         return parse_ocpp_time(received_at) if received_at else self.envelope.time
 
-    def publish(self, event_type: str, data: dict[str, Any], topic: str = STATION_STATUS) -> None:
-        """Queue a version-neutral domain event about this station."""
-        event = Envelope(
-            # Derived from the cause, so a re-published event keeps its id.
-            id=f"{self.envelope.id}.{len(self.events)}",
-            type=event_type,
-            source=SOURCE,
-            station_id=self.station.station_id,
-            ocpp_version=self.envelope.ocpp_version,
-            data=data,
+    def publish(self, kind: type[Event[D]], data: D) -> None:
+        """Queue a version-neutral domain event about this station (on its model's topic)."""
+        event = kind.model_validate(
+            {
+                # Derived from the cause, so a re-published event keeps its id.
+                "id": f"{self.envelope.id}.{len(self.events)}",
+                "source": SOURCE,
+                "station_id": self.station.station_id,
+                "ocpp_version": self.envelope.ocpp_version,
+                "data": data,
+            }
         )
-        self.events.append((topic, event))
+        self.events.append((topic_of(kind), event))

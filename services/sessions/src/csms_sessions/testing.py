@@ -8,14 +8,24 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from uuid import uuid4
 
 from csms_api.access import SCHEMA as ACCESS_SCHEMA
 from csms_core.bus.memory import InMemoryBus
 from csms_core.db import create_engine
-from csms_core.envelope import Envelope
+from csms_core.envelope import Envelope, Event
+from csms_core.events import (
+    ConnectionClosed,
+    ConnectionClosedData,
+    ConnectionOpened,
+    ConnectionOpenedData,
+    InboundCall,
+    OcppCall,
+    Topic,
+)
 from csms_core.identity import SCHEMA as IDENTITY_SCHEMA
 from csms_core.router import (
     CallAnswer,
@@ -30,13 +40,14 @@ from csms_core.router.memory import InMemoryRouter
 from csms_core.settings import Environment
 from csms_core.topics import OCPP_CONNECTIONS, OCPP_INBOUND, STATION_STATUS
 from csms_ocpp import OcppVersion
-from csms_ocpp.actions import now_iso, owner
+from csms_ocpp.actions import owner
 from csms_sessions.db import SCHEMA
 from csms_sessions.inbox import ProcessedEvent
 from csms_sessions.service import SessionsService
 from csms_sessions.settings import SessionsSettings
 from csms_sessions.stations.models import Station
 
+E = TypeVar("E", bound=Event[Any])
 GATEWAY_ID = "gw-test"
 WAIT_S = 5.0
 
@@ -71,33 +82,32 @@ class Harness:
         *,
         version: OcppVersion = OcppVersion.V16,
         event_id: str | None = None,
-    ) -> Envelope:
+    ) -> OcppCall:
         """Publish a station's CALL to ``ocpp.inbound`` the way the gateway does."""
-        event = Envelope(
+        event = OcppCall(
             id=event_id or uuid4().hex,
-            type="ocpp.call",
             source=f"csms/gateway/{GATEWAY_ID}",
             station_id=station_id,
             ocpp_version=version.number,
-            data={
-                "action": action,
-                "message_id": uuid4().hex[:8],
-                "payload": payload,
-                "gateway_id": GATEWAY_ID,
-                "connection_id": self.connections.get(station_id, "conn-0"),
-                "received_at": now_iso(),
-                "owner": owner(version, action, payload).value,
-            },
+            data=InboundCall(
+                action=action,
+                message_id=uuid4().hex[:8],
+                payload=payload,
+                gateway_id=GATEWAY_ID,
+                connection_id=self.connections.get(station_id, "conn-0"),
+                received_at=datetime.now(UTC),
+                owner=owner(version, action, payload).value,
+            ),
         )
         await self.publish(OCPP_INBOUND, event)
         return event
 
-    async def publish(self, topic: str, event: Envelope) -> None:
+    async def publish(self, topic: Topic[E], event: E) -> None:
         await self.bus.publish(topic, event)
 
     async def connect(
         self, station_id: str, connection_id: str, version: OcppVersion = OcppVersion.V16
-    ) -> Envelope:
+    ) -> ConnectionOpened:
         """Open a connection: the route for commands and the ``ocpp.connections`` event."""
         self.connections[station_id] = connection_id
         route = Route(
@@ -107,34 +117,32 @@ class Harness:
             ocpp_version=version.number,
         )
         await self.router.register(route, ttl_s=60)
-        event = Envelope(
-            type="ocpp.connection.opened",
+        event = ConnectionOpened(
             source=f"csms/gateway/{GATEWAY_ID}",
             station_id=station_id,
             ocpp_version=version.number,
-            data={
-                "gateway_id": GATEWAY_ID,
-                "connection_id": connection_id,
-                "subprotocol": version.value,
-                "security_profile": 1,
-                "remote_address": "127.0.0.1",
-            },
+            data=ConnectionOpenedData(
+                gateway_id=GATEWAY_ID,
+                connection_id=connection_id,
+                subprotocol=version.value,
+                security_profile=1,
+                remote_address="127.0.0.1",
+            ),
         )
         await self.publish(OCPP_CONNECTIONS, event)
         return event
 
-    async def disconnect(self, station_id: str, connection_id: str) -> Envelope:
-        event = Envelope(
-            type="ocpp.connection.closed",
+    async def disconnect(self, station_id: str, connection_id: str) -> ConnectionClosed:
+        event = ConnectionClosed(
             source=f"csms/gateway/{GATEWAY_ID}",
             station_id=station_id,
-            data={
-                "gateway_id": GATEWAY_ID,
-                "connection_id": connection_id,
-                "subprotocol": "ocpp1.6",
-                "close_code": 1000,
-                "reason": "",
-            },
+            data=ConnectionClosedData(
+                gateway_id=GATEWAY_ID,
+                connection_id=connection_id,
+                subprotocol="ocpp1.6",
+                close_code=1000,
+                reason="",
+            ),
         )
         await self.publish(OCPP_CONNECTIONS, event)
         return event
@@ -173,7 +181,7 @@ class Harness:
     async def _next(self) -> StationCommand | CallAnswer | CommandResult:
         return await asyncio.wait_for(anext(self.mailbox), WAIT_S)
 
-    async def processed(self, event: Envelope) -> None:
+    async def processed(self, event: Event[Any]) -> None:
         """Wait until sessions handled ``event`` and sent all it owed."""
         async with asyncio.timeout(WAIT_S):
             while True:

@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
@@ -41,7 +40,6 @@ from csms_smartcharging.db import parse_time, utc_now
 from csms_smartcharging.profiles.wire import reported_limit_a
 from csms_smartcharging.settings import SmartChargingSettings
 from csms_smartcharging.topology.models import EvseRating, Site, StationAssignment
-from csms_smartcharging.topology.schemas import LoadIn
 
 logger = logging.getLogger(__name__)
 
@@ -318,25 +316,14 @@ async def on_connection_opened(event: Event) -> None:
 
 
 async def on_site_load(event: Event) -> None:
-    """``csms.site-load``: a measurement of a site's non-EV load, as on ``PUT .../load``."""
-    data = event.data
-    site_id = data.get("site_id")
-    if not isinstance(site_id, str) or not site_id:
-        raise Unprocessable(f"{SITE_LOAD_MEASURED} needs a site_id (a string)")
-    fields = {key: data[key] for key in ("load_a", "load_kw", "measured_at") if key in data}
-    try:
-        measured = LoadIn.model_validate(fields)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or 'load'}: {error['msg']}"
-            for error in exc.errors()
-        )
-        raise Unprocessable(f"site {site_id}: {problems}") from exc
-    site = await event.session.get(Site, site_id)
+    """``csms.site-load``: a measurement of a site's non-EV load, as on ``PUT .../load``
+    (a bad one is refused by its model: ``InvalidEvent``, dead-lettered with the reason)."""
+    measured = SITE_LOAD.decode(event.delivery).data
+    site = await event.session.get(Site, measured.site_id)
     if site is None:
-        raise Unprocessable(f"no site {site_id}")
+        raise Unprocessable(f"no site {measured.site_id}")
     await store_site_load(event.session, site, measured)
-    event.site_id, event.dirty = site_id, "site_load"
+    event.site_id, event.dirty = measured.site_id, "site_load"
 
 
 SESSION_HANDLERS: dict[str, Handler] = {

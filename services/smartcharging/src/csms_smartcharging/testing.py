@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from uuid import uuid4
@@ -18,6 +19,18 @@ from csms_api.access import SCHEMA as ACCESS_SCHEMA
 from csms_core.bus.memory import InMemoryBus
 from csms_core.db import create_engine
 from csms_core.envelope import Envelope
+from csms_core.events import (
+    ConnectionOpened,
+    ConnectionOpenedData,
+    InboundCall,
+    OcppCall,
+    SessionEnded,
+    SessionEndedData,
+    SessionStarted,
+    SessionStartedData,
+    SessionUpdated,
+    SessionUpdatedData,
+)
 from csms_core.identity import SCHEMA as IDENTITY_SCHEMA
 from csms_core.router import (
     CallAnswer,
@@ -32,7 +45,7 @@ from csms_core.router.memory import InMemoryRouter
 from csms_core.settings import Environment
 from csms_core.topics import CHARGING_LIMITS, OCPP_CONNECTIONS, OCPP_INBOUND, SESSIONS
 from csms_ocpp import OcppVersion
-from csms_ocpp.actions import now_iso, owner
+from csms_ocpp.actions import owner
 from csms_smartcharging.db import SCHEMA
 from csms_smartcharging.service import SmartChargingService
 from csms_smartcharging.settings import SmartChargingSettings
@@ -122,78 +135,111 @@ class Harness:
         )
         await self.bus.publish(
             OCPP_CONNECTIONS,
-            Envelope(
-                type="ocpp.connection.opened",
+            ConnectionOpened(
                 source=f"csms/gateway/{GATEWAY_ID}",
                 station_id=station_id,
                 ocpp_version=version.number,
-                data={"gateway_id": GATEWAY_ID, "connection_id": connection_id},
+                data=ConnectionOpenedData(
+                    gateway_id=GATEWAY_ID,
+                    connection_id=connection_id,
+                    subprotocol=version.value,
+                    security_profile=1,
+                    remote_address="127.0.0.1",
+                ),
             ),
         )
 
-    async def session_event(self, station: str, event_type: str, **data: Any) -> Envelope:
-        version = self.versions.get(station, OcppVersion.V201)
-        event = Envelope(
-            type=event_type,
+    def _version(self, station_id: str) -> str:
+        return self.versions.get(station_id, OcppVersion.V201).number
+
+    async def start_session(
+        self, station_id: str, evse_id: int, session_id: str, transaction_id: str | None = None
+    ) -> SessionStarted:
+        event = SessionStarted(
             source="csms/sessions",
-            station_id=station,
-            ocpp_version=version.number,
-            data=data,
+            station_id=station_id,
+            ocpp_version=self._version(station_id),
+            data=SessionStartedData(
+                session_id=session_id,
+                station_id=station_id,
+                evse_id=evse_id,
+                connector_id=1,
+                transaction_id=transaction_id or f"tx-{session_id}",
+                id_token=None,
+                started_at=datetime.now(UTC),
+                meter_start_wh=0,
+            ),
         )
         await self.bus.publish(SESSIONS, event)
         return event
 
-    async def start_session(
-        self, station_id: str, evse_id: int, session_id: str, transaction_id: str | None = None
-    ) -> Envelope:
-        return await self.session_event(
-            station_id,
-            "session.started",
-            session_id=session_id,
+    async def update_session(
+        self,
+        station_id: str,
+        evse_id: int,
+        session_id: str,
+        *,
+        current_a: float | None = None,
+        energy_wh: float | None = None,
+    ) -> SessionUpdated:
+        event = SessionUpdated(
+            source="csms/sessions",
             station_id=station_id,
-            evse_id=evse_id,
-            connector_id=1,
-            transaction_id=transaction_id or f"tx-{session_id}",
-            id_token=None,
-            started_at=now_iso(),
-            meter_start_wh=0,
+            ocpp_version=self._version(station_id),
+            data=SessionUpdatedData(
+                session_id=session_id,
+                transaction_id=f"tx-{session_id}",
+                evse_id=evse_id,
+                energy_wh=energy_wh,
+                power_w=None,
+                current_a=current_a,
+                updated_at=datetime.now(UTC),
+            ),
         )
+        await self.bus.publish(SESSIONS, event)
+        return event
 
-    async def end_session(self, station_id: str, evse_id: int, session_id: str) -> Envelope:
-        return await self.session_event(
-            station_id,
-            "session.ended",
-            session_id=session_id,
-            transaction_id=f"tx-{session_id}",
-            evse_id=evse_id,
-            ended_at=now_iso(),
-            stop_reason="EVDisconnected",
-            energy_wh=1000,
-            duration_s=60,
-            meter_stop_wh=1000,
+    async def end_session(self, station_id: str, evse_id: int, session_id: str) -> SessionEnded:
+        event = SessionEnded(
+            source="csms/sessions",
+            station_id=station_id,
+            ocpp_version=self._version(station_id),
+            data=SessionEndedData(
+                session_id=session_id,
+                transaction_id=f"tx-{session_id}",
+                evse_id=evse_id,
+                ended_at=datetime.now(UTC),
+                stop_reason="ev_disconnected",
+                ocpp_stop_reason="EVDisconnected",
+                energy_wh=1000,
+                duration_s=60,
+                meter_stop_wh=1000,
+            ),
         )
+        await self.bus.publish(SESSIONS, event)
+        return event
 
-    async def call(self, station_id: str, action: str, payload: dict[str, Any]) -> Envelope:
+    async def call(self, station_id: str, action: str, payload: dict[str, Any]) -> OcppCall:
         version = self.versions.get(station_id, OcppVersion.V201)
-        event = Envelope(
-            type="ocpp.call",
+        event = OcppCall(
             source=f"csms/gateway/{GATEWAY_ID}",
             station_id=station_id,
             ocpp_version=version.number,
-            data={
-                "action": action,
-                "message_id": uuid4().hex[:8],
-                "payload": payload,
-                "gateway_id": GATEWAY_ID,
-                "connection_id": "conn",
-                "received_at": now_iso(),
-                "owner": owner(version, action, payload).value,
-            },
+            data=InboundCall(
+                action=action,
+                message_id=uuid4().hex[:8],
+                payload=payload,
+                gateway_id=GATEWAY_ID,
+                connection_id="conn",
+                received_at=datetime.now(UTC),
+                owner=owner(version, action, payload).value,
+            ),
         )
         await self.bus.publish(OCPP_INBOUND, event)
         return event
 
     def limit_events(self) -> list[Envelope]:
+        """What went out on ``csms.charging-limits`` (as integrators read it)."""
         return [delivery.envelope for delivery in self.bus.records(CHARGING_LIMITS)]
 
     async def settle(self) -> None:

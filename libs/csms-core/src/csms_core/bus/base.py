@@ -7,26 +7,52 @@ each record at least once, and commit only what their handler has finished.
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Any, Protocol, Self, TypeVar
 
-from csms_core.envelope import Envelope
+from pydantic import ValidationError
+
+from csms_core.envelope import EncodedEvent, Envelope, Event
+from csms_core.events.topic import InvalidEvent, Topic, problems
+
+E = TypeVar("E", bound=Event[Any])
 
 
 class PublishError(RuntimeError):
     """The record could not be made durable; nothing may be acknowledged for it."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Delivery:
-    """One record as a consumer sees it."""
+    """One record as a consumer sees it: its value still as bytes.
+
+    ``topics.X.decode(delivery)`` reads it as one of the topic's event models;
+    ``envelope`` reads only the envelope (``data`` untyped), for code that routes
+    records without reading them.
+    """
 
     topic: str
     partition: int
     offset: int
     key: str
-    envelope: Envelope
+    value: bytes
     headers: dict[str, str] = field(default_factory=dict)
+
+    @cached_property
+    def envelope(self) -> Envelope:
+        """The record's envelope; ``InvalidEvent`` if the record is none."""
+        try:
+            return Envelope.from_bytes(self.value)
+        except ValidationError as exc:
+            raise InvalidEvent(f"{self.topic}: not an event envelope: {problems(exc)}") from None
+
+    def describe(self) -> str:
+        """``type id`` for logs, also for a record that is no event."""
+        try:
+            return f"{self.envelope.type} {self.envelope.id}"
+        except InvalidEvent:
+            return f"record {self.topic}/{self.partition}@{self.offset}"
 
 
 class Consumer(Protocol):
@@ -58,7 +84,7 @@ class Bus(Protocol):
         traceback: TracebackType | None,
     ) -> None: ...
 
-    async def publish(self, topic: str, envelope: Envelope) -> None:
+    async def publish(self, topic: Topic[E], event: E | EncodedEvent[E]) -> None:
         """Append the event (key = its station id); return once it is durable."""
         ...
 

@@ -10,7 +10,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -20,10 +20,13 @@ from aiokafka.structs import ConsumerRecord
 
 from csms_core import topics
 from csms_core.bus.base import Delivery, PublishError
-from csms_core.envelope import Envelope
-from csms_core.telemetry import current_trace_headers
+from csms_core.envelope import EncodedEvent, Event
+from csms_core.events.topic import Topic
+from csms_core.telemetry import record_trace_headers
 
 logger = logging.getLogger(__name__)
+
+E = TypeVar("E", bound=Event[Any])
 
 
 class StationPartitioner:
@@ -123,13 +126,13 @@ class KafkaBus:
     ) -> None:
         await self._producer.stop()
 
-    async def publish(self, topic: str, envelope: Envelope) -> None:
-        headers = [(name, value.encode()) for name, value in current_trace_headers().items()]
+    async def publish(self, topic: Topic[E], event: E | EncodedEvent[E]) -> None:
+        headers = [(name, value.encode()) for name, value in record_trace_headers(topic).items()]
         try:
             await self._producer.send_and_wait(
                 self._prefix + topic,
-                envelope.to_bytes(),
-                key=envelope.station_id.encode(),
+                event.to_bytes(),
+                key=event.station_id.encode(),
                 headers=headers,
             )
         except KafkaError as exc:
@@ -187,26 +190,17 @@ class KafkaConsumer:
         )
         deliveries: list[Delivery] = []
         for records in batches.values():
-            for record in records:
-                delivery = _decode(record, self._prefix)
-                if delivery is not None:
-                    deliveries.append(delivery)
+            deliveries.extend(_decode(record, self._prefix) for record in records)
         return deliveries
 
     async def commit(self) -> None:
         await self._consumer.commit()
 
 
-def _decode(record: ConsumerRecord[bytes, bytes], prefix: str = "") -> Delivery | None:
-    """A record as a Delivery; a record that is not an envelope is logged and skipped."""
-    try:
-        envelope = Envelope.from_bytes(record.value or b"")
-    except ValueError:
-        logger.exception(
-            "skipping a record that is not an event envelope",
-            extra={"topic": record.topic, "offset": record.offset},
-        )
-        return None
+def _decode(record: ConsumerRecord[bytes, bytes], prefix: str = "") -> Delivery:
+    """A record as a Delivery; its value is read by whoever handles it (a record that is no
+    event of its topic is dead-lettered then, with the reason)."""
     headers = {name: value.decode(errors="replace") for name, value in record.headers}
     topic = record.topic.removeprefix(prefix)
-    return Delivery(topic, record.partition, record.offset, envelope.station_id, envelope, headers)
+    key = (record.key or b"").decode(errors="replace")
+    return Delivery(topic, record.partition, record.offset, key, record.value or b"", headers)

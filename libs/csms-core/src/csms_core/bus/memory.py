@@ -8,11 +8,14 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Self
+from typing import Any, Self, TypeVar
 
 from csms_core.bus.base import Delivery
-from csms_core.envelope import Envelope
-from csms_core.telemetry import current_trace_headers
+from csms_core.envelope import EncodedEvent, Event
+from csms_core.events.topic import Topic
+from csms_core.telemetry import record_trace_headers
+
+E = TypeVar("E", bound=Event[Any])
 
 
 class InMemoryBus:
@@ -32,11 +35,16 @@ class InMemoryBus:
     ) -> None:
         return None
 
-    async def publish(self, topic: str, envelope: Envelope) -> None:
+    async def publish(self, topic: Topic[E], event: E | EncodedEvent[E]) -> None:
+        """Append the event as its record bytes, as Kafka would keep it."""
+        await self.append(topic, event.station_id, event.to_bytes(), record_trace_headers(topic))
+
+    async def append(
+        self, topic: str, key: str, value: bytes, headers: dict[str, str] | None = None
+    ) -> None:
+        """Append a record as it is, e.g. one an integrator wrote (tests of bad input)."""
         log = self._logs[topic]
-        log.append(
-            Delivery(topic, 0, len(log), envelope.station_id, envelope, current_trace_headers())
-        )
+        log.append(Delivery(str(topic), 0, len(log), key, value, headers or {}))
         async with self._appended:
             self._appended.notify_all()
 

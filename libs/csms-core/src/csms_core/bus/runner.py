@@ -5,8 +5,10 @@ A handler that fails because a dependency is down (database, Redis, Kafka:
 outage delays effects but skips none. A handler that fails for any other
 reason is retried a few times, then the event is published to
 ``csms.dead-letter`` with the error, so a poison event neither stops the
-consumer nor is lost; one the handler finds invalid (``Unprocessable``) goes
-there at once. Offsets are committed only after the whole batch is
+consumer nor is lost; one the handler finds invalid (``Unprocessable``, e.g.
+``InvalidEvent``: a record that is no event of its topic) goes there at once, with
+the reason. One it does not read (``Ignored``, e.g. an event type newer than its
+code) is skipped. Offsets are committed only after the whole batch is
 handled (or dead-lettered): at-least-once delivery, and handlers de-duplicate.
 """
 
@@ -21,6 +23,9 @@ import sqlalchemy.exc
 from csms_core import topics
 from csms_core.bus.base import Bus, Delivery, PublishError
 from csms_core.envelope import Envelope
+from csms_core.errors import Ignored, Unprocessable
+from csms_core.events.dead_letter import DeadLetter, DeadLetterData
+from csms_core.events.topic import InvalidEvent
 from csms_core.telemetry import traced_delivery
 
 logger = logging.getLogger(__name__)
@@ -36,10 +41,6 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
 )
-
-
-class Unprocessable(Exception):
-    """The event itself is wrong (a bad field, an unknown site): retrying cannot help."""
 
 
 class Stopped(Exception):
@@ -113,45 +114,56 @@ async def _handle(
             with traced_delivery(delivery, group):
                 await handler(delivery)
         except TRANSIENT_ERRORS as exc:
-            logger.warning("dependency unavailable for %s: %r; retrying", delivery.envelope.id, exc)
+            logger.warning("dependency unavailable for %s: %r; retrying", delivery.describe(), exc)
             if stopping.is_set():
                 raise Stopped from exc
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_S)
+        except Ignored as exc:
+            logger.debug("%s skipped: %s", delivery.describe(), exc)
+            return
         except Unprocessable as exc:
-            logger.warning("invalid %s %s: %s", delivery.envelope.type, delivery.envelope.id, exc)
-            await bus.publish(topics.DEAD_LETTER, _dead_letter(group, delivery, exc))
+            logger.warning("invalid %s: %s", delivery.describe(), exc)
+            await bus.publish(topics.DEAD_LETTER, dead_letter(group, delivery, exc))
             return
         except Exception as exc:  # noqa: BLE001 - a poison event must not stop the consumer
             failures += 1
             logger.warning(
-                "handler failed (attempt %d/%d) for %s %s: %r",
+                "handler failed (attempt %d/%d) for %s: %r",
                 failures,
                 ATTEMPTS,
-                delivery.envelope.type,
-                delivery.envelope.id,
+                delivery.describe(),
                 exc,
             )
             if failures >= ATTEMPTS:
-                await bus.publish(topics.DEAD_LETTER, _dead_letter(group, delivery, exc))
+                await bus.publish(topics.DEAD_LETTER, dead_letter(group, delivery, exc))
                 return
             await asyncio.sleep(0.05 * failures)
         else:
             return
 
 
-def _dead_letter(group: str, delivery: Delivery, error: BaseException) -> Envelope:
-    return Envelope(
-        type="csms.dead-letter",
+def dead_letter(group: str, delivery: Delivery, error: BaseException) -> DeadLetter:
+    """The dead letter of a record ``group`` gave up on: the record's event, or the record
+    itself when it is none."""
+    event: Envelope | None = None
+    try:
+        event = delivery.envelope
+    except InvalidEvent:
+        raw: str | None = delivery.value.decode(errors="replace")
+    else:
+        raw = None
+    return DeadLetter(
         source=f"csms/{group}",
-        station_id=delivery.envelope.station_id,
-        ocpp_version=delivery.envelope.ocpp_version,
-        data={
-            "group": group,
-            "topic": delivery.topic,
-            "partition": delivery.partition,
-            "offset": delivery.offset,
-            "error": repr(error),
-            "event": delivery.envelope.model_dump(mode="json"),
-        },
+        station_id=event.station_id if event is not None else delivery.key,
+        ocpp_version=event.ocpp_version if event is not None else None,
+        data=DeadLetterData(
+            group=group,
+            topic=delivery.topic,
+            partition=delivery.partition,
+            offset=delivery.offset,
+            error=repr(error),
+            event=event,
+            raw=raw,
+        ),
     )

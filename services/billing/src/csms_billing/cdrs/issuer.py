@@ -26,8 +26,7 @@ from csms_billing.sessions.models import BilledSession
 from csms_billing.settings import BillingSettings
 from csms_core.bus import Bus
 from csms_core.db import session_factory, transaction, utc_now
-from csms_core.envelope import Envelope
-from csms_core.topics import CDRS
+from csms_core.topics import BY_NAME, CDRS
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +117,8 @@ class CdrIssuer:
             rows = list(pending)
         for row in rows:
             for item in row.outbox or []:
-                await self._bus.publish(item["topic"], Envelope.model_validate(item["event"]))
+                topic = BY_NAME[item["topic"]]
+                await self._bus.publish(topic, topic.parse_object(item["event"]))
             async with transaction(self._factory) as session:
                 await session.exec(
                     update(ProcessedEvent)

@@ -12,7 +12,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
 from csms_billing.sessions.models import SampleKind
 from csms_billing.sessions.service import Closed, Opened, SampleIn
-from csms_core.bus.runner import Unprocessable
+from csms_core.bus import Unprocessable
 from csms_core.envelope import Envelope
 
 ENERGY_REGISTER = "Energy.Active.Import.Register"

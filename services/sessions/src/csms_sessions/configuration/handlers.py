@@ -5,11 +5,10 @@ from typing import Any
 
 from sqlmodel import col, select
 
-from csms_sessions.configuration.models import ReportRequest, VariableRef
+from csms_core.events import DeviceModelReported, DeviceModelReportedData
+from csms_sessions.configuration.models import ReportRequest, ReportState, VariableRef
 from csms_sessions.configuration.service import store_variables
 from csms_sessions.context import EventContext
-
-REPORTED = "station.device-model.reported"
 
 
 async def on_notify_report(ctx: EventContext) -> dict[str, Any]:
@@ -17,18 +16,25 @@ async def on_notify_report(ctx: EventContext) -> dict[str, Any]:
     payload = ctx.payload
     rows = [row for data in payload.get("reportData", []) for row in _rows(data)]
     await store_variables(ctx.session, ctx.station.station_id, rows, described=True)
-    data: dict[str, Any] = {
-        "request_id": payload["requestId"],
-        "seq_no": payload["seqNo"],
-        "tbc": payload.get("tbc", False),
-        "generated_at": payload["generatedAt"],
-        "variables": len(rows),
-    }
-    report = await _count_part(ctx, payload["requestId"], payload["seqNo"], data["tbc"])
+    tbc = payload.get("tbc", False)
+    report = await _count_part(ctx, payload["requestId"], payload["seqNo"], tbc)
+    state: ReportState | None = None
+    missing: list[int] | None = None
     if report is not None:
         state = report.state(ctx.received_at, timedelta(seconds=ctx.settings.report_part_timeout_s))
-        data |= {"report_state": state.value, "missing_seq_nos": report.missing_seq_nos()}
-    ctx.publish(REPORTED, data)
+        missing = report.missing_seq_nos()
+    ctx.publish(
+        DeviceModelReported,
+        DeviceModelReportedData(
+            request_id=payload["requestId"],
+            seq_no=payload["seqNo"],
+            tbc=tbc,
+            generated_at=payload["generatedAt"],
+            variables=len(rows),
+            report_state=state.value if state is not None else None,
+            missing_seq_nos=missing,
+        ),
+    )
     return {}
 
 

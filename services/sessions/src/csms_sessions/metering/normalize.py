@@ -14,6 +14,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from csms_core.events import MeterSample
 from csms_sessions.db import parse_ocpp_time
 
 logger = logging.getLogger(__name__)
@@ -88,16 +89,17 @@ class Sample:
             self.signed,
         )
 
-    def wire(self) -> dict[str, Any]:
+    def wire(self) -> MeterSample:
         """The sample as ``meter.values`` events carry it."""
-        sample: dict[str, Any] = {
-            "timestamp": self.timestamp.isoformat(),
-            "measurand": self.measurand,
-            "value": self.value,
-            "unit": self.unit,
-        }
-        optional = {"phase": self.phase, "location": self.location, "context": self.context}
-        return sample | {name: value for name, value in optional.items() if value is not None}
+        return MeterSample(
+            timestamp=self.timestamp,
+            measurand=self.measurand,
+            value=self.value,
+            unit=self.unit,
+            phase=self.phase,
+            location=self.location,
+            context=self.context,
+        )
 
 
 def sample_key(

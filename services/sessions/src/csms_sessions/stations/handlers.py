@@ -4,6 +4,16 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from csms_core.events import (
+    ConnectorStatusChanged,
+    ConnectorStatusChangedData,
+    StationBooted,
+    StationBootedData,
+    StationConnected,
+    StationConnectedData,
+    StationDisconnected,
+    StationDisconnectedData,
+)
 from csms_ocpp.actions import now_iso
 from csms_sessions.context import EventContext
 from csms_sessions.db import parse_ocpp_time
@@ -46,16 +56,16 @@ async def on_boot_notification(ctx: EventContext) -> dict[str, Any]:
     station.last_boot_at = ctx.received_at
     accepted = station.boot_status is BootStatus.ACCEPTED
     ctx.publish(
-        "station.booted",
-        {
-            "boot_status": station.boot_status.value,
-            "registered": station.registered,
-            "reason": ctx.payload.get("reason"),  # 2.x only (BootReasonEnumType)
-            "vendor": station.vendor,
-            "model": station.model,
-            "serial_number": station.serial_number,
-            "firmware_version": station.firmware_version,
-        },
+        StationBooted,
+        StationBootedData(
+            boot_status=station.boot_status.value,
+            registered=station.registered,
+            reason=ctx.payload.get("reason"),  # 2.x only (BootReasonEnumType)
+            vendor=station.vendor or "",
+            model=station.model or "",
+            serial_number=station.serial_number,
+            firmware_version=station.firmware_version,
+        ),
     )
     return {
         "status": station.boot_status.value,
@@ -111,15 +121,15 @@ async def on_status_notification(ctx: EventContext) -> None:
         ctx, reported.evse_id, reported.connector_id, reported.status, reported.updated_at
     )
     ctx.publish(
-        "connector.status_changed",
-        {
-            "evse_id": reported.evse_id,
-            "connector_id": reported.connector_id,
-            "status": reported.status.value,
-            "ocpp_status": reported.ocpp_status,
-            "error_code": reported.error_code,
-            "timestamp": reported.updated_at.isoformat(),
-        },
+        ConnectorStatusChanged,
+        ConnectorStatusChangedData(
+            evse_id=reported.evse_id,
+            connector_id=reported.connector_id,
+            status=reported.status.value,
+            ocpp_status=reported.ocpp_status,
+            error_code=reported.error_code,
+            timestamp=reported.updated_at,
+        ),
     )
 
 
@@ -158,12 +168,12 @@ async def on_connection_opened(ctx: EventContext) -> None:
     if ctx.envelope.ocpp_version:
         station.ocpp_version = ctx.envelope.ocpp_version
     ctx.publish(
-        "station.connected",
-        {
-            "gateway_id": station.gateway_id,
-            "connection_id": station.connection_id,
-            "security_profile": data.get("security_profile"),
-        },
+        StationConnected,
+        StationConnectedData(
+            gateway_id=data["gateway_id"],
+            connection_id=data["connection_id"],
+            security_profile=data.get("security_profile"),
+        ),
     )
 
 
@@ -176,11 +186,11 @@ async def on_connection_closed(ctx: EventContext) -> None:
     station.online = False
     station.disconnected_at = ctx.envelope.time
     ctx.publish(
-        "station.disconnected",
-        {
-            "gateway_id": data.get("gateway_id"),
-            "connection_id": data["connection_id"],
-            "close_code": data.get("close_code"),
-            "reason": data.get("reason"),
-        },
+        StationDisconnected,
+        StationDisconnectedData(
+            gateway_id=data.get("gateway_id"),
+            connection_id=data["connection_id"],
+            close_code=data.get("close_code"),
+            reason=data.get("reason"),
+        ),
     )

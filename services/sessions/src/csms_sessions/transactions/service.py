@@ -8,7 +8,7 @@ from prometheus_client import Counter
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from csms_core.topics import METER_VALUES
+from csms_core.events import MeterValues, MeterValuesData
 from csms_sessions.context import EventContext
 from csms_sessions.db import utc_now
 from csms_sessions.metering import service as metering
@@ -172,14 +172,16 @@ async def record_samples(
     )
     new = await metering.store(ctx.session, owner, samples, late=late)
     if new:
-        data: dict[str, object] = {
-            "evse_id": owner.evse_id,
-            "samples": [s.wire() for s in new],
-            "late": late,
-        }
-        if charging is not None:
-            data |= {"session_id": charging.session_id, "transaction_id": charging.transaction_id}
-        ctx.publish("meter.values", data, topic=METER_VALUES)
+        ctx.publish(
+            MeterValues,
+            MeterValuesData(
+                evse_id=owner.evse_id,
+                samples=[sample.wire() for sample in new],
+                session_id=charging.session_id if charging is not None else None,
+                transaction_id=charging.transaction_id if charging is not None else None,
+                late=late,
+            ),
+        )
     return new
 
 

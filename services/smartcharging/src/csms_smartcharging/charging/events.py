@@ -2,32 +2,30 @@
 
 from datetime import datetime
 
-from csms_core.envelope import Envelope
+from csms_core.events import ChargingLimitChanged, ChargingLimitChangedData
 from csms_smartcharging.profiles.sender import Sent
 
 SOURCE = "csms/smartcharging"
-LIMIT_CHANGED = "charging.limit_changed"
 
 
 def limit_changed(
     sent: Sent, *, site_id: str, reason: str, voltage_v: float, valid_from: datetime
-) -> Envelope:
+) -> ChargingLimitChanged:
     change = sent.change
-    return Envelope(
-        type=LIMIT_CHANGED,
+    return ChargingLimitChanged(
         source=SOURCE,
         station_id=change.station_id,
         ocpp_version=change.ocpp_version,
-        data={
-            "site_id": site_id,
-            "station_id": change.station_id,
-            "evse_id": change.evse_id,
-            "session_id": change.session_id,
-            "limit_a": change.limit_a,
-            "limit_w": round(change.limit_a * voltage_v * change.phases, 1),
-            "phases": change.phases,
-            "reason": reason,
-            "valid_from": valid_from.isoformat().replace("+00:00", "Z"),
-            "outcome": sent.outcome,
-        },
+        data=ChargingLimitChangedData(
+            site_id=site_id,
+            station_id=change.station_id,
+            evse_id=change.evse_id,
+            session_id=change.session_id,
+            limit_a=change.limit_a,
+            limit_w=round(change.limit_a * voltage_v * change.phases, 1),
+            phases=change.phases,
+            reason=reason,
+            valid_from=valid_from,
+            outcome=sent.outcome,
+        ),
     )

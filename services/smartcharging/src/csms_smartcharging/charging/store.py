@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from csms_core.events import SiteLoad as MeasuredLoad
 from csms_smartcharging.charging.models import ChargingSession, EvseLimit, StationLimit
 from csms_smartcharging.charging.planner import SiteRows
 from csms_smartcharging.db import utc_now
@@ -17,7 +18,6 @@ from csms_smartcharging.topology.models import (
     SiteLoad,
     StationAssignment,
 )
-from csms_smartcharging.topology.schemas import LoadIn
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +72,7 @@ async def site_of_station(session: AsyncSession, station_id: str) -> str | None:
     return assignment.site_id if assignment is not None else None
 
 
-async def store_site_load(session: AsyncSession, site: Site, measured: LoadIn) -> SiteLoad:
+async def store_site_load(session: AsyncSession, site: Site, measured: MeasuredLoad) -> SiteLoad:
     """Keep a measurement of the site's non-EV load (REST or ``csms.site-load``); one older
     than the one kept (a late or replayed message) changes nothing."""
     at = measured.measured_at or utc_now()

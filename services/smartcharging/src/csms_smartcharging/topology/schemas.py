@@ -6,6 +6,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from csms_core.events import SiteLoad
+
 Amps = Field(default=None, ge=0, le=100_000, description="A per phase")
 Kilowatts = Field(default=None, ge=0, le=1_000_000, description="kW over all phases")
 PhaseRotation = Literal["RST", "RTS", "SRT", "STR", "TRS", "TSR"]
@@ -159,36 +161,12 @@ class OverrideOut(OverrideIn):
     set_at: datetime
 
 
-class LoadIn(BaseModel):
+class LoadIn(SiteLoad):
+    """The body of ``PUT .../load``: the same measurement as a ``site.load.measured`` event."""
+
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"load_a": [12.5, 8.0, 10.1]}]}
     )
-
-    load_a: float | list[float] | None = Field(
-        default=None, description="A on every phase, or [L1, L2, L3]"
-    )
-    load_kw: float | None = Field(default=None, ge=0, description="spread evenly over the phases")
-    measured_at: AwareDatetime | None = None
-
-    @model_validator(mode="after")
-    def _one_load(self) -> Self:
-        if (self.load_a is None) == (self.load_kw is None):
-            raise ValueError("give exactly one of load_a and load_kw")
-        values = self.load_a if isinstance(self.load_a, list) else [self.load_a or 0.0]
-        if isinstance(self.load_a, list) and len(self.load_a) != 3:
-            raise ValueError("load_a as a list has one value per phase: [L1, L2, L3]")
-        if any(value < 0 for value in values):
-            raise ValueError("a load is not negative")
-        return self
-
-    def per_phase_a(self, voltage_v: float, phases: int) -> list[float]:
-        """The load in A on each of the site's three phases."""
-        if self.load_kw is not None:
-            per_phase_a = self.load_kw * 1000.0 / (voltage_v * phases)
-            return [per_phase_a] * 3 if phases == 3 else [per_phase_a, 0.0, 0.0]
-        if isinstance(self.load_a, list):
-            return list(self.load_a)
-        return [self.load_a or 0.0] * 3
 
 
 class LoadOut(BaseModel):

@@ -1,0 +1,126 @@
+"""``csms.sessions`` and ``csms.meter-values``: version-neutral sessions and samples."""
+
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from csms_core.envelope import Event
+from csms_core.events.data import EventData, IsoTime, OcppTime, SparseEventData
+
+
+class IdTokenRef(EventData):
+    id_token: str
+    type: str = Field(description="The 2.x IdTokenEnumType, or idTag for OCPP 1.6.")
+
+
+class SessionRef(EventData):
+    session_id: str
+    transaction_id: str = Field(max_length=36, description="The OCPP transaction id.")
+    evse_id: int | None = Field(ge=0, description="2.x evseId (1.6 connectorId); null: unknown.")
+
+
+class SessionStartedData(SessionRef):
+    station_id: str
+    connector_id: int | None
+    id_token: IdTokenRef | None
+    started_at: OcppTime
+    meter_start_wh: float | None
+
+
+class SessionStarted(Event[SessionStartedData]):
+    type: Literal["session.started"] = "session.started"
+
+
+class SessionUpdatedData(SessionRef, SparseEventData):
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset({"current_a", "soc_percent"})
+
+    energy_wh: float | None
+    power_w: float | None
+    updated_at: OcppTime
+    current_a: float | None = None
+    soc_percent: float | None = None
+
+
+class SessionUpdated(Event[SessionUpdatedData]):
+    type: Literal["session.updated"] = "session.updated"
+
+
+class SessionEndedData(SessionRef, SparseEventData):
+    """The figures of an ended session (``session.ended``, and ``session.finalized`` when
+    its start arrived after its end)."""
+
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset({"started_at"})
+
+    ended_at: OcppTime
+    stop_reason: str = Field(examples=["ev_disconnected"], description="Version-neutral.")
+    ocpp_stop_reason: str | None
+    energy_wh: float | None
+    duration_s: float = Field(ge=0)
+    meter_stop_wh: float | None
+    started_at: OcppTime | None = None
+    meter_start_wh: float | None = None
+    final: bool = Field(default=True, description="False only while the start is missing.")
+    flags: list[str] = Field(default_factory=list, examples=[["late_data"]])
+
+
+class SessionEnded(Event[SessionEndedData]):
+    type: Literal["session.ended"] = "session.ended"
+
+
+class SessionFinalized(Event[SessionEndedData]):
+    """The start of an ended session arrived after its end: its figures are final now."""
+
+    type: Literal["session.finalized"] = "session.finalized"
+
+
+class SessionFlaggedData(SessionRef):
+    reason: str = Field(examples=["late_data"], description="Why the session was flagged.")
+    detail: str
+    flags: list[str] = Field(description="Every flag the session has now.")
+
+
+class SessionFlagged(Event[SessionFlaggedData]):
+    type: Literal["session.flagged"] = "session.flagged"
+
+
+class SessionLateDataData(SessionRef):
+    """A message for a session after it had ended: stored as sent, never applied."""
+
+    action: str = Field(examples=["TransactionEvent"])
+    event_type: str | None
+    seq_no: int | None
+    disposition: str
+    timestamp: OcppTime | None
+    received_at: OcppTime
+    samples: int = Field(ge=0)
+    late_messages: int = Field(ge=0)
+
+
+class SessionLateData(Event[SessionLateDataData]):
+    type: Literal["session.late_data"] = "session.late_data"
+
+
+class MeterSample(SparseEventData):
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset({"phase", "location", "context"})
+
+    timestamp: IsoTime
+    measurand: str = Field(examples=["Energy.Active.Import.Register"])
+    value: float | None = Field(description="In `unit`; null when the station sent no number.")
+    unit: str | None
+    phase: str | None = None
+    location: str | None = None
+    context: str | None = None
+
+
+class MeterValuesData(SparseEventData):
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset({"session_id", "transaction_id"})
+
+    evse_id: int | None
+    samples: list[MeterSample] = Field(min_length=1)
+    late: bool = Field(default=False, description="Sent after its session had ended.")
+    session_id: str | None = None
+    transaction_id: str | None = None
+
+
+class MeterValues(Event[MeterValuesData]):
+    type: Literal["meter.values"] = "meter.values"

@@ -1,0 +1,77 @@
+"""``csms.station-status``: version-neutral station and connector status (sessions)."""
+
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from csms_core.envelope import Event
+from csms_core.events.data import EventData, IsoTime, SparseEventData
+
+BootStatus = Literal["Accepted", "Pending", "Rejected"]
+ConnectorStatus = Literal["Available", "Occupied", "Reserved", "Unavailable", "Faulted"]
+
+
+class StationBootedData(EventData):
+    boot_status: BootStatus
+    registered: bool = Field(description="Registered over REST before it booted.")
+    reason: str | None = Field(description="The 2.x BootReasonEnumType; null for 1.6.")
+    vendor: str
+    model: str
+    serial_number: str | None
+    firmware_version: str | None
+
+
+class StationBooted(Event[StationBootedData]):
+    type: Literal["station.booted"] = "station.booted"
+
+
+class StationConnectedData(EventData):
+    gateway_id: str
+    connection_id: str
+    security_profile: int | None = None
+
+
+class StationConnected(Event[StationConnectedData]):
+    type: Literal["station.connected"] = "station.connected"
+
+
+class StationDisconnectedData(EventData):
+    gateway_id: str | None
+    connection_id: str
+    close_code: int | None = None
+    reason: str | None = None
+
+
+class StationDisconnected(Event[StationDisconnectedData]):
+    type: Literal["station.disconnected"] = "station.disconnected"
+
+
+class ConnectorStatusChangedData(EventData):
+    evse_id: int = Field(ge=0, description="2.x evseId; 1.6: the connectorId.")
+    connector_id: int = Field(ge=0, description="On the EVSE (1 for 1.6; 0 = the station).")
+    status: ConnectorStatus
+    ocpp_status: str = Field(description="As the station reported it (e.g. 1.6 Charging).")
+    error_code: str | None = Field(default=None, description="1.6 errorCode; null for 2.x.")
+    timestamp: IsoTime
+
+
+class ConnectorStatusChanged(Event[ConnectorStatusChangedData]):
+    type: Literal["connector.status_changed"] = "connector.status_changed"
+
+
+class DeviceModelReportedData(SparseEventData):
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset({"report_state", "missing_seq_nos"})
+
+    request_id: int
+    seq_no: int = Field(ge=0)
+    tbc: bool
+    generated_at: str = Field(description="When the station generated the part, as sent.")
+    variables: int = Field(ge=0, description="Variable attributes the part stored.")
+    report_state: str | None = Field(
+        default=None, description="Where our request stands (absent: nobody asked for it)."
+    )
+    missing_seq_nos: list[int] | None = Field(default=None, description="Parts still missing.")
+
+
+class DeviceModelReported(Event[DeviceModelReportedData]):
+    type: Literal["station.device-model.reported"] = "station.device-model.reported"

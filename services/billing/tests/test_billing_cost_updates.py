@@ -129,6 +129,10 @@ async def test_billing_california_pricing_stations_get_the_prices_behind_the_cos
     # last reading would count as idle).
     charging = {
         "session_id": "s-CP-CA",
+        "transaction_id": "tx-CP-CA",
+        "evse_id": 1,
+        "energy_wh": 5000.0,
+        "power_w": None,
         "updated_at": ocpp_time(START),
         "charging_state": "Charging",
     }

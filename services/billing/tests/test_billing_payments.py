@@ -163,6 +163,9 @@ async def _charge(billing: BillingHarness, session_id: str, token: str, stop_wh:
         | {
             "ended_at": ocpp_time(START + timedelta(hours=1)),
             "stop_reason": "local",
+            "ocpp_stop_reason": None,
+            "energy_wh": stop_wh,
+            "duration_s": 3600.0,
             "meter_stop_wh": stop_wh,
         },
     )

@@ -32,13 +32,20 @@ class SessionStarted(Event[SessionStartedData]):
 
 
 class SessionUpdatedData(SessionRef, SparseEventData):
-    omitted_when_none: ClassVar[frozenset[str]] = frozenset({"current_a", "soc_percent"})
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset(
+        {"current_a", "soc_percent", "charging_state"}
+    )
 
     energy_wh: float | None
     power_w: float | None
     updated_at: OcppTime
     current_a: float | None = None
     soc_percent: float | None = None
+    charging_state: str | None = Field(
+        default=None,
+        description="2.x chargingState (Charging, SuspendedEV, ...); billing reads it. The "
+        "sessions service does not publish it yet.",
+    )
 
 
 class SessionUpdated(Event[SessionUpdatedData]):

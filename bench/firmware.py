@@ -198,7 +198,10 @@ async def run(args: argparse.Namespace, csms: Csms, report: Report) -> None:
     broken = {s.station_id for s in stations if s.install_broken}
     versions = Counter(s.version.number for s in stations)
     report.note(f"fleet: {dict(versions)}, {len(broken)} stations whose installs fail")
-    async with httpx.AsyncClient(base_url=base, timeout=60) as api, asyncio.TaskGroup() as tasks:
+    async with (
+        httpx.AsyncClient(base_url=base, timeout=60, headers=csms.admin) as api,
+        asyncio.TaskGroup() as tasks,
+    ):
         running = [
             tasks.create_task(
                 run_station(station, f"ws://127.0.0.1:{gateways[i % 2].port}/ocpp", i / 50)

@@ -100,9 +100,9 @@ async def test_up_serves_health_openapi_and_problem_json(tmp_path: Path) -> None
 async def test_up_runs_the_firmware_service(tmp_path: Path) -> None:
     image = b"firmware image" * 100
     async with (
-        embedded(tmp_path) as (ocpp_url, api_url, _),
+        embedded(tmp_path) as (ocpp_url, api_url, admin),
         stations.station(ocpp_url, "CP-FW", "2.0.1") as station,
-        httpx.AsyncClient(base_url=f"{api_url}/api/v1", timeout=30) as client,
+        httpx.AsyncClient(base_url=f"{api_url}/api/v1", timeout=30, headers=admin) as client,
     ):
         assert (await station.call(stations.boot_call("2.0.1"))).status == "Accepted"
         uploaded = await client.post(

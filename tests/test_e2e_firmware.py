@@ -48,8 +48,11 @@ def firmware_cluster(
         csms.stop()
 
 
-def firmware_api(component: Component) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=f"http://127.0.0.1:{component.port}/api/v1", timeout=30)
+def firmware_api(component: Component, admin: dict[str, str]) -> httpx.AsyncClient:
+    """The firmware replica's REST API, as an admin."""
+    return httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{component.port}/api/v1", timeout=30, headers=admin
+    )
 
 
 async def register_and_boot(
@@ -102,7 +105,7 @@ async def test_download_install_and_confirmed_by_the_next_boot(
     device = Device(
         version, expected_sha256=hashlib.sha256(IMAGE).hexdigest(), target_version="2.0.0"
     )
-    async with firmware_api(component) as api:
+    async with firmware_api(component, csms.admin) as api:
         async with firmware_station(csms.ocpp_url(0), station_id, device) as client:
             await register_and_boot(csms, api, station_id, client, device)
             image = await image_id(api)
@@ -155,7 +158,7 @@ async def test_a_log_is_uploaded_to_the_csms_and_downloadable(
     station_id = f"LOG-{uuid.uuid4().hex[:10]}"
     device = Device(version)
     async with (
-        firmware_api(component) as api,
+        firmware_api(component, csms.admin) as api,
         firmware_station(csms.ocpp_url(0), station_id, device) as client,
     ):
         await register_and_boot(csms, api, station_id, client, device)
@@ -185,8 +188,8 @@ def device_log() -> bytes:
 
 
 async def test_bad_requests_get_problem_json(firmware_cluster: tuple[Cluster, Component]) -> None:
-    _, component = firmware_cluster
-    async with firmware_api(component) as api:
+    csms, component = firmware_cluster
+    async with firmware_api(component, csms.admin) as api:
         wrong = await api.post(
             "/firmware/images",
             data={"vendor": "ACME", "models": "AC22", "version": "9.9.9", "sha256": "0" * 64},
@@ -202,3 +205,7 @@ async def test_bad_requests_get_problem_json(firmware_cluster: tuple[Cluster, Co
         missing = await api.get("/firmware/campaigns/nope")
         assert missing.status_code == 404
         assert missing.json()["type"] == "urn:csms:problem:unknown-campaign"
+    async with firmware_api(component, {}) as anonymous:
+        refused = await anonymous.get("/firmware/campaigns")
+        assert refused.status_code == 401
+        assert refused.json()["type"] == "urn:csms:problem:unauthenticated"

@@ -17,6 +17,7 @@ from uuid import uuid4
 
 import httpx
 
+from csms_api.testing import bearer_headers
 from csms_core.bus.memory import InMemoryBus
 from csms_core.db import create_engine
 from csms_core.envelope import Envelope
@@ -73,7 +74,7 @@ def settings_for_tests(tmp_path: Path, **overrides: Any) -> FirmwareSettings:
         "database_url": f"sqlite+aiosqlite:///{tmp_path / 'csms.db'}",
         "log_json": False,
         "store_dir": tmp_path / "store",
-        "campaign_tick_s": 3600.0,  # tests plan by hand
+        "run_campaigns": False,  # tests plan by hand, one round at a time
         "command_timeout_s": 0.5,
         "public_url": "http://files.test",
     }
@@ -140,6 +141,8 @@ class Harness:
     router: InMemoryRouter
     stations: Stations
     api: httpx.AsyncClient
+    # What stations use to fetch images and upload logs: no bearer token, only the URL's.
+    station_http: httpx.AsyncClient
     versions: dict[str, OcppVersion] = field(default_factory=dict)
 
     async def connect(self, station_id: str, version: OcppVersion = OcppVersion.V201) -> None:
@@ -245,8 +248,10 @@ class Harness:
         await self.call(station_id, "FirmwareStatusNotification", payload)
 
     async def settle(self) -> None:
-        """Wait until the consumer has stored every event sent so far."""
+        """Wait until the consumer has stored every event sent so far, and the events it
+        stored are published (the outbox publishes on its own a moment later)."""
         await eventually(self._caught_up)
+        await self.service.outbox.flush()
 
     async def plan(self) -> None:
         """Consumer caught up, then one planning round and its commands answered."""
@@ -326,11 +331,18 @@ async def running_firmware(settings: FirmwareSettings) -> AsyncIterator[Harness]
                 tasks.create_task(service.run(stopping=stopping))
                 await service.ready.wait()
                 transport = httpx.ASGITransport(app=create_app(service))
-                async with httpx.AsyncClient(
-                    transport=transport, base_url="http://firmware.test/api/v1"
-                ) as api:
+                async with (
+                    httpx.AsyncClient(
+                        transport=transport,
+                        base_url="http://firmware.test/api/v1",
+                        headers=await bearer_headers(engine),
+                    ) as api,
+                    httpx.AsyncClient(
+                        transport=transport, base_url="http://files.test"
+                    ) as station_http,
+                ):
                     try:
-                        yield Harness(service, bus, router, stations, api)
+                        yield Harness(service, bus, router, stations, api, station_http)
                     finally:
                         stopping.set()
                         serving.cancel()

@@ -143,14 +143,14 @@ async def test_a_station_downloads_at_its_url_until_it_expires(tmp_path: Path) -
         await harness.plan()
         [command] = harness.stations.sent("CP-1", "UpdateFirmware")
         url = command.payload["firmware"]["location"].removeprefix("http://files.test")
-        files = harness.api.base_url.copy_with(path=url)
-        downloaded = await harness.api.get(files)
+        files = url
+        downloaded = await harness.station_http.get(files)
         assert downloaded.status_code == 200 and downloaded.content == CONTENT
-        partial = await harness.api.get(files, headers={"Range": "bytes=4-7"})
+        partial = await harness.station_http.get(files, headers={"Range": "bytes=4-7"})
         assert partial.status_code == 206 and partial.content == CONTENT[4:8]
         token = url.split("/")[3]
-        guessed = harness.api.base_url.copy_with(path=url.replace(token, "x" * len(token)))
-        assert_problem(await harness.api.get(guessed), 404, "unknown-download")
+        guessed = url.replace(token, "x" * len(token))
+        assert_problem(await harness.station_http.get(guessed), 404, "unknown-download")
         async with transaction(harness.service.factory) as session:
             await session.exec(update(DownloadLink).values(expires_at=utc_now() - timedelta(1)))
-        assert_problem(await harness.api.get(files), 410, "download-expired")
+        assert_problem(await harness.station_http.get(files), 410, "download-expired")

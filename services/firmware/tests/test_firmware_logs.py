@@ -44,10 +44,8 @@ async def test_tc_045_1_get_diagnostics_upload_by_http_put(tmp_path: Path) -> No
         [command] = harness.stations.sent("A", "GetDiagnostics")
         assert set(command.payload) == {"location"}
         await harness.call("A", "DiagnosticsStatusNotification", {"status": "Uploading"})
-        url = harness.api.base_url.copy_with(
-            path=upload_path(command.payload["location"]) + "/diag.zip"
-        )
-        put = await harness.api.put(url, content=LOG)
+        url = upload_path(command.payload["location"]) + "/diag.zip"
+        put = await harness.station_http.put(url, content=LOG)
         assert put.status_code == 201, put.text
         assert put.json()["size"] == len(LOG)
         await harness.call("A", "DiagnosticsStatusNotification", {"status": "Uploaded"})
@@ -63,7 +61,7 @@ async def test_tc_045_1_get_diagnostics_upload_by_http_put(tmp_path: Path) -> No
         assert statuses == ["Uploading", "Uploaded"]
         [received] = harness.events("firmware.log.received", "A")
         assert received.data["size"] == len(LOG) and received.data["protocol"] == "http"
-        second = await harness.api.put(url, content=LOG)
+        second = await harness.station_http.put(url, content=LOG)
         assert_problem(second, 409, "already-uploaded")
 
 
@@ -96,10 +94,10 @@ async def test_tc_n_25_and_tc_n_35_get_log_by_multipart_post(tmp_path: Path) -> 
             command = harness.stations.sent("B", "GetLog")[-1]
             assert command.payload["logType"] == log_type
             assert command.payload["requestId"] == created["request_id"]
-            url = harness.api.base_url.copy_with(
-                path=upload_path(command.payload["log"]["remoteLocation"])
+            url = upload_path(command.payload["log"]["remoteLocation"])
+            posted = await harness.station_http.post(
+                url, files={"uploadFile": (f"{log_type}.log", LOG)}
             )
-            posted = await harness.api.post(url, files={"uploadFile": (f"{log_type}.log", LOG)})
             assert posted.status_code == 201, posted.text
             await harness.call(
                 "B",
@@ -140,13 +138,15 @@ async def test_uploads_refused_clearly(tmp_path: Path) -> None:
         await harness.settle()
         await ask(harness, "B")
         location = harness.stations.sent("B", "GetLog")[-1].payload["log"]["remoteLocation"]
-        url = harness.api.base_url.copy_with(path=upload_path(location))
-        assert_problem(await harness.api.put(url, content=b"x" * 5000), 413, "log-too-large")
-        unknown = harness.api.base_url.copy_with(path="/firmware/uploads/not-a-token")
-        assert_problem(await harness.api.put(unknown, content=b"x"), 404, "unknown-upload")
+        url = upload_path(location)
+        put = await harness.station_http.put(url, content=b"x" * 5000)
+        assert_problem(put, 413, "log-too-large")
+        unknown = await harness.station_http.put("/firmware/uploads/not-a-token", content=b"x")
+        assert_problem(unknown, 404, "unknown-upload")
         async with transaction(harness.service.factory) as session:
             await session.exec(update(LogRequest).values(expires_at=utc_now() - timedelta(1)))
-        assert_problem(await harness.api.put(url, content=b"late"), 410, "upload-expired")
+        late = await harness.station_http.put(url, content=b"late")
+        assert_problem(late, 410, "upload-expired")
         offline = await harness.api.post("/firmware/stations/GHOST/logs", json={})
         assert_problem(offline, 404, "unknown-station")
         await harness.disconnect("B")

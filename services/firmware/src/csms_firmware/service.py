@@ -9,8 +9,10 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
+from csms_api.access import migrate_access
 from csms_core.bus import Bus
 from csms_core.db import session_factory, transaction
+from csms_core.identity import migrate_identity
 from csms_core.router import CommandClient, Router
 from csms_core.service import consume_and_run
 from csms_firmware.campaigns.runner import CampaignRunner
@@ -65,6 +67,9 @@ class FirmwareService:
         self.runner.wake()
 
     async def migrate(self) -> None:
+        # The station directory (site limits) and the API keys its REST API checks.
+        await migrate_identity(self.engine)
+        await migrate_access(self.engine)
         await migrate_firmware(self.engine)
 
     async def run(self, *, ready: asyncio.Event | None = None, stopping: asyncio.Event) -> None:
@@ -72,10 +77,11 @@ class FirmwareService:
         await self.migrate()
         consumer = FirmwareConsumer(self.engine, self.runner.wake, self.outbox.poke)
         background = {
-            "firmware campaigns": self.runner.run(stopping),
             "firmware outbox": self.outbox.run(stopping),
             "firmware pruning": self._prune(stopping),
         }
+        if self.settings.run_campaigns:
+            background["firmware campaigns"] = self.runner.run(stopping)
         if self.settings.ftp_port:
             self.ftp_address = (
                 self.settings.ftp_public_host or self.settings.ftp_host,

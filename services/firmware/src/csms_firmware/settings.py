@@ -5,13 +5,14 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from csms_api.auth import AuthSettings
 from csms_core.settings import CommonSettings
 
 MIB = 1024 * 1024
 
 
-class FirmwareSettings(CommonSettings):
-    """What the firmware service reads on top of the common settings."""
+class FirmwareSettings(CommonSettings, AuthSettings):
+    """What the firmware service reads on top of the common and the REST auth settings."""
 
     model_config = SettingsConfigDict(env_prefix="CSMS_", extra="ignore", populate_by_name=True)
 
@@ -36,6 +37,9 @@ class FirmwareSettings(CommonSettings):
     upload_url_ttl_s: float = Field(default=3600.0, gt=0)
     # How often running campaigns are planned (changes wake the planner earlier).
     campaign_tick_s: float = Field(default=5.0, gt=0)
+    # False: this replica consumes and serves REST and station files, but plans no
+    # campaign (the other replicas do; one round per campaign at a time either way).
+    run_campaigns: bool = Field(default=True, validation_alias="CSMS_FIRMWARE_RUN_CAMPAIGNS")
     command_parallelism: int = Field(default=64, ge=1)
     # FTP for 1.6 chargers that upload diagnostics only by FTP: 0 = off.
     ftp_port: int = Field(default=0, ge=0, le=65535, validation_alias="CSMS_FIRMWARE_FTP_PORT")

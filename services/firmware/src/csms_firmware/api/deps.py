@@ -7,6 +7,8 @@ from fastapi import Depends, Path, Query, Request, params
 from pydantic import BaseModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from csms_api.auth import CallerDep, require_station
+
 if TYPE_CHECKING:
     from csms_firmware.service import FirmwareService
 
@@ -39,6 +41,15 @@ async def get_session(service: ServiceDep) -> AsyncIterator[AsyncSession]:
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 StationIdPath = Annotated[str, Path(max_length=48, examples=["CP-001"])]
+
+
+async def visible_station_id(request: Request, caller: CallerDep, station_id: StationIdPath) -> str:
+    """The path's station, if the caller may see it (404 for another site's station)."""
+    await require_station(request, caller, station_id)
+    return station_id
+
+
+StationIdDep = Annotated[str, Depends(visible_station_id)]
 LimitQuery = Annotated[int, Query(ge=1, le=500, description="items per page")]
 OffsetQuery = Annotated[int, Query(ge=0, le=1_000_000_000, description="items to skip")]
 

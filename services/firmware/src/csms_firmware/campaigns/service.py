@@ -7,6 +7,7 @@ from sqlalchemy import ColumnElement, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from csms_api.problems import Problem
 from csms_firmware.campaigns import progress
@@ -42,11 +43,16 @@ def _compatible(image: FirmwareImage) -> list[ColumnElement[bool]]:
 
 
 async def resolve_target(
-    session: AsyncSession, image: FirmwareImage, target: Target
+    session: AsyncSession,
+    image: FirmwareImage,
+    target: Target,
+    visible: SelectOfScalar[str] | None = None,
 ) -> list[FirmwareStation]:
-    """The target's stations; explicit ids must all be known and fit the image."""
+    """The target's stations (among ``visible`` ones, when given); explicit ids must all be
+    known and fit the image."""
+    only = [] if visible is None else [col(FirmwareStation.station_id).in_(visible)]
     if target.is_filter:
-        query = select(FirmwareStation).where(*_compatible(image))
+        query = select(FirmwareStation).where(*_compatible(image), *only)
         for column, value in (
             (FirmwareStation.vendor, target.vendor),
             (FirmwareStation.model, target.model),
@@ -60,14 +66,15 @@ async def resolve_target(
     found = {
         s.station_id: s
         for s in await session.exec(
-            select(FirmwareStation).where(col(FirmwareStation.station_id).in_(wanted))
+            select(FirmwareStation).where(col(FirmwareStation.station_id).in_(wanted), *only)
         )
     }
     unknown = [station_id for station_id in wanted if station_id not in found]
     if unknown:
         raise Problem(
             422,
-            f"{len(unknown)} stations never booted, so their model is unknown: {_names(unknown)}",
+            f"{len(unknown)} stations are unknown (never booted, so their model is unknown, "
+            f"or not on the caller's sites): {_names(unknown)}",
             kind="unknown-stations",
             station_ids=unknown[:100],
         )
@@ -137,9 +144,12 @@ async def _refuse_busy(session: AsyncSession, station_ids: list[str]) -> None:
         )
 
 
-async def create(session: AsyncSession, body: CampaignIn) -> Campaign:
+async def create(
+    session: AsyncSession, body: CampaignIn, visible: SelectOfScalar[str] | None = None
+) -> Campaign:
+    """A campaign for ``body`` over the stations it targets (among ``visible`` ones)."""
     image = await _image(session, body.image_id)
-    stations = await resolve_target(session, image, body.target)
+    stations = await resolve_target(session, image, body.target, visible)
     if not stations:
         raise Problem(
             422,

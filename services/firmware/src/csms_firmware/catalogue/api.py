@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from csms_api.auth import AdminDep, ViewerDep, require_network_wide, visible_stations
 from csms_api.problems import Problem, problem_responses
 from csms_core.db import transaction
 from csms_firmware.api.deps import LimitQuery, OffsetQuery, Page, ServiceDep, SessionDep
@@ -61,8 +62,9 @@ ImageDep = Annotated[FirmwareImage, Depends(get_image)]
     openapi_extra=UPLOAD_FORM,
     responses=problem_responses(409, 413, 415, 422),
 )
-async def upload_image(request: Request, service: ServiceDep) -> ImageOut:
+async def upload_image(caller: AdminDep, request: Request, service: ServiceDep) -> ImageOut:
     """Add a firmware image (multipart: the file and its metadata; a checksum is verified)."""
+    require_network_wide(caller, "the firmware catalogue")
     async with transaction(service.factory) as session:
         image = await catalogue.receive_image(
             session,
@@ -77,6 +79,7 @@ async def upload_image(request: Request, service: ServiceDep) -> ImageOut:
 
 @router.get("/images")
 async def list_images(
+    caller: ViewerDep,
     session: SessionDep,
     vendor: str | None = None,
     model: str | None = None,
@@ -91,32 +94,39 @@ async def list_images(
     if model is not None:
         images = [image for image in images if model in image.models]
     page = images[offset : offset + limit]
-    counts = await catalogue.station_counts(session, page)
+    counts = await catalogue.station_counts(session, page, visible_stations(caller))
     items = [ImageOut.of(image, counts[image.image_id]) for image in page]
     return Page(items=items, total=len(images), limit=limit, offset=offset)
 
 
 @router.get("/images/{image_id}", responses=problem_responses(404))
-async def read_image(image: ImageDep, session: SessionDep) -> ImageOut:
+async def read_image(caller: ViewerDep, image: ImageDep, session: SessionDep) -> ImageOut:
     """One image."""
-    counts = await catalogue.station_counts(session, [image])
+    counts = await catalogue.station_counts(session, [image], visible_stations(caller))
     return ImageOut.of(image, counts[image.image_id])
 
 
 @router.get("/images/{image_id}/stations", responses=problem_responses(404))
 async def image_stations(
-    image: ImageDep, session: SessionDep, limit: LimitQuery = 100, offset: OffsetQuery = 0
+    caller: ViewerDep,
+    image: ImageDep,
+    session: SessionDep,
+    limit: LimitQuery = 100,
+    offset: OffsetQuery = 0,
 ) -> Page[FirmwareStationOut]:
     """The stations whose last boot reported this image's version."""
-    rows, total = await catalogue.stations_running(session, image, limit, offset)
+    rows, total = await catalogue.stations_running(
+        session, image, limit, offset, visible_stations(caller)
+    )
     return Page(
         items=[FirmwareStationOut.of(row) for row in rows], total=total, limit=limit, offset=offset
     )
 
 
 @router.delete("/images/{image_id}", status_code=204, responses=problem_responses(404, 409))
-async def delete_image(image: ImageDep, service: ServiceDep) -> Response:
+async def delete_image(caller: AdminDep, image: ImageDep, service: ServiceDep) -> Response:
     """Remove an image no unfinished campaign uses."""
+    require_network_wide(caller, "the firmware catalogue")
     async with transaction(service.factory) as session:
         await _refuse_if_in_use(session, image)
         await session.delete(await session.merge(image))
@@ -151,10 +161,10 @@ async def _blob_shared(service: ServiceDep, image: FirmwareImage) -> bool:
 
 @router.get("/outdated")
 async def outdated_stations(
-    session: SessionDep, limit: LimitQuery = 100, offset: OffsetQuery = 0
+    caller: ViewerDep, session: SessionDep, limit: LimitQuery = 100, offset: OffsetQuery = 0
 ) -> Page[OutdatedStation]:
     """Stations not on the newest image for their vendor and model."""
-    rows, total = await catalogue.outdated(session, limit, offset)
+    rows, total = await catalogue.outdated(session, limit, offset, visible_stations(caller))
     items = [
         OutdatedStation(
             station_id=station.station_id,

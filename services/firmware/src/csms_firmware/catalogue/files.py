@@ -9,6 +9,7 @@ from fastapi.responses import FileResponse
 from sqlalchemy import update
 from sqlmodel import col
 
+from csms_api.auth import without_bearer
 from csms_api.problems import Problem, problem_responses
 from csms_core.db import transaction
 from csms_firmware.api.deps import ServiceDep
@@ -16,7 +17,10 @@ from csms_firmware.catalogue.models import DownloadLink, FirmwareImage
 from csms_firmware.db import utc_now
 from csms_firmware.tokens import token_hash
 
-router = APIRouter(prefix="/firmware/files", tags=["station file transfer"])
+router = without_bearer(
+    APIRouter(prefix="/firmware/files", tags=["station file transfer"]),
+    "stations download images at a per-request URL whose unguessable token expires",
+)
 
 
 @router.get(

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from csms_api.auth import AdminDep
 from csms_api.problems import Problem, problem_responses
 from csms_core.db import transaction
 from csms_core.router import StationOffline
@@ -78,7 +79,9 @@ async def _call(service: ServiceDep, station_id: str, build: Build) -> Answer:
 
 
 @router.post("/publications", status_code=201, responses=RESPONSES)
-async def publish(station: StationDep, body: PublishIn, service: ServiceDep) -> PublicationOut:
+async def publish(
+    caller: AdminDep, station: StationDep, body: PublishIn, service: ServiceDep
+) -> PublicationOut:
     """Have a local controller publish an image to the stations behind it."""
     async with transaction(service.factory) as session:
         image = await get_image(body.image_id, session)
@@ -123,7 +126,9 @@ async def publish(station: StationDep, body: PublishIn, service: ServiceDep) -> 
 
 
 @router.delete("/publications/{image_id}", responses=RESPONSES)
-async def unpublish(station: StationDep, image_id: ImageIdPath, service: ServiceDep) -> StatusOut:
+async def unpublish(
+    caller: AdminDep, station: StationDep, image_id: ImageIdPath, service: ServiceDep
+) -> StatusOut:
     """Have a local controller stop publishing an image (Unpublished, NoFirmware or
     DownloadOngoing)."""
     async with service.factory() as session:
@@ -146,7 +151,7 @@ async def unpublish(station: StationDep, image_id: ImageIdPath, service: Service
 
 
 @router.post("/firmware-status", responses=RESPONSES)
-async def trigger_status(station: StationDep, service: ServiceDep) -> StatusOut:
+async def trigger_status(caller: AdminDep, station: StationDep, service: ServiceDep) -> StatusOut:
     """Ask the station to report its firmware status now (TriggerMessage)."""
     answer = await _call(service, station.station_id, lambda v: trigger_firmware_status(v))
     return StatusOut(action=answer.action, status=answer.status)

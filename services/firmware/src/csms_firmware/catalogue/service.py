@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from sqlalchemy import ColumnElement, and_, func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from csms_api.problems import Problem
 from csms_firmware.catalogue.models import DownloadLink, FirmwareImage
@@ -25,12 +26,20 @@ from csms_firmware.versions import version_key
 FILES_PATH = "/firmware/files"
 
 
-def _running(image: FirmwareImage) -> ColumnElement[bool]:
+Visible = SelectOfScalar[str] | None  # the station ids a caller may see; None: all
+
+
+def _running(image: FirmwareImage, visible: Visible = None) -> ColumnElement[bool]:
     return and_(
         col(FirmwareStation.vendor) == image.vendor,
         col(FirmwareStation.model).in_(image.models),
         col(FirmwareStation.firmware_version) == image.version,
+        *_among(visible),
     )
+
+
+def _among(visible: Visible) -> list[ColumnElement[bool]]:
+    return [] if visible is None else [col(FirmwareStation.station_id).in_(visible)]
 
 
 async def receive_image(
@@ -131,18 +140,20 @@ def _safe_name(filename: str) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[:255]
 
 
-async def station_counts(session: AsyncSession, images: Sequence[FirmwareImage]) -> dict[str, int]:
+async def station_counts(
+    session: AsyncSession, images: Sequence[FirmwareImage], visible: Visible = None
+) -> dict[str, int]:
     counts: dict[str, int] = {}
     for image in images:
-        query = select(func.count()).select_from(FirmwareStation).where(_running(image))
+        query = select(func.count()).select_from(FirmwareStation).where(_running(image, visible))
         counts[image.image_id] = (await session.exec(query)).one()
     return counts
 
 
 async def stations_running(
-    session: AsyncSession, image: FirmwareImage, limit: int, offset: int
+    session: AsyncSession, image: FirmwareImage, limit: int, offset: int, visible: Visible = None
 ) -> tuple[list[FirmwareStation], int]:
-    query = select(FirmwareStation).where(_running(image))
+    query = select(FirmwareStation).where(_running(image, visible))
     total = (await session.exec(select(func.count()).select_from(query.subquery()))).one()
     rows = await session.exec(
         query.order_by(col(FirmwareStation.station_id)).limit(limit).offset(offset)
@@ -163,7 +174,7 @@ async def newest_images(session: AsyncSession) -> dict[tuple[str, str], Firmware
 
 
 async def outdated(
-    session: AsyncSession, limit: int, offset: int
+    session: AsyncSession, limit: int, offset: int, visible: Visible = None
 ) -> tuple[list[tuple[FirmwareStation, FirmwareImage]], int]:
     """Stations not on the newest image for their vendor and model."""
     newest = await newest_images(session)
@@ -182,7 +193,7 @@ async def outdated(
             for (vendor, model), image in newest.items()
         )
     )
-    query = select(FirmwareStation).where(behind)
+    query = select(FirmwareStation).where(behind, *_among(visible))
     total = (await session.exec(select(func.count()).select_from(query.subquery()))).one()
     rows = await session.exec(
         query.order_by(col(FirmwareStation.station_id)).limit(limit).offset(offset)

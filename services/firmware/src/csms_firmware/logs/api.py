@@ -3,10 +3,11 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import FileResponse
 from sqlmodel import col, func, select
 
+from csms_api.auth import AdminDep, CallerDep, ViewerDep, sees_station, visible_stations
 from csms_api.problems import Problem, problem_responses
 from csms_core.db import transaction
 from csms_core.router import StationOffline
@@ -36,7 +37,7 @@ def station_offline(station_id: str) -> Problem:
     "/stations/{station_id}/logs", status_code=201, responses=problem_responses(404, 409, 422, 504)
 )
 async def request_log(
-    station: StationDep, body: LogRequestIn, service: ServiceDep
+    caller: AdminDep, station: StationDep, body: LogRequestIn, service: ServiceDep
 ) -> LogRequestOut:
     """Ask a station to upload a log here (1.6 GetDiagnostics / GetLog, 2.x GetLog)."""
     version = await service.commands.version_of(station.station_id)
@@ -85,6 +86,7 @@ async def request_log(
 
 @router.get("/logs")
 async def list_logs(
+    caller: ViewerDep,
     session: SessionDep,
     station_id: str | None = None,
     limit: LimitQuery = 50,
@@ -92,6 +94,9 @@ async def list_logs(
 ) -> Page[LogRequestOut]:
     """Log requests, newest first, with the files received."""
     query = select(LogRequest)
+    visible = visible_stations(caller)
+    if visible is not None:
+        query = query.where(col(LogRequest.station_id).in_(visible))
     if station_id is not None:
         query = query.where(LogRequest.station_id == station_id)
     total = (await session.exec(select(func.count()).select_from(query.subquery()))).one()
@@ -110,9 +115,12 @@ async def list_logs(
     return Page(items=items, total=total, limit=limit, offset=offset)
 
 
-async def get_request(request_id: RequestIdPath, session: SessionDep) -> LogRequest:
+async def get_request(
+    http: Request, caller: CallerDep, request_id: RequestIdPath, session: SessionDep
+) -> LogRequest:
+    """The log request, if its station is one the caller may see (404 otherwise)."""
     request = await session.get(LogRequest, request_id)
-    if request is None:
+    if request is None or not await sees_station(http, caller, request.station_id):
         raise Problem(404, f"no log request {request_id}", kind="unknown-log-request")
     return request
 
@@ -121,7 +129,7 @@ LogRequestDep = Annotated[LogRequest, Depends(get_request)]
 
 
 @router.get("/logs/{request_id}", responses=problem_responses(404))
-async def read_log(request: LogRequestDep, session: SessionDep) -> LogRequestOut:
+async def read_log(caller: ViewerDep, request: LogRequestDep, session: SessionDep) -> LogRequestOut:
     """One log request and its file."""
     return LogRequestOut.of(request, await session.get(LogFile, request.request_id))
 
@@ -130,7 +138,7 @@ async def read_log(request: LogRequestDep, session: SessionDep) -> LogRequestOut
     "/logs/{request_id}/file", response_class=FileResponse, responses=problem_responses(404)
 )
 async def download_log(
-    request: LogRequestDep, session: SessionDep, service: ServiceDep
+    caller: ViewerDep, request: LogRequestDep, session: SessionDep, service: ServiceDep
 ) -> FileResponse:
     """The file the station uploaded."""
     file = await session.get(LogFile, request.request_id)

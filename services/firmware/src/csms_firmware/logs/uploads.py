@@ -9,6 +9,7 @@ second file for the same request (409), a file over the size limit (413).
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
+from csms_api.auth import without_bearer
 from csms_api.problems import Problem, problem_responses
 from csms_core.db import transaction
 from csms_firmware.api.deps import ServiceDep
@@ -16,7 +17,10 @@ from csms_firmware.logs import service as logs
 from csms_firmware.multipart import read_form
 from csms_firmware.store import StoredBlob, TooLarge
 
-router = APIRouter(prefix=logs.UPLOADS_PATH, tags=["station file transfer"])
+router = without_bearer(
+    APIRouter(prefix=logs.UPLOADS_PATH, tags=["station file transfer"]),
+    "stations upload logs to a per-request URL whose unguessable token expires",
+)
 RESPONSES = problem_responses(404, 409, 410, 413)
 
 

@@ -111,7 +111,7 @@ async def test_no_acknowledged_message_lost_when_kafka_restarts(
     try:
         # Traffic flows before the outage (a fresh broker creates the topics first).
         deadline = time.monotonic() + 60
-        while any(len(s.acknowledged) < 5 for s in traffic):
+        while any(len(s.acknowledged) < 16 for s in traffic):
             assert time.monotonic() < deadline, "no traffic acknowledged before the outage"
             await asyncio.sleep(0.2)
         await asyncio.to_thread(brokers.run, "kafka-stop")

@@ -172,6 +172,14 @@ def test_a_readable_line_has_time_level_logger_message_and_extra_fields() -> Non
     ), line
 
 
+def test_a_message_of_several_lines_is_one_readable_line() -> None:
+    record = log_record("Running upgrade -> 0001, the schema:\n  profiles, links\nevents")
+    line = HumanFormatter().format(record)
+    folded = "csms.gateway: Running upgrade -> 0001, the schema: profiles, links events"
+    assert line.endswith(folded), line
+    assert "\n" not in line
+
+
 def _fail() -> None:
     raise RuntimeError("boom")
 

@@ -212,6 +212,12 @@ class HumanFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
 
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        # One line per record: a message of several lines (an Alembic revision's whole
+        # docstring, say) is folded; only a traceback goes below the line.
+        record.message = " ".join(part.strip() for part in record.message.splitlines())
+        return super().formatMessage(record)
+
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         extras = [

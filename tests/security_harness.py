@@ -17,7 +17,11 @@ from typing import Any
 
 import httpx
 import trustme
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from csms_api.access import SCHEMA as ACCESS_SCHEMA
+from csms_api.roles import Role
+from csms_api.testing import bearer_headers
 from csms_core.bus.memory import InMemoryBus
 from csms_core.db import create_engine, session_factory
 from csms_core.identity import SCHEMA as IDENTITY_SCHEMA
@@ -49,6 +53,17 @@ class Csms:
     operator_ca: trustme.CA
     ca_file: Path
     plain_gateway: Gateway | None = None  # ws:// beside a TLS one (profiles 0 and 1)
+    engine: AsyncEngine | None = None
+    transport: httpx.ASGITransport | None = None
+
+    async def client(self, role: Role, sites: list[str] | None = None) -> httpx.AsyncClient:
+        """A REST client of the security app with a new API key of ``role``."""
+        assert self.engine is not None
+        return httpx.AsyncClient(
+            transport=self.transport,
+            base_url="http://csms/api/v1",
+            headers=await bearer_headers(self.engine, role, sites=sites),
+        )
 
     @property
     def ws_url(self) -> str:
@@ -106,7 +121,9 @@ async def running_csms(
         },
     )
     bus, router = InMemoryBus(), InMemoryRouter()
-    engine = create_engine(database_url, [IDENTITY_SCHEMA, SESSIONS_SCHEMA, SECURITY_SCHEMA])
+    engine = create_engine(
+        database_url, [IDENTITY_SCHEMA, ACCESS_SCHEMA, SESSIONS_SCHEMA, SECURITY_SCHEMA]
+    )
     operator_ca = trustme.CA()
     async with AsyncExitStack() as stack:
         stack.push_async_callback(engine.dispose)
@@ -155,9 +172,25 @@ async def running_csms(
             )
         transport = httpx.ASGITransport(app=create_app(service))
         api = await stack.enter_async_context(
-            httpx.AsyncClient(transport=transport, base_url="http://csms/api/v1")
+            httpx.AsyncClient(
+                transport=transport,
+                base_url="http://csms/api/v1",
+                headers=await bearer_headers(engine, Role.ADMIN),
+            )
         )
-        yield Csms(running, service, sessions, bus, identities, api, operator_ca, ca_file, plain)
+        yield Csms(
+            running,
+            service,
+            sessions,
+            bus,
+            identities,
+            api,
+            operator_ca,
+            ca_file,
+            plain,
+            engine,
+            transport,
+        )
 
 
 def _tls_files(tmp_path: Path, operator_ca: trustme.CA, station_ca: Path) -> dict[str, Path]:

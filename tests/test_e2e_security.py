@@ -39,6 +39,7 @@ class SecureCluster:
     sessions: Component
     security: list[Component]
     operator_ca: trustme.CA
+    admin: dict[str, str]
 
     @property
     def wss_url(self) -> str:
@@ -46,7 +47,9 @@ class SecureCluster:
 
     def api(self, replica: int = 0) -> httpx.AsyncClient:
         port = self.security[replica].port
-        return httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}/api/v1", timeout=30)
+        return httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}/api/v1", timeout=30, headers=self.admin
+        )
 
     def server_trust(self) -> ssl.SSLContext:
         context = ssl.create_default_context()
@@ -87,7 +90,8 @@ def secure_cluster(
         for replica in replicas:  # the CA exists once the first is healthy
             replica.start()
         gateway.start()
-        yield SecureCluster(gateway, sessions, replicas, operator_ca)
+        admin = asyncio.run(cluster.admin_headers(infra))
+        yield SecureCluster(gateway, sessions, replicas, operator_ca, admin)
     finally:
         for component in reversed(components):
             component.stop()

@@ -3,11 +3,14 @@ names (OCPP 2.0.1 M01-M05, M12-M21; 1.6 whitepaper TC_075/TC_076)."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from csms_security.certificates.models import InventoryRefresh
+from csms_security.db import utc_now
 from tests.pki import TestCa, pem
 from tests.security_harness import ORGANIZATION, Csms, running_csms
 from tests.security_stations import StationState, secure_station
@@ -142,6 +145,12 @@ async def test_commands_to_an_offline_station_are_409(csms: Csms) -> None:
 
 async def test_the_list_is_asked_for_at_boot_when_it_is_stale(tmp_path: Path) -> None:
     async with running_csms(tmp_path, security={"inventory_max_age_s": 3600}) as csms:
+        # A station that never did certificates with us is not asked on its own.
+        async with booted(csms, "CP-KEEP", "2.0.1") as state:
+            assert await csms.security.inventory.refresh_if_stale("CP-KEEP") is False
+            refreshed = await csms.api.post("/stations/CP-KEEP/certificates/installed/refresh")
+            assert refreshed.status_code == 200
+        await _age_inventory(csms, "CP-KEEP", hours=2)
         async with booted(csms, "CP-KEEP", "2.0.1") as state:
             state.installed["V2GRootCertificate"] = [TestCa.root("V2G root").certificate]
 
@@ -149,8 +158,15 @@ async def test_the_list_is_asked_for_at_boot_when_it_is_stale(tmp_path: Path) ->
                 body = (await csms.api.get("/stations/CP-KEEP/certificates/installed")).json()
                 return body or None
 
-            (entry,) = await eventually(listed)
+            (entry,) = await eventually(listed)  # asked at boot: the list was two hours old
             assert entry["certificate_type"] == "V2GRootCertificate"
-        # Within the hour the list is fresh: a boot does not ask again.
-        async with booted(csms, "CP-KEEP", "2.0.1"):
+            # Within the hour the list is fresh: nobody asks again.
             assert await csms.security.inventory.refresh_if_stale("CP-KEEP") is False
+
+
+async def _age_inventory(csms: Csms, station_id: str, *, hours: float) -> None:
+    async with csms.security.factory() as session, session.begin():
+        state = await session.get(InventoryRefresh, station_id)
+        assert state is not None
+        state.refreshed_at = utc_now() - timedelta(hours=hours)
+        session.add(state)

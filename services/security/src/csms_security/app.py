@@ -1,21 +1,22 @@
-"""The security service as a web app: REST routes, health, metrics.
+"""The security service as a web app: REST routes behind bearer tokens, health, metrics.
 
 - ``create_router(service)``: the ``/api/v1`` routes, for any host app (the embedded
   ``csms up`` mounts it); they answer errors as problem+json on their own.
 - ``create_app(service)``: a complete app for a service the caller runs.
 """
 
-from fastapi import APIRouter, FastAPI, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi import APIRouter, FastAPI
 
-from csms_api.problems import Problem, ProblemRoute, install_problem_handlers
+from csms_api.app import API_PREFIX, create_service_app
+from csms_api.auth import Authenticator
+from csms_api.problems import ProblemRoute
 from csms_security.api.deps import bind_service
 from csms_security.certificates.api import router as certificates_router
 from csms_security.events.api import router as events_router
 from csms_security.profiles.api import router as profiles_router
 from csms_security.service import SecurityService
 
-API_PREFIX = "/api/v1"
+__all__ = ["API_PREFIX", "create_app", "create_router"]
 
 
 def create_router(service: SecurityService) -> APIRouter:
@@ -27,22 +28,10 @@ def create_router(service: SecurityService) -> APIRouter:
 
 
 def create_app(service: SecurityService) -> FastAPI:
-    """The REST API of ``service``, with ``/healthz`` and ``/metrics``; errors as problem+json."""
-    app = FastAPI(title="CSMS security", version="1.0.0")
-    app.router.route_class = ProblemRoute
-    install_problem_handlers(app)
-    app.include_router(create_router(service), prefix=API_PREFIX)
-
-    @app.get("/healthz", tags=["operations"])
-    async def healthz() -> dict[str, str]:
-        """Ready once the CA is loaded, migrated and consuming."""
-        if not service.ready.is_set():
-            raise Problem(503, "the security service is still starting", kind="starting")
-        return {"status": "ok"}
-
-    @app.get("/metrics", tags=["operations"], response_class=Response)
-    async def metrics() -> Response:
-        """Prometheus metrics of this process."""
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-    return app
+    """The REST API of ``service``, with health, readiness and metrics."""
+    return create_service_app(
+        "CSMS security",
+        routers=[create_router(service)],
+        authenticator=lambda: Authenticator(service.settings, service.factory),
+        ready=lambda: service.ready.is_set(),
+    )

@@ -18,6 +18,7 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
+from csms_api.access import migrate_access
 from csms_core.bus import Bus
 from csms_core.db import session_factory, transaction
 from csms_core.identity import migrate_identity
@@ -174,7 +175,9 @@ class SecurityService:
         return provider
 
     async def migrate(self) -> None:
+        # The identity schema is read (profiles, the station directory); API keys are read.
         await migrate_identity(self.engine)
+        await migrate_access(self.engine)
         await migrate_security(self.engine)
 
     async def run(self, *, ready: asyncio.Event | None = None, stopping: asyncio.Event) -> None:

@@ -10,10 +10,11 @@ from typing import Self
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from csms_api.auth import AuthSettings
 from csms_core.settings import CommonSettings
 
 
-class SecuritySettings(CommonSettings):
+class SecuritySettings(CommonSettings, AuthSettings):
     """What the security service reads on top of the common settings."""
 
     model_config = SettingsConfigDict(env_prefix="CSMS_", extra="ignore", populate_by_name=True)

@@ -10,6 +10,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
+from csms_api.auth import CallerDep, Principal, require_station, visible_stations
 from csms_api.problems import Problem
 from csms_ocpp.station_id import InvalidStationId, parse_station_id
 from csms_security.service import SecurityService
@@ -44,16 +45,21 @@ async def get_session(service: ServiceDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-def valid_station_id(
+async def valid_station_id(
+    request: Request,
+    caller: CallerDep,
     station_id: Annotated[str, Path(examples=["CP-001"], description="OCPP station identity")],
 ) -> str:
+    """A well-formed station id the caller may see (404 for another site's station)."""
     # The path is percent-decoded already; a '%' left would be decoded twice.
     if "%" in station_id:
         raise Problem(422, "station id may not contain '%'", kind="invalid-station-id")
     try:
-        return parse_station_id(station_id)
+        parsed = parse_station_id(station_id)
     except InvalidStationId as exc:
         raise Problem(422, str(exc), kind="invalid-station-id") from exc
+    await require_station(request, caller, parsed)
+    return parsed
 
 
 StationIdDep = Annotated[str, Depends(valid_station_id)]
@@ -75,6 +81,15 @@ class Page(BaseModel, Generic[Item]):
 
 
 M = TypeVar("M", bound=BaseModel)
+
+
+def visible_to(
+    caller: Principal, query: SelectOfScalar[Any], station_id: Any
+) -> SelectOfScalar[Any]:
+    """``query`` limited to the stations a site-limited caller sees (``station_id``: the
+    column naming the station)."""
+    visible = visible_stations(caller)
+    return query if visible is None else query.where(station_id.in_(visible))
 
 
 async def paged(

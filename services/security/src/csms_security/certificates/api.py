@@ -4,10 +4,11 @@ certificates stations hold (install, list, refresh, delete)."""
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, BeforeValidator, Field
 from sqlmodel import col, select
 
+from csms_api.auth import AdminDep, ViewerDep, sees_station
 from csms_api.problems import Problem, ProblemRoute, problem_responses
 from csms_core.router import StationOffline
 from csms_security.api.commands import (
@@ -16,7 +17,15 @@ from csms_security.api.commands import (
     station_answer,
     station_offline,
 )
-from csms_security.api.deps import Page, PageDep, ServiceDep, SessionDep, StationIdDep, paged
+from csms_security.api.deps import (
+    Page,
+    PageDep,
+    ServiceDep,
+    SessionDep,
+    StationIdDep,
+    paged,
+    visible_to,
+)
 from csms_security.authority.ca import CertificateUse, pem
 from csms_security.authority.signers import SigningFailed
 from csms_security.certificates import inventory
@@ -112,7 +121,7 @@ class RenewRequest(BaseModel):
     response_class=Response,
     responses={200: {"content": {PEM_MEDIA_TYPE: {}}}, **problem_responses(502)},
 )
-async def ca_certificate(service: ServiceDep) -> Response:
+async def ca_certificate(caller: ViewerDep, service: ServiceDep) -> Response:
     """The CA certificates station certificates chain to (PEM): the profile-3 trust anchor."""
     signer = service.signers[CertificateUse.CHARGING_STATION]
     try:
@@ -124,6 +133,7 @@ async def ca_certificate(service: ServiceDep) -> Response:
 
 @router.get("/certificates")
 async def list_certificates(
+    caller: ViewerDep,
     session: SessionDep,
     page: PageDep,
     station_id: Annotated[str | None, Query(max_length=48)] = None,
@@ -131,7 +141,7 @@ async def list_certificates(
     expiring_within_days: Annotated[float | None, Query(gt=0, le=36500)] = None,
 ) -> Page[IssuedCertificate]:
     """Certificates issued to stations, soonest to expire first."""
-    query = select(StationCertificate)
+    query = visible_to(caller, select(StationCertificate), col(StationCertificate.station_id))
     if station_id is not None:
         query = query.where(StationCertificate.station_id == station_id)
     if status is not None:
@@ -144,18 +154,21 @@ async def list_certificates(
 
 @router.get("/certificates/{serial}", responses=problem_responses(404))
 async def get_certificate(
-    session: SessionDep, serial: Annotated[str, Path(max_length=40, pattern="^[0-9a-fA-F]+$")]
+    caller: ViewerDep,
+    request: Request,
+    session: SessionDep,
+    serial: Annotated[str, Path(max_length=40, pattern="^[0-9a-fA-F]+$")],
 ) -> IssuedCertificateDetail:
     """One issued certificate, with its PEM."""
     certificate = await session.get(StationCertificate, serial.lower().lstrip("0") or "0")
-    if certificate is None:
+    if certificate is None or not await sees_station(request, caller, certificate.station_id):
         raise Problem(404, f"no certificate {serial} was issued here", kind="unknown-certificate")
     return IssuedCertificateDetail.model_validate(certificate, from_attributes=True)
 
 
 @router.get("/stations/{station_id}/certificates")
 async def station_certificates(
-    session: SessionDep, station_id: StationIdDep, page: PageDep
+    caller: ViewerDep, session: SessionDep, station_id: StationIdDep, page: PageDep
 ) -> Page[IssuedCertificate]:
     """The certificates issued to one station, newest first."""
     query = select(StationCertificate).where(StationCertificate.station_id == station_id)
@@ -165,7 +178,7 @@ async def station_certificates(
 
 @router.get("/stations/{station_id}/certificates/signing-requests")
 async def signing_requests(
-    session: SessionDep, station_id: StationIdDep, page: PageDep
+    caller: ViewerDep, session: SessionDep, station_id: StationIdDep, page: PageDep
 ) -> Page[SigningRequestOut]:
     """A station's SignCertificate requests and how each went, newest first."""
     query = select(SigningRequest).where(SigningRequest.station_id == station_id)
@@ -177,7 +190,10 @@ async def signing_requests(
     "/stations/{station_id}/certificates/renew", responses=problem_responses(409, 422, 502, 504)
 )
 async def renew(
-    service: ServiceDep, station_id: StationIdDep, body: RenewRequest | None = None
+    caller: AdminDep,
+    service: ServiceDep,
+    station_id: StationIdDep,
+    body: RenewRequest | None = None,
 ) -> StationAnswer:
     """Ask a station for a new CSR now (TriggerMessage / 1.6 ExtendedTriggerMessage)."""
     use = (body or RenewRequest()).certificate_use
@@ -193,7 +209,7 @@ async def renew(
 
 @router.get("/stations/{station_id}/certificates/installed")
 async def installed_certificates(
-    session: SessionDep, station_id: StationIdDep
+    caller: ViewerDep, session: SessionDep, station_id: StationIdDep
 ) -> list[InstalledCertificateOut]:
     """The CA certificates the station reported holding, as of its last refresh."""
     rows = await inventory.installed(session, station_id)
@@ -205,7 +221,11 @@ async def installed_certificates(
     responses=problem_responses(409, 422, 502, 504),
 )
 async def install_certificate(
-    service: ServiceDep, session: SessionDep, station_id: StationIdDep, body: InstallRequest
+    caller: AdminDep,
+    service: ServiceDep,
+    session: SessionDep,
+    station_id: StationIdDep,
+    body: InstallRequest,
 ) -> StationAnswer:
     """Install a CA certificate on a station (InstallCertificate), then refresh the list."""
     with call_problems(station_id):
@@ -226,6 +246,7 @@ async def install_certificate(
     responses=problem_responses(409, 422, 502, 504),
 )
 async def refresh_installed(
+    caller: AdminDep,
     service: ServiceDep,
     session: SessionDep,
     station_id: StationIdDep,
@@ -243,6 +264,7 @@ async def refresh_installed(
     responses=problem_responses(404, 409, 502, 504),
 )
 async def delete_installed(
+    caller: AdminDep,
     service: ServiceDep,
     session: SessionDep,
     station_id: StationIdDep,

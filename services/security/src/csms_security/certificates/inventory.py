@@ -52,6 +52,8 @@ async def refresh(
     calls: StationCalls,
     station_id: str,
     types: list[CaCertificateType] | None,
+    *,
+    timeout_s: float | None = None,
 ) -> list[CommandResult]:
     """Ask the station what it holds (``types``, or everything) and store that."""
     version = await calls.version(station_id)
@@ -61,7 +63,9 @@ async def refresh(
         requests = [{}]  # 2.x: no certificateType asks for every type
     results = []
     for request in requests:
-        result = await calls.call(station_id, _as_is("GetInstalledCertificateIds", request))
+        result = await calls.call(
+            station_id, _as_is("GetInstalledCertificateIds", request), timeout_s
+        )
         results.append(result)
         if not accepted(result, "Accepted", "NotFound"):
             continue

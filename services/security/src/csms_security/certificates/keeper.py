@@ -1,9 +1,12 @@
 """Keeping each station's list of installed CA certificates fresh.
 
-When a station is accepted at boot and its list is older than
-``inventory_max_age_s`` (or was never asked for), it is asked again
-(GetInstalledCertificateIds of every type its version knows). Install and delete
-over REST refresh it too; ``POST .../installed/refresh`` asks at once.
+When a station that takes part in certificate management (its list was asked for
+before, or it holds a certificate this CSMS issued) is accepted at boot and its
+list is older than ``inventory_max_age_s``, it is asked again
+(GetInstalledCertificateIds of every type its version knows, with a short
+timeout: the station's other commands queue behind it). Stations that never did
+certificates are not asked. Install and delete over REST refresh it too; ``POST
+.../installed/refresh`` asks at once.
 """
 
 import asyncio
@@ -12,18 +15,28 @@ import logging
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms_core.router import StationOffline
 from csms_security.calls import InvalidCall, StationCalls
 from csms_security.certificates import inventory
-from csms_security.certificates.models import InventoryRefresh
+from csms_security.certificates.models import InventoryRefresh, StationCertificate
 from csms_security.certificates.wire import Untranslatable
 from csms_security.db import utc_now
 from csms_security.settings import SecuritySettings
 from csms_security.waiting import next_item
 
 logger = logging.getLogger(__name__)
+
+REFRESH_TIMEOUT_S = 10.0
+
+
+async def _holds_a_certificate(session: AsyncSession, station_id: str) -> bool:
+    rows = await session.exec(
+        select(StationCertificate.serial).where(StationCertificate.station_id == station_id)
+    )
+    return rows.first() is not None
 
 
 class InventoryKeeper:
@@ -58,10 +71,14 @@ class InventoryKeeper:
         """Ask the station for its list unless it is fresh; whether it was asked."""
         async with self._factory() as session:
             state = await session.get(InventoryRefresh, station_id)
+            if state is None and not await _holds_a_certificate(session, station_id):
+                return False  # it never did certificates with us: do not start now
             if state is not None and utc_now() - state.refreshed_at < self._max_age:
                 return False
             try:
-                await inventory.refresh(session, self._calls, station_id, None)
+                await inventory.refresh(
+                    session, self._calls, station_id, None, timeout_s=REFRESH_TIMEOUT_S
+                )
             except (StationOffline, Untranslatable, InvalidCall) as exc:
                 logger.info("certificate list of %s not refreshed: %r", station_id, exc)
                 return False

@@ -9,8 +9,9 @@ from sqlalchemy import or_
 from sqlmodel import col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
+from csms_api.auth import ViewerDep
 from csms_api.problems import ProblemRoute
-from csms_security.api.deps import Page, PageDep, SessionDep, StationIdDep, paged
+from csms_security.api.deps import Page, PageDep, SessionDep, StationIdDep, paged, visible_to
 from csms_security.events.classification import Severity, names_of
 from csms_security.events.models import EventSource, SecurityEvent
 
@@ -66,6 +67,7 @@ def _filtered(
 
 @router.get("/security-events")
 async def list_security_events(
+    caller: ViewerDep,
     session: SessionDep,
     page: PageDep,
     station_id: Annotated[str | None, Query(max_length=48)] = None,
@@ -76,7 +78,7 @@ async def list_security_events(
     until: UntilQuery = None,
 ) -> Page[SecurityEventOut]:
     """Security events of the whole fleet, newest first."""
-    query = select(SecurityEvent)
+    query = visible_to(caller, select(SecurityEvent), col(SecurityEvent.station_id))
     if station_id is not None:
         query = query.where(SecurityEvent.station_id == station_id)
     query = _filtered(query, severity, type, source, since, until)
@@ -85,6 +87,7 @@ async def list_security_events(
 
 @router.get("/stations/{station_id}/security-events")
 async def station_security_events(
+    caller: ViewerDep,
     session: SessionDep,
     station_id: StationIdDep,
     page: PageDep,

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Path, status
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
+from csms_api.auth import AdminDep, ViewerDep
 from csms_api.problems import Problem, ProblemRoute, problem_responses
 from csms_core.identity import StationIdentity
 from csms_security.api.deps import ServiceDep, SessionDep, StationIdDep
@@ -42,7 +43,9 @@ class SecurityProfileOut(BaseModel):
 
 
 @router.get("/stations/{station_id}/security-profile", responses=problem_responses(404))
-async def security_profile(session: SessionDep, station_id: StationIdDep) -> SecurityProfileOut:
+async def security_profile(
+    caller: ViewerDep, session: SessionDep, station_id: StationIdDep
+) -> SecurityProfileOut:
     """A station's recorded and current security profile, and its latest upgrade."""
     link = await session.get(StationLink, station_id)
     identity = await session.get(StationIdentity, station_id)
@@ -57,7 +60,7 @@ async def security_profile(session: SessionDep, station_id: StationIdDep) -> Sec
     latest = rows.first()
     return SecurityProfileOut(
         station_id=station_id,
-        recorded_profile=getattr(identity, "security_profile", None),
+        recorded_profile=identity.security_profile if identity is not None else None,
         connected=link is not None and link.connected,
         connected_profile=link.security_profile if link is not None else None,
         upgrade=UpgradeOut.model_validate(latest, from_attributes=True) if latest else None,
@@ -70,7 +73,7 @@ async def security_profile(session: SessionDep, station_id: StationIdDep) -> Sec
     responses=problem_responses(404, 409, 422),
 )
 async def start_upgrade(
-    service: ServiceDep, station_id: StationIdDep, body: UpgradeRequest
+    caller: AdminDep, service: ServiceDep, station_id: StationIdDep, body: UpgradeRequest
 ) -> UpgradeOut:
     """Raise a station's security profile (2.x SetNetworkProfile, 1.6 ChangeConfiguration)."""
     try:
@@ -85,6 +88,7 @@ async def start_upgrade(
     responses=problem_responses(404),
 )
 async def get_upgrade(
+    caller: ViewerDep,
     session: SessionDep,
     station_id: StationIdDep,
     upgrade_id: Annotated[str, Path(max_length=32, pattern="^[0-9a-f]+$")],

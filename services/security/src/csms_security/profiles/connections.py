@@ -5,6 +5,7 @@ import logging
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from csms_core.identity import StationIdentity
 from csms_security.context import ConnectionChange
 from csms_security.db import utc_now
 from csms_security.events.topic import ProfileUpgraded
@@ -50,10 +51,18 @@ async def on_connection(
             upgrade.target_profile,
         )
         return None
-    return _complete(session, upgrade)
+    return await _complete(session, upgrade)
 
 
-def _complete(session: AsyncSession, upgrade: ProfileUpgrade) -> ProfileUpgraded:
+async def _complete(session: AsyncSession, upgrade: ProfileUpgrade) -> ProfileUpgraded:
+    """The upgrade is done: raise the station's recorded profile in the same transaction,
+    so the gateway refuses the old one from the next handshake on (never lowered)."""
+    identity = await session.get(StationIdentity, upgrade.station_id) or StationIdentity(
+        station_id=upgrade.station_id
+    )
+    identity.security_profile = max(identity.security_profile or 0, upgrade.target_profile)
+    identity.updated_at = utc_now()
+    session.add(identity)
     upgrade.state, upgrade.updated_at = UpgradeState.COMPLETED, utc_now()
     session.add(upgrade)
     logger.info("%s upgraded to security profile %d", upgrade.station_id, upgrade.target_profile)

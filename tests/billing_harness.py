@@ -54,11 +54,13 @@ def ocpp_time(at: datetime) -> str:
 @dataclass
 class Stations:
     """The gateway's side: every command billing sends is recorded and answered ``{}``
-    (what CostUpdated, SetDefaultTariff and the like answer carries no decision)."""
+    (what CostUpdated, SetDefaultTariff and the like answer carries no decision), or what
+    ``answers`` says, or the CALLERROR code ``errors`` names for the action."""
 
     router: InMemoryRouter
     commands: list[StationCommand] = field(default_factory=list)
     answers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
 
     async def connect(self, station_id: str, version: str = "2.0.1") -> None:
         route = Route(
@@ -73,12 +75,14 @@ class Stations:
         async for message in await self.router.open_mailbox(gateway_address(GATEWAY_ID)):
             if isinstance(message, StationCommand):
                 self.commands.append(message)
+                error = self.errors.get(message.action)
                 result = CommandResult(
                     command_id=message.command_id,
                     station_id=message.station_id,
                     action=message.action,
-                    outcome=CommandOutcome.RESULT,
-                    payload=self.answers.get(message.action, {}),
+                    outcome=CommandOutcome.RESULT if error is None else CommandOutcome.ERROR,
+                    payload=None if error else self.answers.get(message.action, {}),
+                    error_code=error,
                 )
                 await self.router.send(message.reply_to, result)
 

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from csms_billing.pricing.engine import price
+from csms_billing.pricing.engine import TariffPart, price, price_parts
 from csms_billing.tariffs.ocpi import Tariff
 from tests.billing_kit import Segment, session, totals
 
@@ -180,3 +180,17 @@ def test_billing_ocpi_step_size_can_lower_a_longer_session() -> None:
     with_parking = price(tariff, session(start, Segment(21, 5, True), Segment(1, 0, False)), ZONE)
     assert totals(charging_only) == (Decimal("2.50"), None)  # 25 min x 6.00/h
     assert totals(with_parking) == (Decimal("2.18"), None)  # 21 min x 6.00/h + 5 min x 1.00/h
+
+
+@settings(max_examples=100, deadline=None)
+@given(restricted_tariffs() | stepped_tariffs(), starts, segments, st.integers(-60, 2000))
+def test_billing_changing_to_the_same_tariff_changes_nothing(
+    tariff: Tariff, start: datetime, parts: list[Segment], minutes: int
+) -> None:
+    """A tariff "changed" to itself at any moment (before the start, during the session,
+    after its end) bills what the unchanged tariff bills, to the last digit: the change
+    only cuts the session, and FLAT, step sizes and bounds stay the session's."""
+    usage = session(start, *parts)
+    change = start + timedelta(minutes=minutes)
+    both = [TariffPart(start, tariff, ZONE), TariffPart(change, tariff, ZONE)]
+    assert price_parts(both, usage).total == price(tariff, usage, ZONE).total

@@ -7,14 +7,14 @@ up to cents only at the end, as a driver pays them.
 """
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from csms_billing.pricing.cost import CostType
-from csms_billing.pricing.engine import price, price_expired_reservation
+from csms_billing.pricing.cost import Cost, CostType
+from csms_billing.pricing.engine import TariffPart, price, price_expired_reservation, price_parts
 from csms_billing.pricing.taxes import TaxRate
 from csms_billing.pricing.usage import RegisterReading, Usage
 from csms_billing.tariffs.ocpi import Tariff, TariffDimensionType
@@ -418,3 +418,67 @@ def test_billing_periods_follow_price_changes() -> None:
         ("09:30", "charging", [("FLAT", 1), ("TIME", Decimal("2.75"))]),
         ("12:15", "parking", [("PARKING_TIME", Decimal("0.75"))]),
     ]
+
+
+# A tariff changed during the session (OCPP 2.1 ChangeTransactionTariff; the operator's
+# change on REST): the new tariff prices the usage from the change on.
+A_FEE_ENERGY = tariff(element(component("FLAT", "1.00"), component("ENERGY", "0.30")), id="a")
+B_FEE_ENERGY = tariff(element(component("FLAT", "5.00"), component("ENERGY", "0.20")), id="b")
+
+
+def _changed(usage: Usage, *changes: tuple[datetime, Tariff]) -> Cost:
+    first = TariffPart(usage.started_at, changes[0][1], UTC_ZONE)
+    return price_parts([first, *(TariffPart(t, x, UTC_ZONE) for t, x in changes[1:])], usage)
+
+
+def test_billing_tariff_changed_mid_session_prices_from_the_change() -> None:
+    # 12:00-14:00, 5 kWh an hour; a at first, b from 13:00. The start fee once (a's):
+    # 1.00 + 5 x 0.30 + 5 x 0.20 = 3.50.
+    cost = _changed(session(NOON, charged(10, 120)), (NOON, A_FEE_ENERGY), (at(13), B_FEE_ENERGY))
+    assert totals(cost) == (Decimal("3.50"), None)
+    assert [(p.start, p.tariff_id) for p in cost.periods] == [(NOON, "a"), (at(13), "b")]
+
+
+def test_billing_tariff_changed_step_size_rounds_the_session_once() -> None:
+    # 32 min charging at 2.00/h (a), from 12:10:30 at 3.00/h (b), both in 5-minute steps.
+    # a: 630 s = 0.35; b: 1290 s = 1.075; the session's 1920 s round up to 2100 s at the
+    # last component (b's): 180 s x 3.00/h = 0.15. 1.575 -> 1.58 (each part rounded on its
+    # own would bill 15 + 25 min: 0.50 + 1.25 = 1.75).
+    a = tariff(element(component("TIME", "2.00", step=300)), id="a")
+    b = tariff(element(component("TIME", "3.00", step=300)), id="b")
+    change = NOON + timedelta(minutes=10, seconds=30)
+    cost = _changed(session(NOON, charged(1, 32)), (NOON, a), (change, b))
+    assert totals(cost) == (Decimal("1.58"), None)
+
+
+def test_billing_tariff_changed_restrictions_count_from_the_start() -> None:
+    # b prices the first hour of the session at 0.10/kWh, the rest at 0.40; from 12:30:
+    # a: 1.00 + 2.5 kWh x 0.30 = 1.75; b: 12:30-13:00 2.5 kWh x 0.10 = 0.25, 13:00-14:00
+    # 5 kWh x 0.40 = 2.00. 4.00 (not b's first hour from 12:30 on).
+    b = tariff(
+        element(component("ENERGY", "0.10"), max_duration=3600),
+        element(component("ENERGY", "0.40")),
+        id="b",
+    )
+    cost = _changed(session(NOON, charged(10, 120)), (NOON, A_FEE_ENERGY), (at(12, 30), b))
+    assert totals(cost) == (Decimal("4.00"), None)
+
+
+def test_billing_tariff_changed_bounded_by_the_tariff_in_force_at_the_end() -> None:
+    capped = tariff(element(component("ENERGY", "0.50")), id="b", max_price={"excl_vat": 3})
+    cost = _changed(session(NOON, charged(10, 120)), (NOON, A_FEE_ENERGY), (at(13), capped))
+    # 1.00 + 1.50 + 1.00 = 3.50 > b's max_price 3.00.
+    assert (totals(cost), cost.type_of_cost) == ((Decimal("3.00"), None), CostType.MAX)
+
+
+def test_billing_tariff_changed_after_the_end_prices_nothing() -> None:
+    usage = session(NOON, charged(10, 120))
+    cost = _changed(usage, (NOON, A_FEE_ENERGY), (at(15), B_FEE_ENERGY))
+    assert cost.total == price(A_FEE_ENERGY, usage, UTC_ZONE).total
+    assert {p.tariff_id for p in cost.periods} == {"a"}
+
+
+def test_billing_tariff_change_keeps_the_currency() -> None:
+    other = tariff(element(component("ENERGY", "0.20")), id="b", currency="CHF")
+    with pytest.raises(ValueError, match="one currency"):
+        _changed(session(NOON, charged(10, 120)), (NOON, A_FEE_ENERGY), (at(13), other))

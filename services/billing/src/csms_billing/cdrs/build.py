@@ -81,12 +81,13 @@ def build_cdr(
     party: CdrParty,
     facts: SessionFacts,
     cost: Cost,
-    tariff: Tariff | None,
+    tariffs: Sequence[Tariff],
     now: datetime,
     signed: Sequence[SignedReading] = (),
 ) -> Cdr:
-    """The CDR of a session priced by ``tariff`` (None: no tariff applied, no cost known)."""
-    tariff_id = tariff.id if tariff is not None else None
+    """The CDR of a session priced by ``tariffs`` (more than one: changed while it ran;
+    none: no tariff applied, no cost known)."""
+    priced = bool(tariffs)
     starts = [p.start for p in cost.periods] or [facts.started_at]
     return Cdr(
         country_code=party.country_code,
@@ -99,16 +100,24 @@ def build_cdr(
         auth_method=AuthMethod.COMMAND if facts.remote_start else AuthMethod.WHITELIST,
         cdr_location=_location(facts),
         currency=cost.currency,
-        tariffs=[tariff] if tariff is not None else None,
-        charging_periods=[_period(p, tariff_id) for p in cost.periods],
+        tariffs=_distinct(tariffs) or None,
+        charging_periods=[_period(p, priced) for p in cost.periods],
         signed_data=_signed(signed),
         total_energy=(cost.energy_wh / 1000).quantize(_KWH),
         total_time=_hours(cost.time_s),
         total_parking_time=_hours(cost.parking_s) if cost.parking_s > 0 else None,
-        remark=_remark(facts, tariff),
+        remark=_remark(facts, priced),
         last_updated=now,
-        **_totals(cost, tariff is not None),
+        **_totals(cost, priced),
     )
+
+
+def _distinct(tariffs: Sequence[Tariff]) -> list[Tariff]:
+    """Each tariff once (a session changed back to a tariff it had lists it once)."""
+    found: dict[tuple[str, str], Tariff] = {}
+    for tariff in tariffs:
+        found.setdefault((tariff.id, tariff.model_dump_json()), tariff)
+    return list(found.values())
 
 
 def credit_of(original: Cdr, now: datetime) -> Cdr:
@@ -153,12 +162,12 @@ def _hours(seconds: Decimal) -> Decimal:
     return (seconds / 3600).quantize(_HOURS)
 
 
-def _period(period: Period, tariff_id: str | None) -> ChargingPeriod:
+def _period(period: Period, priced: bool) -> ChargingPeriod:
     dimensions = [CdrDimension(type=kind, volume=volume) for kind, volume in _dimensions(period)]
     return ChargingPeriod(
         start_date_time=period.start,
         dimensions=dimensions,
-        tariff_id=tariff_id if period.components else None,
+        tariff_id=period.tariff_id if priced and period.components else None,
     )
 
 
@@ -202,8 +211,8 @@ def _location(facts: SessionFacts) -> CdrLocation:
     )
 
 
-def _remark(facts: SessionFacts, tariff: Tariff | None) -> str | None:
-    parts = [] if tariff is not None else ["no tariff applied: the cost is not known"]
+def _remark(facts: SessionFacts, priced: bool) -> str | None:
+    parts = [] if priced else ["no tariff applied: the cost is not known"]
     if facts.stop_reason:
         parts.append(f"stopped: {facts.stop_reason}")
     if facts.station_cost_differs:

@@ -115,7 +115,7 @@ async def _build(
         if s.kind == SampleKind.REGISTER and s.signed and (late or not s.late)
     ]
     return build_cdr(
-        cdr_id, party_of(settings), facts_of(billed), priced.cost, priced.tariff, now, signed
+        cdr_id, party_of(settings), facts_of(billed), priced.cost, priced.tariffs, now, signed
     )
 
 

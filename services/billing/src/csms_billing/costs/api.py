@@ -6,10 +6,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
 
-from csms_api.auth import PartnerDep, sees_station
+from csms_api.auth import OperatorDep, PartnerDep, Principal, sees_station
 from csms_api.problems import Problem, ProblemRoute, problem_responses
 from csms_billing.api.deps import ServiceDep, SessionDep
 from csms_billing.costs import reconcile
+from csms_billing.costs.change import change_tariff
 from csms_billing.ocpi import DateTime, Number, Price
 from csms_billing.pricing.cost import CostType
 from csms_billing.sessions import service as sessions
@@ -29,8 +30,11 @@ class SessionCost(BaseModel):
     currency: str
     total_cost: Price | None = Field(description="null: no tariff applies, the cost is unknown")
     type_of_cost: CostType
-    tariff_id: str | None
+    tariff_id: str | None = Field(description="the tariff pricing the session now")
     tariff_version: int | None
+    tariff_changes: list["TariffChangeOut"] = Field(
+        default_factory=list, description="the tariffs it was changed to while it ran"
+    )
     total_energy: Number = Field(description="kWh")
     total_time: Number = Field(description="hours")
     total_parking_time: Number = Field(description="hours")
@@ -42,18 +46,68 @@ class SessionCost(BaseModel):
     )
 
 
+class TariffChangeOut(BaseModel):
+    """From ``at`` on, this tariff version prices the session."""
+
+    at: DateTime
+    tariff_id: str
+    tariff_version: int
+    station_status: str | None = Field(
+        description="what the 2.1 station answered ChangeTransactionTariff (Accepted; "
+        "NotSupported: no local cost calculator); null: not a 2.1 station, not asked"
+    )
+
+
+class TariffChangeIn(BaseModel):
+    tariff_id: str = Field(min_length=1, max_length=36, examples=["evening"])
+
+
+SessionIdPath = Annotated[str, Path(max_length=36)]
+
+
 @router.get("/{session_id}", response_model=SessionCost, responses=problem_responses(404))
 async def get_cost(
     caller: PartnerDep,
     request: Request,
-    session_id: Annotated[str, Path(max_length=36)],
+    session_id: SessionIdPath,
     billing: ServiceDep,
     session: SessionDep,
 ) -> SessionCost:
     """The running cost of a live session, or the final cost of an ended one."""
+    billed = await _visible(request, caller, session, session_id)
+    return await _cost(billing, session, billed)
+
+
+@router.put(
+    "/{session_id}/tariff",
+    response_model=SessionCost,
+    responses=problem_responses(404, 409, 422, 502, 504),
+)
+async def change_session_tariff(
+    caller: OperatorDep,
+    request: Request,
+    session_id: SessionIdPath,
+    body: TariffChangeIn,
+    billing: ServiceDep,
+    session: SessionDep,
+) -> SessionCost:
+    """Price a live session with another tariff from now on (2.1: ChangeTransactionTariff)."""
+    billed = await _visible(request, caller, session, session_id)
+    await change_tariff(billing, session, billed, body.tariff_id, utc_now())
+    return await _cost(billing, session, billed)
+
+
+async def _visible(
+    request: Request, caller: Principal, session: SessionDep, session_id: str
+) -> BilledSession:
+    """The session, 404 as if unknown for a caller who may not see its station."""
     billed = await session.get(BilledSession, session_id)
     if billed is None or not await sees_station(request, caller, billed.station_id):
         raise Problem(404, f"billing knows no session {session_id}", kind="unknown-session")
+    return billed
+
+
+async def _cost(billing: ServiceDep, session: SessionDep, billed: BilledSession) -> SessionCost:
     now = utc_now()
     # An ended session's cost is its standing CDR's: with late data, the corrected one.
     ended = billed.state == SessionState.ENDED
@@ -72,8 +126,17 @@ async def get_cost(
         currency=cost.currency,
         total_cost=total,
         type_of_cost=cost.type_of_cost,
-        tariff_id=billed.tariff_id,
-        tariff_version=billed.tariff_version,
+        tariff_id=priced.version.tariff_id if priced.version else None,
+        tariff_version=priced.version.version if priced.version else None,
+        tariff_changes=[
+            TariffChangeOut(
+                at=change.at,
+                tariff_id=change.tariff_id,
+                tariff_version=change.tariff_version,
+                station_status=change.station_status,
+            )
+            for change in await sessions.tariff_changes(session, billed.session_id)
+        ],
         total_energy=cost.energy_wh / 1000,
         total_time=(cost.time_s / 3600).quantize(_HOURS),
         total_parking_time=(cost.parking_s / 3600).quantize(_HOURS),

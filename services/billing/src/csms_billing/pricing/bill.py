@@ -70,8 +70,17 @@ def _step_group(period: Period, line: Line) -> str | None:
     return "energy" if line.dimension is Dimension.ENERGY else "time"
 
 
-def _apply_step_sizes(tariff: Tariff, periods: Sequence[Period], bill: _Bill) -> None:
-    """Round each step group's total up at its last priced line (mod_cdrs step_size)."""
+@dataclass(frozen=True)
+class Priced:
+    """A tariff and the taxes on top of it: what prices the periods of one part."""
+
+    tariff: Tariff
+    taxes: Sequence[TaxRate] = ()
+
+
+def _apply_step_sizes(parts: Sequence[Priced], periods: Sequence[Period], bill: _Bill) -> None:
+    """Round each step group's total up at its last priced line (mod_cdrs step_size), over
+    the whole session: with a tariff changed during it, at the last part's component."""
     last: dict[str, tuple[int, int]] = {}
     for index, lines in enumerate(bill.lines):
         for position, line in enumerate(lines):
@@ -87,7 +96,7 @@ def _apply_step_sizes(tariff: Tariff, periods: Sequence[Period], bill: _Bill) ->
             ),
             ZERO,
         )
-        step = Decimal(line.ref.of(tariff).step_size)
+        step = Decimal(line.ref.of(parts[periods[index].part].tariff).step_size)
         rounded = (total / step).to_integral_value(rounding=ROUND_CEILING) * step
         bill.lines[index][position] = replace(line, quantity=line.quantity + rounded - total)
 
@@ -99,18 +108,26 @@ def _priced(tariff: Tariff, line: Line, taxes: Sequence[TaxRate]) -> Line:
     return replace(line, hourly=Amount(excl, excl * tax_factor(applying)), taxed=bool(applying))
 
 
-def bill(tariff: Tariff, periods: list[Period], taxes: Sequence[TaxRate], usage: Usage) -> Cost:
+def bill(parts: Sequence[Priced], periods: list[Period], usage: Usage) -> Cost:
+    """The periods (each of its ``part``) billed; the total bounded by the min/max price of
+    the tariff in force at the end (the last part)."""
     bill = _lines(periods)
-    _apply_step_sizes(tariff, periods, bill)
+    _apply_step_sizes(parts, periods, bill)
     priced = [
-        replace(period, lines=tuple(_priced(tariff, line, taxes) for line in lines))
+        replace(
+            period,
+            lines=tuple(
+                _priced(parts[period.part].tariff, line, parts[period.part].taxes) for line in lines
+            ),
+        )
         for period, lines in zip(periods, bill.lines, strict=True)
     ]
     hourly = _subtotals(priced)
     sub = {name: per_hour(amount) for name, amount in hourly.items()}
-    total, type_of_cost = _bounded(tariff, per_hour(sum(hourly.values(), Amount())))
+    last = parts[-1].tariff
+    total, type_of_cost = _bounded(last, per_hour(sum(hourly.values(), Amount())))
     return Cost(
-        currency=tariff.currency,
+        currency=last.currency,
         periods=tuple(priced),
         fixed=sub["fixed"],
         energy=sub["energy"],

@@ -95,6 +95,10 @@ class Period:
     powers_w: tuple[Decimal, ...] = ()
     currents_a: tuple[Decimal, ...] = ()
     lines: tuple[Line, ...] = ()
+    # The tariff whose components these are (a session's tariff may change): its id, and
+    # which of the session's tariff parts it is (engine.TariffPart).
+    tariff_id: str | None = None
+    part: int = 0
 
     @property
     def amount(self) -> Amount:

@@ -16,6 +16,13 @@ shown. The rules are OCPI 2.2.1's (mod_tariffs, mod_cdrs):
   component's price (mod_cdrs "step_size"); charging time followed by priced
   parking is not rounded. Reservation time is rounded on its own.
 - ``min_price`` / ``max_price`` bound the total excl. VAT and incl. VAT alike.
+- A tariff changed during the session (OCPP 2.1 ChangeTransactionTariff, or the
+  operator's change on REST) prices the usage from the change on: ``price_parts``.
+  Restrictions keep counting from the session's start (duration, kWh); FLAT is
+  still billed once per session (a later tariff's start fee only if none was yet);
+  step sizes round the session's volume of a dimension once, at the last priced
+  line (of whichever part); the min/max price of the tariff in force at the end
+  bounds the total.
 
 Arithmetic is ``Decimal`` at 40 digits; nothing is rounded here (``money`` does
 that once, on the way out).
@@ -28,7 +35,7 @@ from decimal import Decimal, localcontext
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
-from csms_billing.pricing.bill import bill
+from csms_billing.pricing.bill import Priced, bill
 from csms_billing.pricing.cost import ComponentRef, Cost, Period, Phase
 from csms_billing.pricing.restrictions import (
     Moment,
@@ -62,16 +69,49 @@ _KILO = Decimal(1000)
 
 def price(tariff: Tariff, usage: Usage, zone: ZoneInfo, taxes: Sequence[TaxRate] = ()) -> Cost:
     """The cost of ``usage`` under ``tariff`` (local restrictions in ``zone``)."""
+    return price_parts([TariffPart(usage.started_at, tariff, zone, taxes)], usage)
+
+
+@dataclass(frozen=True)
+class TariffPart:
+    """A tariff pricing a session from ``since`` (the first part: from the start)."""
+
+    since: datetime
+    tariff: Tariff
+    zone: ZoneInfo
+    taxes: Sequence[TaxRate] = ()
+
+
+def price_parts(parts: Sequence[TariffPart], usage: Usage) -> Cost:
+    """The cost of ``usage`` under the tariffs in force one after the other (``parts`` in
+    the order of their ``since``, all of one currency)."""
+    if len({part.tariff.currency for part in parts}) != 1:
+        raise ValueError("a session is priced by tariffs of one currency")
     with localcontext() as context:
         context.prec = PRECISION
+        span = seconds_between(usage.started_at, usage.ended_at)
+        offsets = [ZERO] + [
+            min(max(seconds_between(usage.started_at, part.since), ZERO), span)
+            for part in parts[1:]
+        ]
+        first = parts[0]
         periods: list[Period] = []
         if usage.reserved_at is not None and usage.reserved_at < usage.started_at:
             kinds = (ReservationRestrictionType.RESERVATION,)
             periods += _reservation_periods(
-                tariff, zone, usage.reserved_at, usage.started_at, kinds
+                first.tariff, first.zone, usage.reserved_at, usage.started_at, kinds
             )
-        periods += _session_periods(tariff, zone, usage)
-        return bill(tariff, periods, taxes, usage)
+        in_force: list[TariffPart] = []
+        for index, part in enumerate(parts):
+            start = offsets[index]
+            end = offsets[index + 1] if index + 1 < len(parts) else span
+            if index > 0 and end <= start:
+                continue  # changed again at once, or after the end: it priced nothing
+            window = (start, max(start, end))
+            found = _session_periods(part.tariff, part.zone, usage, window)
+            periods += [replace(period, part=len(in_force)) for period in found]
+            in_force.append(part)
+        return bill([Priced(p.tariff, p.taxes) for p in in_force], periods, usage)
 
 
 def price_expired_reservation(
@@ -91,7 +131,7 @@ def price_expired_reservation(
         )
         periods = _reservation_periods(tariff, zone, reserved_at, expired_at, kinds)
         usage = Usage(started_at=expired_at, ended_at=expired_at, reserved_at=reserved_at)
-        return bill(tariff, periods, taxes, usage)
+        return bill([Priced(tariff, taxes)], periods, usage)
 
 
 # --- intervals -------------------------------------------------------------------------
@@ -109,16 +149,23 @@ class _Interval:
     measured_power_w: Decimal | None = None
 
 
-def _session_periods(tariff: Tariff, zone: ZoneInfo, usage: Usage) -> list[Period]:
+def _session_periods(
+    tariff: Tariff,
+    zone: ZoneInfo,
+    usage: Usage,
+    window: tuple[Decimal, Decimal] | None = None,
+) -> list[Period]:
+    """The session's periods (those in ``window``, seconds from the start, if given)."""
     curve, line = energy_curve(usage), timeline(usage)
     span = seconds_between(usage.started_at, usage.ended_at)
-    cuts = {ZERO, span, *curve.offsets, *line.cuts, *duration_cuts(tariff)}
+    low, high = window or (ZERO, span)
+    cuts = {low, high, *curve.offsets, *line.cuts, *duration_cuts(tariff)}
     cuts |= {
         seconds_between(usage.started_at, at)
         for at in calendar_cuts(tariff, zone, usage.started_at, usage.ended_at)
     }
-    offsets = sorted(cut for cut in cuts if ZERO <= cut <= span)
-    bounds = list(pairwise(offsets)) or [(ZERO, ZERO)]  # a session of no time still pays FLAT
+    offsets = sorted(cut for cut in cuts if low <= cut <= high)
+    bounds = list(pairwise(offsets)) or [(low, low)]  # a session of no time still pays FLAT
     thresholds = sorted(energy_cuts(tariff))
     intervals = [
         _session_interval(usage.started_at, zone, line, start, end, wh_from, wh_to)
@@ -262,6 +309,7 @@ def _periods(
                     components=components,
                     powers_w=gauges[0],
                     currents_a=gauges[1],
+                    tariff_id=tariff.id,
                 )
             )
     return periods

@@ -93,3 +93,18 @@ class SessionSample(SQLModel, table=True):
     # The station's signature over the reading (OCMF and the like), carried into the CDR.
     signed: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     context: str | None = Field(default=None, max_length=24)
+
+
+class TariffChange(SQLModel, table=True):
+    """A session's tariff changed while it ran (OCPP 2.1 ChangeTransactionTariff, or the
+    operator's change on REST): from ``at`` on, that tariff version prices it."""
+
+    __tablename__ = "session_tariff_change"
+    __table_args__ = {"schema": SCHEMA}
+
+    session_id: str = Field(primary_key=True, max_length=36)
+    at: datetime = Field(primary_key=True, sa_type=UtcDateTime)
+    tariff_id: str = Field(max_length=36)
+    tariff_version: int
+    # What the 2.1 station answered ChangeTransactionTariff (None: no station was asked).
+    station_status: str | None = Field(default=None, max_length=24)

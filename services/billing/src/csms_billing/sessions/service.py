@@ -19,9 +19,15 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms_billing.pricing.cost import Cost
-from csms_billing.pricing.engine import price
+from csms_billing.pricing.engine import TariffPart, price, price_parts
 from csms_billing.pricing.usage import ChargingState, Gauge, RegisterReading, Usage
-from csms_billing.sessions.models import BilledSession, SampleKind, SessionSample, SessionState
+from csms_billing.sessions.models import (
+    BilledSession,
+    SampleKind,
+    SessionSample,
+    SessionState,
+    TariffChange,
+)
 from csms_billing.tariffs import service as tariffs
 from csms_billing.tariffs.models import TariffRecord, TariffVersion
 from csms_billing.tariffs.ocpi import Tariff
@@ -221,12 +227,14 @@ def _decimal(value: float) -> Decimal:
 
 @dataclass(frozen=True)
 class Priced:
-    """A session's cost and the tariff behind it (None: no tariff applied)."""
+    """A session's cost and the tariff behind it now (None: no tariff applied); ``tariffs``
+    every tariff version that priced it, in order (more than one: changed while it ran)."""
 
     cost: Cost
     tariff: Tariff | None
     record: TariffRecord | None
     version: TariffVersion | None
+    tariffs: tuple[Tariff, ...] = ()
 
 
 def _no_tariff(currency: str) -> Tariff:
@@ -253,10 +261,34 @@ async def priced(
     found = await _pinned(session, billed)
     if found is None:
         return Priced(price(_no_tariff(currency), usage, UTC_ZONE), None, None, None)
-    record, version = found
-    tariff = tariffs.ocpi_tariff(version)
-    cost = price(tariff, usage, tariffs.zone_of(record), tariffs.taxes_of(record))
-    return Priced(cost, tariff, record, version)
+    parts = [(billed.started_at, *found)]
+    for change in await tariff_changes(session, billed.session_id):
+        if (
+            changed := await _version(session, change.tariff_id, change.tariff_version)
+        ) is not None:
+            parts.append((change.at, *changed))
+    priced_by = [
+        TariffPart(
+            since, tariffs.ocpi_tariff(version), tariffs.zone_of(record), tariffs.taxes_of(record)
+        )
+        for since, record, version in parts
+    ]
+    cost = price_parts(priced_by, usage)
+    _, record, version = parts[-1]
+    return Priced(cost, priced_by[-1].tariff, record, version, tuple(p.tariff for p in priced_by))
+
+
+async def tariff_changes(session: AsyncSession, session_id: str) -> list[TariffChange]:
+    query = select(TariffChange).where(col(TariffChange.session_id) == session_id)
+    return list((await session.exec(query.order_by(col(TariffChange.at)))).all())
+
+
+async def _version(
+    session: AsyncSession, tariff_id: str, version: int
+) -> tuple[TariffRecord, TariffVersion] | None:
+    record = await session.get(TariffRecord, tariff_id)
+    found = await session.get(TariffVersion, (tariff_id, version))
+    return None if record is None or found is None else (record, found)
 
 
 async def _pinned(
@@ -264,6 +296,4 @@ async def _pinned(
 ) -> tuple[TariffRecord, TariffVersion] | None:
     if billed.tariff_id is None or billed.tariff_version is None:
         return None
-    record = await session.get(TariffRecord, billed.tariff_id)
-    version = await session.get(TariffVersion, (billed.tariff_id, billed.tariff_version))
-    return None if record is None or version is None else (record, version)
+    return await _version(session, billed.tariff_id, billed.tariff_version)

@@ -20,7 +20,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms_billing.pricing.taxes import TaxRate
-from csms_billing.sessions.models import BilledSession
+from csms_billing.sessions.models import BilledSession, TariffChange
 from csms_billing.settings import BillingSettings
 from csms_billing.tariffs.models import TariffRecord, TariffTarget, TariffVersion
 from csms_billing.tariffs.ocpi import Tariff, TariffType
@@ -228,13 +228,19 @@ def _overlap_issue(version: TariffVersion, start: datetime) -> Issue:
 
 
 async def _priced_since(session: AsyncSession, version: TariffVersion, start: datetime) -> bool:
-    """A session started under ``version`` at or after ``start``: it cannot end there."""
-    query = select(func.count()).where(
+    """A session started under ``version`` at or after ``start``, or was changed to it then:
+    it cannot end there."""
+    started = select(func.count()).where(
         col(BilledSession.tariff_id) == version.tariff_id,
         col(BilledSession.tariff_version) == version.version,
         col(BilledSession.started_at) >= start,
     )
-    return bool((await session.exec(query)).one())
+    changed = select(func.count()).where(
+        col(TariffChange.tariff_id) == version.tariff_id,
+        col(TariffChange.tariff_version) == version.version,
+        col(TariffChange.at) >= start,
+    )
+    return bool((await session.exec(started)).one() or (await session.exec(changed)).one())
 
 
 async def get_tariff(session: AsyncSession, tariff_id: str) -> StoredTariff | None:

@@ -18,6 +18,13 @@ from csms_core.events.ocpp import (
     OcppCall,
     OcppSend,
 )
+from csms_core.events.security import (
+    CertificateInstalled,
+    CertificateIssued,
+    CertificateRejected,
+    SecurityEventRecorded,
+    SecurityProfileUpgraded,
+)
 from csms_core.events.sessions import (
     MeterValues,
     SessionEnded,
@@ -74,10 +81,26 @@ SESSIONS: Final = Topic[SessionEvent](
 )
 METER_VALUES: Final = Topic[MeterValues]("csms.meter-values", MeterValues)
 CHARGING_LIMITS: Final = Topic[ChargingLimitChanged]("csms.charging-limits", ChargingLimitChanged)
-# Bound to untyped envelopes until their services' models move into csms_core.events
+# Bound to untyped envelopes until its service's models move into csms_core.events
 # (docs/integrators.md "How to add an event type or a topic").
 FIRMWARE: Final = Topic[Envelope]("csms.firmware", Envelope)
-SECURITY_EVENTS: Final = Topic[Envelope]("csms.security-events", Envelope)
+SecurityServiceEvent = (
+    SecurityEventRecorded
+    | CertificateIssued
+    | CertificateInstalled
+    | CertificateRejected
+    | SecurityProfileUpgraded
+)
+# The security service's events: security events of every source, the certificate
+# lifecycle, profile upgrades.
+SECURITY_EVENTS: Final = Topic[SecurityServiceEvent](
+    "csms.security-events",
+    SecurityEventRecorded,
+    CertificateIssued,
+    CertificateInstalled,
+    CertificateRejected,
+    SecurityProfileUpgraded,
+)
 # The billing service's charge detail records (OCPI 2.2.1).
 CDRS: Final = Topic[CdrIssued]("csms.cdrs", CdrIssued)
 # Integrators publish a site's measured non-EV load here.

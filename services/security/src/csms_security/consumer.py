@@ -22,7 +22,8 @@ import csms_security.pnc.handlers  # noqa: F401
 from csms_core import topics
 from csms_core.bus import Bus, Delivery, Unprocessable
 from csms_core.db import session_factory, transaction
-from csms_core.envelope import Envelope
+from csms_core.envelope import Envelope, Event
+from csms_core.events.security import SecurityProfileUpgraded
 from csms_core.router import CallAnswer, CommandClient
 from csms_core.telemetry import current_trace_headers
 from csms_core.topics import OCPP_CONNECTIONS, OCPP_INBOUND, STATION_STATUS
@@ -38,7 +39,6 @@ from csms_security.context import (
     InboundCall,
     Pki,
 )
-from csms_security.events.topic import PROFILE_UPGRADED
 from csms_security.inbox import ProcessedEvent
 from csms_security.profiles.connections import on_connection
 from csms_security.settings import SecuritySettings
@@ -119,7 +119,7 @@ class SecurityConsumer:
 
     async def _on_connection(
         self, session: AsyncSession, envelope: Envelope
-    ) -> list[tuple[str, Envelope]]:
+    ) -> list[tuple[str, Event[Any]]]:
         try:
             change = ConnectionChange.model_validate(envelope.data)
         except ValidationError as exc:
@@ -133,13 +133,12 @@ class SecurityConsumer:
         )
         if upgraded is None:
             return []
-        event = Envelope(
+        event = SecurityProfileUpgraded(
             id=f"{envelope.id}.upgraded",
-            type=PROFILE_UPGRADED,
             source=SOURCE,
             station_id=envelope.station_id,
             ocpp_version=envelope.ocpp_version,
-            data=upgraded.model_dump(mode="json"),
+            data=upgraded,
         )
         return [(SECURITY_EVENTS, event)]
 
@@ -164,7 +163,7 @@ class SecurityConsumer:
 
 
 def _processed(
-    envelope: Envelope, answer: CallAnswer | None, events: list[tuple[str, Envelope]]
+    envelope: Envelope, answer: CallAnswer | None, events: list[tuple[str, Event[Any]]]
 ) -> ProcessedEvent:
     return ProcessedEvent(
         event_id=envelope.id,

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms_core import topics
-from csms_core.envelope import Envelope
+from csms_core.envelope import Envelope, Event
 from csms_ocpp import OcppVersion
 from csms_security.db import parse_ocpp_time
 from csms_security.pnc.contracts import ContractProvider
@@ -63,7 +63,7 @@ class CallContext:
     envelope: Envelope
     call: InboundCall
     # Domain events to publish once the transaction has committed: (topic, event).
-    events: list[tuple[str, Envelope]] = field(default_factory=list)
+    events: list[tuple[str, Event[Any]]] = field(default_factory=list)
     # Work to do once it has committed (wake the issuer, count a metric).
     after_commit: list[Callable[[], None]] = field(default_factory=list)
 
@@ -82,22 +82,6 @@ class CallContext:
     @property
     def received_at(self) -> datetime:
         return parse_ocpp_time(self.call.received_at)
-
-    def publish(self, event_type: str, data: BaseModel, topic: str = SECURITY_EVENTS) -> None:
-        """Queue a domain event about this station (its id derives from the cause's)."""
-        self.events.append(
-            (
-                topic,
-                Envelope(
-                    id=f"{self.envelope.id}.{len(self.events)}",
-                    type=event_type,
-                    source=SOURCE,
-                    station_id=self.station_id,
-                    ocpp_version=self.envelope.ocpp_version,
-                    data=data.model_dump(mode="json"),
-                ),
-            )
-        )
 
 
 CallHandler = Callable[[CallContext], Awaitable[dict[str, Any] | None]]

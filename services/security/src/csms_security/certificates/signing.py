@@ -20,7 +20,13 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms_core.bus import Bus
-from csms_core.envelope import Envelope
+from csms_core.events.security import (
+    CertificateEventData,
+    CertificateInstalled,
+    CertificateIssued,
+    CertificateRejected,
+)
+from csms_core.events.topic import type_name
 from csms_core.router import CommandOutcome, StationOffline
 from csms_ocpp import OcppVersion
 from csms_security.authority.ca import CertificateUse
@@ -43,12 +49,6 @@ from csms_security.context import SECURITY_EVENTS, SOURCE, CallContext, handles
 from csms_security.db import utc_now
 from csms_security.events.models import EventSource
 from csms_security.events.service import count, record, security_event
-from csms_security.events.topic import (
-    CERTIFICATE_INSTALLED,
-    CERTIFICATE_ISSUED,
-    CERTIFICATE_REJECTED,
-    CertificateEvent,
-)
 from csms_security.hashdata import serial_hex
 from csms_security.waiting import woken
 
@@ -205,7 +205,7 @@ class Issuer:
             request.status, request.serial = SigningStatus.SIGNED, certificate.serial
             request.updated_at = utc_now()
             await session.merge(request)
-        await self._publish(CERTIFICATE_ISSUED, certificate)
+        await self._publish(CertificateIssued, certificate)
         return signed
 
     def _stored(
@@ -271,7 +271,7 @@ class Issuer:
             _set(request, SigningStatus.DELIVERED, None)
             await session.merge(request)
         logger.info("certificate %s installed on %s", certificate.serial, request.station_id)
-        await self._publish(CERTIFICATE_INSTALLED, certificate)
+        await self._publish(CertificateInstalled, certificate)
 
     async def _refused(
         self, request: SigningRequest, certificate: StationCertificate, reason: str
@@ -293,7 +293,7 @@ class Issuer:
             session.add(event)
         count(event)
         await self._bus.publish(SECURITY_EVENTS, published)
-        await self._publish(CERTIFICATE_REJECTED, certificate, reason)
+        await self._publish(CertificateRejected, certificate, reason)
 
     async def _retry(
         self, request: SigningRequest, after_s: float, reason: str, *, count_attempt: bool = True
@@ -315,9 +315,12 @@ class Issuer:
             await session.merge(request)
 
     async def _publish(
-        self, event_type: str, certificate: StationCertificate, reason: str | None = None
+        self,
+        model: type[CertificateIssued | CertificateInstalled | CertificateRejected],
+        certificate: StationCertificate,
+        reason: str | None = None,
     ) -> None:
-        data = CertificateEvent(
+        data = CertificateEventData(
             serial=certificate.serial,
             certificate_use=certificate.certificate_use.value,
             not_after=certificate.not_after,
@@ -325,12 +328,11 @@ class Issuer:
         )
         await self._bus.publish(
             SECURITY_EVENTS,
-            Envelope(
-                id=f"{certificate.serial}.{event_type}",
-                type=event_type,
+            model(
+                id=f"{certificate.serial}.{type_name(model)}",
                 source=SOURCE,
                 station_id=certificate.station_id,
-                data=data.model_dump(mode="json"),
+                data=data,
             ),
         )
 

@@ -12,13 +12,10 @@ a vendor made up.
 """
 
 from dataclasses import dataclass
-from enum import StrEnum
 
+from csms_core.events.security import Severity
 
-class Severity(StrEnum):
-    CRITICAL = "critical"
-    WARNING = "warning"
-    INFO = "info"
+__all__ = ["KINDS", "Classification", "EventKind", "Severity", "classify", "names_of"]
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,14 @@
 """The ``security.security_event`` table: every security event, from stations and our own."""
 
 from datetime import datetime
-from enum import StrEnum
 
 from sqlmodel import Field, SQLModel
 
+from csms_core.events.security import SecurityEventSource as EventSource
+from csms_core.events.security import Severity
 from csms_security.db import SCHEMA, UtcDateTime, enum_column, utc_now
-from csms_security.events.classification import Severity
 
-
-class EventSource(StrEnum):
-    STATION = "station"  # a SecurityEventNotification
-    CSMS = "csms"  # something the CSMS saw: a refused handshake, a rejected CSR
+__all__ = ["EventSource", "SecurityEvent"]
 
 
 class SecurityEvent(SQLModel, table=True):

@@ -9,13 +9,12 @@ from datetime import datetime
 
 from prometheus_client import Counter
 
-from csms_core.envelope import Envelope
+from csms_core.events.security import SecurityEventRecorded, SecurityEventRecordedData
 from csms_ocpp.actions import now_iso
 from csms_security.context import SECURITY_EVENTS, SOURCE, CallContext, handles
 from csms_security.db import parse_ocpp_time
 from csms_security.events.classification import classify
 from csms_security.events.models import EventSource, SecurityEvent
-from csms_security.events.topic import SECURITY_EVENT_RECORDED, SecurityEventRecorded
 
 security_events = Counter(
     "csms_security_events_total",
@@ -37,7 +36,7 @@ def security_event(
     timestamp: datetime,
     tech_info: str | None,
     source: EventSource,
-) -> tuple[SecurityEvent, Envelope]:
+) -> tuple[SecurityEvent, SecurityEventRecorded]:
     """One classified security event and its ``security.event.recorded`` record."""
     classification = classify(event_type, version)
     event = SecurityEvent(
@@ -53,7 +52,7 @@ def security_event(
         timestamp=timestamp,
         tech_info=tech_info[:MAX_TECH_INFO] if tech_info else None,
     )
-    data = SecurityEventRecorded(
+    data = SecurityEventRecordedData(
         type=event.type,
         name_2x=event.name_2x,
         name_16=event.name_16,
@@ -63,13 +62,12 @@ def security_event(
         timestamp=timestamp,
         tech_info=event.tech_info,
     )
-    record = Envelope(
+    record = SecurityEventRecorded(
         id=f"{event_id}.recorded",
-        type=SECURITY_EVENT_RECORDED,
         source=SOURCE,
         station_id=station_id,
         ocpp_version=version,
-        data=data.model_dump(mode="json"),
+        data=data,
     )
     return event, record
 

@@ -5,10 +5,10 @@ import logging
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from csms_core.events.security import SecurityProfileUpgradedData
 from csms_core.identity import StationIdentity
 from csms_security.context import ConnectionChange
 from csms_security.db import utc_now
-from csms_security.events.topic import ProfileUpgraded
 from csms_security.profiles.models import ProfileUpgrade, StationLink, UpgradeState
 from csms_security.profiles.service import active_upgrade
 
@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 async def on_connection(
     session: AsyncSession, station_id: str, version: str, change: ConnectionChange, opened: bool
-) -> ProfileUpgraded | None:
+) -> SecurityProfileUpgradedData | None:
     """Record the connection; the upgrade it completes, if any."""
     link = await session.get(StationLink, station_id)
     if not opened:
@@ -54,7 +54,7 @@ async def on_connection(
     return await _complete(session, upgrade)
 
 
-async def _complete(session: AsyncSession, upgrade: ProfileUpgrade) -> ProfileUpgraded:
+async def _complete(session: AsyncSession, upgrade: ProfileUpgrade) -> SecurityProfileUpgradedData:
     """The upgrade is done: raise the station's recorded profile in the same transaction,
     so the gateway refuses the old one from the next handshake on (never lowered)."""
     identity = await session.get(StationIdentity, upgrade.station_id) or StationIdentity(
@@ -66,7 +66,7 @@ async def _complete(session: AsyncSession, upgrade: ProfileUpgrade) -> ProfileUp
     upgrade.state, upgrade.updated_at = UpgradeState.COMPLETED, utc_now()
     session.add(upgrade)
     logger.info("%s upgraded to security profile %d", upgrade.station_id, upgrade.target_profile)
-    return ProfileUpgraded(
+    return SecurityProfileUpgradedData(
         upgrade_id=upgrade.id,
         from_profile=upgrade.from_profile,
         to_profile=upgrade.target_profile,

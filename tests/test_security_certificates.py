@@ -15,6 +15,7 @@ from cryptography import x509
 
 from csms_core import topics
 from csms_security.context import SECURITY_EVENTS
+from tests.pki import csr_pem, rsa_key, tampered_csr_pem
 from tests.security_harness import ORGANIZATION, Csms, running_csms
 from tests.security_stations import StationState, secure_station
 from tests.stations import boot_call, heartbeat_call
@@ -40,7 +41,7 @@ def opened_profiles(csms: Csms, station_id: str) -> list[int]:
 @pytest.mark.parametrize(
     ("version", "case"), [("1.6", "tc_074"), ("2.0.1", "tc_a_11"), ("2.1", "tc_a_11")]
 )
-async def test_csr_round_trip_ends_in_a_profile_3_connection(
+async def test_tc_a_11_tc_074_csr_round_trip_ends_in_a_profile_3_connection(
     csms: Csms, version: str, case: str
 ) -> None:
     station_id = f"CP-{case}-{version}".replace(".", "")
@@ -118,32 +119,50 @@ async def test_2_1_echoes_the_request_id(csms: Csms) -> None:
     assert signed_calls(state)[0]["request_id"] == 42
 
 
-@pytest.mark.parametrize(
-    ("version", "case"), [("1.6", "tc_077"), ("2.0.1", "tc_a_14"), ("2.1", "tc_a_14")]
-)
-async def test_tc_a_14_bad_csrs_are_rejected_and_recorded(
-    csms: Csms, version: str, case: str
-) -> None:
+# What each bad CSR is answered with (2.x statusInfo.reasonCode; 1.6 has Rejected only).
+BAD_CSRS = {
+    "cn-mismatch": "InvalidCommonName",
+    "weak-key": "WeakKey",
+    "bad-signature": "InvalidSignature",
+    "garbage-pem": "InvalidCSR",
+    "other-organization": "InvalidOrganization",
+}
+
+
+def bad_csr(station_id: str, kind: str) -> str:
+    if kind == "cn-mismatch":
+        return csr_pem("CP-SOMEONE-ELSE", ORGANIZATION)
+    if kind == "weak-key":
+        return csr_pem(station_id, ORGANIZATION, rsa_key(1024))
+    if kind == "bad-signature":
+        return tampered_csr_pem(station_id, ORGANIZATION)
+    if kind == "other-organization":
+        return csr_pem(station_id, "Another CPO")
+    return "-----BEGIN CERTIFICATE REQUEST-----\nbm9uc2Vuc2U=\n-----END CERTIFICATE REQUEST-----"
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1", "2.1"])
+async def test_tc_a_14_bad_csrs_are_rejected_and_recorded(csms: Csms, version: str) -> None:
+    """TC_A_14 (2.x) and the 1.6 whitepaper's SignCertificate Rejected: CN mismatch, weak key,
+    bad signature, garbage PEM and another organisation, each over the wire."""
     station_id = f"CP-BAD-{version}".replace(".", "")
-    state = StationState(station_id, ORGANIZATION, common_name="CP-SOMEONE-ELSE")
+    state = StationState(station_id, ORGANIZATION)
     module = {"1.6": ocpp.v16, "2.0.1": ocpp.v201, "2.1": ocpp.v21}[version]
+    answers = {}
     async with booted(csms, state, version) as station:
-        mismatch = await station.call(module.call.SignCertificate(csr=state.csr()))
-        garbage = await station.call(module.call.SignCertificate(csr="-----BEGIN nonsense"))
-        other_org = StationState(station_id, "Another CPO")
-        wrong_org = await station.call(module.call.SignCertificate(csr=other_org.csr()))
-    for answer in (mismatch, garbage, wrong_org):
-        assert answer.status == "Rejected"
+        for kind in BAD_CSRS:
+            csr = bad_csr(station_id, kind)
+            answers[kind] = await station.call(module.call.SignCertificate(csr=csr))
+    for kind, answer in answers.items():
+        assert answer.status == "Rejected", kind
         if version != "1.6":  # statusInfo is 2.x only
-            assert answer.status_info["reason_code"] in (
-                "InvalidCommonName", "InvalidCSR", "InvalidOrganization",
-            )  # fmt: skip
+            assert answer.status_info["reason_code"] == BAD_CSRS[kind], kind
     assert not signed_calls(state)
     events = (await csms.api.get(f"/stations/{station_id}/security-events")).json()
-    assert [event["type"] for event in events["items"]] == ["CsrRejected"] * 3
-    assert events["items"][-1]["source"] == "csms"
+    assert [event["type"] for event in events["items"]] == ["CsrRejected"] * len(BAD_CSRS)
+    assert {event["source"] for event in events["items"]} == {"csms"}
     requests = (await csms.api.get(f"/stations/{station_id}/certificates/signing-requests")).json()
-    assert {item["status"] for item in requests["items"]} == {"rejected"}
+    assert [item["status"] for item in requests["items"]] == ["rejected"] * len(BAD_CSRS)
 
 
 @pytest.mark.parametrize(("version", "trigger"), [

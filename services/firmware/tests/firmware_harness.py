@@ -18,6 +18,7 @@ from uuid import uuid4
 import httpx
 
 from csms_api.testing import bearer_headers
+from csms_core.bus import Delivery
 from csms_core.bus.memory import InMemoryBus
 from csms_core.db import create_engine
 from csms_core.envelope import Envelope
@@ -27,6 +28,7 @@ from csms_core.events import (
     ConnectionOpened,
     ConnectionOpenedData,
     InboundCall,
+    InvalidEvent,
     OcppCall,
 )
 from csms_core.router import (
@@ -40,7 +42,7 @@ from csms_core.router import (
 from csms_core.router.base import gateway_address
 from csms_core.router.memory import InMemoryRouter
 from csms_core.settings import Environment
-from csms_core.topics import FIRMWARE, OCPP_CONNECTIONS, OCPP_INBOUND
+from csms_core.topics import DEAD_LETTER, FIRMWARE, OCPP_CONNECTIONS, OCPP_INBOUND
 from csms_firmware.app import create_app
 from csms_firmware.db import SCHEMA
 from csms_firmware.models import ProcessedEvent
@@ -193,10 +195,21 @@ class Harness:
             ),
         )
 
-    async def call(self, station_id: str, action: str, payload: dict[str, Any]) -> OcppCall:
+    async def call(
+        self,
+        station_id: str,
+        action: str,
+        payload: dict[str, Any],
+        *,
+        received_at: datetime | None = None,
+    ) -> OcppCall:
+        """The station sends a CALL (the gateway received it at ``received_at``, now by
+        default: an earlier time is a record the consumer reads late)."""
         version = self.versions.get(station_id, OcppVersion.V201)
+        received = received_at or datetime.now(UTC)
         event = OcppCall(
             source=f"csms/gateway/{GATEWAY_ID}",
+            time=received,
             station_id=station_id,
             ocpp_version=version.number,
             data=InboundCall(
@@ -205,7 +218,7 @@ class Harness:
                 payload=payload,
                 gateway_id=GATEWAY_ID,
                 connection_id="conn",
-                received_at=datetime.now(UTC),
+                received_at=received,
                 owner=owner(version, action, payload).value,
             ),
         )
@@ -241,16 +254,25 @@ class Harness:
             }
         await self.call(station_id, "BootNotification", payload)
 
-    async def status(self, station_id: str, status: str, request_id: int | None = None) -> None:
+    async def status(
+        self,
+        station_id: str,
+        status: str,
+        request_id: int | None = None,
+        *,
+        received_at: datetime | None = None,
+    ) -> None:
         payload: dict[str, Any] = {"status": status}
         if request_id is not None:
             payload["requestId"] = request_id
-        await self.call(station_id, "FirmwareStatusNotification", payload)
+        await self.call(station_id, "FirmwareStatusNotification", payload, received_at=received_at)
 
     async def settle(self) -> None:
         """Wait until the consumer has stored every event sent so far, and the events it
         stored are published (the outbox publishes on its own a moment later)."""
         await eventually(self._caught_up)
+        await eventually(self._polled_empty)  # its position: caught up
+        await self.service.position.write(self.service.factory)
         await self.service.outbox.flush()
 
     async def plan(self) -> None:
@@ -259,10 +281,22 @@ class Harness:
         await self.service.runner.round()
         await self.service.outbox.flush()
 
+    async def _polled_empty(self) -> bool:
+        position = self.service.position.current
+        return position is not None and not position.busy
+
     async def _caught_up(self) -> bool:
-        ids = [d.envelope.id for t in (OCPP_INBOUND, OCPP_CONNECTIONS) for d in self.bus.records(t)]
+        """Every record applied, or dead-lettered (a record that is no event: counted)."""
+        records = [d for t in (OCPP_INBOUND, OCPP_CONNECTIONS) for d in self.bus.records(t)]
+        letters = [DEAD_LETTER.decode(d).data for d in self.bus.records(DEAD_LETTER)]
+        given_up = {letter.event.id for letter in letters if letter.event is not None}
+        if sum(letter.event is None for letter in letters) < sum(not _is_event(d) for d in records):
+            return False
         async with self.service.factory() as session:
-            for event_id in ids:
+            for delivery in filter(_is_event, records):
+                event_id = delivery.envelope.id
+                if event_id in given_up:
+                    continue
                 if await session.get(ProcessedEvent, event_id) is None:
                     return False
         return True
@@ -299,6 +333,13 @@ class Harness:
         assert response.status_code == 201, response.text
         body: dict[str, Any] = response.json()
         return body
+
+
+def _is_event(delivery: Delivery) -> bool:
+    try:
+        return bool(delivery.envelope.id)
+    except InvalidEvent:
+        return False
 
 
 async def eventually(check: Callable[[], Awaitable[T]], timeout_s: float = WAIT_S) -> T:

@@ -1,12 +1,13 @@
 """Campaigns end to end on the embedded bus: per-version messages, statuses, boots, events."""
 
-import asyncio
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 from firmware_harness import Harness, running_firmware, settings_for_tests
 
+from csms_firmware.db import utc_now
 from csms_ocpp import OcppVersion, schemas
 
 
@@ -309,12 +310,7 @@ async def test_a_rejected_update_is_retried_and_an_offline_station_waits(tmp_pat
         assert found["J"]["state"] == "failed" and found["O"]["state"] == "sent"
 
 
-async def test_a_trigger_answer_without_request_id_and_silence(tmp_path: object) -> None:
-    from pathlib import Path
-
-    from firmware_harness import running_firmware, settings_for_tests
-
-    assert isinstance(tmp_path, Path)
+async def test_a_trigger_answer_without_request_id_and_silence(tmp_path: Path) -> None:
     async with running_firmware(settings_for_tests(tmp_path)) as harness:
         await harness.boot("B", "1.0.0")
         image = await harness.add_image()
@@ -322,19 +318,22 @@ async def test_a_trigger_answer_without_request_id_and_silence(tmp_path: object)
             harness,
             image["image_id"],
             target={"model": "AC22"},
-            plan={"silence_timeout_s": 0.6, "retries": 0},
+            plan={"silence_timeout_s": 600, "retries": 0},
         )
         await harness.plan()
-        await asyncio.sleep(0.35)
-        await harness.plan()  # half the timeout: asked for its status
+        sent_at = utc_now()
+        await harness.service.runner.round(sent_at + timedelta(seconds=350))  # half: asked
         assert [c.payload for c in harness.stations.sent("B", "TriggerMessage")] == [
             {"requestedMessage": "FirmwareStatusNotification"}
         ]
-        await harness.status("B", "Downloading")  # the trigger's answer: no requestId (L01.FR.20)
+        # The trigger's answer: no requestId (L01.FR.20).
+        spoke = sent_at + timedelta(seconds=360)
+        await harness.status("B", "Downloading", received_at=spoke)
         await harness.settle()
         assert (await rows(harness, created["campaign_id"]))["B"]["state"] == "downloading"
-        await asyncio.sleep(0.7)
-        await harness.plan()
+        await harness.service.runner.round(spoke + timedelta(seconds=599))
+        assert (await rows(harness, created["campaign_id"]))["B"]["state"] == "downloading"
+        await harness.service.runner.round(spoke + timedelta(seconds=601))
         row = (await rows(harness, created["campaign_id"]))["B"]
         assert row["state"] == "failed" and "no word" in row["reason"]
 

@@ -146,6 +146,28 @@ def test_a_quiet_attempt_is_asked_then_given_up() -> None:
     assert plan(snapshot(silence_timeout_s=50), triggered, NOW).silent == ["S1"]
 
 
+def test_silence_is_counted_only_as_far_as_the_consumer_has_read() -> None:
+    last_heard = NOW - timedelta(seconds=500)
+    fleet = [
+        StationProgress(
+            "S1", 0, 0, StationState.DOWNLOADING, online=True, last_activity_at=last_heard
+        )
+    ]
+    # The consumer reads records 450 s old: the station may well have spoken since.
+    lagging = dataclasses.replace(
+        snapshot(silence_timeout_s=300), heard_until=NOW - timedelta(seconds=450)
+    )
+    decision = plan(lagging, fleet, NOW)
+    assert decision.silent == [] and decision.trigger == []
+    # Asked at half the timeout by the station's clock, i.e. 100 s of reading from here.
+    assert decision.wake_at == last_heard + timedelta(seconds=150 + 450)
+    caught_up = dataclasses.replace(lagging, heard_until=NOW)
+    assert plan(caught_up, fleet, NOW).silent == ["S1"]
+    # A position ahead of the planning time counts as now.
+    ahead = dataclasses.replace(lagging, heard_until=NOW + timedelta(seconds=600))
+    assert plan(ahead, fleet, NOW - timedelta(seconds=250)).trigger == ["S1"]
+
+
 def test_a_retry_waits_for_its_delay() -> None:
     later = NOW + timedelta(seconds=30)
     fleet = [StationProgress("S1", 0, 0, StationState.PENDING, online=True, retry_at=later)]

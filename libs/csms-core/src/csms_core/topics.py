@@ -7,10 +7,19 @@ record into one of them (``topic.decode(delivery)``). A topic is also its name.
 
 from typing import Any, Final
 
-from csms_core.envelope import Envelope
 from csms_core.events.billing import CdrIssued
 from csms_core.events.charging import ChargingLimitChanged, SiteLoadMeasured
 from csms_core.events.dead_letter import DeadLetter
+from csms_core.events.firmware import (
+    CampaignStateChanged,
+    CampaignStationStateChanged,
+    FirmwareEvent,
+    FirmwareImageAdded,
+    FirmwareStatusReported,
+    LogReceived,
+    LogStatusChanged,
+    PublicationStatusChanged,
+)
 from csms_core.events.ocpp import (
     CommandResultEvent,
     ConnectionClosed,
@@ -81,9 +90,16 @@ SESSIONS: Final = Topic[SessionEvent](
 )
 METER_VALUES: Final = Topic[MeterValues]("csms.meter-values", MeterValues)
 CHARGING_LIMITS: Final = Topic[ChargingLimitChanged]("csms.charging-limits", ChargingLimitChanged)
-# Bound to untyped envelopes until its service's models move into csms_core.events
-# (docs/integrators.md "How to add an event type or a topic").
-FIRMWARE: Final = Topic[Envelope]("csms.firmware", Envelope)
+FIRMWARE: Final = Topic[FirmwareEvent](
+    "csms.firmware",
+    FirmwareImageAdded,
+    CampaignStateChanged,
+    CampaignStationStateChanged,
+    FirmwareStatusReported,
+    PublicationStatusChanged,
+    LogStatusChanged,
+    LogReceived,
+)
 SecurityServiceEvent = (
     SecurityEventRecorded
     | CertificateIssued

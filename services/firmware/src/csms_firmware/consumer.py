@@ -1,87 +1,71 @@
-"""Consumption of ``ocpp.inbound`` and ``ocpp.connections``.
+"""Consumption of ``ocpp.inbound`` and ``ocpp.connections``, read with their typed models.
 
 From ``ocpp.inbound``: BootNotification (what a station is and runs: the only proof of
 an update), FirmwareStatusNotification and the 1.6 security SignedFirmwareStatus..., and
 PublishFirmwareStatus..., LogStatus... and 1.6 DiagnosticsStatusNotification. Their
 answers carry no decision (the gateway gives them); we only record. Each event's effects
-commit with its id (``ProcessedEvent``), so a replay changes nothing.
+commit with its id (``ProcessedEvent``), so a replay changes nothing. A record that is no
+event of its topic (``InvalidEvent``) or a payload without what is read here is
+dead-lettered by the runner with the reason.
 """
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms_core.bus import Delivery, Unprocessable
 from csms_core.db import session_factory, transaction
+from csms_core.events import ConnectionClosed, ConnectionOpened, OcppCall
 from csms_core.topics import OCPP_CONNECTIONS, OCPP_INBOUND
 from csms_firmware.campaigns import progress
 from csms_firmware.catalogue.publish import on_publish_status
+from csms_firmware.inbound import (
+    PublishFirmwareStatusNotification,
+    StationMessage,
+    StatusNotification,
+    boot_description,
+)
 from csms_firmware.logs.service import on_log_status
 from csms_firmware.models import ProcessedEvent
 from csms_firmware.stations import handlers as stations
 from csms_ocpp import OcppVersion
 
 TOPICS = (OCPP_INBOUND, OCPP_CONNECTIONS)
-CALL = "ocpp.call"
-OPENED, CLOSED = "ocpp.connection.opened", "ocpp.connection.closed"
+
+# An effect of one station CALL; True if a campaign may have changed (plan again).
+Effect = Callable[[AsyncSession, StationMessage], Awaitable[bool]]
 
 
-class InboundCall(BaseModel):
-    """The part of an ``ocpp.call`` event this service reads."""
-
-    action: str
-    payload: dict[str, Any]
-
-
-class ConnectionEvent(BaseModel):
-    connection_id: str | None = None
-
-
-Effect = Callable[[AsyncSession, str, OcppVersion, dict[str, Any]], Awaitable[bool]]
-
-
-async def _boot(
-    session: AsyncSession, station_id: str, version: OcppVersion, payload: dict[str, Any]
-) -> bool:
-    station = await stations.on_boot(session, station_id, version, payload)
+async def _boot(session: AsyncSession, message: StationMessage) -> bool:
+    boot = boot_description(message.version, message.payload)
+    station = await stations.on_boot(session, message.station_id, message.version, boot)
     await progress.on_boot(session, station)
     return True
 
 
-async def _firmware_status(
-    session: AsyncSession, station_id: str, version: OcppVersion, payload: dict[str, Any]
-) -> bool:
+async def _firmware_status(session: AsyncSession, message: StationMessage) -> bool:
+    notice = StatusNotification.model_validate(message.payload)
     return await progress.on_firmware_status(
-        session, station_id, payload["status"], payload.get("requestId")
+        session, message.station_id, notice.status, notice.request_id, message.received_at
     )
 
 
-async def _publish_status(
-    session: AsyncSession, station_id: str, version: OcppVersion, payload: dict[str, Any]
-) -> bool:
+async def _publish_status(session: AsyncSession, message: StationMessage) -> bool:
+    notice = PublishFirmwareStatusNotification.model_validate(message.payload)
     await on_publish_status(
-        session,
-        station_id,
-        payload["status"],
-        payload.get("requestId"),
-        list(payload.get("location") or []),
+        session, message.station_id, notice.status, notice.request_id, notice.locations
     )
     return False
 
 
-def _log_status(action: str) -> Effect:
-    async def effect(
-        session: AsyncSession, station_id: str, version: OcppVersion, payload: dict[str, Any]
-    ) -> bool:
-        await on_log_status(
-            session, station_id, action, payload["status"], payload.get("requestId")
-        )
-        return False
-
-    return effect
+async def _log_status(session: AsyncSession, message: StationMessage) -> bool:
+    notice = StatusNotification.model_validate(message.payload)
+    await on_log_status(
+        session, message.station_id, message.action, notice.status, notice.request_id
+    )
+    return False
 
 
 EFFECTS: dict[str, Effect] = {
@@ -89,9 +73,19 @@ EFFECTS: dict[str, Effect] = {
     "FirmwareStatusNotification": _firmware_status,
     "SignedFirmwareStatusNotification": _firmware_status,
     "PublishFirmwareStatusNotification": _publish_status,
-    "LogStatusNotification": _log_status("LogStatusNotification"),
-    "DiagnosticsStatusNotification": _log_status("DiagnosticsStatusNotification"),
+    "LogStatusNotification": _log_status,
+    "DiagnosticsStatusNotification": _log_status,
 }
+
+
+def station_message(event: OcppCall) -> StationMessage:
+    return StationMessage(
+        station_id=event.station_id,
+        version=OcppVersion.from_number(event.ocpp_version or "1.6"),
+        action=event.data.action,
+        payload=event.data.payload,
+        received_at=event.data.received_at,
+    )
 
 
 class FirmwareConsumer:
@@ -105,37 +99,43 @@ class FirmwareConsumer:
         self._on_events = on_events
 
     async def __call__(self, delivery: Delivery) -> None:
-        envelope = delivery.envelope
-        if delivery.topic == OCPP_INBOUND:
-            if envelope.type != CALL or envelope.data.get("action") not in EFFECTS:
-                return
-        elif envelope.type not in (OPENED, CLOSED):
+        event = _read(delivery)
+        if event is None:
             return
-        changed = False
         async with transaction(self._factory) as session:
-            if await session.get(ProcessedEvent, envelope.id) is not None:
+            if await session.get(ProcessedEvent, event.id) is not None:
                 return
-            changed = await self._apply(session, delivery)
-            session.add(ProcessedEvent(event_id=envelope.id))
+            changed = await apply(session, event)
+            session.add(ProcessedEvent(event_id=event.id))
         self._on_events()
         if changed:
             self._on_change()
 
-    async def _apply(self, session: AsyncSession, delivery: Delivery) -> bool:
-        envelope = delivery.envelope
-        station_id = envelope.station_id
-        try:
-            if delivery.topic == OCPP_CONNECTIONS:
-                connection = ConnectionEvent.model_validate(envelope.data)
-                if envelope.type == OPENED:
-                    await stations.on_connected(
-                        session, station_id, envelope.ocpp_version, connection.connection_id
-                    )
-                    return True
-                await stations.on_disconnected(session, station_id, connection.connection_id)
-                return False
-            call = InboundCall.model_validate(envelope.data)
-            version = OcppVersion.from_number(envelope.ocpp_version or "1.6")
-            return await EFFECTS[call.action](session, station_id, version, call.payload)
-        except (ValidationError, KeyError, ValueError) as exc:
-            raise Unprocessable(f"{envelope.type} {envelope.id}: {exc!r}") from exc
+
+FirmwareInput = OcppCall | ConnectionOpened | ConnectionClosed
+
+
+def _read(delivery: Delivery) -> FirmwareInput | None:
+    """The record's event if it is one this service acts on (``InvalidEvent`` if it is no
+    event of its topic)."""
+    if delivery.topic == OCPP_INBOUND:
+        call = OCPP_INBOUND.decode(delivery)
+        return call if isinstance(call, OcppCall) and call.data.action in EFFECTS else None
+    return OCPP_CONNECTIONS.decode(delivery)
+
+
+async def apply(session: AsyncSession, event: FirmwareInput) -> bool:
+    """One event's effects in ``session``; True if a campaign may have changed."""
+    if isinstance(event, ConnectionOpened):
+        await stations.on_connected(
+            session, event.station_id, event.ocpp_version, event.data.connection_id
+        )
+        return True
+    if isinstance(event, ConnectionClosed):
+        await stations.on_disconnected(session, event.station_id, event.data.connection_id)
+        return False
+    message = station_message(event)
+    try:
+        return await EFFECTS[message.action](session, message)
+    except ValidationError as exc:
+        raise Unprocessable(f"{message.action} of {event.id}: {exc}") from exc

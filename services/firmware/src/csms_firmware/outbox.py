@@ -9,6 +9,7 @@ import asyncio
 import logging
 from datetime import timedelta
 
+from pydantic import BaseModel
 from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
@@ -16,10 +17,20 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms_core.bus import Bus
 from csms_core.db import session_factory, transaction
-from csms_core.envelope import Envelope
+from csms_core.events.firmware import (
+    FIRMWARE_SOURCE,
+    CampaignStateChangedData,
+    CampaignStationStateChangedData,
+    FirmwareEvent,
+    FirmwareImageAddedData,
+    FirmwareStatusReportedData,
+    LogReceivedData,
+    LogStatusChangedData,
+    PublicationStatusChangedData,
+)
+from csms_core.events.topic import type_name
 from csms_core.topics import BY_NAME, FIRMWARE
 from csms_firmware.db import utc_now
-from csms_firmware.events import FirmwareEvent
 from csms_firmware.models import OutboxRecord
 
 logger = logging.getLogger(__name__)
@@ -29,16 +40,41 @@ POLL_S = 1.0
 RETENTION = timedelta(days=1)
 
 
+FirmwareEventData = (
+    FirmwareImageAddedData
+    | CampaignStateChangedData
+    | CampaignStationStateChangedData
+    | FirmwareStatusReportedData
+    | PublicationStatusChangedData
+    | LogStatusChangedData
+    | LogReceivedData
+)
+# Each data model's event type, from the models csms.firmware is bound to.
+_TYPE_OF: dict[type[BaseModel], str] = {
+    model.model_fields["data"].annotation: type_name(model) or ""  # type: ignore[misc]
+    for model in FIRMWARE.models.values()
+}
+
+
 def emit(
     session: AsyncSession,
-    event: FirmwareEvent,
+    data: FirmwareEventData,
     station_id: str,
     ocpp_version: str | None = None,
-) -> Envelope:
-    """Store ``event`` for publishing once ``session`` commits."""
-    envelope = event.envelope(station_id, ocpp_version)
-    session.add(OutboxRecord(topic=FIRMWARE, envelope=envelope.model_dump(mode="json")))
-    return envelope
+) -> FirmwareEvent:
+    """Store the ``csms.firmware`` event of ``data`` for publishing once ``session``
+    commits (keyed ``station_id``: a station's, ``campaign:...`` or ``image:...``)."""
+    event = FIRMWARE.parse_object(
+        {
+            "type": _TYPE_OF[type(data)],
+            "source": FIRMWARE_SOURCE,
+            "station_id": station_id,
+            "ocpp_version": ocpp_version,
+            "data": data.model_dump(mode="json"),
+        }
+    )
+    session.add(OutboxRecord(topic=FIRMWARE, envelope=event.model_dump(mode="json")))
+    return event
 
 
 class OutboxPublisher:

@@ -23,6 +23,7 @@ from csms_firmware.logs.ftp import serve_ftp
 from csms_firmware.logs.service import LocationOf
 from csms_firmware.models import ProcessedEvent
 from csms_firmware.outbox import OutboxPublisher
+from csms_firmware.position import PositionedBus, ReadPosition
 from csms_firmware.settings import FirmwareSettings
 from csms_firmware.store import BlobStore, LocalBlobStore
 
@@ -59,6 +60,8 @@ class FirmwareService:
         self.downloads_served = downloads_served
         self.ftp_address: tuple[str, int] | None = None
         self.upload_location = LocationOf(settings.station_base_url(), None)
+        # Where this replica's consumer reads: silence is judged against the furthest behind.
+        self.position = ReadPosition()
         self.ready = asyncio.Event()
 
     def changed(self) -> None:
@@ -77,6 +80,7 @@ class FirmwareService:
         await self.migrate()
         consumer = FirmwareConsumer(self.engine, self.runner.wake, self.outbox.poke)
         background = {
+            "firmware consumer position": self.position.run(self.factory, stopping),
             "firmware outbox": self.outbox.run(stopping),
             "firmware pruning": self._prune(stopping),
         }
@@ -91,7 +95,7 @@ class FirmwareService:
             background["firmware ftp"] = serve_ftp(self, stopping)
         await consume_and_run(
             "firmware",
-            bus=self.bus,
+            bus=PositionedBus(self.bus, self.position),
             topic_names=TOPICS,
             group=self.settings.consumer_group,
             handler=consumer,

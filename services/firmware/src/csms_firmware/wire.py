@@ -149,23 +149,3 @@ def get_log(version: OcppVersion, upload: LogUpload) -> Message:
         log["latestTimestamp"] = ocpp_time(upload.latest)
     payload = {"logType": upload.log_type, "requestId": upload.request_id, "log": log}
     return action, _retries(payload, upload.retries, upload.retry_interval_s)
-
-
-def boot_description(
-    version: OcppVersion, payload: JsonObject
-) -> tuple[str, str, str | None, str | None]:
-    """(vendor, model, serial number, firmware version) of a BootNotification."""
-    if version.is_2x:
-        station = payload["chargingStation"]
-        return (
-            station["vendorName"],
-            station["model"],
-            station.get("serialNumber"),
-            station.get("firmwareVersion"),
-        )
-    return (
-        payload["chargePointVendor"],
-        payload["chargePointModel"],
-        payload.get("chargePointSerialNumber"),
-        payload.get("firmwareVersion"),
-    )

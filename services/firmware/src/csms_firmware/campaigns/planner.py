@@ -8,7 +8,9 @@ Pure logic over a snapshot of a campaign and its stations: no I/O, no clock of i
   (dispatching, sent, downloading) at once.
 - Window: an update starts only while the window is open in the station's time zone.
 - Silence: an in-flight attempt with no word for half the silence timeout is asked for
-  its status (TriggerMessage); after the whole timeout it has failed.
+  its status (TriggerMessage); after the whole timeout it has failed. Silence is counted
+  up to ``heard_until`` (as far as the consumer has read the stations' messages), by the
+  times the gateway received them: a lagging consumer is no silent station.
 - Threshold: the campaign pauses once the failures since it started or resumed reach
   its failure threshold.
 """
@@ -44,6 +46,7 @@ class CampaignSnapshot:
     failed_since_resume: int
     finished_since_resume: int
     ends_at: datetime | None = None
+    heard_until: datetime | None = None  # None: the consumer is caught up (now)
 
 
 @dataclass(slots=True)
@@ -76,7 +79,7 @@ def plan(
         return decision
     rollout = campaign.plan
     # In-flight updates of a paused campaign may still go quiet.
-    _watch_silence(rollout, stations, now, decision)
+    _watch_silence(rollout, stations, now, campaign.heard_until or now, decision)
     if not campaign.running:
         return decision
     if campaign.ends_at is not None and now >= campaign.ends_at:
@@ -94,20 +97,25 @@ def plan(
 
 
 def _watch_silence(
-    rollout: RolloutPlan, stations: Sequence[StationProgress], now: datetime, decision: Decision
+    rollout: RolloutPlan,
+    stations: Sequence[StationProgress],
+    now: datetime,
+    heard_until: datetime,
+    decision: Decision,
 ) -> None:
     timeout = timedelta(seconds=rollout.silence_timeout_s)
+    behind = max(timedelta(0), now - heard_until)
     for station in stations:
         if station.state not in IN_FLIGHT or station.last_activity_at is None:
             continue
-        quiet = now - station.last_activity_at
+        quiet = min(now, heard_until) - station.last_activity_at
         if quiet >= timeout:
             decision.silent.append(station.station_id)
         elif quiet >= timeout / 2 and not station.triggered and station.online:
             decision.trigger.append(station.station_id)
         else:
             due = station.last_activity_at + (timeout if station.triggered else timeout / 2)
-            _wake(decision, due)
+            _wake(decision, due + behind)
 
 
 def _dispatch(

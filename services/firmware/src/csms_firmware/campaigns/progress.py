@@ -2,11 +2,16 @@
 its next boot, silence. Every change of state is a ``firmware.station.state_changed`` event.
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from csms_core.events.firmware import (
+    CampaignStateChangedData,
+    CampaignStationStateChangedData,
+    FirmwareStatusReportedData,
+)
 from csms_firmware.campaigns.models import Campaign, CampaignStation, StatusRecord
 from csms_firmware.campaigns.plan import RolloutPlan
 from csms_firmware.campaigns.states import (
@@ -22,7 +27,6 @@ from csms_firmware.campaigns.states import (
 )
 from csms_firmware.catalogue.models import FirmwareImage
 from csms_firmware.db import utc_now
-from csms_firmware.events import CampaignStateChanged, FirmwareStatusReported, StationStateChanged
 from csms_firmware.outbox import emit
 from csms_firmware.stations.models import FirmwareStation
 
@@ -44,10 +48,10 @@ def move(
     if changed:
         emit(
             session,
-            StationStateChanged(
+            CampaignStationStateChangedData(
                 campaign_id=row.campaign_id,
                 station_id=row.station_id,
-                state=state.value,
+                state=state,
                 ocpp_status=row.ocpp_status,
                 attempt=row.attempt,
                 request_id=row.request_id,
@@ -133,14 +137,18 @@ async def repeated(
 
 
 async def on_firmware_status(
-    session: AsyncSession, station_id: str, status: str, request_id: int | None
+    session: AsyncSession,
+    station_id: str,
+    status: str,
+    request_id: int | None,
+    received_at: datetime,
 ) -> bool:
-    """A (Signed)FirmwareStatusNotification; True if a campaign station changed."""
+    """A (Signed)FirmwareStatusNotification the gateway received at ``received_at``; True
+    if a campaign station changed."""
     if await repeated(session, "firmware", station_id, status, request_id):
         return False
     row = await _row_for(session, station_id, request_id)
     campaign_id = row.campaign_id if row is not None else None
-    now = utc_now()
     session.add(
         StatusRecord(
             station_id=station_id,
@@ -148,35 +156,46 @@ async def on_firmware_status(
             status=status,
             request_id=request_id,
             campaign_id=campaign_id,
-            reported_at=now,
+            reported_at=received_at,
         )
     )
     emit(
         session,
-        FirmwareStatusReported(
+        FirmwareStatusReportedData(
             station_id=station_id,
             status=status,
             request_id=request_id,
             campaign_id=campaign_id,
-            reported_at=now,
+            reported_at=received_at,
         ),
         station_id=station_id,
     )
     if row is None or not row.active or row.state not in IN_FLIGHT:
         return False
-    return await _progress(session, row, status)
+    return await _progress(session, row, status, received_at)
 
 
-async def _progress(session: AsyncSession, row: CampaignStation, status: str) -> bool:
+def _heard(row: CampaignStation, received_at: datetime) -> None:
+    """The station spoke at ``received_at``: its silence is counted from then (never back
+    before what was heard already, e.g. a late status of an earlier attempt)."""
+    last = row.last_activity_at
+    row.last_activity_at = received_at if last is None else max(last, received_at)
+
+
+async def _progress(
+    session: AsyncSession, row: CampaignStation, status: str, received_at: datetime
+) -> bool:
     plan = await plan_of(session, row.campaign_id)
     if status == "Idle":
         if not row.triggered:
             return False
         # Asked for its status, it has no update under way: this attempt is lost.
-        row.ocpp_status, row.last_activity_at = status, utc_now()
+        row.ocpp_status = status
+        _heard(row, received_at)
         attempt_failed(session, row, plan, "the station is idle: no update under way", final=False)
         return True
-    row.ocpp_status, row.last_activity_at, row.triggered = status, utc_now(), False
+    row.ocpp_status, row.triggered = status, False
+    _heard(row, received_at)
     if status in PROGRESS:
         move(session, row, PROGRESS[status])
     elif status in RETRYABLE_FAILURES or status in FINAL_FAILURES:
@@ -237,13 +256,13 @@ async def set_campaign_state(
     image = await session.get(FirmwareImage, campaign.image_id)
     emit(
         session,
-        CampaignStateChanged(
+        CampaignStateChangedData(
             campaign_id=campaign.campaign_id,
             image_id=campaign.image_id,
             version=image.version if image else "",
-            state=state.value,
+            state=state,
             reason=reason,
-            counts={s.value: n for s, n in (await counts(session, campaign.campaign_id)).items()},
+            counts=await counts(session, campaign.campaign_id),
         ),
         station_id=f"campaign:{campaign.campaign_id}",
     )

@@ -19,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms_core.db import session_factory, transaction
 from csms_core.router import StationOffline
+from csms_firmware import position
 from csms_firmware.campaigns import progress
 from csms_firmware.campaigns.models import Campaign, CampaignStation
 from csms_firmware.campaigns.plan import RolloutPlan
@@ -105,14 +106,21 @@ class CampaignRunner:
                     select(Campaign.campaign_id).where(col(Campaign.state).in_(LIVE))
                 )
             )
+            # Stations are heard up to where the consumer has read, not up to now.
+            now = now or utc_now()
+            heard_until = now - await position.lag(session, now)
         wake_at: datetime | None = None
         for campaign_id in ids:
-            due = await self.tick(campaign_id, now)
+            due = await self.tick(campaign_id, now, heard_until)
             if due is not None and (wake_at is None or due < wake_at):
                 wake_at = due
         return wake_at
 
-    async def tick(self, campaign_id: str, now: datetime | None = None) -> datetime | None:
+    async def tick(
+        self, campaign_id: str, now: datetime | None = None, heard_until: datetime | None = None
+    ) -> datetime | None:
+        """One round of one campaign at ``now``; its stations' silence is judged up to
+        ``heard_until`` (where the consumer has read; ``now`` when it is caught up)."""
         now = now or utc_now()
         async with transaction(self._factory) as session:
             campaign = (
@@ -133,9 +141,8 @@ class CampaignRunner:
                     select(CampaignStation).where(CampaignStation.campaign_id == campaign_id)
                 )
             )
-            decision = plan(
-                await self._snapshot(session, campaign), await self._progress(session, rows), now
-            )
+            snapshot = await self._snapshot(session, campaign, heard_until)
+            decision = plan(snapshot, await self._progress(session, rows), now)
             dispatches, triggers = await self._apply(session, campaign, rows, decision, now)
         self._outbox.poke()
         await asyncio.gather(
@@ -146,7 +153,9 @@ class CampaignRunner:
             self._outbox.poke()
         return decision.wake_at
 
-    async def _snapshot(self, session: AsyncSession, campaign: Campaign) -> CampaignSnapshot:
+    async def _snapshot(
+        self, session: AsyncSession, campaign: Campaign, heard_until: datetime | None
+    ) -> CampaignSnapshot:
         tally = await progress.counts(session, campaign.campaign_id)
         failed = tally.get(StationState.FAILED, 0)
         finished = failed + tally.get(StationState.SUCCEEDED, 0)
@@ -156,6 +165,7 @@ class CampaignRunner:
             failed_since_resume=failed - campaign.failed_at_resume,
             finished_since_resume=finished - campaign.finished_at_resume,
             ends_at=campaign.ends_at,
+            heard_until=heard_until,
         )
 
     async def _progress(

@@ -1,28 +1,9 @@
 """The states of a campaign and of each of its stations, and how OCPP statuses map to them."""
 
-from enum import StrEnum
+# The states are part of the csms.firmware contract: defined with its events in libs.
+from csms_core.events.firmware import CampaignState, StationState
 
-
-class CampaignState(StrEnum):
-    SCHEDULED = "scheduled"  # waits for its starts_at
-    RUNNING = "running"
-    PAUSED = "paused"  # by an operator, or at its failure threshold
-    CANCELLED = "cancelled"
-    COMPLETED = "completed"
-
-
-class StationState(StrEnum):
-    PENDING = "pending"  # waits for its wave, its window, a download slot or to come online
-    DISPATCHING = "dispatching"  # UpdateFirmware on its way
-    SENT = "sent"  # accepted; no status yet
-    DOWNLOADING = "downloading"
-    DOWNLOADED = "downloaded"  # includes signature verified and install scheduled
-    INSTALLING = "installing"  # includes installed: only its boot tells the version
-    SUCCEEDED = "succeeded"  # booted reporting the image's version
-    FAILED = "failed"  # out of retries, or a failure retrying cannot mend
-    SKIPPED = "skipped"  # already on the version, or the campaign ended before its turn
-    CANCELLED = "cancelled"
-
+__all__ = ["CampaignState", "StationState"]
 
 TERMINAL = frozenset(
     {StationState.SUCCEEDED, StationState.FAILED, StationState.SKIPPED, StationState.CANCELLED}

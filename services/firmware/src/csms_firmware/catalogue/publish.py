@@ -11,6 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from csms_api.auth import AdminDep
 from csms_api.problems import Problem, problem_responses
 from csms_core.db import transaction
+from csms_core.events.firmware import PublicationStatusChangedData
 from csms_core.router import StationOffline
 from csms_firmware.api.deps import ServiceDep
 from csms_firmware.campaigns.models import StatusRecord
@@ -20,7 +21,6 @@ from csms_firmware.catalogue.models import Publication
 from csms_firmware.catalogue.service import new_download_link
 from csms_firmware.commands import Answer, Build
 from csms_firmware.db import utc_now
-from csms_firmware.events import PublicationChanged
 from csms_firmware.models import StationRequest
 from csms_firmware.outbox import emit
 from csms_firmware.stations.api import StationDep
@@ -184,7 +184,7 @@ async def on_publish_status(
     session.add(publication)
     emit(
         session,
-        PublicationChanged(
+        PublicationStatusChangedData(
             station_id=station_id,
             request_id=publication.request_id,
             image_id=publication.image_id,

@@ -12,10 +12,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from csms_api.problems import Problem
+from csms_core.events.firmware import FirmwareImageAddedData
 from csms_firmware.catalogue.models import DownloadLink, FirmwareImage
 from csms_firmware.catalogue.schemas import ImageMetadata
 from csms_firmware.db import utc_now
-from csms_firmware.events import ImageAdded
 from csms_firmware.multipart import read_form
 from csms_firmware.outbox import emit
 from csms_firmware.stations.models import FirmwareStation
@@ -78,7 +78,7 @@ async def receive_image(
     session.add(image)
     emit(
         session,
-        ImageAdded(
+        FirmwareImageAddedData(
             image_id=image.image_id,
             vendor=image.vendor,
             models=image.models,

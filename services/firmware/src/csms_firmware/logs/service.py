@@ -14,10 +14,10 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms_api.problems import Problem
+from csms_core.events.firmware import LogReceivedData, LogStatusChangedData
 from csms_firmware.campaigns.models import StatusRecord
 from csms_firmware.campaigns.progress import repeated
 from csms_firmware.db import utc_now
-from csms_firmware.events import LogReceived, LogStatusChanged
 from csms_firmware.logs.models import LogFile, LogRequest
 from csms_firmware.logs.schemas import LogRequestIn
 from csms_firmware.models import StationRequest
@@ -151,7 +151,7 @@ async def on_log_status(
     session.add(request)
     emit(
         session,
-        LogStatusChanged(
+        LogStatusChangedData(
             station_id=station_id,
             request_id=request.request_id,
             log_type=request.log_type,
@@ -222,7 +222,7 @@ def store_file(
     session.add(request)
     emit(
         session,
-        LogReceived(
+        LogReceivedData(
             station_id=request.station_id,
             request_id=request.request_id,
             log_type=request.log_type,

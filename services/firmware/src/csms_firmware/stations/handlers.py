@@ -3,8 +3,8 @@
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms_firmware.db import utc_now
+from csms_firmware.inbound import BootDescription
 from csms_firmware.stations.models import FirmwareStation
-from csms_firmware.wire import JsonObject, boot_description
 from csms_ocpp import OcppVersion
 
 
@@ -16,13 +16,12 @@ async def station_row(session: AsyncSession, station_id: str) -> FirmwareStation
 
 
 async def on_boot(
-    session: AsyncSession, station_id: str, version: OcppVersion, payload: JsonObject
+    session: AsyncSession, station_id: str, version: OcppVersion, boot: BootDescription
 ) -> FirmwareStation:
     """Record what the station says it is and runs."""
     station = await station_row(session, station_id)
-    vendor, model, serial, firmware = boot_description(version, payload)
-    station.vendor, station.model, station.serial_number = vendor, model, serial
-    station.firmware_version = firmware
+    station.vendor, station.model = boot.vendor, boot.model
+    station.serial_number, station.firmware_version = boot.serial_number, boot.firmware_version
     station.ocpp_version = version.number
     station.last_boot_at = station.updated_at = utc_now()
     station.online = True

@@ -1,4 +1,4 @@
-"""Raising a station's security profile (OCPP 2.0.1 A05 / TC_A_19; 1.6 security whitepaper).
+"""Raising a station's security profile (OCPP 2.0.1 A05 / TC_A_19; 1.6 whitepaper / TC_083).
 
 2.x: GetVariables OCPPCommCtrlr.NetworkConfigurationPriority (which slots are in
 use) → SetNetworkProfile in a free slot with the higher ``securityProfile`` →

@@ -122,3 +122,29 @@ def test_get_base_report_is_followed_by_notify_report() -> None:
     assert reports[-1]["tbc"] is False
     names = {entry["variable"]["name"] for report in reports for entry in report["reportData"]}
     assert "HeartbeatInterval" in names
+
+
+def test_a_pending_boot_retries_after_the_csms_interval_in_real_time() -> None:
+    pending = {"status": "Pending", "currentTime": "2025-01-01T00:00:00.000Z", "interval": 30}
+
+    def answer(version: OcppVersion, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        return pending if action == "BootNotification" else {}
+
+    harness = Harness(OcppVersion.V201, speed=20.0, arrival_mean_s=1e9)
+    harness.answer = answer
+    harness.connect()
+    assert harness.actions().count("BootNotification") == 1
+    # 30 s of the CSMS's time are 600 simulated seconds at 20x: not 30.
+    harness.run(599)
+    assert harness.actions().count("BootNotification") == 1
+    harness.run(2)
+    assert harness.actions().count("BootNotification") == 2
+    # Without an interval the simulator's own retry, in simulated seconds: the second
+    # answer (t=600) still said 30, so the third boot comes at t=1200, the fourth 30 s on.
+    pending["interval"] = 0
+    harness.run(601)
+    assert harness.actions().count("BootNotification") == 3
+    harness.run(27)
+    assert harness.actions().count("BootNotification") == 3
+    harness.run(2)
+    assert harness.actions().count("BootNotification") == 4

@@ -120,8 +120,10 @@ class Station:
         self.stats.boot_status[status] += 1
         interval = float(answer.get("interval", 0) or 0)
         if status != "Accepted":
-            # 1.6 §4.2 / 2.0.1 B02-B03: retry after the interval the CSMS gave.
-            retry = interval or self.config.boot_retry_s
+            # 1.6 §4.2 / 2.0.1 B02-B03: retry after the interval the CSMS gave. That is the
+            # CSMS's real time (its load, its fallback), not the fleet's simulated time: at
+            # 20x a Pending answer's 30 s would otherwise bring the boot back in 1.5 s.
+            retry = interval * self.config.speed if interval else self.config.boot_retry_s
             self._boot_retry = self.timers.after(retry, self.send_boot)
             return
         if not self.booted:

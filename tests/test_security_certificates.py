@@ -12,8 +12,11 @@ import ocpp.v21
 import ocpp.v201
 import pytest
 from cryptography import x509
+from sqlalchemy import update
 
 from csms_core import topics
+from csms_core.db import session_factory
+from csms_security.certificates.models import StationCertificate
 from csms_security.context import SECURITY_EVENTS
 from tests.pki import csr_pem, rsa_key, tampered_csr_pem
 from tests.security_harness import ORGANIZATION, Csms, running_csms
@@ -165,18 +168,24 @@ async def test_tc_a_14_bad_csrs_are_rejected_and_recorded(csms: Csms, version: s
     assert [item["status"] for item in requests["items"]] == ["rejected"] * len(BAD_CSRS)
 
 
-@pytest.mark.parametrize(("version", "trigger"), [
-    ("1.6", ("ExtendedTriggerMessage", "SignChargePointCertificate")),
-    ("2.0.1", ("TriggerMessage", "SignChargingStationCertificate")),
-    ("2.1", ("TriggerMessage", "SignChargingStationCertificate")),
-])  # fmt: skip
-async def test_tc_a_11_renewal_is_asked_for_before_expiry(
-    csms: Csms, version: str, trigger: tuple[str, str]
+@pytest.mark.parametrize(("version", "certificate_type", "trigger"), [
+    ("1.6", None, ("ExtendedTriggerMessage", "SignChargePointCertificate")),
+    ("2.0.1", "ChargingStationCertificate", ("TriggerMessage", "SignChargingStationCertificate")),
+    ("2.1", "ChargingStationCertificate", ("TriggerMessage", "SignChargingStationCertificate")),
+    ("2.0.1", "V2GCertificate", ("TriggerMessage", "SignV2GCertificate")),
+    ("2.1", None, ("TriggerMessage", "SignCombinedCertificate")),
+], ids=["tc_074", "tc_a_11-2.0.1", "tc_a_11-2.1", "tc_a_12-v2g", "tc_a_13-combined"])  # fmt: skip
+async def test_tc_a_11_tc_a_12_tc_a_13_tc_074_renewal_is_asked_for_before_expiry(
+    csms: Csms, version: str, certificate_type: str | None, trigger: tuple[str, str]
 ) -> None:
-    station_id = f"CP-RENEW-{version}".replace(".", "")
-    state = StationState(station_id, ORGANIZATION)
+    """Before a certificate expires the station is asked for a CSR of the same kind; the
+    new certificate replaces the old (2.0.1 A02 with TriggerMessage; 1.6 whitepaper A02
+    with ExtendedTriggerMessage)."""
+    station_id = f"CP-RENEW-{version}-{certificate_type or 'both'}".replace(".", "")
+    common_name = "DE*TST*E0002" if certificate_type == "V2GCertificate" else None
+    state = StationState(station_id, ORGANIZATION, common_name=common_name)
     async with booted(csms, state, version) as station:
-        await station.sign("ChargingStationCertificate" if version != "1.6" else None)
+        await station.sign(certificate_type)
         await eventually(lambda: active(csms, station_id))
         first = state.certificate()
         state.certificate_signed.clear()
@@ -194,6 +203,43 @@ async def test_tc_a_11_renewal_is_asked_for_before_expiry(
     assert state.certificate().serial_number != first.serial_number
     issued = (await csms.api.get(f"/stations/{station_id}/certificates")).json()["items"]
     assert [item["status"] for item in issued] == ["active", "superseded"]
+    assert {item["certificate_use"] for item in issued} == {
+        certificate_type or ("ChargingStationCertificate" if version == "1.6" else "Combined")
+    }
+
+
+async def test_tc_a_11_a_station_offline_when_due_is_asked_at_its_next_boot(
+    csms: Csms,
+) -> None:
+    """A check that finds the station offline leaves the renewal open (it is not held back
+    for the retry period); the station's next accepted boot (station.booted) is when it is
+    asked."""
+    state = StationState("CP-RENEW-BOOT", ORGANIZATION)
+    async with booted(csms, state, "2.0.1") as station:
+        await station.sign("ChargingStationCertificate")
+        await eventually(lambda: active(csms, "CP-RENEW-BOOT"))
+    first = state.certificate()
+    await eventually(lambda: _offline(csms, "CP-RENEW-BOOT"))
+    # Time passes: the certificate now expires within CSMS_SECURITY_RENEW_BEFORE_DAYS.
+    await _expire_within(csms, days=10)
+    assert await csms.security.renewals.check_once() == []  # due, but nobody to ask
+    async with booted(csms, state, "2.0.1"):
+        await eventually(lambda: _superseded(csms, "CP-RENEW-BOOT"))
+    triggers = [payload for name, payload in state.received if name == "TriggerMessage"]
+    assert triggers == [{"requested_message": "SignChargingStationCertificate"}]
+    assert state.certificate().serial_number != first.serial_number
+
+
+async def _expire_within(csms: Csms, days: int) -> None:
+    assert csms.engine is not None
+    async with session_factory(csms.engine)() as session, session.begin():
+        await session.exec(
+            update(StationCertificate).values(not_after=datetime.now(UTC) + timedelta(days=days))
+        )
+
+
+async def _offline(csms: Csms, station_id: str) -> bool:
+    return await csms.security.router.lookup(station_id) is None
 
 
 async def _superseded(csms: Csms, station_id: str) -> bool:

@@ -335,6 +335,7 @@ class ContractProviderServer:
         self.token = token
         self.received: list[dict[str, Any]] = []
         self.status = "Accepted"
+        self.remaining_contracts = 1  # contracts the EV may still fetch (2.1)
         self.app = Starlette(routes=[Route("/", self._answer, methods=["POST"])])
 
     async def _answer(self, request: Request) -> Response:
@@ -345,4 +346,5 @@ class ContractProviderServer:
         body = await request.json()
         self.received.append(body)
         exi = base64.b64encode(b"EXI:" + base64.b64decode(body["exiRequest"])).decode()
-        return JSONResponse({"status": self.status, "exiResponse": exi, "remainingContracts": 0})
+        answer = {"status": self.status, "exiResponse": exi}
+        return JSONResponse(answer | {"remainingContracts": self.remaining_contracts})

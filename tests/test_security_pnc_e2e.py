@@ -27,6 +27,7 @@ class Pnc:
     mo: TestCa
     ocsp_url: str
     provider: ContractProviderServer
+    responder: OcspResponder
 
 
 @pytest.fixture
@@ -36,14 +37,15 @@ async def pnc(tmp_path: Path) -> AsyncIterator[Pnc]:
     trust_file = tmp_path / "pnc-trust.pem"
     trust_file.write_text(pem(root.certificate) + pem(mo.certificate))
     provider = ContractProviderServer(token="pki-token")
-    async with serving(OcspResponder(mo).app) as ocsp_url, serving(provider.app) as provider_url:
+    responder = OcspResponder(mo)
+    async with serving(responder.app) as ocsp_url, serving(provider.app) as provider_url:
         settings = {
             "pnc_trust_file": trust_file,
             "contract_provider_url": provider_url + "/",
             "contract_provider_token": "pki-token",
         }
         async with running_csms(tmp_path, security=settings) as csms:
-            yield Pnc(csms, mo, ocsp_url + "/", provider)
+            yield Pnc(csms, mo, ocsp_url + "/", provider, responder)
 
 
 def ocsp_data(pnc: Pnc, revoked: bool = False) -> dict[str, str]:
@@ -84,24 +86,62 @@ async def test_tc_m_24_get_certificate_status_good_and_revoked(pnc: Pnc, version
         response = ocsp.load_der_ocsp_response(base64.b64decode(answer.ocsp_result))
         statuses.append(response.certificate_status)
     assert statuses == [ocsp.OCSPCertStatus.GOOD, ocsp.OCSPCertStatus.REVOKED]
+    assert pnc.responder.requests == 2  # the responder the station named was asked
 
 
-@pytest.mark.parametrize(("version", "case"), [("2.0.1", "tc_m_26"), ("2.1", "tc_m_26")])
+@pytest.mark.parametrize("version", ["2.0.1", "2.1"])
 async def test_tc_m_26_get_15118_ev_certificate_goes_to_the_provider(
-    pnc: Pnc, version: str, case: str
+    pnc: Pnc, version: str
 ) -> None:
-    module = MODULES[version]
+    """The EXI goes to the provider and its answer back unchanged, with each version's
+    fields: 2.1 adds maximumContractCertificateChains / prioritizedEMAIDs (forwarded) and
+    remainingContracts (answered; a 2.0.1 answer has no such field)."""
     exi = base64.b64encode(b"CertificateInstallationReq").decode()
-    async for station in connected(pnc, f"CP-EV-CERT-{version}".replace(".", ""), version):
-        # The ocpp package spells the field differently in its 2.0.1 and 2.1 dataclasses.
-        field = "iso15118_schema_version" if version == "2.0.1" else "iso_15118_schema_version"
-        request = module.call.Get15118EVCertificate(
-            action="Install", exi_request=exi, **{field: "urn:iso:15118:2:2013:MsgDef"}
-        )
+    async for station in connected(pnc, station_id(version), version):
+        if version == "2.0.1":
+            request = ocpp.v201.call.Get15118EVCertificate(
+                iso15118_schema_version="urn:iso:15118:2:2013:MsgDef",
+                action="Install",
+                exi_request=exi,
+            )
+        else:
+            request = Fixed21.Get15118EVCertificate(
+                iso_15118_schema_version="urn:iso:15118:20:2022:MsgDef",
+                action="Install",
+                exi_request=exi,
+                maximum_contract_certificate_chains=2,
+                prioritizedEMAIDs=["DEABCC0000001"],
+            )
         answer = await station.call(request)  # type: ignore[attr-defined]
     assert answer.status == "Accepted"
     assert base64.b64decode(answer.exi_response) == b"EXI:CertificateInstallationReq"
-    assert pnc.provider.received[0]["action"] == "Install"
+    (forwarded,) = pnc.provider.received
+    assert (forwarded["action"], forwarded["stationId"]) == ("Install", station_id(version))
+    if version == "2.1":
+        assert answer.remaining_contracts == 1
+        assert forwarded["maximumContractCertificateChains"] == 2
+        assert forwarded["prioritizedEMAIDs"] == ["DEABCC0000001"]
+    else:
+        assert not hasattr(answer, "remaining_contracts")
+        assert "maximumContractCertificateChains" not in forwarded
+
+
+class Fixed21:
+    @dataclass
+    class Get15118EVCertificate:
+        """2.1's request as the ``ocpp`` package's, but for the field it misspells
+        (``prioritized_emaids`` goes out as ``prioritizedEmaids``: the schema refuses it);
+        the class name is the action."""
+
+        iso_15118_schema_version: str
+        action: str
+        exi_request: str
+        maximum_contract_certificate_chains: int
+        prioritizedEMAIDs: list[str]  # sent as is
+
+
+def station_id(version: str) -> str:
+    return f"CP-EV-CERT-{version}".replace(".", "")
 
 
 async def test_tc_m_28_update_failed_by_the_provider(pnc: Pnc) -> None:
@@ -133,7 +173,8 @@ async def test_get_certificate_chain_status_2_1(pnc: Pnc) -> None:
 
 async def test_without_a_provider_get_15118_ev_certificate_is_failed(tmp_path: Path) -> None:
     async with running_csms(tmp_path) as csms:
-        pnc = Pnc(csms, TestCa.root(), "http://127.0.0.1:9/", ContractProviderServer())
+        root = TestCa.root()
+        pnc = Pnc(csms, root, "http://127.0.0.1:9/", ContractProviderServer(), OcspResponder(root))
         async for station in connected(pnc, "CP-NO-PKI", "2.0.1"):
             answer = await station.call(  # type: ignore[attr-defined]
                 ocpp.v201.call.Get15118EVCertificate(

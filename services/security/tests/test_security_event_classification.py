@@ -1,8 +1,12 @@
 """Security event types: both versions' names, the spec's critical flags, our severity."""
 
+from datetime import UTC, datetime
+
 import pytest
 
 from csms_security.events.classification import KINDS, Severity, classify, names_of
+from csms_security.events.models import EventSource
+from csms_security.events.service import security_event
 
 RENAMED = [
     ("InvalidCsmsCertificate", "InvalidCentralSystemCertificate"),
@@ -55,3 +59,28 @@ def test_names_match_regardless_of_case() -> None:
 def test_types_new_in_2x_have_no_16_name() -> None:
     assert classify("MaintenanceLoginFailed", "2.0.1").name_16 is None
     assert classify("DiscardedRenewedClientCertificate", "2.1").name_16 is None
+
+
+@pytest.mark.parametrize("event_type", ["FailedToAuthenticateAtCsms", "SecurityProfileTooLow"])
+def test_the_csms_own_refusals_of_credentials_are_critical(event_type: str) -> None:
+    """A refused password or another station's certificate, and a connection below the
+    station's profile, recorded by the CSMS itself, are critical: an alert on
+    csms_security_events_total{severity="critical"} sees them. A station's own report of
+    FailedToAuthenticateAtCsms stays a warning (2.0.1 Appendix 1: not critical)."""
+    now = datetime.now(UTC)
+    by_csms, _ = security_event(
+        "CP-1", "2.0.1", event_type, event_id="e1", timestamp=now, tech_info=None,
+        source=EventSource.CSMS,
+    )  # fmt: skip
+    assert by_csms.severity is Severity.CRITICAL
+    assert by_csms.critical is False  # the spec's flag is kept as it is
+    reported, record = security_event(
+        "CP-1", "1.6", "FailedToAuthenticateAtCentralSystem", event_id="e2", timestamp=now,
+        tech_info=None, source=EventSource.STATION,
+    )  # fmt: skip
+    assert reported.severity is record.data.severity is Severity.WARNING
+    rejected, _ = security_event(
+        "CP-1", "2.0.1", "CsrRejected", event_id="e3", timestamp=now, tech_info=None,
+        source=EventSource.CSMS,
+    )  # fmt: skip
+    assert rejected.severity is Severity.WARNING

@@ -15,7 +15,16 @@ from dataclasses import dataclass
 
 from csms_core.events.security import Severity
 
-__all__ = ["KINDS", "Classification", "EventKind", "Severity", "classify", "names_of"]
+__all__ = [
+    "CSMS_CRITICAL",
+    "KINDS",
+    "Classification",
+    "EventKind",
+    "Severity",
+    "classify",
+    "names_of",
+    "severity_of",
+]
 
 
 @dataclass(frozen=True)
@@ -201,3 +210,16 @@ def names_of(event_type: str) -> set[str]:
     if kind is None:
         return {event_type}
     return {name for name in (kind.name_2x, kind.name_16) if name is not None}
+
+
+# The CSMS's own refusals of a station's credentials are critical (a station's own report
+# of the same type is not): someone may be trying another station's password or
+# certificate, or to connect with less security than the station has.
+CSMS_CRITICAL = frozenset({"FailedToAuthenticateAtCsms", "SecurityProfileTooLow"})
+
+
+def severity_of(classification: Classification, *, by_csms: bool) -> Severity:
+    """The severity of an event of ``classification`` the CSMS (or a station) recorded."""
+    if by_csms and classification.type in CSMS_CRITICAL:
+        return Severity.CRITICAL
+    return classification.severity

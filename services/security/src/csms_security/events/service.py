@@ -13,7 +13,7 @@ from csms_core.events.security import SecurityEventRecorded, SecurityEventRecord
 from csms_ocpp.actions import now_iso
 from csms_security.context import SECURITY_EVENTS, SOURCE, CallContext, handles
 from csms_security.db import parse_ocpp_time
-from csms_security.events.classification import classify
+from csms_security.events.classification import classify, severity_of
 from csms_security.events.models import EventSource, SecurityEvent
 
 security_events = Counter(
@@ -39,13 +39,14 @@ def security_event(
 ) -> tuple[SecurityEvent, SecurityEventRecorded]:
     """One classified security event and its ``security.event.recorded`` record."""
     classification = classify(event_type, version)
+    severity = severity_of(classification, by_csms=source is EventSource.CSMS)
     event = SecurityEvent(
         id=event_id,
         station_id=station_id,
         type=event_type[:50],
         name_2x=classification.name_2x,
         name_16=classification.name_16,
-        severity=classification.severity,
+        severity=severity,
         critical=classification.critical,
         source=source,
         ocpp_version=version,

@@ -20,7 +20,7 @@ from csms_billing.service import BillingService
 from csms_billing.settings import BillingSettings
 from csms_core.bus.memory import InMemoryBus
 from csms_core.db import create_engine
-from csms_core.envelope import Envelope
+from csms_core.envelope import Envelope, Event
 from csms_core.events import InboundCall, OcppCall
 from csms_core.identity import SCHEMA as IDENTITY_SCHEMA
 from csms_core.router import CommandClient, CommandOutcome, CommandResult, Route, StationCommand
@@ -49,6 +49,96 @@ def settings_for_tests(tmp_path: Path, **overrides: Any) -> BillingSettings:
 
 def ocpp_time(at: datetime) -> str:
     return at.isoformat().replace("+00:00", "Z")
+
+
+# The sessions service's events as it writes them (every field of their csms_core.events
+# models), for ``BillingHarness.publish``.
+
+
+def started(
+    session_id: str,
+    station_id: str,
+    at: datetime,
+    *,
+    transaction_id: str | None = None,
+    meter_start_wh: float | None = 0.0,
+    token: str | None = None,
+    token_type: str = "ISO14443",  # noqa: S107 - an OCPP IdTokenEnumType, no secret
+    evse_id: int = 1,
+) -> dict[str, Any]:
+    """``session.started``'s data."""
+    return {
+        "session_id": session_id,
+        "transaction_id": transaction_id or session_id,
+        "evse_id": evse_id,
+        "station_id": station_id,
+        "connector_id": 1,
+        "id_token": None if token is None else {"id_token": token, "type": token_type},
+        "started_at": ocpp_time(at),
+        "meter_start_wh": meter_start_wh,
+    }
+
+
+def ended(
+    session_id: str,
+    started_at: datetime,
+    ended_at: datetime,
+    *,
+    transaction_id: str | None = None,
+    meter_start_wh: float | None = 0.0,
+    meter_stop_wh: float | None = None,
+    energy_wh: float | None = None,
+    stop_reason: str = "local",
+    final: bool = True,
+    evse_id: int = 1,
+) -> dict[str, Any]:
+    """``session.ended`` / ``session.finalized``'s data; the energy stop minus start unless
+    given."""
+    if energy_wh is None and meter_start_wh is not None and meter_stop_wh is not None:
+        energy_wh = meter_stop_wh - meter_start_wh
+    return {
+        "session_id": session_id,
+        "transaction_id": transaction_id or session_id,
+        "evse_id": evse_id,
+        "started_at": ocpp_time(started_at),
+        "ended_at": ocpp_time(ended_at),
+        "stop_reason": stop_reason,
+        "ocpp_stop_reason": None,
+        "energy_wh": energy_wh,
+        "duration_s": max(0.0, (ended_at - started_at).total_seconds()),
+        "meter_start_wh": meter_start_wh,
+        "meter_stop_wh": meter_stop_wh,
+        "final": final,
+        "flags": [],
+    }
+
+
+def register(at: datetime, wh: float, context: str = "Sample.Periodic") -> dict[str, Any]:
+    """An outlet import-register sample of a ``meter.values``."""
+    return {
+        "timestamp": ocpp_time(at),
+        "measurand": "Energy.Active.Import.Register",
+        "value": wh,
+        "unit": "Wh",
+        "context": context,
+    }
+
+
+def meter_values(
+    session_id: str,
+    *samples: dict[str, Any],
+    transaction_id: str | None = None,
+    late: bool = False,
+    evse_id: int = 1,
+) -> dict[str, Any]:
+    """``meter.values``'s data: the session's samples (``late``: sent after its end)."""
+    return {
+        "evse_id": evse_id,
+        "samples": list(samples),
+        "session_id": session_id,
+        "transaction_id": transaction_id or session_id,
+        "late": late,
+    }
 
 
 @dataclass
@@ -109,27 +199,41 @@ class BillingHarness:
         data: dict[str, Any],
         *,
         version: str = "2.0.1",
-        track: bool = True,
-    ) -> Envelope:
-        """An event of the sessions service, written as given (not checked by its model:
-        several tests send only the fields billing reads; csms_core.events has the model)."""
+    ) -> Event[Any]:
+        """An event of the sessions service, read by its model in ``csms_core.events``
+        first (as the sessions service writes it: a test that leaves out a field fails
+        here, not in billing)."""
+        record = {
+            "id": uuid4().hex,
+            "type": event_type,
+            "source": "csms/sessions",
+            "station_id": station_id,
+            "ocpp_version": version,
+            "data": data,
+        }
+        event: Event[Any]
+        if event_type == "meter.values":
+            event = METER_VALUES.parse_object(record)
+            await self.bus.publish(METER_VALUES, event)
+        else:
+            event = SESSIONS.parse_object(record)
+            await self.bus.publish(SESSIONS, event)
+        self.published.append(event.id)
+        return event
+
+    async def publish_as_written(self, event_type: str, station_id: str, data: Any) -> Envelope:
+        """A record nobody checked (a bad one, for the dead-letter path)."""
         envelope = Envelope(
             id=uuid4().hex,
             type=event_type,
             source="csms/sessions",
             station_id=station_id,
-            ocpp_version=version,
+            ocpp_version="2.0.1",
             data=data,
         )
         topic = METER_VALUES if event_type == "meter.values" else SESSIONS
         await self.bus.append(topic, station_id, envelope.to_bytes())
-        if track:
-            self.published.append(envelope.id)
         return envelope
-
-    async def publish_as_written(self, event_type: str, station_id: str, data: Any) -> Envelope:
-        """A record nobody checked (a bad one, for the dead-letter path)."""
-        return await self.publish(event_type, station_id, data, track=False)
 
     async def call(
         self,

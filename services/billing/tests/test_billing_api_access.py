@@ -2,7 +2,6 @@
 CDRs, tariffs and costs; a site-limited token sees its sites' stations only."""
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
 import pytest
@@ -11,7 +10,7 @@ from csms_api.roles import Role
 from csms_api.testing import bearer_headers
 from csms_core.db import transaction
 from csms_core.identity import assign_site
-from tests.billing_harness import BillingHarness, ocpp_time
+from tests.billing_harness import BillingHarness, ended, started
 
 TARIFF = {
     "tariff": {
@@ -26,21 +25,10 @@ START = datetime(2024, 5, 6, 9, tzinfo=UTC)
 
 
 async def _session(billing: BillingHarness, station_id: str) -> None:
-    base: dict[str, Any] = {"session_id": f"s-{station_id}", "transaction_id": "1", "evse_id": 1}
-    await billing.publish(
-        "session.started",
-        station_id,
-        base
-        | {
-            "station_id": station_id,
-            "connector_id": 1,
-            "id_token": None,
-            "started_at": ocpp_time(START),
-            "meter_start_wh": 0.0,
-        },
-    )
-    ended = {"ended_at": ocpp_time(START + timedelta(hours=1)), "meter_stop_wh": 1000.0}
-    await billing.publish("session.ended", station_id, base | ended)
+    session_id, end = f"s-{station_id}", START + timedelta(hours=1)
+    await billing.publish("session.started", station_id, started(session_id, station_id, START))
+    data = ended(session_id, START, end, meter_stop_wh=1000.0)
+    await billing.publish("session.ended", station_id, data)
 
 
 @pytest.mark.parametrize(

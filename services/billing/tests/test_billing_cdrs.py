@@ -1,4 +1,4 @@
-"""Sessions priced into CDRs: issued once, credited and corrected on late data, listed, exported."""
+"""Sessions priced into CDRs: issued once, credited and corrected, listed, exported."""
 
 import csv
 import io
@@ -60,21 +60,26 @@ async def charge(
             meter_start_wh=0,
         )
         billed = await sessions.open_session(session, opened)
-        sessions.close_session(billed, sessions.Closed(ended_at=end, meter_stop_wh=stop_wh))
+        await sessions.settle(
+            session, billed, sessions.Figures(ended_at=end, meter_stop_wh=stop_wh)
+        )
         await cdrs.issue(session, billed, billing.service.settings, utc_now())
     return billed
 
 
-async def test_billing_late_data_credits_and_corrects_the_cdr(
+async def test_billing_correction_credits_and_reissues_the_cdr(
     billing: BillingHarness, api: httpx.AsyncClient
 ) -> None:
+    """``cdrs.correct`` (what new final figures of a session call): the standing CDR is
+    credited (OCPI mod_cdrs credit CDR) and a corrected one issued, priced with the samples
+    billing read after the first."""
     assert (await api.put("/tariffs/tod", json=PEAK_THEN_OFF_PEAK)).status_code == 201
     billed = await charge(billing, "s-late", start=at(16), end=at(18), stop_wh=10_000)
     first = (await api.get("/cdrs", params={"session_id": "s-late"})).json()["items"]
     # Evenly: 5 kWh x 0.40 + 5 kWh x 0.20 = 3.00 (3.60 incl. 20 %).
     assert [c["total_cost"] for c in first] == [{"excl_vat": 3.0, "incl_vat": 3.6}]
 
-    # The station's queued MeterValues arrive after the end: 8 kWh were in by 17:00.
+    # A sample of the session billing read only after its CDR: 8 kWh were in by 17:00.
     async with transaction(billing.service.factory) as session:
         billed = await session.get(BilledSession, "s-late")  # type: ignore[assignment]
         late = sessions.SampleIn(at(17), SampleKind.REGISTER, 8000)
@@ -96,7 +101,7 @@ async def test_billing_late_data_credits_and_corrects_the_cdr(
     cost = (await api.get("/costs/s-late")).json()
     assert (cost["cdr_id"], cost["total_cost"]) == (corrected["id"], corrected["total_cost"])
 
-    # The same late sample again changes nothing more.
+    # The same sample again changes nothing more.
     async with transaction(billing.service.factory) as session:
         billed = await session.get(BilledSession, "s-late")  # type: ignore[assignment]
         assert await sessions.record_samples(session, billed.session_id, billed, [late]) == 0

@@ -5,9 +5,16 @@ from typing import Any
 
 import httpx
 
+from csms_billing.sessions import service as sessions
 from csms_core.bus import Delivery
 from csms_core.topics import DEAD_LETTER
-from tests.billing_harness import BillingHarness, ocpp_time
+from tests.billing_harness import (
+    BillingHarness,
+    ended,
+    meter_values,
+    register,
+    started,
+)
 from tests.waiting import eventually
 
 START = datetime(2024, 5, 6, 15, 0, tzinfo=UTC)  # 17:00 in Amsterdam (summer time)
@@ -29,61 +36,39 @@ TARIFF = {
 }
 
 
-def register(at: datetime, wh: float, context: str = "Sample.Periodic") -> dict[str, Any]:
-    return {
-        "timestamp": ocpp_time(at),
-        "measurand": "Energy.Active.Import.Register",
-        "value": wh,
-        "unit": "Wh",
-        "context": context,
-    }
-
-
 async def start(billing: BillingHarness, session_id: str = "s-1") -> None:
-    await billing.publish(
-        "session.started",
-        "CP-7",
-        {
-            "session_id": session_id,
-            "transaction_id": "tx-1",
-            "evse_id": 1,
-            "station_id": "CP-7",
-            "connector_id": 1,
-            "id_token": {"id_token": "TAG-9", "type": "ISO14443"},
-            "started_at": ocpp_time(START),
-            "meter_start_wh": 1000.0,
-        },
+    data = started(
+        session_id, "CP-7", START, transaction_id="tx-1", meter_start_wh=1000.0, token="TAG-9"
     )
+    await billing.publish("session.started", "CP-7", data)
 
 
 async def samples(
-    billing: BillingHarness, *values: dict[str, Any], session_id: str = "s-1"
+    billing: BillingHarness, *values: dict[str, Any], session_id: str = "s-1", late: bool = False
 ) -> None:
-    data = {
-        "evse_id": 1,
-        "samples": list(values),
-        "session_id": session_id,
-        "transaction_id": "tx-1",
-    }
+    data = meter_values(session_id, *values, transaction_id="tx-1", late=late)
     await billing.publish("meter.values", "CP-7", data)
 
 
-async def end(billing: BillingHarness, at: datetime, stop_wh: float) -> None:
-    await billing.publish(
-        "session.ended",
-        "CP-7",
-        {
-            "session_id": "s-1",
-            "transaction_id": "tx-1",
-            "evse_id": 1,
-            "ended_at": ocpp_time(at),
-            "stop_reason": "local",
-            "ocpp_stop_reason": "Local",
-            "energy_wh": stop_wh - 1000,
-            "duration_s": (at - START).total_seconds(),
-            "meter_stop_wh": stop_wh,
-        },
+async def end(
+    billing: BillingHarness,
+    at: datetime,
+    stop_wh: float,
+    *,
+    final: bool = True,
+    kind: str = "session.ended",
+    started_at: datetime = START,
+) -> None:
+    data = ended(
+        "s-1",
+        started_at,
+        at,
+        transaction_id="tx-1",
+        meter_start_wh=1000.0,
+        meter_stop_wh=stop_wh,
+        final=final,
     )
+    await billing.publish(kind, "CP-7", data)
 
 
 async def test_tc_i_02_final_cost_is_the_cdrs(
@@ -117,24 +102,122 @@ async def test_tc_i_02_final_cost_is_the_cdrs(
     )
 
 
-async def test_billing_late_meter_values_credit_and_correct(
+async def test_billing_late_meter_values_never_change_the_cdr(
     billing: BillingHarness, api: httpx.AsyncClient
 ) -> None:
+    """Meter values a station sends after its transaction ended are late data to the
+    sessions service (docs/sessions.md rule 2): they never move the session's figures, so
+    its CDR stands; they are kept."""
     assert (await api.put("/tariffs/standard", json=TARIFF)).status_code == 201
     await start(billing)
     await end(billing, START + timedelta(hours=2), 7000)
     (first,) = await billing.wait_for_cdrs(1)
     # Evenly 1000 -> 7000 Wh over 17:00-19:00: 3 kWh at 0.50, 3 at 0.30: 1.00 + 1.50 + 0.90.
     assert first["total_cost"]["excl_vat"] == 3.4
-    # Queued samples arrive after the end: 5 kWh were in by 18:00.
+    # Queued samples after the end: 5 kWh were in by 18:00, the station says now.
+    await samples(billing, register(START + timedelta(hours=1), 6000), late=True)
+    await billing.caught_up()
+    assert billing.cdrs() == [first]
+    cost = (await api.get("/costs/s-1")).json()
+    assert (cost["cdr_id"], cost["total_cost"]["excl_vat"]) == (first["id"], 3.4)
+    async with billing.service.factory() as session:
+        (kept,) = await sessions.samples_of(session, "s-1")
+    assert (kept.value, kept.late) == (6000, True)
+
+
+async def test_billing_samples_read_after_the_cdr_change_nothing_by_themselves(
+    billing: BillingHarness, api: httpx.AsyncClient
+) -> None:
+    """A sample the sessions service counted (sent before the end) that billing reads only
+    after the CDR (another topic, read much later): the CDR stands, the sample is kept."""
+    assert (await api.put("/tariffs/standard", json=TARIFF)).status_code == 201
+    await start(billing)
+    await end(billing, START + timedelta(hours=2), 7000)
+    (first,) = await billing.wait_for_cdrs(1)
     await samples(billing, register(START + timedelta(hours=1), 6000))
+    await billing.caught_up()
+    assert billing.cdrs() == [first]
+    assert (await api.get("/costs/s-1")).json()["total_cost"]["excl_vat"] == 3.4
+
+
+async def test_billing_prices_the_energy_the_session_counts(
+    billing: BillingHarness, api: httpx.AsyncClient
+) -> None:
+    """docs/sessions.md rule 4: with a start and a stop reading, the energy is stop minus
+    start; a reading above the stop (a meter that disagrees) places none (without the rule,
+    9000 then 7000 Wh would count as a reset: 8 kWh)."""
+    assert (await api.put("/tariffs/standard", json=TARIFF)).status_code == 201
+    await start(billing)
+    await samples(billing, register(START + timedelta(hours=1), 9000))
+    await end(billing, START + timedelta(hours=2), 7000)
+    (cdr,) = await billing.wait_for_cdrs(1)
+    assert (cdr["total_energy"], cdr["total_cost"]["excl_vat"]) == (6.0, 3.4)
+    assert "Wh" not in cdr.get("remark", "")
+
+
+async def test_billing_energy_other_than_the_sessions_is_flagged(
+    billing: BillingHarness, api: httpx.AsyncClient
+) -> None:
+    """A session with no stop reading (superseded, resolved) whose energy the sessions
+    service counted from a sample billing never read: the CDR says so, with both figures."""
+    assert (await api.put("/tariffs/standard", json=TARIFF)).status_code == 201
+    await start(billing)
+    await samples(billing, register(START + timedelta(hours=1), 4000))
+    data = ended(
+        "s-1",
+        START,
+        START + timedelta(hours=2),
+        transaction_id="tx-1",
+        meter_start_wh=1000.0,
+        meter_stop_wh=None,
+        energy_wh=5000.0,
+        stop_reason="superseded",
+    )
+    await billing.publish("session.ended", "CP-7", data)
+    (cdr,) = await billing.wait_for_cdrs(1)
+    assert cdr["total_energy"] == 3.0
+    assert "priced 3000 Wh, the session recorded 5000 Wh" in cdr["remark"]
+
+
+async def test_billing_cdr_waits_for_final_figures(
+    billing: BillingHarness, api: httpx.AsyncClient
+) -> None:
+    """A 2.x offline replay out of order: the end before the start (``final: false``, the
+    start the earliest time seen). No CDR until ``session.finalized`` gives the start."""
+    assert (await api.put("/tariffs/standard", json=TARIFF)).status_code == 201
+    earliest = START + timedelta(minutes=30)
+    await end(billing, START + timedelta(hours=2), 7000, final=False, started_at=earliest)
+    await billing.caught_up()
+    assert billing.cdrs() == []
+    await end(billing, START + timedelta(hours=2), 7000, kind="session.finalized")
+    (cdr,) = await billing.wait_for_cdrs(1)
+    assert cdr["start_date_time"] == "2024-05-06T15:00:00Z"
+    assert cdr["total_cost"]["excl_vat"] == 3.4  # the whole session, from its real start
+    # The end told billing enough to price it: where, and the tariff of the station.
+    assert cdr["cdr_location"]["evse_id"] == "CP-7*1"
+
+
+async def test_billing_new_final_figures_credit_and_correct(
+    billing: BillingHarness, api: httpx.AsyncClient
+) -> None:
+    """Should the sessions service's final figures of a session change (a session.finalized
+    after its CDR), the CDR is credited and a corrected one issued; the samples read after
+    the first CDR count in the correction."""
+    assert (await api.put("/tariffs/standard", json=TARIFF)).status_code == 201
+    await start(billing)
+    await end(billing, START + timedelta(hours=2), 7000)
+    (first,) = await billing.wait_for_cdrs(1)
+    await samples(billing, register(START + timedelta(hours=1), 6000))  # after the CDR
+    await end(billing, START + timedelta(hours=2), 9000, kind="session.finalized")
     credit, corrected = (await billing.wait_for_cdrs(3))[1:]
     assert credit["credit"] is True and credit["credit_reference_id"] == first["id"]
     assert credit["total_cost"]["excl_vat"] == -3.4
-    # 1.00 + 5 x 0.50 + 1 x 0.30 = 3.80.
-    assert corrected["total_cost"]["excl_vat"] == 3.8 and "credit" not in corrected
-    # The same samples once more: nothing new.
-    await samples(billing, register(START + timedelta(hours=1), 6000))
+    # 17:00-18:00 1000 -> 6000 Wh: 5 kWh at 0.50; 18:00-19:00 -> 9000: 3 kWh at 0.30.
+    assert corrected["total_cost"]["excl_vat"] == 4.4 and "credit" not in corrected
+    cost = (await api.get("/costs/s-1")).json()
+    assert (cost["cdr_id"], cost["total_cost"]["excl_vat"]) == (corrected["id"], 4.4)
+    # The same figures once more: nothing new.
+    await end(billing, START + timedelta(hours=2), 9000, kind="session.finalized")
     await billing.caught_up()
     assert len(billing.cdrs()) == 3
 
@@ -154,7 +237,9 @@ async def test_billing_replayed_events_change_nothing(
 
 
 async def test_billing_unreadable_event_is_dead_lettered(billing: BillingHarness) -> None:
-    bad = await billing.publish_as_written("session.started", "CP-7", {"session_id": "s-x"})
+    data = started("s-x", "CP-7", START)
+    del data["started_at"]
+    bad = await billing.publish_as_written("session.started", "CP-7", data)
 
     async def dead() -> list[Delivery] | None:
         return billing.bus.records(DEAD_LETTER) or None
@@ -162,4 +247,4 @@ async def test_billing_unreadable_event_is_dead_lettered(billing: BillingHarness
     (letter,) = await eventually(dead, timeout_s=5)
     assert letter.envelope.data["event"]["id"] == bad.id
     assert letter.envelope.data["group"] == "csms-billing"
-    assert "started_at" in letter.envelope.data["error"]  # the reason: what is missing
+    assert "data.started_at: Field required" in letter.envelope.data["error"]  # the reason

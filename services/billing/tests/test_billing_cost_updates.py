@@ -14,7 +14,14 @@ from csms_billing.app import create_app
 from csms_billing.sessions.models import BilledSession
 from csms_core.db import transaction, utc_now
 from csms_ocpp import OcppVersion, schemas
-from tests.billing_harness import BillingHarness, ocpp_time, running_billing
+from tests.billing_harness import (
+    BillingHarness,
+    meter_values,
+    ocpp_time,
+    register,
+    running_billing,
+    started,
+)
 from tests.waiting import eventually
 
 START = datetime(2024, 5, 6, 8, 0, tzinfo=UTC)
@@ -44,31 +51,15 @@ async def quick(tmp_path: Path) -> AsyncIterator[tuple[BillingHarness, httpx.Asy
 
 async def _session(billing: BillingHarness, station_id: str, version: str) -> None:
     await billing.stations.connect(station_id, version)
-    await billing.publish(
-        "session.started",
-        station_id,
-        {
-            "session_id": f"s-{station_id}",
-            "transaction_id": f"tx-{station_id}",
-            "evse_id": 1,
-            "station_id": station_id,
-            "connector_id": 1,
-            "id_token": {"id_token": "TAG", "type": "ISO14443"},
-            "started_at": ocpp_time(START),
-            "meter_start_wh": 0.0,
-        },
-        version=version,
+    data = started(
+        f"s-{station_id}", station_id, START, transaction_id=f"tx-{station_id}", token="TAG"
     )
+    await billing.publish("session.started", station_id, data, version=version)
 
 
 async def _reading(billing: BillingHarness, station_id: str, wh: float) -> None:
-    sample: dict[str, Any] = {
-        "timestamp": ocpp_time(START + timedelta(minutes=wh / 100)),
-        "measurand": "Energy.Active.Import.Register",
-        "value": wh,
-        "unit": "Wh",
-    }
-    data = {"evse_id": 1, "samples": [sample], "session_id": f"s-{station_id}"}
+    sample = register(START + timedelta(minutes=wh / 100), wh)
+    data = meter_values(f"s-{station_id}", sample, transaction_id=f"tx-{station_id}")
     await billing.publish("meter.values", station_id, data)
 
 

@@ -9,7 +9,7 @@ from sqlmodel import select
 from csms_billing.inbox import ProcessedEvent
 from csms_billing.payments.models import Settlement, WebPayment
 from csms_billing.sessions.models import BilledSession
-from tests.billing_harness import BillingHarness, ocpp_time
+from tests.billing_harness import BillingHarness, ended, ocpp_time, started
 from tests.waiting import eventually
 
 START = datetime(2024, 5, 6, 9, 0, tzinfo=UTC)
@@ -61,15 +61,8 @@ async def test_billing_station_cost_details_are_reconciled_at_the_cdr(
     billing: BillingHarness, api: httpx.AsyncClient
 ) -> None:
     assert (await api.put("/tariffs/flat-energy", json=TARIFF)).status_code == 201
-    base: dict[str, Any] = {"session_id": "s-21", "transaction_id": "tx-21", "evse_id": 1}
-    started = {
-        "station_id": "CP-21",
-        "connector_id": 1,
-        "id_token": None,
-        "started_at": ocpp_time(START),
-        "meter_start_wh": 0.0,
-    }
-    await billing.publish("session.started", "CP-21", base | started, version="2.1")
+    opened = started("s-21", "CP-21", START, transaction_id="tx-21")
+    await billing.publish("session.started", "CP-21", opened, version="2.1")
     await billing.caught_up()
     end = START + timedelta(hours=1)
     # The station's own final cost: 2.00 for 10 kWh (ours: 10 x 0.30 = 3.00, 3.60 incl.).
@@ -90,8 +83,15 @@ async def test_billing_station_cost_details_are_reconciled_at_the_cdr(
     }
     await billing.call("CP-21", "TransactionEvent", ended_event)
     await billing.caught_up()
-    ended = {"ended_at": ocpp_time(end), "stop_reason": "ev_disconnected", "meter_stop_wh": 10000.0}
-    await billing.publish("session.ended", "CP-21", base | ended, version="2.1")
+    closed = ended(
+        "s-21",
+        START,
+        end,
+        transaction_id="tx-21",
+        meter_stop_wh=10000.0,
+        stop_reason="ev_disconnected",
+    )
+    await billing.publish("session.ended", "CP-21", closed, version="2.1")
     (cdr,) = await billing.wait_for_cdrs(1)
     assert cdr["total_cost"] == {"excl_vat": 3.0, "incl_vat": 3.6}
     assert "another cost" in cdr["remark"]

@@ -4,7 +4,6 @@ settlements with receipts."""
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -14,7 +13,7 @@ from csms_billing.app import create_app
 from csms_billing.payments import service as payments
 from csms_billing.payments.settlements import NotifySettlement, record_settlement
 from csms_core.db import transaction, utc_now
-from tests.billing_harness import BillingHarness, ocpp_time, running_billing
+from tests.billing_harness import BillingHarness, ended, running_billing, started
 from tests.payment_provider import SECRET, Provider, running_provider
 
 
@@ -143,31 +142,11 @@ START = datetime(2024, 5, 6, 8, 0, tzinfo=UTC)
 
 
 async def _charge(billing: BillingHarness, session_id: str, token: str, stop_wh: float) -> None:
-    base: dict[str, Any] = {"session_id": session_id, "transaction_id": session_id, "evse_id": 1}
+    data = started(session_id, "CP-P", START, token=token)
+    await billing.publish("session.started", "CP-P", data)
+    end = START + timedelta(hours=1)
     await billing.publish(
-        "session.started",
-        "CP-P",
-        base
-        | {
-            "station_id": "CP-P",
-            "connector_id": 1,
-            "id_token": {"id_token": token, "type": "ISO14443"},
-            "started_at": ocpp_time(START),
-            "meter_start_wh": 0.0,
-        },
-    )
-    await billing.publish(
-        "session.ended",
-        "CP-P",
-        base
-        | {
-            "ended_at": ocpp_time(START + timedelta(hours=1)),
-            "stop_reason": "local",
-            "ocpp_stop_reason": None,
-            "energy_wh": stop_wh,
-            "duration_s": 3600.0,
-            "meter_stop_wh": stop_wh,
-        },
+        "session.ended", "CP-P", ended(session_id, START, end, meter_stop_wh=stop_wh)
     )
 
 

@@ -92,7 +92,7 @@ async def test_billing_station_cost_mismatch_shows_in_costs_and_the_cdr(
                 "s-local", "CP-21", "tx-21", start, ocpp_version="2.1", meter_start_wh=0
             ),
         )
-        sessions.close_session(billed, sessions.Closed(end, meter_stop_wh=10_000))
+        await sessions.settle(db, billed, sessions.Figures(end, meter_stop_wh=10_000))
         await db.flush()
         # The station says 2.40 for 10 kWh at 0.30 (3.00, 3.60 incl.): flagged.
         station = details(2.40, 2.88).model_dump(mode="json", by_alias=True, exclude_none=True)

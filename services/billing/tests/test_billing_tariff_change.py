@@ -16,7 +16,7 @@ from csms_api.roles import Role
 from csms_api.testing import bearer_headers
 from csms_core.db import utc_now
 from csms_ocpp import OcppVersion, schemas
-from tests.billing_harness import BillingHarness, ocpp_time
+from tests.billing_harness import BillingHarness, ended, meter_values, register, started
 
 
 def _tariff(tariff_id: str, fee: float, per_kwh: float, currency: str = "EUR") -> dict[str, Any]:
@@ -44,59 +44,30 @@ async def _tariffs(api: httpx.AsyncClient) -> None:
         assert (await api.put(f"/tariffs/{body['tariff']['id']}", json=body)).status_code == 201
 
 
-def _reading(at: datetime, wh: float) -> dict[str, Any]:
-    return {
-        "timestamp": ocpp_time(at),
-        "measurand": "Energy.Active.Import.Register",
-        "value": wh,
-        "unit": "Wh",
-    }
-
-
 async def _live(billing: BillingHarness, station_id: str, version: str) -> datetime:
     """A session started an hour ago: 10 kWh by 10 minutes ago, then none until 5 minutes
     from now, then 10 kWh more until 35 minutes from now (readings sent ahead of time)."""
     now = utc_now().replace(microsecond=0)
     start = now - timedelta(hours=1)
     await billing.stations.connect(station_id, version)
-    await billing.publish(
-        "session.started",
-        station_id,
-        {
-            "session_id": f"s-{station_id}",
-            "transaction_id": f"tx-{station_id}",
-            "evse_id": 1,
-            "station_id": station_id,
-            "connector_id": 1,
-            "id_token": {"id_token": "TAG", "type": "ISO14443"},
-            "started_at": ocpp_time(start),
-            "meter_start_wh": 0.0,
-        },
-        version=version,
-    )
+    opened = started(f"s-{station_id}", station_id, start, transaction_id=f"tx-{station_id}")
+    await billing.publish("session.started", station_id, opened, version=version)
     readings = [
-        _reading(now - timedelta(minutes=10), 10000),
-        _reading(now + timedelta(minutes=5), 10000),
-        _reading(now + timedelta(minutes=35), 20000),
+        register(now - timedelta(minutes=10), 10000),
+        register(now + timedelta(minutes=5), 10000),
+        register(now + timedelta(minutes=35), 20000),
     ]
-    data = {"evse_id": 1, "samples": readings, "session_id": f"s-{station_id}"}
+    data = meter_values(f"s-{station_id}", *readings, transaction_id=f"tx-{station_id}")
     await billing.publish("meter.values", station_id, data, version=version)
     await billing.caught_up()
     return now + timedelta(minutes=35)
 
 
 async def _end(billing: BillingHarness, station_id: str, ended_at: datetime) -> dict[str, Any]:
-    data = {
-        "session_id": f"s-{station_id}",
-        "transaction_id": f"tx-{station_id}",
-        "evse_id": 1,
-        "ended_at": ocpp_time(ended_at),
-        "stop_reason": "local",
-        "ocpp_stop_reason": None,
-        "energy_wh": 20000.0,
-        "duration_s": 5700.0,
-        "meter_stop_wh": 20000.0,
-    }
+    start = ended_at - timedelta(minutes=95)
+    data = ended(
+        f"s-{station_id}", start, ended_at, transaction_id=f"tx-{station_id}", meter_stop_wh=20000
+    )
     await billing.publish("session.ended", station_id, data)
     (cdr,) = await billing.wait_for_cdrs(1)
     return cdr

@@ -124,6 +124,7 @@ async def test_tc_004_1_regular_charging_session_v16(sessions: Harness) -> None:
         "meter_start_wh": 1000.0,
         "final": True,
         "flags": [],
+        "id_token": {"id_token": "TAG-1", "type": "idTag"},
     }
     first, second = meter_events(sessions)
     assert first.data["samples"][0] == {

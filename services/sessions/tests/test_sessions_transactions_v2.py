@@ -149,6 +149,7 @@ async def test_tc_e_03_full_charging_session(sessions: Harness, version: OcppVer
         "meter_start_wh": 1000.0,
         "final": True,
         "flags": [],
+        "id_token": {"id_token": "TOKEN-1", "type": "ISO14443"},
     }
     assert all(e.ocpp_version == version.number for e in published(sessions))
     assert [len(e.data["samples"]) for e in meter_events(sessions)] == [1, 3, 1]

@@ -26,6 +26,7 @@ from csms_billing.settings import BillingSettings
 from csms_core.bus import Unprocessable
 from csms_core.db import utc_now
 from csms_core.envelope import Envelope
+from csms_core.events import OcppCall
 
 CALL = "ocpp.call"
 
@@ -51,7 +52,7 @@ class _CostedEvent(BaseModel):
     cost_details: dict[str, Any] = Field(alias="costDetails")
 
 
-Handler = Callable[[AsyncSession, BillingSettings, Envelope, dict[str, Any]], Awaitable[None]]
+Handler = Callable[[AsyncSession, BillingSettings, OcppCall, dict[str, Any]], Awaitable[None]]
 
 
 def wanted(envelope: Envelope) -> bool:
@@ -65,19 +66,16 @@ def wanted(envelope: Envelope) -> bool:
     return action in HANDLERS
 
 
-async def handle(session: AsyncSession, settings: BillingSettings, envelope: Envelope) -> None:
-    action = str(envelope.data.get("action"))
-    payload = envelope.data.get("payload")
-    if not isinstance(payload, dict):
-        raise Unprocessable(f"{action}: no payload")
+async def handle(session: AsyncSession, settings: BillingSettings, call: OcppCall) -> None:
+    action, payload = call.data.action, call.data.payload
     try:
-        await HANDLERS[action](session, settings, envelope, payload)
+        await HANDLERS[action](session, settings, call, payload)
     except ValidationError as exc:
         raise Unprocessable(f"{action}: {exc.errors(include_url=False)[:3]}") from exc
 
 
 async def on_web_payment_started(
-    session: AsyncSession, settings: BillingSettings, envelope: Envelope, payload: dict[str, Any]
+    session: AsyncSession, settings: BillingSettings, envelope: OcppCall, payload: dict[str, Any]
 ) -> None:
     started = _WebPaymentStarted.model_validate(payload)
     await payments.web_payment_started(
@@ -86,7 +84,7 @@ async def on_web_payment_started(
 
 
 async def on_settlement(
-    session: AsyncSession, settings: BillingSettings, envelope: Envelope, payload: dict[str, Any]
+    session: AsyncSession, settings: BillingSettings, envelope: OcppCall, payload: dict[str, Any]
 ) -> None:
     request = NotifySettlement.model_validate(payload)
     await record_settlement(
@@ -95,7 +93,7 @@ async def on_settlement(
 
 
 async def on_cost_details(
-    session: AsyncSession, settings: BillingSettings, envelope: Envelope, payload: dict[str, Any]
+    session: AsyncSession, settings: BillingSettings, envelope: OcppCall, payload: dict[str, Any]
 ) -> None:
     event = _CostedEvent.model_validate(payload)
     query = select(BilledSession).where(

@@ -5,7 +5,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from csms_core.envelope import Event
-from csms_core.events.data import EventData, IsoTime, OcppTime, SparseEventData
+from csms_core.events.data import EventData, IsoTime, JsonObject, OcppTime, SparseEventData
 
 
 class IdTokenRef(EventData):
@@ -56,7 +56,7 @@ class SessionEndedData(SessionRef, SparseEventData):
     """The figures of an ended session (``session.ended``, and ``session.finalized`` when
     its start arrived after its end)."""
 
-    omitted_when_none: ClassVar[frozenset[str]] = frozenset({"started_at"})
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset({"started_at", "id_token"})
 
     ended_at: OcppTime
     stop_reason: str = Field(examples=["ev_disconnected"], description="Version-neutral.")
@@ -68,6 +68,11 @@ class SessionEndedData(SessionRef, SparseEventData):
     meter_start_wh: float | None = None
     final: bool = Field(default=True, description="False only while the start is missing.")
     flags: list[str] = Field(default_factory=list, examples=[["late_data"]])
+    id_token: IdTokenRef | None = Field(
+        default=None,
+        description="Who charged, when known by the end (a token may come after the start, "
+        "or with a start that arrived late).",
+    )
 
 
 class SessionEnded(Event[SessionEndedData]):
@@ -108,7 +113,9 @@ class SessionLateData(Event[SessionLateDataData]):
 
 
 class MeterSample(SparseEventData):
-    omitted_when_none: ClassVar[frozenset[str]] = frozenset({"phase", "location", "context"})
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset(
+        {"phase", "location", "context", "signed"}
+    )
 
     timestamp: IsoTime
     measurand: str = Field(examples=["Energy.Active.Import.Register"])
@@ -117,6 +124,11 @@ class MeterSample(SparseEventData):
     phase: str | None = None
     location: str | None = None
     context: str | None = None
+    signed: JsonObject | None = Field(
+        default=None,
+        description="The station's signature over the reading as sent (2.x signedMeterValue; "
+        "1.6 SignedData: format, value), carried into the CDR.",
+    )
 
 
 class MeterValuesData(SparseEventData):

@@ -29,6 +29,7 @@ from csms_billing.pricing.cost import Amount, Cost, Period, Phase, category
 from csms_billing.tariffs.ocpi import Tariff
 
 _HOURS = Decimal("0.000001")
+_WH = Decimal(1)
 _KWH = Decimal("0.001")
 # OCPP token types as OCPI TokenType (mod_tokens).
 _TOKEN_TYPES = {
@@ -64,6 +65,8 @@ class SessionFacts:
     stop_reason: str | None = None
     remote_start: bool = False
     station_cost_differs: bool = False
+    # The sessions service's energy of the session (Wh), compared with the energy priced.
+    recorded_energy_wh: float | None = None
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,7 @@ def build_cdr(
         total_energy=(cost.energy_wh / 1000).quantize(_KWH),
         total_time=_hours(cost.time_s),
         total_parking_time=_hours(cost.parking_s) if cost.parking_s > 0 else None,
-        remark=_remark(facts, priced),
+        remark=_remark(facts, priced, cost.energy_wh),
         last_updated=now,
         **_totals(cost, priced),
     )
@@ -211,13 +214,25 @@ def _location(facts: SessionFacts) -> CdrLocation:
     )
 
 
-def _remark(facts: SessionFacts, priced: bool) -> str | None:
+def _remark(facts: SessionFacts, priced: bool, energy_wh: Decimal) -> str | None:
     parts = [] if priced else ["no tariff applied: the cost is not known"]
     if facts.stop_reason:
         parts.append(f"stopped: {facts.stop_reason}")
     if facts.station_cost_differs:
         parts.append("the station showed another cost (GET /costs/{session_id} has both)")
+    recorded = facts.recorded_energy_wh
+    if recorded is not None and energy_differs(recorded, energy_wh):
+        parts.append(
+            f"priced {energy_wh.quantize(_WH)} Wh, the session recorded "
+            f"{Decimal(repr(recorded)).quantize(_WH)} Wh: the meter readings disagree"
+        )
     return "; ".join(parts) or None
+
+
+def energy_differs(recorded_wh: float | None, priced_wh: Decimal) -> bool:
+    """Whether the energy priced differs from the sessions service's (both are whole Wh up
+    to rounding: a Wh apart is a real difference)."""
+    return recorded_wh is not None and abs(priced_wh - Decimal(repr(recorded_wh))) >= _WH
 
 
 def _signed(readings: Sequence[SignedReading]) -> SignedData | None:

@@ -1,9 +1,10 @@
 """Issuing CDRs, crediting and correcting them, and finding them.
 
-A session gets its CDR when it ends, priced by the same engine that gave its
-running and final cost. Late data (a sample of the session that arrives after
-its CDR) never changes that CDR: if the session priced with it differs, the CDR
-is credited and a corrected one issued (OCPI mod_cdrs "Credit CDRs").
+A session gets its CDR once it ended with final figures, priced by the same
+engine that gave its running and final cost. A CDR is never changed: when the
+sessions service's final figures of the session change (``session.finalized``),
+the CDR is credited and a corrected one issued if the cost it gives differs
+(OCPI mod_cdrs "Credit CDRs"). Samples sent after the end never count.
 """
 
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ from csms_billing.cdrs.build import (
     SignedReading,
     build_cdr,
     credit_of,
+    energy_differs,
 )
 from csms_billing.cdrs.models import CdrRecord
 from csms_billing.cdrs.ocpi import Cdr
@@ -33,6 +35,10 @@ from csms_billing.sessions.models import BilledSession, SampleKind
 from csms_billing.settings import BillingSettings
 
 cdrs_issued = Counter("csms_billing_cdrs_total", "CDRs issued", ["kind"])
+energy_mismatches = Counter(
+    "csms_billing_energy_mismatches_total",
+    "CDRs whose priced energy differs from the sessions service's energy of the session",
+)
 
 
 def party_of(settings: BillingSettings) -> CdrParty:
@@ -53,6 +59,7 @@ def facts_of(billed: BilledSession) -> SessionFacts:
         ended_at=billed.ended_at,
         stop_reason=billed.stop_reason,
         station_cost_differs=billed.cost_mismatch is not None,
+        recorded_energy_wh=billed.energy_wh,
     )
 
 
@@ -62,7 +69,7 @@ async def issue(
     """The CDR of an ended session that has none yet ([] if it has one)."""
     if billed.cdr_id is not None:
         return []
-    cdr = await _build(session, billed, settings, now, uuid4().hex, late=False)
+    cdr = await _build(session, billed, settings, now, uuid4().hex)
     billed.cdr_id = cdr.id
     session.add(billed)
     issued = [_store(session, cdr, billed)]
@@ -73,12 +80,13 @@ async def issue(
 async def correct(
     session: AsyncSession, billed: BilledSession, settings: BillingSettings, now: datetime
 ) -> list[CdrRecord]:
-    """After late data: the credit CDR and the corrected one, or [] if nothing changed."""
+    """After new final figures: the credit CDR and the corrected one, or [] if the CDR
+    stands (the samples read after it count in the correction)."""
     if billed.cdr_id is None:
         return await issue(session, billed, settings, now)
     standing = await session.get(CdrRecord, billed.cdr_id)
     assert standing is not None  # noqa: S101 - written with the session
-    candidate = await _build(session, billed, settings, now, standing.cdr_id, late=True)
+    candidate = await _build(session, billed, settings, now, standing.cdr_id, after_cdr=True)
     if _content(candidate.model_dump(mode="json", exclude_none=True)) == _content(standing.body):
         return []
     credit = credit_of(Cdr.model_validate(standing.body), now)
@@ -87,6 +95,7 @@ async def correct(
     session.add(standing)
     billed.cdr_id = corrected.id
     session.add(billed)
+    await sessions.count_after_cdr(session, billed.session_id)
     issued = [_store(session, credit, billed), _store(session, corrected, billed)]
     await payments.charge_cdrs(session, issued)
     return issued
@@ -103,17 +112,22 @@ async def _build(
     now: datetime,
     cdr_id: str,
     *,
-    late: bool,
+    after_cdr: bool = False,
 ) -> Cdr:
-    priced = await sessions.priced(session, billed, settings.currency, late=late)
+    priced = await sessions.priced(session, billed, settings.currency, after_cdr=after_cdr)
     if priced.tariff is not None:
         reconcile.flag(billed, priced.cost)  # a 2.1 station's own final cost, compared
     samples = await sessions.samples_of(session, billed.session_id)
     signed = [
         SignedReading(s.at, s.context, s.value, s.signed)
         for s in samples
-        if s.kind == SampleKind.REGISTER and s.signed and (late or not s.late)
+        if s.kind == SampleKind.REGISTER
+        and s.signed
+        and not s.late
+        and (after_cdr or not s.after_cdr)
     ]
+    if energy_differs(billed.energy_wh, priced.cost.energy_wh):
+        energy_mismatches.inc()
     return build_cdr(
         cdr_id, party_of(settings), facts_of(billed), priced.cost, priced.tariffs, now, signed
     )

@@ -109,11 +109,9 @@ async def _visible(
 
 async def _cost(billing: ServiceDep, session: SessionDep, billed: BilledSession) -> SessionCost:
     now = utc_now()
-    # An ended session's cost is its standing CDR's: with late data, the corrected one.
-    ended = billed.state == SessionState.ENDED
-    priced = await sessions.priced(
-        session, billed, billing.settings.currency, until=now, late=ended
-    )
+    # An ended session's cost is its standing CDR's: priced from what that CDR was (the
+    # samples read after it count only in a correction).
+    priced = await sessions.priced(session, billed, billing.settings.currency, until=now)
     cost = priced.cost
     total = None
     if priced.tariff is not None:

@@ -1,19 +1,26 @@
-"""The sessions service's domain events as billing's facts (``Opened``, samples, ``Closed``).
+"""The sessions service's domain events (typed, ``csms_core.events``) as billing's facts:
+``Opened``, ``SampleIn``, ``Figures``.
 
 Only what billing prices from is read: who charged where and when, the register,
-power, current and charging-state samples. A record billing cannot read is
-refused as ``Unprocessable`` (the consumer dead-letters it with the reason).
+power, current and charging-state samples, and the final figures of an ended
+session. The consumer decodes each record with its topic's model, so a record
+that is none is dead-lettered with the reason before it gets here.
 """
 
 from collections.abc import Iterable
-from typing import TypeVar
-
-from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
+from datetime import timedelta
 
 from csms_billing.sessions.models import SampleKind
-from csms_billing.sessions.service import Closed, Opened, SampleIn
-from csms_core.bus import Unprocessable
-from csms_core.envelope import Envelope
+from csms_billing.sessions.service import Figures, Opened, SampleIn
+from csms_core.events import (
+    IdTokenRef,
+    MeterSample,
+    MeterValues,
+    SessionEnded,
+    SessionFinalized,
+    SessionStarted,
+    SessionUpdated,
+)
 
 ENERGY_REGISTER = "Energy.Active.Import.Register"
 _OUTLET = frozenset({None, "Outlet"})
@@ -27,72 +34,8 @@ CHARGING_STATES = {
 }
 
 
-class _Read(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class _Token(_Read):
-    id_token: str
-    type: str
-    group_id: str | None = None
-
-
-class _Started(_Read):
-    session_id: str
-    station_id: str
-    transaction_id: str
-    evse_id: int | None = None
-    connector_id: int | None = None
-    id_token: _Token | None = None
-    started_at: AwareDatetime
-    meter_start_wh: float | None = None
-    site_id: str | None = None
-
-
-class _Updated(_Read):
-    session_id: str
-    updated_at: AwareDatetime
-    charging_state: str | None = None
-
-
-class _Ended(_Read):
-    session_id: str
-    ended_at: AwareDatetime
-    meter_stop_wh: float | None = None
-    stop_reason: str | None = None
-    final: bool = True
-
-
-class _Sample(_Read):
-    timestamp: AwareDatetime
-    measurand: str
-    value: float | None
-    unit: str | None
-    phase: str | None = None
-    location: str | None = None
-    context: str | None = None
-    signed: dict[str, object] | None = None
-
-
-class _MeterValues(_Read):
-    session_id: str | None = None
-    samples: list[_Sample]
-    late: bool = False
-
-
-Read = TypeVar("Read", bound=_Read)
-
-
-def _parse(model: type[Read], envelope: Envelope) -> Read:
-    try:
-        return model.model_validate(envelope.data)
-    except ValidationError as exc:
-        raise Unprocessable(f"{envelope.type}: {exc.errors(include_url=False)[:3]}") from exc
-
-
-def opened(envelope: Envelope) -> Opened:
-    started = _parse(_Started, envelope)
-    token = started.id_token
+def opened(event: SessionStarted) -> Opened:
+    started, token = event.data, event.data.id_token
     return Opened(
         session_id=started.session_id,
         station_id=started.station_id,
@@ -100,41 +43,64 @@ def opened(envelope: Envelope) -> Opened:
         started_at=started.started_at,
         evse_id=started.evse_id,
         connector_id=started.connector_id,
-        ocpp_version=envelope.ocpp_version,
+        ocpp_version=event.ocpp_version,
         id_token=token.id_token if token else None,
         token_type=token.type if token else None,
-        group_id=token.group_id if token else None,
-        site_id=started.site_id,
         meter_start_wh=started.meter_start_wh,
     )
 
 
-def progress(envelope: Envelope) -> tuple[str, list[SampleIn]]:
-    """A session.updated: its session and the charging state it reports, as a sample."""
-    updated = _parse(_Updated, envelope)
-    charging = CHARGING_STATES.get(updated.charging_state or "")
-    if charging is None:
-        return updated.session_id, []
-    return updated.session_id, [SampleIn(updated.updated_at, SampleKind.CHARGING, float(charging))]
-
-
-def closed(envelope: Envelope) -> tuple[str, Closed, bool]:
-    """(session, how it ended, whether the figures are final)."""
-    ended = _parse(_Ended, envelope)
-    return (
-        ended.session_id,
-        Closed(ended.ended_at, ended.meter_stop_wh, ended.stop_reason),
-        ended.final,
+def opened_at_end(event: SessionEnded | SessionFinalized) -> Opened:
+    """The session as its end tells it, for a session billing never heard start (its
+    ``session.started`` not read, or lost)."""
+    ended, token = event.data, event.data.id_token
+    started_at = ended.started_at or ended.ended_at - timedelta(seconds=ended.duration_s)
+    return Opened(
+        session_id=ended.session_id,
+        station_id=event.station_id,
+        transaction_id=ended.transaction_id,
+        started_at=started_at,
+        evse_id=ended.evse_id,
+        ocpp_version=event.ocpp_version,
+        id_token=token.id_token if token else None,
+        token_type=token.type if token else None,
+        meter_start_wh=ended.meter_start_wh,
     )
 
 
-def meter_samples(envelope: Envelope) -> tuple[str | None, list[SampleIn], bool]:
-    """(session, the samples billing prices from, late as the sessions service says)."""
-    values = _parse(_MeterValues, envelope)
-    return values.session_id, list(_priced_samples(values.samples)), values.late
+def progress(event: SessionUpdated) -> list[SampleIn]:
+    """A session.updated's charging state, as a sample (none when it names none)."""
+    charging = CHARGING_STATES.get(event.data.charging_state or "")
+    if charging is None:
+        return []
+    return [SampleIn(event.data.updated_at, SampleKind.CHARGING, float(charging))]
 
 
-def _priced_samples(samples: Iterable[_Sample]) -> Iterable[SampleIn]:
+def figures(event: SessionEnded | SessionFinalized) -> Figures:
+    """The sessions service's figures of an ended session (final once its start is known)."""
+    ended = event.data
+    return Figures(
+        ended_at=ended.ended_at,
+        meter_stop_wh=ended.meter_stop_wh,
+        stop_reason=ended.stop_reason,
+        started_at=ended.started_at,
+        meter_start_wh=ended.meter_start_wh,
+        energy_wh=ended.energy_wh,
+        final=ended.final,
+        id_token=_token(ended.id_token),
+    )
+
+
+def _token(token: IdTokenRef | None) -> tuple[str, str] | None:
+    return None if token is None else (token.id_token, token.type)
+
+
+def meter_samples(event: MeterValues) -> list[SampleIn]:
+    """The samples of a meter.values that billing prices from."""
+    return list(_priced_samples(event.data.samples))
+
+
+def _priced_samples(samples: Iterable[MeterSample]) -> Iterable[SampleIn]:
     for sample in samples:
         if sample.value is None or sample.location not in _OUTLET:
             continue
@@ -150,7 +116,7 @@ def _priced_samples(samples: Iterable[_Sample]) -> Iterable[SampleIn]:
             )
 
 
-def _kind(sample: _Sample) -> SampleKind | None:
+def _kind(sample: MeterSample) -> SampleKind | None:
     if sample.measurand == ENERGY_REGISTER and sample.phase is None and sample.unit == "Wh":
         return SampleKind.REGISTER
     if sample.measurand == "Power.Active.Import" and sample.phase is None and sample.unit == "W":

@@ -45,6 +45,10 @@ class BilledSession(SQLModel, table=True):
     meter_start_wh: float | None = None
     meter_stop_wh: float | None = None
     stop_reason: str | None = Field(default=None, max_length=30)
+    # The sessions service's figures of the ended session: its energy (compared with the
+    # energy priced), and whether they are final (its start known: a CDR may be issued).
+    energy_wh: float | None = None
+    final: bool = False
     reserved_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     # The tariff version in force at the start (None: no tariff applies: no cost known).
     tariff_id: str | None = Field(default=None, max_length=36)
@@ -88,8 +92,11 @@ class SessionSample(SQLModel, table=True):
     kind: str = Field(primary_key=True, max_length=10)
     phase: str = Field(default="", primary_key=True, max_length=8)
     value: float
-    # Arrived after the session ended (late data): priced only by a corrected CDR.
+    # Sent after the session ended, as the sessions service says (late data): never priced.
     late: bool = False
+    # Read after the session's CDR was issued (not late for the sessions service): priced
+    # by a correction only, which a change of the session's final figures makes.
+    after_cdr: bool = False
     # The station's signature over the reading (OCMF and the like), carried into the CDR.
     signed: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     context: str | None = Field(default=None, max_length=24)

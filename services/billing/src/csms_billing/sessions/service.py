@@ -1,9 +1,18 @@
 """Billing's session timeline: opened, fed with samples, ended; and priced from it.
 
-The inputs are version-neutral facts (``Opened``, ``SampleIn``, ``Closed``) taken
+The inputs are version-neutral facts (``Opened``, ``SampleIn``, ``Figures``) taken
 from the sessions service's domain events; each is applied idempotently (a
-replayed fact changes nothing). A session's tariff version is chosen once, at
-its start, and kept.
+replayed fact changes nothing). A session's tariff version is chosen at its
+start and kept.
+
+Billing prices from the sessions service's figures (docs/sessions.md "The rule"):
+an ended session's start, end, start and stop readings are the ones its
+``session.ended`` / ``session.finalized`` carry; a sample the sessions service marks
+``late`` (sent after the end) is kept but never priced; and the register readings
+priced are those the sessions service counts (rule 4: between the start and the
+stop reading). A sample that the sessions service counted but billing reads only
+after the session's CDR was issued is kept for a correction, and changes no CDR
+by itself: only new final figures do (``settle``).
 """
 
 from collections import defaultdict
@@ -14,7 +23,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert
+from sqlalchemy import insert, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -67,10 +76,18 @@ class SampleIn:
 
 
 @dataclass(frozen=True)
-class Closed:
+class Figures:
+    """An ended session's figures as the sessions service gives them (``final``: its start
+    is known, so they never change again)."""
+
     ended_at: datetime
     meter_stop_wh: float | None = None
     stop_reason: str | None = None
+    started_at: datetime | None = None
+    meter_start_wh: float | None = None
+    energy_wh: float | None = None
+    final: bool = True
+    id_token: tuple[str, str] | None = None  # (id token, type)
 
 
 async def open_session(session: AsyncSession, opened: Opened) -> BilledSession:
@@ -96,17 +113,24 @@ async def open_session(session: AsyncSession, opened: Opened) -> BilledSession:
         meter_start_wh=opened.meter_start_wh,
         reserved_at=opened.reserved_at,
     )
-    where = tariffs.Whereabouts(
-        station_id=opened.station_id,
-        evse_id=opened.evse_id,
-        site_id=site_id,
-        group_id=opened.group_id,
-        ad_hoc=opened.token_type in AD_HOC_TOKEN_TYPES,
-    )
-    if (found := await tariffs.resolve(session, where, opened.started_at)) is not None:
-        billed.tariff_id, billed.tariff_version = found[0].tariff_id, found[1].version
+    await pin_tariff(session, billed)
     session.add(billed)
     return billed
+
+
+async def pin_tariff(session: AsyncSession, billed: BilledSession) -> None:
+    """The most specific tariff in force at the session's start (none: no cost known)."""
+    where = tariffs.Whereabouts(
+        station_id=billed.station_id,
+        evse_id=billed.evse_id,
+        site_id=billed.site_id,
+        group_id=billed.group_id,
+        ad_hoc=billed.token_type in AD_HOC_TOKEN_TYPES,
+    )
+    found = await tariffs.resolve(session, where, billed.started_at)
+    billed.tariff_id, billed.tariff_version = (
+        (found[0].tariff_id, found[1].version) if found is not None else (None, None)
+    )
 
 
 async def record_samples(
@@ -114,16 +138,19 @@ async def record_samples(
     session_id: str,
     billed: BilledSession | None,
     samples: Sequence[SampleIn],
+    *,
+    late: bool = False,
 ) -> int:
-    """Store the samples not stored yet; how many were new. Samples that arrive after the
-    session's CDR are marked late (billed is None: the start is not known yet)."""
+    """Store the samples not stored yet; how many were new. ``late``: the sessions service
+    says they came after the session's end (never priced). Samples that arrive after the
+    session's CDR are marked ``after_cdr`` (billed is None: its start is not known yet)."""
     if not samples:
         return 0
     stored = await session.exec(
         select(SessionSample).where(col(SessionSample.session_id) == session_id)
     )
     seen = {(s.at, s.kind, s.phase) for s in stored}
-    late = billed is not None and billed.cdr_id is not None
+    after_cdr = billed is not None and billed.cdr_id is not None
     rows: list[dict[str, Any]] = []
     for sample in samples:
         key = (sample.at, sample.kind.value, sample.phase)
@@ -138,6 +165,7 @@ async def record_samples(
                 "phase": sample.phase,
                 "value": sample.value,
                 "late": late,
+                "after_cdr": after_cdr and not late,
                 "signed": sample.signed,
                 "context": sample.context,
             }
@@ -147,16 +175,50 @@ async def record_samples(
     return len(rows)
 
 
-def close_session(billed: BilledSession, closed: Closed) -> bool:
-    """End the session (the first end stands); False if it had ended already."""
-    if billed.state == SessionState.ENDED:
-        return False
+async def settle(session: AsyncSession, billed: BilledSession, figures: Figures) -> bool:
+    """Take the sessions service's figures of the ended session; whether they changed the
+    figures billing had (an active session ends; an ended one moves only when its start
+    arrived late: ``session.finalized``)."""
+    before = _figures_of(billed)
     billed.state = SessionState.ENDED
-    billed.ended_at = closed.ended_at
-    billed.meter_stop_wh = closed.meter_stop_wh
-    billed.stop_reason = closed.stop_reason
+    billed.ended_at = figures.ended_at
+    billed.meter_stop_wh = figures.meter_stop_wh
+    billed.stop_reason = figures.stop_reason
+    billed.energy_wh = figures.energy_wh
+    billed.final = figures.final
+    if figures.meter_start_wh is not None:
+        billed.meter_start_wh = figures.meter_start_wh
+    if billed.id_token is None and figures.id_token is not None:
+        billed.id_token, billed.token_type = figures.id_token
+    moved = figures.started_at is not None and figures.started_at != billed.started_at
+    if moved and figures.started_at is not None:
+        billed.started_at = figures.started_at
+        if billed.cdr_id is None and not await tariff_changes(session, billed.session_id):
+            await pin_tariff(session, billed)  # the version in force at the real start
     billed.updated_at = utc_now()
-    return True
+    session.add(billed)
+    return _figures_of(billed) != before
+
+
+def _figures_of(billed: BilledSession) -> tuple[object, ...]:
+    return (
+        billed.state,
+        billed.started_at,
+        billed.ended_at,
+        billed.meter_start_wh,
+        billed.meter_stop_wh,
+        billed.energy_wh,
+        billed.final,
+    )
+
+
+async def count_after_cdr(session: AsyncSession, session_id: str) -> None:
+    """A correction prices the samples read after the CDR it replaces: they count now."""
+    await session.exec(
+        update(SessionSample)
+        .where(col(SessionSample.session_id) == session_id, col(SessionSample.after_cdr))
+        .values(after_cdr=False)
+    )
 
 
 async def samples_of(session: AsyncSession, session_id: str) -> list[SessionSample]:
@@ -175,6 +237,7 @@ async def last_register(session: AsyncSession, billed: BilledSession) -> float |
         .where(
             col(SessionSample.session_id) == billed.session_id,
             col(SessionSample.kind) == SampleKind.REGISTER,
+            col(SessionSample.late).is_(False),
         )
         .order_by(col(SessionSample.at).desc())
         .limit(1)
@@ -184,14 +247,20 @@ async def last_register(session: AsyncSession, billed: BilledSession) -> float |
 
 
 def usage_of(
-    billed: BilledSession, samples: Sequence[SessionSample], until: datetime, *, late: bool
+    billed: BilledSession,
+    samples: Sequence[SessionSample],
+    until: datetime,
+    *,
+    after_cdr: bool = False,
 ) -> Usage:
-    """What the session used until ``until`` (its end, or now while it runs); late samples
-    only when ``late`` (a correction)."""
-    used = [s for s in samples if late or not s.late]
-    readings = [
+    """What the session used until ``until`` (its end, or now while it runs): never the
+    samples sent after its end (``late``), those read after its CDR only when
+    ``after_cdr`` (a correction)."""
+    used = [s for s in samples if not s.late and (after_cdr or not s.after_cdr)]
+    registers = sorted(
         RegisterReading(s.at, _decimal(s.value)) for s in used if s.kind == SampleKind.REGISTER
-    ]
+    )
+    readings = _counted(billed, registers)
     if billed.meter_start_wh is not None:
         readings.append(RegisterReading(billed.started_at, _decimal(billed.meter_start_wh)))
     if billed.meter_stop_wh is not None and billed.ended_at is not None:
@@ -205,6 +274,24 @@ def usage_of(
         gauges=_gauges(used),
         reserved_at=billed.reserved_at,
     )
+
+
+def _counted(billed: BilledSession, registers: Sequence[RegisterReading]) -> list[RegisterReading]:
+    """The register readings the session's energy counts (docs/sessions.md rule 4): where
+    the station gave a start and a stop reading and the stop is not below the start, the
+    energy is stop minus start, so a reading outside them, or below one before it, places
+    nothing (the sessions service flags such a session ``meter_readings_disagree``). A stop
+    below the start (a reset) keeps every reading: the segments add up."""
+    start, stop = billed.meter_start_wh, billed.meter_stop_wh
+    if start is None or stop is None or stop < start:
+        return list(registers)
+    counted: list[RegisterReading] = []
+    highest = _decimal(start)
+    for reading in registers:
+        if highest <= reading.wh <= _decimal(stop):
+            counted.append(reading)
+            highest = reading.wh
+    return counted
 
 
 def _gauges(samples: Sequence[SessionSample]) -> list[Gauge]:
@@ -251,13 +338,13 @@ async def priced(
     currency: str,
     *,
     until: datetime | None = None,
-    late: bool = False,
+    after_cdr: bool = False,
 ) -> Priced:
     """The cost of ``billed`` until its end (or ``until``, or now while it runs); a session
     without a tariff is shown in ``currency``, at no known cost."""
     samples = await samples_of(session, billed.session_id)
     end = billed.ended_at or until or utc_now()
-    usage = usage_of(billed, samples, end, late=late)
+    usage = usage_of(billed, samples, end, after_cdr=after_cdr)
     found = await _pinned(session, billed)
     if found is None:
         return Priced(price(_no_tariff(currency), usage, UTC_ZONE), None, None, None)

@@ -99,6 +99,7 @@ class Sample:
             phase=self.phase,
             location=self.location,
             context=self.context,
+            signed=self.signed,
         )
 
 

@@ -21,12 +21,14 @@ from csms_sessions.context import EventContext
 from csms_sessions.transactions.models import ChargingSession, SessionMessage
 
 
+def _token(charging: ChargingSession) -> IdTokenRef | None:
+    if charging.id_token is None:
+        return None
+    return IdTokenRef(id_token=charging.id_token, type=charging.id_token_type or "")
+
+
 def publish_started(ctx: EventContext, charging: ChargingSession) -> None:
-    token = (
-        IdTokenRef(id_token=charging.id_token, type=charging.id_token_type or "")
-        if charging.id_token is not None
-        else None
-    )
+    token = _token(charging)
     data = SessionStartedData(
         session_id=charging.session_id,
         transaction_id=charging.transaction_id,
@@ -112,4 +114,5 @@ def _figures(charging: ChargingSession) -> SessionEndedData:
         meter_stop_wh=charging.meter_stop_wh,
         final=charging.final,
         flags=[flag["reason"] for flag in charging.flags],
+        id_token=_token(charging),
     )

@@ -10,6 +10,7 @@ import pytest
 from opentelemetry import baggage, context, propagate
 from opentelemetry.sdk.trace import ReadableSpan
 
+from csms_core.bus import Delivery
 from csms_core.settings import CommonSettings
 from csms_core.telemetry import (
     HumanFormatter,
@@ -19,6 +20,7 @@ from csms_core.telemetry import (
     current_trace_headers,
     setup_tracing,
     trace_id_of,
+    traced_delivery,
     tracer,
     use_json_lines,
 )
@@ -27,6 +29,42 @@ from csms_core.telemetry import (
 @pytest.fixture(autouse=True)
 def tracing() -> None:
     setup_tracing("csms-core-tests")
+
+
+def _record(headers: dict[str, str]) -> Delivery:
+    return Delivery("ocpp.inbound", 3, 17, "CP-001", b"{}", headers)
+
+
+def test_a_consumed_record_of_a_sampled_trace_gets_a_span_of_that_trace() -> None:
+    with tracer.start_as_current_span("gateway receive") as gateway_span:
+        headers = current_trace_headers()
+    with traced_delivery(_record(headers), "csms-sessions") as span:
+        carried = current_trace_headers()["traceparent"]
+    assert isinstance(span, ReadableSpan)
+    assert span.parent is not None
+    assert span.parent.span_id == gateway_span.get_span_context().span_id
+    assert span.attributes is not None
+    assert span.attributes["messaging.kafka.offset"] == 17
+    assert carried.split("-")[1] == headers["traceparent"].split("-")[1], (carried, headers)
+
+
+def test_a_consumed_record_of_an_unsampled_trace_carries_it_on_and_records_nothing() -> None:
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+    with traced_delivery(_record({"traceparent": traceparent}), "csms-sessions") as span:
+        assert current_trace_headers() == {"traceparent": traceparent}
+    assert not span.is_recording()
+    assert not isinstance(span, ReadableSpan)
+
+
+@pytest.mark.parametrize(
+    "traceparent",
+    ["", "garbage", "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-00", "01-x-y-00"],
+)
+def test_a_consumed_record_without_a_valid_trace_starts_a_new_one(traceparent: str) -> None:
+    with traced_delivery(_record({"traceparent": traceparent}), "csms-sessions") as span:
+        assert span.get_span_context().is_valid
+    assert isinstance(span, ReadableSpan)
+    assert span.parent is None
 
 
 def test_no_headers_outside_a_span() -> None:

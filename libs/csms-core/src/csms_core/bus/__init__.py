@@ -1,6 +1,6 @@
 """The event bus: Kafka in the distributed mode, an in-process log in the embedded one."""
 
-from csms_core.bus.base import Bus, Consumer, Delivery, PublishError
+from csms_core.bus.base import Bus, Consumer, Delivery, Outgoing, PublishError
 from csms_core.bus.runner import Handler, run_consumer
 from csms_core.errors import Ignored, Unprocessable
 
@@ -10,6 +10,7 @@ __all__ = [
     "Delivery",
     "Handler",
     "Ignored",
+    "Outgoing",
     "PublishError",
     "Unprocessable",
     "run_consumer",

@@ -5,7 +5,7 @@ caller may acknowledge upstream afterwards. Consumers belong to a group, see
 each record at least once, and commit only what their handler has finished.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import TracebackType
@@ -55,6 +55,16 @@ class Delivery:
             return f"record {self.topic}/{self.partition}@{self.offset}"
 
 
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One record for ``Bus.publish_many``: the event, its topic, and the trace headers it
+    carries (None: the current context's, as ``publish`` writes them)."""
+
+    topic: Topic[Any]
+    event: Event[Any] | EncodedEvent[Any]
+    headers: Mapping[str, str] | None = None
+
+
 class Consumer(Protocol):
     async def __aenter__(self) -> Self: ...
 
@@ -86,6 +96,11 @@ class Bus(Protocol):
 
     async def publish(self, topic: Topic[E], event: E | EncodedEvent[E]) -> None:
         """Append the event (key = its station id); return once it is durable."""
+        ...
+
+    async def publish_many(self, records: Sequence[Outgoing]) -> None:
+        """Append the records in their order (each keyed by its station id); return once
+        every one is durable. One acknowledgement wait for all, not one per record."""
         ...
 
     def consumer(self, topics: Sequence[str], group: str) -> Consumer:

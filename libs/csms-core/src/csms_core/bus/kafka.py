@@ -19,7 +19,7 @@ from aiokafka.partitioner import DefaultPartitioner, murmur2
 from aiokafka.structs import ConsumerRecord
 
 from csms_core import topics
-from csms_core.bus.base import Delivery, PublishError
+from csms_core.bus.base import Delivery, Outgoing, PublishError
 from csms_core.envelope import EncodedEvent, Event
 from csms_core.events.topic import Topic
 from csms_core.telemetry import record_trace_headers
@@ -137,6 +137,25 @@ class KafkaBus:
             )
         except KafkaError as exc:
             raise PublishError(f"{topic}: {exc}") from exc
+
+    async def publish_many(self, records: Sequence[Outgoing]) -> None:
+        # Appended one after another (so each partition keeps their order), then awaited
+        # together: the records of one batch share produce requests and acknowledgements.
+        try:
+            sent = []
+            for record in records:
+                headers = record.headers or record_trace_headers(record.topic)
+                sent.append(
+                    await self._producer.send(
+                        self._prefix + record.topic,
+                        record.event.to_bytes(),
+                        key=record.event.station_id.encode(),
+                        headers=[(name, value.encode()) for name, value in headers.items()],
+                    )
+                )
+            await asyncio.gather(*sent)
+        except KafkaError as exc:
+            raise PublishError(f"{len(records)} records: {exc}") from exc
 
     def consumer(self, topics: Sequence[str], group: str) -> "KafkaConsumer":
         return KafkaConsumer(self._bootstrap, tuple(topics), group, self._client_id, self._prefix)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from csms_core.bus.base import Delivery
+from csms_core.bus.base import Delivery, Outgoing
 from csms_core.envelope import EncodedEvent, Event
 from csms_core.events.topic import Topic
 from csms_core.telemetry import record_trace_headers
@@ -38,6 +38,13 @@ class InMemoryBus:
     async def publish(self, topic: Topic[E], event: E | EncodedEvent[E]) -> None:
         """Append the event as its record bytes, as Kafka would keep it."""
         await self.append(topic, event.station_id, event.to_bytes(), record_trace_headers(topic))
+
+    async def publish_many(self, records: Sequence[Outgoing]) -> None:
+        for record in records:
+            headers = dict(record.headers or record_trace_headers(record.topic))
+            await self.append(
+                record.topic, record.event.station_id, record.event.to_bytes(), headers
+            )
 
     async def append(
         self, topic: str, key: str, value: bytes, headers: dict[str, str] | None = None

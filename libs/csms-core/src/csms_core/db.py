@@ -8,23 +8,40 @@ one, so the same ``schema.table`` names work on both.
 import asyncio
 import hashlib
 import weakref
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
+import orjson
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, DateTime, Dialect, MetaData, event, text
+from sqlalchemy import (
+    JSON,
+    Connection,
+    DateTime,
+    Dialect,
+    MetaData,
+    Table,
+    any_,
+    event,
+    insert,
+    inspect,
+    text,
+)
+from sqlalchemy import cast as cast_
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.types import TypeDecorator
+from sqlmodel import SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 # Schemas owned by ``libs`` that any component may read (station identity and directory,
 # API keys): always attached on SQLite, so no caller can forget one.
 SHARED_SCHEMAS = ("identity", "access")
+M = TypeVar("M", bound=SQLModel)
 
 
 def create_engine(url: str, schemas: Sequence[str] = ()) -> AsyncEngine:
@@ -40,11 +57,24 @@ def create_engine(url: str, schemas: Sequence[str] = ()) -> AsyncEngine:
             # consumer retries on a fresh one: cheaper than a ping before every checkout.
             pool_recycle=1800,
             connect_args=_postgres_connect_args(parsed),
+            json_serializer=_json_text,
+            json_deserializer=orjson.loads,
         )
-    engine = create_async_engine(url, connect_args={"timeout": 30})
+    engine = create_async_engine(
+        url,
+        connect_args={"timeout": 30},
+        json_serializer=_json_text,
+        json_deserializer=orjson.loads,
+    )
     main_file = parsed.database or ""
     _attach_schemas(engine, main_file, list(dict.fromkeys([*SHARED_SCHEMAS, *schemas])))
     return engine
+
+
+def _json_text(value: Any) -> str:
+    """JSON columns written by orjson (every consumed event stores its outbox as JSON):
+    the same JSON as the standard library's, bar whitespace, in a fraction of its time."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _postgres_connect_args(url: URL) -> dict[str, Any]:
@@ -160,3 +190,88 @@ def run_migrations_online(target_metadata: MetaData) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+
+
+class Prefetched:
+    """Rows of some tables read in bulk for a batch of events, by primary key, so that a
+    handler's lookup of one needs no round trip; also "no such row" is known.
+
+    ``load`` reads every row of ``model`` matching a condition (e.g. the batch's
+    stations) and makes the lookup of that model authoritative for keys the condition
+    covers (``covers``); rows of a loaded model added to the session afterwards (by
+    an event of the batch) are found too, flushed or not.
+    """
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+        self._rows: dict[type[Any], dict[Any, Any]] = {}
+        self._covers: dict[type[Any], Callable[[Any], bool]] = {}
+        event.listen(session.sync_session, "transient_to_pending", self._added)
+
+    async def load(
+        self, model: type[M], condition: Any, covers: Callable[[Any], bool]
+    ) -> Sequence[M]:
+        """Read the rows of ``model`` matching ``condition``; ``covers(key)``: whether a key
+        not among them is certainly absent."""
+        rows = (await self._session.exec(select(model).where(condition))).all()
+        mapper = inspect(model)
+        self._rows[model] = {mapper.identity_key_from_instance(row)[1]: row for row in rows}
+        self._covers[model] = covers
+        return rows
+
+    async def get(self, model: type[M], key: tuple[Any, ...]) -> M | None:
+        """The row of ``model`` with primary key ``key`` (as ``session.get`` would find it)."""
+        rows = self._rows.get(model)
+        if rows is not None:
+            row = rows.get(key)
+            if row is not None or self._covers[model](key):
+                return cast(M | None, row)
+        return await self._session.get(model, key)
+
+    def _added(self, _session: Any, instance: Any) -> None:
+        rows = self._rows.get(type(instance))
+        if rows is not None:
+            key = inspect(type(instance)).primary_key_from_instance(instance)
+            rows[tuple(key)] = instance
+
+
+def among(session: AsyncSession, column: Any, values: Collection[Any]) -> Any:
+    """``column IN values`` for a batch's many keys: on PostgreSQL one array parameter
+    (``= ANY($1)``: one prepared statement whatever the count), elsewhere an IN list."""
+    if _dialect(session) == "postgresql":
+        return column == any_(cast_(list(values), ARRAY(column.type)))
+    return column.in_(values)
+
+
+async def insert_rows(
+    session: AsyncSession, model: type[SQLModel], rows: Sequence[dict[str, Any]]
+) -> None:
+    """Insert many rows in the session's transaction: on PostgreSQL with COPY (a batch's
+    inbox rows: a fraction of an INSERT's time per row, in the server and here), elsewhere
+    in one executemany INSERT."""
+    if not rows:
+        return
+    table: Table = inspect(model).local_table
+    if _dialect(session) != "postgresql":
+        await session.exec(insert(table), params=rows)
+        return
+    names = [column.name for column in table.columns if column.name in rows[0]]
+    as_json = {column.name for column in table.columns if isinstance(column.type, JSON)}
+    records = [
+        tuple(
+            _json_text(row[name]) if name in as_json and row[name] is not None else row[name]
+            for name in names
+        )
+        for row in rows
+    ]
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver: Any = raw.driver_connection
+    await driver.copy_records_to_table(
+        table.name, schema_name=table.schema, columns=names, records=records
+    )
+
+
+def _dialect(session: AsyncSession) -> str:
+    bind = session.bind
+    return bind.dialect.name if bind is not None else ""

@@ -1,0 +1,276 @@
+"""The batched consumer: many records per poll, each partition's records in one transaction.
+
+One poll brings up to ``BatchLimits.max_records`` records. They are split by partition
+number (a station's records are on the same partition of every topic, since the key is
+its id), and the partitions are applied side by side (``lanes`` at most), each in one
+database transaction: the handler applies record after record in one ORM session, so a
+record reads what the ones before it in the batch wrote (the session flushes before a
+query); then it writes what the records coalesced (a station's last-seen time), the
+transaction commits, and what the batch owes goes out (answers to stations first, then
+domain events). Offsets are committed once every partition of the poll is done:
+at-least-once delivery, and the handler's inbox makes a replayed batch change nothing.
+
+A station waiting for an answer is not kept waiting for the batch: once a record whose
+answer a station waits for is applied (``apply`` returns True), the transaction commits
+within ``answer_budget_s`` and the rest of the partition follows in the next one.
+
+Failures, with the one-by-one rules of ``runner``: a dependency down
+(``TRANSIENT_ERRORS``) rolls the transaction back and tries it again with back-off for as
+long as it takes. Any other failure of a record rolls the transaction back and splits the
+batch: the records before it are applied as a batch, the failing one alone (retried a few
+times, then dead-lettered with its error; ``Unprocessable`` at once), the rest as a batch
+again. ``Ignored`` (raised before any effect) skips the record.
+"""
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar, runtime_checkable
+
+from prometheus_client import Histogram
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from csms_core.bus.base import Bus, Delivery
+from csms_core.bus.runner import MAX_BACKOFF_S, TRANSIENT_ERRORS, Stopped, _handle
+from csms_core.errors import Ignored
+from csms_core.telemetry import traced_delivery
+
+if TYPE_CHECKING:
+    from prometheus_client.context_managers import Timer
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+batch_records = Histogram(
+    "csms_consumer_batch_records",
+    "Records applied per transaction of the batched consumer",
+    ["group"],
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+)
+batch_seconds = Histogram(
+    "csms_consumer_batch_seconds",
+    "Time per step of the batched consumer: poll (waiting for records), load (what the "
+    "records read, in bulk), apply (their effects), finish (bulk writes), commit (the ORM "
+    "flush and COMMIT), deliver (answers and events), offsets (the Kafka commit)",
+    ["group", "step"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchLimits:
+    """How much one poll and one transaction take, and how long an answer may wait."""
+
+    max_records: int = 1000  # per poll
+    max_per_transaction: int = 500
+    # From the first applied record a station waits for to the commit that lets it go.
+    answer_budget_s: float = 0.005
+    # Transactions side by side, each for the records of its share of the partitions (1 on
+    # SQLite: one writer at a time).
+    lanes: int = 2
+
+
+@runtime_checkable
+class BatchHandler(Protocol[T]):
+    """A service's work on its records, one transaction at a time (``T``: that
+    transaction's state, e.g. its session, the prefetched inbox rows and what it owes)."""
+
+    async def begin(self, session: AsyncSession, deliveries: Sequence[Delivery]) -> T:
+        """The transaction's state; load in bulk what these records will read (the inbox)."""
+        ...
+
+    async def apply(self, batch: T, delivery: Delivery) -> bool:
+        """One record's effects; True if a station waits for what it owes (an answer)."""
+        ...
+
+    async def finish(self, batch: T) -> None:
+        """After the last record, before the commit: write what the records coalesced."""
+        ...
+
+    async def deliver(self, batch: T) -> None:
+        """After the commit: send what the batch owes, answers first."""
+        ...
+
+
+@dataclass
+class BatchedConsumer(Generic[T]):
+    """Runs ``handler`` over the records of ``group`` (see the module docstring)."""
+
+    bus: Bus
+    group: str
+    handler: BatchHandler[T]
+    factory: async_sessionmaker[AsyncSession]
+    limits: BatchLimits = BatchLimits()
+
+    async def run(
+        self,
+        topic_names: Sequence[str],
+        *,
+        stopping: asyncio.Event,
+        ready: asyncio.Event | None = None,
+    ) -> None:
+        """Consume until ``stopping`` is set; finish and commit the poll in hand first."""
+        async with self.bus.consumer(topic_names, self.group) as consumer:
+            if ready is not None:
+                ready.set()
+            while not stopping.is_set():
+                with self._timed("poll"):
+                    records = await consumer.next_batch(self.limits.max_records)
+                if not records:
+                    continue
+                try:
+                    await self.apply_poll(records, stopping)
+                except Stopped:
+                    return  # uncommitted: the group's next member applies the rest again
+                with self._timed("offsets"):
+                    await consumer.commit()
+
+    def _timed(self, step: str) -> "Timer":
+        return batch_seconds.labels(self.group, step).time()
+
+    def _observe(self, step: str, seconds: float) -> None:
+        batch_seconds.labels(self.group, step).observe(seconds)
+
+    async def apply_poll(self, records: Sequence[Delivery], stopping: asyncio.Event) -> None:
+        """Every partition's records: the partitions shared out over ``lanes`` transactions
+        applied side by side (partition p in lane p mod lanes), each in its records' order."""
+        by_lane: dict[int, list[Delivery]] = defaultdict(list)
+        for delivery in records:
+            by_lane[delivery.partition % self.limits.lanes].append(delivery)
+        if len(by_lane) == 1:
+            for deliveries in by_lane.values():
+                await self._apply_partition(deliveries, stopping)
+            return
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                for deliveries in by_lane.values():
+                    tasks.create_task(self._apply_partition(deliveries, stopping))
+        except* Stopped:
+            raise Stopped from None
+
+    async def _apply_partition(self, deliveries: list[Delivery], stopping: asyncio.Event) -> None:
+        pending: Sequence[Delivery] = deliveries
+        while pending:
+            done = await self._apply_some(pending, stopping)
+            pending = pending[done:]
+
+    async def _apply_some(self, pending: Sequence[Delivery], stopping: asyncio.Event) -> int:
+        """Apply a prefix of ``pending`` in one transaction (retried while a dependency is
+        down; split around a failing record); how many records it took."""
+        chunk = pending[: self.limits.max_per_transaction]
+        backoff = 0.1
+        while True:
+            try:
+                batch, applied = await self._transaction(chunk)
+            except _RecordFailed as failed:
+                return await self._around(chunk, failed.index, stopping)
+            except TRANSIENT_ERRORS as exc:
+                logger.warning("dependency unavailable for a batch of %d: %r", len(chunk), exc)
+                if stopping.is_set():
+                    raise Stopped from exc
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+                continue
+            except Exception:
+                # Not one record's failure (the commit, a bulk write): find it one by one.
+                logger.exception("a batch of %d failed; applying it record by record", len(chunk))
+                for delivery in chunk:
+                    await self._alone(delivery, stopping)
+                return len(chunk)
+            with self._timed("deliver"):
+                await self._deliver(batch, stopping)
+            batch_records.labels(self.group).observe(applied)
+            return applied
+
+    async def _transaction(self, chunk: Sequence[Delivery]) -> tuple[T, int]:
+        """Apply records of ``chunk`` and commit; the state and how many it took."""
+        started = time.perf_counter()
+        async with self.factory() as session, session.begin():
+            batch = await self.handler.begin(session, chunk)
+            loaded_at = time.perf_counter()
+            applied, waiting_since = 0, None
+            for index, delivery in enumerate(chunk):
+                try:
+                    with traced_delivery(delivery, self.group):
+                        urgent = await self.handler.apply(batch, delivery)
+                except TRANSIENT_ERRORS:
+                    raise
+                except Ignored as exc:
+                    logger.debug("%s skipped: %s", delivery.describe(), exc)
+                    applied += 1
+                    continue
+                except Exception as exc:
+                    raise _RecordFailed(index) from exc
+                applied += 1
+                if urgent and waiting_since is None:
+                    waiting_since = time.monotonic()
+                if (
+                    waiting_since is not None
+                    and time.monotonic() - waiting_since >= self.limits.answer_budget_s
+                ):
+                    break
+            applied_at = time.perf_counter()
+            await self.handler.finish(batch)
+            finished_at = time.perf_counter()
+        self._observe("load", loaded_at - started)
+        self._observe("apply", applied_at - loaded_at)
+        self._observe("finish", finished_at - applied_at)
+        self._observe("commit", time.perf_counter() - finished_at)
+        return batch, applied
+
+    async def _around(self, chunk: Sequence[Delivery], index: int, stopping: asyncio.Event) -> int:
+        """The records before the failing one as a batch, then the failing one alone."""
+        done = 0
+        while done < index:
+            done += await self._apply_some(chunk[done:index], stopping)
+        await self._alone(chunk[index], stopping)
+        return index + 1
+
+    async def _alone(self, delivery: Delivery, stopping: asyncio.Event) -> None:
+        """One record in a transaction of its own, with the runner's retries and dead letter."""
+
+        async def one(record: Delivery) -> None:
+            batch, _applied = await self._transaction_of_one(record)
+            await self._deliver(batch, stopping)
+
+        await _handle(self.bus, self.group, one, delivery, stopping)
+
+    async def _transaction_of_one(self, delivery: Delivery) -> tuple[T, int]:
+        async with self.factory() as session, session.begin():
+            batch = await self.handler.begin(session, [delivery])
+            await self.handler.apply(batch, delivery)
+            await self.handler.finish(batch)
+        return batch, 1
+
+    async def _deliver(self, batch: T, stopping: asyncio.Event) -> None:
+        """Send what the committed batch owes; while a dependency is down, try again (a
+        stop leaves the offsets uncommitted: the replay sends it from the inbox)."""
+        backoff = 0.1
+        while True:
+            try:
+                await self.handler.deliver(batch)
+            except TRANSIENT_ERRORS as exc:
+                logger.warning("could not deliver a batch's answers and events yet: %r", exc)
+                if stopping.is_set():
+                    raise Stopped from exc
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+            except Exception:
+                # Committed, so a retry of the records would not send it either: a bug.
+                logger.exception("a batch's answers and events could not be sent")
+                return
+            else:
+                return
+
+
+class _RecordFailed(Exception):
+    """Applying the record at ``index`` of the transaction's chunk failed."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        self.index = index

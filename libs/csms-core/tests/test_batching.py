@@ -1,0 +1,307 @@
+"""The batched consumer: one transaction per partition's batch, order, inbox, failures, answers."""
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, String, Table, insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from csms_core import topics
+from csms_core.bus import Delivery
+from csms_core.bus.batching import BatchedConsumer, BatchLimits
+from csms_core.bus.memory import InMemoryBus
+from csms_core.db import create_engine, session_factory
+from csms_core.envelope import Envelope
+from csms_core.errors import Unprocessable
+from csms_core.events import Topic
+
+GROUP = "ledger"
+INBOUND = Topic(topics.OCPP_INBOUND.name, Envelope)
+ONE_LANE = BatchLimits(lanes=1)
+
+metadata = MetaData()
+inbox = Table("inbox", metadata, Column("event_id", String, primary_key=True))
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("station_id", String, nullable=False),
+    Column("n", Integer, nullable=False),
+)
+
+
+@dataclass
+class LedgerBatch:
+    """One transaction's state: its session, the inbox ids it saw, what it owes."""
+
+    session: AsyncSession
+    seen: set[str]
+    owed: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Ledger:
+    """A handler writing one ledger row per event, with an inbox; it records each
+    transaction's events as it delivers them, and can be told to fail."""
+
+    delivered: list[list[str]] = field(default_factory=list)
+    poison: set[str] = field(default_factory=set)  # always fail
+    invalid: set[str] = field(default_factory=set)  # Unprocessable
+    flaky_commits: int = 0  # finish() fails (a dependency down) this many times
+    attempts: list[str] = field(default_factory=list)
+
+    async def begin(self, session: AsyncSession, deliveries: Sequence[Delivery]) -> LedgerBatch:
+        ids = [delivery.envelope.id for delivery in deliveries]
+        rows = await session.exec(select(inbox.c.event_id).where(inbox.c.event_id.in_(ids)))
+        return LedgerBatch(session, set(rows))
+
+    async def apply(self, batch: LedgerBatch, delivery: Delivery) -> bool:
+        envelope = delivery.envelope
+        self.attempts.append(envelope.id)
+        if envelope.id in batch.seen:
+            return False
+        batch.seen.add(envelope.id)
+        await batch.session.exec(
+            insert(ledger).values(station_id=envelope.station_id, n=envelope.data["n"])
+        )
+        if envelope.id in self.invalid:
+            raise Unprocessable(f"{envelope.id} is no event of ours")
+        if envelope.id in self.poison:
+            raise RuntimeError(f"{envelope.id} breaks the handler")
+        await batch.session.exec(insert(inbox).values(event_id=envelope.id))
+        batch.owed.append(envelope.id)
+        return bool(envelope.data.get("urgent"))
+
+    async def finish(self, batch: LedgerBatch) -> None:
+        if self.flaky_commits:
+            self.flaky_commits -= 1
+            raise ConnectionError("the database restarts")
+
+    async def deliver(self, batch: LedgerBatch) -> None:
+        if batch.owed:
+            self.delivered.append(batch.owed)
+
+
+def event(station: str, n: int, *, urgent: bool = False) -> Envelope:
+    return Envelope(
+        id=f"{station}-{n}",
+        type="ocpp.call",
+        source="test",
+        station_id=station,
+        data={"n": n, "urgent": urgent},
+    )
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}")
+    async with engine.begin() as connection:
+        await connection.run_sync(metadata.create_all)
+    yield engine
+    await engine.dispose()
+
+
+async def rows(engine: AsyncEngine) -> list[tuple[str, int]]:
+    async with engine.connect() as connection:
+        result = await connection.execute(
+            select(ledger.c.station_id, ledger.c.n).order_by(ledger.c.id)
+        )
+        return [(station, n) for station, n in result]
+
+
+async def consume(
+    bus: InMemoryBus,
+    engine: AsyncEngine,
+    handler: Ledger,
+    expected: int,
+    limits: BatchLimits = ONE_LANE,
+) -> None:
+    """Run the consumer until ``expected`` rows are in the ledger, then stop it."""
+    consumer = BatchedConsumer(bus, GROUP, handler, session_factory(engine), limits)
+    stopping, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(consumer.run([INBOUND], stopping=stopping, ready=ready))
+    await asyncio.wait_for(ready.wait(), 1)
+    async with asyncio.timeout(5):
+        while len(await rows(engine)) < expected or await uncommitted(bus):
+            await asyncio.sleep(0.01)
+    stopping.set()
+    await asyncio.wait_for(task, 2)
+
+
+async def uncommitted(bus: InMemoryBus) -> list[str]:
+    async with bus.consumer([INBOUND], GROUP) as consumer:
+        return [delivery.envelope.id for delivery in await consumer.next_batch(timeout_s=0.01)]
+
+
+async def test_a_poll_is_applied_in_one_transaction_in_each_stations_order(
+    engine: AsyncEngine,
+) -> None:
+    bus = InMemoryBus()
+    for n in range(6):
+        await bus.publish(INBOUND, event(f"CP-{n % 2}", n))
+    handler = Ledger()
+
+    await consume(bus, engine, handler, expected=6)
+
+    assert handler.delivered == [[f"CP-{n % 2}-{n}" for n in range(6)]]
+    assert await rows(engine) == [(f"CP-{n % 2}", n) for n in range(6)]
+    assert await uncommitted(bus) == []
+
+
+async def test_a_replayed_event_changes_nothing(engine: AsyncEngine) -> None:
+    bus = InMemoryBus()
+    await bus.publish(INBOUND, event("CP-1", 1))
+    handler = Ledger()
+    await consume(bus, engine, handler, expected=1)
+    # The same event again (a replay after a crash), in the same poll as a new one.
+    await bus.publish(INBOUND, event("CP-1", 1))
+    await bus.publish(INBOUND, event("CP-1", 2))
+    await bus.publish(INBOUND, event("CP-1", 2))
+
+    await consume(bus, engine, handler, expected=2)
+
+    assert await rows(engine) == [("CP-1", 1), ("CP-1", 2)]
+    assert handler.delivered == [["CP-1-1"], ["CP-1-2"]]
+
+
+async def test_a_failing_event_is_dead_lettered_and_the_others_are_applied_once(
+    engine: AsyncEngine,
+) -> None:
+    bus = InMemoryBus()
+    for n in range(5):
+        await bus.publish(INBOUND, event("CP-1", n))
+    handler = Ledger(poison={"CP-1-2"})
+
+    await consume(bus, engine, handler, expected=4)
+
+    # Its own effects were rolled back with it; the others are there exactly once.
+    assert await rows(engine) == [("CP-1", 0), ("CP-1", 1), ("CP-1", 3), ("CP-1", 4)]
+    assert handler.delivered == [["CP-1-0", "CP-1-1"], ["CP-1-3", "CP-1-4"]]
+    assert handler.attempts.count("CP-1-2") == 4  # once in the batch, three times alone
+    [dead] = bus.records(topics.DEAD_LETTER)
+    letter = topics.DEAD_LETTER.decode(dead)
+    assert letter.data.event is not None
+    assert letter.data.event.id == "CP-1-2"
+    assert letter.data.error == "RuntimeError('CP-1-2 breaks the handler')"
+    assert (letter.data.topic, letter.data.offset) == ("ocpp.inbound", 2)
+
+
+async def test_an_unprocessable_event_is_dead_lettered_at_once(engine: AsyncEngine) -> None:
+    bus = InMemoryBus()
+    for n in range(3):
+        await bus.publish(INBOUND, event("CP-1", n))
+    handler = Ledger(invalid={"CP-1-0"})
+
+    await consume(bus, engine, handler, expected=2)
+
+    assert await rows(engine) == [("CP-1", 1), ("CP-1", 2)]
+    assert handler.attempts.count("CP-1-0") == 2  # in the batch, then once alone
+    [dead] = bus.records(topics.DEAD_LETTER)
+    assert topics.DEAD_LETTER.decode(dead).data.error.startswith("Unprocessable(")
+
+
+async def test_a_waiting_station_ends_the_transaction_after_the_answer_budget(
+    engine: AsyncEngine,
+) -> None:
+    bus = InMemoryBus()
+    await bus.publish(INBOUND, event("CP-1", 0))
+    await bus.publish(INBOUND, event("CP-2", 1, urgent=True))
+    for n in range(2, 5):
+        await bus.publish(INBOUND, event("CP-1", n))
+    handler = Ledger()
+
+    await consume(bus, engine, handler, 5, BatchLimits(lanes=1, answer_budget_s=0.0))
+
+    # The answer owed to CP-2 went out with the commit right after it was applied.
+    assert handler.delivered == [["CP-1-0", "CP-2-1"], ["CP-1-2", "CP-1-3", "CP-1-4"]]
+
+
+async def test_transactions_hold_at_most_the_limit(engine: AsyncEngine) -> None:
+    bus = InMemoryBus()
+    for n in range(5):
+        await bus.publish(INBOUND, event("CP-1", n))
+    handler = Ledger()
+
+    await consume(bus, engine, handler, 5, BatchLimits(lanes=1, max_per_transaction=2))
+
+    assert [len(owed) for owed in handler.delivered] == [2, 2, 1]
+
+
+async def test_a_dependency_outage_is_waited_out_and_nothing_applied_twice(
+    engine: AsyncEngine,
+) -> None:
+    bus = InMemoryBus()
+    for n in range(3):
+        await bus.publish(INBOUND, event("CP-1", n))
+    handler = Ledger(flaky_commits=2)
+
+    await consume(bus, engine, handler, expected=3)
+
+    assert await rows(engine) == [("CP-1", 0), ("CP-1", 1), ("CP-1", 2)]
+    assert handler.delivered == [["CP-1-0", "CP-1-1", "CP-1-2"]]
+    assert bus.records(topics.DEAD_LETTER) == []
+
+
+async def test_stopping_during_an_outage_leaves_the_poll_uncommitted(engine: AsyncEngine) -> None:
+    bus = InMemoryBus()
+    await bus.publish(INBOUND, event("CP-1", 0))
+    handler = Ledger(flaky_commits=1_000)
+    consumer = BatchedConsumer(bus, GROUP, handler, session_factory(engine), BatchLimits())
+    stopping = asyncio.Event()
+    task = asyncio.create_task(consumer.run([INBOUND], stopping=stopping))
+    async with asyncio.timeout(2):
+        while not handler.attempts:
+            await asyncio.sleep(0.01)
+    stopping.set()
+
+    await asyncio.wait_for(task, 2)
+
+    assert await rows(engine) == []
+    assert await uncommitted(bus) == ["CP-1-0"]
+
+
+async def test_lanes_of_partitions_are_applied_side_by_side_each_in_its_order() -> None:
+    @dataclass
+    class Slow:
+        running: int = 0
+        most: int = 0
+        transactions: list[list[int]] = field(default_factory=list)
+
+        async def begin(self, session: AsyncSession, deliveries: Sequence[Delivery]) -> list[int]:
+            self.running += 1
+            self.most = max(self.most, self.running)
+            await asyncio.sleep(0.02)
+            return []
+
+        async def apply(self, batch: list[int], delivery: Delivery) -> bool:
+            batch.append(delivery.offset)
+            return False
+
+        async def finish(self, batch: list[int]) -> None:
+            self.running -= 1
+            self.transactions.append(batch)
+
+        async def deliver(self, batch: list[int]) -> None:
+            return None
+
+    records = [
+        Delivery(INBOUND, offset % 6, offset, f"CP-{offset % 6}", event("CP", offset).to_bytes())
+        for offset in range(12)
+    ]
+    handler = Slow()
+    engine = create_engine("sqlite+aiosqlite://")
+    consumer = BatchedConsumer(
+        InMemoryBus(), GROUP, handler, session_factory(engine), BatchLimits(lanes=3)
+    )
+
+    await consumer.apply_poll(records, asyncio.Event())
+    await engine.dispose()
+
+    # Three lanes: partitions 0 and 3 in one transaction, 1 and 4 in another, 2 and 5.
+    assert sorted(handler.transactions) == [[0, 3, 6, 9], [1, 4, 7, 10], [2, 5, 8, 11]]
+    assert handler.most == 3

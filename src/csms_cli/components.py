@@ -30,7 +30,7 @@ from csms_cli.api_keys import ADMIN_KEY_FILE, ensure_admin_key
 from csms_cli.banner import StartupInfo, announce, startup_info
 from csms_cli.openapi import merged_openapi
 from csms_cli.routing import API_SERVICES
-from csms_cli.runtime import all_set_unless, serve_api, stop_on_signals
+from csms_cli.runtime import all_set_unless, serve_api, stop_on_signals, tune_gc
 from csms_core.bus import Bus
 from csms_core.bus.kafka import KafkaBus
 from csms_core.bus.memory import InMemoryBus
@@ -476,6 +476,7 @@ def _setup_process(settings: CommonSettings, service_name: str) -> bool:
     """Logging and tracing for this process; whether the logs are JSON lines."""
     json_logs = setup_logging(settings.log_level, json_lines=settings.log_json)
     setup_tracing(service_name)
+    tune_gc()
     return json_logs
 
 

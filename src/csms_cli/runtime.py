@@ -1,6 +1,7 @@
 """Process plumbing shared by every ``csms`` sub-command: signals and the HTTP server."""
 
 import asyncio
+import gc
 import logging
 import signal
 import socket
@@ -11,6 +12,22 @@ import uvicorn
 from fastapi import FastAPI
 
 logger = logging.getLogger(__name__)
+
+
+# Young objects collected once this many were allocated (CPython's default: 700). A
+# consumer's batch holds thousands of objects for a few milliseconds; at 700 they survive
+# into the old generation, whose full collections (300,000 objects: 0.2-0.4 s each,
+# measured in `csms sessions` under bench.event_lag) took a third of its time.
+YOUNG_GC_THRESHOLD = 50_000
+
+
+def tune_gc() -> None:
+    """Collect young objects less often, and never scan what start-up made (modules,
+    schemas, models): it lives as long as the process."""
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(YOUNG_GC_THRESHOLD, middle, old)
 
 
 def stop_on_signals(stopping: asyncio.Event) -> None:

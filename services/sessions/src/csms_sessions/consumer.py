@@ -11,8 +11,9 @@ ids: consumers de-duplicate) again.
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from prometheus_client import Counter
@@ -25,9 +26,10 @@ from csms_core.bus import Bus, Delivery
 from csms_core.db import session_factory, transaction
 from csms_core.router import CallAnswer, CommandClient
 from csms_core.telemetry import current_trace_headers
-from csms_core.topics import BY_NAME, OCPP_CONNECTIONS, OCPP_INBOUND
+from csms_core.topics import OCPP_CONNECTIONS, OCPP_INBOUND
 from csms_ocpp import ErrorCode, error_code, schemas
 from csms_ocpp.actions import Owner
+from csms_sessions.batch import StationBatch
 from csms_sessions.configuration.handlers import on_notify_report
 from csms_sessions.context import EventContext
 from csms_sessions.datatransfer import on_data_transfer
@@ -41,9 +43,7 @@ from csms_sessions.stations.handlers import (
     on_connection_opened,
     on_heartbeat,
     on_status_notification,
-    touch,
 )
-from csms_sessions.stations.models import Station
 from csms_sessions.tokens.handlers import on_authorize
 from csms_sessions.transactions.handlers import (
     on_start_transaction,
@@ -84,7 +84,7 @@ events_handled = Counter(
 
 
 class InboundConsumer:
-    """The ``run_consumer`` handler of the sessions service."""
+    """The sessions service's handler of the batched consumer (``csms_core.bus.batching``)."""
 
     def __init__(
         self, settings: SessionsSettings, bus: Bus, commands: CommandClient, engine: AsyncEngine
@@ -96,37 +96,59 @@ class InboundConsumer:
         self._delivered: list[str] = []  # event ids sent out, not yet marked completed
         self._delivered_wake = asyncio.Event()
 
-    async def __call__(self, delivery: Delivery) -> None:
-        async with transaction(self._factory) as session:
-            record = await session.get(ProcessedEvent, delivery.envelope.id)
-            replayed = record is not None
-            if record is None:
-                station = await _station(session, delivery.envelope.station_id)
-                context = EventContext(session, self._settings, delivery.envelope, station)
-                record = await self._apply(context, delivery.topic)
-                session.add(record)
-        kind = "replayed" if replayed else delivery.envelope.data.get("action", "connection")
-        events_handled.labels(delivery.topic, kind).inc()
-        if not record.completed:
-            await self._deliver(record)
+    async def begin(self, session: AsyncSession, deliveries: Sequence[Delivery]) -> StationBatch:
+        """A transaction's state, with the inbox rows and stations of its events loaded."""
+        return await StationBatch.load(session, deliveries)
 
-    async def _apply(self, ctx: EventContext, topic: str) -> ProcessedEvent:
-        answer = None
-        if topic == OCPP_INBOUND:
-            answer = await self._on_call(ctx)
-        elif (on_connection := CONNECTION_HANDLERS.get(ctx.envelope.type)) is not None:
-            await on_connection(ctx)
-        return ProcessedEvent(
-            event_id=ctx.envelope.id,
-            gateway_id=ctx.envelope.data.get("gateway_id"),
-            answer=answer.model_dump(mode="json") if answer else None,
-            outbox=[{"topic": t.name, "event": e.model_dump(mode="json")} for t, e in ctx.events],
-            completed=answer is None and not ctx.events,
+    async def apply(self, batch: StationBatch, delivery: Delivery) -> bool:
+        """Apply one event unless the inbox has it; True if a station waits for its answer."""
+        envelope = delivery.envelope
+        if envelope.id in batch.applied_ids:  # twice in one batch: applied already
+            return False
+        record = batch.processed.get(envelope.id)
+        if record is not None:  # a replay: it owes again what it did not deliver
+            _handled(delivery.topic, "replayed").inc()
+            return batch.owe_again(record)
+        station = batch.station(envelope.station_id)
+        context = EventContext(
+            batch.session,
+            self._settings,
+            envelope,
+            station,
+            active_sessions=batch.active_sessions,
+            rows=batch.rows,
         )
+        if delivery.topic == OCPP_INBOUND:
+            batch.seen(station.station_id, context.received_at)
+        answer = await self._apply(context, delivery.topic)
+        batch.record(envelope, answer, context.events)
+        _handled(delivery.topic, envelope.data.get("action", "connection")).inc()
+        return answer is not None
+
+    async def finish(self, batch: StationBatch) -> None:
+        await batch.finish()
+
+    async def deliver(self, batch: StationBatch) -> None:
+        """Send what the committed events owe: the answers first (stations wait), then the
+        domain events, in the order the events were applied."""
+        for owed in batch.owed:
+            if owed.answer is not None and owed.gateway_id is not None:
+                await self._commands.answer(owed.answer, owed.gateway_id)
+        await self._bus.publish_many([record for owed in batch.owed for record in owed.records])
+        self._delivered.extend(owed.event_id for owed in batch.owed)
+        if len(self._delivered) >= COMPLETION_BATCH:
+            self._delivered_wake.set()
+
+    async def _apply(self, ctx: EventContext, topic: str) -> CallAnswer | None:
+        """The event's effects; the answer the station waits for, if it waits."""
+        if topic == OCPP_INBOUND:
+            return await self._on_call(ctx)
+        if (on_connection := CONNECTION_HANDLERS.get(ctx.envelope.type)) is not None:
+            await on_connection(ctx)
+        return None
 
     async def _on_call(self, ctx: EventContext) -> CallAnswer | None:
-        touch(ctx.station, ctx.received_at)
-        if ctx.envelope.ocpp_version:
+        if ctx.envelope.ocpp_version and ctx.station.ocpp_version != ctx.envelope.ocpp_version:
             ctx.station.ocpp_version = ctx.envelope.ocpp_version
         action = ctx.envelope.data["action"]
         handler = CALL_HANDLERS.get(action)
@@ -135,17 +157,6 @@ class InboundConsumer:
             ctx.envelope.type == "ocpp.call" and ctx.envelope.data.get("owner") == Owner.SESSIONS
         )
         return _answer(ctx, action, payload) if waits else None
-
-    async def _deliver(self, record: ProcessedEvent) -> None:
-        """Send what the committed event owes: the answer first (the station waits), then events."""
-        if record.answer is not None and record.gateway_id is not None:
-            await self._commands.answer(CallAnswer.model_validate(record.answer), record.gateway_id)
-        for item in record.outbox or []:
-            topic = BY_NAME[item["topic"]]
-            await self._bus.publish(topic, topic.parse_object(item["event"]))
-        self._delivered.append(record.event_id)
-        if len(self._delivered) >= COMPLETION_BATCH:
-            self._delivered_wake.set()
 
     async def flush_completed(self) -> None:
         """Mark what was delivered as completed, in one UPDATE."""
@@ -177,11 +188,10 @@ class InboundConsumer:
                 return
 
 
-async def _station(session: AsyncSession, station_id: str) -> Station:
-    """The station's row, created (not registered) the first time we hear of it."""
-    station = await session.get(Station, station_id) or Station(station_id=station_id)
-    session.add(station)
-    return station
+@functools.cache
+def _handled(topic: str, kind: str) -> Counter:
+    """The counter of one topic and kind (a labels() lookup costs more than the count)."""
+    return events_handled.labels(topic, kind)
 
 
 def _answer(ctx: EventContext, action: str, payload: dict[str, Any] | None) -> CallAnswer:

@@ -2,10 +2,12 @@
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from csms_core.db import Prefetched
 from csms_core.envelope import Envelope, Event
 from csms_core.events import EventData, Topic, topic_of
 from csms_ocpp import OcppVersion
@@ -13,8 +15,12 @@ from csms_sessions.db import parse_ocpp_time
 from csms_sessions.settings import SessionsSettings
 from csms_sessions.stations.models import Station
 
+if TYPE_CHECKING:
+    from csms_sessions.transactions.active import ActiveSessions
+
 SOURCE = "csms/sessions"
 D = TypeVar("D", bound=EventData)
+M = TypeVar("M", bound=SQLModel)
 
 
 @dataclass
@@ -25,6 +31,23 @@ class EventContext:
     station: Station
     # Domain events to publish once the transaction has committed: (topic, event).
     events: list[tuple[Topic[Any], Event[Any]]] = field(default_factory=list)
+    # Of a batch (csms_sessions.batch): which stations may have an active session, and
+    # the rows it read in bulk.
+    active_sessions: "ActiveSessions | None" = None
+    rows: Prefetched | None = None
+
+    async def get(self, model: type[M], key: tuple[Any, ...]) -> M | None:
+        """A row by primary key, as ``session.get`` finds it (from the batch's rows if it
+        read that table in bulk)."""
+        if self.rows is not None:
+            return await self.rows.get(model, key)
+        return await self.session.get(model, key)
+
+    def may_have_active_sessions(self) -> bool:
+        """False only if the station certainly has no active session (a query may be skipped)."""
+        return self.active_sessions is None or self.active_sessions.may_have(
+            self.station.station_id
+        )
 
     @property
     def version(self) -> OcppVersion:

@@ -13,7 +13,7 @@ from csms_core.bus import Bus
 from csms_core.db import session_factory, transaction
 from csms_core.identity import IdentityStore, migrate_identity
 from csms_core.router import CommandClient, Router
-from csms_core.service import consume_and_run
+from csms_core.service import batch_limits, consume_and_run
 from csms_sessions.consumer import TOPICS, InboundConsumer
 from csms_sessions.db import migrate_sessions, utc_now
 from csms_sessions.inbox import ProcessedEvent
@@ -68,6 +68,7 @@ class SessionsService:
             handler=consumer,
             engine=self.engine,
             concurrency=self.settings.consumer_concurrency,
+            limits=batch_limits(self.settings, self.engine),
             stopping=stopping,
             background={
                 "sessions completions": consumer.run_completions(stopping),

@@ -1,6 +1,7 @@
 """Handlers of a station's provisioning and status messages and of its connection events."""
 
 import logging
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -112,11 +113,11 @@ async def on_status_notification(ctx: EventContext) -> None:
     """Store a connector's status unless a newer one is stored already (out-of-order replay)."""
     reported = _connector_status(ctx)
     key = (reported.station_id, reported.evse_id, reported.connector_id)
-    stored = await ctx.session.get(ConnectorStatus, key)
+    stored = await ctx.get(ConnectorStatus, key)
     if stored is not None and stored.updated_at > reported.updated_at:
         logger.info("ignoring a status of %s older than the stored one", key)
         return
-    await ctx.session.merge(reported)
+    _store(ctx, stored, reported)
     await note_connector_status(
         ctx, reported.evse_id, reported.connector_id, reported.status, reported.updated_at
     )
@@ -133,12 +134,40 @@ async def on_status_notification(ctx: EventContext) -> None:
     )
 
 
-def _connector_status(ctx: EventContext) -> ConnectorStatus:
+@dataclass(frozen=True, slots=True)
+class _Reported:
+    """A connector's status as a StatusNotification reports it (addressed as stored)."""
+
+    station_id: str
+    evse_id: int
+    connector_id: int
+    status: ConnectorState
+    ocpp_status: str
+    updated_at: datetime
+    error_code: str | None = None
+
+
+def _store(ctx: EventContext, stored: ConnectorStatus | None, reported: _Reported) -> None:
+    # Not session.merge(): it flushes first, once per status, where a batch of events
+    # (csms_core.bus.batching) writes all its statuses in one statement at the commit.
+    if stored is None:
+        ctx.session.add(ConnectorStatus(**asdict(reported)))
+        return
+    if stored.status is not reported.status:
+        stored.status = reported.status
+    if stored.ocpp_status != reported.ocpp_status:
+        stored.ocpp_status = reported.ocpp_status
+    if stored.error_code != reported.error_code:
+        stored.error_code = reported.error_code
+    stored.updated_at = reported.updated_at
+
+
+def _connector_status(ctx: EventContext) -> _Reported:
     payload = ctx.payload
     timestamp = payload.get("timestamp")
     updated_at = parse_ocpp_time(timestamp) if timestamp else ctx.received_at
     if ctx.version.is_2x:
-        return ConnectorStatus(
+        return _Reported(
             station_id=ctx.station.station_id,
             evse_id=payload["evseId"],
             connector_id=payload["connectorId"],
@@ -147,7 +176,7 @@ def _connector_status(ctx: EventContext) -> ConnectorStatus:
             updated_at=updated_at,
         )
     connector_id = payload["connectorId"]
-    return ConnectorStatus(
+    return _Reported(
         station_id=ctx.station.station_id,
         evse_id=connector_id,
         connector_id=1 if connector_id > 0 else 0,

@@ -53,6 +53,8 @@ async def note_connector_status(
 ) -> None:
     """A connector's status: Available marks the active sessions on it idle, any other
     status clears the mark (read through the ORM session: this batch's sessions count)."""
+    if not ctx.may_have_active_sessions():
+        return  # the query would find none
     query = select(ChargingSession).where(
         col(ChargingSession.station_id) == ctx.station.station_id,
         col(ChargingSession.evse_id) == evse_id,

@@ -344,7 +344,9 @@ class Csms:
 
     def _gateway_component(self, extra: dict[str, str]) -> Component:
         gateway_id = f"gw-bench-{uuid.uuid4().hex[:6]}"
-        env = {"CSMS_LOG_LEVEL": "WARNING", **extra}
+        # 1 % of station messages traced (the default traces every one, and every service
+        # hop then records an SDK span: ~50 µs each); a benchmark may ask otherwise.
+        env = {"CSMS_LOG_LEVEL": "WARNING", "CSMS_TRACE_SAMPLE_RATIO": "0.01", **extra}
         return cluster.gateway(self.infra, self.group, gateway_id, self.log_dir, **env)
 
     def _start(self, component: Component) -> Running:
@@ -445,6 +447,45 @@ def metric_value(port: int, name: str) -> float:
         if line.startswith(name) and not line.startswith("#"):
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+def metric_samples(port: int, name: str) -> dict[str, float]:
+    """The samples of a metric from GET /metrics, by their label text (``step="apply"``)."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        body = response.read().decode()
+    samples: dict[str, float] = {}
+    for line in body.splitlines():
+        if line.startswith(name + "{"):
+            labels, _, value = line[len(name) + 1 :].rpartition(" ")
+            samples[labels.rstrip("}")] = float(value)
+    return samples
+
+
+def consumer_steps(port: int) -> dict[str, tuple[float, float]]:
+    """The batched consumer's time per step so far: {step: (seconds, count)}."""
+    sums = metric_samples(port, "csms_consumer_batch_seconds_sum")
+    counts = metric_samples(port, "csms_consumer_batch_seconds_count")
+    steps: dict[str, tuple[float, float]] = {}
+    for labels, total in sums.items():
+        step = labels.rsplit('step="', 1)[-1].rstrip('"')
+        previous = steps.get(step, (0.0, 0.0))
+        steps[step] = (previous[0] + total, previous[1] + counts.get(labels, 0.0))
+    return steps
+
+
+def steps_between(
+    before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]]
+) -> str:
+    """Where the batched consumer's time went between two ``consumer_steps`` readings."""
+    parts = []
+    for step, (seconds, count) in after.items():
+        spent = seconds - before.get(step, (0.0, 0.0))[0]
+        times = count - before.get(step, (0.0, 0.0))[1]
+        if times:
+            parts.append(f"{step} {spent:.1f} s ({1000 * spent / times:.1f} ms x {times:.0f})")
+    return ", ".join(parts)
 
 
 # -- client processes ------------------------------------------------------------------------

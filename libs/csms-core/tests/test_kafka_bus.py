@@ -10,7 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import InvalidReplicationFactorError
 from aiokafka.partitioner import DefaultPartitioner
 
-from csms_core.bus.base import Delivery
+from csms_core.bus.base import Delivery, Outgoing
 from csms_core.bus.kafka import KafkaBus, KafkaConsumer, StationPartitioner
 from csms_core.envelope import Envelope
 from csms_core.events import InvalidEvent, Topic
@@ -179,3 +179,28 @@ async def test_a_record_that_is_no_event_is_delivered_as_it_is(
     assert (delivery.key, delivery.value) == ("CP-7", b"not an event")
     with pytest.raises(InvalidEvent, match="not an event envelope"):
         _ = delivery.envelope
+
+
+async def test_publish_many_keeps_each_stations_order_and_the_given_trace(
+    bus: KafkaBus, topic: Topic[Envelope]
+) -> None:
+    stations = [unique("CP") for _ in range(3)]
+    carried = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"}
+    records = [
+        Outgoing(topic, event(stations[number % 3], number), carried if number == 4 else None)
+        for number in range(30)
+    ]
+    with tracer.start_as_current_span("deliver") as span:
+        await bus.publish_many(records)
+    current = f"00-{span.get_span_context().trace_id:032x}"
+
+    async with bus.consumer([topic], unique("group")) as consumer:
+        deliveries = await read(consumer, 30)
+
+    by_station: dict[str, list[int]] = {}
+    for delivery in deliveries:
+        by_station.setdefault(delivery.key, []).append(delivery.envelope.data["n"])
+    assert by_station == {station: list(range(s, 30, 3)) for s, station in enumerate(stations)}
+    headers = {d.envelope.data["n"]: d.headers["traceparent"] for d in deliveries}
+    assert headers[4] == carried["traceparent"]
+    assert all(value.startswith(current) for n, value in headers.items() if n != 4)

@@ -2,7 +2,7 @@
 
 import asyncio
 
-from csms_core.bus.base import Delivery
+from csms_core.bus.base import Delivery, Outgoing
 from csms_core.bus.memory import InMemoryBus
 from csms_core.envelope import Envelope
 from csms_core.events import Topic
@@ -112,3 +112,20 @@ async def test_a_consumer_reads_only_its_topics() -> None:
         (TOPIC, 0, "CP-1-0"),
         ("ocpp.connections", 0, "CP-1-1"),
     ]
+
+
+async def test_publish_many_appends_in_order_with_the_given_trace_headers() -> None:
+    bus = InMemoryBus()
+    carried = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+    await bus.publish_many(
+        [
+            Outgoing(TOPIC, event("CP-1", 0), carried),
+            Outgoing(STATION_STATUS, event("CP-1", 1)),
+            Outgoing(TOPIC, event("CP-2", 2)),
+        ]
+    )
+
+    assert ids(bus.records(TOPIC)) == ["CP-1-0", "CP-2-2"]
+    assert ids(bus.records(STATION_STATUS)) == ["CP-1-1"]
+    assert bus.records(TOPIC)[0].headers == carried
+    assert bus.records(TOPIC)[1].headers["traceparent"].startswith("00-")

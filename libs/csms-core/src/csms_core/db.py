@@ -265,11 +265,20 @@ async def insert_rows(
         for row in rows
     ]
     connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    driver: Any = raw.driver_connection
-    await driver.copy_records_to_table(
-        table.name, schema_name=table.schema, columns=names, records=records
+    translated = (
+        connection.sync_connection.get_execution_options() if connection.sync_connection else {}
     )
+    schema = (translated.get("schema_translate_map") or {}).get(table.schema, table.schema)
+    raw = await connection.get_raw_connection()
+    adapter: Any = raw.dbapi_connection
+    # SQLAlchemy's asyncpg adapter begins its transaction at the first statement it runs
+    # itself: begin it first (as its cursor does), so the COPY is part of it.
+    async with adapter._execute_mutex:
+        if adapter._transaction is None:
+            await adapter._start_transaction()
+        await adapter._connection.copy_records_to_table(
+            table.name, schema_name=schema, columns=names, records=records
+        )
 
 
 def _dialect(session: AsyncSession) -> str:

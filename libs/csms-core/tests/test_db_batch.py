@@ -1,0 +1,174 @@
+"""What a batch of events reads and writes in bulk: Prefetched rows, among(), insert_rows(),
+on SQLite and on a real PostgreSQL (COPY and array parameters there)."""
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from sqlalchemy import JSON, Column, event, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import Field, SQLModel, col, select
+
+from csms_core.db import (
+    Prefetched,
+    UtcDateTime,
+    among,
+    create_engine,
+    insert_rows,
+    session_factory,
+)
+from tests.cluster import Infra
+
+SCHEMA = "batchtest"
+
+
+class Reading(SQLModel, table=True):
+    """A row keyed like a connector status: (station, evse)."""
+
+    __tablename__ = "reading"
+    __table_args__ = {"schema": SCHEMA}
+
+    station_id: str = Field(primary_key=True)
+    evse_id: int = Field(primary_key=True)
+    value: float = 0.0
+
+
+class Entry(SQLModel, table=True):
+    """A row like an inbox entry: a key, a time, JSON, a flag."""
+
+    __tablename__ = "entry"
+    __table_args__ = {"schema": SCHEMA}
+
+    entry_id: str = Field(primary_key=True)
+    at: datetime = Field(sa_type=UtcDateTime)
+    body: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    done: bool = False
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'batch.db'}"
+    infra: Infra = request.getfixturevalue("infra")
+    return infra.database_url
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url, [SCHEMA])
+    schema = SCHEMA
+    async with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            schema = f"{SCHEMA}_{uuid4().hex[:8]}"
+            await connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+        await connection.run_sync(
+            lambda sync: SQLModel.metadata.create_all(
+                sync.execution_options(schema_translate_map={SCHEMA: schema}),
+                tables=[Reading.__table__, Entry.__table__],  # type: ignore[attr-defined]
+            )
+        )
+    engine = engine.execution_options(schema_translate_map={SCHEMA: schema})
+    yield engine
+    if engine.dialect.name == "postgresql":
+        async with engine.begin() as connection:
+            await connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    await engine.dispose()
+
+
+def counted(engine: AsyncEngine) -> list[str]:
+    statements: list[str] = []
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def count(*args: Any) -> None:
+        statements.append(args[2].split()[0])
+
+    return statements
+
+
+async def test_prefetched_rows_answer_from_memory_also_for_absent_and_added_rows(
+    engine: AsyncEngine,
+) -> None:
+    factory = session_factory(engine)
+    async with factory() as session, session.begin():
+        session.add_all([Reading(station_id="CP-1", evse_id=1, value=1.0)])
+    statements = counted(engine)
+    async with factory() as session, session.begin():
+        rows = Prefetched(session)
+        loaded = await rows.load(
+            Reading, among(session, col(Reading.station_id), ["CP-1", "CP-2"]), lambda key: True
+        )
+        read_by_load = len(statements)
+        stored = await rows.get(Reading, ("CP-1", 1))
+        absent = await rows.get(Reading, ("CP-2", 1))
+        session.add(Reading(station_id="CP-2", evse_id=1, value=2.0))
+        added = await rows.get(Reading, ("CP-2", 1))
+        assert len(statements) == read_by_load  # no round trip for any of them
+        assert [row.value for row in loaded] == [1.0]
+        assert stored is not None and stored.value == 1.0
+        assert absent is None
+        assert added is not None and added.value == 2.0
+
+
+async def test_a_key_the_load_did_not_cover_is_read_from_the_database(
+    engine: AsyncEngine,
+) -> None:
+    factory = session_factory(engine)
+    async with factory() as session, session.begin():
+        session.add(Reading(station_id="CP-9", evse_id=2, value=9.0))
+    async with factory() as session, session.begin():
+        rows = Prefetched(session)
+        await rows.load(
+            Reading,
+            among(session, col(Reading.station_id), ["CP-1"]),
+            lambda key: key[0] == "CP-1",
+        )
+        other = await rows.get(Reading, ("CP-9", 2))
+        assert other is not None and other.value == 9.0
+
+
+async def test_among_matches_the_given_keys(engine: AsyncEngine) -> None:
+    factory = session_factory(engine)
+    async with factory() as session, session.begin():
+        session.add_all(Reading(station_id=f"CP-{n}", evse_id=1) for n in range(5))
+    async with factory() as session:
+        for wanted in (["CP-1", "CP-3", "CP-7"], ["CP-4"], []):
+            found = await session.exec(
+                select(Reading.station_id).where(among(session, col(Reading.station_id), wanted))
+            )
+            assert sorted(found) == sorted(set(wanted) & {f"CP-{n}" for n in range(5)})
+
+
+async def test_insert_rows_stores_many_rows_in_the_transaction(engine: AsyncEngine) -> None:
+    at = datetime(2026, 12, 1, 12, 0, 0, 123000, tzinfo=UTC)
+    rows = [
+        {"entry_id": f"e{n}", "at": at, "body": {"n": n, "items": [1, "two"]}, "done": n % 2 == 0}
+        for n in range(300)
+    ] + [{"entry_id": "none", "at": at, "body": None, "done": False}]
+    factory = session_factory(engine)
+    statements = counted(engine)
+    async with factory() as session, session.begin():
+        await insert_rows(session, Entry, rows)
+    if engine.dialect.name == "sqlite":
+        assert statements.count("INSERT") == 1  # one executemany
+    async with factory() as session:
+        stored = (await session.exec(select(Entry).order_by(col(Entry.entry_id)))).all()
+    by_id = {entry.entry_id: entry for entry in stored}
+    assert len(stored) == 301
+    assert by_id["e7"].at == at
+    assert by_id["e7"].body == {"n": 7, "items": [1, "two"]}
+    assert (by_id["e7"].done, by_id["e8"].done) == (False, True)
+    assert by_id["none"].body is None
+
+
+async def test_insert_rows_rolls_back_with_its_transaction(engine: AsyncEngine) -> None:
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    factory = session_factory(engine)
+    with pytest.raises(RuntimeError):
+        async with factory() as session, session.begin():
+            await insert_rows(session, Entry, [{"entry_id": "x", "at": at, "done": False}])
+            raise RuntimeError("the batch failed")
+    async with factory() as session:
+        assert (await session.exec(select(Entry))).all() == []

@@ -14,7 +14,7 @@ the real one on the embedded bus and SQLite).
 
 import asyncio
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,7 +25,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from csms_core import topics
 from csms_core.bus.memory import InMemoryBus
+from csms_core.envelope import Event
+from csms_core.events import OcppCall
 from csms_core.router.memory import InMemoryRouter
 from csms_ocpp import OcppVersion, schemas
 from csms_ocpp.actions import Owner, owner
@@ -260,3 +263,94 @@ def test_tc_e_03_tc_e_14_interleavings_never_rewrite_an_ended_session_v201(
     live: Live, messages: list[Message]
 ) -> None:
     _replay(live, OcppVersion.V201, messages)
+
+
+# -- batching: the batched consumer applies many events in one transaction --------------------
+
+# What a session is, whatever its ids and the moments the CSMS noticed things.
+_COMPARED = (
+    "evse_id", "connector_id", "transaction_id", "state", "start_seen", "started_at",
+    "ended_at", "stop_reason", "trigger_reason", "charging_state", "meter_start_wh",
+    "meter_stop_wh", "energy_wh", "measured_at", "last_seq_no", "seen_seq_nos", "seq_gap",
+    "start_seq_no", "offline", "final", "late_messages",
+)  # fmt: skip
+
+
+def _figures(sessions_now: list[ChargingSession]) -> list[dict[str, Any]]:
+    return [
+        {name: getattr(charging, name) for name in _COMPARED}
+        | {"flags": sorted(flag["reason"] for flag in charging.flags)}
+        for charging in sessions_now
+    ]
+
+
+# Names, and the moments the CSMS received or changed something (also in a flag's text).
+_INCIDENTAL = frozenset({"session_id", "station_id", "detail", "received_at", "updated_at"})
+
+
+def _published(harness: Harness, station_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """The domain events about the station on csms.sessions and csms.meter-values, in order,
+    once each (a replay may publish an event again: the same id, which consumers drop),
+    without what is incidental to them."""
+    events, seen = [], set()
+    for topic in (topics.SESSIONS, topics.METER_VALUES):
+        for delivery in harness.bus.records(topic):
+            envelope = delivery.envelope
+            if envelope.station_id == station_id and envelope.id not in seen:
+                seen.add(envelope.id)
+                data = {k: v for k, v in envelope.data.items() if k not in _INCIDENTAL}
+                events.append((envelope.type, data))
+    return events
+
+
+async def _all_at_once(
+    harness: Harness, station_id: str, messages: list[Message], version: OcppVersion
+) -> list[OcppCall]:
+    """Publish every message before the consumer looks (so one poll, one transaction), then
+    wait until every one is applied; the events published."""
+    sent = [
+        await harness.call(station_id, m.action, dict(m.fields), version=version) for m in messages
+    ]
+    await _applied(harness, sent)
+    return sent
+
+
+async def _again(harness: Harness, sent: list[OcppCall], version: OcppVersion) -> None:
+    """The same events once more, all at once (a replay after a crash), then a Heartbeat:
+    once that is applied, so is everything before it (one lane, in order)."""
+    for event in sent:
+        await harness.publish(topics.OCPP_INBOUND, event)
+    marker = await harness.call(sent[0].station_id, "Heartbeat", {}, version=version)
+    await _applied(harness, [marker])
+
+
+async def _applied(harness: Harness, sent: Sequence[Event[Any]]) -> None:
+    async with asyncio.timeout(20):
+        for event in sent:
+            while True:
+                async with harness.service.factory() as session:
+                    if await session.get(ProcessedEvent, event.id) is not None:
+                        break
+                await asyncio.sleep(0.005)
+
+
+@PROPERTY_SETTINGS
+@given(messages=interleavings(OcppVersion.V201))
+def test_a_batch_of_transaction_events_ends_as_they_do_one_by_one_v201(
+    live: Live, messages: list[Message]
+) -> None:
+    assert live.harness is not None
+    harness, version = live.harness, OcppVersion.V201
+    one_by_one, batched = f"S-{uuid4().hex[:10]}", f"B-{uuid4().hex[:10]}"
+    for message in messages:
+        live.run(_send(harness, message.action, dict(message.fields), version, one_by_one))
+    sent = live.run(_all_at_once(harness, batched, messages, version))
+    expected = _figures(live.run(charging_sessions(harness, one_by_one)))
+    published = _published(harness, one_by_one)
+
+    assert _figures(live.run(charging_sessions(harness, batched))) == expected
+    assert _published(harness, batched) == published
+    # The whole batch replayed (a crash before its offsets were committed) changes nothing.
+    live.run(_again(harness, sent, version))
+    assert _figures(live.run(charging_sessions(harness, batched))) == expected
+    assert _published(harness, batched) == published

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from csms_core.bus import Bus, Consumer, Delivery
+from csms_core.bus import Bus, Consumer, Delivery, Outgoing
 from csms_core.db import transaction
 from csms_core.envelope import EncodedEvent, Event
 from csms_core.events import InvalidEvent, Topic
@@ -165,6 +165,9 @@ class PositionedBus:
 
     async def publish(self, topic: Topic[Any], event: Event[Any] | EncodedEvent[Any]) -> None:
         await self._bus.publish(topic, event)
+
+    async def publish_many(self, records: Sequence[Outgoing]) -> None:
+        await self._bus.publish_many(records)
 
     def consumer(self, topics: Sequence[str], group: str) -> "PositionedConsumer":
         return PositionedConsumer(self._bus.consumer(topics, group), self._position)

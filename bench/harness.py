@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -449,11 +449,17 @@ def metric_value(port: int, name: str) -> float:
     return total
 
 
-def metric_samples(port: int, name: str) -> dict[str, float]:
-    """The samples of a metric from GET /metrics, by their label text (``step="apply"``)."""
+def metric_samples(
+    port: int, name: str, headers: Mapping[str, str] | None = None
+) -> dict[str, float]:
+    """The samples of a metric from GET /metrics, by their label text (``step="apply"``);
+    ``headers`` carry a token where /metrics needs one (a service's app: a viewer's)."""
     import urllib.request
 
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/metrics", headers=dict(headers or {})
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
         body = response.read().decode()
     samples: dict[str, float] = {}
     for line in body.splitlines():
@@ -463,10 +469,10 @@ def metric_samples(port: int, name: str) -> dict[str, float]:
     return samples
 
 
-def consumer_steps(port: int) -> dict[str, tuple[float, float]]:
+def consumer_steps(port: int, headers: Mapping[str, str]) -> dict[str, tuple[float, float]]:
     """The batched consumer's time per step so far: {step: (seconds, count)}."""
-    sums = metric_samples(port, "csms_consumer_batch_seconds_sum")
-    counts = metric_samples(port, "csms_consumer_batch_seconds_count")
+    sums = metric_samples(port, "csms_consumer_batch_seconds_sum", headers)
+    counts = metric_samples(port, "csms_consumer_batch_seconds_count", headers)
     steps: dict[str, tuple[float, float]] = {}
     for labels, total in sums.items():
         step = labels.rsplit('step="', 1)[-1].rstrip('"')

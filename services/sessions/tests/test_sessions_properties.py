@@ -325,12 +325,15 @@ async def _again(harness: Harness, sent: list[OcppCall], version: OcppVersion) -
 
 
 async def _applied(harness: Harness, sent: Sequence[Event[Any]]) -> None:
+    """Wait until every event is applied and what it owed went out (its inbox row marked
+    completed: the row alone is committed before the answer and the domain events leave)."""
     async with asyncio.timeout(20):
         for event in sent:
             while True:
                 async with harness.service.factory() as session:
-                    if await session.get(ProcessedEvent, event.id) is not None:
-                        break
+                    record = await session.get(ProcessedEvent, event.id)
+                if record is not None and record.completed:
+                    break
                 await asyncio.sleep(0.005)
 
 

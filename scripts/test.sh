@@ -35,4 +35,4 @@ uv run --frozen ruff format --check .
 echo "test: mypy --strict" >&2
 uv run --frozen mypy libs services src tests conftest.py bench
 echo "test: pytest" >&2
-uv run --frozen pytest "$@"
+uv run --frozen pytest --durations=30 "$@"

@@ -30,7 +30,7 @@ from csms_core.settings import Environment
 from csms_core.topics import CDRS, METER_VALUES, OCPP_INBOUND, SESSIONS
 from tests.waiting import eventually
 
-WAIT_S = 5.0
+WAIT_S = 15.0  # only reached when something is wrong; a loaded CI machine needs the room
 GATEWAY_ID = "gw-test"
 
 

@@ -51,7 +51,7 @@ from csms_smartcharging.service import SmartChargingService
 from csms_smartcharging.settings import SmartChargingSettings
 
 GATEWAY_ID = "gw-test"
-WAIT_S = 5.0
+WAIT_S = 15.0  # only reached when something is wrong; a loaded CI machine needs the room
 T = TypeVar("T")
 
 

@@ -64,16 +64,22 @@ def started(
     meter_start_wh: float | None = 0.0,
     token: str | None = None,
     token_type: str = "ISO14443",  # noqa: S107 - an OCPP IdTokenEnumType, no secret
+    group_id: str | None = None,
     evse_id: int = 1,
 ) -> dict[str, Any]:
     """``session.started``'s data."""
+    id_token: dict[str, str] | None = None
+    if token is not None:
+        id_token = {"id_token": token, "type": token_type}
+        if group_id is not None:
+            id_token["group_id"] = group_id
     return {
         "session_id": session_id,
         "transaction_id": transaction_id or session_id,
         "evse_id": evse_id,
         "station_id": station_id,
         "connector_id": 1,
-        "id_token": None if token is None else {"id_token": token, "type": token_type},
+        "id_token": id_token,
         "started_at": ocpp_time(at),
         "meter_start_wh": meter_start_wh,
     }

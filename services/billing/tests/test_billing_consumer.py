@@ -102,6 +102,35 @@ async def test_tc_i_02_final_cost_is_the_cdrs(
     )
 
 
+async def test_billing_drivers_tariff_by_the_group_the_session_names(
+    billing: BillingHarness, api: httpx.AsyncClient
+) -> None:
+    """The sessions service names the token's group in session.started: a tariff for that
+    token group prices the session; another driver's session gets the station's."""
+    assert (await api.put("/tariffs/standard", json=TARIFF)).status_code == 201
+    fleet = {
+        "tariff": {
+            "id": "fleet",
+            "currency": "EUR",
+            "start_date_time": "2024-01-01T00:00:00Z",
+            "elements": [{"price_components": [{"type": "ENERGY", "price": 0.10, "step_size": 1}]}],
+        },
+        "applies_to": {"token_group_ids": ["FLEET-A"]},
+    }
+    assert (await api.put("/tariffs/fleet", json=fleet)).status_code == 201
+    for session_id, group in (("s-fleet", "FLEET-A"), ("s-other", None)):
+        data = started(session_id, "CP-7", START, meter_start_wh=1000.0, token="T", group_id=group)
+        await billing.publish("session.started", "CP-7", data)
+        end = START + timedelta(hours=2)
+        closed = ended(session_id, START, end, meter_start_wh=1000.0, meter_stop_wh=7000.0)
+        await billing.publish("session.ended", "CP-7", closed)
+    by_session = {c["session_id"]: c for c in await billing.wait_for_cdrs(2)}
+    # 6 kWh at 0.10 for the fleet; the station's tariff as in test_tc_i_02 for the other.
+    assert by_session["s-fleet"]["total_cost"]["excl_vat"] == 0.6
+    assert by_session["s-fleet"]["tariffs"][0]["id"] == "fleet"
+    assert by_session["s-other"]["total_cost"]["excl_vat"] == 3.4
+
+
 async def test_billing_late_meter_values_never_change_the_cdr(
     billing: BillingHarness, api: httpx.AsyncClient
 ) -> None:

@@ -51,6 +51,18 @@ def stop(transaction_id: int, meter_stop: int, **extra: Any) -> dict[str, Any]:
     }
 
 
+async def test_session_events_carry_the_tokens_group_v16(sessions: Harness) -> None:
+    """The token's group as the CSMS holds it (its parentIdTag) goes with the session's
+    start and end: billing prices drivers' tariffs by it."""
+    await add_token(sessions, "TAG-1", "idTag", group_id="FLEET-A")
+    transaction_id = await start(sessions)
+    assert await send(sessions, "StopTransaction", stop(transaction_id, 8500), V16) == {}
+    [started] = published(sessions, event_type="session.started")
+    [ended] = published(sessions, event_type="session.ended")
+    token = {"id_token": "TAG-1", "type": "idTag", "group_id": "FLEET-A"}
+    assert (started.data["id_token"], ended.data["id_token"]) == (token, token)
+
+
 async def test_tc_004_1_regular_charging_session_v16(sessions: Harness) -> None:
     await add_token(sessions, "TAG-1")
     authorized = await send(sessions, "Authorize", {"idTag": "TAG-1"}, V16)

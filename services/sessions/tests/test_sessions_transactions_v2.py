@@ -155,6 +155,20 @@ async def test_tc_e_03_full_charging_session(sessions: Harness, version: OcppVer
     assert [len(e.data["samples"]) for e in meter_events(sessions)] == [1, 3, 1]
 
 
+async def test_session_events_carry_the_tokens_group(
+    sessions: Harness, version: OcppVersion
+) -> None:
+    """The token's group as the CSMS holds it (its groupIdToken) goes with the session's
+    start and end: billing prices drivers' tariffs by it."""
+    await add_token(sessions, "TOKEN-1", group_id="FLEET-A")
+    for event in full_session():
+        await send(sessions, "TransactionEvent", event, version)
+    [started] = published(sessions, event_type="session.started")
+    [ended] = published(sessions, event_type="session.ended")
+    token = {"id_token": "TOKEN-1", "type": "ISO14443", "group_id": "FLEET-A"}
+    assert (started.data["id_token"], ended.data["id_token"]) == (token, token)
+
+
 async def test_offline_replay_twice_and_shuffled_gives_one_session(
     sessions: Harness, version: OcppVersion
 ) -> None:

@@ -8,9 +8,16 @@ from csms_core.envelope import Event
 from csms_core.events.data import EventData, IsoTime, JsonObject, OcppTime, SparseEventData
 
 
-class IdTokenRef(EventData):
+class IdTokenRef(SparseEventData):
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset({"group_id"})
+
     id_token: str
     type: str = Field(description="The 2.x IdTokenEnumType, or idTag for OCPP 1.6.")
+    group_id: str | None = Field(
+        default=None,
+        description="The token's group as the CSMS holds it (groupIdToken / parentIdTag), "
+        "when it knows the token and gives it one: drivers' tariffs apply by it.",
+    )
 
 
 class SessionRef(EventData):

@@ -46,6 +46,7 @@ def opened(event: SessionStarted) -> Opened:
         ocpp_version=event.ocpp_version,
         id_token=token.id_token if token else None,
         token_type=token.type if token else None,
+        group_id=token.group_id if token else None,
         meter_start_wh=started.meter_start_wh,
     )
 
@@ -64,6 +65,7 @@ def opened_at_end(event: SessionEnded | SessionFinalized) -> Opened:
         ocpp_version=event.ocpp_version,
         id_token=token.id_token if token else None,
         token_type=token.type if token else None,
+        group_id=token.group_id if token else None,
         meter_start_wh=ended.meter_start_wh,
     )
 

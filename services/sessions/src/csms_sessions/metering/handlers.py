@@ -22,7 +22,7 @@ async def on_meter_values(ctx: EventContext) -> dict[str, Any]:
         charging = await service.find(ctx.session, ctx.station.station_id, str(transaction_id))
         if charging is None:
             earliest = min((s.timestamp for s in samples), default=ctx.received_at)
-            charging = service.open_unknown(
+            charging = await service.open_unknown(
                 ctx, "MeterValues", str(transaction_id), earliest, evse_id
             )
             await lifecycle.supersede(ctx, charging)

@@ -18,17 +18,27 @@ from csms_core.events import (
     SessionUpdatedData,
 )
 from csms_sessions.context import EventContext
+from csms_sessions.tokens.models import ID_TAG
+from csms_sessions.tokens.service import find_token
 from csms_sessions.transactions.models import ChargingSession, SessionMessage
 
 
-def _token(charging: ChargingSession) -> IdTokenRef | None:
+async def _token(ctx: EventContext, charging: ChargingSession) -> IdTokenRef | None:
+    """Who charged, with the group the CSMS holds the token in (billing prices drivers'
+    tariffs by it)."""
     if charging.id_token is None:
         return None
-    return IdTokenRef(id_token=charging.id_token, type=charging.id_token_type or "")
+    kind = charging.id_token_type
+    stored = await find_token(ctx.session, charging.id_token, None if kind == ID_TAG else kind)
+    return IdTokenRef(
+        id_token=charging.id_token,
+        type=kind or "",
+        group_id=stored.group_id if stored is not None else None,
+    )
 
 
-def publish_started(ctx: EventContext, charging: ChargingSession) -> None:
-    token = _token(charging)
+async def publish_started(ctx: EventContext, charging: ChargingSession) -> None:
+    token = await _token(ctx, charging)
     data = SessionStartedData(
         session_id=charging.session_id,
         transaction_id=charging.transaction_id,
@@ -56,14 +66,14 @@ def publish_updated(ctx: EventContext, charging: ChargingSession) -> None:
     ctx.publish(SessionUpdated, data)
 
 
-def publish_ended(ctx: EventContext, charging: ChargingSession) -> None:
+async def publish_ended(ctx: EventContext, charging: ChargingSession) -> None:
     """Once per session, when its end is established; final unless its start is missing."""
-    ctx.publish(SessionEnded, _figures(charging))
+    ctx.publish(SessionEnded, _figures(charging, await _token(ctx, charging)))
 
 
-def publish_finalized(ctx: EventContext, charging: ChargingSession) -> None:
+async def publish_finalized(ctx: EventContext, charging: ChargingSession) -> None:
     """The start of an ended session arrived after its end: the figures are final now."""
-    ctx.publish(SessionFinalized, _figures(charging))
+    ctx.publish(SessionFinalized, _figures(charging, await _token(ctx, charging)))
 
 
 def publish_flagged(ctx: EventContext, charging: ChargingSession, flag: dict[str, Any]) -> None:
@@ -98,7 +108,7 @@ def publish_late_data(
     ctx.publish(SessionLateData, data)
 
 
-def _figures(charging: ChargingSession) -> SessionEndedData:
+def _figures(charging: ChargingSession, token: IdTokenRef | None) -> SessionEndedData:
     ended_at = charging.ended_at or charging.updated_at
     return SessionEndedData(
         session_id=charging.session_id,
@@ -114,5 +124,5 @@ def _figures(charging: ChargingSession) -> SessionEndedData:
         meter_stop_wh=charging.meter_stop_wh,
         final=charging.final,
         flags=[flag["reason"] for flag in charging.flags],
-        id_token=_token(charging),
+        id_token=token,
     )

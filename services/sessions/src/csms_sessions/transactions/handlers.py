@@ -63,7 +63,7 @@ async def on_start_transaction(ctx: EventContext) -> dict[str, Any]:
         await service.link_remote_start_v16(ctx, charging)
         await service.use_reservation(ctx, charging)
         await service.refresh(ctx.session, charging, [])
-        publish_started(ctx, charging)
+        await publish_started(ctx, charging)
         await lifecycle.supersede(ctx, charging)
         disposition = MessageDisposition.APPLIED
     lifecycle.log_message(ctx, charging, disposition, timestamp=started_at)
@@ -88,7 +88,9 @@ async def on_stop_transaction(ctx: EventContext) -> dict[str, Any]:
     charging = await service.find(ctx.session, ctx.station.station_id, transaction_id)
     if charging is None:
         earliest = min([ended_at, *(sample.timestamp for sample in samples)])
-        charging = service.open_unknown(ctx, "StopTransaction", transaction_id, earliest, None)
+        charging = await service.open_unknown(
+            ctx, "StopTransaction", transaction_id, earliest, None
+        )
     if charging.state is SessionState.ENDED:
         await _stop_after_end(ctx, charging, samples, ended_at)
     else:
@@ -100,7 +102,7 @@ async def on_stop_transaction(ctx: EventContext) -> dict[str, Any]:
         lifecycle.end(ctx, charging, ended_at, payload.get("reason"))
         await lifecycle.settle(ctx, charging)
         lifecycle.log_message(ctx, charging, MessageDisposition.APPLIED, timestamp=ended_at)
-        publish_ended(ctx, charging)
+        await publish_ended(ctx, charging)
     id_tag = payload.get("idTag")
     if id_tag is None:
         return {}
@@ -158,7 +160,9 @@ async def _apply_transaction_event(ctx: EventContext, payload: dict[str, Any]) -
         charging = service.open_session(ctx, info["transactionId"], at, evse_id)
     elif charging is None:
         # Offline replay out of order: the Started may still come (or was lost).
-        charging = service.open_unknown(ctx, "TransactionEvent", info["transactionId"], at, evse_id)
+        charging = await service.open_unknown(
+            ctx, "TransactionEvent", info["transactionId"], at, evse_id
+        )
     _record_seq_no(charging, seq_no)
     await service.link_remote_start(ctx, charging, info.get("remoteStartId"))
     samples = samples_of(payload.get("meterValue", []), is_2x=True)
@@ -175,9 +179,9 @@ async def _apply_transaction_event(ctx: EventContext, payload: dict[str, Any]) -
         seq_no=seq_no,
     )
     if created and event_type == "Started":
-        publish_started(ctx, charging)
+        await publish_started(ctx, charging)
     if ended:
-        publish_ended(ctx, charging)
+        await publish_ended(ctx, charging)
         return
     if not (created and event_type == "Started"):
         publish_updated(ctx, charging)
@@ -228,7 +232,7 @@ async def _event_after_end(
             event_type=event_type,
             seq_no=seq_no,
         )
-        publish_finalized(ctx, charging)
+        await publish_finalized(ctx, charging)
         return
     repeated = {"Started": FlagReason.REPEATED_START, "Ended": FlagReason.REPEATED_STOP}
     await lifecycle.receive_late(

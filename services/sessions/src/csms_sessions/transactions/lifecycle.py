@@ -133,7 +133,7 @@ async def end_by_csms(
     end(ctx, charging, max(ended_at, charging.started_at), None, reason=reason)
     raise_flag(ctx, charging, flag, detail)
     await settle(ctx, charging)
-    publish_ended(ctx, charging)
+    await publish_ended(ctx, charging)
 
 
 async def receive_late(

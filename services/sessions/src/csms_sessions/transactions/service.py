@@ -95,7 +95,7 @@ def open_session(
     return charging
 
 
-def open_unknown(
+async def open_unknown(
     ctx: EventContext, action: str, transaction_id: str, at: datetime, evse_id: int | None
 ) -> ChargingSession:
     """Record (and announce) a session first heard of from a message other than its start."""
@@ -107,7 +107,7 @@ def open_unknown(
         ctx.station.station_id,
     )
     charging = open_session(ctx, transaction_id, at, evse_id)
-    publish_started(ctx, charging)
+    await publish_started(ctx, charging)
     return charging
 
 

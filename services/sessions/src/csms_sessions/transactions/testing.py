@@ -43,9 +43,14 @@ async def send(
     return answer
 
 
-async def add_token(sessions: Harness, id_token: str, kind: str = "ISO14443") -> None:
+async def add_token(
+    sessions: Harness, id_token: str, kind: str = "ISO14443", *, group_id: str | None = None
+) -> None:
     async with sessions.service.factory() as session, session.begin():
-        session.add(IdToken(id_token=id_token, type=kind, status=TokenStatus.ACCEPTED))
+        token = IdToken(
+            id_token=id_token, type=kind, status=TokenStatus.ACCEPTED, group_id=group_id
+        )
+        session.add(token)
 
 
 def published(

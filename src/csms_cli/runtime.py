@@ -11,6 +11,8 @@ from contextlib import contextmanager
 import uvicorn
 from fastapi import FastAPI
 
+from csms_api.limits import RequestLimits
+
 logger = logging.getLogger(__name__)
 
 
@@ -88,7 +90,19 @@ async def serve_api(
     listening: asyncio.Event | None = None,
 ) -> None:
     """Serve ``app`` until ``stopping`` is set; ``listening`` is set once it accepts."""
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
+    limits = RequestLimits()
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        # Behind these peers (a reverse proxy) the client is the one X-Forwarded-For names:
+        # the rate limit is per client, not per proxy (csms_api.limits).
+        forwarded_allow_ips=limits.trusted_proxies,
+        # Connections and requests at once; beyond, 503 (uvicorn).
+        limit_concurrency=limits.max_concurrent_requests,
+    )
     server = _Server(config, listening)
     serving = asyncio.create_task(server.serve(), name=f"http {host}:{port}")
     stop_waiter = asyncio.create_task(stopping.wait(), name="await stop")

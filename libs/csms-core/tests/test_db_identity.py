@@ -1,5 +1,6 @@
 """Station identity on SQLite: attached schema file, idempotent migrations, the store."""
 
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from csms_core.identity import (
     unassign_site,
     verify_password,
 )
+from csms_core.identity import store as identity_store
 
 
 @pytest.fixture
@@ -144,3 +146,21 @@ async def test_the_station_directory_says_which_site_a_station_is_on(engine: Asy
         assert await site_of(session, "CP-2") == "depot-1"
         on_depot_1 = (await session.exec(stations_on({"depot-1"}))).all()
     assert on_depot_1 == ["CP-2"]
+
+
+async def test_a_password_is_hashed_off_the_event_loop(
+    store: IdentityStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PBKDF2 takes ~0.1 s: on the loop, every station of the process would wait for it."""
+    threads: list[threading.Thread] = []
+
+    def hash_recording_thread(password: str) -> str:
+        threads.append(threading.current_thread())
+        return hash_password(password)
+
+    monkeypatch.setattr(identity_store, "hash_password", hash_recording_thread)
+    saved = await store.save("CP-001", password="s3cret-Passw0rd")
+
+    assert threads and threads[0] is not threading.main_thread()
+    assert saved.password_hash is not None
+    assert verify_password("s3cret-Passw0rd", saved.password_hash)

@@ -11,6 +11,7 @@ from fastapi import APIRouter, FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from csms_api.auth import Authenticator, ViewerDep, install_auth
+from csms_api.limits import RequestLimits, install_request_limits
 from csms_api.problems import Problem, ProblemRoute, install_problem_handlers
 
 API_PREFIX = "/api/v1"
@@ -22,14 +23,17 @@ def create_service_app(
     routers: Sequence[APIRouter],
     authenticator: Authenticator | Callable[[], Authenticator],
     ready: Callable[[], bool],
+    limits: RequestLimits | None = None,
 ) -> FastAPI:
     """A service's app: ``routers`` under ``/api/v1``, health, readiness and metrics.
 
     ``authenticator`` may be a factory, called on the first request: an app built only
-    for its OpenAPI document (with a placeholder service) never needs one.
+    for its OpenAPI document (with a placeholder service) never needs one. ``limits``
+    (default: from ``CSMS_API_*``) bound its requests: body size and rate per client.
     """
     app = FastAPI(title=title, version="1.0.0")
     app.router.route_class = ProblemRoute
+    install_request_limits(app, limits)
     install_problem_handlers(app)
     install_auth(app, authenticator)
     for router in routers:

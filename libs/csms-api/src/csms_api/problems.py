@@ -21,6 +21,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
 
+from csms_api.limits import install_request_limits
 from csms_core.bus.runner import TRANSIENT_ERRORS
 
 logger = logging.getLogger(__name__)
@@ -128,7 +129,9 @@ class ProblemRoute(APIRoute):
 
 
 def install_problem_handlers(app: FastAPI) -> None:
-    """Answer every error of ``app`` as problem+json."""
+    """Answer every error of ``app`` as problem+json, and bound its requests (body size and
+    rate per client: ``csms_api.limits``); every CSMS app calls this."""
+    install_request_limits(app)
 
     @app.exception_handler(Problem)
     async def on_problem(request: Request, exc: Problem) -> JSONResponse:
@@ -151,7 +154,8 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def on_http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        response = problem_response(request, exc.status_code, str(exc.detail))
+        kind = getattr(exc, "kind", None)  # e.g. limits.BodyTooLarge
+        response = problem_response(request, exc.status_code, str(exc.detail), kind=kind)
         response.headers.update(exc.headers or {})
         return response
 

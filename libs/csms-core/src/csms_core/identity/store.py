@@ -1,6 +1,7 @@
 """The ``identity`` schema: station credentials and security profile, and which site a
 station belongs to (the station directory every service reads for site-limited tokens)."""
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -94,12 +95,16 @@ class IdentityStore:
         security_profile: int | None = None,
     ) -> StationIdentity:
         """Create or update; a None argument leaves that attribute as it is."""
+        # PBKDF2 is deliberately slow (~0.1 s): never on an event loop that serves stations.
+        password_hash = (
+            await asyncio.to_thread(hash_password, password) if password is not None else None
+        )
         async with self._factory() as session, session.begin():
             identity = await session.get(StationIdentity, station_id) or StationIdentity(
                 station_id=station_id
             )
-            if password is not None:
-                identity.password_hash = hash_password(password)
+            if password_hash is not None:
+                identity.password_hash = password_hash
             if lenient is not None:
                 identity.lenient = lenient
             if security_profile is not None:

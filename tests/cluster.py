@@ -211,6 +211,8 @@ def gateway(infra: Infra, group: str, gateway_id: str, log_dir: Path, **extra: s
         **platform_env(infra, group),
         "CSMS_GATEWAY_ID": gateway_id,
         "CSMS_OCPP_PORT": str(port),
+        # Test stations connect unregistered; the sessions replicas decide their boot.
+        "CSMS_UNKNOWN_STATION_POLICY": "accept",
         **extra,
     }
     return Component("gateway", port, env, log_dir / f"{gateway_id}.log")

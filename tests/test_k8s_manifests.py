@@ -16,6 +16,7 @@ import typer.core
 import typer.main
 import yaml
 from fastapi import FastAPI
+from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
 from csms_billing.app import create_app as create_billing_app
@@ -298,14 +299,15 @@ def _settings_class(component: str) -> type[BaseSettings]:
 
 
 def _settings(container: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> BaseSettings:
-    """The component's settings as it would read them in this container."""
+    """The component's settings as it would read them in this container, once the operator
+    filled in the Secret's placeholders (production refuses them as they are)."""
     import os
 
     for name in list(os.environ):
         if name.upper().startswith("CSMS_"):
             monkeypatch.delenv(name)
     for name, value in _effective_env(container).items():
-        monkeypatch.setenv(name, value)
+        monkeypatch.setenv(name, value.replace("CHANGE-ME", "an-operators-Secret-4f2"))
     return _settings_class(_subcommand(container))()
 
 
@@ -856,3 +858,22 @@ def test_the_proxy_reaches_every_rest_service_through_its_service() -> None:
         kubernetes_service = _one("Service", f"csms-{service.name}")
         (port,) = (p for p in kubernetes_service.body["spec"]["ports"] if p["name"] == "http")
         assert f"{kubernetes_service.name}:{port['port']}" in upstream_servers, service.name
+
+
+def test_production_refuses_the_secrets_placeholders_as_they_stand(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Applied without filling in secret.yaml, every component refuses to start."""
+    import os
+
+    containers = list(_containers())
+    assert containers
+    for _deployment, container in containers:
+        with monkeypatch.context() as patch:
+            for name in list(os.environ):
+                if name.upper().startswith("CSMS_"):
+                    patch.delenv(name)
+            for name, value in _effective_env(container).items():
+                patch.setenv(name, value)
+            with pytest.raises(ValidationError, match="a placeholder, not a secret"):
+                _settings_class(_subcommand(container))()

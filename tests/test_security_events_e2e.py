@@ -3,13 +3,17 @@ listed per station and fleet-wide, published on csms.security-events and counted
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import ocpp.v16
 import ocpp.v21
 import ocpp.v201
 import pytest
 from prometheus_client import REGISTRY
+from websockets.exceptions import InvalidStatus
 
+from csms_gateway.server import Gateway
+from csms_gateway.testing import basic_auth, connect_station
 from csms_security.context import SECURITY_EVENTS
 from tests.security_harness import ORGANIZATION, Csms, running_csms
 from tests.security_stations import StationState, secure_station
@@ -17,6 +21,7 @@ from tests.stations import boot_call
 from tests.waiting import eventually
 
 MODULES = {"1.6": ocpp.v16, "2.0.1": ocpp.v201, "2.1": ocpp.v21}
+PASSWORD = "the-station-password-16"
 
 
 @pytest.fixture
@@ -97,3 +102,55 @@ async def test_tc_077_fleet_listing_filters_by_either_name_and_severity(csms: Cs
     bad = await csms.api.get("/security-events", params={"severity": "apocalyptic"})
     assert bad.status_code == 422
     assert bad.headers["content-type"] == "application/problem+json"
+
+
+async def refused_status(gateway: Gateway, station_id: str, **options: Any) -> int:
+    with pytest.raises(InvalidStatus) as refusal:
+        async with connect_station(gateway, station_id, **options):
+            pass
+    return refusal.value.response.status_code
+
+
+async def csms_events(csms: Csms, station_id: str, count: int) -> list[dict[str, Any]]:
+    async def stored() -> list[dict[str, Any]] | None:
+        body = (await csms.api.get(f"/stations/{station_id}/security-events")).json()
+        items: list[dict[str, Any]] = body["items"]
+        return items if len(items) >= count else None
+
+    return await eventually(stored)
+
+
+async def test_tc_a_03_the_gateways_refusals_are_security_events(csms: Csms) -> None:
+    """A wrong password and a downgrade below the station's profile, refused by the gateway,
+    are stored by the security service as security events of the CSMS (ocpp.refusals)."""
+    await csms.identities.save("CP-REF", password=PASSWORD, security_profile=2)
+    wrong = await refused_status(
+        csms.gateway, "CP-REF", headers=basic_auth("CP-REF", "a-wrong-password-1"),
+        tls=csms.server_trust(),
+    )  # fmt: skip
+    assert csms.plain_gateway is not None
+    downgrade = await refused_status(
+        csms.plain_gateway, "CP-REF", headers=basic_auth("CP-REF", PASSWORD)
+    )
+    assert (wrong, downgrade) == (401, 403)
+    events = await csms_events(csms, "CP-REF", 2)
+    by_type = {event["type"]: event for event in events}
+    assert set(by_type) == {"FailedToAuthenticateAtCsms", "SecurityProfileTooLow"}
+    assert {event["source"] for event in events} == {"csms"}
+    assert by_type["FailedToAuthenticateAtCsms"]["name_16"] == (
+        "FailedToAuthenticateAtCentralSystem"
+    )
+    assert "gw-test refused 127.0.0.1:" in by_type["FailedToAuthenticateAtCsms"]["tech_info"]
+    assert "profile 2" in by_type["SecurityProfileTooLow"]["tech_info"]
+    assert not any(PASSWORD in str(event) for event in events)
+
+
+async def test_an_unknown_station_refused_at_the_upgrade_is_a_security_event(
+    tmp_path: Path,
+) -> None:
+    async with running_csms(
+        tmp_path, tls=False, gateway={"unknown_station_policy": "reject"}
+    ) as csms:
+        assert await refused_status(csms.gateway, "CP-NOBODY") == 404
+        [event] = await csms_events(csms, "CP-NOBODY", 1)
+        assert (event["type"], event["source"]) == ("UnknownStationRefused", "csms")

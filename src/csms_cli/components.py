@@ -86,11 +86,16 @@ async def open_platform(
             partitions=settings.kafka_partitions,
             replication_factor=settings.kafka_replication_factor,
             topic_prefix=settings.kafka_topic_prefix,
+            security=settings.kafka_options(),
         )
         if settings.kafka_bootstrap
         else InMemoryBus()
     )
-    router: Router = RedisRouter(settings.redis_url) if settings.redis_url else InMemoryRouter()
+    router: Router = (
+        RedisRouter(settings.redis_url, **settings.redis_options())
+        if settings.redis_url
+        else InMemoryRouter()
+    )
     engine = create_engine(settings.database_url, [IDENTITY_SCHEMA, ACCESS_SCHEMA, *schemas])
     async with AsyncExitStack() as stack:
         stack.push_async_callback(engine.dispose)
@@ -268,6 +273,7 @@ async def run_embedded(
         environment=Environment.DEVELOPMENT,
         ocpp_host=host,
         ocpp_port=ocpp_port,
+        unknown_station_policy=unknown_station_policy,
     )
     sessions_settings = SessionsSettings(
         kafka_bootstrap=None,

@@ -61,7 +61,7 @@ async def test_migrating_twice_is_a_no_op(engine: AsyncEngine) -> None:
         versions = await connection.execute(
             text("SELECT version_num FROM identity.alembic_version")
         )
-        assert versions.scalars().all() == ["0002"]
+        assert versions.scalars().all() == ["0003"]
 
 
 async def test_save_get_update_delete(store: IdentityStore) -> None:

@@ -35,7 +35,7 @@ async def test_replicas_migrating_at_once_both_succeed(
         versions = await connection.execute(
             text("SELECT version_num FROM identity.alembic_version")
         )
-        assert versions.scalars().all() == ["0002"]
+        assert versions.scalars().all() == ["0003"]
 
 
 async def test_store_round_trip(engines: tuple[AsyncEngine, AsyncEngine]) -> None:

@@ -227,7 +227,12 @@ async def test_late_answer_is_dropped(
         assert answer[2]["status"] == "Pending"
         await answer_from_sessions(router, await inbound_event(bus), payload=ACCEPTED_201)
         assert await station.silent_for(0.2)
-        assert (await station.call("Heartbeat", {}, message_id="hb"))[:2] == [3, "hb"]
+        # The station was told Pending (the fallback), not Accepted: B02.FR.09 applies.
+        assert (await station.call("Heartbeat", {}, message_id="hb"))[:3] == [
+            4,
+            "hb",
+            "SecurityError",
+        ]
 
 
 async def test_call_nobody_handles_is_stored_then_not_supported(

@@ -111,3 +111,21 @@ async def test_tc_001_cold_boot_registered_station_accepted(
     assert payload["status"] == "Accepted"
     [booted] = sessions.published("station.booted")
     assert booted.data["registered"] is True
+
+
+@pytest.mark.parametrize("policy", ["pending"])
+async def test_the_boot_decision_is_recorded_for_the_gateways_boot_gate(
+    sessions: Harness,
+) -> None:
+    """A registered station's registration status goes to its identity record (the gateway
+    starts its next connection's boot gate from it); an unknown station gets no record."""
+    identities = sessions.service.identities
+    await identities.save("CP-1", lenient=False)
+    async with sessions.service.factory() as session, session.begin():
+        await register(session, "CP-1")
+    await boot(sessions, OcppVersion.V201, "CP-1")
+    await boot(sessions, OcppVersion.V201, "CP-UNKNOWN")
+
+    recorded = await identities.get("CP-1")
+    assert recorded is not None and recorded.registration_status == "Accepted"
+    assert await identities.get("CP-UNKNOWN") is None

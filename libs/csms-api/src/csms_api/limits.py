@@ -82,7 +82,7 @@ class TokenBuckets:
         """Take a token: 0.0 if there was one, else the seconds until there is."""
         now = time.monotonic() if now is None else now
         tokens, last = self._buckets.pop(client, (self._burst, now))
-        tokens = min(self._burst, tokens + (now - last) * self._rate)
+        tokens = min(self._burst, tokens + max(0.0, now - last) * self._rate)
         if tokens >= 1.0:
             tokens -= 1.0
             wait = 0.0

@@ -4,11 +4,46 @@ Nothing here connects anywhere: settings are read, checked and handed to the
 lifespan of a component, which opens its clients.
 """
 
+import ssl
 from enum import StrEnum
-from typing import Self
+from pathlib import Path
+from typing import Any, Literal, Self
+from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Values that are never a real secret: the examples of our own files and the usual defaults.
+_PLACEHOLDERS = frozenset(
+    {"", "csms", "password", "secret", "postgres", "redis", "kafka", "admin", "test", "demo"}
+)
+# A station with no identity record (never registered over REST): ``reject`` refuses it at
+# the WebSocket upgrade (HTTP 404) and its boot; ``pending`` and ``accept`` let it connect,
+# and its BootNotification is answered so (the gateway and sessions read the same setting).
+UnknownStationPolicy = Literal["accept", "pending", "reject"]
+KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+KafkaSaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+def is_placeholder_secret(value: str) -> bool:
+    """A secret nobody chose: empty, a default such as ``csms``, or a CHANGE-ME marker."""
+    folded = value.strip().lower()
+    squeezed = folded.replace("-", "").replace("_", "")
+    return (
+        folded in _PLACEHOLDERS
+        or "changeme" in squeezed
+        or "placeholder" in folded
+        or folded.startswith(("example", "xxx"))
+    )
+
+
+def url_password(url: str) -> str | None:
+    """The password in a database or Redis URL, None if it has none."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return None
+    return unquote(password) if password is not None else None
 
 
 class Environment(StrEnum):
@@ -45,9 +80,63 @@ class CommonSettings(BaseSettings):
     consumer_batch_lanes: int = Field(default=2, ge=1, le=64)
     consumer_answer_budget_ms: float = Field(default=5.0, ge=0)
 
+    # Kafka's security (docs/operators.md "Kafka and Redis security"): TLS and/or SASL.
+    kafka_security_protocol: KafkaSecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: KafkaSaslMechanism = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    # PEM files: the CAs the brokers' certificates chain to (the system's when unset), and
+    # a client certificate and key for brokers that require one (mutual TLS).
+    kafka_tls_ca_file: Path | None = None
+    kafka_tls_cert_file: Path | None = None
+    kafka_tls_key_file: Path | None = None
+    # Redis: a password (or an ACL user and its password) kept out of CSMS_REDIS_URL, and
+    # for rediss:// URLs the CAs of its certificate and a client certificate if required.
+    redis_username: str | None = None
+    redis_password: SecretStr | None = None
+    redis_tls_ca_file: Path | None = None
+    redis_tls_cert_file: Path | None = None
+    redis_tls_key_file: Path | None = None
+
     @property
     def embedded(self) -> bool:
         return self.kafka_bootstrap is None and self.redis_url is None
+
+    @property
+    def production(self) -> bool:
+        return self.environment is Environment.PRODUCTION
+
+    def kafka_options(self) -> dict[str, Any]:
+        """What every Kafka client of this component is given (aiokafka's arguments)."""
+        protocol = self.kafka_security_protocol
+        options: dict[str, Any] = {"security_protocol": protocol}
+        if protocol in ("SSL", "SASL_SSL"):
+            options["ssl_context"] = _tls_context(
+                self.kafka_tls_ca_file, self.kafka_tls_cert_file, self.kafka_tls_key_file
+            )
+        if protocol.startswith("SASL"):
+            password = self.kafka_sasl_password
+            options |= {
+                "sasl_mechanism": self.kafka_sasl_mechanism,
+                "sasl_plain_username": self.kafka_sasl_username,
+                "sasl_plain_password": password.get_secret_value() if password else None,
+            }
+        return options
+
+    def redis_options(self) -> dict[str, Any]:
+        """What the Redis client is given besides the URL (redis-py's arguments)."""
+        options: dict[str, Any] = {}
+        if self.redis_username is not None:
+            options["username"] = self.redis_username
+        if self.redis_password is not None:
+            options["password"] = self.redis_password.get_secret_value()
+        if self.redis_tls_ca_file is not None:
+            options["ssl_ca_certs"] = str(self.redis_tls_ca_file)
+        if self.redis_tls_cert_file is not None:
+            options["ssl_certfile"] = str(self.redis_tls_cert_file)
+        if self.redis_tls_key_file is not None:
+            options["ssl_keyfile"] = str(self.redis_tls_key_file)
+        return options
 
     @model_validator(mode="after")
     def _distributed_needs_both(self) -> Self:
@@ -56,4 +145,58 @@ class CommonSettings(BaseSettings):
                 "set both CSMS_KAFKA_BOOTSTRAP and CSMS_REDIS_URL (distributed mode) or neither "
                 "(embedded mode)"
             )
+        if self.kafka_security_protocol.startswith("SASL") and (
+            self.kafka_sasl_username is None or self.kafka_sasl_password is None
+        ):
+            raise ValueError(
+                f"CSMS_KAFKA_SECURITY_PROTOCOL {self.kafka_security_protocol} needs "
+                "CSMS_KAFKA_SASL_USERNAME and CSMS_KAFKA_SASL_PASSWORD"
+            )
+        if (self.kafka_tls_cert_file is None) != (self.kafka_tls_key_file is None):
+            raise ValueError(
+                "set both CSMS_KAFKA_TLS_CERT_FILE and CSMS_KAFKA_TLS_KEY_FILE or neither"
+            )
+        if (self.redis_tls_cert_file is None) != (self.redis_tls_key_file is None):
+            raise ValueError(
+                "set both CSMS_REDIS_TLS_CERT_FILE and CSMS_REDIS_TLS_KEY_FILE or neither"
+            )
         return self
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets(self) -> Self:
+        """Production refuses a secret nobody chose (``CSMS_ENVIRONMENT=development`` allows
+        them, e.g. docker compose's demo passwords)."""
+        if not self.production:
+            return self
+        secrets = {
+            "CSMS_DATABASE_URL's password": url_password(self.database_url),
+            "CSMS_REDIS_URL's password": url_password(self.redis_url or ""),
+            "CSMS_REDIS_PASSWORD": _revealed(self.redis_password),
+            "CSMS_KAFKA_SASL_PASSWORD": _revealed(self.kafka_sasl_password),
+        }
+        placeholders = [
+            name
+            for name, value in secrets.items()
+            if value is not None and is_placeholder_secret(value)
+        ]
+        if placeholders:
+            raise ValueError(
+                f"{', '.join(placeholders)}: a placeholder, not a secret; set a real one "
+                "(or CSMS_ENVIRONMENT=development on a machine of your own)"
+            )
+        return self
+
+
+def _revealed(secret: SecretStr | None) -> str | None:
+    return secret.get_secret_value() if secret is not None else None
+
+
+def _tls_context(
+    ca_file: Path | None, cert_file: Path | None, key_file: Path | None
+) -> ssl.SSLContext:
+    """A client TLS context: the broker's certificate checked (host name included)."""
+    context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if cert_file is not None and key_file is not None:
+        context.load_cert_chain(cert_file, key_file)
+    return context

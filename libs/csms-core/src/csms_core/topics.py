@@ -24,6 +24,7 @@ from csms_core.events.ocpp import (
     CommandResultEvent,
     ConnectionClosed,
     ConnectionOpened,
+    ConnectionRefused,
     OcppCall,
     OcppSend,
 )
@@ -57,6 +58,8 @@ OCPP_CONNECTIONS: Final = Topic[ConnectionOpened | ConnectionClosed](
     "ocpp.connections", ConnectionOpened, ConnectionClosed
 )
 OCPP_COMMAND_RESULTS: Final = Topic[CommandResultEvent]("ocpp.command-results", CommandResultEvent)
+# Stations a gateway refused (credentials, profile, certificate, unknown id, flooding).
+OCPP_REFUSALS: Final = Topic[ConnectionRefused]("ocpp.refusals", ConnectionRefused)
 STATION_STATUS: Final = Topic[
     StationBooted
     | StationConnected
@@ -127,6 +130,7 @@ ALL: Final = (
     OCPP_INBOUND,
     OCPP_CONNECTIONS,
     OCPP_COMMAND_RESULTS,
+    OCPP_REFUSALS,
     STATION_STATUS,
     SESSIONS,
     METER_VALUES,

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import re
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -18,12 +19,15 @@ from uuid import uuid4
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
 
 from csms_core.router import CallAnswer, CommandOutcome, CommandResult, StationCommand
 from csms_core.telemetry import MessageSampling, continued_span
 from csms_gateway import commands
+from csms_gateway.admission import Refusal, RefusalReason
 from csms_gateway.commands import CommandReporter
 from csms_gateway.events import ConnectionInfo, EventPublisher
+from csms_gateway.flow import ACCEPTED, BOOT, BootGate, RateBucket
 from csms_gateway.inbound import InboundCalls
 from csms_gateway.metrics import GatewayMetrics
 from csms_gateway.settings import GatewaySettings
@@ -67,12 +71,23 @@ class StationConnection:
         reporter: CommandReporter,
         metrics: GatewayMetrics,
         sampling: MessageSampling | None = None,
+        registration: str | None = ACCEPTED,
+        on_flood: Callable[[Refusal], None] | None = None,
     ) -> None:
         self.websocket = websocket
         self.info = info
         self._settings = settings
         self._reporter = reporter
         self._metrics = metrics
+        self.gate = BootGate(registration)
+        self._bucket = (
+            RateBucket(settings.station_rate_per_s, settings.station_rate_burst)
+            if settings.station_rate_per_s > 0
+            else None
+        )
+        self._over_rate = 0  # CALLs refused for the rate in a row
+        self._on_flood = on_flood
+        self._room: asyncio.Future[None] | None = None  # done once the inbound queue has room
         self._calls = InboundCalls(info, publisher, settings.decision_timeout_s, sampling)
         # Idle connections are most of a gateway's: their workers run only while there is
         # work (a task and an asyncio.Queue cost kilobytes each), one at a time per list.
@@ -85,6 +100,11 @@ class StationConnection:
         self._closer: asyncio.Task[None] | None = None
         self._outstanding: tuple[str, asyncio.Future[StationAnswer | None]] | None = None
         self._gone = False
+
+    @property
+    def queued_calls(self) -> int:
+        """CALLs waiting behind the one being answered (at most ``max_inbound_queue``)."""
+        return len(self._inbound)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -161,9 +181,13 @@ class StationConnection:
         if isinstance(frame, FrameError):
             await self._on_bad_frame(frame)
         elif isinstance(frame, Call | Send):
+            if not await self._lets_through(frame):
+                return
             self._inbound.append((frame, datetime.now(UTC)))
             if self._answering is None and self._tasks is not None:
                 self._answering = self._tasks.create_task(self._answer_calls())
+            if len(self._inbound) >= self._settings.max_inbound_queue:
+                await self._wait_for_room()
         elif isinstance(frame, CallResultError):
             logger.warning(
                 "station could not process our answer to %s: %s %s",
@@ -191,6 +215,69 @@ class StationConnection:
             return
         outstanding[1].set_result(answer)
 
+    # -- what gets through ---------------------------------------------------------------------
+
+    async def _lets_through(self, call: Call | Send) -> bool:
+        """The rate limit, then the boot gate; a CALL stopped here is answered, never stored."""
+        if self._bucket is not None and not self._bucket.take():
+            await self._over_the_rate(call)
+            return False
+        self._over_rate = 0
+        if self.gate.admits(call.action):
+            return True
+        if isinstance(call, Call):
+            status = self.gate.status or "not booted"
+            text = f"{call.action} refused: the station's registration is {status}; boot first"
+            await self._refuse(call.message_id, ErrorCode.SECURITY_ERROR, text)
+        return False
+
+    async def _over_the_rate(self, call: Call | Send) -> None:
+        self._over_rate += 1
+        settings = self._settings
+        if self._over_rate == settings.station_flood_close_after:
+            self._cut_off()
+        elif self._over_rate < settings.station_flood_close_after and isinstance(call, Call):
+            text = f"over the rate limit of {settings.station_rate_per_s:g} messages per second"
+            await self._refuse(call.message_id, ErrorCode.GENERIC_ERROR, text)
+
+    def _cut_off(self) -> None:
+        """The station keeps flooding: close the connection (RFC 6455 1008)."""
+        info = self.info
+        logger.warning("station keeps flooding: closing the connection", extra=info.log)
+        self._metrics.flood_cutoffs.inc()
+        self.request_close(CloseCode.POLICY_VIOLATION, "message rate limit exceeded")
+        if self._on_flood is not None:
+            self._on_flood(
+                Refusal(
+                    station_id=info.station_id,
+                    reason=RefusalReason.FLOODING,
+                    status=CloseCode.POLICY_VIOLATION,
+                    detail=(
+                        f"{self._over_rate} CALLs in a row over the rate limit of "
+                        f"{self._settings.station_rate_per_s:g}/s"
+                    ),
+                    remote_address=info.remote_address,
+                    offered_profile=info.security_profile,
+                    ocpp_version=info.version.number,
+                )
+            )
+
+    async def _wait_for_room(self) -> None:
+        """Stop reading until the answer worker has room in the inbound queue again, or the
+        connection is lost (then reading ends at once)."""
+        room = self._room = asyncio.get_running_loop().create_future()
+        lost = self.websocket.connection_lost_waiter
+        lost.add_done_callback(self._make_room)
+        try:
+            await room
+        finally:
+            lost.remove_done_callback(self._make_room)
+            self._room = None
+
+    def _make_room(self, _: object = None) -> None:
+        if self._room is not None and not self._room.done():
+            self._room.set_result(None)
+
     # -- inbound calls ------------------------------------------------------------------------
 
     async def _answer_calls(self) -> None:
@@ -198,9 +285,12 @@ class StationConnection:
         try:
             while self._inbound:
                 call, received_at = self._inbound.pop(0)
+                if len(self._inbound) < self._settings.max_inbound_queue:
+                    self._make_room()
                 await self._answer(call, received_at)
         finally:
             self._answering = None
+            self._make_room()
 
     async def _answer(self, call: Call | Send, received_at: datetime) -> None:
         try:
@@ -212,8 +302,11 @@ class StationConnection:
                 ErrorCode.INTERNAL_ERROR.value,
                 "the CSMS failed to process this message",
             )
-        if answer is not None:
-            await self.send(answer)
+        if answer is None:
+            return
+        if call.action == BOOT and isinstance(answer, CallResult):
+            self.gate.booted(answer.payload.get("status"))
+        await self.send(answer)
 
     def deliver_answer(self, answer: CallAnswer) -> bool:
         """A service's answer to one of this connection's CALLs."""
@@ -259,6 +352,8 @@ class StationConnection:
         refused = commands.refusal(self.info.version, command, started)
         if refused is not None:
             return refused
+        if command.action == "TriggerMessage":
+            self.gate.asked(str(command.payload.get("requestedMessage", "")))
         carrier = {"traceparent": command.traceparent} if command.traceparent else {}
         attributes: dict[str, Any] = {
             "csms.station_id": self.info.station_id,

@@ -15,12 +15,15 @@ from csms_core.events import (
     ConnectionClosedData,
     ConnectionOpened,
     ConnectionOpenedData,
+    ConnectionRefused,
+    ConnectionRefusedData,
     OcppCall,
     OcppSend,
     Topic,
 )
 from csms_core.events.ocpp import encode_inbound
 from csms_core.router import CommandResult, StationCommand
+from csms_gateway.admission import Refusal
 from csms_gateway.metrics import GatewayMetrics
 from csms_ocpp.actions import Owner
 from csms_ocpp.frames import Call, Send
@@ -123,6 +126,25 @@ def command_result(
             request=CommandRequest(action=command.action, payload=command.payload),
             gateway_id=gateway_id,
             connection_id=command.connection_id,
+        ),
+    )
+
+
+def connection_refused(gateway_id: str, refusal: Refusal) -> ConnectionRefused:
+    """A station refused at the handshake, or cut off for flooding (a security event)."""
+    return ConnectionRefused(
+        source=f"csms/gateway/{gateway_id}",
+        station_id=refusal.station_id,
+        ocpp_version=refusal.ocpp_version,
+        data=ConnectionRefusedData(
+            gateway_id=gateway_id,
+            reason=refusal.reason.value,
+            status=refusal.status,
+            detail=refusal.detail,
+            remote_address=refusal.remote_address,
+            offered_profile=refusal.offered_profile,
+            required_profile=refusal.required_profile,
+            repeated=refusal.repeated,
         ),
     )
 

@@ -11,7 +11,7 @@ import base64
 import binascii
 import logging
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 
@@ -21,6 +21,9 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from csms_core.identity import IdentityStore, StationIdentity, verify_password
+from csms_core.settings import UnknownStationPolicy
+from csms_gateway.admission import ConnectionCaps, Refusal, RefusalReason
+from csms_gateway.flow import ACCEPTED
 from csms_gateway.metrics import CONTENT_TYPE_LATEST, GatewayMetrics
 from csms_gateway.tls import certificate_common_names, tls_session
 from csms_ocpp.station_id import InvalidStationId, parse_station_id
@@ -41,17 +44,35 @@ class Admission:
     security_profile: int
     lenient: bool
     remote_address: str
+    # The boot gate's start (flow.BootGate): the RegistrationStatus the station last got.
+    registration: str | None = ACCEPTED
 
 
 class Handshake:
-    """``process_request`` of the WebSocket server: decides who may upgrade."""
+    """``process_request`` of the WebSocket server: decides who may upgrade.
+
+    A station's required profile is the higher of the gateway's minimum and the one
+    recorded for the station (identity); a connection offering less is refused before it
+    can supersede the station's current connection, so a second connection must
+    authenticate at least as strongly as the station's profile to replace the first.
+    """
 
     def __init__(
-        self, identities: IdentityStore, metrics: GatewayMetrics, min_security_profile: int = 0
+        self,
+        identities: IdentityStore,
+        metrics: GatewayMetrics,
+        min_security_profile: int = 0,
+        *,
+        unknown_station_policy: UnknownStationPolicy = "accept",
+        caps: ConnectionCaps | None = None,
+        on_refused: Callable[[Refusal], None] | None = None,
     ) -> None:
         self._identities = identities
         self._metrics = metrics
         self._min_security_profile = min_security_profile
+        self._unknown_station_policy = unknown_station_policy
+        self._caps = caps if caps is not None else ConnectionCaps(0, 0)
+        self._on_refused = on_refused
         # Filled here, read by the connection handler; entries die with their connection.
         self.admitted: weakref.WeakKeyDictionary[ServerConnection, Admission] = (
             weakref.WeakKeyDictionary()
@@ -65,7 +86,16 @@ class Handshake:
             return _metrics_response(connection, self._metrics.exposition())
         if not path.startswith(OCPP_PATH_PREFIX) or "/" in path.removeprefix(OCPP_PATH_PREFIX):
             return self._refuse(connection, HTTPStatus.NOT_FOUND, "not_found", "not found")
-        return await self._admit(connection, request, path.removeprefix(OCPP_PATH_PREFIX))
+        host = _remote_host(connection)
+        full = self._caps.refusal(host)
+        if full is not None:
+            return self._refuse(connection, full[0], "capacity", full[1])
+        response = await self._admit(connection, request, path.removeprefix(OCPP_PATH_PREFIX))
+        if response is None:
+            # The slot is held until the TCP connection is lost, opened or not.
+            self._caps.take(host)
+            connection.connection_lost_waiter.add_done_callback(lambda _: self._caps.release(host))
+        return response
 
     async def _admit(
         self, connection: ServerConnection, request: Request, segment: str
@@ -90,6 +120,16 @@ class Handshake:
             logger.exception("identity lookup failed", extra={"station_id": station_id})
             text = "identity store unavailable; retry later"
             return self._refuse(connection, HTTPStatus.SERVICE_UNAVAILABLE, "identity", text)
+        if identity is None and self._unknown_station_policy == "reject":
+            text = f"unknown station {station_id!r}: register it first (PUT /api/v1/stations/...)"
+            return self._refuse_station(
+                connection,
+                station_id,
+                version,
+                HTTPStatus.NOT_FOUND,
+                RefusalReason.UNKNOWN_STATION,
+                text,
+            )
         return await self._authorize(connection, request, station_id, version, identity)
 
     async def _authorize(
@@ -103,22 +143,24 @@ class Handshake:
         session = tls_session(connection)
         common_names = certificate_common_names(session) if session is not None else None
         if common_names is not None and common_names != [station_id]:
-            return self._certificate_mismatch(connection, station_id, common_names)
+            return self._certificate_mismatch(connection, station_id, version, common_names)
         password_hash = identity.password_hash if identity is not None else None
         profile = security_profile(
             tls=session is not None,
             certificate=common_names is not None,
             password=password_hash is not None,
         )
-        if profile < self._min_security_profile:
-            return self._too_weak(connection, station_id, profile)
+        recorded = identity.security_profile if identity is not None else None
+        required = max(self._min_security_profile, recorded or 0)
+        if profile < required:
+            return self._too_weak(connection, station_id, version, profile, required)
         # With a verified client certificate (profile 3) the password is not needed.
-        if (
-            password_hash is not None
-            and profile < 3
-            and not await basic_auth_ok(request.headers, station_id, password_hash)
-        ):
-            return self._unauthorized(connection, station_id)
+        if identity is not None and password_hash is not None and profile < 3:
+            used = await self._password_used(request.headers, identity)
+            if used is None:
+                return self._unauthorized(connection, station_id, version, profile)
+            if used == identity.pending_password_hash:
+                await self._promote(station_id, used)
         if profile == 0:
             logger.warning(
                 "station connects without authentication (security profile 0)",
@@ -130,11 +172,40 @@ class Handshake:
             security_profile=profile,
             lenient=identity is not None and identity.lenient,
             remote_address=_remote_address(connection),
+            registration=self._registration(identity),
         )
         return None
 
+    def _registration(self, identity: StationIdentity | None) -> str | None:
+        if identity is not None:
+            return identity.registration_status or ACCEPTED  # registered: accepted
+        # Unknown, admitted by the policy: accepted at boot under "accept"; else boot first.
+        return ACCEPTED if self._unknown_station_policy == "accept" else None
+
+    async def _password_used(self, headers: Headers, identity: StationIdentity) -> str | None:
+        """The stored hash the Basic auth password matches: the current or the staged one."""
+        for stored in (identity.password_hash, identity.pending_password_hash):
+            if stored is not None and await basic_auth_ok(headers, identity.station_id, stored):
+                return stored
+        return None
+
+    async def _promote(self, station_id: str, pending_hash: str) -> None:
+        # OCPP 2.0.1 A01 / 1.6 whitepaper: the station switched to its new password; the
+        # old one stops working now.
+        try:
+            promoted = await self._identities.promote_pending_password(station_id, pending_hash)
+        except Exception:
+            logger.exception("could not record the new password", extra={"station_id": station_id})
+            return
+        if promoted:
+            logger.info("station connected with its new password", extra={"station_id": station_id})
+
     def _certificate_mismatch(
-        self, connection: ServerConnection, station_id: str, common_names: list[str]
+        self,
+        connection: ServerConnection,
+        station_id: str,
+        version: OcppVersion,
+        common_names: list[str],
     ) -> Response:
         # OCPP 2.0.1 Part 2 A00 / 1.6 security whitepaper: in profile 3 the certificate's
         # subject commonName is the station's identity, the one in the URL.
@@ -143,22 +214,90 @@ class Handshake:
         )
         owner = ", ".join(repr(name) for name in common_names) or "no common name"
         text = f"the client certificate is for {owner}, not for station {station_id!r}"
-        return self._refuse(connection, HTTPStatus.FORBIDDEN, "certificate", text)
+        return self._refuse_station(
+            connection,
+            station_id,
+            version,
+            HTTPStatus.FORBIDDEN,
+            RefusalReason.CERTIFICATE_MISMATCH,
+            text,
+            offered=3,
+        )
 
-    def _too_weak(self, connection: ServerConnection, station_id: str, profile: int) -> Response:
-        logger.warning("security profile %d refused", profile, extra={"station_id": station_id})
+    def _too_weak(
+        self,
+        connection: ServerConnection,
+        station_id: str,
+        version: OcppVersion,
+        profile: int,
+        required: int,
+    ) -> Response:
+        logger.warning(
+            "security profile %d refused (%d required)",
+            profile,
+            required,
+            extra={"station_id": station_id},
+        )
+        whose = "this CSMS" if required == self._min_security_profile else "this station"
         text = (
-            f"this CSMS requires security profile {self._min_security_profile} or higher; "
+            f"{whose} requires security profile {required} or higher; "
             f"this connection has profile {profile}"
         )
-        return self._refuse(connection, HTTPStatus.FORBIDDEN, "security_profile", text)
+        return self._refuse_station(
+            connection,
+            station_id,
+            version,
+            HTTPStatus.FORBIDDEN,
+            RefusalReason.PROFILE_TOO_LOW,
+            text,
+            offered=profile,
+            required=required,
+        )
 
-    def _unauthorized(self, connection: ServerConnection, station_id: str) -> Response:
+    def _unauthorized(
+        self, connection: ServerConnection, station_id: str, version: OcppVersion, profile: int
+    ) -> Response:
         logger.warning("basic auth refused", extra={"station_id": station_id})
         text = "HTTP Basic authentication with the station id as username is required"
-        response = self._refuse(connection, HTTPStatus.UNAUTHORIZED, "auth", text)
+        response = self._refuse_station(
+            connection,
+            station_id,
+            version,
+            HTTPStatus.UNAUTHORIZED,
+            RefusalReason.BAD_CREDENTIALS,
+            text,
+            offered=profile,
+        )
         response.headers["WWW-Authenticate"] = 'Basic realm="csms"'
         return response
+
+    def _refuse_station(
+        self,
+        connection: ServerConnection,
+        station_id: str,
+        version: OcppVersion,
+        status: HTTPStatus,
+        reason: RefusalReason,
+        text: str,
+        *,
+        offered: int | None = None,
+        required: int | None = None,
+    ) -> Response:
+        """Refuse and record a security-relevant refusal of ``station_id``."""
+        if self._on_refused is not None:
+            self._on_refused(
+                Refusal(
+                    station_id=station_id,
+                    reason=reason,
+                    status=status.value,
+                    detail=text,
+                    remote_address=_remote_address(connection),
+                    offered_profile=offered,
+                    required_profile=required,
+                    ocpp_version=version.number,
+                )
+            )
+        return self._refuse(connection, status, reason.value, text)
 
     def _refuse(
         self, connection: ServerConnection, status: HTTPStatus, reason: str, text: str
@@ -230,3 +369,8 @@ def _metrics_response(connection: ServerConnection, body: bytes) -> Response:
 def _remote_address(connection: ServerConnection) -> str:
     address = connection.remote_address
     return f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address)
+
+
+def _remote_host(connection: ServerConnection) -> str:
+    address = connection.remote_address
+    return str(address[0]) if isinstance(address, tuple) else str(address)

@@ -52,6 +52,17 @@ class GatewayMetrics:
             ["action", "outcome"],
             registry=self.registry,
         )
+        self.refusals_held_back = Counter(
+            "csms_gateway_refusals_held_back",
+            "Refusals of stations not published (repeats within the report period, or too "
+            "many at once)",
+            registry=self.registry,
+        )
+        self.flood_cutoffs = Counter(
+            "csms_gateway_flood_cutoffs",
+            "Connections closed for sending CALLs over the rate limit",
+            registry=self.registry,
+        )
         self.handshakes_refused = Counter(
             "csms_gateway_handshakes_refused",
             "WebSocket handshakes refused, by reason",

@@ -20,11 +20,13 @@ from csms_core.router import CallAnswer, Route, Router, StationCommand
 from csms_core.router.base import gateway_address
 from csms_core.telemetry import MessageSampling
 from csms_gateway import events
+from csms_gateway.admission import ConnectionCaps
 from csms_gateway.commands import CommandReporter, read_mailbox
 from csms_gateway.connection import StationConnection
 from csms_gateway.events import ConnectionInfo, EventPublisher
 from csms_gateway.handshake import Admission, Handshake, select_subprotocol
 from csms_gateway.metrics import GatewayMetrics
+from csms_gateway.refusals import RefusalReporter
 from csms_gateway.settings import GatewaySettings
 from csms_gateway.tls import server_context
 
@@ -60,7 +62,16 @@ class Gateway:
         self._router = router
         self._publisher = EventPublisher(bus, self.metrics)
         self._reporter = CommandReporter(settings.gateway_id, router, self._publisher, self.metrics)
-        self._handshake = Handshake(identities, self.metrics, settings.min_security_profile)
+        self.caps = ConnectionCaps(settings.max_connections, settings.max_connections_per_address)
+        self.refusals = RefusalReporter(settings.gateway_id, self._publisher, self.metrics)
+        self._handshake = Handshake(
+            identities,
+            self.metrics,
+            settings.min_security_profile,
+            unknown_station_policy=settings.unknown_station_policy,
+            caps=self.caps,
+            on_refused=self.refusals,
+        )
         self._sampling = MessageSampling(settings.trace_sample_ratio)
         self._connections: dict[str, StationConnection] = {}
         self._handlers: set[asyncio.Task[None]] = set()
@@ -84,6 +95,7 @@ class Gateway:
                 ready.set()
             await stopping.wait()
             await self._shut_down(server)
+            await self.refusals.drain()
             for task in background:
                 task.cancel()
 
@@ -99,6 +111,8 @@ class Gateway:
             max_size=settings.max_message_bytes,
             ping_interval=settings.ping_interval_s,
             ping_timeout=settings.ping_timeout_s,
+            open_timeout=settings.open_timeout_s,
+            ssl_handshake_timeout=settings.tls_handshake_timeout_s if settings.tls else None,
         )
 
     async def _shut_down(self, server: Server) -> None:
@@ -166,6 +180,8 @@ class Gateway:
             reporter=self._reporter,
             metrics=self.metrics,
             sampling=self._sampling,
+            registration=admission.registration,
+            on_flood=self.refusals,
         )
         previous = self._connections.get(info.station_id)
         self._connections[info.station_id] = connection
@@ -202,6 +218,10 @@ class Gateway:
             await self._publisher.publish(topics.OCPP_CONNECTIONS, event)
         except Exception:
             logger.exception("could not publish %s", event.type, extra=info.log)
+
+    def connection(self, station_id: str) -> StationConnection | None:
+        """This gateway's current connection of ``station_id``."""
+        return self._connections.get(station_id)
 
     # -- mailbox delivery (commands.Connections) ----------------------------------------------
 

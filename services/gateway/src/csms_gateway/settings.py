@@ -5,7 +5,7 @@ from typing import Self
 
 from pydantic import Field, model_validator
 
-from csms_core.settings import CommonSettings
+from csms_core.settings import CommonSettings, UnknownStationPolicy
 
 
 class GatewaySettings(CommonSettings):
@@ -32,8 +32,29 @@ class GatewaySettings(CommonSettings):
     # The share of station messages whose trace is recorded (spans exported); the others
     # still carry a trace id and an unsampled traceparent. 1.0 records every one.
     trace_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
-    # Connections below this security profile are refused (0: anything goes).
+    # Connections below this security profile are refused (0: anything goes; refused in
+    # production). A station's own recorded profile (identity) may demand more.
     min_security_profile: int = Field(default=0, ge=0, le=3)
+    # Stations nobody registered: "reject" refuses them at the upgrade (HTTP 404).
+    unknown_station_policy: UnknownStationPolicy = "reject"
+
+    # -- abuse bounds --------------------------------------------------------------------------
+    # Connections held at once (0: no cap): beyond, the upgrade gets 503; per client address
+    # (a load balancer that hides addresses makes them all one: raise it or use 0), 429.
+    max_connections: int = Field(default=50_000, ge=0)
+    max_connections_per_address: int = Field(default=1000, ge=0)
+    # The TLS handshake and then the HTTP upgrade must each be over within these.
+    tls_handshake_timeout_s: float = Field(default=10.0, gt=0)
+    open_timeout_s: float = Field(default=10.0, gt=0)
+    # Station CALLs per second per connection (token bucket; 0: no limit) and its burst:
+    # a CALL beyond gets CALLERROR GenericError unstored; after flood_close_after such
+    # refusals in a row the connection is closed (1008 policy violation).
+    station_rate_per_s: float = Field(default=20.0, ge=0)
+    station_rate_burst: int = Field(default=100, ge=1)
+    station_flood_close_after: int = Field(default=100, ge=1)
+    # CALLs received but not answered yet, per connection: while full, the gateway stops
+    # reading the connection (OCPP allows one outstanding CALL; the rest is a misbehaviour).
+    max_inbound_queue: int = Field(default=32, ge=1)
 
     @property
     def max_message_bytes(self) -> int:
@@ -59,4 +80,9 @@ class GatewaySettings(CommonSettings):
             raise ValueError("CSMS_MIN_SECURITY_PROFILE 2 or 3 needs TLS (CSMS_TLS_CERT_FILE)")
         if self.min_security_profile == 3 and self.tls_client_ca_file is None:
             raise ValueError("CSMS_MIN_SECURITY_PROFILE 3 needs CSMS_TLS_CLIENT_CA_FILE")
+        if self.production and self.min_security_profile == 0:
+            raise ValueError(
+                "CSMS_MIN_SECURITY_PROFILE 0 lets any station connect unauthenticated: production "
+                "needs 1 (Basic auth), better 2 or 3 (TLS); CSMS_ENVIRONMENT=development allows 0"
+            )
         return self

@@ -19,15 +19,19 @@ from websockets.typing import Subprotocol
 from csms_core.bus import Bus
 from csms_core.identity import IdentityStore
 from csms_core.router import Router
+from csms_core.settings import Environment
 from csms_gateway.server import Gateway
 from csms_gateway.settings import GatewaySettings
 
 
 def settings_for_tests(**overrides: Any) -> GatewaySettings:
-    """Embedded-mode settings on a free port with short timers."""
+    """Embedded-mode development settings on a free port with short timers; unknown stations
+    connect (tests register the ones that need credentials)."""
     values: dict[str, Any] = {
         "kafka_bootstrap": None,
         "redis_url": None,
+        "environment": Environment.DEVELOPMENT,
+        "unknown_station_policy": "accept",
         "gateway_id": "gw-test",
         "ocpp_port": 0,
         "decision_timeout_s": 0.5,

@@ -1,4 +1,5 @@
-"""Consumption of ``ocpp.inbound``, ``ocpp.connections`` and ``csms.station-status``.
+"""Consumption of ``ocpp.inbound``, ``ocpp.connections``, ``ocpp.refusals`` and
+``csms.station-status``.
 
 Each event is handled once (``inbox``): its effects, the answer owed to the
 station and its domain events commit with its id; the answer is sent and the
@@ -26,7 +27,7 @@ from csms_core.envelope import Envelope, Event
 from csms_core.events.security import SecurityProfileUpgraded
 from csms_core.router import CallAnswer, CommandClient
 from csms_core.telemetry import current_trace_headers
-from csms_core.topics import OCPP_CONNECTIONS, OCPP_INBOUND, STATION_STATUS
+from csms_core.topics import OCPP_CONNECTIONS, OCPP_INBOUND, OCPP_REFUSALS, STATION_STATUS
 from csms_ocpp import ErrorCode, OcppVersion, error_code, schemas
 from csms_ocpp.actions import Owner
 from csms_security.certificates.signing import Issuer
@@ -39,13 +40,14 @@ from csms_security.context import (
     InboundCall,
     Pki,
 )
+from csms_security.events.refusals import on_refusal
 from csms_security.inbox import ProcessedEvent
 from csms_security.profiles.connections import on_connection
 from csms_security.settings import SecuritySettings
 
 logger = logging.getLogger(__name__)
 
-TOPICS = (OCPP_INBOUND, OCPP_CONNECTIONS, STATION_STATUS)
+TOPICS = (OCPP_INBOUND, OCPP_CONNECTIONS, OCPP_REFUSALS, STATION_STATUS)
 CONNECTION_EVENTS = {"ocpp.connection.opened": True, "ocpp.connection.closed": False}
 
 events_handled = Counter(
@@ -104,6 +106,10 @@ class SecurityConsumer:
         if delivery.topic == OCPP_CONNECTIONS:
             events = await self._on_connection(session, envelope)
             return _processed(envelope, None, events)
+        if delivery.topic == OCPP_REFUSALS:  # a gateway refused a station: a security event
+            refused = OCPP_REFUSALS.decode(delivery)
+            recorded = on_refusal(session, refused, after_commit)
+            return _processed(envelope, None, [(SECURITY_EVENTS, recorded)])
         try:
             call = InboundCall.model_validate(envelope.data)
         except ValidationError as exc:

@@ -1,13 +1,11 @@
 """Settings of the sessions service (env prefix ``CSMS_``, e.g. ``CSMS_UNKNOWN_STATION_POLICY``)."""
 
-from typing import Literal
-
 from pydantic import Field
 
 from csms_api.auth import AuthSettings
-from csms_core.settings import CommonSettings
+from csms_core.settings import CommonSettings, UnknownStationPolicy
 
-UnknownStationPolicy = Literal["accept", "pending", "reject"]
+__all__ = ["SessionsSettings", "UnknownStationPolicy"]
 
 
 class SessionsSettings(CommonSettings, AuthSettings):

@@ -8,7 +8,7 @@ handler stored its effects (at-least-once delivery, idempotent handlers).
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -62,9 +62,12 @@ class KafkaBus:
         partitions: int = 12,
         replication_factor: int = 1,
         topic_prefix: str = "",
+        security: Mapping[str, Any] | None = None,
     ) -> None:
         self._bootstrap = bootstrap
         self._client_id = client_id
+        # TLS and SASL options of every client (``CommonSettings.kafka_options``).
+        self._security = dict(security or {})
         # A namespace for every topic name, e.g. "tenant-a." or a test run's own prefix.
         self._prefix = topic_prefix
         self._partitions = partitions
@@ -87,6 +90,7 @@ class KafkaBus:
             partitioner=StationPartitioner(),
             request_timeout_ms=request_timeout_ms,
             retry_backoff_ms=200,
+            **self._security,
         )
 
     async def __aenter__(self) -> Self:
@@ -101,7 +105,9 @@ class KafkaBus:
         next metadata refresh (minutes), so topics are created before anyone uses them.
         """
         names = [self._prefix + name for name in names]
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, client_id=self._client_id)
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self._bootstrap, client_id=self._client_id, **self._security
+        )
         await admin.start()
         try:
             missing = set(names) - set(await admin.list_topics())
@@ -158,7 +164,9 @@ class KafkaBus:
             raise PublishError(f"{len(records)} records: {exc}") from exc
 
     def consumer(self, topics: Sequence[str], group: str) -> "KafkaConsumer":
-        return KafkaConsumer(self._bootstrap, tuple(topics), group, self._client_id, self._prefix)
+        return KafkaConsumer(
+            self._bootstrap, tuple(topics), group, self._client_id, self._prefix, self._security
+        )
 
 
 def _raise_topic_errors(topic_errors: Sequence[tuple[Any, ...]]) -> None:
@@ -178,7 +186,13 @@ async def _until_listed(admin: AIOKafkaAdminClient, names: set[str]) -> None:
 
 class KafkaConsumer:
     def __init__(
-        self, bootstrap: str, topics: tuple[str, ...], group: str, client_id: str, prefix: str = ""
+        self,
+        bootstrap: str,
+        topics: tuple[str, ...],
+        group: str,
+        client_id: str,
+        prefix: str = "",
+        security: Mapping[str, Any] | None = None,
     ) -> None:
         self._prefix = prefix
         self._consumer = AIOKafkaConsumer(
@@ -189,6 +203,7 @@ class KafkaConsumer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
+            **(security or {}),
         )
 
     async def __aenter__(self) -> Self:

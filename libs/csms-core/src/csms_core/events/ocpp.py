@@ -1,4 +1,5 @@
-"""The gateway's events: ``ocpp.inbound``, ``ocpp.connections``, ``ocpp.command-results``.
+"""The gateway's events: ``ocpp.inbound``, ``ocpp.connections``, ``ocpp.command-results``,
+``ocpp.refusals``.
 
 They carry OCPP as the station spoke it (the payload's shape is its version's);
 the ``csms.*`` domain events are the version-neutral ones.
@@ -113,6 +114,33 @@ class ConnectionClosedData(StationConnection):
 
 class ConnectionClosed(Event[ConnectionClosedData]):
     type: Literal["ocpp.connection.closed"] = "ocpp.connection.closed"
+
+
+RefusalReason = Literal["auth", "security_profile", "certificate", "unknown_station", "flooding"]
+
+
+class ConnectionRefusedData(EventData):
+    """A station a gateway refused (a security event): never a credential in it."""
+
+    gateway_id: str
+    reason: RefusalReason = Field(
+        description="auth: no or a wrong password; security_profile: below the gateway's or "
+        "the station's profile; certificate: a client certificate for another station; "
+        "unknown_station: the policy refuses unknown ids; flooding: cut off for CALLs over "
+        "the rate limit."
+    )
+    status: int = Field(description="The HTTP status of the upgrade (401, 403, 404) or 1008.")
+    detail: str = Field(description="What the station was told.")
+    remote_address: str
+    offered_profile: int | None = Field(default=None, ge=0, le=3)
+    required_profile: int | None = Field(default=None, ge=0, le=3)
+    repeated: int = Field(
+        default=0, ge=0, description="Refusals of this station and reason since the last one."
+    )
+
+
+class ConnectionRefused(Event[ConnectionRefusedData]):
+    type: Literal["ocpp.connection.refused"] = "ocpp.connection.refused"
 
 
 class CommandRequest(EventData):

@@ -9,7 +9,7 @@ import secrets
 from collections.abc import Collection
 from datetime import UTC, datetime
 
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -36,6 +36,13 @@ class StationIdentity(SQLModel, table=True):
     # The lowest OCPP security profile this station may connect with (OCPP 2.0.1 Part 2
     # A00.FR.2xx: never downgraded); None: the gateway's CSMS_MIN_SECURITY_PROFILE.
     security_profile: int | None = None
+    # The RegistrationStatus of its last boot (Accepted, Pending, Rejected), written by the
+    # service that decides boots; the gateway's boot gate starts from it. None: not booted
+    # since it was registered (registered stations are accepted).
+    registration_status: str | None = Field(default=None, max_length=16)
+    # OCPP 2.0.1 A01 / 1.6 whitepaper: a new password sent to the station; the old one
+    # stays valid until the station connects with this one, which then replaces it.
+    pending_password_hash: str | None = None
 
 
 class StationSite(SQLModel, table=True):
@@ -113,11 +120,56 @@ class IdentityStore:
             session.add(identity)
         return identity
 
+    async def stage_password(self, station_id: str, password: str) -> str:
+        """Keep ``password`` as the station's next one (both valid until it is used);
+        its hash, for ``discard_pending_password``."""
+        pending = await asyncio.to_thread(hash_password, password)
+        async with self._factory() as session, session.begin():
+            identity = await session.get(StationIdentity, station_id) or StationIdentity(
+                station_id=station_id
+            )
+            identity.pending_password_hash, identity.updated_at = pending, _now()
+            session.add(identity)
+        return pending
+
+    async def discard_pending_password(self, station_id: str, pending_hash: str) -> bool:
+        """Forget a staged password (the station refused it), if it is still that one."""
+        async with self._factory() as session, session.begin():
+            result = await session.exec(
+                update(StationIdentity)
+                .where(col(StationIdentity.station_id) == station_id)
+                .where(col(StationIdentity.pending_password_hash) == pending_hash)
+                .values(pending_password_hash=None, updated_at=_now())
+            )
+            return bool(result.rowcount)
+
+    async def promote_pending_password(self, station_id: str, pending_hash: str) -> bool:
+        """The station connected with its staged password: from now on only that one is
+        valid (compare-and-set: a newer staged password stays staged)."""
+        async with self._factory() as session, session.begin():
+            result = await session.exec(
+                update(StationIdentity)
+                .where(col(StationIdentity.station_id) == station_id)
+                .where(col(StationIdentity.pending_password_hash) == pending_hash)
+                .values(password_hash=pending_hash, pending_password_hash=None, updated_at=_now())
+            )
+            return bool(result.rowcount)
+
     async def delete(self, station_id: str) -> None:
         async with self._factory() as session, session.begin():
             identity = await session.get(StationIdentity, station_id)
             if identity is not None:
                 await session.delete(identity)
+
+
+async def record_registration(session: AsyncSession, station_id: str, status: str) -> None:
+    """Record (in the caller's transaction) the RegistrationStatus a registered station's
+    boot got; a station without an identity record gets none (it stays unknown)."""
+    await session.exec(
+        update(StationIdentity)
+        .where(col(StationIdentity.station_id) == station_id)
+        .values(registration_status=status)
+    )
 
 
 async def assign_site(session: AsyncSession, station_id: str, site_id: str) -> None:

@@ -60,7 +60,9 @@ def _mailbox_key(address: str) -> str:
 
 
 class RedisRouter:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, **options: Any) -> None:
+        """``options``: redis-py's connection arguments (``CommonSettings.redis_options``:
+        username, password, TLS files)."""
         # Pooled connections die with a Redis restart; retrying on a fresh connection
         # makes the first command after the restart succeed instead of failing.
         self._redis: Redis = Redis.from_url(
@@ -69,6 +71,7 @@ class RedisRouter:
             retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=6),
             retry_on_error=[RedisConnectionError, RedisTimeoutError],
             health_check_interval=15,
+            **options,
         )
         self._refresh = self._redis.register_script(_REFRESH)
         self._unregister = self._redis.register_script(_UNREGISTER)

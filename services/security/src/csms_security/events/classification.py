@@ -167,6 +167,8 @@ CSMS_TYPES: dict[str, str] = {
     "CsrRejected": "a station's certificate signing request failed its checks",
     "CertificateRejectedByStation": "a station refused the certificate sent to it",
     "SecurityProfileTooLow": "a station connected with less than its security profile",
+    "UnknownStationRefused": "a connection for a station id the CSMS does not know was refused",
+    "MessageFlooding": "a station was cut off for sending messages over the rate limit",
 }
 
 _BY_NAME: dict[str, EventKind] = {

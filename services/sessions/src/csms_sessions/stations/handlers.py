@@ -15,6 +15,7 @@ from csms_core.events import (
     StationDisconnected,
     StationDisconnectedData,
 )
+from csms_core.identity import record_registration
 from csms_ocpp.actions import now_iso
 from csms_sessions.context import EventContext
 from csms_sessions.db import parse_ocpp_time
@@ -55,6 +56,8 @@ async def on_boot_notification(ctx: EventContext) -> dict[str, Any]:
     _describe(station, ctx.payload, is_2x=ctx.version.is_2x)
     station.boot_status = _boot_decision(ctx)
     station.last_boot_at = ctx.received_at
+    # The gateway's boot gate reads it on the station's next connection (B02/B03).
+    await record_registration(ctx.session, station.station_id, station.boot_status.value)
     accepted = station.boot_status is BootStatus.ACCEPTED
     ctx.publish(
         StationBooted,

@@ -1,6 +1,7 @@
 """SecurityEventNotification of every version: stored, classified with both versions' names,
 listed per station and fleet-wide, published on csms.security-events and counted."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -154,3 +155,42 @@ async def test_an_unknown_station_refused_at_the_upgrade_is_a_security_event(
         assert await refused_status(csms.gateway, "CP-NOBODY") == 404
         [event] = await csms_events(csms, "CP-NOBODY", 1)
         assert (event["type"], event["source"]) == ("UnknownStationRefused", "csms")
+
+
+async def test_tc_a_08_a_certificate_for_another_station_is_a_security_event(csms: Csms) -> None:
+    """Profile 3 with a certificate the CSMS issued to another station: the gateway refuses
+    it (403, the CN is not the station id) and the security service stores the refusal as
+    FailedToAuthenticateAtCsms of the station it was presented for."""
+    owner = StationState("CP-CN-OWNER", ORGANIZATION)
+    async with secure_station(
+        csms.wss_url, owner, "2.0.1", tls=owner.tls(csms.server_trust(), with_certificate=False)
+    ) as station:
+        await station.call(boot_call("2.0.1"))
+        await station.sign("ChargingStationCertificate")
+        await asyncio.wait_for(owner.certificate_signed.wait(), 15)
+    impostor = StationState("CP-CN-VICTIM", ORGANIZATION, key=owner.key, chain_pem=owner.chain_pem)
+    with pytest.raises(InvalidStatus) as refusal:
+        async with secure_station(
+            csms.wss_url,
+            impostor,
+            "2.0.1",
+            tls=impostor.tls(csms.server_trust(), with_certificate=True),
+        ):
+            pass
+    assert refusal.value.response.status_code == 403
+    [event] = await csms_events(csms, "CP-CN-VICTIM", 1)
+    assert (event["type"], event["source"], event["severity"]) == (
+        "FailedToAuthenticateAtCsms",
+        "csms",
+        "critical",
+    )
+    assert "CP-CN-OWNER" in event["tech_info"]
+    recorded = [
+        record
+        for record in csms.published(SECURITY_EVENTS, "security.event.recorded")
+        if record["station_id"] == "CP-CN-VICTIM"
+    ]
+    assert [record["data"]["type"] for record in recorded] == ["FailedToAuthenticateAtCsms"]
+    # The certificate's owner is untouched: it has no security event of its own.
+    owners = (await csms.api.get("/stations/CP-CN-OWNER/security-events")).json()["items"]
+    assert owners == []

@@ -2,13 +2,15 @@
 security whitepaper / TC_083, a case of the OCTT 1.6 2025 trial edition, not of the
 FINAL 2024-04 list in ../shared/conformance), with the ``ocpp`` package's stations
 and real TLS: the station is reconfigured and reset, reconnects with the new profile, and
-the upgrade completes."""
+the upgrade completes; the old profiles are then refused at the handshake."""
 
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from websockets.exceptions import InvalidStatus
 
 from tests.security_harness import ORGANIZATION, Csms, running_csms
 from tests.security_stations import StationState, secure_station
@@ -45,6 +47,14 @@ async def upgrade_state(
     if connected_profile is not None and body["connected_profile"] != connected_profile:
         return None
     return body
+
+
+async def refused_status(connecting: AbstractAsyncContextManager[Any]) -> int:
+    """The HTTP status a station's connection attempt is refused with."""
+    with pytest.raises(InvalidStatus) as refusal:
+        async with connecting:
+            pass
+    return refusal.value.response.status_code
 
 
 def calls(state: StationState) -> list[str]:
@@ -86,6 +96,9 @@ async def test_tc_a_19_tc_083_upgrade_1_to_2_to_3(csms: Csms, version: str, case
         await station.call(boot_call(version))
         done = await eventually(lambda: upgrade_state(csms, station_id, "completed", 2))
         assert done["connected"]
+        # Profile 1 is refused from now on (the recorded profile is 2): 403 at the upgrade.
+        profile_1 = secure_station(csms.ws_url, state, version, password=PASSWORD)
+        assert await refused_status(profile_1) == 403
         # Profile 3 needs a certificate of ours first.
         refused = await csms.api.post(
             f"/stations/{station_id}/security-profile/upgrades", json={"target_profile": 3}
@@ -102,6 +115,13 @@ async def test_tc_a_19_tc_083_upgrade_1_to_2_to_3(csms: Csms, version: str, case
         await station.call(boot_call(version))
         done = await eventually(lambda: upgrade_state(csms, station_id, "completed", 3))
     assert done["connected"]
+    # Neither profile 1 nor 2 gets in any more: the station's recorded profile is 3.
+    tls = state.tls(csms.server_trust(), with_certificate=False)
+    for old in (
+        secure_station(csms.ws_url, state, version, password=PASSWORD),
+        secure_station(csms.wss_url, state, version, password=PASSWORD, tls=tls),
+    ):
+        assert await refused_status(old) == 403
     upgraded = [
         record["data"]
         for record in csms.published("csms.security-events", "security-profile.upgraded")

@@ -2,12 +2,20 @@
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import uuid4
 
 import httpx
+from sqlmodel import col, select
 
+from csms_billing.consumer import TimelineConsumer
+from csms_billing.inbox import ProcessedEvent
 from csms_billing.sessions import service as sessions
+from csms_billing.sessions.models import BilledSession, SessionState
 from csms_core.bus import Delivery
-from csms_core.topics import DEAD_LETTER
+from csms_core.db import transaction
+from csms_core.envelope import Event
+from csms_core.events import CdrIssued, CdrIssuedData
+from csms_core.topics import BY_NAME, CDRS, DEAD_LETTER, METER_VALUES, SESSIONS
 from tests.billing_harness import (
     BillingHarness,
     ended,
@@ -277,3 +285,88 @@ async def test_billing_unreadable_event_is_dead_lettered(billing: BillingHarness
     assert letter.envelope.data["event"]["id"] == bad.id
     assert letter.envelope.data["group"] == "csms-billing"
     assert "data.started_at: Field required" in letter.envelope.data["error"]  # the reason
+
+
+def _delivery(event: Event[Any], offset: int) -> Delivery:
+    topic = METER_VALUES if event.type == "meter.values" else SESSIONS
+    return Delivery(topic, 0, offset, event.station_id, event.to_bytes())
+
+
+def _event(event_type: str, data: dict[str, Any], event_id: str | None = None) -> Event[Any]:
+    topic = BY_NAME[METER_VALUES if event_type == "meter.values" else SESSIONS]
+    record = {
+        "id": event_id or uuid4().hex,
+        "type": event_type,
+        "source": "csms/sessions",
+        "station_id": "CP-7",
+        "ocpp_version": "2.0.1",
+        "data": data,
+    }
+    event: Event[Any] = topic.parse_object(record)
+    return event
+
+
+async def _one_transaction(billing: BillingHarness, deliveries: list[Delivery]) -> None:
+    """The records as the batched consumer applies a partition's share of a poll."""
+    service = billing.service
+    consumer = TimelineConsumer(service.settings, billing.bus, service.engine, service.issuer)
+    async with transaction(service.factory) as session:
+        batch = await consumer.begin(session, deliveries)
+        for delivery in deliveries:
+            assert await consumer.apply(batch, delivery) is False  # billing answers no station
+        await consumer.finish(batch)
+    await consumer.deliver(batch)
+
+
+async def test_billing_a_batch_applies_a_session_as_one_by_one(
+    billing: BillingHarness, api: httpx.AsyncClient
+) -> None:
+    """A whole session in one transaction, with a record twice in the batch: one session,
+    ended once, its CDR as one by one (test_tc_i_02's figures)."""
+    assert (await api.put("/tariffs/standard", json=TARIFF)).status_code == 201
+    opened = _event("session.started", started("s-b", "CP-7", START, meter_start_wh=1000.0))
+    sample = meter_values("s-b", register(START + timedelta(hours=1), 4000))
+    end = START + timedelta(hours=2)
+    closed = ended("s-b", START, end, meter_start_wh=1000.0, meter_stop_wh=7000.0)
+    records = [opened, _event("meter.values", sample), _event("session.ended", closed)]
+    deliveries = [_delivery(event, offset) for offset, event in enumerate([*records, records[2]])]
+    await _one_transaction(billing, deliveries)
+    async with billing.service.factory() as session:
+        billed = await session.get(BilledSession, "s-b")
+        stored = await session.exec(
+            select(ProcessedEvent).where(col(ProcessedEvent.event_id).in_([e.id for e in records]))
+        )
+        assert len(stored.all()) == 3
+    assert billed is not None and (billed.state, billed.final) == (SessionState.ENDED, True)
+    (cdr,) = await billing.wait_for_cdrs(1)
+    assert (cdr["session_id"], cdr["total_cost"]["excl_vat"]) == ("s-b", 3.4)
+
+
+async def test_billing_a_replayed_record_that_owed_its_cdr_events_sends_them(
+    billing: BillingHarness,
+) -> None:
+    """A record whose effects committed but whose CDR events were not published (the
+    process died in between): read again, it publishes them, changes nothing else, and is
+    completed."""
+    cdr_event = CdrIssued(
+        id="cdr.c-gone",
+        source="csms/billing",
+        station_id="CP-7",
+        data=CdrIssuedData(
+            cdr_id="c-gone",
+            session_id="s-gone",
+            credit=False,
+            credit_reference_id=None,
+            cdr={"id": "c-gone"},
+        ),
+    )
+    owed = _event("session.ended", ended("s-gone", START, START + timedelta(hours=1)))
+    async with transaction(billing.service.factory) as session:
+        outbox = [{"topic": CDRS, "event": cdr_event.model_dump(mode="json")}]
+        session.add(ProcessedEvent(event_id=owed.id, outbox=outbox, completed=False))
+    await _one_transaction(billing, [_delivery(owed, 0)])
+    assert [d.envelope.id for d in billing.bus.records(CDRS)] == [cdr_event.id]
+    async with billing.service.factory() as session:
+        record = await session.get(ProcessedEvent, owed.id)
+        assert record is not None and record.completed
+        assert await session.get(BilledSession, "s-gone") is None  # not applied again

@@ -9,17 +9,20 @@ final figures of the sessions service (``session.finalized``: its start arrived
 after its end) credit it and issue a corrected one; samples the sessions service
 marks late are kept and never priced (docs/billing.md "Late data"). Each event is
 applied once (``inbox``); the CDR events it causes (``csms.cdrs``) are stored with
-it and published after the commit.
+it and published after the commit. Records are applied in batches
+(``csms_core.bus.batching``): a partition's records of one poll in one transaction.
 """
 
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from prometheus_client import Counter
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import col
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms_billing import inbound
@@ -30,8 +33,8 @@ from csms_billing.inbox import ProcessedEvent
 from csms_billing.sessions import events, service
 from csms_billing.sessions.models import BilledSession, SessionState
 from csms_billing.settings import BillingSettings
-from csms_core.bus import Bus, Delivery
-from csms_core.db import session_factory, transaction, utc_now
+from csms_core.bus import Bus, Delivery, Outgoing
+from csms_core.db import among, insert_rows, session_factory, transaction, utc_now
 from csms_core.envelope import Event
 from csms_core.events import (
     CdrIssued,
@@ -61,8 +64,44 @@ samples_kept_out = Counter(
 )
 
 
+@dataclass
+class TimelineBatch:
+    """One transaction's worth of billing's records: their inbox rows, loaded at once, and
+    what the records applied now owe after the commit."""
+
+    session: AsyncSession
+    processed: dict[str, ProcessedEvent]  # the inbox's rows of the batch's events
+    applied: list[dict[str, Any]] = field(default_factory=list)  # new inbox rows
+    owed: list[ProcessedEvent] = field(default_factory=list)  # events to publish
+
+    @classmethod
+    async def load(cls, session: AsyncSession, deliveries: Sequence[Delivery]) -> "TimelineBatch":
+        ids = [delivery.envelope.id for delivery in deliveries]
+        rows = await session.exec(
+            select(ProcessedEvent).where(among(session, col(ProcessedEvent.event_id), ids))
+        )
+        return cls(session, {row.event_id: row for row in rows})
+
+    def seen(self, event_id: str) -> bool:
+        """Applied before (a replay: owed again if it did not deliver) or in this batch."""
+        record = self.processed.get(event_id)
+        owed_already = any(owed.event_id == event_id for owed in self.owed)
+        if record is not None and not record.completed and not owed_already:
+            self.owed.append(record)
+        return record is not None
+
+    def record(self, event_id: str, caused: Sequence[CdrIssued]) -> None:
+        outbox = [{"topic": CDRS, "event": e.model_dump(mode="json")} for e in caused]
+        row = ProcessedEvent(event_id=event_id, outbox=outbox, completed=not caused)
+        self.processed[event_id] = row
+        self.applied.append(row.model_dump())
+        if caused:
+            self.owed.append(row)
+
+
 class TimelineConsumer:
-    """The ``run_consumer`` handler of the billing service."""
+    """The billing service's handler on the batched consumer (``csms_core.bus.batching``):
+    a batch's records in one transaction, its inbox rows written in one statement."""
 
     def __init__(
         self, settings: BillingSettings, bus: Bus, engine: AsyncEngine, issuer: CdrIssuer
@@ -72,23 +111,39 @@ class TimelineConsumer:
         self._factory = session_factory(engine)
         self._issuer = issuer
 
-    async def __call__(self, delivery: Delivery) -> None:
+    async def begin(self, session: AsyncSession, deliveries: Sequence[Delivery]) -> TimelineBatch:
+        return await TimelineBatch.load(session, deliveries)
+
+    async def apply(self, batch: TimelineBatch, delivery: Delivery) -> bool:
+        """One record's effects, once (billing answers no station: never waited for)."""
         if delivery.topic == OCPP_INBOUND and not inbound.wanted(delivery.envelope):
-            return  # the fleet's every CALL passes here: most are none of billing's
+            return False  # the fleet's every CALL passes here: most are none of billing's
         event = BY_NAME[delivery.topic].decode(delivery)
-        async with transaction(self._factory) as session:
-            record = await session.get(ProcessedEvent, event.id)
-            if record is None:
-                caused = await self._apply(session, event)
-                record = ProcessedEvent(
-                    event_id=event.id,
-                    outbox=[{"topic": CDRS, "event": e.model_dump(mode="json")} for e in caused],
-                    completed=not caused,
-                )
-                session.add(record)
+        if not batch.seen(event.id):
+            batch.record(event.id, await self._apply(batch.session, event))
         events_handled.labels(delivery.topic, event.type).inc()
-        if not record.completed:
-            await self._deliver(record)
+        return False
+
+    async def finish(self, batch: TimelineBatch) -> None:
+        await insert_rows(batch.session, ProcessedEvent, batch.applied)
+
+    async def deliver(self, batch: TimelineBatch) -> None:
+        """The committed records' CDR events, in order; then their inbox rows completed."""
+        if not batch.owed:
+            return
+        records = [
+            Outgoing(BY_NAME[item["topic"]], BY_NAME[item["topic"]].parse_object(item["event"]))
+            for row in batch.owed
+            for item in row.outbox or []
+        ]
+        await self._bus.publish_many(records)
+        ids = [row.event_id for row in batch.owed]
+        async with transaction(self._factory) as session:
+            await session.exec(
+                update(ProcessedEvent)
+                .where(among(session, col(ProcessedEvent.event_id), ids))
+                .values(completed=True)
+            )
 
     async def _apply(self, session: AsyncSession, event: Event[Any]) -> list[CdrIssued]:
         if isinstance(event, OcppCall):
@@ -146,14 +201,3 @@ class TimelineConsumer:
             samples_kept_out.labels("late").inc(new)
         elif new and billed is not None and billed.cdr_id is not None:
             samples_kept_out.labels("after_cdr").inc(new)
-
-    async def _deliver(self, record: ProcessedEvent) -> None:
-        for item in record.outbox or []:
-            topic = BY_NAME[item["topic"]]
-            await self._bus.publish(topic, topic.parse_object(item["event"]))
-        async with transaction(self._factory) as session:
-            await session.exec(
-                update(ProcessedEvent)
-                .where(col(ProcessedEvent.event_id) == record.event_id)
-                .values(completed=True)
-            )

@@ -16,7 +16,7 @@ from csms_core.bus import Bus
 from csms_core.db import session_factory
 from csms_core.identity import migrate_identity
 from csms_core.router import CommandClient, Router
-from csms_core.service import consume_and_run
+from csms_core.service import batch_limits, consume_and_run
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ class BillingService:
             handler=consumer,
             engine=self.engine,
             concurrency=self.settings.consumer_concurrency,
+            limits=batch_limits(self.settings, self.engine),
             stopping=stopping,
             background={
                 "billing CDRs": self.issuer.run(stopping),

@@ -20,6 +20,7 @@ from csms_firmware.position import (
     ReadPosition,
     lag,
 )
+from csms_ocpp import OcppVersion
 
 TIMEOUT_S = 300
 
@@ -144,3 +145,38 @@ def call(received_at: datetime) -> OcppCall:
             owner="gateway",
         ),
     )
+
+
+async def test_a_busy_slow_station_repeating_its_status_is_not_failed(tmp_path: Path) -> None:
+    """A 1.6 station still downloading answers each trigger with the "Downloading" it sent
+    before (no request id to tell them apart): a repeat, not recorded or reported again,
+    but word from the station all the same."""
+    async with running_firmware(settings_for_tests(tmp_path)) as harness:
+        await harness.boot("S", "1.0.0", version=OcppVersion.V16)
+        image = await harness.add_image()
+        created = await campaign(
+            harness,
+            image["image_id"],
+            target={"station_ids": ["S"]},
+            plan={"silence_timeout_s": TIMEOUT_S, "retries": 0},
+        )
+        campaign_id = created["campaign_id"]
+        await harness.plan()
+        now = utc_now()  # OCPP times carry milliseconds
+        start = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        await harness.status("S", "Downloading", received_at=start)
+        await harness.settle()
+        for lap in range(1, 4):  # three timeouts' worth of a slow download
+            spoke = start + timedelta(seconds=lap * TIMEOUT_S * 0.9)
+            await harness.service.runner.round(spoke - timedelta(seconds=1))
+            assert len(harness.stations.sent("S", "TriggerMessage")) == lap
+            await harness.status("S", "Downloading", received_at=spoke)
+            await harness.settle()
+            row = await state_of(harness, campaign_id, "S")
+            assert row["state"] == "downloading", row
+            assert datetime.fromisoformat(row["last_activity_at"]) == spoke
+        assert len(harness.events("firmware.status.reported", "S")) == 1
+        # Silent at last: failed once the whole timeout passed since it last spoke.
+        await harness.service.runner.round(spoke + timedelta(seconds=TIMEOUT_S + 1))
+        row = await state_of(harness, campaign_id, "S")
+        assert row["state"] == "failed" and "no word from the station" in row["reason"]

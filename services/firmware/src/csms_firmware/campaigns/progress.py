@@ -145,9 +145,14 @@ async def on_firmware_status(
 ) -> bool:
     """A (Signed)FirmwareStatusNotification the gateway received at ``received_at``; True
     if a campaign station changed."""
-    if await repeated(session, "firmware", station_id, status, request_id):
-        return False
     row = await _row_for(session, station_id, request_id)
+    if await repeated(session, "firmware", station_id, status, request_id):
+        # Said before, so neither recorded nor reported again; but the station spoke: a
+        # busy, slow station answering a trigger with the status it had (a 1.6 station's
+        # "Downloading" carries no request id to tell it apart) is no silent one.
+        if row is None or not row.active or row.state not in IN_FLIGHT:
+            return False
+        return await _progress(session, row, status, received_at)
     campaign_id = row.campaign_id if row is not None else None
     session.add(
         StatusRecord(

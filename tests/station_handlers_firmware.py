@@ -3,7 +3,9 @@
 On UpdateFirmware (or 1.6 SignedUpdateFirmware) a station really downloads the image from
 the URL it was sent, checks its SHA-256 against what the test expects, reports
 Downloading, Downloaded, Installing and Installed, and keeps the new version for its
-next boot (the test reconnects it). On GetDiagnostics / GetLog it uploads a log file
+next boot (the test reconnects it). Sent a signature and signing certificate, it verifies
+the signature over the file it downloaded (SignatureVerified, or InvalidSignature and no
+install). On GetDiagnostics / GetLog it uploads a log file
 with HTTP PUT to the location it was given and reports Uploading / Uploaded.
 """
 
@@ -21,6 +23,7 @@ import ocpp.v201
 from ocpp.routing import on
 from websockets.asyncio.client import connect
 
+from tests.firmware_signing import signature_holds
 from tests.stations import SUBPROTOCOL
 
 LOG = b"2026-03-02T01:00:00Z boot ok\n" * 100
@@ -41,6 +44,7 @@ class Device:
     installed: asyncio.Event = field(default_factory=asyncio.Event)
     uploaded: asyncio.Event = field(default_factory=asyncio.Event)
     failures: list[str] = field(default_factory=list)
+    verified: list[bool] = field(default_factory=list)  # each signature check's verdict
 
 
 class _FirmwareStation:
@@ -62,7 +66,14 @@ class _FirmwareStation:
             return module.call.FirmwareStatusNotification(status=status)
         return module.call.FirmwareStatusNotification(status=status, request_id=request_id)
 
-    async def _update(self, location: str, request_id: int | None, signed: bool) -> None:
+    async def _update(
+        self,
+        location: str,
+        request_id: int | None,
+        signed: bool,
+        signature: tuple[str, str] | None = None,
+    ) -> None:
+        """Download, verify, install; ``signature``: (signature, signing certificate)."""
         try:
             await self.call(self._status("Downloading", request_id, signed=signed))  # type: ignore[attr-defined]
             async with httpx.AsyncClient(timeout=30) as http:
@@ -75,7 +86,15 @@ class _FirmwareStation:
                 await self.call(self._status("DownloadFailed", request_id, signed=signed))  # type: ignore[attr-defined]
                 return
             self.device.downloaded.append(image)
-            for status in ("Downloaded", "Installing", "Installed"):
+            await self.call(self._status("Downloaded", request_id, signed=signed))  # type: ignore[attr-defined]
+            if signature is not None:
+                verdict = signature_holds(image, *signature)
+                self.device.verified.append(verdict)
+                status = "SignatureVerified" if verdict else "InvalidSignature"
+                await self.call(self._status(status, request_id, signed=signed))  # type: ignore[attr-defined]
+                if not verdict:
+                    return
+            for status in ("Installing", "Installed"):
                 await self.call(self._status(status, request_id, signed=signed))  # type: ignore[attr-defined]
             self.device.pending = self.device.target_version
             self.device.installed.set()
@@ -114,7 +133,14 @@ class Firmware16(ocpp.v16.ChargePoint, _FirmwareStation):  # type: ignore[misc]
     @on("SignedUpdateFirmware")  # type: ignore[untyped-decorator]
     def on_signed_update(self, request_id: int, firmware: dict[str, Any], **rest: Any) -> Any:
         self.device.received.append(("SignedUpdateFirmware", {"firmware": firmware, **rest}))
-        self._spawn(self._update(firmware["location"], request_id, signed=True))
+        self._spawn(
+            self._update(
+                firmware["location"],
+                request_id,
+                signed=True,
+                signature=(firmware["signature"], firmware["signing_certificate"]),
+            )
+        )
         return ocpp.v16.call_result.SignedUpdateFirmware(status="Accepted")
 
     @on("GetDiagnostics")  # type: ignore[untyped-decorator]
@@ -132,7 +158,15 @@ class Firmware16(ocpp.v16.ChargePoint, _FirmwareStation):  # type: ignore[misc]
 class _Firmware2x(_FirmwareStation):
     def _on_update(self, request_id: int, firmware: dict[str, Any], **rest: Any) -> None:
         self.device.received.append(("UpdateFirmware", {"request_id": request_id, **firmware}))
-        self._spawn(self._update(firmware["location"], request_id, signed=False))
+        signature, certificate = firmware.get("signature"), firmware.get("signing_certificate")
+        self._spawn(
+            self._update(
+                firmware["location"],
+                request_id,
+                signed=False,
+                signature=(signature, certificate) if signature and certificate else None,
+            )
+        )
 
     def _on_get_log(self, log_type: str, request_id: int, log: dict[str, Any]) -> None:
         self.device.received.append(("GetLog", {"log_type": log_type, "request_id": request_id}))

@@ -19,6 +19,7 @@ from csms_core import topics
 from tests.cluster import Component, Infra
 from tests.cluster_firmware import firmware, reset_firmware
 from tests.conftest import Cluster
+from tests.firmware_signing import rsa_signer
 from tests.station_handlers_firmware import Device, boot_call, firmware_station
 from tests.topic_reader import read_topic
 from tests.waiting import eventually
@@ -73,20 +74,23 @@ async def register_and_boot(
     await eventually(known, timeout_s=WAIT_S)
 
 
-async def image_id(api: httpx.AsyncClient) -> str:
+async def image_id(api: httpx.AsyncClient, version: str = "2.0.0", **signed: str) -> str:
+    """The ACME image of ``version`` (added if the catalogue has none yet)."""
     listed = (await api.get("/firmware/images", params={"vendor": "ACME"})).json()
-    if listed["items"]:
-        found: str = listed["items"][0]["image_id"]
-        return found
+    for item in listed["items"]:
+        if item["version"] == version:
+            found: str = item["image_id"]
+            return found
     response = await api.post(
         "/firmware/images",
         data={
             "vendor": "ACME",
             "models": "AC22",
-            "version": "2.0.0",
+            "version": version,
             "sha256": hashlib.sha256(IMAGE).hexdigest(),
+            **signed,
         },
-        files={"file": ("acme-2.0.0.bin", IMAGE)},
+        files={"file": (f"acme-{version}.bin", IMAGE)},
     )
     assert response.status_code == 201, response.text
     created: str = response.json()["image_id"]
@@ -141,6 +145,61 @@ async def test_download_install_and_confirmed_by_the_next_boot(
     events = await read_topic(csms.infra.kafka_bootstrap, csms.topic(topics.FIRMWARE), station_id)
     states = [e.data["state"] for e in events if e.type == "firmware.station.state_changed"]
     assert states == ["dispatching", "sent", "downloading", "downloaded", "installing", "succeeded"]
+
+
+@pytest.mark.parametrize(
+    ("case", "version", "action"),
+    [
+        ("tc_080", "1.6", "SignedUpdateFirmware"),
+        ("tc_l_01", "2.0.1", "UpdateFirmware"),
+        ("tc_l_01", "2.1", "UpdateFirmware"),
+    ],
+)
+async def test_a_signed_update_verified_by_the_station(
+    firmware_cluster: tuple[Cluster, Component], case: str, version: str, action: str
+) -> None:
+    """The image's signature and signing certificate reach the station as uploaded (1.6
+    by the security whitepaper's SignedUpdateFirmware, 2.x in UpdateFirmware's firmware);
+    the station verifies the signature over the file it downloaded before it installs."""
+    csms, component = firmware_cluster
+    signer = rsa_signer()
+    station_id = f"FWS-{uuid.uuid4().hex[:10]}"
+    device = Device(
+        version, expected_sha256=hashlib.sha256(IMAGE).hexdigest(), target_version="2.1.0"
+    )
+    async with firmware_api(component, csms.admin) as api:
+        image = await image_id(
+            api,
+            "2.1.0",
+            signature=signer.sign(IMAGE),
+            signing_certificate=signer.certificate_pem,
+        )
+        async with firmware_station(csms.ocpp_url(0), station_id, device) as client:
+            await register_and_boot(csms, api, station_id, client, device)
+            response = await api.post(
+                "/firmware/campaigns",
+                json={"image_id": image, "target": {"station_ids": [station_id]}},
+            )
+            assert response.status_code == 201, response.text
+            campaign_id = response.json()["campaign_id"]
+            await asyncio.wait_for(device.installed.wait(), WAIT_S)
+            assert device.failures == [] and device.verified == [True]
+            [(sent, payload)] = device.received
+            assert sent == action
+            firmware = payload.get("firmware", payload)
+            assert firmware["signing_certificate"] == signer.certificate_pem
+        async with firmware_station(csms.ocpp_url(1), station_id, device) as client:
+            await client.call(boot_call(device, reason="FirmwareUpdate"))
+
+            async def completed() -> dict[str, Any] | None:
+                body: dict[str, Any] = (await api.get(f"/firmware/campaigns/{campaign_id}")).json()
+                return body if body["state"] == "completed" else None
+
+            body = await eventually(completed, timeout_s=WAIT_S)
+            assert body["counts"]["succeeded"] == 1
+    events = await read_topic(csms.infra.kafka_bootstrap, csms.topic(topics.FIRMWARE), station_id)
+    reported = [e.data["status"] for e in events if e.type == "firmware.status.reported"]
+    assert reported == ["Downloading", "Downloaded", "SignatureVerified", "Installing", "Installed"]
 
 
 @pytest.mark.parametrize(

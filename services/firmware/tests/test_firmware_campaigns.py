@@ -9,6 +9,7 @@ from firmware_harness import Harness, running_firmware, settings_for_tests
 
 from csms_firmware.db import utc_now
 from csms_ocpp import OcppVersion, schemas
+from tests.firmware_signing import rsa_signer, signature_holds
 
 
 def assert_problem(response: httpx.Response, status: int, kind: str) -> dict[str, Any]:
@@ -221,14 +222,17 @@ async def test_tc_l_06_invalid_signature_and_tc_l_08_verification_are_not_retrie
     async with running_firmware(settings_for_tests(tmp_path)) as harness:
         await harness.boot("B", "1.0.0")
         await harness.boot("C", "1.0.0")
-        image = await harness.add_image(signature="c2lnbmF0dXJl", signing_certificate="-----BEGIN")
+        signer, content = rsa_signer(), b"firmware-2.0.0" * 100
+        image = await harness.add_image(
+            content, signature=signer.sign(content), signing_certificate=signer.certificate_pem
+        )
         created = await campaign(
             harness, image["image_id"], target={"model": "AC22"}, plan={"retries": 3}
         )
         await harness.plan()
         sent = {c.station_id: c.payload for c in harness.stations.sent()}
-        assert sent["B"]["firmware"]["signature"] == "c2lnbmF0dXJl"
-        assert sent["B"]["firmware"]["signingCertificate"] == "-----BEGIN"
+        assert signature_holds(content, sent["B"]["firmware"]["signature"], signer.certificate_pem)
+        assert sent["B"]["firmware"]["signingCertificate"] == signer.certificate_pem
         await harness.status("B", "InvalidSignature", sent["B"]["requestId"])
         await harness.status("C", "InstallVerificationFailed", sent["C"]["requestId"])
         await harness.plan()
@@ -243,13 +247,16 @@ async def test_tc_080_signed_update_on_1_6_and_fallback_without_the_extension(
         await harness.boot("S", "1.0.0", version=OcppVersion.V16)
         await harness.boot("P", "1.0.0", version=OcppVersion.V16)
         harness.stations.answer("P", "SignedUpdateFirmware", "NotImplemented")
-        image = await harness.add_image(signature="c2ln", signing_certificate="-----BEGIN")
+        signer, content = rsa_signer(), b"firmware-2.0.0" * 100
+        image = await harness.add_image(
+            content, signature=signer.sign(content), signing_certificate=signer.certificate_pem
+        )
         await campaign(harness, image["image_id"], target={"model": "AC22"})
         await harness.plan()
         [signed] = harness.stations.sent("S")
         assert signed.action == "SignedUpdateFirmware"
         assert {"requestId", "firmware"} <= set(signed.payload)
-        assert signed.payload["firmware"]["signingCertificate"] == "-----BEGIN"
+        assert signed.payload["firmware"]["signingCertificate"] == signer.certificate_pem
         assert [c.action for c in harness.stations.sent("P")] == [
             "SignedUpdateFirmware",
             "UpdateFirmware",

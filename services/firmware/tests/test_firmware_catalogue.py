@@ -12,6 +12,7 @@ from test_firmware_campaigns import assert_problem
 from csms_core.db import transaction
 from csms_firmware.catalogue.models import DownloadLink
 from csms_firmware.db import utc_now
+from tests.firmware_signing import ec_signer, rsa_signer
 
 CONTENT = b"\x7fELF" + bytes(range(256)) * 64
 
@@ -101,6 +102,46 @@ async def test_bad_metadata_is_refused(
             "/firmware/images", data=data, files={"file": ("fw.bin", CONTENT)}
         )
         assert_problem(response, 422, "invalid-request")
+
+
+async def test_a_signed_image_is_checked_against_its_certificate(tmp_path: Path) -> None:
+    """RSA-PSS and ECDSA signatures over the file are verified on upload; one over other
+    bytes, a certificate that is none, a signature that is no base64 are refused: stations
+    would answer InvalidSignature (TC_081, TC_L_06) on every one of them."""
+    rsa, ec = rsa_signer(), ec_signer()
+    async with running_firmware(settings_for_tests(tmp_path)) as harness:
+        for version, signer in (("2.0.0", rsa), ("2.0.1", ec)):
+            fields = form(
+                version=version,
+                signature=signer.sign(CONTENT),
+                signing_certificate=signer.certificate_pem,
+            )
+            response = await harness.api.post(
+                "/firmware/images", data=fields, files={"file": ("fw.bin", CONTENT)}
+            )
+            assert response.status_code == 201, response.text
+            assert response.json()["signed"] is True
+        for fields, kind in (
+            ({"signature": rsa.sign(CONTENT + b"tampered")}, "invalid-signature"),
+            ({"signature": "not base64!"}, "invalid-signature"),
+            (
+                {"signing_certificate": "-----BEGIN CERTIFICATE-----\nnope"},
+                "invalid-signing-certificate",
+            ),
+        ):
+            data = {
+                "signature": rsa.sign(CONTENT),
+                "signing_certificate": rsa.certificate_pem,
+                **fields,
+            }
+            response = await harness.api.post(
+                "/firmware/images",
+                data=form(CONTENT, version="3.0.0", **data),
+                files={"file": ("fw.bin", CONTENT)},
+            )
+            assert_problem(response, 422, kind)
+        listed = (await harness.api.get("/firmware/images")).json()
+        assert sorted(i["version"] for i in listed["items"]) == ["2.0.0", "2.0.1"]
 
 
 async def test_no_file_not_multipart_duplicate_and_too_large(tmp_path: object) -> None:

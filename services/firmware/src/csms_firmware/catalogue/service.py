@@ -1,5 +1,6 @@
 """The catalogue: adding images, who runs which, and who is behind the newest for its model."""
 
+import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
@@ -15,6 +16,7 @@ from csms_api.problems import Problem
 from csms_core.events.firmware import FirmwareImageAddedData
 from csms_firmware.catalogue.models import DownloadLink, FirmwareImage
 from csms_firmware.catalogue.schemas import ImageMetadata
+from csms_firmware.catalogue.signature import SignatureCheck, check_signature
 from csms_firmware.db import utc_now
 from csms_firmware.multipart import read_form
 from csms_firmware.outbox import emit
@@ -24,6 +26,8 @@ from csms_firmware.tokens import new_token
 from csms_firmware.versions import version_key
 
 FILES_PATH = "/firmware/files"
+
+logger = logging.getLogger(__name__)
 
 
 Visible = SelectOfScalar[str] | None  # the station ids a caller may see; None: all
@@ -58,6 +62,7 @@ async def receive_image(
             metadata = _metadata(form.fields)
             blob = writer.summary()
             _verify(metadata, blob.sha256, blob.md5)
+            checked = _check_signature(metadata, blob.sha256)
             await _refuse_duplicate(session, metadata)
             blob = await writer.commit()
     except TooLarge as exc:
@@ -76,6 +81,14 @@ async def receive_image(
         signing_certificate=metadata.signing_certificate,
     )
     session.add(image)
+    if checked is not None:
+        logger.info(
+            "signed image %s %s: %s, %s",
+            image.vendor,
+            image.version,
+            checked.scheme,
+            "verified" if checked.verified else "not verified here",
+        )
     emit(
         session,
         FirmwareImageAddedData(
@@ -115,6 +128,12 @@ def _verify(metadata: ImageMetadata, sha256: str, md5: str) -> None:
                 expected=expected.lower(),
                 actual=actual,
             )
+
+
+def _check_signature(metadata: ImageMetadata, sha256: str) -> SignatureCheck | None:
+    if metadata.signature is None or metadata.signing_certificate is None:
+        return None
+    return check_signature(metadata.signature, metadata.signing_certificate, sha256)
 
 
 async def _refuse_duplicate(session: AsyncSession, metadata: ImageMetadata) -> None:

@@ -280,7 +280,10 @@ class CampaignRunner:
             now=now,
         )
         row.attempt += 1
-        row.request_id, row.dispatched_at, row.last_activity_at = request.request_id, now, now
+        row.request_id, row.last_activity_at = request.request_id, now
+        # When it was decided, not when the round began: the consumer may have finished the
+        # wave before in between (the snapshot saw that), and the two times are compared.
+        row.dispatched_at = max(now, utc_now())
         row.retry_at, row.triggered, row.ocpp_status = None, False, None
         progress.move(session, row, StationState.DISPATCHING)
         update = FirmwareUpdate(

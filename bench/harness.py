@@ -369,6 +369,7 @@ class Csms:
             "kafka": self.infra.kafka_bootstrap,
             "redis": self.infra.redis_url,
             "database": self.infra.database_url,
+            "group": self.group,  # its topic namespace, for a service a run adds
             "running": {name: [r.port, r.pid] for name, r in running.items()},
         }
 
@@ -402,6 +403,8 @@ def attached_csms(path: Path) -> Csms:
     described = json.loads(path.read_text())
     infra = Infra(described["kafka"], described["redis"], described["database"])
     running = {name: Running(*value) for name, value in described["running"].items()}
+    if "group" in described:
+        return Csms(infra, path.parent, group=described["group"], attached=running)
     return Csms(infra, path.parent, attached=running)
 
 

@@ -72,6 +72,9 @@ class ReadPosition:
     def __init__(self) -> None:
         self.member_id = uuid4().hex
         self.current: Position | None = None
+        # One write at a time: two (the background writer's and a caller's) would both
+        # find no row yet and both insert it.
+        self._writing = asyncio.Lock()
 
     def polled(self, deliveries: Sequence[Delivery], at: datetime) -> None:
         """A poll returned ``deliveries`` at ``at`` (the poll before it is applied)."""
@@ -83,6 +86,10 @@ class ReadPosition:
             self.current = Position(at, busy=False, measured_at=at)
 
     async def write(self, factory: async_sessionmaker[AsyncSession]) -> None:
+        async with self._writing:
+            await self._write(factory)
+
+    async def _write(self, factory: async_sessionmaker[AsyncSession]) -> None:
         position = self.current
         if position is None:
             return

@@ -92,7 +92,11 @@ async def open_platform(
         else InMemoryBus()
     )
     router: Router = (
-        RedisRouter(settings.redis_url, **settings.redis_options())
+        RedisRouter(
+            settings.redis_url,
+            namespace=settings.kafka_topic_prefix,
+            **settings.redis_options(),
+        )
         if settings.redis_url
         else InMemoryRouter()
     )

@@ -216,3 +216,19 @@ async def test_command_client_end_to_end(router: RedisRouter) -> None:
         error_description="no such reset type",
         duration_ms=8.0,
     )
+
+
+async def test_declarations_are_kept_per_deployment_and_withdrawn(infra: Infra) -> None:
+    """Two deployments sharing a Redis (the test clusters) see only their own services."""
+    from csms_core.calls.declared import SESSIONS
+
+    ours, theirs = unique("ns"), unique("ns")
+    async with (
+        RedisRouter(infra.redis_url, namespace=ours) as router,
+        RedisRouter(infra.redis_url, namespace=theirs) as other,
+    ):
+        await router.announce(SESSIONS, "r-1", ttl_s=30)
+        assert await router.declarations() == [("r-1", SESSIONS)]
+        assert await other.declarations() == []
+        await router.withdraw("sessions", "r-1")
+        assert await router.declarations() == []

@@ -1,12 +1,11 @@
 """Which calls a station may send, and who answers each one."""
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
 from csms_ocpp import actions, schemas
-from csms_ocpp.actions import Owner, gateway_response, is_known, is_station_initiated, owner
+from csms_ocpp.actions import answers_itself, gateway_response, is_known, is_station_initiated
 from csms_ocpp.versions import OcppVersion
 
 V16, V201, V21 = OcppVersion.V16, OcppVersion.V201, OcppVersion.V21
@@ -44,32 +43,32 @@ def test_every_station_initiated_action_has_a_request_schema(version: OcppVersio
 
 
 @pytest.mark.parametrize(
-    ("version", "action", "payload", "expected"),
+    ("version", "action", "alone"),
     [
-        (V16, "BootNotification", {}, Owner.SESSIONS),
-        (V201, "BootNotification", {}, Owner.SESSIONS),
-        (V21, "Authorize", {}, Owner.SESSIONS),
-        (V16, "StartTransaction", {}, Owner.SESSIONS),
-        (V16, "StopTransaction", {}, Owner.SESSIONS),
-        (V16, "DataTransfer", {}, Owner.SESSIONS),
-        (V201, "TransactionEvent", {"idToken": {"idToken": "04A1"}}, Owner.SESSIONS),
-        (V201, "TransactionEvent", {"eventType": "Updated"}, Owner.GATEWAY),
-        (V21, "TransactionEvent", {"eventType": "Ended"}, Owner.GATEWAY),
-        (V16, "Heartbeat", {}, Owner.GATEWAY),
-        (V201, "Heartbeat", {}, Owner.GATEWAY),
-        (V16, "StatusNotification", {}, Owner.GATEWAY),
-        (V201, "MeterValues", {}, Owner.GATEWAY),
-        (V201, "NotifyEvent", {}, Owner.GATEWAY),
-        (V21, "NotifyPeriodicEventStream", {}, Owner.GATEWAY),  # SEND: nothing to answer
-        (V16, "SignCertificate", {}, Owner.SECURITY),
-        (V201, "GetCertificateStatus", {}, Owner.SECURITY),
-        (V21, "GetCertificateChainStatus", {}, Owner.SECURITY),
-        (V201, "SecurityEventNotification", {}, Owner.GATEWAY),  # its answer is empty
-        (V21, "VatNumberValidation", {}, Owner.NOBODY),
+        (V16, "BootNotification", False),
+        (V201, "BootNotification", False),
+        (V21, "Authorize", False),
+        (V16, "StartTransaction", False),
+        (V16, "StopTransaction", True),  # its answer needs nothing (idTagInfo is optional)
+        (V16, "DataTransfer", False),
+        (V201, "TransactionEvent", True),  # only an idToken asks for a decision
+        (V16, "Heartbeat", True),  # the current time, no decision
+        (V201, "Heartbeat", True),
+        (V16, "StatusNotification", True),
+        (V201, "MeterValues", True),
+        (V201, "NotifyEvent", True),
+        (V21, "NotifyPeriodicEventStream", True),  # SEND: nothing to answer
+        (V16, "SignCertificate", False),
+        (V201, "GetCertificateStatus", False),
+        (V21, "GetCertificateChainStatus", False),
+        (V201, "SecurityEventNotification", True),  # its answer is empty
+        (V21, "VatNumberValidation", False),
     ],
 )
-def test_owner(version: OcppVersion, action: str, payload: dict[str, Any], expected: Owner) -> None:
-    assert owner(version, action, payload) is expected
+def test_answers_itself(version: OcppVersion, action: str, alone: bool) -> None:
+    """Who decides the others is the services' declaration (tests/test_call_declarations.py)."""
+    assert answers_itself(version, action) is alone
+    assert answers_itself(version.number, action) is alone
 
 
 @pytest.mark.parametrize(
@@ -78,8 +77,7 @@ def test_owner(version: OcppVersion, action: str, payload: dict[str, Any], expec
         (version, action)
         for version in ALL_VERSIONS
         for action in sorted(actions.STATION_INITIATED[version])
-        if owner(version, action, {}) is Owner.GATEWAY
-        and schemas.has_schema(version, action, response=True)
+        if answers_itself(version, action) and schemas.has_schema(version, action, response=True)
     ],
 )
 def test_the_gateways_own_answers_conform_to_the_response_schema(

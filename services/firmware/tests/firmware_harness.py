@@ -20,6 +20,7 @@ import httpx
 from csms_api.testing import bearer_headers
 from csms_core.bus import Delivery
 from csms_core.bus.memory import InMemoryBus
+from csms_core.calls import table_of
 from csms_core.db import create_engine
 from csms_core.envelope import Envelope
 from csms_core.events import (
@@ -49,7 +50,6 @@ from csms_firmware.models import ProcessedEvent
 from csms_firmware.service import FirmwareService
 from csms_firmware.settings import FirmwareSettings
 from csms_ocpp import OcppVersion
-from csms_ocpp.actions import owner
 
 GATEWAY_ID = "gw-test"
 WAIT_S = 10.0
@@ -219,7 +219,8 @@ class Harness:
                 gateway_id=GATEWAY_ID,
                 connection_id="conn",
                 received_at=received,
-                owner=owner(version, action, payload).value,
+                # firmware decides none of them: routed with no other party alive
+                owner=table_of([]).route(version.number, action, payload).owner,
             ),
         )
         await self.bus.publish(OCPP_INBOUND, event)

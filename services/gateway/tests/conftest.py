@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from csms_core.bus.memory import InMemoryBus
+from csms_core.calls.declared import SESSIONS
 from csms_core.db import create_engine, session_factory
 from csms_core.identity import SCHEMA, IdentityStore, migrate_identity
 from csms_core.router.memory import InMemoryRouter
@@ -20,8 +21,11 @@ def bus() -> InMemoryBus:
 
 
 @pytest.fixture
-def router() -> InMemoryRouter:
-    return InMemoryRouter()
+async def router() -> InMemoryRouter:
+    """The embedded router, with the sessions service announced (alive) in it."""
+    router = InMemoryRouter()
+    await router.announce(SESSIONS, "sessions-1", ttl_s=3600)
+    return router
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from cryptography import x509
 from cryptography.x509 import ocsp
 
 from csms_ocpp import OcppVersion, schemas
+from csms_ocpp.messages import GetCertificateChainStatusRequest, GetCertificateStatusRequest
 from csms_security.hashdata import HashAlgorithm, OcspRequestData, hash_data
 from csms_security.pnc.contracts import ContractRequest, HttpContractProvider, NoContractProvider
 from csms_security.pnc.revocation import CertificateStatus, RevocationClient
@@ -163,7 +164,9 @@ async def test_crl_good_and_revoked(pki: Pki, revocation: RevocationClient) -> N
 async def test_tc_m_24_get_certificate_status_answers_ocsp_result(
     pki: Pki, revocation: RevocationClient, version: OcppVersion
 ) -> None:
-    payload = {"ocspRequestData": pki.request(pki.contract()).wire() | {"responderURL": pki.url}}
+    payload: GetCertificateStatusRequest = {
+        "ocspRequestData": pki.request(pki.contract()).wire() | {"responderURL": pki.url}
+    }
     assert schemas.validate(version, "GetCertificateStatus", payload) is None
     answer = await certificate_status(revocation, payload, version.number)
     assert schemas.validate(version, "GetCertificateStatus", answer, response=True) is None
@@ -191,7 +194,7 @@ async def test_get_certificate_chain_status_by_ocsp_and_crl(
 ) -> None:
     good, bad = pki.contract(), pki.contract()
     pki.mo.revoke(bad)
-    payload = {
+    payload: GetCertificateChainStatusRequest = {
         "certificateStatusRequests": [
             {
                 "certificateHashData": hash_data(good, pki.mo.certificate).wire(),

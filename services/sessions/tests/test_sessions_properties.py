@@ -31,7 +31,7 @@ from csms_core.envelope import Event
 from csms_core.events import OcppCall
 from csms_core.router.memory import InMemoryRouter
 from csms_ocpp import OcppVersion, schemas
-from csms_ocpp.actions import Owner, owner
+from csms_sessions.context import PARTY
 from csms_sessions.inbox import ProcessedEvent
 from csms_sessions.testing import Harness, running_sessions, settings_for_tests
 from csms_sessions.transactions.models import ChargingSession
@@ -221,7 +221,7 @@ async def _send(
     completion flush that ``transactions.testing.send`` waits for: only rows are read)."""
     assert schemas.validate(version, action, payload) is None
     event = await harness.call(station_id, action, payload, version=version)
-    if owner(version, action, payload) is Owner.SESSIONS:
+    if event.data.owner == PARTY:
         reply = await harness.answer()
         assert reply.payload is not None, reply.error_description
         return reply.payload

@@ -126,6 +126,17 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def parse_ocpp_time(value: str) -> datetime:
+    """An OCPP dateTime (RFC 3339) as an aware UTC datetime; a zone-less value counts as UTC."""
+    parsed = datetime.fromisoformat(value)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def ocpp_time(value: datetime) -> str:
+    """A datetime as OCPP writes it (UTC, milliseconds, ``Z``)."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def consumer_lanes(engine: AsyncEngine, wanted: int) -> int:
     """How many stations' events to handle side by side: SQLite takes one writer at a time,
     so handling stations side by side there would only queue them."""

@@ -1,14 +1,13 @@
-"""Which messages a station may send, and who answers them.
+"""Which messages a station may send, and which answers carry no decision.
 
-The gateway answers a station's CALL itself when the answer carries no
-decision (ARCHITECTURE.md): the response schema requires nothing, or only the
-current time (Heartbeat). Every other CALL is decided by the service that
-owns it and answered through the reply channel; one nobody owns yet is
-answered ``NotSupported`` after it is stored, so the station is not kept waiting.
+OCPP knowledge only: which service decides what is declared by the services
+themselves (``csms_core.calls``). The gateway answers a station's CALL alone when
+the answer carries no decision (ARCHITECTURE.md): the response schema requires
+nothing, or only the current time (Heartbeat).
 """
 
 from datetime import UTC, datetime
-from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from csms_ocpp import schemas
@@ -83,33 +82,6 @@ STATION_INITIATED: dict[OcppVersion, frozenset[str]] = {
 }
 
 
-class Owner(StrEnum):
-    """The service that decides the answer to a station's CALL."""
-
-    GATEWAY = "gateway"
-    SESSIONS = "sessions"
-    SMARTCHARGING = "smartcharging"
-    SECURITY = "security"
-    NOBODY = "nobody"
-
-
-# Calls whose answer carries a decision, by the service that makes it.
-_DECIDED_BY: dict[str, Owner] = {
-    "BootNotification": Owner.SESSIONS,
-    "Authorize": Owner.SESSIONS,
-    "StartTransaction": Owner.SESSIONS,
-    "StopTransaction": Owner.SESSIONS,
-    "TransactionEvent": Owner.SESSIONS,
-    "DataTransfer": Owner.SESSIONS,
-    "NotifyEVChargingNeeds": Owner.SMARTCHARGING,
-    "NotifyEVChargingSchedule": Owner.SMARTCHARGING,
-    "SignCertificate": Owner.SECURITY,
-    "Get15118EVCertificate": Owner.SECURITY,
-    "GetCertificateStatus": Owner.SECURITY,
-    "GetCertificateChainStatus": Owner.SECURITY,
-}
-
-
 def is_station_initiated(version: OcppVersion, action: str) -> bool:
     return action in STATION_INITIATED[version]
 
@@ -119,16 +91,13 @@ def is_known(version: OcppVersion, action: str) -> bool:
     return schemas.has_schema(version, action)
 
 
-def owner(version: OcppVersion, action: str, payload: dict[str, Any]) -> Owner:
-    """Who answers this station CALL."""
-    if action == "TransactionEvent":
-        # Only an idToken asks for a decision (idTokenInfo); otherwise the answer is empty.
-        return Owner.SESSIONS if "idToken" in payload else Owner.GATEWAY
-    if action in _DECIDED_BY:
-        return _DECIDED_BY[action]
-    if action == "Heartbeat" or not _response_requires_anything(version, action):
-        return Owner.GATEWAY
-    return Owner.NOBODY
+@lru_cache(maxsize=1024)
+def answers_itself(version: OcppVersion | str, action: str) -> bool:
+    """The answer to this station CALL carries no decision, so the gateway may give it alone:
+    Heartbeat (the current time) and every CALL whose response requires nothing."""
+    if isinstance(version, str):
+        version = OcppVersion.from_number(version)
+    return action == "Heartbeat" or not _response_requires_anything(version, action)
 
 
 def _response_requires_anything(version: OcppVersion, action: str) -> bool:
@@ -139,7 +108,7 @@ def _response_requires_anything(version: OcppVersion, action: str) -> bool:
 
 
 def gateway_response(action: str) -> dict[str, Any]:
-    """The answer the gateway gives on its own to a call owned by ``Owner.GATEWAY``."""
+    """The answer the gateway gives on its own to a call it ``answers_itself``."""
     if action == "Heartbeat":
         return {"currentTime": now_iso()}
     return {}

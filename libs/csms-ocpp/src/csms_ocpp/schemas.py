@@ -16,6 +16,7 @@ the verdicts and CALLERRORs are those of ``jsonschema`` (tested side by side in
 """
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -167,7 +168,7 @@ def has_schema(version: OcppVersion, action: str, response: bool = False) -> boo
 def validate(
     version: OcppVersion,
     action: str,
-    payload: dict[str, Any],
+    payload: Mapping[str, Any],
     *,
     response: bool = False,
     lenient: bool = False,

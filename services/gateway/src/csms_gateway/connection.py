@@ -21,6 +21,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 
+from csms_core.calls import AnswerDirectory
 from csms_core.router import CallAnswer, CommandOutcome, CommandResult, StationCommand
 from csms_core.telemetry import MessageSampling, continued_span
 from csms_gateway import commands
@@ -73,6 +74,7 @@ class StationConnection:
         sampling: MessageSampling | None = None,
         registration: str | None = ACCEPTED,
         on_flood: Callable[[Refusal], None] | None = None,
+        directory: AnswerDirectory | None = None,
     ) -> None:
         self.websocket = websocket
         self.info = info
@@ -88,7 +90,9 @@ class StationConnection:
         self._over_rate = 0  # CALLs refused for the rate in a row
         self._on_flood = on_flood
         self._room: asyncio.Future[None] | None = None  # done once the inbound queue has room
-        self._calls = InboundCalls(info, publisher, settings.decision_timeout_s, sampling)
+        self._calls = InboundCalls(
+            info, publisher, settings.decision_timeout_s, sampling, directory
+        )
         # Idle connections are most of a gateway's: their workers run only while there is
         # work (a task and an asyncio.Queue cost kilobytes each), one at a time per list.
         self._inbound: list[tuple[Call | Send, datetime]] = []

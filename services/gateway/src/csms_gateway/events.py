@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from csms_core.bus import Bus
+from csms_core.calls import Routing
 from csms_core.envelope import EncodedEvent, Event
 from csms_core.events import (
     CommandRequest,
@@ -25,7 +26,6 @@ from csms_core.events.ocpp import encode_inbound
 from csms_core.router import CommandResult, StationCommand
 from csms_gateway.admission import Refusal
 from csms_gateway.metrics import GatewayMetrics
-from csms_ocpp.actions import Owner
 from csms_ocpp.frames import Call, Send
 from csms_ocpp.versions import OcppVersion
 
@@ -87,7 +87,7 @@ def connection_closed(
 
 
 def call_received(
-    info: ConnectionInfo, call: Call | Send, owner: Owner, received_at: datetime
+    info: ConnectionInfo, call: Call | Send, routing: Routing, received_at: datetime
 ) -> EncodedEvent[OcppCall | OcppSend]:
     """A station CALL (or 2.1 SEND) as received and validated (one per frame: written by
     ``encode_inbound``, not by building the model)."""
@@ -102,7 +102,8 @@ def call_received(
         message_id=call.message_id,
         payload=call.payload,
         received_at=received_at,
-        owner=owner.value,
+        owner=routing.owner,
+        contributors=routing.contributors,
     )
 
 

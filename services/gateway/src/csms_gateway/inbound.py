@@ -1,30 +1,39 @@
 """A station's CALLs: check, store durably, then answer (ARCHITECTURE.md "gateway").
 
 The answer never precedes the durable write: a station that got its
-CALLRESULT never loses that message. Calls that need a decision wait for the
-owning service's ``CallAnswer``, with a documented fallback when none comes.
+CALLRESULT never loses that message. Who answers is routed from the services'
+declarations (``AnswerDirectory``): a CALL that needs a decision waits for its
+owner's ``CallAnswer`` and for the parts of its contributors, all within the
+decision timeout, and gets their merged answer (docs/architecture.md "Composed
+answers"), with a documented fallback when the owner's does not come.
 """
 
-import asyncio
 import logging
 from datetime import datetime
 from typing import Any
 
 from csms_core import topics
 from csms_core.bus import PublishError
+from csms_core.calls import GATEWAY, AnswerDirectory, Routing, table_of
 from csms_core.router import CallAnswer
 from csms_core.telemetry import MessageSampling, continued_span
 from csms_gateway import events
+from csms_gateway.answers import (
+    FALLBACKS,
+    Answer,
+    PendingAnswer,
+    answer_frame,
+    compose,
+    error,
+    fallback,
+)
 from csms_gateway.events import ConnectionInfo, EventPublisher
 from csms_ocpp import schemas
-from csms_ocpp.actions import Owner, gateway_response, is_station_initiated, now_iso, owner
-from csms_ocpp.errors import ErrorCode, error_code, parse_error_code
+from csms_ocpp.actions import gateway_response, is_station_initiated
+from csms_ocpp.errors import ErrorCode, error_code
 from csms_ocpp.frames import Call, CallError, CallResult, Send
-from csms_ocpp.versions import OcppVersion
 
 logger = logging.getLogger(__name__)
-
-Answer = CallResult | CallError
 
 
 def check_call(info: ConnectionInfo, call: Call | Send) -> CallError | None:
@@ -32,10 +41,10 @@ def check_call(info: ConnectionInfo, call: Call | Send) -> CallError | None:
     version = info.version
     if not schemas.has_schema(version, call.action):
         # OCPP 2.0.1 Part 4 §4.3 / 1.6 OCPP-J §4.2.3: an action we do not know.
-        return _error(call, ErrorCode.NOT_IMPLEMENTED, version, f"unknown action {call.action}")
+        return error(call, ErrorCode.NOT_IMPLEMENTED, version, f"unknown action {call.action}")
     if not is_station_initiated(version, call.action):
         text = f"{call.action} is sent by the CSMS, not by a charging station"
-        return _error(call, ErrorCode.NOT_SUPPORTED, version, text)
+        return error(call, ErrorCode.NOT_SUPPORTED, version, text)
     violation = schemas.validate(version, call.action, call.payload, lenient=info.lenient)
     if violation is None:
         return None
@@ -47,43 +56,6 @@ def check_call(info: ConnectionInfo, call: Call | Send) -> CallError | None:
     )
 
 
-def fallback(version: OcppVersion, call: Call) -> Answer:
-    """The answer when the owning service decided nothing within the decision timeout."""
-    if call.action == "BootNotification":
-        # Pending: the station stays connected and boots again after ``interval`` seconds.
-        return CallResult(
-            call.message_id, {"status": "Pending", "currentTime": now_iso(), "interval": 30}
-        )
-    if call.action == "Authorize":
-        if version is OcppVersion.V16:
-            return CallResult(call.message_id, {"idTagInfo": {"status": "Invalid"}})
-        return CallResult(call.message_id, {"idTokenInfo": {"status": "Unknown"}})
-    return _error(call, ErrorCode.INTERNAL_ERROR, version, "no decision in time")
-
-
-def answer_frame(version: OcppVersion, call: Call, answer: CallAnswer) -> Answer:
-    """The frame for a service's ``CallAnswer``; a non-conforming payload is our bug."""
-    if answer.error_code is not None:
-        code = parse_error_code(answer.error_code)
-        wire = error_code(code, version) if code is not None else answer.error_code
-        return CallError(call.message_id, wire, answer.error_description)
-    payload = answer.payload if answer.payload is not None else {}
-    violation = schemas.validate(version, call.action, payload, response=True)
-    if violation is None:
-        return CallResult(call.message_id, payload)
-    logger.error(
-        "service answer to %s breaks the response schema: %s",
-        call.action,
-        violation.description,
-        extra={"station_id": answer.station_id, "message_id": call.message_id},
-    )
-    return _error(call, ErrorCode.INTERNAL_ERROR, version, "the CSMS produced an invalid answer")
-
-
-def _error(call: Call | Send, code: ErrorCode, version: OcppVersion, text: str) -> CallError:
-    return CallError(call.message_id, error_code(code, version), text)
-
-
 class InboundCalls:
     """Answers one connection's CALLs; the connection feeds them in order, one at a time."""
 
@@ -93,12 +65,14 @@ class InboundCalls:
         publisher: EventPublisher,
         decision_timeout_s: float,
         sampling: MessageSampling | None = None,
+        directory: AnswerDirectory | None = None,
     ) -> None:
         self._info = info
         self._publisher = publisher
         self._decision_timeout_s = decision_timeout_s
         self._sampling = sampling if sampling is not None else MessageSampling()
-        self._decisions: dict[str, asyncio.Future[CallAnswer]] = {}
+        self._directory = directory
+        self._pending: dict[str, PendingAnswer] = {}
 
     async def answer(self, call: Call | Send, received_at: datetime) -> Answer | None:
         """The frame to send back (None for a 2.1 SEND, which is never answered)."""
@@ -108,59 +82,81 @@ class InboundCalls:
                 logger.warning("dropping invalid SEND: %s", refusal.description, extra=self._log)
                 return None
             return refusal
-        decided_by = owner(self._info.version, call.action, call.payload)
+        routing = await self._route(call)
         if isinstance(call, Send):
-            await self._publish_send(call, decided_by, received_at)
+            await self._publish_send(call, routing, received_at)
             return None
-        return await self._store_then_answer(call, decided_by, received_at)
+        return await self._store_then_answer(call, routing, received_at)
+
+    async def _route(self, call: Call | Send) -> Routing:
+        version = self._info.version.number
+        if self._directory is None:  # no directory: no party is known to be alive
+            return table_of([]).route(version, call.action, call.payload)
+        return await self._directory.route(version, call.action, call.payload)
 
     def resolve(self, answer: CallAnswer) -> bool:
-        """Hand a service's answer to the CALL waiting for it; False if none waits."""
-        waiter = self._decisions.get(answer.message_id)
-        if waiter is None or waiter.done():
-            return False
-        waiter.set_result(answer)
-        return True
+        """Hand a service's part of an answer to the CALL waiting for it; False if none waits
+        (or not for that party)."""
+        pending = self._pending.get(answer.message_id)
+        return pending is not None and pending.add(answer)
 
     async def _store_then_answer(
-        self, call: Call, decided_by: Owner, received_at: datetime
+        self, call: Call, routing: Routing, received_at: datetime
     ) -> Answer:
         # Wait for the answer from before the write: a fast service may answer at once.
-        waiter: asyncio.Future[CallAnswer] | None = None
-        if decided_by not in (Owner.GATEWAY, Owner.NOBODY):
-            waiter = self._decisions[call.message_id] = asyncio.get_running_loop().create_future()
+        pending: PendingAnswer | None = None
+        if routing.waits:
+            pending = self._pending[call.message_id] = PendingAnswer(routing)
         try:
-            await self._publish(call, decided_by, received_at)
-            return await self._decide(call, decided_by, waiter)
+            await self._publish(call, routing, received_at)
+            return await self._decide(call, routing, pending)
         except PublishError:
             logger.exception("could not store %s", call.action, extra=self._log)
             text = "could not store the message; retry"
-            return _error(call, ErrorCode.INTERNAL_ERROR, self._info.version, text)
+            return error(call, ErrorCode.INTERNAL_ERROR, self._info.version, text)
         finally:
-            self._decisions.pop(call.message_id, None)
+            self._pending.pop(call.message_id, None)
 
-    async def _decide(
-        self, call: Call, decided_by: Owner, waiter: asyncio.Future[CallAnswer] | None
-    ) -> Answer:
+    async def _decide(self, call: Call, routing: Routing, pending: PendingAnswer | None) -> Answer:
         version = self._info.version
-        if decided_by is Owner.GATEWAY:
-            return CallResult(call.message_id, gateway_response(call.action))
-        if waiter is None:
+        if pending is None:
+            if routing.owner == GATEWAY:
+                return CallResult(call.message_id, gateway_response(call.action))
+            if call.action in FALLBACKS:
+                logger.warning("nobody decides %s now: fallback", call.action, extra=self._log)
+                return fallback(version, call)
             text = f"no service handles {call.action} yet"
-            return _error(call, ErrorCode.NOT_SUPPORTED, version, text)
-        try:
-            answer = await asyncio.wait_for(waiter, self._decision_timeout_s)
-        except TimeoutError:
+            return error(call, ErrorCode.NOT_SUPPORTED, version, text)
+        await pending.wait(self._decision_timeout_s)
+        if pending.late:
+            logger.warning(
+                "parts of the answer to %s came too late: %s",
+                call.action,
+                pending.late,
+                extra=self._log,
+            )
+        decided: Answer
+        if routing.owner == GATEWAY:
+            decided = CallResult(call.message_id, gateway_response(call.action))
+        elif pending.decision is None:
             logger.warning("no decision for %s in time", call.action, extra=self._log)
             return fallback(version, call)
-        # The answer came back through Redis: continue the trace it carries (the last hop).
-        carrier = {"traceparent": answer.traceparent} if answer.traceparent else {}
+        else:
+            decided = self._owners(call, pending.decision)
+        if isinstance(decided, CallError):
+            return decided
+        return compose(version, call, decided.payload, list(pending.parts.values()))
+
+    def _owners(self, call: Call, decision: CallAnswer) -> Answer:
+        """The owner's answer; it came back through Redis: continue the trace it carries
+        (the last hop)."""
+        carrier = {"traceparent": decision.traceparent} if decision.traceparent else {}
         attributes = {"csms.station_id": self._info.station_id, "ocpp.message_id": call.message_id}
         with continued_span(f"answer {call.action}", carrier, **attributes):
-            return answer_frame(version, call, answer)
+            return answer_frame(self._info.version, call, decision)
 
-    async def _publish(self, call: Call | Send, decided_by: Owner, received_at: datetime) -> None:
-        event = events.call_received(self._info, call, decided_by, received_at)
+    async def _publish(self, call: Call | Send, routing: Routing, received_at: datetime) -> None:
+        event = events.call_received(self._info, call, routing, received_at)
         attributes: dict[str, Any] = {
             "csms.station_id": self._info.station_id,
             "ocpp.action": call.action,
@@ -169,9 +165,9 @@ class InboundCalls:
         with self._sampling.span(f"ocpp {call.action}", **attributes):
             await self._publisher.publish(topics.OCPP_INBOUND, event)
 
-    async def _publish_send(self, send: Send, decided_by: Owner, received_at: datetime) -> None:
+    async def _publish_send(self, send: Send, routing: Routing, received_at: datetime) -> None:
         try:
-            await self._publish(send, decided_by, received_at)
+            await self._publish(send, routing, received_at)
         except PublishError:
             logger.exception("could not store SEND %s", send.action, extra=self._log)
 

@@ -14,6 +14,7 @@ from websockets.frames import CloseCode
 
 from csms_core import topics
 from csms_core.bus import Bus
+from csms_core.calls import AnswerDirectory
 from csms_core.events import ConnectionClosed, ConnectionOpened
 from csms_core.identity import IdentityStore
 from csms_core.router import CallAnswer, Route, Router, StationCommand
@@ -73,6 +74,7 @@ class Gateway:
             on_refused=self.refusals,
         )
         self._sampling = MessageSampling(settings.trace_sample_ratio)
+        self.answers = AnswerDirectory(router)  # who answers what: the services' declarations
         self._connections: dict[str, StationConnection] = {}
         self._handlers: set[asyncio.Task[None]] = set()
 
@@ -83,9 +85,11 @@ class Gateway:
         mailbox = await self._router.open_mailbox(gateway_address(self.settings.gateway_id))
         async with self._serve() as server, asyncio.TaskGroup() as tasks:
             self.port = server.sockets[0].getsockname()[1]
+            await self.answers.refresh()
             background = [
                 tasks.create_task(read_mailbox(mailbox, self, self._reporter)),
                 tasks.create_task(self._refresh_routes()),
+                tasks.create_task(self.answers.run()),
             ]
             scheme = "wss" if self.settings.tls else "ws"
             logger.info(
@@ -182,6 +186,7 @@ class Gateway:
             sampling=self._sampling,
             registration=admission.registration,
             on_flood=self.refusals,
+            directory=self.answers,
         )
         previous = self._connections.get(info.station_id)
         self._connections[info.station_id] = connection

@@ -26,19 +26,15 @@ from csms_core.db import session_factory, transaction
 from csms_core.envelope import Envelope, Event
 from csms_core.events.security import SecurityProfileUpgraded
 from csms_core.router import CallAnswer, CommandClient
-from csms_core.telemetry import current_trace_headers
 from csms_core.topics import OCPP_CONNECTIONS, OCPP_INBOUND, OCPP_REFUSALS, STATION_STATUS
-from csms_ocpp import ErrorCode, OcppVersion, error_code, schemas
-from csms_ocpp.actions import Owner
 from csms_security.certificates.signing import Issuer
 from csms_security.context import (
-    CALL_HANDLERS,
     SECURITY_EVENTS,
     SOURCE,
     CallContext,
     ConnectionChange,
-    InboundCall,
     Pki,
+    calls,
 )
 from csms_security.events.refusals import on_refusal
 from csms_security.inbox import ProcessedEvent
@@ -81,7 +77,7 @@ class SecurityConsumer:
         if delivery.topic == STATION_STATUS:
             self._on_station_status(envelope)
             return
-        if delivery.topic == OCPP_INBOUND and envelope.data.get("action") not in CALL_HANDLERS:
+        if delivery.topic == OCPP_INBOUND and not _handled(envelope):
             return  # not ours: nothing to store
         if delivery.topic == OCPP_CONNECTIONS and envelope.type not in CONNECTION_EVENTS:
             return
@@ -110,17 +106,13 @@ class SecurityConsumer:
             refused = OCPP_REFUSALS.decode(delivery)
             recorded = on_refusal(session, refused, after_commit)
             return _processed(envelope, None, [(SECURITY_EVENTS, recorded)])
-        try:
-            call = InboundCall.model_validate(envelope.data)
-        except ValidationError as exc:
-            raise Unprocessable(f"not an ocpp.call: {exc.error_count()} errors") from exc
-        ctx = CallContext(session, self._settings, self._pki, envelope, call)
-        payload = await CALL_HANDLERS[call.action](ctx)
+        # A record that is no station CALL: InvalidEvent, dead-lettered with the reason.
+        call = OCPP_INBOUND.decode(delivery)
+        ctx = CallContext(session, self._settings, self._pki, call)
+        answer = await calls.run(ctx, call)
         after_commit.extend(ctx.after_commit)
-        if call.action == "SignCertificate":
+        if call.data.action == "SignCertificate":
             after_commit.append(self._issuer.wake)
-        waits = envelope.type == "ocpp.call" and call.owner == Owner.SECURITY
-        answer = _answer(ctx, payload) if waits else None
         return _processed(envelope, answer, ctx.events)
 
     async def _on_connection(
@@ -180,23 +172,7 @@ def _processed(
     )
 
 
-def _answer(ctx: CallContext, payload: dict[str, Any] | None) -> CallAnswer:
-    version: OcppVersion = ctx.version
-    error: tuple[ErrorCode, str] | None = None
-    if payload is None:
-        error = ErrorCode.NOT_IMPLEMENTED, f"{ctx.call.action} is not answered by the CSMS"
-    elif (
-        violation := schemas.validate(version, ctx.call.action, payload, response=True)
-    ) is not None:
-        # Our bug, not the station's: the gateway would refuse this answer anyway.
-        logger.error("own %s answer breaks its schema: %s", ctx.call.action, violation.description)
-        error = ErrorCode.INTERNAL_ERROR, "the CSMS could not form a valid answer"
-    return CallAnswer(
-        station_id=ctx.station_id,
-        connection_id=ctx.call.connection_id,
-        message_id=ctx.call.message_id,
-        payload=None if error else payload,
-        error_code=error_code(error[0], version) if error else None,
-        error_description=error[1] if error else "",
-        traceparent=current_trace_headers().get("traceparent"),
-    )
+def _handled(envelope: Envelope) -> bool:
+    """A station CALL this service has a handler of (the others are skipped unopened)."""
+    action = envelope.data.get("action")
+    return isinstance(action, str) and calls.handler(action, envelope.ocpp_version) is not None

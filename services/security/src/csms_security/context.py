@@ -1,6 +1,6 @@
 """What a handler of one consumed event gets, and how handlers declare what they answer."""
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -9,30 +9,18 @@ from pydantic import BaseModel, ConfigDict
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms_core import topics
-from csms_core.envelope import Envelope, Event
+from csms_core.calls import CallHandlers
+from csms_core.envelope import Event
+from csms_core.events import InboundCall, OcppCall, OcppSend
 from csms_ocpp import OcppVersion
-from csms_security.db import parse_ocpp_time
 from csms_security.pnc.contracts import ContractProvider
 from csms_security.pnc.revocation import RevocationClient
 from csms_security.pnc.trust import TrustStore
 from csms_security.settings import SecuritySettings
 
 SOURCE = "csms/security"
+PARTY = "security"
 SECURITY_EVENTS = topics.SECURITY_EVENTS
-
-
-class InboundCall(BaseModel):
-    """The ``data`` of an ``ocpp.call`` / ``ocpp.send`` event (ocpp.inbound)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    gateway_id: str
-    connection_id: str
-    action: str
-    message_id: str
-    payload: dict[str, Any]
-    received_at: str
-    owner: str
 
 
 class ConnectionChange(BaseModel):
@@ -60,8 +48,7 @@ class CallContext:
     session: AsyncSession
     settings: SecuritySettings
     pki: Pki
-    envelope: Envelope
-    call: InboundCall
+    envelope: OcppCall | OcppSend
     # Domain events to publish once the transaction has committed: (topic, event).
     events: list[tuple[str, Event[Any]]] = field(default_factory=list)
     # Work to do once it has committed (wake the issuer, count a metric).
@@ -76,28 +63,18 @@ class CallContext:
         return OcppVersion.from_number(self.envelope.ocpp_version or "1.6")
 
     @property
+    def call(self) -> InboundCall:
+        return self.envelope.data
+
+    @property
     def payload(self) -> dict[str, Any]:
         return self.call.payload
 
     @property
     def received_at(self) -> datetime:
-        return parse_ocpp_time(self.call.received_at)
+        return self.call.received_at
 
 
-CallHandler = Callable[[CallContext], Awaitable[dict[str, Any] | None]]
-# The station CALLs this service handles, by action; registered where each is defined.
-# A handler returns the CALLRESULT payload when this service decides the answer.
-CALL_HANDLERS: dict[str, CallHandler] = {}
-
-
-def handles(*actions: str) -> Callable[[CallHandler], CallHandler]:
-    """Register the decorated function as the handler of ``actions``."""
-
-    def register(handler: CallHandler) -> CallHandler:
-        for action in actions:
-            if action in CALL_HANDLERS:
-                raise ValueError(f"{action} has two handlers")
-            CALL_HANDLERS[action] = handler
-        return handler
-
-    return register
+# The station CALLs this service decides or handles, registered where each is defined
+# (csms_core.calls: the gateways route by the declaration derived from them).
+calls = CallHandlers[CallContext](PARTY)

@@ -20,6 +20,7 @@ from sqlmodel import col
 
 from csms_api.access import migrate_access
 from csms_core.bus import Bus
+from csms_core.calls import Announcement
 from csms_core.db import session_factory, transaction
 from csms_core.identity import migrate_identity
 from csms_core.router import CommandClient, Router
@@ -36,7 +37,7 @@ from csms_security.certificates.keeper import InventoryKeeper
 from csms_security.certificates.renewal import Renewals
 from csms_security.certificates.signing import Issuer, key_id
 from csms_security.consumer import TOPICS, SecurityConsumer
-from csms_security.context import Pki
+from csms_security.context import Pki, calls
 from csms_security.db import migrate_security, utc_now
 from csms_security.events.models import SecurityEvent
 from csms_security.inbox import ProcessedEvent
@@ -187,6 +188,8 @@ class SecurityService:
             self.settings, self.bus, self.commands, self.engine, self.pki, self.issuer,
             [self.renewals.station_booted, self.inventory.station_booted],
         )  # fmt: skip
+        answers = Announcement(self.router, calls.declaration())
+        await answers.announce()  # before ready: gateways route our CALLs to us from now
         await consume_and_run(
             "security",
             bus=self.bus,
@@ -202,6 +205,7 @@ class SecurityService:
                 "security profile upgrades": self.upgrades.run(stopping),
                 "security certificate lists": self.inventory.run(stopping),
                 "security pruning": self._prune(stopping),
+                "security answers": answers.run(stopping),
             },
             ready=[self.ready, *([ready] if ready is not None else [])],
         )

@@ -20,11 +20,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms_core.bus import Delivery, Outgoing
 from csms_core.db import Prefetched, among, insert_rows
-from csms_core.envelope import Envelope, Event
+from csms_core.envelope import Event
 from csms_core.events import Topic
 from csms_core.router import CallAnswer
 from csms_core.telemetry import current_trace_headers
 from csms_core.topics import BY_NAME
+from csms_sessions.context import Consumed
 from csms_sessions.db import utc_now
 from csms_sessions.inbox import ProcessedEvent
 from csms_sessions.stations.handlers import touch
@@ -108,13 +109,13 @@ class StationBatch:
 
     def record(
         self,
-        envelope: Envelope,
+        envelope: Consumed,
         answer: CallAnswer | None,
         events: Sequence[tuple[Topic[Any], Event[Any]]],
     ) -> None:
         """An event applied now: its inbox row (with what it owes) joins the batch's."""
         completed = answer is None and not events
-        gateway_id = envelope.data.get("gateway_id")
+        gateway_id = envelope.data.gateway_id
         self.applied.append(
             {
                 "event_id": envelope.id,

@@ -13,8 +13,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from prometheus_client import Counter
 from sqlalchemy import update
@@ -22,58 +21,27 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+# The handlers register themselves (``calls``, ``events``) where they are defined.
+import csms_sessions.configuration.handlers
+import csms_sessions.datatransfer
+import csms_sessions.metering.handlers
+import csms_sessions.reservations.handlers
+import csms_sessions.stations.handlers
+import csms_sessions.tokens.handlers
+import csms_sessions.transactions.handlers  # noqa: F401
 from csms_core.bus import Bus, Delivery
 from csms_core.db import session_factory, transaction
+from csms_core.events import OcppCall, OcppSend
 from csms_core.router import CallAnswer, CommandClient
-from csms_core.telemetry import current_trace_headers
-from csms_core.topics import OCPP_CONNECTIONS, OCPP_INBOUND
-from csms_ocpp import ErrorCode, error_code, schemas
-from csms_ocpp.actions import Owner
+from csms_core.topics import BY_NAME, OCPP_CONNECTIONS, OCPP_INBOUND
 from csms_sessions.batch import StationBatch
-from csms_sessions.configuration.handlers import on_notify_report
-from csms_sessions.context import EventContext
-from csms_sessions.datatransfer import on_data_transfer
+from csms_sessions.context import Consumed, EventContext, calls, events
 from csms_sessions.inbox import ProcessedEvent
-from csms_sessions.metering.handlers import on_meter_values
-from csms_sessions.reservations.handlers import on_reservation_status_update
 from csms_sessions.settings import SessionsSettings
-from csms_sessions.stations.handlers import (
-    on_boot_notification,
-    on_connection_closed,
-    on_connection_opened,
-    on_heartbeat,
-    on_status_notification,
-)
-from csms_sessions.tokens.handlers import on_authorize
-from csms_sessions.transactions.handlers import (
-    on_start_transaction,
-    on_stop_transaction,
-    on_transaction_event,
-)
 
 logger = logging.getLogger(__name__)
 
 TOPICS = (OCPP_INBOUND, OCPP_CONNECTIONS)
-
-Handler = Callable[[EventContext], Awaitable[dict[str, Any] | None]]
-# Per OCPP action; a handler returns the CALLRESULT payload when the station waits for one.
-CALL_HANDLERS: dict[str, Handler] = {
-    "BootNotification": on_boot_notification,
-    "Heartbeat": on_heartbeat,
-    "StatusNotification": on_status_notification,
-    "Authorize": on_authorize,
-    "DataTransfer": on_data_transfer,
-    "NotifyReport": on_notify_report,
-    "StartTransaction": on_start_transaction,
-    "StopTransaction": on_stop_transaction,
-    "TransactionEvent": on_transaction_event,
-    "MeterValues": on_meter_values,
-    "ReservationStatusUpdate": on_reservation_status_update,
-}
-CONNECTION_HANDLERS: dict[str, Handler] = {
-    "ocpp.connection.opened": on_connection_opened,
-    "ocpp.connection.closed": on_connection_closed,
-}
 
 COMPLETION_FLUSH_S = 0.1  # delivered events are marked completed this often
 COMPLETION_BATCH = 256  # ... or as soon as this many wait
@@ -102,27 +70,29 @@ class InboundConsumer:
 
     async def apply(self, batch: StationBatch, delivery: Delivery) -> bool:
         """Apply one event unless the inbox has it; True if a station waits for its answer."""
-        envelope = delivery.envelope
-        if envelope.id in batch.applied_ids:  # twice in one batch: applied already
+        event_id = delivery.envelope.id
+        if event_id in batch.applied_ids:  # twice in one batch: applied already
             return False
-        record = batch.processed.get(envelope.id)
+        record = batch.processed.get(event_id)
         if record is not None:  # a replay: it owes again what it did not deliver
             _handled(delivery.topic, "replayed").inc()
             return batch.owe_again(record)
-        station = batch.station(envelope.station_id)
+        # A record that is no event of its topic: InvalidEvent, dead-lettered with the reason.
+        event: Consumed = BY_NAME[delivery.topic].decode(delivery)
+        station = batch.station(event.station_id)
         context = EventContext(
             batch.session,
             self._settings,
-            envelope,
+            event,
             station,
             active_sessions=batch.active_sessions,
             rows=batch.rows,
         )
-        if delivery.topic == OCPP_INBOUND:
+        if context.call is not None:
             batch.seen(station.station_id, context.received_at)
-        answer = await self._apply(context, delivery.topic)
-        batch.record(envelope, answer, context.events)
-        _handled(delivery.topic, envelope.data.get("action", "connection")).inc()
+        answer = await self._apply(event, context)
+        batch.record(event, answer, context.events)
+        _handled(delivery.topic, context.call.action if context.call else "connection").inc()
         return answer is not None
 
     async def finish(self, batch: StationBatch) -> None:
@@ -139,24 +109,14 @@ class InboundConsumer:
         if len(self._delivered) >= COMPLETION_BATCH:
             self._delivered_wake.set()
 
-    async def _apply(self, ctx: EventContext, topic: str) -> CallAnswer | None:
+    async def _apply(self, event: Consumed, ctx: EventContext) -> CallAnswer | None:
         """The event's effects; the answer the station waits for, if it waits."""
-        if topic == OCPP_INBOUND:
-            return await self._on_call(ctx)
-        if (on_connection := CONNECTION_HANDLERS.get(ctx.envelope.type)) is not None:
-            await on_connection(ctx)
-        return None
-
-    async def _on_call(self, ctx: EventContext) -> CallAnswer | None:
-        if ctx.envelope.ocpp_version and ctx.station.ocpp_version != ctx.envelope.ocpp_version:
-            ctx.station.ocpp_version = ctx.envelope.ocpp_version
-        action = ctx.envelope.data["action"]
-        handler = CALL_HANDLERS.get(action)
-        payload = await handler(ctx) if handler else None
-        waits = (
-            ctx.envelope.type == "ocpp.call" and ctx.envelope.data.get("owner") == Owner.SESSIONS
-        )
-        return _answer(ctx, action, payload) if waits else None
+        if not isinstance(event, OcppCall | OcppSend):
+            await events.dispatch(event, ctx)
+            return None
+        if event.ocpp_version and ctx.station.ocpp_version != event.ocpp_version:
+            ctx.station.ocpp_version = event.ocpp_version
+        return await calls.run(ctx, event)  # nothing when the gateway routed it elsewhere
 
     async def flush_completed(self) -> None:
         """Mark what was delivered as completed, in one UPDATE."""
@@ -192,23 +152,3 @@ class InboundConsumer:
 def _handled(topic: str, kind: str) -> Counter:
     """The counter of one topic and kind (a labels() lookup costs more than the count)."""
     return events_handled.labels(topic, kind)
-
-
-def _answer(ctx: EventContext, action: str, payload: dict[str, Any] | None) -> CallAnswer:
-    data = ctx.envelope.data
-    error: tuple[ErrorCode, str] | None = None
-    if payload is None:
-        error = ErrorCode.NOT_IMPLEMENTED, f"{action} is not handled by the CSMS"
-    elif (violation := schemas.validate(ctx.version, action, payload, response=True)) is not None:
-        # Our bug, not the station's: the gateway would refuse this answer anyway.
-        logger.error("own %s answer breaks its schema: %s", action, violation.description)
-        error = ErrorCode.INTERNAL_ERROR, "the CSMS could not form a valid answer"
-    return CallAnswer(
-        station_id=ctx.station.station_id,
-        connection_id=data["connection_id"],
-        message_id=data["message_id"],
-        payload=None if error else payload,
-        error_code=error_code(error[0], ctx.version) if error else None,
-        error_description=error[1] if error else "",
-        traceparent=current_trace_headers().get("traceparent"),
-    )

@@ -1,4 +1,6 @@
-"""What a handler of one consumed event gets: its transaction, the station and the event."""
+"""What a handler of one consumed event gets: its transaction, the station and the event;
+and the registries its handlers are registered in where they are defined (``calls``: the
+station CALLs this service decides or handles; ``events``: the other events it consumes)."""
 
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -7,11 +9,21 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from csms_core.calls import CallHandlers
 from csms_core.db import Prefetched
 from csms_core.envelope import Envelope, Event
-from csms_core.events import EventData, Topic, topic_of
+from csms_core.events import (
+    ConnectionClosed,
+    ConnectionOpened,
+    EventData,
+    InboundCall,
+    OcppCall,
+    OcppSend,
+    Topic,
+    topic_of,
+)
+from csms_core.handlers import EventHandlers
 from csms_ocpp import OcppVersion
-from csms_sessions.db import parse_ocpp_time
 from csms_sessions.settings import SessionsSettings
 from csms_sessions.stations.models import Station
 
@@ -19,15 +31,19 @@ if TYPE_CHECKING:
     from csms_sessions.transactions.active import ActiveSessions
 
 SOURCE = "csms/sessions"
+PARTY = "sessions"
 D = TypeVar("D", bound=EventData)
 M = TypeVar("M", bound=SQLModel)
+Consumed = OcppCall | OcppSend | ConnectionOpened | ConnectionClosed
 
 
 @dataclass
 class EventContext:
     session: AsyncSession
     settings: SessionsSettings
-    envelope: Envelope
+    # The event handled; an ``Envelope`` for a cause of the CSMS's own (no record: a
+    # session resolution), whose ``time`` counts as received at.
+    envelope: Consumed | Envelope
     station: Station
     # Domain events to publish once the transaction has committed: (topic, event).
     events: list[tuple[Topic[Any], Event[Any]]] = field(default_factory=list)
@@ -57,15 +73,19 @@ class EventContext:
         )
 
     @property
+    def call(self) -> InboundCall | None:
+        """The station CALL, when the event is one."""
+        data = self.envelope.data
+        return data if isinstance(data, InboundCall) else None
+
+    @property
     def payload(self) -> dict[str, Any]:
         """The OCPP payload of an ``ocpp.call`` event (already schema-validated)."""
-        payload: dict[str, Any] = self.envelope.data.get("payload", {})
-        return payload
+        return self.call.payload if self.call is not None else {}
 
     @property
     def received_at(self) -> datetime:
-        received_at = self.envelope.data.get("received_at")
-        return parse_ocpp_time(received_at) if received_at else self.envelope.time
+        return self.call.received_at if self.call is not None else self.envelope.time
 
     def publish(self, kind: type[Event[D]], data: D) -> None:
         """Queue a version-neutral domain event about this station (on its model's topic)."""
@@ -80,3 +100,7 @@ class EventContext:
             }
         )
         self.events.append((topic_of(kind), event))
+
+
+calls = CallHandlers[EventContext](PARTY)
+events = EventHandlers[EventContext]()

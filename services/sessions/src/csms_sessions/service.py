@@ -10,11 +10,13 @@ from sqlmodel import col
 
 from csms_api.access import migrate_access
 from csms_core.bus import Bus
+from csms_core.calls import Announcement
 from csms_core.db import session_factory, transaction
 from csms_core.identity import IdentityStore, migrate_identity
 from csms_core.router import CommandClient, Router
 from csms_core.service import batch_limits, consume_and_run
 from csms_sessions.consumer import TOPICS, InboundConsumer
+from csms_sessions.context import calls
 from csms_sessions.db import migrate_sessions, utc_now
 from csms_sessions.inbox import ProcessedEvent
 from csms_sessions.local_lists.sync import LocalListSync
@@ -60,6 +62,8 @@ class SessionsService:
         """Migrate, then consume ``ocpp.inbound`` and ``ocpp.connections`` until ``stopping``."""
         await self.migrate()
         consumer = InboundConsumer(self.settings, self.bus, self.commands, self.engine)
+        answers = Announcement(self.router, calls.declaration())
+        await answers.announce()  # before ready: gateways route our CALLs to us from now
         await consume_and_run(
             "sessions",
             bus=self.bus,
@@ -75,6 +79,7 @@ class SessionsService:
                 "sessions pruning": self._prune_processed_events(stopping),
                 "local lists": self.local_lists.run(self.bus, stopping=stopping),
                 "sessions resolution": self.resolution.run(stopping),
+                "sessions answers": answers.run(stopping),
             },
             ready=[self.ready, *([ready] if ready is not None else [])],
         )

@@ -15,6 +15,7 @@ from uuid import uuid4
 
 from csms_api.access import SCHEMA as ACCESS_SCHEMA
 from csms_core.bus.memory import InMemoryBus
+from csms_core.calls import Routing, alive, table_of
 from csms_core.db import create_engine
 from csms_core.envelope import Envelope, Event
 from csms_core.events import (
@@ -40,7 +41,6 @@ from csms_core.router.memory import InMemoryRouter
 from csms_core.settings import Environment
 from csms_core.topics import OCPP_CONNECTIONS, OCPP_INBOUND, STATION_STATUS
 from csms_ocpp import OcppVersion
-from csms_ocpp.actions import owner
 from csms_sessions.db import SCHEMA
 from csms_sessions.inbox import ProcessedEvent
 from csms_sessions.service import SessionsService
@@ -83,7 +83,9 @@ class Harness:
         version: OcppVersion = OcppVersion.V16,
         event_id: str | None = None,
     ) -> OcppCall:
-        """Publish a station's CALL to ``ocpp.inbound`` the way the gateway does."""
+        """Publish a station's CALL to ``ocpp.inbound`` the way the gateway does (routed by
+        the declarations of the parties alive: the sessions service's own here)."""
+        routing = await self.route(station_id, action, payload, version)
         event = OcppCall(
             id=event_id or uuid4().hex,
             source=f"csms/gateway/{GATEWAY_ID}",
@@ -96,11 +98,19 @@ class Harness:
                 gateway_id=GATEWAY_ID,
                 connection_id=self.connections.get(station_id, "conn-0"),
                 received_at=datetime.now(UTC),
-                owner=owner(version, action, payload).value,
+                owner=routing.owner,
+                contributors=list(routing.contributors),
             ),
         )
         await self.publish(OCPP_INBOUND, event)
         return event
+
+    async def route(
+        self, station_id: str, action: str, payload: dict[str, Any], version: OcppVersion
+    ) -> Routing:
+        """Who a gateway would name as answering this CALL now."""
+        announced = alive(await self.router.declarations())
+        return table_of(announced).route(version.number, action, payload)
 
     async def publish(self, topic: Topic[E], event: E) -> None:
         await self.bus.publish(topic, event)

@@ -11,6 +11,7 @@ from sqlmodel import col
 
 from csms_api.access import migrate_access
 from csms_core.bus import Bus
+from csms_core.calls import Announcement
 from csms_core.db import session_factory, transaction
 from csms_core.identity import migrate_identity
 from csms_core.router import CommandClient, CommandResult, Router, StationOffline
@@ -19,6 +20,7 @@ from csms_ocpp import OcppVersion
 from csms_smartcharging.charging.allocator import Allocator
 from csms_smartcharging.charging.models import ChargingSession, LoadSample, ProcessedEvent
 from csms_smartcharging.consumer import TOPICS, SmartChargingConsumer
+from csms_smartcharging.context import calls
 from csms_smartcharging.db import migrate_smartcharging, utc_now
 from csms_smartcharging.profiles import wire
 from csms_smartcharging.profiles.sender import ProfileSender
@@ -64,6 +66,8 @@ class SmartChargingService:
         """Migrate, then consume and allocate until ``stopping``."""
         await self.migrate()
         consumer = SmartChargingConsumer(self.settings, self.commands, self.engine, self.allocator)
+        answers = Announcement(self.router, calls.declaration())
+        await answers.announce()  # before ready: gateways route our CALLs to us from now
         await consume_and_run(
             "smartcharging",
             bus=self.bus,
@@ -76,6 +80,7 @@ class SmartChargingService:
             background={
                 "smartcharging allocator": self.allocator.run(stopping),
                 "smartcharging pruning": self._prune(stopping),
+                "smartcharging answers": answers.run(stopping),
             },
             ready=[self.ready, *([ready] if ready is not None else [])],
         )

@@ -17,6 +17,7 @@ from uuid import uuid4
 
 from csms_api.access import SCHEMA as ACCESS_SCHEMA
 from csms_core.bus.memory import InMemoryBus
+from csms_core.calls import alive, table_of
 from csms_core.db import create_engine
 from csms_core.envelope import Envelope
 from csms_core.events import (
@@ -45,7 +46,6 @@ from csms_core.router.memory import InMemoryRouter
 from csms_core.settings import Environment
 from csms_core.topics import CHARGING_LIMITS, OCPP_CONNECTIONS, OCPP_INBOUND, SESSIONS
 from csms_ocpp import OcppVersion
-from csms_ocpp.actions import owner
 from csms_smartcharging.db import SCHEMA
 from csms_smartcharging.service import SmartChargingService
 from csms_smartcharging.settings import SmartChargingSettings
@@ -221,6 +221,10 @@ class Harness:
 
     async def call(self, station_id: str, action: str, payload: dict[str, Any]) -> OcppCall:
         version = self.versions.get(station_id, OcppVersion.V201)
+        # Routed as a gateway would, by the declarations of the parties alive.
+        routing = table_of(alive(await self.router.declarations())).route(
+            version.number, action, payload
+        )
         event = OcppCall(
             source=f"csms/gateway/{GATEWAY_ID}",
             station_id=station_id,
@@ -232,7 +236,8 @@ class Harness:
                 gateway_id=GATEWAY_ID,
                 connection_id="conn",
                 received_at=datetime.now(UTC),
-                owner=owner(version, action, payload).value,
+                owner=routing.owner,
+                contributors=list(routing.contributors),
             ),
         )
         await self.bus.publish(OCPP_INBOUND, event)

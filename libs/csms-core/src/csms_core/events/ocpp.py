@@ -5,6 +5,7 @@ They carry OCPP as the station spoke it (the payload's shape is its version's);
 the ``csms.*`` domain events are the version-neutral ones.
 """
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Literal
 from uuid import uuid4
@@ -37,6 +38,11 @@ class InboundCall(StationConnection):
         examples=["sessions"],
         description="Who decides the answer: a service, `gateway` (itself) or `nobody`.",
     )
+    contributors: list[str] = Field(
+        default_factory=list,
+        examples=[["security"]],
+        description="The services that add fields to the answer (docs/architecture.md).",
+    )
 
 
 class OcppCall(Event[InboundCall]):
@@ -62,6 +68,7 @@ def encode_inbound(
     payload: JsonObject,
     received_at: datetime,
     owner: str,
+    contributors: Sequence[str] = (),
     id: str | None = None,
     time: datetime | None = None,
 ) -> EncodedEvent[OcppCall | OcppSend]:
@@ -85,6 +92,7 @@ def encode_inbound(
             "payload": payload,
             "received_at": ocpp_time(received_at),
             "owner": owner,
+            "contributors": list(contributors),
         },
     }
     return EncodedEvent(station_id, orjson.dumps(record, option=orjson.OPT_UTC_Z))

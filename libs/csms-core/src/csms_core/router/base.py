@@ -16,9 +16,12 @@
 from collections.abc import AsyncIterator
 from enum import StrEnum
 from types import TracebackType
-from typing import Annotated, Any, Literal, Protocol, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, Self
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+if TYPE_CHECKING:  # the directory's model (csms_core.calls imports this module)
+    from csms_core.calls.declaration import Declaration
 
 
 class Route(BaseModel):
@@ -53,7 +56,8 @@ class StationCommand(BaseModel):
 
 
 class CallAnswer(BaseModel):
-    """A service's answer to a station's CALL: a result payload, or a CALLERROR."""
+    """A service's part of the answer to a station's CALL: the result payload it decided
+    (or the fields it contributes, see ``csms_core.calls``), or a CALLERROR."""
 
     kind: Literal["answer"] = "answer"
     station_id: str
@@ -63,6 +67,8 @@ class CallAnswer(BaseModel):
     error_code: str | None = None
     error_description: str = ""
     traceparent: str | None = None
+    # The party (service) whose part this is; None: the CALL's owner (older senders).
+    party: str | None = None
 
 
 class CommandOutcome(StrEnum):
@@ -127,4 +133,17 @@ class Router(Protocol):
         self, address: str
     ) -> AsyncIterator[StationCommand | CallAnswer | CommandResult]:
         """Messages sent to ``address`` from the moment this returns, in order."""
+        ...
+
+    async def announce(self, declaration: "Declaration", replica: str, ttl_s: float) -> None:
+        """Record what ``replica`` of ``declaration.party`` answers, for ``ttl_s``
+        (``csms_core.calls.directory``)."""
+        ...
+
+    async def withdraw(self, party: str, replica: str) -> None:
+        """Forget ``replica``'s declaration (it stops)."""
+        ...
+
+    async def declarations(self) -> list[tuple[str, "Declaration"]]:
+        """(replica, declaration) of every replica that announced within its TTL."""
         ...

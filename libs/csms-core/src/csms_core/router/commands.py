@@ -36,11 +36,19 @@ class CommandClient:
         self._router = router
         self.address = f"{service}:{uuid4().hex[:12]}"
         self._waiting: dict[str, asyncio.Future[CommandResult]] = {}
+        self._tasks: asyncio.TaskGroup | None = None
         self._reader: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Self:
+        """Open the reply mailbox; its reader runs in a TaskGroup of the entering task (the
+        service's): should it ever fail, that task is cancelled and the failure raised at
+        the block's end, never a reader gone quietly with every later command timing out.
+        The router skips entries that are no message (``csms_mailbox_undecodable_total``)."""
         replies = await self._router.open_mailbox(self.address)
-        self._reader = asyncio.create_task(
+        tasks = asyncio.TaskGroup()
+        await tasks.__aenter__()
+        self._tasks = tasks
+        self._reader = tasks.create_task(
             self._read_replies(replies), name=f"replies {self.address}"
         )
         return self
@@ -53,7 +61,8 @@ class CommandClient:
     ) -> None:
         if self._reader is not None:
             self._reader.cancel()
-            await asyncio.gather(self._reader, return_exceptions=True)
+        if self._tasks is not None:
+            await self._tasks.__aexit__(exc_type, exc, traceback)
 
     async def _read_replies(
         self, replies: AsyncIterator[StationCommand | CallAnswer | CommandResult]

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Self
 
+from csms_core.calls.declaration import Declaration
 from csms_core.router.base import CallAnswer, CommandResult, Route, StationCommand
 
 Message = StationCommand | CallAnswer | CommandResult
@@ -16,6 +17,7 @@ class InMemoryRouter:
     def __init__(self) -> None:
         self._routes: dict[str, tuple[Route, float]] = {}
         self._mailboxes: dict[str, asyncio.Queue[Message]] = defaultdict(asyncio.Queue)
+        self._declarations: dict[tuple[str, str], tuple[Declaration, float]] = {}
 
     async def __aenter__(self) -> Self:
         return self
@@ -53,6 +55,21 @@ class InMemoryRouter:
 
     async def open_mailbox(self, address: str) -> AsyncIterator[Message]:
         return self._read(self._mailboxes[address])
+
+    async def announce(self, declaration: Declaration, replica: str, ttl_s: float) -> None:
+        key = (declaration.party, replica)
+        self._declarations[key] = (declaration, time.monotonic() + ttl_s)
+
+    async def withdraw(self, party: str, replica: str) -> None:
+        self._declarations.pop((party, replica), None)
+
+    async def declarations(self) -> list[tuple[str, Declaration]]:
+        now = time.monotonic()
+        return [
+            (replica, declared)
+            for (_party, replica), (declared, until) in self._declarations.items()
+            if until > now
+        ]
 
     async def _read(self, queue: asyncio.Queue[Message]) -> AsyncIterator[Message]:
         while True:

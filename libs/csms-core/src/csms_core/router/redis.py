@@ -5,21 +5,29 @@
   scripts that touch the key only while it still holds our own route.
 - Mailbox: the stream ``csms:mailbox:{address}``, read with a blocking XREAD
   from the moment the reader starts. Mailboxes expire when nobody writes to
-  them for ``MAILBOX_TTL_S`` so a dead process leaves nothing behind.
+  them for ``MAILBOX_TTL_S`` so a dead process leaves nothing behind. An entry
+  that is no message (not JSON, no ``m`` field, a ``kind`` this version does not
+  know during a rolling upgrade) is logged with its stream id, counted in
+  ``csms_mailbox_undecodable_total`` and skipped: the reader goes on (the entry
+  stays in the stream until it expires, for an operator to read with XRANGE).
 """
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any, Self
 
+from prometheus_client import Counter
+from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from csms_core.calls.declaration import Declaration
 from csms_core.router.base import (
     CallAnswer,
     CommandResult,
@@ -34,6 +42,14 @@ Message = StationCommand | CallAnswer | CommandResult
 MAILBOX_TTL_S = 300
 MAILBOX_MAX_LENGTH = 100_000
 _MAX_SEQUENCE = 2**64 - 1  # the largest sequence part of a stream entry id
+_BLOCK_MS = 1000  # one XREAD waits this long for an entry
+_SHOWN_BYTES = 200  # of an undecodable entry, in the log
+
+undecodable_entries = Counter(
+    "csms_mailbox_undecodable_total",
+    "Mailbox entries that were no message of this version (logged and skipped)",
+    ["reader"],
+)
 
 _REFRESH = """
 local current = redis.call('GET', KEYS[1])
@@ -60,8 +76,9 @@ def _mailbox_key(address: str) -> str:
 
 
 class RedisRouter:
-    def __init__(self, url: str, **options: Any) -> None:
-        """``options``: redis-py's connection arguments (``CommonSettings.redis_options``:
+    def __init__(self, url: str, namespace: str = "", **options: Any) -> None:
+        """``namespace``: the deployment's (its topic prefix) for the services' declarations;
+        ``options``: redis-py's connection arguments (``CommonSettings.redis_options``:
         username, password, TLS files)."""
         # Pooled connections die with a Redis restart; retrying on a fresh connection
         # makes the first command after the restart succeed instead of failing.
@@ -73,6 +90,9 @@ class RedisRouter:
             health_check_interval=15,
             **options,
         )
+        # Declarations of one deployment (csms_core.calls.directory) under its own key, so
+        # deployments sharing a Redis (test clusters) do not route to each other's services.
+        self._replicas_key = f"csms:answers:{namespace}"
         self._refresh = self._redis.register_script(_REFRESH)
         self._unregister = self._redis.register_script(_UNREGISTER)
 
@@ -119,6 +139,45 @@ class RedisRouter:
             pipe.expire(key, MAILBOX_TTL_S)
             await pipe.execute()
 
+    async def announce(self, declaration: Declaration, replica: str, ttl_s: float) -> None:
+        """``{replicas key}:{party}:{replica}`` holds the declaration with a TTL; the set
+        ``{replicas key}`` names every such key (stale names are dropped on reading)."""
+        key = self._declaration_key(declaration.party, replica)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(key, declaration.model_dump_json(), px=int(ttl_s * 1000))
+            pipe.sadd(self._replicas_key, key)
+            await pipe.execute()
+
+    async def withdraw(self, party: str, replica: str) -> None:
+        key = self._declaration_key(party, replica)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(key)
+            pipe.srem(self._replicas_key, key)
+            await pipe.execute()
+
+    async def declarations(self) -> list[tuple[str, Declaration]]:
+        keys = sorted(await self._redis.smembers(self._replicas_key))
+        if not keys:
+            return []
+        values = await self._redis.mget(keys)
+        announced, gone = [], []
+        for key, raw in zip(keys, values, strict=True):
+            if raw is None:  # its replica renewed nothing within the TTL
+                gone.append(key)
+                continue
+            try:
+                name = key.decode() if isinstance(key, bytes) else key
+                replica = name.rsplit(":", 1)[-1]
+                announced.append((replica, Declaration.model_validate_json(raw)))
+            except ValueError:
+                logger.warning("ignoring an unreadable declaration %r", key)
+        if gone:
+            await self._redis.srem(self._replicas_key, *gone)
+        return announced
+
+    def _declaration_key(self, party: str, replica: str) -> str:
+        return f"{self._replicas_key}:{party}:{replica}"
+
     async def open_mailbox(self, address: str) -> AsyncIterator[Message]:
         # Start at the server's clock, not "$": "$" re-read after an empty block would skip
         # whatever arrived between two XREAD calls. XREAD returns ids strictly after the one
@@ -132,7 +191,7 @@ class RedisRouter:
         """Read the mailbox; survives Redis restarts by reconnecting and going on."""
         while True:
             try:
-                answer: Any = await self._redis.xread({key: last_id}, block=1000, count=500)
+                answer: Any = await self._xread(key, last_id)
             except (RedisConnectionError, RedisTimeoutError) as exc:
                 logger.warning("mailbox %s: redis unavailable (%r); retrying", key, exc)
                 await asyncio.sleep(0.5)
@@ -140,4 +199,48 @@ class RedisRouter:
             for _stream, entries in answer:
                 for entry_id, fields in entries:
                     last_id = entry_id
-                    yield router_message_adapter.validate_json(fields[b"m"])
+                    message = _decode(key, entry_id, fields)
+                    if message is not None:
+                        yield message
+
+    async def _xread(self, key: str, last_id: str | bytes) -> Any:
+        """One blocking XREAD (at most ``_BLOCK_MS``). A reader cancelled meanwhile lets it
+        finish before it stops: redis-py can lose a cancellation that lands in the client's
+        own bookkeeping after a read, and the reader then blocked on for good (seen when a
+        reply reader was cancelled right after a result)."""
+        read = asyncio.create_task(self._xread_once(key, last_id), name=f"xread {key}")
+        try:
+            return await asyncio.shield(read)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(read, _BLOCK_MS / 1000 + 1.0)
+            raise
+
+    async def _xread_once(self, key: str, last_id: str | bytes) -> Any:
+        return await self._redis.xread({key: last_id}, block=_BLOCK_MS, count=500)
+
+
+def _decode(key: str, entry_id: bytes, fields: dict[bytes, bytes]) -> Message | None:
+    """The entry's message; None (logged, counted) if it is none."""
+    raw = fields.get(b"m")
+    if raw is None:
+        _skip(key, entry_id, f"no field 'm' (fields: {sorted(fields)!r})", b"")
+        return None
+    try:
+        return router_message_adapter.validate_json(raw)
+    except ValidationError as exc:
+        reason = f"{exc.error_count()} errors: {exc.errors(include_url=False)[:2]}"
+        _skip(key, entry_id, reason, raw)
+        return None
+
+
+def _skip(key: str, entry_id: bytes, reason: str, raw: bytes) -> None:
+    reader = key.removeprefix("csms:mailbox:").split(":", 1)[0]
+    undecodable_entries.labels(reader).inc()
+    logger.error(
+        "mailbox %s: skipping entry %s, no message: %s (%r)",
+        key,
+        entry_id.decode(errors="replace"),
+        reason,
+        raw[:_SHOWN_BYTES],
+    )

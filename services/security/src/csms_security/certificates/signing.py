@@ -29,6 +29,7 @@ from csms_core.events.security import (
 from csms_core.events.topic import type_name
 from csms_core.router import CommandOutcome, StationOffline
 from csms_ocpp import OcppVersion
+from csms_ocpp.messages import SIGN_CERTIFICATE, GenericStatusResponse, SignCertificateRequest
 from csms_security.authority.ca import CertificateUse
 from csms_security.authority.csr import CsrRejected, check_csr, parse_csr
 from csms_security.authority.signers import (
@@ -45,7 +46,7 @@ from csms_security.certificates.models import (
     SigningStatus,
     StationCertificate,
 )
-from csms_security.context import SECURITY_EVENTS, SOURCE, CallContext, handles
+from csms_security.context import SECURITY_EVENTS, SOURCE, CallContext, calls
 from csms_security.db import utc_now
 from csms_security.events.models import EventSource
 from csms_security.events.service import count, record, security_event
@@ -62,16 +63,18 @@ OFFLINE_RETRY_S = 60.0
 GIVE_UP_AFTER = timedelta(days=1)
 
 
-@handles("SignCertificate")
-async def on_sign_certificate(ctx: CallContext) -> dict[str, object]:
-    use = wire.signing_use(ctx.version, ctx.payload)
+@calls.decides(SIGN_CERTIFICATE)
+async def on_sign_certificate(
+    ctx: CallContext, payload: SignCertificateRequest
+) -> GenericStatusResponse:
+    use = wire.signing_use(ctx.version, payload.get("certificateType"))
     request = SigningRequest(
         id=ctx.envelope.id,
         station_id=ctx.station_id,
         ocpp_version=ctx.version.number,
         certificate_use=use,
-        request_id=ctx.payload.get("requestId"),
-        csr=ctx.payload["csr"],
+        request_id=payload.get("requestId"),
+        csr=payload["csr"],
         status=SigningStatus.ACCEPTED,
         next_attempt_at=utc_now(),
         received_at=ctx.received_at,
@@ -102,8 +105,8 @@ async def on_sign_certificate(ctx: CallContext) -> dict[str, object]:
 
 def _answer(
     version: OcppVersion, status: str, reason: str | None = None, detail: str = ""
-) -> dict[str, object]:
-    answer: dict[str, object] = {"status": status}
+) -> GenericStatusResponse:
+    answer: GenericStatusResponse = {"status": status}
     if reason is not None and version.is_2x:
         limit = 1024 if version is OcppVersion.V21 else 512
         answer["statusInfo"] = {"reasonCode": reason, "additionalInfo": detail[:limit]}

@@ -107,11 +107,10 @@ def certificate_signed(
     return payload
 
 
-def signing_use(version: OcppVersion, payload: dict[str, Any]) -> CertificateUse:
+def signing_use(version: OcppVersion, certificate_type: str | None) -> CertificateUse:
     """What a SignCertificate asks for: 1.6 has one kind; 2.x without a type means both."""
     if version is OcppVersion.V16:
         return CertificateUse.CHARGING_STATION
-    certificate_type = payload.get("certificateType")
     return CertificateUse(certificate_type) if certificate_type else CertificateUse.COMBINED
 
 

@@ -11,7 +11,8 @@ from prometheus_client import Counter
 
 from csms_core.events.security import SecurityEventRecorded, SecurityEventRecordedData
 from csms_ocpp.actions import now_iso
-from csms_security.context import SECURITY_EVENTS, SOURCE, CallContext, handles
+from csms_ocpp.messages import SECURITY_EVENT_NOTIFICATION, SecurityEventNotificationRequest
+from csms_security.context import SECURITY_EVENTS, SOURCE, CallContext, calls
 from csms_security.db import parse_ocpp_time
 from csms_security.events.classification import classify, severity_of
 from csms_security.events.models import EventSource, SecurityEvent
@@ -103,11 +104,12 @@ def record(
     return event
 
 
-@handles("SecurityEventNotification")
-async def on_security_event_notification(ctx: CallContext) -> None:
+@calls.handles(SECURITY_EVENT_NOTIFICATION)
+async def on_security_event_notification(
+    ctx: CallContext, payload: SecurityEventNotificationRequest
+) -> None:
     """Every version's SecurityEventNotification (1.6 whitepaper, 2.0.1 A04): the gateway
     has answered it already (the answer carries no decision); we keep it."""
-    payload = ctx.payload
     record(
         ctx,
         payload["type"],

@@ -10,13 +10,19 @@
 """
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
 from cryptography import x509
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
+from csms_ocpp.messages import (
+    GetCertificateChainStatusRequest,
+    GetCertificateChainStatusResponse,
+    GetCertificateStatusRequest,
+    GetCertificateStatusResponse,
+)
 from csms_security.db import ocpp_time
 from csms_security.hashdata import CertificateHashData, OcspRequestData, hash_data
 from csms_security.pnc.revocation import CertificateStatus, RevocationAnswer, RevocationClient
@@ -42,8 +48,8 @@ def _status_info(reason: str, detail: str) -> dict[str, str]:
 
 
 async def certificate_status(
-    revocation: RevocationClient, payload: dict[str, Any], version: str
-) -> dict[str, Any]:
+    revocation: RevocationClient, payload: GetCertificateStatusRequest, version: str
+) -> GetCertificateStatusResponse:
     """The GetCertificateStatusResponse for ``payload`` (its ocspRequestData)."""
     request = OcspRequestData.model_validate(payload["ocspRequestData"])
     answer = await revocation.check_ocsp(request)
@@ -55,7 +61,9 @@ async def certificate_status(
     return {"status": "Accepted", "ocspResult": result}
 
 
-async def chain_status(revocation: RevocationClient, payload: dict[str, Any]) -> dict[str, Any]:
+async def chain_status(
+    revocation: RevocationClient, payload: GetCertificateChainStatusRequest
+) -> GetCertificateChainStatusResponse:
     """The 2.1 GetCertificateChainStatusResponse: one entry per certificate asked about."""
     statuses = []
     for entry in payload["certificateStatusRequests"]:
@@ -90,7 +98,7 @@ async def _first_answer(
 
 
 async def authorize_status(
-    revocation: RevocationClient, trust: TrustStore, payload: dict[str, Any]
+    revocation: RevocationClient, trust: TrustStore, payload: Mapping[str, Any]
 ) -> AuthorizeCertificateStatus | None:
     """``certificateStatus`` for an Authorize, or None when it carries no ISO 15118 data."""
     if payload.get("iso15118CertificateHashData"):

@@ -6,14 +6,15 @@ from typing import Any
 from sqlmodel import col, select
 
 from csms_core.events import DeviceModelReported, DeviceModelReportedData
+from csms_ocpp.messages import NOTIFY_REPORT, NotifyReportRequest
 from csms_sessions.configuration.models import ReportRequest, ReportState, VariableRef
 from csms_sessions.configuration.service import store_variables
-from csms_sessions.context import EventContext
+from csms_sessions.context import EventContext, calls
 
 
-async def on_notify_report(ctx: EventContext) -> dict[str, Any]:
+@calls.handles(NOTIFY_REPORT)
+async def on_notify_report(ctx: EventContext, payload: NotifyReportRequest) -> None:
     """Store the part's variables (upserted: parts may come twice or out of order)."""
-    payload = ctx.payload
     rows = [row for data in payload.get("reportData", []) for row in _rows(data)]
     await store_variables(ctx.session, ctx.station.station_id, rows, described=True)
     tbc = payload.get("tbc", False)
@@ -35,7 +36,6 @@ async def on_notify_report(ctx: EventContext) -> dict[str, Any]:
             missing_seq_nos=missing,
         ),
     )
-    return {}
 
 
 def _rows(data: dict[str, Any]) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms_core.bus import Bus, Delivery, run_consumer
 from csms_core.db import transaction
+from csms_core.events import StationBooted, StationConnected
 from csms_core.router import CommandClient, CommandOutcome, Router, StationOffline
 from csms_core.topics import STATION_STATUS
 from csms_ocpp import OcppVersion, schemas
@@ -226,9 +227,9 @@ class LocalListSync:
             tasks.create_task(self._sync_pending(stopping), name="local lists: pending")
 
     async def _on_station_event(self, delivery: Delivery) -> None:
-        event = delivery.envelope
-        booted = event.type == "station.booted" and event.data.get("boot_status") == ACCEPTED
-        if event.type == "station.connected" or booted:
+        event = STATION_STATUS.decode(delivery)
+        booted = isinstance(event, StationBooted) and event.data.boot_status == ACCEPTED
+        if isinstance(event, StationConnected) or booted:
             async with transaction(self._factory) as session:
                 await session.exec(
                     update(LocalList)

@@ -3,9 +3,10 @@
 import logging
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
 
 from csms_core.events import (
+    ConnectionClosed,
+    ConnectionOpened,
     ConnectorStatusChanged,
     ConnectorStatusChangedData,
     StationBooted,
@@ -17,7 +18,21 @@ from csms_core.events import (
 )
 from csms_core.identity import record_registration
 from csms_ocpp.actions import now_iso
-from csms_sessions.context import EventContext
+from csms_ocpp.messages import (
+    BOOT_NOTIFICATION,
+    BOOT_NOTIFICATION_16,
+    HEARTBEAT,
+    STATUS_NOTIFICATION,
+    STATUS_NOTIFICATION_16,
+    BootNotificationRequest,
+    BootNotificationRequest16,
+    BootNotificationResponse,
+    BootNotificationResponse16,
+    HeartbeatRequest,
+    StatusNotificationRequest,
+    StatusNotificationRequest16,
+)
+from csms_sessions.context import EventContext, calls, events
 from csms_sessions.db import parse_ocpp_time
 from csms_sessions.stations.models import BootStatus, ConnectorState, ConnectorStatus, Station
 from csms_sessions.transactions.resolution import note_connector_status
@@ -50,10 +65,34 @@ def touch(station: Station, seen_at: datetime) -> None:
         station.last_seen_at = seen_at
 
 
-async def on_boot_notification(ctx: EventContext) -> dict[str, Any]:
-    """Record what the station says it is and decide whether it may operate."""
+@calls.decides(BOOT_NOTIFICATION_16)
+async def on_boot_notification_16(
+    ctx: EventContext, request: BootNotificationRequest16
+) -> BootNotificationResponse16:
+    """Record what the 1.6 station says it is and decide whether it may operate."""
     station = ctx.station
-    _describe(station, ctx.payload, is_2x=ctx.version.is_2x)
+    station.vendor = request["chargePointVendor"]
+    station.model = request["chargePointModel"]
+    station.serial_number = request.get("chargePointSerialNumber")
+    station.firmware_version = request.get("firmwareVersion")
+    return await _booted(ctx, reason=None)
+
+
+@calls.decides(BOOT_NOTIFICATION)
+async def on_boot_notification(
+    ctx: EventContext, request: BootNotificationRequest
+) -> BootNotificationResponse:
+    """Record what the 2.x station says it is and decide whether it may operate."""
+    station, described = ctx.station, request["chargingStation"]
+    station.vendor = described["vendorName"]
+    station.model = described["model"]
+    station.serial_number = described.get("serialNumber")
+    station.firmware_version = described.get("firmwareVersion")
+    return await _booted(ctx, reason=request["reason"])
+
+
+async def _booted(ctx: EventContext, reason: str | None) -> BootNotificationResponse:
+    station = ctx.station
     station.boot_status = _boot_decision(ctx)
     station.last_boot_at = ctx.received_at
     # The gateway's boot gate reads it on the station's next connection (B02/B03).
@@ -64,7 +103,7 @@ async def on_boot_notification(ctx: EventContext) -> dict[str, Any]:
         StationBootedData(
             boot_status=station.boot_status.value,
             registered=station.registered,
-            reason=ctx.payload.get("reason"),  # 2.x only (BootReasonEnumType)
+            reason=reason,  # 2.x only (BootReasonEnumType)
             vendor=station.vendor or "",
             model=station.model or "",
             serial_number=station.serial_number,
@@ -81,20 +120,6 @@ async def on_boot_notification(ctx: EventContext) -> dict[str, Any]:
     }
 
 
-def _describe(station: Station, payload: dict[str, Any], *, is_2x: bool) -> None:
-    if is_2x:
-        described = payload["chargingStation"]
-        station.vendor = described["vendorName"]
-        station.model = described["model"]
-        station.serial_number = described.get("serialNumber")
-        station.firmware_version = described.get("firmwareVersion")
-    else:
-        station.vendor = payload["chargePointVendor"]
-        station.model = payload["chargePointModel"]
-        station.serial_number = payload.get("chargePointSerialNumber")
-        station.firmware_version = payload.get("firmwareVersion")
-
-
 def _boot_decision(ctx: EventContext) -> BootStatus:
     if ctx.station.registered:
         return BootStatus.ACCEPTED
@@ -108,13 +133,58 @@ def _boot_decision(ctx: EventContext) -> BootStatus:
     return decision
 
 
-async def on_heartbeat(ctx: EventContext) -> None:
+@calls.handles(HEARTBEAT)
+async def on_heartbeat(ctx: EventContext, request: HeartbeatRequest) -> None:
     """Nothing beyond last_seen_at, which every message updates; the gateway answers it."""
 
 
-async def on_status_notification(ctx: EventContext) -> None:
+@dataclass(frozen=True, slots=True)
+class _Reported:
+    """A connector's status as a StatusNotification reports it (addressed as stored)."""
+
+    station_id: str
+    evse_id: int
+    connector_id: int
+    status: ConnectorState
+    ocpp_status: str
+    updated_at: datetime
+    error_code: str | None = None
+
+
+@calls.handles(STATUS_NOTIFICATION_16)
+async def on_status_notification_16(
+    ctx: EventContext, request: StatusNotificationRequest16
+) -> None:
+    """A 1.6 connector N is EVSE N, connector 1 (0: the whole station)."""
+    timestamp = request.get("timestamp")
+    connector_id = request["connectorId"]
+    reported = _Reported(
+        station_id=ctx.station.station_id,
+        evse_id=connector_id,
+        connector_id=1 if connector_id > 0 else 0,
+        status=_CONNECTOR_STATE_V16[request["status"]],
+        ocpp_status=request["status"],
+        error_code=request["errorCode"],
+        updated_at=parse_ocpp_time(timestamp) if timestamp else ctx.received_at,
+    )
+    await _store_status(ctx, reported)
+
+
+@calls.handles(STATUS_NOTIFICATION)
+async def on_status_notification(ctx: EventContext, request: StatusNotificationRequest) -> None:
+    reported = _Reported(
+        station_id=ctx.station.station_id,
+        evse_id=request["evseId"],
+        connector_id=request["connectorId"],
+        status=ConnectorState(request["connectorStatus"]),
+        ocpp_status=request["connectorStatus"],
+        updated_at=parse_ocpp_time(request["timestamp"]),
+    )
+    await _store_status(ctx, reported)
+
+
+async def _store_status(ctx: EventContext, reported: _Reported) -> None:
     """Store a connector's status unless a newer one is stored already (out-of-order replay)."""
-    reported = _connector_status(ctx)
     key = (reported.station_id, reported.evse_id, reported.connector_id)
     stored = await ctx.get(ConnectorStatus, key)
     if stored is not None and stored.updated_at > reported.updated_at:
@@ -137,19 +207,6 @@ async def on_status_notification(ctx: EventContext) -> None:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class _Reported:
-    """A connector's status as a StatusNotification reports it (addressed as stored)."""
-
-    station_id: str
-    evse_id: int
-    connector_id: int
-    status: ConnectorState
-    ocpp_status: str
-    updated_at: datetime
-    error_code: str | None = None
-
-
 def _store(ctx: EventContext, stored: ConnectorStatus | None, reported: _Reported) -> None:
     # Not session.merge(): it flushes first, once per status, where a batch of events
     # (csms_core.bus.batching) writes all its statuses in one statement at the commit.
@@ -165,64 +222,41 @@ def _store(ctx: EventContext, stored: ConnectorStatus | None, reported: _Reporte
     stored.updated_at = reported.updated_at
 
 
-def _connector_status(ctx: EventContext) -> _Reported:
-    payload = ctx.payload
-    timestamp = payload.get("timestamp")
-    updated_at = parse_ocpp_time(timestamp) if timestamp else ctx.received_at
-    if ctx.version.is_2x:
-        return _Reported(
-            station_id=ctx.station.station_id,
-            evse_id=payload["evseId"],
-            connector_id=payload["connectorId"],
-            status=ConnectorState(payload["connectorStatus"]),
-            ocpp_status=payload["connectorStatus"],
-            updated_at=updated_at,
-        )
-    connector_id = payload["connectorId"]
-    return _Reported(
-        station_id=ctx.station.station_id,
-        evse_id=connector_id,
-        connector_id=1 if connector_id > 0 else 0,
-        status=_CONNECTOR_STATE_V16[payload["status"]],
-        ocpp_status=payload["status"],
-        error_code=payload["errorCode"],
-        updated_at=updated_at,
-    )
-
-
-async def on_connection_opened(ctx: EventContext) -> None:
+@events.on(ConnectionOpened)
+async def on_connection_opened(event: ConnectionOpened, ctx: EventContext) -> None:
     """The station holds a (new) connection on a gateway: it is online there."""
-    station, data = ctx.station, ctx.envelope.data
+    station, data = ctx.station, event.data
     station.online = True
-    station.gateway_id = data["gateway_id"]
-    station.connection_id = data["connection_id"]
-    station.connected_at = ctx.envelope.time
-    if ctx.envelope.ocpp_version:
-        station.ocpp_version = ctx.envelope.ocpp_version
+    station.gateway_id = data.gateway_id
+    station.connection_id = data.connection_id
+    station.connected_at = event.time
+    if event.ocpp_version:
+        station.ocpp_version = event.ocpp_version
     ctx.publish(
         StationConnected,
         StationConnectedData(
-            gateway_id=data["gateway_id"],
-            connection_id=data["connection_id"],
-            security_profile=data.get("security_profile"),
+            gateway_id=data.gateway_id,
+            connection_id=data.connection_id,
+            security_profile=data.security_profile,
         ),
     )
 
 
-async def on_connection_closed(ctx: EventContext) -> None:
+@events.on(ConnectionClosed)
+async def on_connection_closed(event: ConnectionClosed, ctx: EventContext) -> None:
     """Offline, unless the station reconnected already and this closes a superseded connection."""
-    station, data = ctx.station, ctx.envelope.data
-    if data["connection_id"] != station.connection_id:
-        logger.info("ignoring the close of superseded connection %s", data["connection_id"])
+    station, data = ctx.station, event.data
+    if data.connection_id != station.connection_id:
+        logger.info("ignoring the close of superseded connection %s", data.connection_id)
         return
     station.online = False
-    station.disconnected_at = ctx.envelope.time
+    station.disconnected_at = event.time
     ctx.publish(
         StationDisconnected,
         StationDisconnectedData(
-            gateway_id=data.get("gateway_id"),
-            connection_id=data["connection_id"],
-            close_code=data.get("close_code"),
-            reason=data.get("reason"),
+            gateway_id=data.gateway_id,
+            connection_id=data.connection_id,
+            close_code=data.close_code,
+            reason=data.reason,
         ),
     )

@@ -8,12 +8,25 @@ a message may still change is the one rule of ``transactions.lifecycle``.
 """
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from prometheus_client import Counter
 
-from csms_sessions.context import EventContext
+from csms_core.calls import has
+from csms_ocpp.messages import (
+    START_TRANSACTION_16,
+    STOP_TRANSACTION_16,
+    TRANSACTION_EVENT,
+    StartTransactionRequest16,
+    StartTransactionResponse16,
+    StopTransactionRequest16,
+    StopTransactionResponse16,
+    TransactionEventRequest,
+    TransactionEventResponse,
+)
+from csms_sessions.context import EventContext, calls
 from csms_sessions.db import parse_ocpp_time
 from csms_sessions.metering.normalize import Sample, samples_of
 from csms_sessions.tokens.models import ID_TAG
@@ -38,9 +51,11 @@ resent_messages = Counter(
 )
 
 
-async def on_start_transaction(ctx: EventContext) -> dict[str, Any]:
+@calls.decides(START_TRANSACTION_16)
+async def on_start_transaction(
+    ctx: EventContext, payload: StartTransactionRequest16
+) -> StartTransactionResponse16:
     """OCPP 1.6: open a session under a new transactionId (the same one when re-sent)."""
-    payload = ctx.payload
     started_at, evse_id = parse_ocpp_time(payload["timestamp"]), payload["connectorId"]
     decision = await authorize(
         ctx.session, payload["idTag"], None, station_id=ctx.station.station_id, evse_id=evse_id
@@ -70,7 +85,7 @@ async def on_start_transaction(ctx: EventContext) -> dict[str, Any]:
     return {"transactionId": int(charging.transaction_id), "idTagInfo": id_tag_info(decision)}
 
 
-def _start_v16(charging: ChargingSession, payload: dict[str, Any]) -> None:
+def _start_v16(charging: ChargingSession, payload: StartTransactionRequest16) -> None:
     # OCPP 1.6 connector N is EVSE N, connector 1 (as connector statuses are stored).
     charging.connector_id = 1
     charging.start_seen = True
@@ -79,9 +94,11 @@ def _start_v16(charging: ChargingSession, payload: dict[str, Any]) -> None:
     charging.reservation_id = payload.get("reservationId")
 
 
-async def on_stop_transaction(ctx: EventContext) -> dict[str, Any]:
+@calls.decides(STOP_TRANSACTION_16)
+async def on_stop_transaction(
+    ctx: EventContext, payload: StopTransactionRequest16
+) -> StopTransactionResponse16:
     """OCPP 1.6: end the session (the first stop wins); idTagInfo when the stop names one."""
-    payload = ctx.payload
     transaction_id = str(payload["transactionId"])
     ended_at = parse_ocpp_time(payload["timestamp"])
     samples = samples_of(payload.get("transactionData", []), is_2x=False)
@@ -125,14 +142,17 @@ async def _stop_after_end(
     )
 
 
-async def on_transaction_event(ctx: EventContext) -> dict[str, Any]:
+# OCPP 2.0.1 E01-E07: only an idToken asks for a decision (idTokenInfo); the others get {}.
+@calls.decides(TRANSACTION_EVENT, when=has("idToken"))
+async def on_transaction_event(
+    ctx: EventContext, payload: TransactionEventRequest
+) -> TransactionEventResponse:
     """OCPP 2.x: apply every TransactionEvent; idTokenInfo when it names an idToken.
 
     Only events with an idToken wait for our answer (the gateway answers the
     others), but every one updates the session.
     """
-    payload = ctx.payload
-    answer: dict[str, Any] = {}
+    answer: TransactionEventResponse = {}
     if (token := payload.get("idToken")) is not None:
         evse_id = payload["evse"]["id"] if "evse" in payload else None
         decision = await authorize(
@@ -147,7 +167,7 @@ async def on_transaction_event(ctx: EventContext) -> dict[str, Any]:
     return answer
 
 
-async def _apply_transaction_event(ctx: EventContext, payload: dict[str, Any]) -> None:
+async def _apply_transaction_event(ctx: EventContext, payload: TransactionEventRequest) -> None:
     info, seq_no = payload["transactionInfo"], payload["seqNo"]
     at, event_type = parse_ocpp_time(payload["timestamp"]), payload["eventType"]
     evse_id = payload["evse"]["id"] if "evse" in payload else None
@@ -205,7 +225,7 @@ async def _seen_seq_no(
         raise_flag(ctx, charging, FlagReason.SEQ_NO_REUSED, detail)
 
 
-def _without_offline(payload: dict[str, Any]) -> dict[str, Any]:
+def _without_offline(payload: Mapping[str, Any]) -> dict[str, Any]:
     # A replayed event is the same event whether or not the station marked it offline.
     return {key: value for key, value in payload.items() if key != "offline"}
 
@@ -213,7 +233,7 @@ def _without_offline(payload: dict[str, Any]) -> dict[str, Any]:
 async def _event_after_end(
     ctx: EventContext,
     charging: ChargingSession,
-    payload: dict[str, Any],
+    payload: TransactionEventRequest,
     samples: list[Sample],
     at: datetime,
 ) -> None:
@@ -249,7 +269,7 @@ async def _event_after_end(
 async def _apply_to_active(
     ctx: EventContext,
     charging: ChargingSession,
-    payload: dict[str, Any],
+    payload: TransactionEventRequest,
     samples: list[Sample],
     at: datetime,
 ) -> bool:
@@ -280,7 +300,7 @@ async def _apply_to_active(
 def _started_again(
     ctx: EventContext,
     charging: ChargingSession,
-    payload: dict[str, Any],
+    payload: TransactionEventRequest,
     at: datetime,
     new: list[Sample],
 ) -> None:
@@ -298,7 +318,7 @@ def _started_again(
 
 
 def _establish_start(
-    charging: ChargingSession, payload: dict[str, Any], at: datetime, new: list[Sample]
+    charging: ChargingSession, payload: TransactionEventRequest, at: datetime, new: list[Sample]
 ) -> None:
     charging.started_at, charging.start_seen = at, True
     charging.start_seq_no = payload["seqNo"]
@@ -312,7 +332,7 @@ def _establish_start(
     charging.reservation_id = payload.get("reservationId", charging.reservation_id)
 
 
-def _apply_event(charging: ChargingSession, payload: dict[str, Any]) -> None:
+def _apply_event(charging: ChargingSession, payload: TransactionEventRequest) -> None:
     info = payload["transactionInfo"]
     if (evse := payload.get("evse")) is not None:
         charging.evse_id = evse["id"]

@@ -59,7 +59,7 @@ def log_message(
     message = SessionMessage(
         session_id=charging.session_id,
         event_id=ctx.envelope.id,
-        action=ctx.envelope.data.get("action", ctx.envelope.type),
+        action=ctx.call.action if ctx.call is not None else ctx.envelope.type,
         event_type=event_type,
         seq_no=seq_no,
         timestamp=timestamp,
@@ -148,7 +148,7 @@ async def receive_late(
 ) -> None:
     """A message for an ended session: its samples stored as late, the message kept and
     announced as late data; the session's figures do not move."""
-    action = ctx.envelope.data.get("action", "")
+    action = ctx.call.action if ctx.call is not None else ""
     new = await service.record_samples(ctx, samples, charging.evse_id, charging, late=True)
     # 1.6 MeterValues whose every sample is stored already: a replay (2.x: its seqNo says).
     duplicate = seq_no is None and bool(samples) and not new

@@ -31,6 +31,7 @@ from csms_core.bus import Bus
 from csms_core.db import transaction
 from csms_core.envelope import Envelope
 from csms_core.router import CommandClient, CommandOutcome, StationOffline
+from csms_core.topics import BY_NAME
 from csms_sessions.context import SOURCE, EventContext
 from csms_sessions.db import ocpp_time, utc_now
 from csms_sessions.inbox import ProcessedEvent
@@ -204,7 +205,9 @@ class SessionResolution:
             await lifecycle.end_by_csms(ctx, current, current.idle_since, reason, flag, detail)
             record = ProcessedEvent(
                 event_id=ctx.envelope.id,
-                outbox=[{"topic": t, "event": e.model_dump(mode="json")} for t, e in ctx.events],
+                outbox=[
+                    {"topic": t.name, "event": e.model_dump(mode="json")} for t, e in ctx.events
+                ],
             )
             session.add(record)
         await self._deliver(record)
@@ -220,13 +223,14 @@ class SessionResolution:
             source=SOURCE,
             station_id=charging.station_id,
             ocpp_version=charging.ocpp_version,
-            data={"received_at": ocpp_time(utc_now())},
+            time=utc_now(),  # what the handlers take for "received at" (no CALL here)
         )
         return EventContext(session, self._settings, envelope, station)
 
     async def _deliver(self, record: ProcessedEvent) -> None:
         for item in record.outbox or []:
-            await self._bus.publish(item["topic"], Envelope.model_validate(item["event"]))
+            topic = BY_NAME[item["topic"]]
+            await self._bus.publish(topic, topic.parse_object(item["event"]))
         async with transaction(self._factory) as session:
             await session.exec(
                 update(ProcessedEvent)

@@ -11,7 +11,7 @@ from sqlmodel import col, select
 from csms_core.envelope import Envelope
 from csms_core.topics import METER_VALUES, SESSIONS
 from csms_ocpp import OcppVersion, schemas
-from csms_ocpp.actions import Owner, owner
+from csms_sessions.context import PARTY
 from csms_sessions.metering.models import MeterSample
 from csms_sessions.testing import Harness
 from csms_sessions.tokens.models import IdToken, TokenStatus
@@ -32,7 +32,7 @@ async def send(
     assert invalid is None, invalid.description  # noqa: S101 - a test helper
     event = await sessions.call(station_id, action, payload, version=version)
     answer = None
-    if owner(version, action, payload) is Owner.SESSIONS:
+    if event.data.owner == PARTY:
         reply = await sessions.answer()
         assert reply.error_code is None, reply.error_description  # noqa: S101 - a test helper
         assert reply.payload is not None  # noqa: S101 - a test helper

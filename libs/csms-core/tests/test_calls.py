@@ -1,0 +1,144 @@
+"""A service's registry of station CALL handlers, what it owes, and the directory."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from csms_core.calls import (
+    Announcement,
+    AnswerDirectory,
+    CallHandlers,
+    Declaration,
+    alive,
+    has,
+    merge_answer,
+)
+from csms_core.calls.declared import SESSIONS
+from csms_core.events import InboundCall, OcppCall, OcppSend
+from csms_core.router.memory import InMemoryRouter
+from csms_ocpp.messages import (
+    AUTHORIZE,
+    BOOT_NOTIFICATION,
+    HEARTBEAT,
+    AuthorizeRequest,
+    BootNotificationRequest,
+    BootNotificationResponse,
+)
+
+ACCEPTED: BootNotificationResponse = {
+    "status": "Accepted",
+    "currentTime": "2025-01-01T00:00:00.000Z",
+    "interval": 300,
+}
+
+
+def call(
+    action: str, owner: str, contributors: tuple[str, ...] = (), kind: type[Any] = OcppCall
+) -> Any:
+    event: OcppCall | OcppSend = kind(
+        source="csms/gateway/gw-1",
+        station_id="CP-1",
+        ocpp_version="2.0.1",
+        data=InboundCall(
+            gateway_id="gw-1",
+            connection_id="c-1",
+            action=action,
+            message_id="m-1",
+            payload={},
+            received_at=datetime(2025, 1, 1, tzinfo=UTC),
+            owner=owner,
+            contributors=list(contributors),
+        ),
+    )
+    return event
+
+
+def registry(answer: Any = ACCEPTED) -> CallHandlers[None]:
+    calls = CallHandlers[None]("sessions")
+
+    @calls.decides(BOOT_NOTIFICATION)
+    async def on_boot(ctx: None, request: BootNotificationRequest) -> BootNotificationResponse:
+        return answer  # type: ignore[no-any-return]
+
+    @calls.contributes(AUTHORIZE, when=has("certificate"))
+    async def on_authorize(ctx: None, request: AuthorizeRequest) -> dict[str, object]:
+        return {"certificateStatus": "Accepted"}
+
+    @calls.handles(HEARTBEAT)
+    async def on_heartbeat(ctx: None, request: object) -> None:
+        return None
+
+    return calls
+
+
+def test_the_declaration_follows_from_the_registrations() -> None:
+    claims = {(c.action, c.role.value, c.versions, c.when) for c in registry().declaration().claims}
+    assert claims == {
+        ("BootNotification", "decides", ("2.0.1", "2.1"), None),
+        ("Authorize", "contributes", ("2.0.1", "2.1"), has("certificate")),
+    }  # Heartbeat is only learnt from: no claim, nobody waits for it
+
+
+async def test_the_owner_sends_its_decision() -> None:
+    answer = await registry().run(None, call("BootNotification", owner="sessions"))
+    assert answer is not None
+    assert (answer.party, answer.payload, answer.error_code) == ("sessions", ACCEPTED, None)
+    assert (answer.connection_id, answer.message_id) == ("c-1", "m-1")
+
+
+async def test_a_decision_routed_elsewhere_or_a_send_owes_nothing() -> None:
+    assert await registry().run(None, call("BootNotification", owner="nobody")) is None
+    send = call("BootNotification", owner="sessions", kind=OcppSend)
+    assert await registry().run(None, send) is None
+    assert await registry().run(None, call("Heartbeat", owner="gateway")) is None
+
+
+async def test_an_own_answer_breaking_its_schema_is_internal_error_at_once() -> None:
+    answer = await registry({"status": "Maybe"}).run(None, call("BootNotification", "sessions"))
+    assert answer is not None
+    assert (answer.error_code, answer.payload) == ("InternalError", None)
+    assert answer.error_description == "the CSMS could not form a valid answer"
+
+
+async def test_a_contributor_sends_its_fields_only_when_waited_for() -> None:
+    waited = call("Authorize", owner="other", contributors=("sessions",))
+    part = await registry().run(None, waited)
+    assert part is not None
+    assert (part.party, part.payload) == ("sessions", {"certificateStatus": "Accepted"})
+    assert await registry().run(None, call("Authorize", owner="other")) is None
+
+
+def test_merged_answers_keep_the_owners_fields() -> None:
+    decided = {"idTokenInfo": {"status": "Accepted"}, "certificateStatus": "Accepted"}
+    parts: list[dict[str, Any]] = [
+        {"certificateStatus": "CertificateRevoked", "idTokenInfo": {"language1": "de"}},
+        {"tariff": {"id": "t1"}},
+    ]
+    assert merge_answer(decided, parts) == {
+        "idTokenInfo": {"status": "Accepted", "language1": "de"},
+        "certificateStatus": "Accepted",
+        "tariff": {"id": "t1"},
+    }
+
+
+def test_a_claim_counts_once_every_replica_makes_it() -> None:
+    """A rolling upgrade: the new replica's extra claim waits until no old replica is left."""
+    old = Declaration(party="sessions", claims=SESSIONS.claims[:-1])
+    merged = alive([("r-old", old), ("r-new", SESSIONS)])
+    assert merged == [Declaration(party="sessions", claims=old.claims)]
+
+
+async def test_an_announcement_is_withdrawn_when_its_replica_stops() -> None:
+    router = InMemoryRouter()
+    directory = AnswerDirectory(router)
+    announcement = Announcement(router, SESSIONS)
+    await announcement.announce()
+    assert (await directory.route("1.6", "BootNotification", {})).owner == "sessions"
+    await router.withdraw("sessions", announcement.replica)
+    await directory.refresh()
+    assert (await directory.route("1.6", "BootNotification", {})).owner == "nobody"
+
+
+async def test_an_announcement_expires_with_its_ttl() -> None:
+    router = InMemoryRouter()
+    await router.announce(SESSIONS, "r-1", ttl_s=0.0)
+    assert await router.declarations() == []

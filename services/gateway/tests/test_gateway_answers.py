@@ -1,0 +1,136 @@
+"""Answers composed from parts (docs/architecture.md "Composed answers"), and routing by the
+declarations of the services alive."""
+
+from typing import Any
+
+from csms_core import topics
+from csms_core.bus.memory import InMemoryBus
+from csms_core.calls.declared import SECURITY, SESSIONS
+from csms_core.envelope import Envelope
+from csms_core.identity import IdentityStore
+from csms_core.router import CallAnswer
+from csms_core.router.base import gateway_address
+from csms_core.router.memory import InMemoryRouter
+from csms_gateway.testing import connect_station, eventually, running_gateway, settings_for_tests
+
+PNC_AUTHORIZE = {
+    "idToken": {"idToken": "EMAID1", "type": "eMAID"},
+    "certificate": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----",
+}
+ACCEPTED = {"idTokenInfo": {"status": "Accepted"}}
+BOOT_201 = {"chargingStation": {"model": "M", "vendorName": "V"}, "reason": "PowerUp"}
+
+
+async def inbound_event(bus: InMemoryBus) -> Envelope:
+    await eventually(lambda: len(bus.records(topics.OCPP_INBOUND)) >= 1)
+    return bus.records(topics.OCPP_INBOUND)[0].envelope
+
+
+async def answer_as(router: InMemoryRouter, party: str, event: Envelope, **answer: Any) -> None:
+    await router.send(
+        gateway_address(event.data["gateway_id"]),
+        CallAnswer(
+            station_id=event.station_id,
+            connection_id=event.data["connection_id"],
+            message_id=event.data["message_id"],
+            party=party,
+            **answer,
+        ),
+    )
+
+
+async def pnc_router() -> InMemoryRouter:
+    router = InMemoryRouter()
+    await router.announce(SESSIONS, "sessions-1", ttl_s=60)
+    await router.announce(SECURITY, "security-1", ttl_s=60)
+    return router
+
+
+async def test_tc_c_50_the_answer_has_the_owners_and_the_contributors_fields(
+    bus: InMemoryBus, identities: IdentityStore
+) -> None:
+    router = await pnc_router()
+    async with (
+        running_gateway(settings_for_tests(), bus, router, identities) as gateway,
+        connect_station(gateway) as station,
+    ):
+        await station.send([2, "a1", "Authorize", PNC_AUTHORIZE])
+        event = await inbound_event(bus)
+        assert (event.data["owner"], event.data["contributors"]) == ("sessions", ["security"])
+        await answer_as(router, "security", event, payload={"certificateStatus": "Accepted"})
+        await answer_as(router, "sessions", event, payload=ACCEPTED)
+        assert await station.receive() == [3, "a1", ACCEPTED | {"certificateStatus": "Accepted"}]
+
+
+async def test_a_late_contributor_is_left_out(bus: InMemoryBus, identities: IdentityStore) -> None:
+    router = await pnc_router()
+    async with (
+        running_gateway(settings_for_tests(), bus, router, identities) as gateway,
+        connect_station(gateway) as station,
+    ):
+        await station.send([2, "a1", "Authorize", PNC_AUTHORIZE])
+        await answer_as(router, "sessions", await inbound_event(bus), payload=ACCEPTED)
+        # security never answers: after the decision timeout, sessions' answer goes alone
+        assert await station.receive() == [3, "a1", ACCEPTED]
+
+
+async def test_a_contribution_breaking_the_schema_is_left_out(
+    bus: InMemoryBus, identities: IdentityStore
+) -> None:
+    router = await pnc_router()
+    async with (
+        running_gateway(settings_for_tests(), bus, router, identities) as gateway,
+        connect_station(gateway) as station,
+    ):
+        await station.send([2, "a1", "Authorize", PNC_AUTHORIZE])
+        event = await inbound_event(bus)
+        await answer_as(router, "security", event, payload={"certificateStatus": "Perhaps"})
+        await answer_as(router, "sessions", event, payload=ACCEPTED)
+        assert await station.receive() == [3, "a1", ACCEPTED]
+
+
+async def test_an_authorize_without_contract_data_waits_for_sessions_alone(
+    bus: InMemoryBus, identities: IdentityStore
+) -> None:
+    router = await pnc_router()
+    async with (
+        running_gateway(settings_for_tests(), bus, router, identities) as gateway,
+        connect_station(gateway) as station,
+    ):
+        await station.send([2, "a1", "Authorize", {"idToken": PNC_AUTHORIZE["idToken"]}])
+        event = await inbound_event(bus)
+        assert (event.data["owner"], event.data["contributors"]) == ("sessions", [])
+        await answer_as(router, "sessions", event, payload=ACCEPTED)
+        assert await station.receive() == [3, "a1", ACCEPTED]
+
+
+async def test_a_service_not_running_is_waited_for_by_nobody(
+    bus: InMemoryBus, identities: IdentityStore
+) -> None:
+    """No sessions service announced: a boot gets the fallback at once, recorded as nobody's."""
+    settings = settings_for_tests(decision_timeout_s=30)
+    async with (
+        running_gateway(settings, bus, InMemoryRouter(), identities) as gateway,
+        connect_station(gateway) as station,
+    ):
+        answer = await station.call("BootNotification", BOOT_201, message_id="b1")
+    assert answer[2]["status"] == "Pending"
+    assert (await inbound_event(bus)).data["owner"] == "nobody"
+
+
+async def test_a_service_that_announces_is_routed_to_from_then_on(
+    bus: InMemoryBus, identities: IdentityStore
+) -> None:
+    router = InMemoryRouter()
+    settings = settings_for_tests(decision_timeout_s=30)
+    async with (
+        running_gateway(settings, bus, router, identities) as gateway,
+        connect_station(gateway) as station,
+    ):
+        await router.announce(SESSIONS, "sessions-1", ttl_s=60)
+        await station.send([2, "b1", "BootNotification", BOOT_201])
+        event = await inbound_event(bus)
+        assert event.data["owner"] == "sessions"
+        accepted = {"status": "Accepted", "currentTime": "2025-01-01T00:00:00.000Z", "interval": 60}
+        await answer_as(router, "sessions", event, payload=accepted)
+        assert await station.receive() == [3, "b1", accepted]

@@ -62,7 +62,31 @@ async def test_tc_c_50_the_answer_has_the_owners_and_the_contributors_fields(
         assert await station.receive() == [3, "a1", ACCEPTED | {"certificateStatus": "Accepted"}]
 
 
-async def test_a_late_contributor_is_left_out(bus: InMemoryBus, identities: IdentityStore) -> None:
+async def test_tc_c_51_a_revoked_contract_makes_the_token_invalid(
+    bus: InMemoryBus, identities: IdentityStore
+) -> None:
+    """OCPP 2.0.1 C07.FR.16: sessions accepts the token, security finds the contract revoked."""
+    router = await pnc_router()
+    async with (
+        running_gateway(settings_for_tests(), bus, router, identities) as gateway,
+        connect_station(gateway) as station,
+    ):
+        await station.send([2, "a1", "Authorize", PNC_AUTHORIZE])
+        event = await inbound_event(bus)
+        await answer_as(
+            router, "security", event, payload={"certificateStatus": "CertificateRevoked"}
+        )
+        await answer_as(router, "sessions", event, payload=ACCEPTED)
+        assert await station.receive() == [
+            3,
+            "a1",
+            {"idTokenInfo": {"status": "Invalid"}, "certificateStatus": "CertificateRevoked"},
+        ]
+
+
+async def test_a_late_contract_check_counts_as_no_certificate(
+    bus: InMemoryBus, identities: IdentityStore
+) -> None:
     router = await pnc_router()
     async with (
         running_gateway(settings_for_tests(), bus, router, identities) as gateway,
@@ -70,8 +94,12 @@ async def test_a_late_contributor_is_left_out(bus: InMemoryBus, identities: Iden
     ):
         await station.send([2, "a1", "Authorize", PNC_AUTHORIZE])
         await answer_as(router, "sessions", await inbound_event(bus), payload=ACCEPTED)
-        # security never answers: after the decision timeout, sessions' answer goes alone
-        assert await station.receive() == [3, "a1", ACCEPTED]
+        # security never answers: after the decision timeout, no contract was checked
+        assert await station.receive() == [
+            3,
+            "a1",
+            {"idTokenInfo": {"status": "Invalid"}, "certificateStatus": "NoCertificateAvailable"},
+        ]
 
 
 async def test_a_contribution_breaking_the_schema_is_left_out(
@@ -86,7 +114,12 @@ async def test_a_contribution_breaking_the_schema_is_left_out(
         event = await inbound_event(bus)
         await answer_as(router, "security", event, payload={"certificateStatus": "Perhaps"})
         await answer_as(router, "sessions", event, payload=ACCEPTED)
-        assert await station.receive() == [3, "a1", ACCEPTED]
+        # the owner's answer alone: no contract checked
+        assert await station.receive() == [
+            3,
+            "a1",
+            {"idTokenInfo": {"status": "Invalid"}, "certificateStatus": "NoCertificateAvailable"},
+        ]
 
 
 async def test_an_authorize_without_contract_data_waits_for_sessions_alone(

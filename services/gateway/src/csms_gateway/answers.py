@@ -65,24 +65,43 @@ def answer_frame(version: OcppVersion, call: Call, answer: CallAnswer) -> Answer
 
 
 def compose(
-    version: OcppVersion, call: Call, decided: dict[str, Any], parts: list[CallAnswer]
+    version: OcppVersion,
+    call: Call,
+    decided: dict[str, Any],
+    parts: list[CallAnswer],
+    waited: tuple[str, ...] = (),
 ) -> CallResult:
-    """The owner's answer with the contributors' fields added; the owner's alone if the
-    merged one breaks the response schema (a contributor's bug: logged)."""
+    """The owner's answer with the contributors' fields added (``waited``: the contributors
+    routed, whether or not their part came); the owner's alone if the merged one breaks the
+    response schema (a contributor's bug: logged)."""
     contributions = [part.payload for part in parts if part.error_code is None and part.payload]
-    if not contributions:
-        return CallResult(call.message_id, decided)
-    merged = merge_answer(decided, contributions)
-    violation = schemas.validate(version, call.action, merged, response=True)
-    if violation is None:
-        return CallResult(call.message_id, merged)
-    logger.error(
-        "contributions to %s break the response schema (sent without them): %s",
-        call.action,
-        violation.description,
-        extra={"message_id": call.message_id, "parties": [part.party for part in parts]},
-    )
-    return CallResult(call.message_id, decided)
+    answer = decided
+    if contributions:
+        merged = merge_answer(decided, contributions)
+        violation = schemas.validate(version, call.action, merged, response=True)
+        if violation is None:
+            answer = merged
+        else:
+            logger.error(
+                "contributions to %s break the response schema (sent without them): %s",
+                call.action,
+                violation.description,
+                extra={"message_id": call.message_id, "parties": [part.party for part in parts]},
+            )
+    if waited and call.action == "Authorize" and version.is_2x:
+        answer = contract_checked(answer)
+    return CallResult(call.message_id, answer)
+
+
+def contract_checked(answer: dict[str, Any]) -> dict[str, Any]:
+    """An AuthorizeResponse to ISO 15118 contract data, after the contract certificate's
+    check (OCPP 2.0.1 C07.FR.16): a certificate that is not ``Accepted`` makes an accepted
+    idToken ``Invalid``; no check in time counts as ``NoCertificateAvailable``."""
+    status = answer.get("certificateStatus", "NoCertificateAvailable")
+    token = dict(answer.get("idTokenInfo") or {"status": "Invalid"})
+    if status != "Accepted" and token.get("status") == "Accepted":
+        token["status"] = "Invalid"
+    return {**answer, "certificateStatus": status, "idTokenInfo": token}
 
 
 class PendingAnswer:

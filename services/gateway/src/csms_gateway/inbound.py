@@ -145,7 +145,8 @@ class InboundCalls:
             decided = self._owners(call, pending.decision)
         if isinstance(decided, CallError):
             return decided
-        return compose(version, call, decided.payload, list(pending.parts.values()))
+        parts = list(pending.parts.values())
+        return compose(version, call, decided.payload, parts, routing.contributors)
 
     def _owners(self, call: Call, decision: CallAnswer) -> Answer:
         """The owner's answer; it came back through Redis: continue the trace it carries

@@ -6,13 +6,18 @@ import base64
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import ocpp.v21
 import ocpp.v201
 import pytest
+from cryptography import x509
 from cryptography.x509 import ocsp
+from ocpp.exceptions import OCPPError
 
+from csms_core.db import session_factory
 from csms_security.hashdata import hash_data
+from csms_sessions.tokens.models import IdToken, TokenStatus
 from tests.pki import ContractProviderServer, OcspResponder, TestCa, ec_key, name, pem, serving
 from tests.security_harness import ORGANIZATION, Csms, running_csms
 from tests.security_stations import StationState, secure_station
@@ -184,3 +189,136 @@ async def test_without_a_provider_get_15118_ev_certificate_is_failed(tmp_path: P
                 )
             )
     assert answer.status == "Failed" and answer.exi_response == ""
+
+
+# -- Authorize with ISO 15118 contract data (2.0.1 C07) -----------------------------------------
+
+EMAID = "DEABCC0000042"
+
+
+async def known_emaid(pnc: Pnc, emaid: str = EMAID) -> None:
+    """The eMAID is a token the CSMS knows as valid (the cases' prerequisite)."""
+    assert pnc.csms.engine is not None
+    async with session_factory(pnc.csms.engine)() as session, session.begin():
+        session.add(IdToken(id_token=emaid, type="eMAID", status=TokenStatus.ACCEPTED))
+
+
+def contract(pnc: Pnc, *, revoked: bool = False) -> x509.Certificate:
+    certificate = pnc.mo.issue(name(EMAID, "Test MO"), ec_key().public_key(), ocsp_url=pnc.ocsp_url)
+    if revoked:
+        pnc.mo.revoke(certificate)
+    return certificate
+
+
+def hash_entry(pnc: Pnc, certificate: x509.Certificate, url: str | None = None) -> dict[str, str]:
+    """An OCSPRequestDataType for ``certificate`` (snake_case, as the ocpp package takes it)."""
+    data = hash_data(certificate, pnc.mo.certificate)
+    return {
+        "hash_algorithm": data.hash_algorithm.value,
+        "issuer_name_hash": data.issuer_name_hash,
+        "issuer_key_hash": data.issuer_key_hash,
+        "serial_number": data.serial_number,
+        "responder_url": url or pnc.ocsp_url,
+    }
+
+
+def authorize(version: str, **iso15118: Any) -> Any:
+    """An AuthorizeRequest for the eMAID with hash data (``hash_data=``) or a chain."""
+    token = {"id_token": EMAID, "type": "eMAID"}
+    if "hash_data" in iso15118:
+        field = "iso15118_certificate_hash_data"
+        if version == "2.1":
+            field = "iso_15118_certificate_hash_data"  # the ocpp package's 2.1 spelling
+        return MODULES[version].call.Authorize(id_token=token, **{field: iso15118["hash_data"]})
+    return MODULES[version].call.Authorize(id_token=token, **iso15118)
+
+
+@pytest.mark.parametrize("version", ["2.0.1", "2.1"])
+async def test_tc_c_50_tc_c_51_authorize_with_hash_data_good_and_revoked(
+    pnc: Pnc, version: str
+) -> None:
+    """TC_C_50: the contract's hash data is checked with the responder it names (a real
+    OCSP responder on loopback): Accepted. TC_C_51 (C07.FR.16): revoked →
+    certificateStatus CertificateRevoked and idTokenInfo.status Invalid."""
+    await known_emaid(pnc)
+    good, revoked = contract(pnc), contract(pnc, revoked=True)
+    asked_before = pnc.responder.requests
+    async for station in connected(pnc, f"CP-PNC-HASH-{version}".replace(".", ""), version):
+        accepted = await station.call(authorize(version, hash_data=[hash_entry(pnc, good)]))  # type: ignore[attr-defined]
+        refused = await station.call(  # type: ignore[attr-defined]
+            authorize(version, hash_data=[hash_entry(pnc, good), hash_entry(pnc, revoked)])
+        )
+    assert (accepted.id_token_info["status"], accepted.certificate_status) == (
+        "Accepted",
+        "Accepted",
+    )
+    assert (refused.id_token_info["status"], refused.certificate_status) == (
+        "Invalid",
+        "CertificateRevoked",
+    )
+    # The good contract was asked about once (then cached until nextUpdate), the revoked once.
+    assert pnc.responder.requests - asked_before == 2
+
+
+@pytest.mark.parametrize("version", ["2.0.1", "2.1"])
+async def test_tc_c_52_authorize_with_the_contract_chain_central_validation(
+    pnc: Pnc, version: str
+) -> None:
+    """TC_C_52: the station sends the contract certificate chain; the CSMS verifies it
+    against its trust anchors (CSMS_SECURITY_PNC_TRUST_FILE) and asks the OCSP responder
+    the contract names (AIA)."""
+    await known_emaid(pnc)
+    chain = pem(contract(pnc)) + pem(pnc.mo.certificate)
+    stranger = TestCa.root("Stranger Root").sub_ca("Stranger MO")
+    foreign = stranger.issue(name(EMAID), ec_key().public_key())
+    asked_before = pnc.responder.requests
+    async for station in connected(pnc, f"CP-PNC-CHAIN-{version}".replace(".", ""), version):
+        accepted = await station.call(authorize(version, certificate=chain))  # type: ignore[attr-defined]
+        untrusted = await station.call(  # type: ignore[attr-defined]
+            authorize(version, certificate=pem(foreign) + pem(stranger.certificate))
+        )
+    assert (accepted.id_token_info["status"], accepted.certificate_status) == (
+        "Accepted",
+        "Accepted",
+    )
+    assert pnc.responder.requests - asked_before == 1
+    assert (untrusted.id_token_info["status"], untrusted.certificate_status) == (
+        "Invalid",
+        "CertChainError",
+    )
+
+
+async def test_authorize_when_the_ocsp_responder_cannot_be_reached(pnc: Pnc) -> None:
+    """No answer from the responder the hash data names: NoCertificateAvailable, and the
+    token is not accepted on an unchecked contract."""
+    await known_emaid(pnc)
+    unreachable = hash_entry(pnc, contract(pnc), url="http://127.0.0.1:9/")
+    async for station in connected(pnc, "CP-PNC-NO-OCSP", "2.0.1"):
+        answer = await station.call(authorize("2.0.1", hash_data=[unreachable]))  # type: ignore[attr-defined]
+    assert (answer.id_token_info["status"], answer.certificate_status) == (
+        "Invalid",
+        "NoCertificateAvailable",
+    )
+
+
+async def test_authorize_without_iso15118_data_has_no_certificate_status(pnc: Pnc) -> None:
+    await known_emaid(pnc)
+    async for station in connected(pnc, "CP-PNC-PLAIN", "2.0.1"):
+        answer = await station.call(authorize("2.0.1"))  # type: ignore[attr-defined]
+    assert answer.id_token_info["status"] == "Accepted"
+    assert answer.certificate_status is None
+
+
+async def test_authorize_with_more_than_four_hash_entries_is_refused(pnc: Pnc) -> None:
+    """iso15118CertificateHashData has at most 4 entries (2.0.1 AuthorizeRequest schema):
+    the gateway answers OccurrenceConstraintViolation and nobody is asked."""
+    await known_emaid(pnc)
+    entries = [hash_entry(pnc, contract(pnc)) for _ in range(5)]
+    asked_before = pnc.responder.requests
+    async for station in connected(pnc, "CP-PNC-FIVE", "2.0.1"):
+        with pytest.raises(OCPPError) as refused:
+            await station.call(  # type: ignore[attr-defined]
+                authorize("2.0.1", hash_data=entries), suppress=False, skip_schema_validation=True
+            )
+    assert refused.value.code == "OccurrenceConstraintViolation"
+    assert pnc.responder.requests == asked_before

@@ -322,3 +322,33 @@ async def test_authorize_with_more_than_four_hash_entries_is_refused(pnc: Pnc) -
             )
     assert refused.value.code == "OccurrenceConstraintViolation"
     assert pnc.responder.requests == asked_before
+
+
+async def test_hash_data_that_is_no_hexadecimal_gets_a_clear_answer(pnc: Pnc) -> None:
+    """The schemas let any string through as issuerNameHash: such data is answered at once
+    (GetCertificateStatus Failed with InvalidHashData, a chain entry Failed, Authorize
+    NoCertificateAvailable/Invalid), never left to the decision timeout, nobody asked."""
+    await known_emaid(pnc)
+    bad = ocsp_data(pnc) | {"issuer_name_hash": "not-hexadecimal"}
+    asked_before = pnc.responder.requests
+    async for station in connected(pnc, "CP-PNC-NOT-HEX", "2.1"):
+        status = await station.call(  # type: ignore[attr-defined]
+            ocpp.v21.call.GetCertificateStatus(ocsp_request_data=bad), suppress=False
+        )
+        chain_entry = {
+            "certificate_hash_data": {k: v for k, v in bad.items() if k != "responder_url"},
+            "source": "OCSP",
+            "urls": [pnc.ocsp_url],
+        }
+        chain = await station.call(  # type: ignore[attr-defined]
+            ocpp.v21.call.GetCertificateChainStatus(certificate_status_requests=[chain_entry]),
+            suppress=False,
+        )
+        authorized = await station.call(authorize("2.1", hash_data=[bad]), suppress=False)  # type: ignore[attr-defined]
+    assert (status.status, status.status_info["reason_code"]) == ("Failed", "InvalidHashData")
+    assert [item["status"] for item in chain.certificate_status] == ["Failed"]
+    assert (authorized.id_token_info["status"], authorized.certificate_status) == (
+        "Invalid",
+        "NoCertificateAvailable",
+    )
+    assert pnc.responder.requests == asked_before

@@ -11,11 +11,13 @@
 
 import base64
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography import x509
 from cryptography.x509.oid import AuthorityInformationAccessOID
+from pydantic import ValidationError
 
 from csms_ocpp.messages import (
     GetCertificateChainStatusRequest,
@@ -29,6 +31,9 @@ from csms_security.pnc.revocation import CertificateStatus, RevocationAnswer, Re
 from csms_security.pnc.trust import ChainError, TrustStore, load_pem_chain
 
 MAX_OCSP_RESULT = {"2.0.1": 5500, "2.1": 18000}  # ocspResult maxLength per version
+NOT_HEX = "issuerNameHash, issuerKeyHash and serialNumber must be hexadecimal"
+
+HashData = TypeVar("HashData", bound=CertificateHashData)
 
 
 class AuthorizeCertificateStatus(StrEnum):
@@ -47,11 +52,26 @@ def _status_info(reason: str, detail: str) -> dict[str, str]:
     return {"reasonCode": reason, "additionalInfo": detail[:512]}
 
 
+def _read(model: type[HashData], data: Mapping[str, Any]) -> HashData | None:
+    """The station's certificate hash data as ``model``; None when its hashes or serial are
+    no hexadecimal (the OCPP schemas let any string of the right length through)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError:
+        return None
+
+
+def _unreadable() -> RevocationAnswer:
+    return RevocationAnswer(CertificateStatus.FAILED, datetime.now(UTC), NOT_HEX)
+
+
 async def certificate_status(
     revocation: RevocationClient, payload: GetCertificateStatusRequest, version: str
 ) -> GetCertificateStatusResponse:
     """The GetCertificateStatusResponse for ``payload`` (its ocspRequestData)."""
-    request = OcspRequestData.model_validate(payload["ocspRequestData"])
+    request = _read(OcspRequestData, payload["ocspRequestData"])
+    if request is None:
+        return {"status": "Failed", "statusInfo": _status_info("InvalidHashData", NOT_HEX)}
     answer = await revocation.check_ocsp(request)
     if answer.response_der is None or answer.status is CertificateStatus.FAILED:
         return {"status": "Failed", "statusInfo": _status_info("OCSPFailed", answer.detail)}
@@ -67,8 +87,12 @@ async def chain_status(
     """The 2.1 GetCertificateChainStatusResponse: one entry per certificate asked about."""
     statuses = []
     for entry in payload["certificateStatusRequests"]:
-        certificate = CertificateHashData.model_validate(entry["certificateHashData"])
-        answer = await _first_answer(revocation, certificate, entry["source"], entry["urls"])
+        certificate = _read(CertificateHashData, entry["certificateHashData"])
+        answer = (
+            _unreadable()
+            if certificate is None
+            else await _first_answer(revocation, certificate, entry["source"], entry["urls"])
+        )
         statuses.append(
             {
                 "certificateHashData": entry["certificateHashData"],
@@ -103,10 +127,14 @@ async def authorize_status(
     """``certificateStatus`` for an Authorize, or None when it carries no ISO 15118 data."""
     if payload.get("iso15118CertificateHashData"):
         requests = [
-            OcspRequestData.model_validate(entry)
-            for entry in payload["iso15118CertificateHashData"]
+            _read(OcspRequestData, entry) for entry in payload["iso15118CertificateHashData"]
         ]
-        return _worst([await revocation.check_ocsp(request) for request in requests])
+        return _worst(
+            [
+                _unreadable() if request is None else await revocation.check_ocsp(request)
+                for request in requests
+            ]
+        )
     if payload.get("certificate"):
         return await _contract_chain_status(revocation, trust, payload["certificate"])
     return None

@@ -306,13 +306,15 @@ async def running_billing(tmp_path: Path, **overrides: Any) -> AsyncIterator[Bil
             )
             stations = Stations(router)
             async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(service.run(stopping=stopping))
+                running = tasks.create_task(service.run(stopping=stopping))
                 station_side = tasks.create_task(stations.serve())
                 await asyncio.wait_for(service.ready.wait(), WAIT_S)
                 try:
                     yield BillingHarness(service, bus, router, stations)
                 finally:
                     stopping.set()
+                    # A call to a station still in flight gets its answer (not its timeout).
+                    await asyncio.wait([running], timeout=WAIT_S)
                     station_side.cancel()
     finally:
         await engine.dispose()

@@ -10,6 +10,7 @@ from csms_billing.cdrs.issuer import CdrIssuer
 from csms_billing.consumer import TOPICS, TimelineConsumer
 from csms_billing.costs.updates import CostUpdates
 from csms_billing.db import migrate_billing
+from csms_billing.payments.limits import PrepaidLimits
 from csms_billing.payments.provider import PaymentProvider, SignedWebhookProvider
 from csms_billing.settings import BillingSettings
 from csms_core.bus import Bus
@@ -51,6 +52,7 @@ class BillingService:
         self.factory = session_factory(engine)
         self.issuer = CdrIssuer(settings, bus, engine)
         self.cost_updates = CostUpdates(settings, commands, engine)
+        self.prepaid_limits = PrepaidLimits(settings, commands, engine)
         self.payment_provider = payment_provider(settings)
         self.ready = asyncio.Event()
 
@@ -76,6 +78,7 @@ class BillingService:
             background={
                 "billing CDRs": self.issuer.run(stopping),
                 "billing running costs": self.cost_updates.run(stopping),
+                "billing prepaid limits": self.prepaid_limits.run(stopping),
             },
             ready=[self.ready, *([ready] if ready is not None else [])],
         )

@@ -68,6 +68,10 @@ class BilledSession(SQLModel, table=True):
     # 2.1 payments: the settlement and the cost limit of a prepaid token, if any.
     settlement: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     max_cost: float | None = None
+    # A prepaid token's session (payments.limits): when its cost is next checked against
+    # the balance, and when its station accepted to stop it.
+    limit_due_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    limit_stop_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     created_at: datetime = Field(default_factory=utc_now, sa_type=UtcDateTime)
     updated_at: datetime = Field(default_factory=utc_now, sa_type=UtcDateTime)
 

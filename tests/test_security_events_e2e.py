@@ -3,6 +3,7 @@ listed per station and fleet-wide, published on csms.security-events and counted
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -194,3 +195,23 @@ async def test_tc_a_08_a_certificate_for_another_station_is_a_security_event(csm
     # The certificate's owner is untouched: it has no security event of its own.
     owners = (await csms.api.get("/stations/CP-CN-OWNER/security-events")).json()["items"]
     assert owners == []
+
+
+async def test_a_lenient_stations_malformed_time_is_kept_with_the_time_received(
+    csms: Csms,
+) -> None:
+    """A station marked lenient may send a malformed timestamp (the gateway lets it through
+    and logs it): the event is stored with the time it was received, not lost."""
+    await csms.identities.save("CP-LENIENT-TIME", lenient=True)
+    state = StationState("CP-LENIENT-TIME", ORGANIZATION)
+    tls = state.tls(csms.server_trust(), with_certificate=False)
+    before = datetime.now(UTC)
+    async with secure_station(csms.wss_url, state, "2.0.1", tls=tls) as station:
+        await station.call(boot_call("2.0.1"))
+        notification = ocpp.v201.call.SecurityEventNotification(
+            type="TamperDetectionActivated", timestamp="yesterday at noon", tech_info="lid"
+        )
+        await station.call(notification, skip_schema_validation=True, suppress=False)
+    [event] = await csms_events(csms, "CP-LENIENT-TIME", 1)
+    assert (event["type"], event["tech_info"]) == ("TamperDetectionActivated", "lid")
+    assert before <= datetime.fromisoformat(event["timestamp"]) <= datetime.now(UTC)

@@ -5,17 +5,19 @@
 (``type`` is the 2.x name where there is one, so both versions count together).
 """
 
+import logging
 from datetime import datetime
 
 from prometheus_client import Counter
 
 from csms_core.events.security import SecurityEventRecorded, SecurityEventRecordedData
-from csms_ocpp.actions import now_iso
 from csms_ocpp.messages import SECURITY_EVENT_NOTIFICATION, SecurityEventNotificationRequest
 from csms_security.context import SECURITY_EVENTS, SOURCE, CallContext, calls
 from csms_security.db import parse_ocpp_time
 from csms_security.events.classification import classify, severity_of
 from csms_security.events.models import EventSource, SecurityEvent
+
+logger = logging.getLogger(__name__)
 
 security_events = Counter(
     "csms_security_events_total",
@@ -113,8 +115,21 @@ async def on_security_event_notification(
     record(
         ctx,
         payload["type"],
-        timestamp=parse_ocpp_time(payload.get("timestamp") or now_iso()),
+        timestamp=_station_time(ctx, payload.get("timestamp")),
         tech_info=payload.get("techInfo"),
         source=EventSource.STATION,
         event_id=ctx.envelope.id,
     )
+
+
+def _station_time(ctx: CallContext, timestamp: str | None) -> datetime:
+    """When the station says the event happened. A station marked lenient may send a
+    malformed time (the gateway lets it through, logged): the event is kept with the time
+    it was received rather than lost."""
+    if timestamp is None:
+        return ctx.received_at
+    try:
+        return parse_ocpp_time(timestamp)
+    except ValueError:
+        logger.warning("security event of %s with a malformed time %r", ctx.station_id, timestamp)
+        return ctx.received_at

@@ -352,3 +352,20 @@ async def test_hash_data_that_is_no_hexadecimal_gets_a_clear_answer(pnc: Pnc) ->
         "NoCertificateAvailable",
     )
     assert pnc.responder.requests == asked_before
+
+
+async def test_a_lenient_stations_overlong_schema_version_is_forwarded(pnc: Pnc) -> None:
+    """A station marked lenient may exceed a field's length (the gateway lets it through,
+    logged): its Get15118EVCertificate still reaches the provider and gets its answer."""
+    await pnc.csms.identities.save("CP-EV-LENIENT", lenient=True)
+    version = "urn:iso:15118:2:2013:MsgDef" + ":vendor-extension" * 3  # 78 > 50 characters
+    async for station in connected(pnc, "CP-EV-LENIENT", "2.0.1"):
+        answer = await station.call(  # type: ignore[attr-defined]
+            ocpp.v201.call.Get15118EVCertificate(
+                iso15118_schema_version=version, action="Install", exi_request="AAAA"
+            ),
+            skip_schema_validation=True,
+            suppress=False,
+        )
+    assert answer.status == "Accepted"
+    assert pnc.provider.received[0]["iso15118SchemaVersion"] == version

@@ -26,7 +26,8 @@ class ContractRequest(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
     station_id: str = Field(alias="stationId")
-    iso15118_schema_version: str = Field(alias="iso15118SchemaVersion", max_length=50)
+    # As the station sent it (a lenient station may exceed the schema's 50 characters).
+    iso15118_schema_version: str = Field(alias="iso15118SchemaVersion")
     action: Literal["Install", "Update"]
     exi_request: str = Field(alias="exiRequest")
     maximum_contract_certificate_chains: int | None = Field(

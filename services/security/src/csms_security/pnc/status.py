@@ -31,7 +31,7 @@ from csms_security.pnc.revocation import CertificateStatus, RevocationAnswer, Re
 from csms_security.pnc.trust import ChainError, TrustStore, load_pem_chain
 
 MAX_OCSP_RESULT = {"2.0.1": 5500, "2.1": 18000}  # ocspResult maxLength per version
-NOT_HEX = "issuerNameHash, issuerKeyHash and serialNumber must be hexadecimal"
+NOT_HEX = "malformed certificate hash data: the hashes and the serial must be hexadecimal"
 
 HashData = TypeVar("HashData", bound=CertificateHashData)
 

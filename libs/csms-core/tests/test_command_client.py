@@ -3,6 +3,7 @@
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -11,12 +12,17 @@ from csms_core.router import (
     CommandClient,
     CommandOutcome,
     CommandResult,
+    InvalidCommand,
+    Reconnected,
     Route,
     StationCommand,
     StationOffline,
+    fixed,
+    planned,
 )
 from csms_core.router.base import Router
 from csms_core.router.memory import InMemoryRouter
+from csms_ocpp import OcppVersion
 
 ROUTE = Route(station_id="CP-001", gateway_id="gw-1", connection_id="conn-a", ocpp_version="2.0.1")
 Message = StationCommand | CallAnswer | CommandResult
@@ -58,7 +64,7 @@ async def test_call_goes_to_the_holding_gateway_and_resolves_on_its_result(
     async with CommandClient(router, "sessions") as client:
         before = time.time()
         result, command = await asyncio.gather(
-            client.call("CP-001", "Reset", {"type": "Immediate"}, timeout_s=5),
+            client.call("CP-001", fixed("Reset", {"type": "Immediate"}), timeout_s=5),
             play_gateway(router, gateway),
         )
 
@@ -80,7 +86,12 @@ async def test_call_goes_to_the_holding_gateway_and_resolves_on_its_result(
         outcome=CommandOutcome.RESULT,
         payload={"status": "Accepted"},
         duration_ms=12.5,
+        ocpp_version="2.0.1",
     )
+
+
+def transfer(n: int) -> dict[str, Any]:
+    return {"vendorId": "v", "data": str(n)}
 
 
 async def test_concurrent_calls_each_get_their_own_result(router: InMemoryRouter) -> None:
@@ -98,23 +109,28 @@ async def test_concurrent_calls_each_get_their_own_result(router: InMemoryRouter
                     station_id="CP-001",
                     action=command.action,
                     outcome=CommandOutcome.RESULT,
-                    payload={"echo": command.payload["n"]},
+                    payload={"status": "Accepted", "data": command.payload["data"]},
                 ),
             )
 
     async with CommandClient(router, "sessions") as client:
         calls = asyncio.gather(
-            *(client.call("CP-001", "DataTransfer", {"n": n}, timeout_s=5) for n in range(3))
+            *(
+                client.call("CP-001", fixed("DataTransfer", {"vendorId": "v", "data": str(n)}), 5)
+                for n in range(3)
+            )
         )
         results, _ = await asyncio.gather(calls, gateway_answering_in_reverse())
 
-    assert [result.payload for result in results] == [{"echo": 0}, {"echo": 1}, {"echo": 2}]
+    assert [result.payload for result in results] == [
+        {"status": "Accepted", "data": str(n)} for n in range(3)
+    ]
 
 
 async def test_station_without_route_is_offline(router: InMemoryRouter) -> None:
     async with CommandClient(router, "sessions") as client:
         with pytest.raises(StationOffline, match="CP-404"):
-            await client.call("CP-404", "Reset", {"type": "Immediate"}, timeout_s=5)
+            await client.call("CP-404", fixed("Reset", {"type": "Immediate"}), timeout_s=5)
 
 
 async def test_nobody_answering_gives_a_timeout_result(router: InMemoryRouter) -> None:
@@ -123,7 +139,7 @@ async def test_nobody_answering_gives_a_timeout_result(router: InMemoryRouter) -
 
     async with CommandClient(router, "sessions") as client:
         # The client waits timeout_s plus 2 s of grace for the gateway's own timeout result.
-        result = await client.call("CP-001", "Reset", {"type": "Immediate"}, timeout_s=0.01)
+        result = await client.call("CP-001", fixed("Reset", {"type": "Immediate"}), timeout_s=0.01)
 
     command = await next_message(gateway)
     assert isinstance(command, StationCommand)
@@ -135,6 +151,7 @@ async def test_nobody_answering_gives_a_timeout_result(router: InMemoryRouter) -
         outcome=CommandOutcome.TIMEOUT,
         error_description="no result from the gateway in time",
         duration_ms=result.duration_ms,
+        ocpp_version="2.0.1",
     )
 
 
@@ -151,7 +168,7 @@ async def test_a_late_or_unknown_result_is_ignored(router: InMemoryRouter) -> No
         )
         await router.send(client.address, stray)
         result, _ = await asyncio.gather(
-            client.call("CP-001", "Reset", {"type": "Immediate"}, timeout_s=5),
+            client.call("CP-001", fixed("Reset", {"type": "Immediate"}), timeout_s=5),
             play_gateway(router, gateway),
         )
 
@@ -172,3 +189,57 @@ async def test_answer_goes_to_the_gateway_that_received_the_call(router: InMemor
         await client.answer(answer, "gw-2")
 
     assert await next_message(gateway) == answer
+
+
+class CountingRouter(InMemoryRouter):
+    """The embedded router, counting route lookups."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lookups = 0
+
+    async def lookup(self, station_id: str) -> Route | None:
+        self.lookups += 1
+        return await super().lookup(station_id)
+
+
+async def test_a_command_is_built_for_its_routes_version_with_one_lookup() -> None:
+    router = CountingRouter()
+    await router.register(ROUTE, ttl_s=30)
+    gateway = await router.open_mailbox("gateway:gw-1")
+    seen: list[OcppVersion] = []
+
+    def build(version: OcppVersion) -> tuple[str, dict[str, Any]]:
+        seen.append(version)
+        reset_type = "Hard" if version is OcppVersion.V16 else "Immediate"
+        return "Reset", {"type": reset_type}
+
+    async with CommandClient(router, "sessions") as client:
+        result, command = await asyncio.gather(
+            client.call("CP-001", build, 5), play_gateway(router, gateway)
+        )
+    assert (router.lookups, seen) == (1, [OcppVersion.V201])
+    assert (command.connection_id, command.payload) == ("conn-a", {"type": "Immediate"})
+    assert (result.outcome, result.ocpp_version) == (CommandOutcome.RESULT, "2.0.1")
+
+
+async def test_an_invalid_command_is_refused_before_it_is_sent(router: InMemoryRouter) -> None:
+    await router.register(ROUTE, ttl_s=30)
+    gateway = await router.open_mailbox("gateway:gw-1")
+    async with CommandClient(router, "sessions") as client:
+        with pytest.raises(InvalidCommand) as refused:
+            await client.call("CP-001", fixed("Reset", {"type": "Sometime"}), 5)
+        with pytest.raises(InvalidCommand, match="no message of this version"):
+            await client.call("CP-001", fixed("GetConfiguration", {}), 5)  # 1.6 only
+    assert (refused.value.action, refused.value.version) == ("Reset", OcppVersion.V201)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(anext(gateway), 0.1)  # nothing reached the gateway
+
+
+async def test_a_planned_call_is_not_sent_on_a_connection_of_another_version(
+    router: InMemoryRouter,
+) -> None:
+    await router.register(ROUTE, ttl_s=30)  # the station speaks 2.0.1 now
+    async with CommandClient(router, "sessions") as client:
+        with pytest.raises(Reconnected):
+            await client.call("CP-001", planned(OcppVersion.V16, "Reset", {"type": "Hard"}), 5)

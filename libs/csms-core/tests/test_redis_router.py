@@ -15,6 +15,7 @@ from csms_core.router import (
     Route,
     StationCommand,
     StationOffline,
+    fixed,
 )
 from csms_core.router.redis import RedisRouter
 from tests.cluster import Infra
@@ -196,10 +197,10 @@ async def test_command_client_end_to_end(router: RedisRouter) -> None:
 
     async with CommandClient(router, "sessions") as client:
         result, command = await asyncio.gather(
-            client.call(station_id, "Reset", {"type": "OnIdle"}, timeout_s=5), play_gateway()
+            client.call(station_id, fixed("Reset", {"type": "OnIdle"}), 5), play_gateway()
         )
         with pytest.raises(StationOffline):
-            await client.call(unique("CP"), "Reset", {"type": "OnIdle"}, timeout_s=5)
+            await client.call(unique("CP"), fixed("Reset", {"type": "OnIdle"}), 5)
 
     assert (command.station_id, command.connection_id, command.reply_to) == (
         station_id,
@@ -215,6 +216,7 @@ async def test_command_client_end_to_end(router: RedisRouter) -> None:
         error_code="NotSupported",
         error_description="no such reset type",
         duration_ms=8.0,
+        ocpp_version="2.0.1",
     )
 
 

@@ -8,7 +8,14 @@ import pytest
 
 from csms_core import topics
 from csms_core.bus.memory import InMemoryBus
-from csms_core.router import CommandClient, CommandOutcome, CommandResult, StationCommand
+from csms_core.router import (
+    CommandClient,
+    CommandOutcome,
+    CommandResult,
+    InvalidCommand,
+    StationCommand,
+    fixed,
+)
 from csms_core.router.base import gateway_address
 from csms_core.router.memory import InMemoryRouter
 from csms_gateway.server import Gateway
@@ -24,7 +31,7 @@ async def client(router: InMemoryRouter) -> AsyncIterator[CommandClient]:
 
 
 def send_reset(client: CommandClient, timeout_s: float = 5.0) -> "asyncio.Task[CommandResult]":
-    return asyncio.create_task(client.call("CP-1", "Reset", RESET, timeout_s))
+    return asyncio.create_task(client.call("CP-1", fixed("Reset", RESET), timeout_s))
 
 
 async def test_command_round_trip(
@@ -148,17 +155,48 @@ async def test_answer_breaking_its_schema_is_invalid_response(
     [("Reset", {"type": "Sometime"}), ("Heartbeat", {}), ("NoSuchAction", {})],
 )
 async def test_invalid_command_is_rejected_and_not_sent(
+    gateway: Gateway, router: InMemoryRouter, action: str, payload: dict[str, str]
+) -> None:
+    """The gateway's own check, for a command that did not come through a CommandClient."""
+    replies = await router.open_mailbox("test:replies")
+    async with connect_station(gateway) as station:
+        route = await router.lookup("CP-1")
+        assert route is not None
+        command = StationCommand(
+            command_id="c-1",
+            station_id="CP-1",
+            connection_id=route.connection_id,
+            action=action,
+            payload=payload,
+            reply_to="test:replies",
+            deadline=time.time() + 5,
+        )
+        await router.send(gateway_address(route.gateway_id), command)
+        result = await anext(replies)
+        assert await station.silent_for(0.2)
+    assert isinstance(result, CommandResult)
+    assert result.outcome is CommandOutcome.REJECTED
+
+
+@pytest.mark.parametrize(
+    ("action", "payload"),
+    [("Reset", {"type": "Sometime"}), ("Heartbeat", {}), ("NoSuchAction", {})],
+)
+async def test_invalid_command_is_refused_by_the_client_and_not_sent(
     gateway: Gateway, client: CommandClient, action: str, payload: dict[str, str]
 ) -> None:
     async with connect_station(gateway) as station:
-        result = await client.call("CP-1", action, payload, 5)
+        with pytest.raises(InvalidCommand) as refused:
+            await client.call("CP-1", fixed(action, payload), 5)
         assert await station.silent_for(0.2)
-    assert result.outcome is CommandOutcome.REJECTED
+    assert refused.value.action == action
 
 
 async def test_data_transfer_may_go_both_ways(gateway: Gateway, client: CommandClient) -> None:
     async with connect_station(gateway, subprotocols=("ocpp1.6",)) as station:
-        pending = asyncio.create_task(client.call("CP-1", "DataTransfer", {"vendorId": "acme"}, 5))
+        pending = asyncio.create_task(
+            client.call("CP-1", fixed("DataTransfer", {"vendorId": "acme"}), 5)
+        )
         frame = await station.receive()
         await station.send([3, frame[1], {"status": "Accepted"}])
         assert (await pending).outcome is CommandOutcome.RESULT

@@ -15,7 +15,7 @@ from csms_core.bus.memory import InMemoryBus
 from csms_core.envelope import EncodedEvent, Envelope, Event
 from csms_core.events import Topic
 from csms_core.identity import IdentityStore
-from csms_core.router import CallAnswer, CommandClient
+from csms_core.router import CallAnswer, CommandClient, fixed
 from csms_core.router.base import gateway_address
 from csms_core.router.memory import InMemoryRouter
 from csms_gateway.flow import BootGate, RateBucket, triggered_action
@@ -28,6 +28,7 @@ from csms_gateway.testing import (
     settings_for_tests,
 )
 
+TRIGGER_STATUS = {"requestedMessage": "StatusNotification"}
 BOOT = {
     "ocpp2.0.1": {"chargingStation": {"model": "M", "vendorName": "V"}, "reason": "PowerUp"},
     "ocpp1.6": {"chargePointModel": "M", "chargePointVendor": "V"},
@@ -144,7 +145,7 @@ async def test_tc_b_31_pending_station_may_send_what_the_csms_triggered(
     ):
         await boot(station, bus, router, "Pending")
         trigger = asyncio.create_task(
-            commands.call("CP-1", "TriggerMessage", {"requestedMessage": "StatusNotification"}, 5)
+            commands.call("CP-1", fixed("TriggerMessage", TRIGGER_STATUS), 5)
         )
         request = await station.receive()
         assert request[2] == "TriggerMessage"

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from csms_core.bus.memory import InMemoryBus
 from csms_core.identity import IdentityStore
-from csms_core.router import CommandClient, CommandOutcome
+from csms_core.router import CommandClient, CommandOutcome, fixed
 from csms_core.router.redis import RedisRouter
 from csms_gateway.testing import connect_station, running_gateway, settings_for_tests
 from tests.cluster import Infra
@@ -59,7 +59,7 @@ async def test_garbage_in_the_gateway_mailbox_and_a_reply_stream_is_skipped(
             await redis.xadd(f"csms:mailbox:gateway:{gateway_id}", fields)  # type: ignore[arg-type]
             await redis.xadd(f"csms:mailbox:{client.address}", fields)  # type: ignore[arg-type]
 
-        reset = asyncio.create_task(client.call(station_id, "Reset", RESET, 5))
+        reset = asyncio.create_task(client.call(station_id, fixed("Reset", RESET), 5))
         frame = await station.receive()
         assert frame[2:] == ["Reset", RESET]
         await station.send([3, frame[1], {"status": "Accepted"}])
@@ -69,7 +69,7 @@ async def test_garbage_in_the_gateway_mailbox_and_a_reply_stream_is_skipped(
         assert result.payload == {"status": "Accepted"}
         assert (skipped("gateway"), skipped("garbage")) == (before[0] + 4, before[1] + 4)
         # and once more: neither reader stopped after the garbage
-        again = asyncio.create_task(client.call(station_id, "Reset", RESET, 5))
+        again = asyncio.create_task(client.call(station_id, fixed("Reset", RESET), 5))
         frame = await station.receive()
         await station.send([3, frame[1], {"status": "Rejected"}])
         assert (await again).payload == {"status": "Rejected"}

@@ -15,7 +15,7 @@ from websockets.typing import Subprotocol
 from csms_core import topics
 from csms_core.bus.memory import InMemoryBus
 from csms_core.identity import IdentityStore
-from csms_core.router import CommandClient, CommandOutcome
+from csms_core.router import CommandClient, CommandOutcome, fixed
 from csms_core.router.memory import InMemoryRouter
 from csms_gateway.server import Gateway
 from csms_gateway.testing import (
@@ -97,7 +97,7 @@ async def test_ocpp_package_v201_charge_point(
                 charging_station={"model": "M", "vendor_name": "V"}, reason="PowerUp"
             )
         )
-        reset = await client.call("CP-1", "Reset", {"type": "Immediate"}, 5)
+        reset = await client.call("CP-1", fixed("Reset", {"type": "Immediate"}), 5)
         listener.cancel()
         await asyncio.gather(listener, return_exceptions=True)
     assert boot.status == "Pending"  # no sessions service in this test: the fallback

@@ -86,6 +86,17 @@ def is_station_initiated(version: OcppVersion, action: str) -> bool:
     return action in STATION_INITIATED[version]
 
 
+# Actions both sides may initiate (OCPP 1.6 §4.3 / 2.0.1 P01/P02: DataTransfer).
+BOTH_WAYS = frozenset({"DataTransfer"})
+
+
+def is_csms_initiated(version: OcppVersion, action: str) -> bool:
+    """The CSMS may send this action to a station in this version."""
+    return is_known(version, action) and (
+        not is_station_initiated(version, action) or action in BOTH_WAYS
+    )
+
+
 def is_known(version: OcppVersion, action: str) -> bool:
     """The action exists in this version (in either direction)."""
     return schemas.has_schema(version, action)

@@ -1,9 +1,9 @@
 """Sending commands to stations: one path for every message the service sends.
 
-``StationCommands.call(station_id, build)`` looks the station's route up once, builds
-the message for its OCPP version with ``build(version)``, checks it against the official
-schema (a payload of ours that breaks it is a bug, never sent) and sends it through the
-holding gateway.
+``StationCommands.call(station_id, build)`` is the platform's one command path
+(``CommandClient.call``: one route lookup, ``build(version)`` for that connection's
+version, the official schema checked: a payload of ours that breaks it is a bug, never
+sent), with this service's timeout and limit of commands in flight.
 """
 
 import asyncio
@@ -11,9 +11,16 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from csms_core.router import CommandClient, CommandOutcome, CommandResult, Router, StationOffline
+from csms_core.router import (
+    CommandClient,
+    CommandOutcome,
+    CommandResult,
+    InvalidCommand,
+    Router,
+    StationOffline,
+)
 from csms_firmware.wire import Message
-from csms_ocpp import OcppVersion, schemas
+from csms_ocpp import OcppVersion
 
 logger = logging.getLogger(__name__)
 
@@ -67,18 +74,12 @@ class StationCommands:
 
     async def call(self, station_id: str, build: Build, timeout_s: float | None = None) -> Answer:
         """Send ``build(version)``; StationOffline if no gateway holds the station."""
-        route = await self._router.lookup(station_id)
-        if route is None:
-            raise StationOffline(station_id)
-        version = OcppVersion.from_number(route.ocpp_version)
-        action, payload = build(version)
-        violation = schemas.validate(version, action, payload)
-        if violation is not None:
-            raise InvalidOwnPayload(f"{action} for {station_id}: {violation.description}")
         async with self._slots:
-            result = await self._client.call(
-                station_id, action, payload, timeout_s or self._timeout_s
-            )
+            try:
+                result = await self._client.call(station_id, build, timeout_s or self._timeout_s)
+            except InvalidCommand as exc:
+                raise InvalidOwnPayload(f"{exc} for {station_id}") from exc
         if result.outcome is CommandOutcome.OFFLINE:
             raise StationOffline(station_id)
-        return Answer(version, action, result)
+        version = OcppVersion.from_number(result.ocpp_version or "1.6")
+        return Answer(version, result.action, result)

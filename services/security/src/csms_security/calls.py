@@ -1,18 +1,21 @@
 """Calls to stations: the payload built for the station's OCPP version, then sent.
 
-``StationCalls.call(station_id, build)`` looks the route up once for the version,
-builds the call with ``build(version)`` (``Untranslatable`` when it has no
-equivalent there), checks it against the official schema and sends it through
-the process's ``CommandClient``.
+``StationCalls.call(station_id, build)`` is the platform's one command path
+(``CommandClient.call``: one route lookup, ``build(version)`` for that
+connection's version, ``Untranslatable`` when it has no equivalent there, the
+official schema checked) with this service's timeout.
 """
 
-from collections.abc import Callable
-from typing import Any
-
-from csms_core.router import CommandClient, CommandOutcome, CommandResult, Router, StationOffline
-from csms_ocpp import OcppVersion, schemas
-
-Build = Callable[[OcppVersion], tuple[str, dict[str, Any]]]
+from csms_core.router import (
+    Build,
+    CommandClient,
+    CommandOutcome,
+    CommandResult,
+    InvalidCommand,
+    Router,
+    StationOffline,
+)
+from csms_ocpp import OcppVersion
 
 
 class InvalidCall(ValueError):
@@ -35,12 +38,10 @@ class StationCalls:
     async def call(
         self, station_id: str, build: Build, timeout_s: float | None = None
     ) -> CommandResult:
-        version = await self.version(station_id)
-        action, payload = build(version)
-        violation = schemas.validate(version, action, payload)
-        if violation is not None:
-            raise InvalidCall(f"{action}: {violation.description}")
-        return await self._commands.call(station_id, action, payload, timeout_s or self._timeout_s)
+        try:
+            return await self._commands.call(station_id, build, timeout_s or self._timeout_s)
+        except InvalidCommand as exc:
+            raise InvalidCall(f"{exc.action}: {exc.description}") from exc
 
 
 def accepted(result: CommandResult, *statuses: str) -> bool:

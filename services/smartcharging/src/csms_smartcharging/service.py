@@ -14,9 +14,8 @@ from csms_core.bus import Bus
 from csms_core.calls import Announcement
 from csms_core.db import session_factory, transaction
 from csms_core.identity import migrate_identity
-from csms_core.router import CommandClient, CommandResult, Router, StationOffline
+from csms_core.router import CommandClient, CommandResult, Router
 from csms_core.service import consume_and_run
-from csms_ocpp import OcppVersion
 from csms_smartcharging.charging.allocator import Allocator
 from csms_smartcharging.charging.models import ChargingSession, LoadSample, ProcessedEvent
 from csms_smartcharging.consumer import TOPICS, SmartChargingConsumer
@@ -101,13 +100,10 @@ class SmartChargingService:
         self, station_id: str, action: str, build: Any, timeout_s: float | None = None
     ) -> CommandResult:
         """Send ``build(version)`` to the station in its version; StationOffline if unreachable."""
-        route = await self.router.lookup(station_id)
-        if route is None:
-            raise StationOffline(station_id)
-        version = OcppVersion.from_number(route.ocpp_version)
-        payload = build(version)
         return await self.commands.call(
-            station_id, action, payload, timeout_s or self.settings.profile_timeout_s
+            station_id,
+            lambda version: (action, build(version)),
+            timeout_s or self.settings.profile_timeout_s,
         )
 
     async def composite_schedule(

@@ -9,16 +9,29 @@ from csms_core.router.base import (
     RouterMessage,
     StationCommand,
 )
-from csms_core.router.commands import CommandClient, StationOffline
+from csms_core.router.commands import (
+    Build,
+    CommandClient,
+    InvalidCommand,
+    Reconnected,
+    StationOffline,
+    fixed,
+    planned,
+)
 
 __all__ = [
+    "Build",
     "CallAnswer",
     "CommandClient",
     "CommandOutcome",
     "CommandResult",
+    "InvalidCommand",
+    "Reconnected",
     "Route",
     "Router",
     "RouterMessage",
     "StationCommand",
     "StationOffline",
+    "fixed",
+    "planned",
 ]

@@ -91,6 +91,8 @@ class CommandResult(BaseModel):
     error_description: str = ""
     duration_ms: float = 0.0
     traceparent: str | None = None
+    # The OCPP version the command was built for (set by the sending CommandClient).
+    ocpp_version: str | None = None
 
 
 RouterMessage = Annotated[StationCommand | CallAnswer | CommandResult, Field(discriminator="kind")]

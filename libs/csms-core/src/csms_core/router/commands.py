@@ -1,9 +1,15 @@
-"""The service side of the reply channel: send commands to stations, answer their CALLs."""
+"""The service side of the reply channel: send commands to stations, answer their CALLs.
+
+One command path (``CommandClient.call(station_id, build)``): the station's route is
+looked up once, ``build(version)`` makes the call for the version of that very
+connection, the official schema checks it (a call of ours that breaks it is never
+sent: ``InvalidCommand``), and it goes to the gateway holding that connection.
+"""
 
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 from typing import Any, Self
 from uuid import uuid4
@@ -17,12 +23,53 @@ from csms_core.router.base import (
     gateway_address,
 )
 from csms_core.telemetry import current_trace_headers
+from csms_ocpp import ErrorCode, OcppVersion, schemas
+from csms_ocpp.actions import is_csms_initiated
 
 logger = logging.getLogger(__name__)
 
 
+Build = Callable[[OcppVersion], tuple[str, dict[str, Any]]]
+
+
 class StationOffline(LookupError):
     """No gateway holds a connection to this station."""
+
+
+class InvalidCommand(ValueError):
+    """A command we built is no valid message of the station's version: never sent."""
+
+    def __init__(
+        self, version: OcppVersion, action: str, description: str, code: ErrorCode
+    ) -> None:
+        super().__init__(f"{action} (OCPP {version.number}): {description}")
+        self.version = version
+        self.action = action
+        self.description = description
+        self.code = code  # the OCPP error code the violation would earn (FormatViolation, ...)
+
+
+class Reconnected(StationOffline):
+    """The connection a call was planned for is gone: the station's live one speaks
+    another OCPP version."""
+
+
+def fixed(action: str, payload: dict[str, Any]) -> Build:
+    """The build of a call that is the same in every version the station may speak."""
+    return lambda _version: (action, payload)
+
+
+def planned(version: OcppVersion, action: str, payload: dict[str, Any]) -> Build:
+    """The build of a call made for ``version`` (after reading it to plan several calls):
+    ``Reconnected`` on a connection of another version, so it never goes out in the wrong
+    shape."""
+
+    def build(actual: OcppVersion) -> tuple[str, dict[str, Any]]:
+        if actual is not version:
+            raise Reconnected(f"planned for OCPP {version.number}, speaks {actual.number}")
+        return action, payload
+
+    return build
 
 
 class CommandClient:
@@ -73,13 +120,17 @@ class CommandClient:
                 if waiter is not None and not waiter.done():
                     waiter.set_result(message)
 
-    async def call(
-        self, station_id: str, action: str, payload: dict[str, Any], timeout_s: float
-    ) -> CommandResult:
-        """Send ``action`` to the station; raise StationOffline if no gateway holds it."""
+    async def call(self, station_id: str, build: Build, timeout_s: float) -> CommandResult:
+        """Send ``build(version)`` to the station over its live connection (one route
+        lookup: the version and the connection are that route's); StationOffline if no
+        gateway holds it, InvalidCommand if what ``build`` made breaks the schema (and
+        whatever ``build`` raises, e.g. a call the version has no equivalent of)."""
         route = await self._router.lookup(station_id)
         if route is None:
             raise StationOffline(station_id)
+        version = OcppVersion.from_number(route.ocpp_version)
+        action, payload = build(version)
+        _check(version, action, payload)
         command = StationCommand(
             command_id=uuid4().hex,
             station_id=station_id,
@@ -90,17 +141,21 @@ class CommandClient:
             deadline=time.time() + timeout_s,
             traceparent=current_trace_headers().get("traceparent"),
         )
+        result = await self._send(route.address, command, timeout_s)
+        return result.model_copy(update={"ocpp_version": version.number})
+
+    async def _send(self, address: str, command: StationCommand, timeout_s: float) -> CommandResult:
         waiter: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
         self._waiting[command.command_id] = waiter
         try:
-            await self._router.send(route.address, command)
+            await self._router.send(address, command)
             # A little grace beyond the deadline for the gateway's own timeout result to arrive.
             return await asyncio.wait_for(waiter, timeout_s + 2.0)
         except TimeoutError:
             return CommandResult(
                 command_id=command.command_id,
-                station_id=station_id,
-                action=action,
+                station_id=command.station_id,
+                action=command.action,
                 outcome=CommandOutcome.TIMEOUT,
                 error_description="no result from the gateway in time",
                 duration_ms=(timeout_s + 2.0) * 1000,
@@ -111,3 +166,16 @@ class CommandClient:
     async def answer(self, answer: CallAnswer, gateway_id: str) -> None:
         """Answer a station's CALL on the gateway connection that received it."""
         await self._router.send(gateway_address(gateway_id), answer)
+
+
+def _check(version: OcppVersion, action: str, payload: dict[str, Any]) -> None:
+    if not schemas.has_schema(version, action):
+        raise InvalidCommand(
+            version, action, "no message of this version", ErrorCode.NOT_IMPLEMENTED
+        )
+    if not is_csms_initiated(version, action):
+        text = "sent by charging stations, not by the CSMS"
+        raise InvalidCommand(version, action, text, ErrorCode.NOT_SUPPORTED)
+    violation = schemas.validate(version, action, payload)
+    if violation is not None:
+        raise InvalidCommand(version, action, violation.description, violation.code)

@@ -26,7 +26,7 @@ from csms_billing.pricing.restrictions import Moment
 from csms_billing.pricing.taxes import TaxRate, component_taxes, tax_factor
 from csms_billing.tariffs.ocpi import Tariff
 from csms_core.db import UtcDateTime, transaction, utc_now
-from csms_core.router import CommandClient, CommandOutcome, StationOffline
+from csms_core.router import CommandClient, CommandOutcome, InvalidCommand, StationOffline, fixed
 
 VENDOR_ID = "org.openchargealliance.costmsg"
 RECHECK_AFTER = timedelta(days=1)
@@ -72,8 +72,8 @@ async def supports_california(
 
 async def _probe(commands: CommandClient, station_id: str) -> bool:
     try:
-        result = await commands.call(station_id, "GetVariables", _PROBE, PROBE_TIMEOUT_S)
-    except StationOffline:
+        result = await commands.call(station_id, fixed("GetVariables", _PROBE), PROBE_TIMEOUT_S)
+    except (StationOffline, InvalidCommand):  # InvalidCommand: a 1.6 station has no such call
         return False
     if result.outcome is not CommandOutcome.RESULT:
         return False  # a station that does not know GetVariables does not know costmsg

@@ -28,7 +28,7 @@ from csms_billing.tariffs import service as tariffs
 from csms_billing.tariffs.models import TariffRecord, TariffVersion
 from csms_billing.tariffs.ocpp21 import Untranslatable, to_ocpp21
 from csms_billing.tariffs.stations_api import COMMAND_TIMEOUT_S, wire_tariff_id
-from csms_core.router import CommandOutcome, StationOffline
+from csms_core.router import CommandOutcome, StationOffline, planned
 from csms_ocpp import OcppVersion, schemas
 
 ACTION = "ChangeTransactionTariff"
@@ -123,7 +123,8 @@ async def _ask_station(
         raise Problem(500, f"{ACTION} would break its schema: {violation.description}")
     station = billed.station_id
     try:
-        result = await billing.commands.call(station, ACTION, payload, COMMAND_TIMEOUT_S)
+        build = planned(OcppVersion.V21, ACTION, payload)  # Reconnected: another version now
+        result = await billing.commands.call(station, build, COMMAND_TIMEOUT_S)
     except StationOffline:
         raise _offline(station) from None
     if result.outcome is CommandOutcome.RESULT:

@@ -30,7 +30,7 @@ from csms_billing.sessions.models import BilledSession, SessionState
 from csms_billing.settings import BillingSettings
 from csms_billing.tariffs import service as tariffs
 from csms_core.db import session_factory, transaction, utc_now
-from csms_core.router import CommandClient, CommandOutcome, StationOffline
+from csms_core.router import CommandClient, CommandOutcome, InvalidCommand, StationOffline, fixed
 
 logger = logging.getLogger(__name__)
 
@@ -130,10 +130,14 @@ class CostUpdates:
             if await california.supports_california(self._factory, self._commands, due.station_id):
                 payload["customData"] = self._cost_message(due)
             result = await self._commands.call(
-                due.station_id, "CostUpdated", payload, COMMAND_TIMEOUT_S
+                due.station_id, fixed("CostUpdated", payload), COMMAND_TIMEOUT_S
             )
         except StationOffline:
             cost_updates.labels("offline").inc()
+            return
+        except InvalidCommand:  # e.g. the station reconnected speaking 1.6
+            logger.warning("CostUpdated to %s not sent", due.station_id, exc_info=True)
+            cost_updates.labels("invalid").inc()
             return
         cost_updates.labels(result.outcome.value).inc()
         if result.outcome is not CommandOutcome.RESULT:

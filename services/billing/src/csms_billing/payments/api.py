@@ -31,7 +31,7 @@ from csms_billing.payments.models import (
 )
 from csms_billing.payments.provider import InvalidSignature, PaymentState
 from csms_core.db import transaction, utc_now
-from csms_core.router import CommandOutcome, StationOffline
+from csms_core.router import CommandOutcome, InvalidCommand, StationOffline, fixed
 
 logger = logging.getLogger(__name__)
 
@@ -118,8 +118,7 @@ async def _start(billing: ServiceDep, payment: WebPayment) -> None:
     try:
         result = await billing.commands.call(
             payment.station_id,
-            "RequestStartTransaction",
-            service.start_request(payment),
+            fixed("RequestStartTransaction", service.start_request(payment)),
             START_TIMEOUT_S,
         )
         answer = (result.payload or {}).get("status")
@@ -127,6 +126,8 @@ async def _start(billing: ServiceDep, payment: WebPayment) -> None:
             detail = f"the station answered {answer or result.outcome.value}"
     except StationOffline:
         detail = "the station is offline"
+    except InvalidCommand as exc:
+        detail = f"not sent: {exc}"
     payment.status = WebPaymentStatus.STARTED if detail is None else WebPaymentStatus.FAILED
     payment.detail, payment.updated_at = detail, utc_now()
     async with transaction(billing.factory) as session:

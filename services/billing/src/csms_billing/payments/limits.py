@@ -25,6 +25,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -37,7 +38,8 @@ from csms_billing.sessions import service as sessions
 from csms_billing.sessions.models import BilledSession, SessionState
 from csms_billing.settings import BillingSettings
 from csms_core.db import session_factory, transaction, utc_now
-from csms_core.router import CommandClient, CommandOutcome, StationOffline
+from csms_core.router import CommandClient, CommandOutcome, StationOffline, planned
+from csms_ocpp import OcppVersion
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +65,7 @@ class OverLimit:
     balance: Decimal
 
 
-def stop_request(over: OverLimit) -> tuple[str, dict[str, object]]:
+def stop_request(over: OverLimit) -> tuple[str, dict[str, Any]]:
     """The station's stop call: 1.6 RemoteStopTransaction (an integer transactionId), 2.x
     RequestStopTransaction."""
     if over.ocpp_version == "1.6":
@@ -134,8 +136,10 @@ class PrepaidLimits:
 
     async def _stop(self, over: OverLimit) -> None:
         action, payload = stop_request(over)
+        # Planned for the session's version: Reconnected (offline) on a connection of another.
+        build = planned(OcppVersion.from_number(over.ocpp_version or "2.0.1"), action, payload)
         try:
-            result = await self._commands.call(over.station_id, action, payload, COMMAND_TIMEOUT_S)
+            result = await self._commands.call(over.station_id, build, COMMAND_TIMEOUT_S)
         except StationOffline:
             prepaid_stops.labels("offline").inc()
             return

@@ -18,8 +18,8 @@ from csms_billing.api.deps import ServiceDep, SessionDep
 from csms_billing.tariffs import service
 from csms_billing.tariffs.ocpp21 import Untranslatable, to_ocpp21
 from csms_core.db import utc_now
-from csms_core.router import CommandOutcome, CommandResult, StationOffline
-from csms_ocpp import OcppVersion, schemas
+from csms_core.router import CommandOutcome, CommandResult, InvalidCommand, StationOffline
+from csms_ocpp import OcppVersion
 
 router = APIRouter(
     prefix="/stations/{station_id}/tariffs",
@@ -112,24 +112,23 @@ async def clear_tariffs(
 async def _send(
     billing: ServiceDep, station_id: str, action: str, payload: dict[str, Any]
 ) -> StationAnswer:
-    route = await billing.router.lookup(station_id)
-    if route is None:
-        raise Problem(409, f"no gateway holds a connection to {station_id}", kind="station-offline")
-    if OcppVersion.from_number(route.ocpp_version) is not OcppVersion.V21:
-        raise Problem(
-            409,
-            f"{station_id} speaks OCPP {route.ocpp_version}: tariffs on the station are 2.1's",
-            kind="version-unsupported",
-        )
-    violation = schemas.validate(OcppVersion.V21, action, payload)
-    if violation is not None:  # our bug, not the caller's
-        raise Problem(500, f"{action} would break its schema: {violation.description}")
+    def build(version: OcppVersion) -> tuple[str, dict[str, Any]]:
+        if version is not OcppVersion.V21:
+            raise Problem(
+                409,
+                f"{station_id} speaks OCPP {version.number}: tariffs on the station are 2.1's",
+                kind="version-unsupported",
+            )
+        return action, payload
+
     try:
-        result = await billing.commands.call(station_id, action, payload, COMMAND_TIMEOUT_S)
+        result = await billing.commands.call(station_id, build, COMMAND_TIMEOUT_S)
     except StationOffline:
         raise Problem(
             409, f"no gateway holds a connection to {station_id}", kind="station-offline"
         ) from None
+    except InvalidCommand as exc:  # our bug, not the caller's
+        raise Problem(500, f"{action} would break its schema: {exc.description}") from exc
     return _answer(result)
 
 

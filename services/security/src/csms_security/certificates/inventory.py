@@ -9,9 +9,9 @@ from sqlalchemy import delete
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from csms_core.router import CommandResult
+from csms_core.router import Build, CommandResult
 from csms_ocpp import OcppVersion
-from csms_security.calls import Build, StationCalls, accepted
+from csms_security.calls import StationCalls, accepted
 from csms_security.certificates import wire
 from csms_security.certificates.models import InstalledCertificate, InventoryRefresh
 from csms_security.certificates.wire import CaCertificateType

@@ -8,8 +8,15 @@ from pydantic import BaseModel, Field
 
 from csms_api.auth import AdminDep, OperatorDep
 from csms_api.problems import Problem, problem_responses
-from csms_core.router import CommandOutcome, CommandResult, StationOffline
-from csms_ocpp import OcppVersion, schemas
+from csms_core.router import (
+    Build,
+    CommandOutcome,
+    CommandResult,
+    InvalidCommand,
+    Reconnected,
+    StationOffline,
+)
+from csms_ocpp import ErrorCode, OcppVersion
 from csms_sessions.api.deps import ServiceDep, SessionDep, StationIdDep
 from csms_sessions.api.routing import DocumentedRoute
 from csms_sessions.commands import translate
@@ -20,6 +27,7 @@ from csms_sessions.commands.translate import (
     TriggerMessageCommand,
     Untranslatable,
 )
+from csms_sessions.service import SessionsService
 from csms_sessions.stations.models import Station
 
 router = APIRouter(
@@ -55,18 +63,30 @@ async def send_command(
     translation: Translation[Command],
     timeout_s: float | None,
 ) -> CommandResponse:
-    route = await sessions.router.lookup(station_id)
-    if route is None:
-        known = await session.get(Station, station_id) is not None
-        raise station_offline(station_id) if known else unknown_station(station_id)
-    version = OcppVersion.from_number(route.ocpp_version)
-    action, payload = _translated(command, translation, version)
+    """Translate ``command`` for the station's version and send it: the station's answer."""
+    return await call_station(
+        sessions, station_id, lambda version: _translated(command, translation, version), timeout_s
+    )
+
+
+async def call_station(
+    sessions: SessionsService, station_id: str, build: Build, timeout_s: float | None = None
+) -> CommandResponse:
+    """Send ``build(version)`` (one route lookup); the REST answer, or its problem: 404
+    unknown station, 409 offline, 422 untranslatable or invalid, 502 CALLERROR, 504 timeout."""
     try:
         result = await sessions.commands.call(
-            station_id, action, payload, timeout_s or sessions.settings.command_timeout_s
+            station_id, build, timeout_s or sessions.settings.command_timeout_s
         )
+    except Reconnected as exc:
+        text = f"{station_id} reconnected meanwhile ({exc}); ask again"
+        raise Problem(409, text, kind="station-reconnected") from exc
     except StationOffline:
-        raise station_offline(station_id) from None
+        async with sessions.factory() as reader:
+            known = await reader.get(Station, station_id) is not None
+        raise station_offline(station_id) if known else unknown_station(station_id) from None
+    except InvalidCommand as exc:
+        raise invalid_command(exc) from exc
     return command_response(result)
 
 
@@ -74,15 +94,19 @@ def _translated(
     command: Command, translation: Translation[Command], version: OcppVersion
 ) -> tuple[str, dict[str, Any]]:
     try:
-        action, payload = translation(command, version)
+        return translation(command, version)
     except Untranslatable as exc:
         raise Problem(422, str(exc), kind="not-in-this-ocpp-version") from exc
-    if not schemas.has_schema(version, action):
-        raise Problem(422, f"{action} is no OCPP {version.number} message", kind="unknown-action")
-    violation = schemas.validate(version, action, payload)
-    if violation is not None:
-        raise Problem(422, violation.description, kind="invalid-ocpp-payload", code=violation.code)
-    return action, payload
+
+
+def invalid_command(exc: InvalidCommand) -> Problem:
+    """422: what the request asked for is no valid message of the station's version."""
+    if exc.code is ErrorCode.NOT_IMPLEMENTED:
+        text = f"{exc.action} is no OCPP {exc.version.number} message"
+        return Problem(422, text, kind="unknown-action")
+    if exc.code is ErrorCode.NOT_SUPPORTED:  # a station's message: the gateway refuses it too
+        return Problem(422, f"{exc.action} is {exc.description}", kind="rejected")
+    return Problem(422, exc.description, kind="invalid-ocpp-payload", code=exc.code)
 
 
 def command_response(result: CommandResult) -> CommandResponse:

@@ -7,10 +7,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from csms_api.auth import AdminDep
 from csms_api.problems import problem_responses
+from csms_core.router import fixed
 from csms_sessions.api.deps import ServiceDep, SessionDep, StationIdDep
 from csms_sessions.api.routing import DocumentedRoute
-from csms_sessions.commands.api import CommandResponse, TimeoutQuery
-from csms_sessions.remote.calls import call, online_version
+from csms_sessions.commands.api import CommandResponse, TimeoutQuery, call_station
 
 router = APIRouter(
     route_class=DocumentedRoute,
@@ -51,5 +51,6 @@ async def data_transfer(
     timeout_s: TimeoutQuery = None,
 ) -> CommandResponse:
     """Send a vendor-specific DataTransfer to a station."""
-    version = await online_version(sessions, session, station_id)
-    return await call(sessions, station_id, version, "DataTransfer", body.payload(), timeout_s)
+    return await call_station(
+        sessions, station_id, fixed("DataTransfer", body.payload()), timeout_s
+    )

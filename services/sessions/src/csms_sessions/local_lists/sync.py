@@ -20,7 +20,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from csms_core.bus import Bus, Delivery, run_consumer
 from csms_core.db import transaction
 from csms_core.events import StationBooted, StationConnected
-from csms_core.router import CommandClient, CommandOutcome, Router, StationOffline
+from csms_core.router import (
+    Build,
+    CommandClient,
+    CommandOutcome,
+    InvalidCommand,
+    Router,
+    StationOffline,
+    planned,
+)
 from csms_core.topics import STATION_STATUS
 from csms_ocpp import OcppVersion, schemas
 from csms_sessions.db import utc_now
@@ -120,7 +128,7 @@ class LocalListSync:
             if (violation := schemas.validate(version, "SendLocalList", payload)) is not None:
                 logger.error("own SendLocalList breaks its schema: %s", violation.description)
                 return "invalid"
-            status = await self._call(station_id, "SendLocalList", payload)
+            status = await self._call(station_id, planned(version, "SendLocalList", payload))
             if status != ACCEPTED:
                 return status
             await self._confirm(station_id, list_version, chunk, full=update_type == "Full")
@@ -154,16 +162,17 @@ class LocalListSync:
             local_list = await session.get(LocalList, station_id, populate_existing=True)
             return local_list.version if local_list else 0
 
-    async def _call(self, station_id: str, action: str, payload: dict[str, object]) -> str:
-        """The station's status, or our outcome: offline, timeout, error."""
+    async def _call(self, station_id: str, build: Build) -> str:
+        """The station's status, or our outcome: offline (or reconnected), timeout, error."""
         try:
-            result = await self._commands.call(
-                station_id, action, payload, self._settings.command_timeout_s
-            )
+            result = await self._commands.call(station_id, build, self._settings.command_timeout_s)
         except StationOffline:
             return "offline"
+        except InvalidCommand as exc:
+            logger.exception("own %s breaks its schema", exc.action)
+            return "invalid"
         if result.outcome is not CommandOutcome.RESULT:
-            logger.warning("%s to %s: %s", action, station_id, result.outcome.value)
+            logger.warning("%s to %s: %s", result.action, station_id, result.outcome.value)
             return result.outcome.value
         status = (result.payload or {}).get("status")
         return status if isinstance(status, str) else "error"

@@ -6,10 +6,16 @@ from csms_api.auth import OperatorDep
 from csms_api.problems import problem_responses
 from csms_sessions.api.deps import ServiceDep, SessionDep, StationIdDep
 from csms_sessions.api.routing import DocumentedRoute
-from csms_sessions.commands.api import CommandResponse, TimeoutQuery
+from csms_sessions.commands.api import CommandResponse, TimeoutQuery, call_station
 from csms_sessions.commands.translate import Untranslatable
 from csms_sessions.remote import translate
-from csms_sessions.remote.calls import call, check_payload, not_in_version, online_version
+from csms_sessions.remote.calls import (
+    call,
+    check_payload,
+    not_in_version,
+    online_version,
+    translated,
+)
 from csms_sessions.remote.service import (
     allocate_remote_start,
     record_answer,
@@ -63,15 +69,12 @@ async def remote_stop(
     timeout_s: TimeoutQuery = None,
 ) -> CommandResponse:
     """Ask a station to stop a transaction, named by its id or by our session id."""
-    version = await online_version(sessions, session, station_id)
+    await online_version(sessions, session, station_id)  # 404 / 409 before the lookup below
     transaction_id = body.transaction_id or await transaction_of_session(
         sessions.factory, station_id, body.session_id or ""
     )
-    try:
-        action, payload = translate.remote_stop(transaction_id, version)
-    except Untranslatable as exc:
-        raise not_in_version(exc) from exc
-    return await call(sessions, station_id, version, action, payload, timeout_s)
+    build = translated(lambda version: translate.remote_stop(transaction_id, version))
+    return await call_station(sessions, station_id, build, timeout_s)
 
 
 @router.post("/unlock-connector")
@@ -84,12 +87,8 @@ async def unlock_connector(
     timeout_s: TimeoutQuery = None,
 ) -> CommandResponse:
     """Ask a station to unlock a connector (e.g. a cable stuck after charging)."""
-    version = await online_version(sessions, session, station_id)
-    try:
-        action, payload = translate.unlock_connector(body, version)
-    except Untranslatable as exc:
-        raise not_in_version(exc) from exc
-    return await call(sessions, station_id, version, action, payload, timeout_s)
+    build = translated(lambda version: translate.unlock_connector(body, version))
+    return await call_station(sessions, station_id, build, timeout_s)
 
 
 @router.post("/get-transaction-status")
@@ -102,9 +101,5 @@ async def get_transaction_status(
     timeout_s: TimeoutQuery = None,
 ) -> CommandResponse:
     """Ask a 2.x station whether a transaction is ongoing and messages are queued."""
-    version = await online_version(sessions, session, station_id)
-    try:
-        action, payload = translate.transaction_status(body, version)
-    except Untranslatable as exc:
-        raise not_in_version(exc) from exc
-    return await call(sessions, station_id, version, action, payload, timeout_s)
+    build = translated(lambda version: translate.transaction_status(body, version))
+    return await call_station(sessions, station_id, build, timeout_s)

@@ -8,16 +8,17 @@ mapping of ``commands.api``: 404 unknown, 409 offline, 422 untranslatable or
 invalid, 502 CALLERROR, 504 timeout.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms_api.problems import Problem
-from csms_core.router import StationOffline
+from csms_core.router import Build, planned
 from csms_ocpp import OcppVersion, schemas
 from csms_sessions.commands.api import (
     CommandResponse,
-    command_response,
+    call_station,
     station_offline,
     unknown_station,
 )
@@ -56,12 +57,18 @@ async def call(
     payload: dict[str, Any],
     timeout_s: float | None = None,
 ) -> CommandResponse:
-    """Send ``action`` once its payload passed the official schema; the station's answer."""
-    check_payload(version, action, payload)
-    try:
-        result = await sessions.commands.call(
-            station_id, action, payload, timeout_s or sessions.settings.command_timeout_s
-        )
-    except StationOffline:
-        raise station_offline(station_id) from None
-    return command_response(result)
+    """Send ``action``, planned for ``version``, through the one command path; the station's
+    answer (409 if it reconnected speaking another version since the plan was made)."""
+    return await call_station(sessions, station_id, planned(version, action, payload), timeout_s)
+
+
+def translated(translation: Callable[[OcppVersion], tuple[str, dict[str, Any]]]) -> Build:
+    """The build of a call translated for the station's version (422 where it has none)."""
+
+    def build(version: OcppVersion) -> tuple[str, dict[str, Any]]:
+        try:
+            return translation(version)
+        except Untranslatable as exc:
+            raise not_in_version(exc) from exc
+
+    return build

@@ -30,7 +30,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from csms_core.bus import Bus
 from csms_core.db import transaction
 from csms_core.envelope import Envelope
-from csms_core.router import CommandClient, CommandOutcome, StationOffline
+from csms_core.router import CommandClient, CommandOutcome, InvalidCommand, StationOffline, fixed
 from csms_core.topics import BY_NAME
 from csms_sessions.context import SOURCE, EventContext
 from csms_sessions.db import ocpp_time, utc_now
@@ -166,11 +166,10 @@ class SessionResolution:
         try:
             result = await self._commands.call(
                 charging.station_id,
-                "GetTransactionStatus",
-                {"transactionId": charging.transaction_id},
+                fixed("GetTransactionStatus", {"transactionId": charging.transaction_id}),
                 self._settings.command_timeout_s,
             )
-        except StationOffline:
+        except (StationOffline, InvalidCommand):  # InvalidCommand: it reconnected as 1.6
             return None
         if result.outcome is not CommandOutcome.RESULT or result.payload is None:
             logger.info("GetTransactionStatus of %s: %s", charging.session_id, result.outcome)

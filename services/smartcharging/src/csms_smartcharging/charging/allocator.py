@@ -30,7 +30,7 @@ from sqlmodel import select
 from csms_core import topics
 from csms_core.bus import Bus
 from csms_core.db import session_factory, transaction
-from csms_core.router import Router
+from csms_core.router import Build, Router
 from csms_ocpp import OcppVersion
 from csms_smartcharging.allocation import Allocation, AllocationError, Demand, Node, allocate
 from csms_smartcharging.charging import planner
@@ -371,31 +371,18 @@ class Allocator:
         async with self._factory() as session:
             assignment = await session.get(StationAssignment, station_id)
             site = await session.get(Site, assignment.site_id) if assignment else None
-        version = OcppVersion.from_number(version_number)
         if assignment is None or site is None:
-            payload = wire.clear_charging_profile(version)
-            return [await self._sender.call(station_id, "ClearChargingProfile", payload)]
+            return [await self._sender.call(station_id, clear_profiles)]
         limit_a = await self.failsafe_a(site)
-        calls = [
-            wire.set_charging_profile(
-                version,
-                evse_id=0,
-                purpose=wire.Purpose.TX_DEFAULT,
-                limit_a=limit_a,
-                phases=site.phases,
-            )
-        ]
+        limits = [(wire.Purpose.TX_DEFAULT, limit_a)]
         if assignment.max_a is not None:
-            calls.append(
-                wire.set_charging_profile(
-                    version,
-                    evse_id=0,
-                    purpose=wire.Purpose.STATION_MAX,
-                    limit_a=assignment.max_a,
-                    phases=site.phases,
-                )
+            limits.append((wire.Purpose.STATION_MAX, assignment.max_a))
+        outcomes = [
+            await self._sender.call(
+                station_id, station_profile(purpose=purpose, limit_a=limit, phases=site.phases)
             )
-        outcomes = [await self._sender.call(station_id, "SetChargingProfile", p) for p in calls]
+            for purpose, limit in limits
+        ]
         async with transaction(self._factory) as session:
             # EVSE 0 of the limits on the wire: the station-wide failsafe.
             limit = await session.get(EvseLimit, (station_id, 0))
@@ -457,3 +444,17 @@ def measured_per_phase(plan: SitePlan) -> list[float]:
 
 def _finite(value: float) -> float | None:
     return None if value == float("inf") else value
+
+
+def clear_profiles(version: OcppVersion) -> tuple[str, wire.JsonObject]:
+    return "ClearChargingProfile", wire.clear_charging_profile(version)
+
+
+def station_profile(*, purpose: wire.Purpose, limit_a: float, phases: int) -> Build:
+    """A station-wide (EVSE 0) SetChargingProfile in the version of the live connection."""
+    return lambda version: (
+        "SetChargingProfile",
+        wire.set_charging_profile(
+            version, evse_id=0, purpose=purpose, limit_a=limit_a, phases=phases
+        ),
+    )

@@ -12,7 +12,14 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter
 
-from csms_core.router import CommandClient, CommandOutcome, CommandResult, StationOffline
+from csms_core.router import (
+    Build,
+    CommandClient,
+    CommandOutcome,
+    CommandResult,
+    InvalidCommand,
+    StationOffline,
+)
 from csms_ocpp import OcppVersion
 from csms_smartcharging.charging.planner import ProfileChange
 from csms_smartcharging.profiles import wire
@@ -55,16 +62,17 @@ class ProfileSender:
         return sent
 
     async def send(self, change: ProfileChange) -> Sent:
-        version = OcppVersion.from_number(change.ocpp_version or "1.6")
-        payload = wire.set_charging_profile(
-            version,
-            evse_id=change.evse_id,
-            purpose=wire.Purpose.TX,
-            limit_a=change.limit_a,
-            phases=change.phases,
-            transaction_id=change.transaction_id,
-        )
-        outcome = await self.call(change.station_id, "SetChargingProfile", payload)
+        def build(version: OcppVersion) -> tuple[str, wire.JsonObject]:
+            return "SetChargingProfile", wire.set_charging_profile(
+                version,
+                evse_id=change.evse_id,
+                purpose=wire.Purpose.TX,
+                limit_a=change.limit_a,
+                phases=change.phases,
+                transaction_id=change.transaction_id,
+            )
+
+        outcome = await self.call(change.station_id, build)
         profiles_sent.labels(outcome).inc()
         if outcome != "Accepted":
             logger.warning(
@@ -76,10 +84,15 @@ class ProfileSender:
             )
         return Sent(change, outcome)
 
-    async def call(self, station_id: str, action: str, payload: wire.JsonObject) -> str:
+    async def call(self, station_id: str, build: Build) -> str:
+        """Send ``build(version)`` (one route lookup: the live connection's version); the
+        station's status or our outcome."""
         async with self._slots:
             try:
-                result = await self._commands.call(station_id, action, payload, self._timeout_s)
+                result = await self._commands.call(station_id, build, self._timeout_s)
             except StationOffline:
                 return CommandOutcome.OFFLINE.value
+            except InvalidCommand:
+                logger.exception("own call to %s breaks its schema", station_id)
+                return "invalid"
         return outcome_of(result)

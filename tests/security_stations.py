@@ -7,6 +7,7 @@ reconnects it with the new profile, as a station's reboot would).
 """
 
 import asyncio
+import base64
 import ssl
 import tempfile
 from collections.abc import AsyncIterator
@@ -40,6 +41,7 @@ class StationState:
     common_name: str | None = None  # None: the station id
     chain_pem: str | None = None  # the certificate (and chain) it was sent last
     refuse_certificates: bool = False
+    base64_hashes: bool = False  # reports hash data in base64, as some stations do
     installed: dict[str, list[x509.Certificate]] = field(default_factory=dict)
     received: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     reset: asyncio.Event = field(default_factory=asyncio.Event)
@@ -86,11 +88,20 @@ class StationState:
 
     def hash_list(self, types: list[str] | None) -> list[tuple[str, dict[str, str]]]:
         return [
-            (certificate_type, hash_data(certificate, certificate).wire())
+            (certificate_type, self._reported(hash_data(certificate, certificate).wire()))
             for certificate_type, certificates in self.installed.items()
             if types is None or certificate_type in types
             for certificate in certificates
         ]
+
+    def _reported(self, wire: dict[str, str]) -> dict[str, str]:
+        if not self.base64_hashes:
+            return wire
+        encoded = {
+            name: base64.b64encode(bytes.fromhex(wire[name])).decode()
+            for name in ("issuerNameHash", "issuerKeyHash")
+        }
+        return wire | encoded
 
 
 def _snake(hash_fields: dict[str, str]) -> dict[str, str]:

@@ -170,3 +170,22 @@ async def _age_inventory(csms: Csms, station_id: str, *, hours: float) -> None:
         assert state is not None
         state.refreshed_at = utc_now() - timedelta(hours=hours)
         session.add(state)
+
+
+async def test_hash_data_a_station_reports_in_base64_is_kept_as_sent(csms: Csms) -> None:
+    """OCPP asks for hexadecimal hashes; a station reporting base64 ones is listed as it
+    reported them, and DeleteCertificate names the certificate the station's way."""
+    async with booted(csms, "CP-B64", "2.0.1") as state:
+        state.base64_hashes = True
+        root = TestCa.root("Base64 root")
+        state.installed["CSMSRootCertificate"] = [root.certificate]
+        refreshed = await csms.api.post("/stations/CP-B64/certificates/installed/refresh")
+        assert refreshed.status_code == 200, refreshed.text
+        [listed] = (await csms.api.get("/stations/CP-B64/certificates/installed")).json()
+        (_, reported), *_ = state.hash_list(None)
+        assert listed["issuer_name_hash"] == reported["issuerNameHash"]  # base64, as sent
+        deleted = await csms.api.delete(f"/stations/CP-B64/certificates/installed/{listed['id']}")
+        assert deleted.json()["status"] == "Accepted"
+    [(_, asked)] = [item for item in state.received if item[0] == "DeleteCertificate"]
+    assert asked["certificate_hash_data"]["issuer_name_hash"] == reported["issuerNameHash"]
+    assert state.installed["CSMSRootCertificate"] == []

@@ -54,6 +54,24 @@ class CertificateHashData(BaseModel):
         )
 
 
+class ReportedHashData(CertificateHashData):
+    """A certificate as a station reports it (GetInstalledCertificateIds), kept as sent: a
+    DeleteCertificate then names it the station's way, even where that is not the
+    hexadecimal OCPP asks for (some stations and tools send base64 hashes)."""
+
+    issuer_name_hash: str = Field(alias="issuerNameHash", max_length=128)
+    issuer_key_hash: str = Field(alias="issuerKeyHash", max_length=128)
+    serial_number: str = Field(alias="serialNumber", max_length=40)
+
+    @property
+    def serial_key(self) -> str:
+        """The serial for comparing: hexadecimal without leading zeroes, else as sent."""
+        try:
+            return serial_hex(int(self.serial_number, 16))
+        except ValueError:
+            return self.serial_number
+
+
 class OcspRequestData(CertificateHashData):
     """OCSPRequestDataType: a certificate and the OCSP responder to ask about it."""
 

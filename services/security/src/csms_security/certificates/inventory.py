@@ -16,14 +16,14 @@ from csms_security.certificates import wire
 from csms_security.certificates.models import InstalledCertificate, InventoryRefresh
 from csms_security.certificates.wire import CaCertificateType
 from csms_security.db import utc_now
-from csms_security.hashdata import CertificateHashData
+from csms_security.hashdata import ReportedHashData
 
 
 class BadCertificate(ValueError):
     """What an operator asked to install is not one PEM certificate."""
 
 
-def inventory_id(station_id: str, certificate_type: str, data: CertificateHashData) -> str:
+def inventory_id(station_id: str, certificate_type: str, data: ReportedHashData) -> str:
     key = "|".join(
         (
             station_id,
@@ -31,7 +31,7 @@ def inventory_id(station_id: str, certificate_type: str, data: CertificateHashDa
             data.hash_algorithm.value,
             data.issuer_name_hash.lower(),
             data.issuer_key_hash.lower(),
-            format(data.serial, "x"),
+            data.serial_key,
         )
     )
     return hashlib.sha256(key.encode()).hexdigest()[:32]
@@ -104,7 +104,7 @@ def _rows(
     if version is OcppVersion.V16:
         certificate_type = str(request["certificateType"])
         return [
-            _row(station_id, certificate_type, CertificateHashData.model_validate(data), None)
+            _row(station_id, certificate_type, ReportedHashData.model_validate(data), None)
             for data in answer.get("certificateHashData") or []
         ]
     rows: list[InstalledCertificate] = []
@@ -113,18 +113,18 @@ def _rows(
         parent = _row(
             station_id,
             certificate_type,
-            CertificateHashData.model_validate(chain["certificateHashData"]),
+            ReportedHashData.model_validate(chain["certificateHashData"]),
             None,
         )
         rows.append(parent)
         for child in chain.get("childCertificateHashData") or []:
-            data = CertificateHashData.model_validate(child)
+            data = ReportedHashData.model_validate(child)
             rows.append(_row(station_id, certificate_type, data, parent.id))
     return rows
 
 
 def _row(
-    station_id: str, certificate_type: str, data: CertificateHashData, parent_id: str | None
+    station_id: str, certificate_type: str, data: ReportedHashData, parent_id: str | None
 ) -> InstalledCertificate:
     return InstalledCertificate(
         id=inventory_id(station_id, certificate_type, data),
@@ -155,7 +155,7 @@ async def remove(
     session: AsyncSession, calls: StationCalls, row: InstalledCertificate
 ) -> CommandResult:
     """DeleteCertificate; the row (and its children) go once the station has it no more."""
-    data = CertificateHashData(
+    data = ReportedHashData(
         hash_algorithm=row.hash_algorithm,
         issuer_name_hash=row.issuer_name_hash,
         issuer_key_hash=row.issuer_key_hash,

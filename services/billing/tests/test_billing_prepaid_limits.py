@@ -181,3 +181,24 @@ async def test_billing_prepaid_stop_refused_is_asked_again_v16(
     await _session(billing, "CP-X", "1.6", "PRE-16", "18")  # checked too, from now on
     await _checked_since(billing, "s-CP-X", utc_now())
     assert len(_stops(billing, "RemoteStopTransaction", "CP-16")) == after
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_billing_prepaid_sessions_of_one_token_share_its_balance(
+    quick: tuple[BillingHarness, httpx.AsyncClient],
+) -> None:
+    """3.50 left and two sessions at once: 6 kWh (3.00 incl. VAT) and 2 kWh (1.00). Each
+    alone is under the balance; together they spent 4.00, so both are stopped."""
+    billing, api = quick
+    await _prepaid(api, "PRE-S", "3.50")
+    billing.stations.answers["RequestStopTransaction"] = {"status": "Accepted"}
+    await _session(billing, "CP-S1", "2.0.1", "PRE-S", "tx-S1")
+    await _session(billing, "CP-S2", "2.0.1", "PRE-S", "tx-S2")
+    await _reading(billing, "CP-S1", "tx-S1", 6000)
+    await _checked_since(billing, "s-CP-S1", utc_now())
+    assert _stops(billing, "RequestStopTransaction", "CP-S1") == []  # alone: 3.00 < 3.50
+    await _reading(billing, "CP-S2", "tx-S2", 2000)
+    await _stop_recorded(billing, "s-CP-S1")
+    await _stop_recorded(billing, "s-CP-S2")
+    assert _stops(billing, "RequestStopTransaction", "CP-S1") == [{"transactionId": "tx-S1"}]
+    assert _stops(billing, "RequestStopTransaction", "CP-S2") == [{"transactionId": "tx-S2"}]

@@ -12,7 +12,8 @@ transaction (2.x RequestStopTransaction, 1.6 RemoteStopTransaction). A station t
 accepts is not asked again (``limit_stop_at``); one that refuses or is offline is asked
 at the next check. The CDR then debits the account as every prepaid session's does, so
 a session overshoots the balance only by what it drew between two checks and while the
-station stopped.
+station stopped. Sessions of one token at once share its balance: each is held against
+what the others have not spent yet.
 
 Replicas share the work as ``costs.updates`` does: a replica claims the sessions due
 (``FOR UPDATE SKIP LOCKED`` on PostgreSQL) by moving ``limit_due_at`` forward, and
@@ -171,7 +172,8 @@ async def _over_limit(
     priced = await sessions.priced(session, billed, account.currency, until=now)
     if priced.tariff is None or priced.cost.currency != account.currency:
         return None
-    left = payments.major(await payments.balance(session, account.id_token), account.currency)
+    balance = payments.major(await payments.balance(session, account.id_token), account.currency)
+    left = balance - await _spent_elsewhere(session, billed, account, now)
     cost = priced.cost.wire_total
     if cost < left:
         return None
@@ -183,3 +185,20 @@ async def _over_limit(
         cost,
         left,
     )
+
+
+async def _spent_elsewhere(
+    session: AsyncSession, billed: BilledSession, account: PrepaidAccount, now: datetime
+) -> Decimal:
+    """What the token's other live sessions cost so far (one balance pays for them all)."""
+    query = select(BilledSession).where(
+        col(BilledSession.id_token) == account.id_token,
+        col(BilledSession.state) == SessionState.ACTIVE,
+        col(BilledSession.session_id) != billed.session_id,
+    )
+    spent = Decimal(0)
+    for other in await session.exec(query):
+        priced = await sessions.priced(session, other, account.currency, until=now)
+        if priced.tariff is not None and priced.cost.currency == account.currency:
+            spent += priced.cost.wire_total
+    return spent

@@ -4,6 +4,7 @@ is stopped once its running cost, including taxes, reaches the token's balance."
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy.engine import make_url
 
 from csms_api.testing import bearer_headers
 from csms_billing.app import create_app
+from csms_billing.payments import limits
 from csms_billing.sessions.models import BilledSession
 from csms_core.db import utc_now
 from tests.billing_harness import BillingHarness, meter_values, register, running_billing, started
@@ -202,3 +204,23 @@ async def test_billing_prepaid_sessions_of_one_token_share_its_balance(
     await _stop_recorded(billing, "s-CP-S2")
     assert _stops(billing, "RequestStopTransaction", "CP-S1") == [{"transactionId": "tx-S1"}]
     assert _stops(billing, "RequestStopTransaction", "CP-S2") == [{"transactionId": "tx-S2"}]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_billing_prepaid_max_cost_is_what_the_token_has_left(
+    quick: tuple[BillingHarness, httpx.AsyncClient],
+) -> None:
+    """The 2.1 transactionLimit.maxCost figure: 10.00 less the 1.00 (2 kWh incl. VAT) the
+    token's other live session spent is 9.00; a token without an account has none."""
+    billing, api = quick
+    await _prepaid(api, "PRE-M", "10.00")
+    await _session(billing, "CP-M1", "2.1", "PRE-M", "tx-M1")
+    await _session(billing, "CP-M2", "2.1", "PRE-M", "tx-M2")
+    await _session(billing, "CP-M3", "2.1", "NOT-PREPAID", "tx-M3")
+    await _reading(billing, "CP-M1", "tx-M1", 2000)
+    async with billing.service.factory() as session:
+        second = await session.get(BilledSession, "s-CP-M2")
+        third = await session.get(BilledSession, "s-CP-M3")
+        assert second is not None and third is not None
+        assert await limits.max_cost(session, second, utc_now()) == Decimal("9.00")
+        assert await limits.max_cost(session, third, utc_now()) is None

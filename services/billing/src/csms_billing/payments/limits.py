@@ -187,6 +187,20 @@ async def _over_limit(
     )
 
 
+async def max_cost(session: AsyncSession, billed: BilledSession, now: datetime) -> Decimal | None:
+    """What the session may cost at most (incl. taxes), for a 2.1 station's
+    ``transactionLimit.maxCost``: its token's balance less what the token's other live
+    sessions spent; None when the token is not prepaid. Billing's part of the
+    TransactionEventResponse once composed answers carry it (not sent yet)."""
+    account = (
+        None if billed.id_token is None else await session.get(PrepaidAccount, billed.id_token)
+    )
+    if account is None:
+        return None
+    balance = payments.major(await payments.balance(session, account.id_token), account.currency)
+    return max(Decimal(0), balance - await _spent_elsewhere(session, billed, account, now))
+
+
 async def _spent_elsewhere(
     session: AsyncSession, billed: BilledSession, account: PrepaidAccount, now: datetime
 ) -> Decimal:

@@ -369,3 +369,29 @@ async def test_a_lenient_stations_overlong_schema_version_is_forwarded(pnc: Pnc)
         )
     assert answer.status == "Accepted"
     assert pnc.provider.received[0]["iso15118SchemaVersion"] == version
+
+
+def base64_hashes(entry: dict[str, str]) -> dict[str, str]:
+    return entry | {
+        name: base64.b64encode(bytes.fromhex(entry[name])).decode()
+        for name in ("issuer_name_hash", "issuer_key_hash")
+    }
+
+
+async def test_base64_hash_data_is_checked_as_well(pnc: Pnc) -> None:
+    """A station sending its hashes in base64 (not the hexadecimal OCPP asks for) still
+    gets its OCSP answer and its contract checked."""
+    await known_emaid(pnc)
+    async for station in connected(pnc, "CP-PNC-BASE64", "2.0.1"):
+        status = await station.call(  # type: ignore[attr-defined]
+            ocpp.v201.call.GetCertificateStatus(ocsp_request_data=base64_hashes(ocsp_data(pnc)))
+        )
+        entry = base64_hashes(hash_entry(pnc, contract(pnc, revoked=True)))
+        authorized = await station.call(authorize("2.0.1", hash_data=[entry]))  # type: ignore[attr-defined]
+    assert status.status == "Accepted"
+    response = ocsp.load_der_ocsp_response(base64.b64decode(status.ocsp_result))
+    assert response.certificate_status is ocsp.OCSPCertStatus.GOOD
+    assert (authorized.id_token_info["status"], authorized.certificate_status) == (
+        "Invalid",
+        "CertificateRevoked",
+    )

@@ -12,7 +12,7 @@ from cryptography.x509 import ocsp
 
 from csms_ocpp import OcppVersion, schemas
 from csms_ocpp.messages import GetCertificateChainStatusRequest, GetCertificateStatusRequest
-from csms_security.hashdata import HashAlgorithm, OcspRequestData, hash_data
+from csms_security.hashdata import HashAlgorithm, OcspRequestData, as_hex_hashes, hash_data
 from csms_security.pnc.contracts import ContractRequest, HttpContractProvider, NoContractProvider
 from csms_security.pnc.revocation import CertificateStatus, RevocationClient
 from csms_security.pnc.status import (
@@ -336,3 +336,17 @@ async def test_a_station_cannot_make_the_csms_fetch_private_addresses(
     assert answer.status is CertificateStatus.FAILED and "not allowed" in answer.detail
     assert crl.status is CertificateStatus.FAILED and "not allowed" in crl.detail
     assert pki.responder.requests == 0
+
+
+def test_base64_issuer_hashes_are_read_as_the_bytes_they_encode(pki: Pki) -> None:
+    """Some stations send base64 where OCPP asks for hexadecimal: taken when it decodes to
+    the digest size; hexadecimal stays as it is, anything else is left to be refused."""
+    wire = pki.request(pki.contract()).model_dump(by_alias=True, mode="json")
+    encoded = wire | {
+        name: base64.b64encode(bytes.fromhex(wire[name])).decode()
+        for name in ("issuerNameHash", "issuerKeyHash")
+    }
+    assert as_hex_hashes(encoded) == wire
+    assert as_hex_hashes(wire) == wire
+    short = wire | {"issuerNameHash": base64.b64encode(b"too short").decode()}
+    assert as_hex_hashes(short) == short

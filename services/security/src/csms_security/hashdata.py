@@ -5,7 +5,11 @@ name and the issuer's public key bits, hex encoded; the serial number is hex
 without ``0x`` and without leading zeroes (1.6 whitepaper edition 3).
 """
 
+import base64
+import binascii
+from collections.abc import Mapping
 from enum import StrEnum
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -98,3 +102,33 @@ def hash_data(
         issuer_key_hash=request.issuer_key_hash.hex(),
         serial_number=serial_hex(certificate.serial_number),
     )
+
+
+def as_hex_hashes(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` with base64 issuer hashes turned into the hexadecimal OCPP asks for (some
+    stations and tools send base64). A hash is taken as base64 only if it is no hexadecimal
+    of the algorithm's digest size and decodes to exactly that size, so the two readings
+    never collide; anything else is left for validation to refuse."""
+    try:
+        size = HashAlgorithm(str(data.get("hashAlgorithm"))).hash().digest_size
+    except ValueError:
+        return dict(data)
+    converted = dict(data)
+    for name in ("issuerNameHash", "issuerKeyHash"):
+        value = data.get(name)
+        if not isinstance(value, str) or _is_hex(value, size):
+            continue
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        if len(raw) == size:
+            converted[name] = raw.hex()
+    return converted
+
+
+def _is_hex(value: str, size: int) -> bool:
+    try:
+        return len(bytes.fromhex(value)) == size
+    except ValueError:
+        return False

@@ -26,7 +26,7 @@ from csms_ocpp.messages import (
     GetCertificateStatusResponse,
 )
 from csms_security.db import ocpp_time
-from csms_security.hashdata import CertificateHashData, OcspRequestData, hash_data
+from csms_security.hashdata import CertificateHashData, OcspRequestData, as_hex_hashes, hash_data
 from csms_security.pnc.revocation import CertificateStatus, RevocationAnswer, RevocationClient
 from csms_security.pnc.trust import ChainError, TrustStore, load_pem_chain
 
@@ -53,10 +53,11 @@ def _status_info(reason: str, detail: str) -> dict[str, str]:
 
 
 def _read(model: type[HashData], data: Mapping[str, Any]) -> HashData | None:
-    """The station's certificate hash data as ``model``; None when its hashes or serial are
-    no hexadecimal (the OCPP schemas let any string of the right length through)."""
+    """The station's certificate hash data as ``model`` (base64 hashes taken too); None
+    when its hashes or serial are no hexadecimal (the OCPP schemas let any string of the
+    right length through)."""
     try:
-        return model.model_validate(data)
+        return model.model_validate(as_hex_hashes(data))
     except ValidationError:
         return None
 

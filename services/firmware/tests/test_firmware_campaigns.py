@@ -155,6 +155,17 @@ async def test_bad_campaigns_are_refused_clearly(tmp_path: Path) -> None:
         assert_problem(misfit, 422, "incompatible-stations")
         no_target = await post("/firmware/campaigns", json={"image_id": image_id, "target": {}})
         assert_problem(no_target, 422, "invalid-request")
+        # A fleet named by id passes the apps' 1 MiB body limit (each id read, and unknown).
+        fleet = [f"CP-{index:08d}-{'x' * 16}" for index in range(60_000)]
+        many = await post(
+            "/firmware/campaigns", json={"image_id": image_id, "target": {"station_ids": fleet}}
+        )
+        assert_problem(many, 422, "unknown-stations")
+        too_many = await post(
+            "/firmware/campaigns",
+            json={"image_id": image_id, "target": {"station_ids": fleet * 5}},
+        )
+        assert_problem(too_many, 413, "body-too-large")
         first = await campaign(harness, image_id, target={"station_ids": ["CP-1"]})
         second = await post(
             "/firmware/campaigns", json={"image_id": image_id, "target": {"model": "AC22"}}

@@ -8,6 +8,7 @@ from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms_api.auth import AdminDep, Principal, ViewerDep, visible_stations
+from csms_api.limits import body_limit
 from csms_api.problems import Problem, problem_responses
 from csms_core.db import transaction
 from csms_firmware.api.deps import LimitQuery, OffsetQuery, Page, ServiceDep, SessionDep
@@ -42,7 +43,12 @@ async def _visible(session: AsyncSession, caller: Principal, campaign_id: str) -
     return campaign
 
 
-@router.post("", status_code=201, responses=problem_responses(404, 409, 422))
+# An explicit target may name up to 100,000 stations: more than the apps' 1 MiB default.
+MAX_CAMPAIGN_BODY_BYTES = 8 * 1024 * 1024
+
+
+@router.post("", status_code=201, responses=problem_responses(404, 409, 413, 422))
+@body_limit(MAX_CAMPAIGN_BODY_BYTES)
 async def create_campaign(caller: AdminDep, body: CampaignIn, service: ServiceDep) -> CampaignOut:
     """Roll an image out to a target, by the plan's waves, windows and limits (a
     site-limited caller's target is narrowed to its sites' stations)."""

@@ -86,3 +86,28 @@ async def test_unreadable_records_are_dead_lettered_and_the_rest_goes_on(tmp_pat
 async def _at_least(read: Any, count: int) -> Any:
     found = await read()
     return found if len(found) >= count else None
+
+
+async def test_a_burst_with_a_replay_is_applied_in_order_and_once(tmp_path: Path) -> None:
+    """Records that arrive together (one poll of the batched consumer, a station's in one
+    transaction) are applied in their order, each reading what the one before wrote; a
+    record delivered twice changes nothing the second time."""
+    async with running_firmware(settings_for_tests(tmp_path)) as harness:
+        await harness.boot("R", "1.0.0")
+        image = await harness.add_image()
+        created = await campaign(harness, image["image_id"], target={"station_ids": ["R"]})
+        await harness.plan()
+        [update] = harness.stations.sent("R", "UpdateFirmware")
+        request_id = update.payload["requestId"]
+        statuses = ["Downloading", "Downloaded", "Installing", "Installed"]
+        sent = []
+        for status in statuses:
+            payload = {"status": status, "requestId": request_id}
+            sent.append(await harness.call("R", "FirmwareStatusNotification", payload))
+        await harness.bus.publish(topics.OCPP_INBOUND, sent[0])  # delivered again
+        await harness.settle()
+        reported = [e.data["status"] for e in harness.events("firmware.status.reported", "R")]
+        assert reported == statuses
+        rows = await harness.api.get(f"/firmware/campaigns/{created['campaign_id']}/stations")
+        [row] = rows.json()["items"]
+        assert row["state"] == "installing" and row["ocpp_status"] == "Installed"

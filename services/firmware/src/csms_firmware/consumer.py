@@ -3,21 +3,26 @@
 From ``ocpp.inbound``: BootNotification (what a station is and runs: the only proof of
 an update), FirmwareStatusNotification and the 1.6 security SignedFirmwareStatus..., and
 PublishFirmwareStatus..., LogStatus... and 1.6 DiagnosticsStatusNotification. Their
-answers carry no decision (the gateway gives them); we only record. Each event's effects
-commit with its id (``ProcessedEvent``), so a replay changes nothing. A record that is no
-event of its topic (``InvalidEvent``) or a payload without what is read here is
-dead-lettered by the runner with the reason.
+answers carry no decision (the gateway gives them); we only record.
+
+It runs on the batched consumer (``csms_core.bus.batching``): the records of a poll, a
+partition's in one transaction, one after the other in one session (a record reads what
+the ones before it wrote), so a boot storm costs a transaction a batch, not one a record.
+Each event's effects commit with its id (``ProcessedEvent``, loaded for the whole batch at
+once), so a replay changes nothing. A record that is no event of its topic
+(``InvalidEvent``) or a payload without what is read here is dead-lettered with the
+reason (the batch split around it).
 """
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms_core.bus import Delivery, Unprocessable
-from csms_core.db import session_factory, transaction
-from csms_core.events import ConnectionClosed, ConnectionOpened, OcppCall
+from csms_core.events import ConnectionClosed, ConnectionOpened, InvalidEvent, OcppCall
 from csms_core.topics import OCPP_CONNECTIONS, OCPP_INBOUND
 from csms_firmware.campaigns import progress
 from csms_firmware.catalogue.publish import on_publish_status
@@ -88,28 +93,59 @@ def station_message(event: OcppCall) -> StationMessage:
     )
 
 
-class FirmwareConsumer:
-    """The ``run_consumer`` handler of the firmware service."""
+@dataclass
+class FirmwareBatch:
+    """One transaction's records: its session, the events done already (in an earlier
+    transaction or earlier in this one), what the commit will let out."""
 
-    def __init__(
-        self, engine: AsyncEngine, on_change: Callable[[], None], on_events: Callable[[], None]
-    ) -> None:
-        self._factory = session_factory(engine)
+    session: AsyncSession
+    done: set[str]
+    applied: int = 0
+    changed: bool = False  # a campaign may have changed: plan again
+
+
+class FirmwareConsumer:
+    """The firmware service's handler on the batched consumer (a ``BatchHandler``)."""
+
+    def __init__(self, on_change: Callable[[], None], on_events: Callable[[], None]) -> None:
         self._on_change = on_change
         self._on_events = on_events
 
-    async def __call__(self, delivery: Delivery) -> None:
+    async def begin(self, session: AsyncSession, deliveries: Sequence[Delivery]) -> FirmwareBatch:
+        ids = [event_id for delivery in deliveries if (event_id := _event_id(delivery))]
+        done: set[str] = set()
+        if ids:
+            query = select(ProcessedEvent.event_id).where(col(ProcessedEvent.event_id).in_(ids))
+            done = set(await session.exec(query))
+        return FirmwareBatch(session, done)
+
+    async def apply(self, batch: FirmwareBatch, delivery: Delivery) -> bool:
+        """One record's effects; False: no station waits for an answer of ours."""
         event = _read(delivery)
-        if event is None:
-            return
-        async with transaction(self._factory) as session:
-            if await session.get(ProcessedEvent, event.id) is not None:
-                return
-            changed = await apply(session, event)
-            session.add(ProcessedEvent(event_id=event.id))
-        self._on_events()
-        if changed:
+        if event is None or event.id in batch.done:
+            return False
+        batch.changed |= await apply(batch.session, event)
+        batch.session.add(ProcessedEvent(event_id=event.id))
+        batch.done.add(event.id)
+        batch.applied += 1
+        return False
+
+    async def finish(self, batch: FirmwareBatch) -> None:
+        """Nothing coalesced: every record wrote its own rows."""
+
+    async def deliver(self, batch: FirmwareBatch) -> None:
+        """After the commit: the outbox has events to publish, the planner maybe work."""
+        if batch.applied:
+            self._on_events()
+        if batch.changed:
             self._on_change()
+
+
+def _event_id(delivery: Delivery) -> str | None:
+    try:
+        return delivery.envelope.id
+    except InvalidEvent:  # dead-lettered with its reason when it is applied
+        return None
 
 
 FirmwareInput = OcppCall | ConnectionOpened | ConnectionClosed

@@ -14,7 +14,7 @@ from csms_core.bus import Bus
 from csms_core.db import session_factory, transaction
 from csms_core.identity import migrate_identity
 from csms_core.router import CommandClient, Router
-from csms_core.service import consume_and_run
+from csms_core.service import batch_limits, consume_and_run
 from csms_firmware.campaigns.runner import CampaignRunner
 from csms_firmware.commands import StationCommands
 from csms_firmware.consumer import TOPICS, FirmwareConsumer
@@ -78,7 +78,7 @@ class FirmwareService:
     async def run(self, *, ready: asyncio.Event | None = None, stopping: asyncio.Event) -> None:
         """Migrate, then consume, run campaigns and publish events until ``stopping``."""
         await self.migrate()
-        consumer = FirmwareConsumer(self.engine, self.runner.wake, self.outbox.poke)
+        consumer = FirmwareConsumer(self.runner.wake, self.outbox.poke)
         background = {
             "firmware consumer position": self.position.run(self.factory, stopping),
             "firmware outbox": self.outbox.run(stopping),
@@ -101,6 +101,7 @@ class FirmwareService:
             handler=consumer,
             engine=self.engine,
             concurrency=self.settings.consumer_concurrency,
+            limits=batch_limits(self.settings, self.engine),
             stopping=stopping,
             background=background,
             ready=[self.ready, *([ready] if ready is not None else [])],

@@ -1,6 +1,7 @@
 """The batched consumer: one transaction per partition's batch, order, inbox, failures, answers."""
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms_core import topics
 from csms_core.bus import Delivery
-from csms_core.bus.batching import BatchedConsumer, BatchLimits
+from csms_core.bus.batching import YIELD_EVERY_S, BatchedConsumer, BatchLimits
 from csms_core.bus.memory import InMemoryBus
 from csms_core.db import create_engine, session_factory
 from csms_core.envelope import Envelope
@@ -219,6 +220,50 @@ async def test_a_waiting_station_ends_the_transaction_after_the_answer_budget(
 
     # The answer owed to CP-2 went out with the commit right after it was applied.
     assert handler.delivered == [["CP-1-0", "CP-2-1"], ["CP-1-2", "CP-1-3", "CP-1-4"]]
+
+
+@dataclass
+class BusyLedger(Ledger):
+    """Effects that need no I/O (a status kept in memory): each record costs CPU only;
+    how often the rest of the process ran is noted at each record."""
+
+    ticks: list[int] = field(default_factory=list)
+    seen_ticks: list[int] = field(default_factory=list)
+
+    async def apply(self, batch: LedgerBatch, delivery: Delivery) -> bool:
+        until = time.monotonic() + 2 * YIELD_EVERY_S
+        while time.monotonic() < until:  # the CPU one record's effects cost
+            pass
+        self.seen_ticks.append(len(self.ticks))
+        batch.owed.append(delivery.envelope.id)
+        return False
+
+
+async def test_a_batch_without_io_lets_the_rest_of_the_process_run(engine: AsyncEngine) -> None:
+    """A REST request or a command reply waits a few ms at most, not the whole batch."""
+    bus = InMemoryBus()
+    for n in range(10):
+        await bus.publish(INBOUND, event("CP-1", n))
+    handler = BusyLedger()
+    consumer = BatchedConsumer(bus, GROUP, handler, session_factory(engine), ONE_LANE)
+    stopping, ready = asyncio.Event(), asyncio.Event()
+
+    async def rest_of_the_process() -> None:
+        while not stopping.is_set():
+            handler.ticks.append(1)
+            await asyncio.sleep(0)
+
+    other = asyncio.create_task(rest_of_the_process())
+    task = asyncio.create_task(consumer.run([INBOUND], stopping=stopping, ready=ready))
+    async with asyncio.timeout(5):
+        while not handler.delivered:
+            await asyncio.sleep(0.01)
+    stopping.set()
+    await asyncio.wait_for(asyncio.gather(task, other), 2)
+
+    assert handler.delivered == [[f"CP-1-{n}" for n in range(10)]]  # one transaction
+    # The other task ran between every two records of it.
+    assert all(b > a for a, b in zip(handler.seen_ticks, handler.seen_ticks[1:], strict=False))
 
 
 async def test_transactions_hold_at_most_the_limit(engine: AsyncEngine) -> None:

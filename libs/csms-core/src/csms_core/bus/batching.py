@@ -39,6 +39,11 @@ from csms_core.bus.runner import MAX_BACKOFF_S, TRANSIENT_ERRORS, Stopped, _hand
 from csms_core.errors import Ignored
 from csms_core.telemetry import traced_delivery
 
+# A record's effects may need no I/O at all: without a pause now and then, a batch would
+# hold the event loop (the REST API and the command replies of the process) for its whole
+# apply step.
+YIELD_EVERY_S = 0.002
+
 if TYPE_CHECKING:
     from prometheus_client.context_managers import Timer
 
@@ -193,8 +198,11 @@ class BatchedConsumer(Generic[T]):
         async with self.factory() as session, session.begin():
             batch = await self.handler.begin(session, chunk)
             loaded_at = time.perf_counter()
-            applied, waiting_since = 0, None
+            applied, waiting_since, yielded = 0, None, time.monotonic()
             for index, delivery in enumerate(chunk):
+                if time.monotonic() - yielded >= YIELD_EVERY_S:
+                    await asyncio.sleep(0)  # let the rest of the process run (REST, replies)
+                    yielded = time.monotonic()
                 try:
                     with traced_delivery(delivery, self.group):
                         urgent = await self.handler.apply(batch, delivery)

@@ -91,3 +91,20 @@ async def test_mailbox_delivers_in_order_including_messages_sent_before_reading(
     assert not reading.done()  # nothing else was sent to this address
     await router.send("sessions:abc", result(1))
     assert await asyncio.wait_for(reading, 1) == result(1)
+
+
+async def test_send_many_appends_each_message_to_its_mailbox_in_order() -> None:
+    router = InMemoryRouter()
+    first = await router.open_mailbox("gateway:gw-1")
+    second = await router.open_mailbox("gateway:gw-2")
+    answers = [
+        CallAnswer(station_id=f"CP-{n}", connection_id="c", message_id=str(n), payload={})
+        for n in range(3)
+    ]
+
+    await router.send_many(
+        [("gateway:gw-1", answers[0]), ("gateway:gw-2", answers[1]), ("gateway:gw-1", answers[2])]
+    )
+
+    assert [await anext(first), await anext(first)] == [answers[0], answers[2]]
+    assert await anext(second) == answers[1]

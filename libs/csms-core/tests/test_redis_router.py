@@ -234,3 +234,21 @@ async def test_declarations_are_kept_per_deployment_and_withdrawn(infra: Infra) 
         assert await other.declarations() == []
         await router.withdraw("sessions", "r-1")
         assert await router.declarations() == []
+
+
+async def test_answer_many_reaches_each_gateways_mailbox_in_order(
+    router: RedisRouter, redis: Redis
+) -> None:
+    gateways = [unique("gw"), unique("gw")]
+    mailboxes = [await router.open_mailbox(f"gateway:{gateway}") for gateway in gateways]
+    answers = [
+        CallAnswer(station_id=f"CP-{n}", connection_id="c", message_id=str(n), payload={})
+        for n in range(4)
+    ]
+    async with CommandClient(router, "sessions") as commands:
+        await commands.answer_many([(answer, gateways[n % 2]) for n, answer in enumerate(answers)])
+
+    assert [await receive(mailboxes[0]), await receive(mailboxes[0])] == [answers[0], answers[2]]
+    assert [await receive(mailboxes[1]), await receive(mailboxes[1])] == [answers[1], answers[3]]
+    for gateway in gateways:  # a mailbox nobody writes to expires
+        assert 0 < await redis.ttl(f"csms:mailbox:gateway:{gateway}") <= 300

@@ -101,9 +101,13 @@ class InboundConsumer:
     async def deliver(self, batch: StationBatch) -> None:
         """Send what the committed events owe: the answers first (stations wait), then the
         domain events, in the order the events were applied."""
-        for owed in batch.owed:
-            if owed.answer is not None and owed.gateway_id is not None:
-                await self._commands.answer(owed.answer, owed.gateway_id)
+        await self._commands.answer_many(
+            [
+                (owed.answer, owed.gateway_id)
+                for owed in batch.owed
+                if owed.answer is not None and owed.gateway_id is not None
+            ]
+        )
         await self._bus.publish_many([record for owed in batch.owed for record in owed.records])
         self._delivered.extend(owed.event_id for owed in batch.owed)
         if len(self._delivered) >= COMPLETION_BATCH:

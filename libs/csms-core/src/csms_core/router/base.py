@@ -13,7 +13,7 @@
   gateway and connection named in the inbound event.
 """
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from enum import StrEnum
 from types import TracebackType
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, Self
@@ -129,6 +129,12 @@ class Router(Protocol):
         self, address: str, message: StationCommand | CallAnswer | CommandResult
     ) -> None:
         """Append to a mailbox."""
+        ...
+
+    async def send_many(
+        self, messages: Sequence[tuple[str, StationCommand | CallAnswer | CommandResult]]
+    ) -> None:
+        """Append each (address, message) to its mailbox, in order, in one round trip."""
         ...
 
     async def open_mailbox(

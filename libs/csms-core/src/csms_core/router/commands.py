@@ -9,7 +9,7 @@ sent: ``InvalidCommand``), and it goes to the gateway holding that connection.
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from types import TracebackType
 from typing import Any, Self
 from uuid import uuid4
@@ -166,6 +166,12 @@ class CommandClient:
     async def answer(self, answer: CallAnswer, gateway_id: str) -> None:
         """Answer a station's CALL on the gateway connection that received it."""
         await self._router.send(gateway_address(gateway_id), answer)
+
+    async def answer_many(self, answers: Sequence[tuple[CallAnswer, str]]) -> None:
+        """Answer many CALLs (each with its gateway id) in one round trip, in order."""
+        await self._router.send_many(
+            [(gateway_address(gateway_id), answer) for answer, gateway_id in answers]
+        )
 
 
 def _check(version: OcppVersion, action: str, payload: dict[str, Any]) -> None:

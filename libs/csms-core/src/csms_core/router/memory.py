@@ -3,7 +3,7 @@
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 from typing import Self
 
@@ -52,6 +52,10 @@ class InMemoryRouter:
 
     async def send(self, address: str, message: Message) -> None:
         self._mailboxes[address].put_nowait(message)
+
+    async def send_many(self, messages: Sequence[tuple[str, Message]]) -> None:
+        for address, message in messages:
+            self._mailboxes[address].put_nowait(message)
 
     async def open_mailbox(self, address: str) -> AsyncIterator[Message]:
         return self._read(self._mailboxes[address])

@@ -15,7 +15,7 @@
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -177,6 +177,22 @@ class RedisRouter:
 
     def _declaration_key(self, party: str, replica: str) -> str:
         return f"{self._replicas_key}:{party}:{replica}"
+
+    async def send_many(self, messages: Sequence[tuple[str, Message]]) -> None:
+        if not messages:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for address, message in messages:
+                key = _mailbox_key(address)
+                pipe.xadd(
+                    key,
+                    {b"m": message.model_dump_json()},
+                    maxlen=MAILBOX_MAX_LENGTH,
+                    approximate=True,
+                )
+            for key in {_mailbox_key(address) for address, _message in messages}:
+                pipe.expire(key, MAILBOX_TTL_S)
+            await pipe.execute()
 
     async def open_mailbox(self, address: str) -> AsyncIterator[Message]:
         # Start at the server's clock, not "$": "$" re-read after an empty block would skip

@@ -67,6 +67,15 @@ return 0
 """
 
 
+def _raise_if_cancelled() -> None:
+    """End the reading task if it was cancelled during a blocking XREAD that redis-py
+    (8.1) returned from anyway: now and then it swallows the cancellation of a read
+    just sent, and the reader read on for ever (a CommandClient's exit hung there)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 def _route_key(station_id: str) -> str:
     return f"csms:route:{station_id}"
 
@@ -206,6 +215,7 @@ class RedisRouter:
     async def _read(self, key: str, last_id: str | bytes) -> AsyncIterator[Message]:
         """Read the mailbox; survives Redis restarts by reconnecting and going on."""
         while True:
+            _raise_if_cancelled()
             try:
                 answer: Any = await self._xread(key, last_id)
             except (RedisConnectionError, RedisTimeoutError) as exc:

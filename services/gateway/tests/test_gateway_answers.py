@@ -1,7 +1,11 @@
 """Answers composed from parts (docs/architecture.md "Composed answers"), and routing by the
 declarations of the services alive."""
 
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
+
+import pytest
 
 from csms_core import topics
 from csms_core.bus.memory import InMemoryBus
@@ -11,7 +15,13 @@ from csms_core.identity import IdentityStore
 from csms_core.router import CallAnswer
 from csms_core.router.base import gateway_address
 from csms_core.router.memory import InMemoryRouter
-from csms_gateway.testing import connect_station, eventually, running_gateway, settings_for_tests
+from csms_gateway.testing import (
+    Station,
+    connect_station,
+    eventually,
+    running_gateway,
+    settings_for_tests,
+)
 
 PNC_AUTHORIZE = {
     "idToken": {"idToken": "EMAID1", "type": "eMAID"},
@@ -39,102 +49,81 @@ async def answer_as(router: InMemoryRouter, party: str, event: Envelope, **answe
     )
 
 
-async def pnc_router() -> InMemoryRouter:
+@dataclass
+class Pnc:
+    """A gateway with sessions and security announced, and one station connected."""
+
+    router: InMemoryRouter
+    bus: InMemoryBus
+    station: Station
+
+    async def authorize(self, payload: dict[str, Any]) -> Envelope:
+        """The station sends Authorize; the record the gateway stored."""
+        await self.station.send([2, "a1", "Authorize", payload])
+        return await inbound_event(self.bus)
+
+
+@pytest.fixture
+async def pnc(bus: InMemoryBus, identities: IdentityStore) -> AsyncIterator[Pnc]:
     router = InMemoryRouter()
     await router.announce(SESSIONS, "sessions-1", ttl_s=60)
     await router.announce(SECURITY, "security-1", ttl_s=60)
-    return router
-
-
-async def test_tc_c_50_the_answer_has_the_owners_and_the_contributors_fields(
-    bus: InMemoryBus, identities: IdentityStore
-) -> None:
-    router = await pnc_router()
     async with (
         running_gateway(settings_for_tests(), bus, router, identities) as gateway,
         connect_station(gateway) as station,
     ):
-        await station.send([2, "a1", "Authorize", PNC_AUTHORIZE])
-        event = await inbound_event(bus)
-        assert (event.data["owner"], event.data["contributors"]) == ("sessions", ["security"])
-        await answer_as(router, "security", event, payload={"certificateStatus": "Accepted"})
-        await answer_as(router, "sessions", event, payload=ACCEPTED)
-        assert await station.receive() == [3, "a1", ACCEPTED | {"certificateStatus": "Accepted"}]
+        yield Pnc(router, bus, station)
 
 
-async def test_tc_c_51_a_revoked_contract_makes_the_token_invalid(
-    bus: InMemoryBus, identities: IdentityStore
-) -> None:
+async def test_tc_c_50_the_answer_has_the_owners_and_the_contributors_fields(pnc: Pnc) -> None:
+    event = await pnc.authorize(PNC_AUTHORIZE)
+    assert (event.data["owner"], event.data["contributors"]) == ("sessions", ["security"])
+    await answer_as(pnc.router, "security", event, payload={"certificateStatus": "Accepted"})
+    await answer_as(pnc.router, "sessions", event, payload=ACCEPTED)
+    assert await pnc.station.receive() == [3, "a1", ACCEPTED | {"certificateStatus": "Accepted"}]
+
+
+async def test_tc_c_51_a_revoked_contract_makes_the_token_invalid(pnc: Pnc) -> None:
     """OCPP 2.0.1 C07.FR.16: sessions accepts the token, security finds the contract revoked."""
-    router = await pnc_router()
-    async with (
-        running_gateway(settings_for_tests(), bus, router, identities) as gateway,
-        connect_station(gateway) as station,
-    ):
-        await station.send([2, "a1", "Authorize", PNC_AUTHORIZE])
-        event = await inbound_event(bus)
-        await answer_as(
-            router, "security", event, payload={"certificateStatus": "CertificateRevoked"}
-        )
-        await answer_as(router, "sessions", event, payload=ACCEPTED)
-        assert await station.receive() == [
-            3,
-            "a1",
-            {"idTokenInfo": {"status": "Invalid"}, "certificateStatus": "CertificateRevoked"},
-        ]
+    event = await pnc.authorize(PNC_AUTHORIZE)
+    await answer_as(
+        pnc.router, "security", event, payload={"certificateStatus": "CertificateRevoked"}
+    )
+    await answer_as(pnc.router, "sessions", event, payload=ACCEPTED)
+    assert await pnc.station.receive() == [
+        3,
+        "a1",
+        {"idTokenInfo": {"status": "Invalid"}, "certificateStatus": "CertificateRevoked"},
+    ]
 
 
-async def test_a_late_contract_check_counts_as_no_certificate(
-    bus: InMemoryBus, identities: IdentityStore
-) -> None:
-    router = await pnc_router()
-    async with (
-        running_gateway(settings_for_tests(), bus, router, identities) as gateway,
-        connect_station(gateway) as station,
-    ):
-        await station.send([2, "a1", "Authorize", PNC_AUTHORIZE])
-        await answer_as(router, "sessions", await inbound_event(bus), payload=ACCEPTED)
-        # security never answers: after the decision timeout, no contract was checked
-        assert await station.receive() == [
-            3,
-            "a1",
-            {"idTokenInfo": {"status": "Invalid"}, "certificateStatus": "NoCertificateAvailable"},
-        ]
+async def test_a_late_contract_check_counts_as_no_certificate(pnc: Pnc) -> None:
+    await answer_as(pnc.router, "sessions", await pnc.authorize(PNC_AUTHORIZE), payload=ACCEPTED)
+    # security never answers: after the decision timeout, no contract was checked
+    assert await pnc.station.receive() == [
+        3,
+        "a1",
+        {"idTokenInfo": {"status": "Invalid"}, "certificateStatus": "NoCertificateAvailable"},
+    ]
 
 
-async def test_a_contribution_breaking_the_schema_is_left_out(
-    bus: InMemoryBus, identities: IdentityStore
-) -> None:
-    router = await pnc_router()
-    async with (
-        running_gateway(settings_for_tests(), bus, router, identities) as gateway,
-        connect_station(gateway) as station,
-    ):
-        await station.send([2, "a1", "Authorize", PNC_AUTHORIZE])
-        event = await inbound_event(bus)
-        await answer_as(router, "security", event, payload={"certificateStatus": "Perhaps"})
-        await answer_as(router, "sessions", event, payload=ACCEPTED)
-        # the owner's answer alone: no contract checked
-        assert await station.receive() == [
-            3,
-            "a1",
-            {"idTokenInfo": {"status": "Invalid"}, "certificateStatus": "NoCertificateAvailable"},
-        ]
+async def test_a_contribution_breaking_the_schema_is_left_out(pnc: Pnc) -> None:
+    event = await pnc.authorize(PNC_AUTHORIZE)
+    await answer_as(pnc.router, "security", event, payload={"certificateStatus": "Perhaps"})
+    await answer_as(pnc.router, "sessions", event, payload=ACCEPTED)
+    # the owner's answer alone: no contract checked
+    assert await pnc.station.receive() == [
+        3,
+        "a1",
+        {"idTokenInfo": {"status": "Invalid"}, "certificateStatus": "NoCertificateAvailable"},
+    ]
 
 
-async def test_an_authorize_without_contract_data_waits_for_sessions_alone(
-    bus: InMemoryBus, identities: IdentityStore
-) -> None:
-    router = await pnc_router()
-    async with (
-        running_gateway(settings_for_tests(), bus, router, identities) as gateway,
-        connect_station(gateway) as station,
-    ):
-        await station.send([2, "a1", "Authorize", {"idToken": PNC_AUTHORIZE["idToken"]}])
-        event = await inbound_event(bus)
-        assert (event.data["owner"], event.data["contributors"]) == ("sessions", [])
-        await answer_as(router, "sessions", event, payload=ACCEPTED)
-        assert await station.receive() == [3, "a1", ACCEPTED]
+async def test_an_authorize_without_contract_data_waits_for_sessions_alone(pnc: Pnc) -> None:
+    event = await pnc.authorize({"idToken": PNC_AUTHORIZE["idToken"]})
+    assert (event.data["owner"], event.data["contributors"]) == ("sessions", [])
+    await answer_as(pnc.router, "sessions", event, payload=ACCEPTED)
+    assert await pnc.station.receive() == [3, "a1", ACCEPTED]
 
 
 async def test_a_service_not_running_is_waited_for_by_nobody(

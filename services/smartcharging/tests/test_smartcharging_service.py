@@ -447,3 +447,43 @@ async def test_composite_schedule_is_asked_in_the_station_version(
     assert response.status_code == 200, response.text
     request = harness.stations.sent("B", "GetChargingProfiles")[-1]
     assert schemas.validate(OcppVersion.V21, "GetChargingProfiles", request.payload) is None
+
+
+async def test_a_raise_is_checked_again_against_a_session_started_meanwhile(
+    harness: Harness, api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A session that starts between the plan and the raise draws its failsafe at once: the
+    raise computed without it would take the site over its limit, so it is held back and
+    the site planned again with the new session counted."""
+    await make_site(harness, api, 40, "A", "B")
+    await harness.connect("A")
+    await harness.connect("B")
+    await harness.start_session("A", 1, "s1")
+    await harness.settle()
+    await harness.start_session("B", 1, "s2")
+    await harness.settle()
+    assert (tx_limits(harness, "A"), tx_limits(harness, "B")) == ([32.0, 20.0], [20.0])
+
+    allocator = harness.service.allocator
+    plan_once = allocator.plan
+    planned = 0
+
+    async def a_session_starts_after_the_first_plan(site_id: str, at: Any = None) -> Any:
+        nonlocal planned
+        plan = await plan_once(site_id, at)
+        planned += 1
+        if planned == 1:  # s2 ended, s1 may have 32 A: then s3 starts on B's other EVSE
+            await harness.start_session("B", 2, "s3")
+            await eventually(harness.caught_up)
+        return plan
+
+    monkeypatch.setattr(allocator, "plan", a_session_starts_after_the_first_plan)
+    await harness.end_session("B", 1, "s2")
+    await eventually(harness.caught_up)
+    await allocator.round()
+    assert tx_limits(harness, "A") == [32.0, 20.0]  # the raise to 32 A never went out
+
+    monkeypatch.undo()
+    await harness.settle()
+    assert latest(harness, "B", 2) == 20.0
+    assert tx_limits(harness, "A") == [32.0, 20.0]  # 20 A each: the site's 40 A

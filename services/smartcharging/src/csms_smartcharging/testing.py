@@ -249,12 +249,13 @@ class Harness:
 
     async def settle(self) -> None:
         """Wait until the consumer caught up, then run one allocation round by hand."""
-        await eventually(self._caught_up)
+        await eventually(self.caught_up)
         await asyncio.sleep(0.05)  # the consumer marks the site dirty right after its commit
         await self.service.allocator.drain()  # station-wide profiles of stations that connected
         await self.service.allocator.round()
 
-    async def _caught_up(self) -> bool:
+    async def caught_up(self) -> bool:
+        """Every event published so far is processed (its inbox row exists)."""
         from csms_smartcharging.charging.models import ProcessedEvent
 
         ids = [

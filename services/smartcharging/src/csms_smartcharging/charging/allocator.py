@@ -298,7 +298,12 @@ class Allocator:
             self._settings.resend_threshold_a,
             retry_unreliable=reason == "tick",
         )
-        sent = await self._sender.send_all(changes)
+        decreases = [change for change in changes if change.decrease]
+        raises = [change for change in changes if not change.decrease]
+        sent = await self._sender.send_all(decreases)
+        if raises:
+            raises = await self._still_fitting(plan, raises)
+            sent += await self._sender.send_all(raises)
         await self._record(plan, sent)
         self._refresh_failsafe(plan)
         for each in sent:
@@ -314,6 +319,33 @@ class Allocator:
             )
         self.latest[site_id] = plan
         return plan
+
+    async def _still_fitting(
+        self, plan: SitePlan, raises: list[planner.ProfileChange]
+    ) -> list[planner.ProfileChange]:
+        """The raises that still fit once the decreases went out: a session that started
+        after ``plan`` was made draws its failsafe at once, and a raise computed without it
+        could take the site over its limit (4 EVSEs of 32 A behind 64 A reached 80 A). Those
+        are planned again: the next round sends what fits with the new session counted."""
+        again = await self.plan(plan.site.site_id)
+        if again is None:
+            return []
+        known = {session.session_id for session in plan.snapshot.rows.sessions}
+        if all(session.session_id in known for session in again.snapshot.rows.sessions):
+            return raises
+        fitting = []
+        for change in raises:
+            grant = again.allocation.grants.get(change.session_id)
+            if grant is not None and change.limit_a <= grant.limit_a:
+                fitting.append(change)
+        if len(fitting) < len(raises):
+            logger.info(
+                "site %s: %d raises held back for sessions started meanwhile",
+                plan.site.site_id,
+                len(raises) - len(fitting),
+            )
+            self.mark_dirty(plan.site.site_id, "raise_rechecked")
+        return fitting
 
     def _refresh_failsafe(self, plan: SitePlan) -> None:
         """Stations whose failsafe is out of date get it again: when it fell (more EVSEs, a

@@ -30,7 +30,6 @@ from csms_core.router import CommandClient
 from csms_core.router.memory import InMemoryRouter
 from csms_core.settings import Environment
 from csms_gateway.server import Gateway
-from csms_gateway.testing import running_gateway, settings_for_tests
 from csms_security.app import create_app
 from csms_security.db import SCHEMA as SECURITY_SCHEMA
 from csms_security.service import SecurityService
@@ -38,6 +37,7 @@ from csms_security.settings import SecuritySettings
 from csms_sessions.db import SCHEMA as SESSIONS_SCHEMA
 from csms_sessions.service import SessionsService
 from csms_sessions.settings import SessionsSettings
+from tests.kits.gateway import running_gateway, settings_for_tests
 
 ORGANIZATION = "Test CPO"
 

@@ -15,8 +15,8 @@ from prometheus_client import REGISTRY
 from websockets.exceptions import InvalidStatus
 
 from csms_gateway.server import Gateway
-from csms_gateway.testing import basic_auth, connect_station
 from csms_security.context import SECURITY_EVENTS
+from tests.kits.gateway import basic_auth, connect_station
 from tests.security_harness import ORGANIZATION, Csms, running_csms
 from tests.security_stations import StationState, secure_station
 from tests.stations import boot_call

@@ -12,7 +12,7 @@ from csms_core.identity import SCHEMA, IdentityStore, migrate_identity
 from csms_core.router.memory import InMemoryRouter
 from csms_core.telemetry import setup_tracing
 from csms_gateway.server import Gateway
-from csms_gateway.testing import running_gateway, settings_for_tests
+from tests.kits.gateway import running_gateway, settings_for_tests
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from csms_gateway.admission import (
     RefusalThrottle,
 )
 from csms_gateway.server import Gateway
-from csms_gateway.testing import (
+from tests.kits.gateway import (
     basic_auth,
     connect_station,
     eventually,

@@ -19,7 +19,7 @@ from csms_core.router import (
 from csms_core.router.base import gateway_address
 from csms_core.router.memory import InMemoryRouter
 from csms_gateway.server import Gateway
-from csms_gateway.testing import connect_station, eventually
+from tests.kits.gateway import connect_station, eventually
 
 RESET = {"type": "Immediate"}
 

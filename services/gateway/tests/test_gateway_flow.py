@@ -20,7 +20,7 @@ from csms_core.router.base import gateway_address
 from csms_core.router.memory import InMemoryRouter
 from csms_gateway.flow import BootGate, RateBucket, triggered_action
 from csms_gateway.server import Gateway
-from csms_gateway.testing import (
+from tests.kits.gateway import (
     Station,
     connect_station,
     eventually,

@@ -12,7 +12,7 @@ from csms_core.bus.memory import InMemoryBus
 from csms_core.identity import IdentityStore
 from csms_core.router.memory import InMemoryRouter
 from csms_gateway.server import Gateway
-from csms_gateway.testing import Station, connect_station, running_gateway, settings_for_tests
+from tests.kits.gateway import Station, connect_station, running_gateway, settings_for_tests
 
 V16, V201, V21 = "ocpp1.6", "ocpp2.0.1", "ocpp2.1"
 STATUS_201 = {

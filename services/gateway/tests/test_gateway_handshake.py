@@ -11,7 +11,7 @@ from csms_core.bus.memory import InMemoryBus
 from csms_core.identity import IdentityStore
 from csms_core.router.memory import InMemoryRouter
 from csms_gateway.server import Gateway
-from csms_gateway.testing import basic_auth, connect_station, eventually
+from tests.kits.gateway import basic_auth, connect_station, eventually
 
 
 async def refused(gateway: Gateway, **kwargs: object) -> tuple[int, str, dict[str, str]]:

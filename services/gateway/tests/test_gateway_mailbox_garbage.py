@@ -13,8 +13,8 @@ from csms_core.bus.memory import InMemoryBus
 from csms_core.identity import IdentityStore
 from csms_core.router import CommandClient, CommandOutcome, fixed
 from csms_core.router.redis import RedisRouter
-from csms_gateway.testing import connect_station, running_gateway, settings_for_tests
 from tests.cluster import Infra
+from tests.kits.gateway import connect_station, running_gateway, settings_for_tests
 
 pytestmark = pytest.mark.integration
 

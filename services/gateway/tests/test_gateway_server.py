@@ -18,7 +18,7 @@ from csms_core.identity import IdentityStore
 from csms_core.router import CommandClient, CommandOutcome, fixed
 from csms_core.router.memory import InMemoryRouter
 from csms_gateway.server import Gateway
-from csms_gateway.testing import (
+from tests.kits.gateway import (
     connect_station,
     eventually,
     running_gateway,

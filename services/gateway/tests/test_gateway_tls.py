@@ -23,7 +23,7 @@ from csms_core.identity import IdentityStore
 from csms_core.router.memory import InMemoryRouter
 from csms_gateway.handshake import security_profile
 from csms_gateway.server import Gateway
-from csms_gateway.testing import basic_auth, connect_station, running_gateway, settings_for_tests
+from tests.kits.gateway import basic_auth, connect_station, running_gateway, settings_for_tests
 
 PASSWORD = "s3cret-password-16"
 

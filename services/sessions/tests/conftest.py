@@ -11,7 +11,7 @@ from csms_core.bus.memory import InMemoryBus
 from csms_core.router.memory import InMemoryRouter
 from csms_sessions.app import create_app
 from csms_sessions.settings import UnknownStationPolicy
-from csms_sessions.testing import Harness, running_sessions, settings_for_tests
+from tests.kits.sessions import Harness, running_sessions, settings_for_tests
 
 
 @pytest.fixture

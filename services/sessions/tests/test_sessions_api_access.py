@@ -8,8 +8,8 @@ from csms_api.roles import Role
 from csms_api.testing import bearer_headers
 from csms_core.identity import assign_site
 from csms_ocpp import OcppVersion
-from csms_sessions.testing import Harness, assert_problem
-from csms_sessions.transactions.testing import send
+from tests.kits.sessions import Harness, assert_problem
+from tests.kits.transactions import send
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 
 from csms_core.router import CommandOutcome, StationCommand
 from csms_ocpp import OcppVersion
-from csms_sessions.testing import Harness, assert_problem
+from tests.kits.sessions import Harness, assert_problem
 
 
 async def send(

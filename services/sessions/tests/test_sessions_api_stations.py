@@ -5,7 +5,7 @@ import pytest
 
 from csms_core.identity import verify_password
 from csms_ocpp import OcppVersion
-from csms_sessions.testing import Harness, assert_problem
+from tests.kits.sessions import Harness, assert_problem
 
 
 async def test_register_then_get_and_list(api: httpx.AsyncClient, sessions: Harness) -> None:

@@ -2,7 +2,7 @@
 
 import httpx
 
-from csms_sessions.testing import Harness, assert_problem
+from tests.kits.sessions import Harness, assert_problem
 
 TOKEN = {"type": "ISO14443", "status": "Accepted", "expiry_date": "2030-01-01T00:00:00Z"}
 

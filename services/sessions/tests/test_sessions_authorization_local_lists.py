@@ -18,7 +18,7 @@ from csms_core.router import CommandOutcome, StationCommand
 from csms_core.router.memory import InMemoryRouter
 from csms_ocpp import OcppVersion, schemas
 from csms_sessions.app import create_app
-from csms_sessions.testing import Harness, assert_problem, running_sessions, settings_for_tests
+from tests.kits.sessions import Harness, assert_problem, running_sessions, settings_for_tests
 
 LIST = "/api/v1/stations/CP-1/local-list"
 

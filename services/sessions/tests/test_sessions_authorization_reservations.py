@@ -13,7 +13,7 @@ import pytest
 from csms_core.router import CommandOutcome
 from csms_ocpp import OcppVersion, schemas
 from csms_sessions.reservations.service import mark_reservation_used
-from csms_sessions.testing import Harness, assert_problem
+from tests.kits.sessions import Harness, assert_problem
 
 RESERVATIONS = "/api/v1/stations/CP-1/reservations"
 EXPIRES = "2100-01-01T10:00:00Z"

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from csms_ocpp import OcppVersion, schemas
-from csms_sessions.testing import Harness, assert_problem
 from csms_sessions.tokens.models import TOKEN_TYPES_V21, TOKEN_TYPES_V201
+from tests.kits.sessions import Harness, assert_problem
 
 FUTURE = "2100-01-01T00:00:00Z"
 TYPES_ONLY_IN_V21 = sorted(TOKEN_TYPES_V21 - TOKEN_TYPES_V201)

@@ -6,8 +6,8 @@ from typing import Any
 import pytest
 
 from csms_ocpp import OcppVersion, schemas
-from csms_sessions.testing import Harness
 from csms_sessions.tokens.models import IdToken, TokenStatus
+from tests.kits.sessions import Harness
 
 
 async def add_token(

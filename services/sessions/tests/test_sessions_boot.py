@@ -8,7 +8,7 @@ from csms_core.router import CallAnswer
 from csms_ocpp import OcppVersion, schemas
 from csms_sessions.stations.models import BootStatus
 from csms_sessions.stations.service import register
-from csms_sessions.testing import Harness
+from tests.kits.sessions import Harness
 
 BOOT_V16 = {
     "chargePointVendor": "ACME",

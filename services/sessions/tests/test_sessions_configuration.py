@@ -10,7 +10,7 @@ import pytest
 from csms_core.router import StationCommand
 from csms_ocpp import OcppVersion, schemas
 from csms_sessions.configuration.models import ReportRequest
-from csms_sessions.testing import Harness, assert_problem
+from tests.kits.sessions import Harness, assert_problem
 
 API = "/api/v1/stations/CP-1/configuration"
 HEARTBEAT = {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}

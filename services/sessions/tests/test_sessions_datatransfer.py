@@ -12,7 +12,7 @@ from csms_ocpp import OcppVersion, schemas
 from csms_sessions.datatransfer import REGISTRY
 from csms_sessions.datatransfer.registry import DataTransferReply
 from csms_sessions.stations.models import Station
-from csms_sessions.testing import Harness, assert_problem
+from tests.kits.sessions import Harness, assert_problem
 
 VERSIONS = [OcppVersion.V16, OcppVersion.V201, OcppVersion.V21]
 

@@ -17,9 +17,9 @@ from csms_core.bus.memory import InMemoryBus
 from csms_core.router.memory import InMemoryRouter
 from csms_ocpp import OcppVersion
 from csms_sessions.remote.models import RemoteStart
-from csms_sessions.testing import Harness, assert_problem, running_sessions, settings_for_tests
 from csms_sessions.transactions.models import SessionMessage
-from csms_sessions.transactions.testing import (
+from tests.kits.sessions import Harness, assert_problem, running_sessions, settings_for_tests
+from tests.kits.transactions import (
     add_token,
     charging_sessions,
     flag_reasons,

@@ -33,9 +33,9 @@ from csms_core.router.memory import InMemoryRouter
 from csms_ocpp import OcppVersion, schemas
 from csms_sessions.context import PARTY
 from csms_sessions.inbox import ProcessedEvent
-from csms_sessions.testing import Harness, running_sessions, settings_for_tests
 from csms_sessions.transactions.models import ChargingSession
-from csms_sessions.transactions.testing import charging_sessions
+from tests.kits.sessions import Harness, running_sessions, settings_for_tests
+from tests.kits.transactions import charging_sessions
 
 T = TypeVar("T")
 BASE = datetime(2025, 1, 1, 10, tzinfo=UTC)
@@ -218,7 +218,7 @@ async def _send(
     harness: Harness, action: str, payload: dict[str, Any], version: OcppVersion, station_id: str
 ) -> dict[str, Any] | None:
     """Send a station CALL and wait until its effects are committed (not for the 0.1 s
-    completion flush that ``transactions.testing.send`` waits for: only rows are read)."""
+    completion flush that ``tests.kits.transactions.send`` waits for: only rows are read)."""
     assert schemas.validate(version, action, payload) is None
     event = await harness.call(station_id, action, payload, version=version)
     if event.data.owner == PARTY:

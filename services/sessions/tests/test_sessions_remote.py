@@ -15,7 +15,7 @@ from csms_core.router import CommandOutcome, StationCommand
 from csms_ocpp import OcppVersion, schemas
 from csms_sessions.remote.models import RemoteStart
 from csms_sessions.remote.service import CHARGING_SESSION
-from csms_sessions.testing import Harness, assert_problem
+from tests.kits.sessions import Harness, assert_problem
 
 
 async def round_trip(

@@ -8,7 +8,7 @@ from csms_core.topics import OCPP_INBOUND
 from csms_ocpp import OcppVersion
 from csms_sessions.inbox import ProcessedEvent
 from csms_sessions.stations.models import ConnectorStatus
-from csms_sessions.testing import Harness
+from tests.kits.sessions import Harness
 
 
 @pytest.mark.parametrize("policy", ["accept"])

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from csms_core.topics import OCPP_CONNECTIONS
 from csms_ocpp import OcppVersion
 from csms_sessions.stations.models import ConnectorState, ConnectorStatus
-from csms_sessions.testing import Harness
+from tests.kits.sessions import Harness
 
 
 async def connector(sessions: Harness, evse_id: int, connector_id: int) -> ConnectorStatus | None:

@@ -3,8 +3,8 @@
 import httpx
 
 from csms_ocpp import OcppVersion
-from csms_sessions.testing import Harness, assert_problem
-from csms_sessions.transactions.testing import only_session, register_v2, send, transaction_event
+from tests.kits.sessions import Harness, assert_problem
+from tests.kits.transactions import only_session, register_v2, send, transaction_event
 
 V201 = OcppVersion.V201
 EVSE = {"id": 1, "connectorId": 1}

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from csms_ocpp import OcppVersion
-from csms_sessions.testing import Harness
-from csms_sessions.transactions.testing import (
+from tests.kits.sessions import Harness
+from tests.kits.transactions import (
     add_token,
     charging_sessions,
     meter_events,

@@ -11,8 +11,8 @@ from sqlalchemy.engine import make_url
 
 from csms_api.testing import bearer_headers
 from csms_smartcharging.app import create_app
-from csms_smartcharging.testing import Harness, running_smartcharging, settings_for_tests
 from tests.cluster import Infra
+from tests.kits.smartcharging import Harness, running_smartcharging, settings_for_tests
 
 
 @pytest.fixture

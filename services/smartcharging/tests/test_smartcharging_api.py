@@ -8,7 +8,7 @@ import pytest
 from csms_api.roles import Role
 from csms_api.testing import bearer_headers
 from csms_core.identity import site_of
-from csms_smartcharging.testing import Harness
+from tests.kits.smartcharging import Harness
 
 
 def assert_problem(

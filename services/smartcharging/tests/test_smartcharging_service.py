@@ -8,7 +8,7 @@ import pytest
 from csms_core.router import StationCommand
 from csms_ocpp import OcppVersion, schemas
 from csms_ocpp.actions import now_iso
-from csms_smartcharging.testing import Harness, eventually
+from tests.kits.smartcharging import Harness, eventually
 
 
 async def make_site(

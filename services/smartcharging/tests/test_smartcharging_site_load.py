@@ -9,7 +9,7 @@ import pytest
 
 from csms_core.envelope import Envelope
 from csms_core.topics import DEAD_LETTER, SITE_LOAD
-from csms_smartcharging.testing import Harness, eventually
+from tests.kits.smartcharging import Harness, eventually
 
 
 async def publish_load(harness: Harness, **data: Any) -> Envelope:

@@ -10,7 +10,7 @@ from csms_api.testing import bearer_headers
 from csms_core.router import StationCommand
 from csms_ocpp import OcppVersion, schemas
 from csms_smartcharging.app import create_app
-from csms_smartcharging.testing import (
+from tests.kits.smartcharging import (
     Harness,
     eventually,
     running_smartcharging,

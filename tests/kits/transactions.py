@@ -1,6 +1,6 @@
 """Test helpers of transactions and metering: send as a station, read what a user sees.
 
-On top of ``csms_sessions.testing`` (the real service on the embedded bus).
+On top of ``tests.kits.sessions`` (the real service on the embedded bus).
 """
 
 import json
@@ -13,9 +13,9 @@ from csms_core.topics import METER_VALUES, SESSIONS
 from csms_ocpp import OcppVersion, schemas
 from csms_sessions.context import PARTY
 from csms_sessions.metering.models import MeterSample
-from csms_sessions.testing import Harness
 from csms_sessions.tokens.models import IdToken, TokenStatus
 from csms_sessions.transactions.models import ChargingSession, SessionMessage
+from tests.kits.sessions import Harness
 
 STATION = "CP-1"
 
@@ -29,15 +29,15 @@ async def send(
 ) -> dict[str, Any] | None:
     """Send a station CALL; sessions' answer (schema-checked), None if the gateway answers."""
     invalid = schemas.validate(version, action, payload)
-    assert invalid is None, invalid.description  # noqa: S101 - a test helper
+    assert invalid is None, invalid.description
     event = await sessions.call(station_id, action, payload, version=version)
     answer = None
     if event.data.owner == PARTY:
         reply = await sessions.answer()
-        assert reply.error_code is None, reply.error_description  # noqa: S101 - a test helper
-        assert reply.payload is not None  # noqa: S101 - a test helper
+        assert reply.error_code is None, reply.error_description
+        assert reply.payload is not None
         violation = schemas.validate(version, action, reply.payload, response=True)
-        assert violation is None, violation.description  # noqa: S101 - a test helper
+        assert violation is None, violation.description
         answer = reply.payload
     await sessions.processed(event)
     return answer
@@ -138,7 +138,7 @@ async def replay(
     answers = []
     for frame in frames:
         message_type, _, action, payload = json.loads(frame)
-        assert message_type == 2, frame  # noqa: S101 - a test helper
+        assert message_type == 2, frame
         answers.append(await send(sessions, action, payload, version, station_id))
     return answers
 

@@ -160,13 +160,13 @@ class Harness:
     async def answer(self) -> CallAnswer:
         """The next answer sessions sent to the gateway."""
         message = await self._next()
-        assert isinstance(message, CallAnswer), message  # noqa: S101 - a test helper
+        assert isinstance(message, CallAnswer), message
         return message
 
     async def command(self) -> StationCommand:
         """The next command sessions sent to the gateway for a station."""
         message = await self._next()
-        assert isinstance(message, StationCommand), message  # noqa: S101 - a test helper
+        assert isinstance(message, StationCommand), message
         return message
 
     async def reply(
@@ -228,11 +228,11 @@ class HttpResponse(Protocol):
 
 def assert_problem(response: HttpResponse, status: int) -> dict[str, Any]:
     """The response is an RFC 9457 problem with ``status``; its body."""
-    assert response.status_code == status, response.text  # noqa: S101 - a test helper
-    assert response.headers["content-type"] == "application/problem+json"  # noqa: S101
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
     body: dict[str, Any] = response.json()
-    assert body["status"] == status  # noqa: S101
-    assert {"type", "title", "status"} <= body.keys()  # noqa: S101
+    assert body["status"] == status
+    assert {"type", "title", "status"} <= body.keys()
     return body
 
 

@@ -88,7 +88,7 @@ class Station:
         """The next frame from the gateway, decoded."""
         raw = await asyncio.wait_for(self.websocket.recv(), timeout_s)
         frame = orjson.loads(raw)
-        assert isinstance(frame, list)  # noqa: S101 - test kit
+        assert isinstance(frame, list)
         return frame
 
     async def call(
@@ -131,5 +131,5 @@ async def connect_station(
 async def eventually(condition: Callable[[], bool], timeout_s: float = 3.0) -> None:
     """Wait until ``condition()`` holds (e.g. an event the server publishes after a close)."""
     async with asyncio.timeout(timeout_s):
-        while not condition():  # noqa: ASYNC110 - polls state other tasks change
+        while not condition():
             await asyncio.sleep(0.01)

@@ -131,7 +131,8 @@ async def _rate(server_url: str, limits: BatchLimits, sessions: int, records: in
                     settings, bus=bus, router=router, commands=commands, engine=engine
                 )
                 await service.migrate()
-                handler = TimelineConsumer(settings, bus, engine, CdrIssuer(settings, bus, engine))
+                issuer = CdrIssuer(settings, bus, engine)
+                handler = TimelineConsumer(settings, bus, engine, issuer, commands)
                 consumer = BatchedConsumer(
                     bus, "bench-billing", handler, session_factory(engine), limits
                 )

@@ -23,7 +23,14 @@ from csms_core.db import create_engine
 from csms_core.envelope import Envelope, Event
 from csms_core.events import InboundCall, OcppCall
 from csms_core.identity import SCHEMA as IDENTITY_SCHEMA
-from csms_core.router import CommandClient, CommandOutcome, CommandResult, Route, StationCommand
+from csms_core.router import (
+    CallAnswer,
+    CommandClient,
+    CommandOutcome,
+    CommandResult,
+    Route,
+    StationCommand,
+)
 from csms_core.router.base import gateway_address
 from csms_core.router.memory import InMemoryRouter
 from csms_core.settings import Environment
@@ -157,6 +164,7 @@ class Stations:
     commands: list[StationCommand] = field(default_factory=list)
     answers: dict[str, dict[str, Any]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    call_answers: list[CallAnswer] = field(default_factory=list)
 
     async def connect(self, station_id: str, version: str = "2.0.1") -> None:
         route = Route(
@@ -169,7 +177,9 @@ class Stations:
 
     async def serve(self) -> None:
         async for message in await self.router.open_mailbox(gateway_address(GATEWAY_ID)):
-            if isinstance(message, StationCommand):
+            if isinstance(message, CallAnswer):
+                self.call_answers.append(message)  # billing's answer to a station's CALL
+            elif isinstance(message, StationCommand):
                 self.commands.append(message)
                 error = self.errors.get(message.action)
                 result = CommandResult(
@@ -249,6 +259,7 @@ class BillingHarness:
         *,
         version: str = "2.1",
         track: bool = True,
+        owner: str = "gateway",
     ) -> OcppCall:
         """A station CALL on ocpp.inbound, as the gateway records it (``track``: billing
         reads it, and ``caught_up`` waits for it)."""
@@ -262,7 +273,7 @@ class BillingHarness:
                 message_id=uuid4().hex[:8],
                 payload=payload,
                 received_at=datetime.now(UTC),
-                owner="gateway",
+                owner=owner,
                 gateway_id=GATEWAY_ID,
                 connection_id="c-1",
             ),

@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 
-import csms_security.consumer  # noqa: F401 - the consumers import every handler
+import csms_billing.consumer  # noqa: F401 - the consumers import every handler
+import csms_security.consumer  # noqa: F401
 import csms_sessions.consumer  # noqa: F401
 import csms_smartcharging.consumer  # noqa: F401
+from csms_billing.inbound import calls as billing_calls
 from csms_core.calls import CallHandlers, Declaration, Role, table_of
 from csms_core.calls.declared import DECLARED, SESSIONS, UNDECIDED
 from csms_ocpp.actions import STATION_INITIATED, answers_itself
@@ -27,6 +29,7 @@ REGISTRIES: dict[str, CallHandlers[Any]] = {
     "sessions": sessions_calls,
     "smartcharging": smartcharging_calls,
     "security": security_calls,
+    "billing": billing_calls,
 }
 
 
@@ -112,7 +115,8 @@ def test_the_gateway_routes_by_the_table() -> None:
     assert table.route("2.0.1", "TransactionEvent", {"idToken": {}}).owner == "sessions"
     assert table.route("2.0.1", "TransactionEvent", {"eventType": "Updated"}).owner == "gateway"
     assert table.route("2.0.1", "NotifyEVChargingNeeds", {}).owner == "smartcharging"
-    assert table.route("2.1", "VatNumberValidation", {}).owner == "nobody"
+    assert table.route("2.1", "VatNumberValidation", {}).owner == "billing"
+    assert table.route("2.1", "PullDynamicScheduleUpdate", {}).owner == "nobody"
     pnc = table.route("2.0.1", "Authorize", {"idToken": {}, "certificate": "PEM"})
     assert (pnc.owner, pnc.contributors) == ("sessions", ("security",))
     plain = table.route("2.0.1", "Authorize", {"idToken": {}})

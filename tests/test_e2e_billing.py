@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
+import ocpp.v21
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -170,7 +171,8 @@ async def _run_v2(station: stations.Station, version: str) -> tuple[str, list[di
 @pytest.mark.parametrize("version", ["1.6", "2.0.1", "2.1"])
 async def test_billing_end_to_end(priced: BillingCluster, version: str) -> None:
     """1.6: the cost is on REST and in the CDR. 2.x: TC_I_01, the running cost while charging
-    (CostUpdated, incl. taxes); the CDR carries the final cost."""
+    (CostUpdated, incl. taxes); the CDR carries the final cost. 2.1: billing answers
+    VatNumberValidation."""
     cluster = priced
     station_id = f"BILL-{version.replace('.', '')}-{uuid.uuid4().hex[:6]}"
     await _prepare(cluster.csms, station_id)
@@ -182,6 +184,10 @@ async def test_billing_end_to_end(priced: BillingCluster, version: str) -> None:
             await _run_v16(station)
         else:
             transaction_id, running = await _run_v2(station, version)
+        if version == "2.1":
+            # Billing decides it (no VAT registry configured here: Rejected, Unavailable).
+            vat = await station.call(ocpp.v21.call.VatNumberValidation(vat_number="NL123456789B01"))
+            assert (vat.status, vat.status_info["reason_code"]) == ("Rejected", "Unavailable")
         received = list(station.received)
     cdr = await _cdr(cluster, station_id)
     assert cdr["total_cost"] == EXPECTED_TOTAL

@@ -309,7 +309,9 @@ def _event(event_type: str, data: dict[str, Any], event_id: str | None = None) -
 async def _one_transaction(billing: BillingHarness, deliveries: list[Delivery]) -> None:
     """The records as the batched consumer applies a partition's share of a poll."""
     service = billing.service
-    consumer = TimelineConsumer(service.settings, billing.bus, service.engine, service.issuer)
+    consumer = TimelineConsumer(
+        service.settings, billing.bus, service.engine, service.issuer, service.commands
+    )
     async with transaction(service.factory) as session:
         batch = await consumer.begin(session, deliveries)
         for delivery in deliveries:

@@ -9,6 +9,7 @@ from sqlmodel import select
 from csms_billing.inbox import ProcessedEvent
 from csms_billing.payments.models import Settlement, WebPayment
 from csms_billing.sessions.models import BilledSession
+from csms_core.router import CallAnswer
 from tests.billing_harness import BillingHarness, ended, ocpp_time, started
 from tests.waiting import eventually
 
@@ -121,3 +122,37 @@ async def test_billing_skips_the_calls_it_does_not_read(billing: BillingHarness)
     await billing.call("CP-1", "NotifyWebPaymentStarted", {"evseId": "one"}, track=False)
     (letter,) = await eventually(bad, timeout_s=5)
     assert "NotifyWebPaymentStarted" in letter.envelope.data["error"]
+
+
+async def test_billing_decides_vat_number_validation(billing: BillingHarness) -> None:
+    """OCPP 2.1 VatNumberValidation routed to billing (its owner): billing's answer goes to
+    the gateway that holds the connection; with no VAT registry configured the number is
+    Rejected as Unavailable (a number of no VAT form would be InvalidValue)."""
+    call = await billing.call(
+        "CP-V", "VatNumberValidation", {"vatNumber": "NL123456789B01", "evseId": 1}, owner="billing"
+    )
+
+    async def answered() -> list[CallAnswer] | None:
+        return billing.stations.call_answers or None
+
+    (answer,) = await eventually(answered, timeout_s=5)
+    assert (answer.message_id, answer.party) == (call.data.message_id, "billing")
+    assert answer.payload == {
+        "vatNumber": "NL123456789B01",
+        "evseId": 1,
+        "status": "Rejected",
+        "statusInfo": {
+            "reasonCode": "Unavailable",
+            "additionalInfo": "no VAT registry is configured",
+        },
+    }
+
+
+async def test_billing_vat_number_validation_owned_elsewhere_is_not_answered(
+    billing: BillingHarness,
+) -> None:
+    """A VatNumberValidation the gateway did not route to billing (another owner, or none
+    alive when it arrived) gets no answer from billing."""
+    await billing.call("CP-V", "VatNumberValidation", {"vatNumber": "NL123456789B01"})
+    await billing.caught_up()
+    assert billing.stations.call_answers == []

@@ -45,6 +45,7 @@ from csms_core.events import (
     SessionStarted,
     SessionUpdated,
 )
+from csms_core.router import CallAnswer, CommandClient
 from csms_core.topics import BY_NAME, CDRS, METER_VALUES, OCPP_INBOUND, SESSIONS
 
 logger = logging.getLogger(__name__)
@@ -73,6 +74,8 @@ class TimelineBatch:
     processed: dict[str, ProcessedEvent]  # the inbox's rows of the batch's events
     applied: list[dict[str, Any]] = field(default_factory=list)  # new inbox rows
     owed: list[ProcessedEvent] = field(default_factory=list)  # events to publish
+    # Answers to station CALLs billing decides, and the gateway each goes to.
+    answers: list[tuple[CallAnswer, str]] = field(default_factory=list)
 
     @classmethod
     async def load(cls, session: AsyncSession, deliveries: Sequence[Delivery]) -> "TimelineBatch":
@@ -104,10 +107,16 @@ class TimelineConsumer:
     a batch's records in one transaction, its inbox rows written in one statement."""
 
     def __init__(
-        self, settings: BillingSettings, bus: Bus, engine: AsyncEngine, issuer: CdrIssuer
+        self,
+        settings: BillingSettings,
+        bus: Bus,
+        engine: AsyncEngine,
+        issuer: CdrIssuer,
+        commands: CommandClient,
     ) -> None:
         self._settings = settings
         self._bus = bus
+        self._commands = commands
         self._factory = session_factory(engine)
         self._issuer = issuer
 
@@ -119,16 +128,28 @@ class TimelineConsumer:
         if delivery.topic == OCPP_INBOUND and not inbound.wanted(delivery.envelope):
             return False  # the fleet's every CALL passes here: most are none of billing's
         event = BY_NAME[delivery.topic].decode(delivery)
+        waits = False
         if not batch.seen(event.id):
-            batch.record(event.id, await self._apply(batch.session, event))
+            if isinstance(event, OcppCall):
+                answer = await inbound.handle(batch.session, self._settings, event)
+                if answer is not None:
+                    batch.answers.append((answer, event.data.gateway_id))
+                    waits = True
+                batch.record(event.id, [])
+            else:
+                batch.record(event.id, await self._apply(batch.session, event))
         events_handled.labels(delivery.topic, event.type).inc()
-        return False
+        return waits
 
     async def finish(self, batch: TimelineBatch) -> None:
         await insert_rows(batch.session, ProcessedEvent, batch.applied)
 
     async def deliver(self, batch: TimelineBatch) -> None:
-        """The committed records' CDR events, in order; then their inbox rows completed."""
+        """The answers stations wait for first; then the committed records' CDR events, in
+        order, and their inbox rows completed. (An answer is not kept in the inbox: a record
+        read again after a crash gets none, and the station the gateway's fallback.)"""
+        for answer, gateway_id in batch.answers:
+            await self._commands.answer(answer, gateway_id)
         if not batch.owed:
             return
         records = [
@@ -146,9 +167,7 @@ class TimelineConsumer:
             )
 
     async def _apply(self, session: AsyncSession, event: Event[Any]) -> list[CdrIssued]:
-        if isinstance(event, OcppCall):
-            await inbound.handle(session, self._settings, event)
-        elif isinstance(event, SessionStarted):
+        if isinstance(event, SessionStarted):
             opened = await service.open_session(session, events.opened(event))
             self._cost_updates_due(opened)
         elif isinstance(event, SessionUpdated):

@@ -1,17 +1,21 @@
-"""The station CALLs billing learns from (``ocpp.inbound``), by action.
+"""The station CALLs billing decides or learns from (``ocpp.inbound``), by action.
 
+- VatNumberValidation (2.1): billing decides the answer (``payments.vat``), registered
+  with ``calls`` (``csms_core.calls``: the gateway routes it to billing while billing
+  runs and announces it; with no billing alive it answers NotSupported).
 - NotifyWebPaymentStarted (2.1): the station waits for a web payment on an EVSE.
 - NotifySettlement (2.1): what a payment terminal settled for a transaction.
 - TransactionEvent (2.1) with ``costDetails``: the station's own cost, kept to be
   reconciled with the engine's (``costs.reconcile``).
 
 The answers of the first two carry no decision and the gateway gives them ({}).
-Which CALLs billing answers or adds to (the receipt of a settlement, ``totalCost``
+What billing would add to others' answers (the receipt of a settlement, ``totalCost``
 and ``transactionLimit`` in a TransactionEventResponse, the 2.1 AuthorizeResponse's
-``tariff``) waits for the platform's registration of composed answers (issue 9).
+``tariff``) is not registered yet: those answers go out without billing's part.
 """
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
@@ -21,14 +25,48 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms_billing.payments import service as payments
 from csms_billing.payments.settlements import NotifySettlement, record_settlement
+from csms_billing.payments.vat import HttpVatRegistry, validate_vat
 from csms_billing.sessions.models import BilledSession
 from csms_billing.settings import BillingSettings
 from csms_core.bus import Unprocessable
+from csms_core.calls import CallHandlers
 from csms_core.db import utc_now
 from csms_core.envelope import Envelope
 from csms_core.events import OcppCall
+from csms_core.router import CallAnswer
+from csms_ocpp.messages import (
+    VAT_NUMBER_VALIDATION,
+    VatNumberValidationRequest,
+    VatNumberValidationResponse,
+)
 
 CALL = "ocpp.call"
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """What a registered handler of a station CALL gets besides the request."""
+
+    session: AsyncSession
+    settings: BillingSettings
+    call: OcppCall
+
+
+calls = CallHandlers[CallContext]("billing")
+
+
+@calls.decides(VAT_NUMBER_VALIDATION)
+async def on_vat_number_validation(
+    ctx: CallContext, request: VatNumberValidationRequest
+) -> VatNumberValidationResponse:
+    """Whether the driver's VAT number is real, and whose it is (OCPP 2.1 VatNumberValidation):
+    Rejected with the reason (its form, an unknown number, no registry or none answering)."""
+    url = ctx.settings.vat_registry_url
+    registry = HttpVatRegistry(url) if url else None
+    answer: VatNumberValidationResponse = await validate_vat(  # type: ignore[assignment]
+        registry, request["vatNumber"], request.get("evseId")
+    )
+    return answer
 
 
 class _WebPaymentStarted(BaseModel):
@@ -63,15 +101,23 @@ def wanted(envelope: Envelope) -> bool:
     payload = envelope.data.get("payload")
     if action == "TransactionEvent":
         return isinstance(payload, dict) and "costDetails" in payload
-    return action in HANDLERS
+    return action in HANDLERS or (
+        isinstance(action, str) and calls.handler(action, "2.1") is not None
+    )
 
 
-async def handle(session: AsyncSession, settings: BillingSettings, call: OcppCall) -> None:
+async def handle(
+    session: AsyncSession, settings: BillingSettings, call: OcppCall
+) -> CallAnswer | None:
+    """Apply a station CALL; the answer billing owes for it (it decides VatNumberValidation)."""
     action, payload = call.data.action, call.data.payload
+    if calls.handler(action, call.ocpp_version) is not None:
+        return await calls.run(CallContext(session, settings, call), call)
     try:
         await HANDLERS[action](session, settings, call, payload)
     except ValidationError as exc:
         raise Unprocessable(f"{action}: {exc.errors(include_url=False)[:3]}") from exc
+    return None
 
 
 async def on_web_payment_started(

@@ -10,10 +10,12 @@ from csms_billing.cdrs.issuer import CdrIssuer
 from csms_billing.consumer import TOPICS, TimelineConsumer
 from csms_billing.costs.updates import CostUpdates
 from csms_billing.db import migrate_billing
+from csms_billing.inbound import calls
 from csms_billing.payments.limits import PrepaidLimits
 from csms_billing.payments.provider import PaymentProvider, SignedWebhookProvider
 from csms_billing.settings import BillingSettings
 from csms_core.bus import Bus
+from csms_core.calls import Announcement
 from csms_core.db import session_factory
 from csms_core.identity import migrate_identity
 from csms_core.router import CommandClient, Router
@@ -64,7 +66,11 @@ class BillingService:
     async def run(self, *, ready: asyncio.Event | None = None, stopping: asyncio.Event) -> None:
         """Migrate, then consume the sessions' timeline until ``stopping``."""
         await self.migrate()
-        consumer = TimelineConsumer(self.settings, self.bus, self.engine, self.issuer)
+        consumer = TimelineConsumer(
+            self.settings, self.bus, self.engine, self.issuer, self.commands
+        )
+        answers = Announcement(self.router, calls.declaration())
+        await answers.announce()  # before ready: gateways route our CALLs to us from now
         await consume_and_run(
             "billing",
             bus=self.bus,
@@ -79,6 +85,7 @@ class BillingService:
                 "billing CDRs": self.issuer.run(stopping),
                 "billing running costs": self.cost_updates.run(stopping),
                 "billing prepaid limits": self.prepaid_limits.run(stopping),
+                "billing answers": answers.run(stopping),
             },
             ready=[self.ready, *([ready] if ready is not None else [])],
         )

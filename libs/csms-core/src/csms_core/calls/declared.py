@@ -58,10 +58,14 @@ SECURITY = Declaration(
     ),
 )
 
-DECLARED: tuple[Declaration, ...] = (SESSIONS, SMARTCHARGING, SECURITY)
+BILLING = Declaration(
+    party="billing",
+    claims=(_decides("VatNumberValidation", V21),),
+)
+
+DECLARED: tuple[Declaration, ...] = (SESSIONS, SMARTCHARGING, SECURITY, BILLING)
 # Station CALLs whose answer needs a decision nobody makes yet: answered NotSupported.
 UNDECIDED: dict[str, tuple[str, ...]] = {
     "OpenPeriodicEventStream": V21,
     "PullDynamicScheduleUpdate": V21,
-    "VatNumberValidation": V21,
 }

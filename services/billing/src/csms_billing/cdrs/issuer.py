@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -106,22 +105,26 @@ class CdrIssuer:
         return list(await session.exec(query))
 
     async def publish_pending(self) -> None:
-        """Publish the outbox entries of CDRs not published yet (after a crash, too)."""
-        async with self._factory() as session:
-            pending = await session.exec(
-                select(ProcessedEvent).where(
-                    col(ProcessedEvent.completed).is_(False),
-                    col(ProcessedEvent.event_id).startswith("cdr-issue."),
-                )
-            )
-            rows = list(pending)
-        for row in rows:
-            for item in row.outbox or []:
-                topic = BY_NAME[item["topic"]]
-                await self._bus.publish(topic, topic.parse_object(item["event"]))
+        """Publish the outbox entries of CDRs not published yet (after a crash, too): one row
+        at a time, locked while it is published (``SKIP LOCKED`` on PostgreSQL), so two
+        replicas never publish one CDR twice."""
+        while True:
             async with transaction(self._factory) as session:
-                await session.exec(
-                    update(ProcessedEvent)
-                    .where(col(ProcessedEvent.event_id) == row.event_id)
-                    .values(completed=True)
+                query = (
+                    select(ProcessedEvent)
+                    .where(
+                        col(ProcessedEvent.completed).is_(False),
+                        col(ProcessedEvent.event_id).startswith("cdr-issue."),
+                    )
+                    .limit(1)
                 )
+                if self._postgres:
+                    query = query.with_for_update(skip_locked=True)
+                row = (await session.exec(query)).first()
+                if row is None:
+                    return
+                for item in row.outbox or []:
+                    topic = BY_NAME[item["topic"]]
+                    await self._bus.publish(topic, topic.parse_object(item["event"]))
+                row.completed = True
+                session.add(row)

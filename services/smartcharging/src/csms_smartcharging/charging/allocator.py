@@ -16,8 +16,6 @@ capped) and, for a rated station, a ChargingStationMaxProfile.
 
 import asyncio
 import logging
-import time
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -35,6 +33,7 @@ from csms_ocpp import OcppVersion
 from csms_smartcharging.allocation import Allocation, AllocationError, Demand, Node, allocate
 from csms_smartcharging.charging import planner
 from csms_smartcharging.charging.events import limit_changed
+from csms_smartcharging.charging.failsafe import FailsafeCache
 from csms_smartcharging.charging.models import EvseLimit, LoadSample
 from csms_smartcharging.charging.store import SiteSnapshot, site_snapshot
 from csms_smartcharging.db import utc_now
@@ -51,7 +50,6 @@ DIRTY_CHANNEL = "csms_smartcharging_dirty"  # pg NOTIFY payload: "<site id> <rea
 # A site's computed failsafe is reused this long (a burst of connects makes one plan), and
 # only while nothing changed its topology here (another replica's change is seen by the
 # leader, which sends the failsafe again to stations that got an outdated one).
-FAILSAFE_TTL_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -87,10 +85,7 @@ class Allocator:
         self._rounds = asyncio.Lock()  # one round at a time, whoever triggers it
         self._forward: dict[str, str] = {}  # changes for the leader (we are not it)
         self._forward_wake = asyncio.Event()
-        # site -> (A per EVSE, monotonic time, topology generation it was computed in)
-        self._failsafe: dict[str, tuple[float, float, int]] = {}
-        self._generation: defaultdict[str, int] = defaultdict(int)  # bumped by REST changes
-        self._failsafe_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.failsafes = FailsafeCache()
         self._resending: set[str] = set()  # stations whose station-wide profiles are on the way
         self._background: set[asyncio.Task[Any]] = set()
         self.latest: dict[str, SitePlan] = {}
@@ -128,7 +123,7 @@ class Allocator:
 
     def topology_changed(self, site_id: str) -> None:
         """Stations, ratings or limits changed: a failsafe computed before is not used again."""
-        self._generation[site_id] += 1
+        self.failsafes.topology_changed(site_id)
 
     def _spawn(self, work: Any) -> None:
         task = asyncio.create_task(work)
@@ -272,7 +267,7 @@ class Allocator:
 
     async def plan(self, site_id: str, at: datetime | None = None) -> SitePlan | None:
         """The allocation the site would get now, without sending anything."""
-        at, generation = at or utc_now(), self._generation[site_id]
+        at, generation = at or utc_now(), self.failsafes.generation(site_id)
         async with self._factory() as session:
             site = await session.get(Site, site_id)
             if site is None:
@@ -284,7 +279,7 @@ class Allocator:
         nodes += planner.station_nodes(snapshot.rows)
         demands = planner.demands(snapshot.rows, self._settings, at)
         plan = SitePlan(site, at, nodes, demands, allocate(nodes, demands), snapshot)
-        self._failsafe[site_id] = (self._shared_failsafe_a(plan), time.monotonic(), generation)
+        self.failsafes.store(site_id, self._shared_failsafe_a(plan), generation)
         return plan
 
     async def allocate_site(self, site_id: str, reason: str) -> SitePlan | None:
@@ -441,16 +436,12 @@ class Allocator:
         (safe even if every station is cut off); computed at most every ``FAILSAFE_TTL_S``."""
         if site.failsafe_a is not None:
             return site.failsafe_a
-        async with self._failsafe_locks[site.site_id]:
-            known = self._failsafe.get(site.site_id)
-            if (
-                known is None
-                or time.monotonic() - known[1] > FAILSAFE_TTL_S
-                or known[2] != self._generation[site.site_id]
-            ):
-                await self.plan(site.site_id)
-                known = self._failsafe.get(site.site_id)
-        return known[0] if known is not None else self._settings.failsafe_a
+        async with self.failsafes.computing(site.site_id):
+            if (fresh := self.failsafes.fresh(site.site_id)) is not None:
+                return fresh
+            await self.plan(site.site_id)
+        known = self.failsafes.latest(site.site_id)
+        return known if known is not None else self._settings.failsafe_a
 
     def _shared_failsafe_a(self, plan: SitePlan) -> float:
         if plan.site.failsafe_a is not None:

@@ -35,6 +35,7 @@ from csms_firmware.inbound import (
 from csms_firmware.logs.service import on_log_status
 from csms_firmware.models import ProcessedEvent
 from csms_firmware.stations import handlers as stations
+from csms_firmware.stations.models import FirmwareStation
 from csms_ocpp import OcppVersion
 
 TOPICS = (OCPP_INBOUND, OCPP_CONNECTIONS)
@@ -45,8 +46,10 @@ Effect = Callable[[AsyncSession, StationMessage], Awaitable[bool]]
 
 async def _boot(session: AsyncSession, message: StationMessage) -> bool:
     boot = boot_description(message.version, message.payload)
+    known = await session.get(FirmwareStation, message.station_id)
+    previous_boot_at = known.last_boot_at if known is not None else None
     station = await stations.on_boot(session, message.station_id, message.version, boot)
-    await progress.on_boot(session, station)
+    await progress.on_boot(session, station, previous_boot_at)
     return True
 
 

@@ -24,9 +24,11 @@ class Campaign(SQLModel, table=True):
     state_reason: str | None = None
     starts_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     ends_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    # Counts at the last start or resume: the failure threshold judges what came since.
+    # Counts at the last start or resume (at ``resumed_at``): the failure threshold judges
+    # what came since.
     failed_at_resume: int = 0
     finished_at_resume: int = 0
+    resumed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     created_at: datetime = Field(default_factory=utc_now, sa_type=UtcDateTime)
     started_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UtcDateTime)

@@ -210,19 +210,35 @@ async def _progress(
     return True
 
 
-async def on_boot(session: AsyncSession, station: FirmwareStation) -> bool:
-    """A BootNotification: only it confirms the new version (True if a row changed)."""
+def may_have_installed(row: CampaignStation) -> bool:
+    """An UpdateFirmware went out in the row's last attempt, and the station's last word on
+    it (if any) was an acceptance or progress, not a refusal or a failure."""
+    return row.attempt > 0 and (
+        row.ocpp_status is None
+        or row.ocpp_status in ACCEPTED_ANSWERS
+        or row.ocpp_status in PROGRESS
+    )
+
+
+async def on_boot(
+    session: AsyncSession, station: FirmwareStation, previous_boot_at: datetime | None = None
+) -> bool:
+    """A BootNotification: only it confirms the new version (True if a row changed).
+    ``previous_boot_at`` is when the station booted before this boot (None: never)."""
     row = await _active_row(session, station.station_id)
     if row is None:
-        return False
+        return await _late_confirmation(session, station, previous_boot_at)
     campaign = await session.get(Campaign, row.campaign_id)
     image = await session.get(FirmwareImage, campaign.image_id) if campaign else None
     if image is None:
         return False
     version = station.firmware_version
     if version == image.version:
-        done = StationState.SKIPPED if row.state is StationState.PENDING else StationState.SUCCEEDED
-        reason = "already on this version" if done is StationState.SKIPPED else None
+        # Waiting for a retry after an attempt that may have installed (it went quiet while
+        # rebooting, say): that attempt did it.
+        skipped = row.state is StationState.PENDING and not may_have_installed(row)
+        done = StationState.SKIPPED if skipped else StationState.SUCCEEDED
+        reason = "already on this version" if skipped else None
         move(session, row, done, reason=reason, firmware_version=version)
         return True
     if row.state is StationState.INSTALLING:
@@ -232,6 +248,49 @@ async def on_boot(session: AsyncSession, station: FirmwareStation) -> bool:
         )
         return True
     return False
+
+
+async def _late_confirmation(
+    session: AsyncSession, station: FirmwareStation, previous_boot_at: datetime | None
+) -> bool:
+    """The station's next boot after it was failed (out of retries) while its install may
+    have been under way, silent while it rebooted for longer than the silence timeout,
+    say: reporting the campaign image's version, it succeeded after all. Only its latest
+    campaign row, and only its first boot since that failure."""
+    row = (
+        await session.exec(
+            select(CampaignStation)
+            .where(
+                CampaignStation.station_id == station.station_id,
+                col(CampaignStation.finished_at).is_not(None),
+            )
+            .order_by(col(CampaignStation.finished_at).desc())
+            .limit(1)
+        )
+    ).first()
+    if row is None or row.state is not StationState.FAILED or not may_have_installed(row):
+        return False
+    assert row.finished_at is not None  # noqa: S101 - selected on it
+    if previous_boot_at is not None and previous_boot_at >= row.finished_at:
+        return False  # it booted since it failed: this is not the boot after the install
+    campaign = await session.get(Campaign, row.campaign_id)
+    image = await session.get(FirmwareImage, campaign.image_id) if campaign else None
+    if campaign is None or image is None or station.firmware_version != image.version:
+        return False
+    # A failure counted before the last start or resume is in failed_at_resume: taken out
+    # of it there, so the threshold judges the stations since the resume as it did.
+    counted = campaign.resumed_at is None or row.finished_at <= campaign.resumed_at
+    if counted and campaign.failed_at_resume > 0:
+        campaign.failed_at_resume -= 1
+        session.add(campaign)
+    move(
+        session,
+        row,
+        StationState.SUCCEEDED,
+        reason=f"confirmed by its boot after it had failed ({row.reason})",
+        firmware_version=station.firmware_version,
+    )
+    return True
 
 
 async def counts(session: AsyncSession, campaign_id: str) -> dict[StationState, int]:
@@ -250,6 +309,7 @@ async def set_campaign_state(
     campaign.state, campaign.state_reason = state, reason
     if state is CampaignState.RUNNING:
         campaign.started_at = campaign.started_at or now
+        campaign.resumed_at = now
         tally = await counts(session, campaign.campaign_id)
         campaign.failed_at_resume = tally.get(StationState.FAILED, 0)
         campaign.finished_at_resume = campaign.failed_at_resume + tally.get(

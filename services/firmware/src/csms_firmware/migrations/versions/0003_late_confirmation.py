@@ -1,4 +1,6 @@
-"""firmware: when a campaign last started or resumed (a late boot's failure was counted before)
+"""firmware: what a late boot's confirmation reads: when a campaign last started or
+resumed (whether a failure was counted before it), and a station's campaign rows by when
+they finished (its latest one)
 
 Revision ID: fw0003
 Revises: fw0002
@@ -21,7 +23,14 @@ def upgrade() -> None:
         sa.Column("resumed_at", sa.DateTime(timezone=True), nullable=True),
         schema=SCHEMA,
     )
+    op.create_index(
+        "ix_campaign_station_finished",
+        "campaign_station",
+        ["station_id", "finished_at"],
+        schema=SCHEMA,
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_campaign_station_finished", "campaign_station", schema=SCHEMA)
     op.drop_column("campaign", "resumed_at", schema=SCHEMA)

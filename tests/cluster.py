@@ -24,6 +24,7 @@ from aiokafka.errors import KafkaError
 
 from csms_api.testing import bearer_headers
 from csms_core.db import create_engine
+from tests import asyncapi_check
 
 logger = logging.getLogger(__name__)
 
@@ -189,6 +190,21 @@ async def delete_topics(bootstrap: str, prefix: str) -> None:
         logger.warning("topics %s* not deleted: %r", prefix, exc)
     finally:
         await admin.close()
+
+
+async def retire_topics(bootstrap: str, prefix: str) -> None:
+    """The end of a test cluster's topics: every record on them is checked against
+    docs/asyncapi.yaml (``tests.asyncapi_check``), then they are deleted; the
+    records that disagree with the document fail the test that owned the cluster.
+    A broker that is gone (a test stopped it) is logged, not a finding."""
+    try:
+        report = await asyncapi_check.check_topics(bootstrap, prefix)
+    except KafkaError as exc:
+        logger.warning("topics %s* not checked against the AsyncAPI document: %r", prefix, exc)
+        report = None
+    await delete_topics(bootstrap, prefix)
+    if report is not None:
+        report.raise_findings()
 
 
 def platform_env(infra: Infra, group: str) -> dict[str, str]:

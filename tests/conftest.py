@@ -77,7 +77,7 @@ class Cluster:
         # Its topics go with it: a broker that keeps every run's partitions takes ever
         # longer to recover after a crash (43 s with 3,383 partition directories).
         asyncio.run(
-            cluster.delete_topics(self.infra.kafka_bootstrap, cluster.topic_prefix(self.group))
+            cluster.retire_topics(self.infra.kafka_bootstrap, cluster.topic_prefix(self.group))
         )
 
 

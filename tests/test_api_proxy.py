@@ -133,7 +133,7 @@ def proxy(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pr
     finally:
         for component in replicas.values():
             component.stop()
-        asyncio.run(cluster.delete_topics(infra.kafka_bootstrap, cluster.topic_prefix(group)))
+        asyncio.run(cluster.retire_topics(infra.kafka_bootstrap, cluster.topic_prefix(group)))
         shutil.rmtree(run_dir, ignore_errors=True)
 
 

@@ -108,7 +108,7 @@ def secure_cluster(
     finally:
         for component in reversed(components):
             component.stop()
-        asyncio.run(cluster.delete_topics(infra.kafka_bootstrap, cluster.topic_prefix(group)))
+        asyncio.run(cluster.retire_topics(infra.kafka_bootstrap, cluster.topic_prefix(group)))
 
 
 def _server_files(directory: Path, operator_ca: trustme.CA) -> tuple[Path, Path]:

@@ -27,6 +27,7 @@ from csms_simulator.connection import run_station
 from csms_simulator.fleet import build_stations
 from csms_simulator.station import Station
 from csms_simulator.stats import FleetStats
+from tests import asyncapi_check
 from tests.cluster import Component, Infra, topic_prefix
 from tests.cluster_smartcharging import reset_smartcharging, smartcharging
 from tests.conftest import Cluster
@@ -246,6 +247,7 @@ async def test_site_load_from_kafka_is_subtracted_and_a_bad_one_dead_lettered(
         station_id=f"METER-{site_id}",
         data={"site_id": site_id, "load_a": -5},
     )
+    asyncapi_check.expect_invalid(bad.id)  # and its dead letter quotes it, as documented
     prefix = topic_prefix(csms.group)
     async with KafkaBus(csms.infra.kafka_bootstrap, topic_prefix=prefix, partitions=4) as bus:
         # As an EMS writes them: our models do not check its records before they are read.

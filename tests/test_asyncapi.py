@@ -1,40 +1,16 @@
 """docs/asyncapi.yaml documents every topic, and its examples conform to its own schemas."""
 
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from jsonschema import Draft7Validator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT7
 
 from csms_core import topics
 from csms_core.envelope import Envelope
+from tests import asyncapi_check
 
-ASYNCAPI = Path(__file__).resolve().parent.parent / "docs" / "asyncapi.yaml"
-DOCUMENT_URI = "urn:csms:asyncapi"
-
-
-def _load() -> dict[str, Any]:
-    document: dict[str, Any] = yaml.safe_load(ASYNCAPI.read_text(encoding="utf-8"))
-    return document
-
-
-DOCUMENT = _load()
+DOCUMENT = asyncapi_check.document()
 MESSAGES: dict[str, dict[str, Any]] = DOCUMENT["components"]["messages"]
-
-
-def _validator(pointer: str) -> Draft7Validator:
-    """A validator for the schema at ``pointer`` inside the document, resolving its $refs."""
-    registry: Registry[Any] = Registry().with_resource(
-        DOCUMENT_URI, Resource.from_contents(DOCUMENT, default_specification=DRAFT7)
-    )
-    return Draft7Validator(
-        {"$ref": f"{DOCUMENT_URI}#{pointer}"},
-        registry=registry,
-        format_checker=Draft7Validator.FORMAT_CHECKER,
-    )
+_validator = asyncapi_check.validator
 
 
 def _examples() -> list[tuple[str, str, dict[str, Any]]]:

@@ -115,7 +115,8 @@ def test_a_record_written_wrong_on_purpose_is_passed_over() -> None:
     bad["id"] = str(uuid.uuid4())
     del bad["data"]["owner"]
     asyncapi_check.expect_invalid(bad["id"])
-    record = (PREFIX + "ocpp.inbound", 0, 0, b"CP-001", [], orjson.dumps(bad))
+    no_headers: list[tuple[str, bytes]] = []
+    record = (PREFIX + "ocpp.inbound", 0, 0, b"CP-001", no_headers, orjson.dumps(bad))
     report = asyncapi_check.check_records(PREFIX, [record])
     assert report.records == 1 and report.findings == []
 

@@ -210,6 +210,7 @@ def check_records(
 
 async def check_topics(bootstrap: str, prefix: str) -> Report:
     """Read every topic named ``prefix``... from the beginning and check each record."""
+    started = time.monotonic()
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -249,5 +250,5 @@ async def check_topics(bootstrap: str, prefix: str) -> Report:
         report = check_records(prefix, read)
     finally:
         await consumer.stop()
-    logger.info("%s", report.summary())
+    logger.info("%s in %.1f s", report.summary(), time.monotonic() - started)
     return report

@@ -3,7 +3,8 @@
 ``RecordChecker`` takes one Kafka record (topic, key, headers, value) and returns
 what is wrong with it: a value that is not its channel's message payload (picked
 by the envelope's ``type``), a missing or malformed ``traceparent`` header, a key
-that is not the station id. ``check_topics`` reads every topic of a test cluster's
+that is not the station id (and a record the code's own model of its topic would
+not read). ``check_topics`` reads every topic of a test cluster's
 prefix from the beginning with a plain consumer (no group) and checks each record;
 ``tests.cluster.retire_topics`` runs it at the end of every e2e cluster's life.
 
@@ -27,6 +28,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from jsonschema import Draft7Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
+
+from csms_core import topics
+from csms_core.events.topic import InvalidEvent, UnknownEventType
 
 logger = logging.getLogger(__name__)
 
@@ -127,8 +131,21 @@ class RecordChecker:
             problems.append(f"type {kind!r} is not a message of {address} ({documented})")
         else:
             problems += _errors(f"/components/messages/{message}/payload", payload)
+            problems += self._model_errors(address, value)
         station = payload.get("station_id") if isinstance(payload, dict) else None
         return problems + self._key_errors(key, station)
+
+    @staticmethod
+    def _model_errors(address: str, value: bytes) -> list[str]:
+        """The code's own model of the topic reads what the document accepts."""
+        topic = topics.BY_NAME.get(address)
+        if topic is None:
+            return [f"the document's channel {address!r} is no topic of csms_core.topics"]
+        try:
+            topic.parse(value)
+        except (InvalidEvent, UnknownEventType) as exc:
+            return [f"the code's model of {address} refuses it: {exc}"]
+        return []
 
     @staticmethod
     def _header_errors(headers: Sequence[tuple[str, bytes]]) -> list[str]:

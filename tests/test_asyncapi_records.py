@@ -49,9 +49,10 @@ def test_the_documented_example_passes() -> None:
 def test_a_payload_missing_a_required_field_is_refused() -> None:
     payload = _example()
     del payload["data"]["owner"]
-    (error,) = _errors(payload)
-    assert "/components/messages/OcppCall/payload" in error
-    assert "'owner' is a required property" in error
+    document_error, model_error = _errors(payload)
+    assert "/components/messages/OcppCall/payload" in document_error
+    assert "'owner' is a required property" in document_error
+    assert model_error.startswith("the code's model of ocpp.inbound refuses it")
 
 
 def test_a_value_of_the_wrong_type_is_refused() -> None:
@@ -151,3 +152,13 @@ def test_retire_topics_fails_on_a_wrong_record_on_real_kafka(infra: Infra) -> No
     assert f"1 of 2 records on {prefix}* disagree" in text
     assert f"{prefix}ocpp.inbound[" in text and untraced["id"] in text
     assert "'traceparent' is a required property" in text
+
+
+def test_a_record_the_codes_model_refuses_is_a_finding() -> None:
+    """Past the document, the topic's own model (csms_core.topics) must read the record too."""
+    payload = _example()
+    del payload["data"]["owner"]
+    (error,) = RecordChecker._model_errors("ocpp.inbound", orjson.dumps(payload))
+    assert error.startswith("the code's model of ocpp.inbound refuses it: ")
+    assert "owner" in error
+    assert RecordChecker._model_errors("ocpp.inbound", orjson.dumps(_example())) == []

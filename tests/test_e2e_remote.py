@@ -11,9 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
+from csms_core import topics
 from tests import stations
 from tests.conftest import Cluster
 from tests.station_handlers_remote import Station16Remote, Station201Remote, remote_station
+from tests.topic_reader import read_topic
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -185,3 +187,46 @@ async def test_tc_b_06_b_09_b_13_variables_and_report_v201(running_cluster: Clus
             ("OCPPCommCtrlr", "HeartbeatInterval", "45", "ReadWrite"),
             ("SecurityCtrlr", "Identity", station_id, "ReadOnly"),
         ]
+
+
+async def test_a_command_over_rest_is_audited_as_the_callers_on_csms_audit(
+    running_cluster: Cluster,
+) -> None:
+    """Issue 14's audit trail across processes: the REST call on one sessions replica, the
+    command it sent, both readable on the other replica and relayed to csms.audit."""
+    station_id = new_station_id()
+    async with (
+        remote_station(running_cluster.ocpp_url(1), station_id, "1.6") as client,
+        rest(running_cluster) as api,
+        rest(running_cluster, replica=1) as other,
+    ):
+        await boot(api, station_id, client, "1.6")
+        refreshed = await api.post(f"/stations/{station_id}/configuration/refresh")
+        assert refreshed.status_code == 200, refreshed.text
+        key_id = running_cluster.admin["Authorization"].removeprefix("Bearer csms_")[:12]
+
+        async def trail() -> list[dict[str, Any]]:
+            response = await other.get("/audit", params={"station_id": station_id})
+            assert response.status_code == 200, response.text
+            items: list[dict[str, Any]] = response.json()["items"]
+            return items
+
+        async def complete() -> bool:
+            entries = await trail()
+            return {"rest", "command"} <= {e["kind"] for e in entries}
+
+        await eventually(complete, timeout_s=WAIT_S)
+        entries = await trail()
+    refresh = next(e for e in entries if e["action"].endswith("/configuration/refresh"))
+    command = next(e for e in entries if e["kind"] == "command")
+    assert (refresh["actor"], refresh["outcome"]) == (f"api-key:{key_id}", "200")
+    assert (command["action"], command["outcome"]) == ("GetConfiguration", "result")
+    assert command["actor"] == f"api-key:{key_id}"  # the caller's, not the service's
+
+    async def relayed() -> bool:
+        events = await read_topic(
+            running_cluster.infra.kafka_bootstrap, running_cluster.topic(topics.AUDIT), station_id
+        )
+        return {e.id for e in events} >= {refresh["id"], command["id"]}
+
+    await eventually(relayed, timeout_s=WAIT_S)

@@ -20,6 +20,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from csms_api.access import SCHEMA as ACCESS_SCHEMA
+from csms_api.access import migrate_access
+from csms_api.audit import AuditLog
 from csms_billing.app import create_app as create_billing_app
 from csms_billing.app import create_public_router as create_billing_public_router
 from csms_billing.app import create_router as create_billing_router
@@ -108,6 +110,16 @@ async def open_platform(
         yield Platform(bus, router, engine)
 
 
+@asynccontextmanager
+async def audited_commands(platform: Platform, service: str) -> AsyncIterator[CommandClient]:
+    """The service's command client; every command it sends is in the audit trail (the
+    ``access`` schema, migrated here so that a service that serves no REST writes it too)."""
+    await migrate_access(platform.engine)
+    audit = AuditLog(session_factory(platform.engine), service)
+    async with CommandClient(platform.router, service, audit=audit) as commands:
+        yield commands
+
+
 async def run_gateway() -> None:
     """``csms gateway``: one gateway replica until SIGTERM."""
     settings = GatewaySettings()
@@ -191,7 +203,7 @@ async def run_security() -> None:
     stop_on_signals(stopping)
     async with (
         open_platform(settings, "csms-security", [SECURITY_SCHEMA]) as platform,
-        CommandClient(platform.router, "security") as commands,
+        audited_commands(platform, "security") as commands,
         SecurityService(
             settings,
             bus=platform.bus,
@@ -239,7 +251,7 @@ async def _run_service(
     stop_on_signals(stopping)
     async with (
         open_platform(settings, f"csms-{name}", [schema]) as platform,
-        CommandClient(platform.router, name) as commands,
+        audited_commands(platform, name) as commands,
         asyncio.TaskGroup() as tasks,
     ):
         service, app = build(platform, commands)
@@ -317,11 +329,11 @@ async def run_embedded(
                 BILLING_SCHEMA,
             ],
         ) as platform,
-        CommandClient(platform.router, "sessions") as commands,
-        CommandClient(platform.router, "smartcharging") as smartcharging_commands,
-        CommandClient(platform.router, "security") as security_commands,
-        CommandClient(platform.router, "firmware") as firmware_commands,
-        CommandClient(platform.router, "billing") as billing_commands,
+        audited_commands(platform, "sessions") as commands,
+        audited_commands(platform, "smartcharging") as smartcharging_commands,
+        audited_commands(platform, "security") as security_commands,
+        audited_commands(platform, "firmware") as firmware_commands,
+        audited_commands(platform, "billing") as billing_commands,
         SecurityService(
             security_settings,
             bus=platform.bus,

@@ -60,6 +60,7 @@ API_SERVICES: tuple[ApiService, ...] = (
             "/api/v1/id-tokens",
             "/api/v1/sessions",
             "/api/v1/api-keys",
+            "/api/v1/audit",
         ),
     ),
     ApiService(

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from fastapi import APIRouter, FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from csms_api.audit.middleware import AuditMiddleware, service_of
 from csms_api.auth import Authenticator, ViewerDep, install_auth
 from csms_api.limits import RequestLimits, install_request_limits
 from csms_api.problems import Problem, ProblemRoute, install_problem_handlers
@@ -33,6 +34,9 @@ def create_service_app(
     """
     app = FastAPI(title=title, version="1.0.0")
     app.router.route_class = ProblemRoute
+    # The audit first: the last middleware added is the outermost, and the limits must be
+    # outside it (a refused flood is not written to the audit trail call by call).
+    app.add_middleware(AuditMiddleware, source=_service_name(routers))
     install_request_limits(app, limits)
     install_problem_handlers(app)
     install_auth(app, authenticator)
@@ -60,3 +64,10 @@ def create_service_app(
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _service_name(routers: Sequence[APIRouter]) -> str:
+    """The service whose routes the app serves (the audit's ``source`` for the others, such
+    as the API keys'): ``sessions`` for ``csms_sessions``' routes."""
+    names = (service_of(route) for router in routers for route in router.routes)
+    return next((name for name in names if name is not None), "api")

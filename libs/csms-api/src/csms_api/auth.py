@@ -32,13 +32,14 @@ from csms_api.access import ApiKeyStore, KeyCheck, looks_like_api_key
 from csms_api.oidc import InvalidToken, JwksCache, JwksUnavailable, OidcVerifier, claim, strings
 from csms_api.problems import Problem
 from csms_api.roles import Role, reaches
+from csms_core.actor import set_actor
 from csms_core.db import utc_now
 from csms_core.identity import site_of, stations_on
 
 logger = logging.getLogger(__name__)
 
 _STATE_KEY = "csms_authenticator"
-_PRINCIPAL_KEY = "csms_principal"
+PRINCIPAL_KEY = "csms_principal"  # the caller, in request.state (the audit reads it)
 SCHEME_NAME = "bearer"
 _ROLE_NAMES = frozenset(role.value for role in Role)
 
@@ -210,12 +211,18 @@ def _openapi_with_roles(generate: Callable[[], dict[str, Any]]) -> Callable[[], 
     return openapi
 
 
-def authenticator_of(request: Request) -> Authenticator:
-    authenticator = getattr(request.app.state, _STATE_KEY, None)
+def resolve_authenticator(app: Any) -> Authenticator | None:
+    """The app's authenticator (made by its factory on first use); None if it has none."""
+    authenticator = getattr(app.state, _STATE_KEY, None)
     if callable(authenticator) and not isinstance(authenticator, Authenticator):
         authenticator = authenticator()
-        setattr(request.app.state, _STATE_KEY, authenticator)
-    if not isinstance(authenticator, Authenticator):  # fail closed: never serve unprotected
+        setattr(app.state, _STATE_KEY, authenticator)
+    return authenticator if isinstance(authenticator, Authenticator) else None
+
+
+def authenticator_of(request: Request) -> Authenticator:
+    authenticator = resolve_authenticator(request.app)
+    if authenticator is None:  # fail closed: never serve unprotected
         logger.error("no Authenticator installed on the app serving %s", request.url.path)
         raise Problem(500, "this API has no authentication configured")
     return authenticator
@@ -223,7 +230,7 @@ def authenticator_of(request: Request) -> Authenticator:
 
 async def authenticate(request: Request) -> Principal:
     """The caller of this request (401 without a valid bearer token)."""
-    known = getattr(request.state, _PRINCIPAL_KEY, None)
+    known = getattr(request.state, PRINCIPAL_KEY, None)
     if isinstance(known, Principal):
         return known
     headers = request.headers.getlist("authorization")
@@ -237,7 +244,9 @@ async def authenticate(request: Request) -> Principal:
     if scheme.lower() != "bearer" or not token.strip():
         raise unauthenticated("use Authorization: Bearer <API key or access token>")
     principal = await authenticator_of(request).authenticate(token.strip())
-    setattr(request.state, _PRINCIPAL_KEY, principal)
+    setattr(request.state, PRINCIPAL_KEY, principal)
+    # What this request causes (a command to a station) is audited as the caller's.
+    set_actor(f"{principal.kind}:{principal.subject}")
     return principal
 
 

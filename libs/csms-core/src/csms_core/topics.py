@@ -7,6 +7,7 @@ record into one of them (``topic.decode(delivery)``). A topic is also its name.
 
 from typing import Any, Final
 
+from csms_core.events.audit import AuditRecorded
 from csms_core.events.billing import CdrIssued
 from csms_core.events.charging import ChargingLimitChanged, SiteLoadMeasured
 from csms_core.events.dead_letter import DeadLetter
@@ -125,6 +126,8 @@ CDRS: Final = Topic[CdrIssued]("csms.cdrs", CdrIssued)
 # Integrators publish a site's measured non-EV load here.
 SITE_LOAD: Final = Topic[SiteLoadMeasured]("csms.site-load", SiteLoadMeasured)
 DEAD_LETTER: Final = Topic[DeadLetter]("csms.dead-letter", DeadLetter)
+# Who changed what: state-changing REST calls and commands to stations (admins read it).
+AUDIT: Final = Topic[AuditRecorded]("csms.audit", AuditRecorded)
 
 ALL: Final = (
     OCPP_INBOUND,
@@ -139,6 +142,7 @@ ALL: Final = (
     SECURITY_EVENTS,
     SITE_LOAD,
     CDRS,
+    AUDIT,
     DEAD_LETTER,
 )
 BY_NAME: Final[dict[str, Topic[Any]]] = {topic.name: topic for topic in ALL}

@@ -4,13 +4,15 @@
   embedded ``csms`` command mounts it and calls ``install_problem_handlers``).
 - ``create_app(service)``: a complete app for a service the caller runs
   (``csms sessions`` serves it; the caller opens the clients and runs the service).
-  It also serves the API keys routes (``/api/v1/api-keys``, from ``libs``).
+  It also serves the API keys and the audit trail (``/api/v1/api-keys``,
+  ``/api/v1/audit``, from ``libs``).
 """
 
 from fastapi import APIRouter, FastAPI
 
 from csms_api.access.api import router as api_keys_router
 from csms_api.app import API_PREFIX, create_service_app
+from csms_api.audit.api import router as audit_router
 from csms_api.auth import Authenticator
 from csms_sessions.api.deps import bind_service
 from csms_sessions.commands.api import router as commands_router
@@ -48,10 +50,11 @@ def create_router(service: SessionsService) -> APIRouter:
 
 
 def create_app(service: SessionsService) -> FastAPI:
-    """The REST API of ``service`` and of API keys, with health and metrics."""
+    """The REST API of ``service``, of API keys and of the audit trail, with health and
+    metrics."""
     return create_service_app(
         "CSMS sessions",
-        routers=[create_router(service), api_keys_router],
+        routers=[create_router(service), api_keys_router, audit_router],
         authenticator=lambda: Authenticator(service.settings, service.factory),
         ready=lambda: service.ready.is_set(),
     )

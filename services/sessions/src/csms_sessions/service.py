@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
 from csms_api.access import migrate_access
+from csms_api.audit import AuditRelay
 from csms_core.bus import Bus
 from csms_core.calls import Announcement
 from csms_core.db import session_factory, transaction
@@ -51,6 +52,10 @@ class SessionsService:
         self.identities = IdentityStore(self.factory)
         self.local_lists = LocalListSync(settings, self.factory, router, commands)
         self.resolution = SessionResolution(settings, self.factory, commands, bus)
+        # The audit trail every service writes, on csms.audit (this service serves it).
+        self.audit_relay = AuditRelay(
+            self.factory, bus, retention=timedelta(days=settings.audit_retention_days)
+        )
         self.ready = asyncio.Event()
 
     async def migrate(self) -> None:
@@ -80,6 +85,7 @@ class SessionsService:
                 "local lists": self.local_lists.run(self.bus, stopping=stopping),
                 "sessions resolution": self.resolution.run(stopping),
                 "sessions answers": answers.run(stopping),
+                "audit relay": self.audit_relay.run(stopping),
             },
             ready=[self.ready, *([ready] if ready is not None else [])],
         )

@@ -34,3 +34,5 @@ class SessionsSettings(CommonSettings, AuthSettings):
     # A device-model report whose last part has not come this long after its latest
     # part (or the request) is incomplete (its missing parts listed; repeat it over REST).
     report_part_timeout_s: float = Field(default=600.0, gt=0)
+    # The audit trail (GET /api/v1/audit, csms.audit) is kept this long.
+    audit_retention_days: float = Field(default=365.0, gt=0)

@@ -2,6 +2,7 @@
 binds each topic to its models). How to add one: docs/integrators.md."""
 
 from csms_core.envelope import Envelope, Event
+from csms_core.events.audit import ActorKind, AuditKind, AuditRecorded, AuditRecordedData
 from csms_core.events.billing import CdrIssued, CdrIssuedData
 from csms_core.events.charging import (
     ChargingLimitChanged,
@@ -94,6 +95,10 @@ from csms_core.events.stations import (
 from csms_core.events.topic import InvalidEvent, Topic, UnknownEventType, topic_of
 
 __all__ = [
+    "ActorKind",
+    "AuditKind",
+    "AuditRecorded",
+    "AuditRecordedData",
     "BootStatus",
     "CampaignState",
     "CampaignStateChanged",

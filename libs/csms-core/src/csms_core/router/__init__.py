@@ -11,6 +11,7 @@ from csms_core.router.base import (
 )
 from csms_core.router.commands import (
     Build,
+    CommandAudit,
     CommandClient,
     InvalidCommand,
     Reconnected,
@@ -22,6 +23,7 @@ from csms_core.router.commands import (
 __all__ = [
     "Build",
     "CallAnswer",
+    "CommandAudit",
     "CommandClient",
     "CommandOutcome",
     "CommandResult",

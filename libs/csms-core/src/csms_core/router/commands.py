@@ -11,9 +11,10 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Protocol, Self
 from uuid import uuid4
 
+from csms_core.actor import current_actor
 from csms_core.router.base import (
     CallAnswer,
     CommandOutcome,
@@ -72,15 +73,26 @@ def planned(version: OcppVersion, action: str, payload: dict[str, Any]) -> Build
     return build
 
 
+class CommandAudit(Protocol):
+    """Where every command sent to a station is recorded (``csms_api.audit.AuditLog``)."""
+
+    async def record_command(
+        self, station_id: str, action: str, result: CommandResult, *, actor: str | None
+    ) -> None: ...
+
+
 class CommandClient:
     """Sends CSMS-initiated calls through the holding gateway and awaits their results.
 
     One per process: it owns a reply mailbox and resolves each waiting caller
-    when the gateway's ``CommandResult`` arrives there.
+    when the gateway's ``CommandResult`` arrives there. With ``audit``, every command
+    sent or attempted is recorded with its outcome and who caused it (the REST caller being
+    served, ``csms_core.actor``; else the service itself).
     """
 
-    def __init__(self, router: Router, service: str) -> None:
+    def __init__(self, router: Router, service: str, audit: CommandAudit | None = None) -> None:
         self._router = router
+        self._audit = audit
         self.address = f"{service}:{uuid4().hex[:12]}"
         self._waiting: dict[str, asyncio.Future[CommandResult]] = {}
         self._tasks: asyncio.TaskGroup | None = None
@@ -125,6 +137,26 @@ class CommandClient:
         lookup: the version and the connection are that route's); StationOffline if no
         gateway holds it, InvalidCommand if what ``build`` made breaks the schema (and
         whatever ``build`` raises, e.g. a call the version has no equivalent of)."""
+        if self._audit is None:
+            return await self._call(station_id, build, timeout_s)
+        try:
+            result = await self._call(station_id, build, timeout_s)
+        except (StationOffline, InvalidCommand) as exc:  # an attempt is audited too
+            offline = isinstance(exc, StationOffline)
+            action = exc.action if isinstance(exc, InvalidCommand) else _action_of(build)
+            unsent = CommandResult(
+                command_id="",
+                station_id=station_id,
+                action=action,
+                outcome=CommandOutcome.OFFLINE if offline else CommandOutcome.REJECTED,
+                error_description=str(exc),
+            )
+            await self._audit.record_command(station_id, action, unsent, actor=current_actor())
+            raise
+        await self._audit.record_command(station_id, result.action, result, actor=current_actor())
+        return result
+
+    async def _call(self, station_id: str, build: Build, timeout_s: float) -> CommandResult:
         route = await self._router.lookup(station_id)
         if route is None:
             raise StationOffline(station_id)
@@ -172,6 +204,16 @@ class CommandClient:
         await self._router.send_many(
             [(gateway_address(gateway_id), answer) for answer, gateway_id in answers]
         )
+
+
+def _action_of(build: Build) -> str:
+    """The action ``build`` makes, for the audit of a call that was not sent."""
+    for version in (OcppVersion.V201, OcppVersion.V16, OcppVersion.V21):
+        try:
+            return build(version)[0]
+        except Exception:  # noqa: BLE001, S112 - only naming it
+            continue
+    return "unknown"
 
 
 def _check(version: OcppVersion, action: str, payload: dict[str, Any]) -> None:

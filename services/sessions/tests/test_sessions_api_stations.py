@@ -38,6 +38,28 @@ async def test_register_lenient_keeps_password(api: httpx.AsyncClient, sessions:
     assert identity.password_hash is not None
 
 
+async def test_a_stations_security_profile_is_recorded_for_the_handshake(
+    api: httpx.AsyncClient, sessions: Harness
+) -> None:
+    body = {"password": "0123456789abcdef", "security_profile": 2}
+    assert (await api.put("/api/v1/stations/CP-1", json=body)).status_code == 200
+    await api.put("/api/v1/stations/CP-1", json={"lenient": True})  # the profile stays
+
+    identity = await sessions.service.identities.get("CP-1")
+    assert identity is not None
+    assert identity.security_profile == 2
+
+
+async def test_a_password_profile_without_a_password_is_refused(
+    api: httpx.AsyncClient, sessions: Harness
+) -> None:
+    response = await api.put("/api/v1/stations/CP-1", json={"security_profile": 1})
+    assert_problem(response, 422)
+    assert await sessions.service.identities.get("CP-1") is None
+    too_high = await api.put("/api/v1/stations/CP-1", json={"security_profile": 4})
+    assert_problem(too_high, 422)
+
+
 async def test_station_detail_has_connectors(api: httpx.AsyncClient, sessions: Harness) -> None:
     event = await sessions.call(
         "CP-1",
@@ -131,6 +153,6 @@ async def test_openapi_documents_the_routes(api: httpx.AsyncClient) -> None:
     spec = (await api.get("/openapi.json")).json()
 
     assert spec["paths"]["/api/v1/stations/{station_id}"]["put"]["summary"] == (
-        "Register or update a station and its credentials."
+        "Register or update a station, its credentials and its security profile."
     )
     assert "/api/v1/stations/{station_id}/commands/reset" in spec["paths"]

@@ -67,6 +67,14 @@ class StationRegistration(BaseModel):
     lenient: bool | None = Field(
         default=None, description="accept schema violations a real charger commits (logged)"
     )
+    security_profile: int | None = Field(
+        default=None,
+        ge=0,
+        le=3,
+        description="the lowest security profile the station may connect with: a connection "
+        "offering less is refused at the handshake (403, a security event). 1 and 2 need a "
+        "password; a profile upgrade raises it by itself",
+    )
 
 
 def _detail(station: Station, connectors: list[ConnectorStatus]) -> StationDetail:
@@ -116,10 +124,23 @@ async def register_station(
     station_id: StationIdDep,
     body: StationRegistration,
 ) -> StationDetail:
-    """Register or update a station and its credentials."""
+    """Register or update a station, its credentials and its security profile."""
+    if body.security_profile in (1, 2) and body.password is None:
+        known = await sessions.identities.get(station_id)
+        if known is None or known.password_hash is None:
+            raise Problem(
+                422,
+                f"security profile {body.security_profile} needs a password: set one too",
+                kind="password-required",
+            )
     async with session.begin():
         station = await service.register(session, station_id)
-    await sessions.identities.save(station_id, password=body.password, lenient=body.lenient)
+    await sessions.identities.save(
+        station_id,
+        password=body.password,
+        lenient=body.lenient,
+        security_profile=body.security_profile,
+    )
     return _detail(station, list(await service.connectors_of(session, station_id)))
 
 

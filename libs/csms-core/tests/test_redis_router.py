@@ -17,7 +17,7 @@ from csms_core.router import (
     StationOffline,
     fixed,
 )
-from csms_core.router.redis import RedisRouter
+from csms_core.router.redis import RedisRouter, _mailbox_key
 from tests.cluster import Infra
 
 pytestmark = pytest.mark.integration
@@ -162,6 +162,19 @@ async def test_mailbox_loses_nothing_between_blocking_reads(router: RedisRouter)
     for number in range(2, 302):
         await router.send(address, result(number))
     assert [await receive(mailbox) for _ in range(300)] == [result(n) for n in range(2, 302)]
+
+
+async def test_garbage_in_a_mailbox_is_skipped_and_what_follows_delivered(
+    router: RedisRouter, redis: Redis
+) -> None:
+    address = unique("gateway")
+    mailbox = await router.open_mailbox(address)
+    key = _mailbox_key(address)
+    await redis.xadd(key, {"m": b"\x00not json"})
+    await redis.xadd(key, {"m": b'{"kind": "command", "station_id": 7}'})  # not a message
+    await redis.xadd(key, {"other": b"field"})  # no message field at all
+    await router.send(address, result(1))
+    assert await receive(mailbox) == result(1)
 
 
 async def test_mailboxes_are_separate(router: RedisRouter) -> None:

@@ -3,6 +3,7 @@ B02/B03, TC_B_30 / TC_B_31; 1.6 §4.2), CALLs over the rate limit, and a station
 not wait for its answers."""
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
@@ -216,6 +217,44 @@ async def test_calls_over_the_rate_get_generic_error_then_the_flooder_is_cut_off
     await eventually(lambda: bool(bus.records(topics.OCPP_REFUSALS)))
     cut_off = bus.records(topics.OCPP_REFUSALS)[0].envelope
     assert (cut_off.data["reason"], cut_off.data["status"]) == ("flooding", 1008)
+
+
+async def test_100000_heartbeats_without_waiting_cut_the_station_off_early(
+    bus: InMemoryBus, router: InMemoryRouter, identities: IdentityStore
+) -> None:
+    """Issue 14's flood: a station sends 100,000 Heartbeats and reads no answer. With the
+    defaults (20/s, a burst of 100, cut off after 100 over the rate) the gateway stores no
+    more than the burst, holds at most its inbound queue, and closes the connection long
+    before the 100,000th."""
+    settings = settings_for_tests(
+        station_rate_per_s=20, station_rate_burst=100, station_flood_close_after=100
+    )
+    frame = '[2,"hb","Heartbeat",{}]'
+    async with (
+        running_gateway(settings, bus, router, identities) as gateway,
+        connect_station(gateway) as station,
+    ):
+        connection = gateway.connection("CP-1")
+        assert connection is not None
+        most_queued, started = 0, time.monotonic()
+        with contextlib.suppress(ConnectionClosed):  # cut off while still sending, maybe
+            for _ in range(100_000):
+                await station.websocket.send(frame)
+                most_queued = max(most_queued, connection.queued_calls)
+        answered = 0
+        with pytest.raises(ConnectionClosed):
+            while True:
+                await asyncio.wait_for(station.websocket.recv(), 15)
+                answered += 1
+        assert station.websocket.close_code == 1008
+    assert most_queued <= settings.max_inbound_queue
+    # Answered: the burst, then GenericError until the cut-off, nothing after it; a CALL the
+    # rate let through meanwhile (20/s, more of them on a loaded machine) starts the count of
+    # 100 in a row again.
+    refilled = int(20 * (time.monotonic() - started)) + 1
+    assert 199 <= answered <= 100 + 99 + refilled * 100
+    assert len(inbound(bus)) <= 100 + 5  # the burst, and what the rate refilled meanwhile
+    await eventually(lambda: bool(bus.records(topics.OCPP_REFUSALS)))
 
 
 def test_the_rate_bucket_refills_at_its_rate() -> None:

@@ -88,6 +88,7 @@ class StationConnection:
             else None
         )
         self._over_rate = 0  # CALLs refused for the rate in a row
+        self._flooded = False  # cut off for flooding: nothing more gets through
         self._on_flood = on_flood
         self._room: asyncio.Future[None] | None = None  # done once the inbound queue has room
         self._calls = InboundCalls(
@@ -222,7 +223,10 @@ class StationConnection:
     # -- what gets through ---------------------------------------------------------------------
 
     async def _lets_through(self, call: Call | Send) -> bool:
-        """The rate limit, then the boot gate; a CALL stopped here is answered, never stored."""
+        """The rate limit, then the boot gate; a CALL stopped here is answered, never stored.
+        Once cut off for flooding, nothing more is answered or stored while it closes."""
+        if self._flooded:
+            return False
         if self._bucket is not None and not self._bucket.take():
             await self._over_the_rate(call)
             return False
@@ -248,6 +252,7 @@ class StationConnection:
         """The station keeps flooding: close the connection (RFC 6455 1008)."""
         info = self.info
         logger.warning("station keeps flooding: closing the connection", extra=info.log)
+        self._flooded = True
         self._metrics.flood_cutoffs.inc()
         self.request_close(CloseCode.POLICY_VIOLATION, "message rate limit exceeded")
         if self._on_flood is not None:

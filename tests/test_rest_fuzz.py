@@ -1,11 +1,14 @@
 """REST fuzzing (issue 14): schemathesis sends what the OpenAPI document allows, and what it
 does not, to every operation of ``csms up`` with an admin's key; not one answer may be a
 server error. Bounded examples and a fixed seed (``derandomize``), so a run is repeatable.
+Beside it, what an attacker sends by hand: integers past 64 bits, a 100 MB body.
 
 ``csms up`` runs in a process of its own: schemathesis calls are synchronous.
 """
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -137,3 +140,57 @@ def test_the_issues_integers_past_64_bits_are_422_not_500(up: Up) -> None:
     assert stations.status_code == 422, stations.text
     assert schedule.status_code in (404, 422), schedule.text
     assert stations.headers["content-type"] == "application/problem+json"
+
+
+def _raw_request(api_url: str, head: bytes, body_chunks: Iterator[bytes]) -> tuple[bytes, int]:
+    """Send ``head`` then body chunks until the server answers or closes; its answer's first
+    bytes, and how many body bytes went out."""
+    host, port = api_url.removeprefix("http://").split(":")
+    sent = 0
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(head)
+        sock.setblocking(False)
+        answer = b""
+        for chunk in body_chunks:
+            with contextlib.suppress(BlockingIOError):
+                answer += sock.recv(4096)
+            if answer:
+                break
+            try:
+                sock.sendall(chunk)
+            except (BlockingIOError, BrokenPipeError, ConnectionResetError):
+                break
+            sent += len(chunk)
+        sock.settimeout(30)
+        with contextlib.suppress(ConnectionResetError):
+            while b"\r\n\r\n" not in answer:
+                more = sock.recv(4096)
+                if not more:
+                    break
+                answer += more
+    return answer, sent
+
+
+HUNDRED_MB = 100 * 1024 * 1024
+
+
+def test_a_100_mb_body_is_413_before_it_is_read(up: Up) -> None:
+    chunk = b"x" * (64 * 1024)
+    token = up.headers["Authorization"].encode()
+    declared = (
+        b"PUT /api/v1/stations/CP-1 HTTP/1.1\r\nHost: csms\r\nAuthorization: " + token + b"\r\n"
+        b"Content-Type: application/json\r\nContent-Length: " + str(HUNDRED_MB).encode() + b"\r\n"
+        b"\r\n"
+    )
+    answer, sent = _raw_request(up.api_url, declared, iter([chunk] * (HUNDRED_MB // len(chunk))))
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert sent < HUNDRED_MB // 10  # refused on its Content-Length, not read
+
+    chunked = (
+        b"PUT /api/v1/stations/CP-1 HTTP/1.1\r\nHost: csms\r\nAuthorization: " + token + b"\r\n"
+        b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    framed = b"%x\r\n" % len(chunk) + chunk + b"\r\n"
+    answer, sent = _raw_request(up.api_url, chunked, iter([framed] * (HUNDRED_MB // len(chunk))))
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert sent < HUNDRED_MB // 10  # cut off once past the limit (1 MiB)

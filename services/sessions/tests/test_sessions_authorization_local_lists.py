@@ -18,6 +18,7 @@ from csms_core.router import CommandOutcome, StationCommand
 from csms_core.router.memory import InMemoryRouter
 from csms_ocpp import OcppVersion, schemas
 from csms_sessions.app import create_app
+from csms_sessions.local_lists.api import MAX_TOKENS_PER_REQUEST
 from tests.kits.sessions import Harness, assert_problem, running_sessions, settings_for_tests
 
 LIST = "/api/v1/stations/CP-1/local-list"
@@ -402,5 +403,20 @@ async def test_bad_list_requests_are_problems_and_change_nothing(
         assert problem["type"] == f"urn:csms:problem:{kind}", body
     assert_problem(await api.get("/api/v1/stations/NOPE/local-list"), 404)
     assert_problem(await api.put("/api/v1/stations/NOPE/local-list", json={"id_tokens": []}), 404)
+    unchanged = (await api.get(LIST)).json()
+    assert (unchanged["version"], unchanged["entries"]["total"]) == (0, 0)
+
+
+async def test_a_million_entry_local_list_is_refused_before_it_is_read(
+    api: httpx.AsyncClient, sessions: Harness
+) -> None:
+    await online(sessions, OcppVersion.V201)
+    million = b'{"id_tokens": [' + b",".join([b'{"id_token":"T"}'] * 1_000_000) + b"]}"
+    headers = {"content-type": "application/json"}
+    assert_problem(await api.put(LIST, content=million, headers=headers), 413)
+    # Within the body limit, still past what one request may name: 422, nothing changed.
+    many = {"id_tokens": [{"id_token": f"T{n}"} for n in range(MAX_TOKENS_PER_REQUEST + 1)]}
+    assert_problem(await api.put(LIST, json=many), 422)
+    assert_problem(await api.patch(LIST, json={"add": many["id_tokens"]}), 422)
     unchanged = (await api.get(LIST)).json()
     assert (unchanged["version"], unchanged["entries"]["total"]) == (0, 0)

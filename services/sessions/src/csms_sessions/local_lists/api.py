@@ -31,6 +31,11 @@ router = APIRouter(
 )
 
 
+# Tokens one request may name (a longer list goes as several PATCHes, or as a group); a
+# station's list is sent in chunks of its own SendLocalListMaxLength either way.
+MAX_TOKENS_PER_REQUEST = 10_000
+
+
 class TokenRef(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -48,7 +53,7 @@ class FullList(BaseModel):
         json_schema_extra={"examples": [{"id_tokens": [{"id_token": "04A2B3C4D5E6F7"}]}]},
     )
 
-    id_tokens: list[TokenRef] | None = None
+    id_tokens: list[TokenRef] | None = Field(default=None, max_length=MAX_TOKENS_PER_REQUEST)
     group_id: str | None = Field(default=None, min_length=1, max_length=255)
 
     @model_validator(mode="after")
@@ -66,8 +71,8 @@ class ListChanges(BaseModel):
         json_schema_extra={"examples": [{"add": [{"id_token": "CARD-2"}], "remove": []}]},
     )
 
-    add: list[TokenRef] = Field(default_factory=list)
-    remove: list[TokenRef] = Field(default_factory=list)
+    add: list[TokenRef] = Field(default_factory=list, max_length=MAX_TOKENS_PER_REQUEST)
+    remove: list[TokenRef] = Field(default_factory=list, max_length=MAX_TOKENS_PER_REQUEST)
 
     @model_validator(mode="after")
     def _something(self) -> "ListChanges":

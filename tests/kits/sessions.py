@@ -36,7 +36,7 @@ from csms_core.router import (
     Route,
     StationCommand,
 )
-from csms_core.router.base import gateway_address
+from csms_core.router.base import Message, gateway_address
 from csms_core.router.memory import InMemoryRouter
 from csms_core.settings import Environment
 from csms_core.topics import OCPP_CONNECTIONS, OCPP_INBOUND, STATION_STATUS
@@ -71,7 +71,7 @@ class Harness:
     service: SessionsService
     bus: InMemoryBus
     router: InMemoryRouter
-    mailbox: AsyncIterator[StationCommand | CallAnswer | CommandResult]
+    mailbox: AsyncIterator[Message]
     connections: dict[str, str] = field(default_factory=dict)
 
     async def call(
@@ -188,7 +188,7 @@ class Harness:
         )
         await self.router.send(command.reply_to, result)
 
-    async def _next(self) -> StationCommand | CallAnswer | CommandResult:
+    async def _next(self) -> Message:
         return await asyncio.wait_for(anext(self.mailbox), WAIT_S)
 
     async def processed(self, event: Event[Any]) -> None:

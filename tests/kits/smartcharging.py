@@ -41,7 +41,7 @@ from csms_core.router import (
     Route,
     StationCommand,
 )
-from csms_core.router.base import gateway_address
+from csms_core.router.base import Message, gateway_address
 from csms_core.router.memory import InMemoryRouter
 from csms_core.settings import Environment
 from csms_core.topics import CHARGING_LIMITS, OCPP_CONNECTIONS, OCPP_INBOUND, SESSIONS
@@ -74,7 +74,7 @@ class Stations:
     """The gateway's side: answers commands per station and remembers them."""
 
     router: InMemoryRouter
-    mailbox: AsyncIterator[StationCommand | CallAnswer | CommandResult]
+    mailbox: AsyncIterator[Message]
     # station id -> "Accepted" | "Rejected" | "error" | "silent"
     behaviour: dict[str, str] = field(default_factory=dict)
     commands: list[StationCommand] = field(default_factory=list)

@@ -20,12 +20,11 @@ from csms_core.router import (
     fixed,
     planned,
 )
-from csms_core.router.base import Router
+from csms_core.router.base import Message, Router
 from csms_core.router.memory import InMemoryRouter
 from csms_ocpp import OcppVersion
 
 ROUTE = Route(station_id="CP-001", gateway_id="gw-1", connection_id="conn-a", ocpp_version="2.0.1")
-Message = StationCommand | CallAnswer | CommandResult
 
 
 @pytest.fixture

@@ -6,12 +6,11 @@ from csms_core.router.base import (
     CallAnswer,
     CommandOutcome,
     CommandResult,
+    Message,
     Route,
-    StationCommand,
 )
 from csms_core.router.memory import InMemoryRouter
 
-Message = StationCommand | CallAnswer | CommandResult
 ROUTE = Route(station_id="CP-001", gateway_id="gw-1", connection_id="conn-a", ocpp_version="2.0.1")
 NEWER = Route(station_id="CP-001", gateway_id="gw-2", connection_id="conn-b", ocpp_version="2.0.1")
 

@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 
 from csms_core.router import (
     CallAnswer,
+    CloseConnection,
     CommandClient,
     CommandOutcome,
     CommandResult,
@@ -17,12 +18,11 @@ from csms_core.router import (
     StationOffline,
     fixed,
 )
+from csms_core.router.base import Message
 from csms_core.router.redis import RedisRouter, _mailbox_key
 from tests.cluster import Infra
 
 pytestmark = pytest.mark.integration
-
-Message = StationCommand | CallAnswer | CommandResult
 
 
 @pytest.fixture
@@ -175,6 +175,14 @@ async def test_garbage_in_a_mailbox_is_skipped_and_what_follows_delivered(
     await redis.xadd(key, {"other": b"field"})  # no message field at all
     await router.send(address, result(1))
     assert await receive(mailbox) == result(1)
+
+
+async def test_a_close_request_reaches_the_holding_gateway(router: RedisRouter) -> None:
+    address = unique("gateway")
+    mailbox = await router.open_mailbox(address)
+    close = CloseConnection(station_id="CP-001", connection_id="conn-a")
+    await router.send(address, close)
+    assert await receive(mailbox) == close
 
 
 async def test_mailboxes_are_separate(router: RedisRouter) -> None:

@@ -33,14 +33,13 @@ from csms_core.events import (
     OcppCall,
 )
 from csms_core.router import (
-    CallAnswer,
     CommandClient,
     CommandOutcome,
     CommandResult,
     Route,
     StationCommand,
 )
-from csms_core.router.base import gateway_address
+from csms_core.router.base import Message, gateway_address
 from csms_core.router.memory import InMemoryRouter
 from csms_core.settings import Environment
 from csms_core.topics import DEAD_LETTER, FIRMWARE, OCPP_CONNECTIONS, OCPP_INBOUND
@@ -88,7 +87,7 @@ class Stations:
     """The gateway's side: answers commands per station and action, and remembers them."""
 
     router: InMemoryRouter
-    mailbox: AsyncIterator[StationCommand | CallAnswer | CommandResult]
+    mailbox: AsyncIterator[Message]
     answers: dict[tuple[str, str], Answer] = field(default_factory=dict)
     commands: list[StationCommand] = field(default_factory=list)
 

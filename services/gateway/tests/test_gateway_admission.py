@@ -132,6 +132,34 @@ async def test_reconnection_with_the_password_replaces_the_connection(
             assert (await second.call("Heartbeat", {}, "hb"))[:2] == [3, "hb"]
 
 
+async def test_reconnection_on_another_gateway_closes_the_first_through_its_mailbox(
+    gateway: Gateway, identities: IdentityStore, bus: InMemoryBus, router: InMemoryRouter
+) -> None:
+    """The station's old connection is on gw-test; it connects again on gw-2 (one router,
+    as replicas share Redis): gw-test closes the old one when gw-2's message arrives. A
+    hijack without credentials on gw-2 closes nothing."""
+    await identities.save("CP-1", password=PASSWORD)
+    headers = basic_auth("CP-1", PASSWORD)
+    other_settings = settings_for_tests(gateway_id="gw-2")
+    async with (
+        running_gateway(other_settings, bus, router, identities) as other,
+        connect_station(gateway, headers=headers) as first,
+    ):
+        status, _, _ = await refused(other)  # no credentials
+        assert status == 401
+        assert (await first.call("Heartbeat", {}, "hb-1"))[:2] == [3, "hb-1"]
+        async with connect_station(other, headers=headers) as second:
+            await asyncio.wait_for(first.websocket.wait_closed(), 5)
+            assert (first.websocket.close_code, first.websocket.close_reason) == (
+                4000,
+                "superseded",
+            )
+            route = await router.lookup("CP-1")
+            assert route is not None and route.gateway_id == "gw-2"
+            await eventually(lambda: gateway.connection("CP-1") is None)
+            assert (await second.call("Heartbeat", {}, "hb-2"))[:2] == [3, "hb-2"]
+
+
 async def test_profile_downgrade_below_the_stations_own_profile_is_refused(
     gateway: Gateway, identities: IdentityStore, bus: InMemoryBus
 ) -> None:

@@ -14,6 +14,7 @@ from csms_core import topics
 from csms_core.bus import PublishError
 from csms_core.router import (
     CallAnswer,
+    CloseConnection,
     CommandOutcome,
     CommandResult,
     Router,
@@ -144,6 +145,8 @@ class Connections(Protocol):
 
     def deliver_answer(self, answer: CallAnswer) -> bool: ...
 
+    def close_connection(self, close: CloseConnection) -> bool: ...
+
 
 async def read_mailbox(
     mailbox: AsyncIterator[object], connections: Connections, reporter: CommandReporter
@@ -171,6 +174,12 @@ async def _dispatch(message: object, connections: Connections, reporter: Command
             logger.warning(
                 "late or unknown answer to %s dropped",
                 message.message_id,
+                extra={"station_id": message.station_id, "connection_id": message.connection_id},
+            )
+    elif isinstance(message, CloseConnection):
+        if not connections.close_connection(message):
+            logger.info(
+                "connection to close is gone already",
                 extra={"station_id": message.station_id, "connection_id": message.connection_id},
             )
     else:

@@ -17,7 +17,7 @@ from csms_core.bus import Bus
 from csms_core.calls import AnswerDirectory
 from csms_core.events import ConnectionClosed, ConnectionOpened
 from csms_core.identity import IdentityStore
-from csms_core.router import CallAnswer, Route, Router, StationCommand
+from csms_core.router import CallAnswer, CloseConnection, Route, Router, StationCommand
 from csms_core.router.base import gateway_address
 from csms_core.telemetry import MessageSampling
 from csms_gateway import events
@@ -151,6 +151,7 @@ class Gateway:
         connection = self._open(websocket, admission)
         info = connection.info
         try:
+            await self._supersede_elsewhere(info)
             await self._router.register(route_of(info), self.settings.route_ttl_s)
         except Exception:
             logger.exception("could not register the route", extra=info.log)
@@ -235,6 +236,25 @@ class Gateway:
         if connection is None or connection.info.connection_id != command.connection_id:
             return False
         return connection.submit(command)
+
+    def close_connection(self, close: CloseConnection) -> bool:
+        """Another gateway admitted the station again: close this gateway's connection."""
+        connection = self._connections.get(close.station_id)
+        if connection is None or connection.info.connection_id != close.connection_id:
+            return False
+        logger.info("station connected on another gateway; closing", extra=connection.info.log)
+        connection.request_close(SUPERSEDED_CLOSE_CODE, close.reason)
+        return True
+
+    async def _supersede_elsewhere(self, info: ConnectionInfo) -> None:
+        """The handshake admitted this connection with the station's own credentials and
+        profile (``handshake``): one another gateway still holds is closed through its
+        mailbox (one on this gateway is closed by ``_open``)."""
+        held = await self._router.lookup(info.station_id)
+        if held is None or held.gateway_id == self.settings.gateway_id:
+            return
+        close = CloseConnection(station_id=info.station_id, connection_id=held.connection_id)
+        await self._router.send(gateway_address(held.gateway_id), close)
 
     def deliver_answer(self, answer: CallAnswer) -> bool:
         connection = self._connections.get(answer.station_id)

@@ -2,6 +2,7 @@
 
 from csms_core.router.base import (
     CallAnswer,
+    CloseConnection,
     CommandOutcome,
     CommandResult,
     Route,
@@ -23,6 +24,7 @@ from csms_core.router.commands import (
 __all__ = [
     "Build",
     "CallAnswer",
+    "CloseConnection",
     "CommandAudit",
     "CommandClient",
     "CommandOutcome",

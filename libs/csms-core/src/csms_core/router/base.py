@@ -71,6 +71,16 @@ class CallAnswer(BaseModel):
     party: str | None = None
 
 
+class CloseConnection(BaseModel):
+    """To the gateway holding ``connection_id``: the station connected again elsewhere, with
+    credentials at least as strong as its profile, so that connection is closed."""
+
+    kind: Literal["close"] = "close"
+    station_id: str
+    connection_id: str
+    reason: str = "superseded"
+
+
 class CommandOutcome(StrEnum):
     RESULT = "result"  # the station answered with a CALLRESULT
     ERROR = "error"  # the station answered with a CALLERROR
@@ -95,10 +105,10 @@ class CommandResult(BaseModel):
     ocpp_version: str | None = None
 
 
-RouterMessage = Annotated[StationCommand | CallAnswer | CommandResult, Field(discriminator="kind")]
-router_message_adapter: TypeAdapter[StationCommand | CallAnswer | CommandResult] = TypeAdapter(
-    RouterMessage
-)
+# What a mailbox carries.
+Message = StationCommand | CallAnswer | CommandResult | CloseConnection
+RouterMessage = Annotated[Message, Field(discriminator="kind")]
+router_message_adapter: TypeAdapter[Message] = TypeAdapter(RouterMessage)
 
 
 class Router(Protocol):
@@ -125,21 +135,15 @@ class Router(Protocol):
 
     async def lookup(self, station_id: str) -> Route | None: ...
 
-    async def send(
-        self, address: str, message: StationCommand | CallAnswer | CommandResult
-    ) -> None:
+    async def send(self, address: str, message: Message) -> None:
         """Append to a mailbox."""
         ...
 
-    async def send_many(
-        self, messages: Sequence[tuple[str, StationCommand | CallAnswer | CommandResult]]
-    ) -> None:
+    async def send_many(self, messages: Sequence[tuple[str, Message]]) -> None:
         """Append each (address, message) to its mailbox, in order, in one round trip."""
         ...
 
-    async def open_mailbox(
-        self, address: str
-    ) -> AsyncIterator[StationCommand | CallAnswer | CommandResult]:
+    async def open_mailbox(self, address: str) -> AsyncIterator[Message]:
         """Messages sent to ``address`` from the moment this returns, in order."""
         ...
 

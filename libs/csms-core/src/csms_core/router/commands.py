@@ -19,6 +19,7 @@ from csms_core.router.base import (
     CallAnswer,
     CommandOutcome,
     CommandResult,
+    Message,
     Router,
     StationCommand,
     gateway_address,
@@ -123,9 +124,7 @@ class CommandClient:
         if self._tasks is not None:
             await self._tasks.__aexit__(exc_type, exc, traceback)
 
-    async def _read_replies(
-        self, replies: AsyncIterator[StationCommand | CallAnswer | CommandResult]
-    ) -> None:
+    async def _read_replies(self, replies: AsyncIterator[Message]) -> None:
         async for message in replies:
             if isinstance(message, CommandResult):
                 waiter = self._waiting.pop(message.command_id, None)

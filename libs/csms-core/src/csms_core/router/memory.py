@@ -8,9 +8,7 @@ from types import TracebackType
 from typing import Self
 
 from csms_core.calls.declaration import Declaration
-from csms_core.router.base import CallAnswer, CommandResult, Route, StationCommand
-
-Message = StationCommand | CallAnswer | CommandResult
+from csms_core.router.base import Message, Route
 
 
 class InMemoryRouter:

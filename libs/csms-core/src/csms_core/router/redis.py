@@ -28,17 +28,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from csms_core.calls.declaration import Declaration
-from csms_core.router.base import (
-    CallAnswer,
-    CommandResult,
-    Route,
-    StationCommand,
-    router_message_adapter,
-)
+from csms_core.router.base import Message, Route, router_message_adapter
 
 logger = logging.getLogger(__name__)
 
-Message = StationCommand | CallAnswer | CommandResult
 MAILBOX_TTL_S = 300
 MAILBOX_MAX_LENGTH = 100_000
 _MAX_SEQUENCE = 2**64 - 1  # the largest sequence part of a stream entry id

@@ -19,6 +19,7 @@ from csms_core.router import (
 from csms_core.router.base import gateway_address
 from csms_core.router.memory import InMemoryRouter
 from csms_gateway.server import Gateway
+from csms_ocpp.secrets import redact
 from tests.kits.gateway import connect_station, eventually
 
 RESET = {"type": "Immediate"}
@@ -59,6 +60,55 @@ async def test_command_round_trip(
     assert event.data["gateway_id"] == "gw-test"
     opened = bus.records(topics.OCPP_CONNECTIONS)[0].envelope
     assert event.data["connection_id"] == opened.data["connection_id"]
+
+
+async def test_tc_a_01_a_new_password_reaches_the_station_but_never_the_topic(
+    gateway: Gateway, bus: InMemoryBus, client: CommandClient
+) -> None:
+    """2.0.1 A01: the station gets the new BasicAuthPassword; ocpp.command-results keeps
+    the request with the value redacted (so does 1.6's AuthorizationKey, csms_ocpp.secrets)."""
+    password = "n3w-password-of-20ch"
+    request = {
+        "setVariableData": [
+            {
+                "component": {"name": "SecurityCtrlr"},
+                "variable": {"name": "BasicAuthPassword"},
+                "attributeValue": password,
+            },
+            {
+                "component": {"name": "OCPPCommCtrlr"},
+                "variable": {"name": "HeartbeatInterval"},
+                "attributeValue": "60",
+            },
+        ]
+    }
+    async with connect_station(gateway) as station:
+        pending = asyncio.create_task(client.call("CP-1", fixed("SetVariables", request), 5))
+        frame = await station.receive()
+        assert frame[3] == request  # the station gets the password itself
+        answer = [
+            {
+                "attributeStatus": "Accepted",
+                "component": item["component"],
+                "variable": item["variable"],
+            }
+            for item in request["setVariableData"]
+        ]
+        await station.send([3, frame[1], {"setVariableResult": answer}])
+        assert (await pending).outcome is CommandOutcome.RESULT
+    await eventually(lambda: bool(bus.records(topics.OCPP_COMMAND_RESULTS)))
+    record = bus.records(topics.OCPP_COMMAND_RESULTS)[0]
+    assert password.encode() not in record.value
+    sent = record.envelope.data["request"]["payload"]["setVariableData"]
+    assert [item["attributeValue"] for item in sent] == ["***", "60"]
+
+
+def test_a_16_authorization_key_is_redacted_and_other_keys_are_not() -> None:
+    key = {"key": "AuthorizationKey", "value": "0123456789abcdef0123"}
+    assert redact("ChangeConfiguration", key) == {"key": "AuthorizationKey", "value": "***"}
+    interval = {"key": "HeartbeatInterval", "value": "60"}
+    assert redact("ChangeConfiguration", interval) is interval
+    assert redact("Reset", RESET) is RESET
 
 
 async def test_one_outstanding_call_per_connection(gateway: Gateway, client: CommandClient) -> None:

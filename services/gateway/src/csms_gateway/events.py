@@ -27,6 +27,7 @@ from csms_core.router import CommandResult, StationCommand
 from csms_gateway.admission import Refusal
 from csms_gateway.metrics import GatewayMetrics
 from csms_ocpp.frames import Call, Send
+from csms_ocpp.secrets import redact
 from csms_ocpp.versions import OcppVersion
 
 E = TypeVar("E", bound=Event[Any])
@@ -124,7 +125,10 @@ def command_result(
             error_code=result.error_code,
             error_description=result.error_description,
             duration_ms=result.duration_ms,
-            request=CommandRequest(action=command.action, payload=command.payload),
+            # A credential sent to the station (A01/A02) never reaches the topic.
+            request=CommandRequest(
+                action=command.action, payload=redact(command.action, command.payload)
+            ),
             gateway_id=gateway_id,
             connection_id=command.connection_id,
         ),

@@ -13,6 +13,7 @@ from csms_api.auth import AdminDep, OperatorDep, ViewerDep
 from csms_api.problems import Problem, problem_responses
 from csms_core.db import transaction
 from csms_ocpp import OcppVersion
+from csms_ocpp.secrets import is_secret_key, is_secret_variable
 from csms_sessions.api.deps import PageDep, ServiceDep, SessionDep, StationIdDep
 from csms_sessions.api.pagination import Page
 from csms_sessions.api.routing import DocumentedRoute
@@ -38,6 +39,7 @@ from csms_sessions.db import utc_now
 from csms_sessions.remote.calls import call, check_payload, not_in_version, online_version
 from csms_sessions.service import SessionsService
 from csms_sessions.stations.models import Station
+from csms_sessions.stations.rotation import TAKEN, rotating
 
 router = APIRouter(
     route_class=DocumentedRoute,
@@ -46,8 +48,6 @@ router = APIRouter(
     responses=problem_responses(404, 409, 422, 502, 504),
 )
 T = TypeVar("T")
-# Answers after which the station holds the value we set (1.6 §5.3, 2.0.1 B05).
-TAKEN = frozenset({"Accepted", "RebootRequired"})
 
 
 class ConfigurationItem(BaseModel):
@@ -284,21 +284,54 @@ async def change_configuration(
     body: ConfigurationChange,
     timeout_s: TimeoutQuery = None,
 ) -> ItemResults:
-    """Set values on the station (1.6 ChangeConfiguration per key, 2.x SetVariables)."""
+    """Set values on the station (1.6 ChangeConfiguration per key, 2.x SetVariables).
+
+    A new station password (1.6 AuthorizationKey, 2.x SecurityCtrlr.BasicAuthPassword) is
+    rotated as ``PUT /stations/{station_id}/password`` does it, and never stored or shown."""
     version = await online_version(sessions, session, station_id)
     try:
         if not version.is_2x:
             changes = [(item.key_in(version), item.value) for item in body.items]
-            return ItemResults(items=await _change_keys(sessions, station_id, changes, timeout_s))
-        values = [(item.ref_in(version), item.value) for item in body.items]
+            secrets = [value for key, value in changes if is_secret_key(key)]
+        else:
+            values = [(item.ref_in(version), item.value) for item in body.items]
+            secrets = [v for ref, v in values if is_secret_variable(ref.component, ref.variable)]
     except Untranslatable as exc:
         raise not_in_version(exc) from exc
+    if len(secrets) > 1:
+        raise Problem(422, "one new station password at a time", kind="invalid-request")
+    password = secrets[0] if secrets else None
+    async with rotating(sessions.identities, station_id, password) as rotation:
+        if not version.is_2x:
+            items = await _change_keys(sessions, station_id, changes, timeout_s)
+        else:
+            items = await _change_variables(
+                sessions, session, station_id, version, values, timeout_s
+            )
+        rotation.taken = any(item.status in TAKEN for item in items if _is_secret(item))
+    return ItemResults(items=items)
+
+
+async def _change_variables(
+    sessions: SessionsService,
+    session: SessionDep,
+    station_id: str,
+    version: OcppVersion,
+    values: list[tuple[VariableRef, str]],
+    timeout_s: float | None,
+) -> list[ItemResult]:
     check_payload(version, *translate.set_variables(values))  # before sending any part
     chunk = await service.items_per_message(session, station_id, "SetVariables")
     results: list[ItemResult] = []
     for part in _chunks(values, chunk):
         results += await _set_variables(sessions, station_id, version, part, timeout_s)
-    return ItemResults(items=results)
+    return results
+
+
+def _is_secret(item: ItemResult) -> bool:
+    if item.key is not None:
+        return is_secret_key(item.key)
+    return is_secret_variable(item.component or "", item.variable or "")
 
 
 async def _report(
@@ -351,10 +384,11 @@ async def _change_keys(
         action, payload = translate.change_configuration(key, value)
         response = await call(sessions, station_id, OcppVersion.V16, action, payload, timeout_s)
         status = response.status or "Rejected"
-        if status in TAKEN:
+        secret = is_secret_key(key)  # a password: never stored or shown
+        if status in TAKEN and not secret:
             async with transaction(sessions.factory) as writer:
                 await service.store_value(writer, station_id, key, value)
-        results.append(ItemResult(key=key, status=status, value=value))
+        results.append(ItemResult(key=key, status=status, value=None if secret else value))
     return results
 
 
@@ -396,6 +430,8 @@ async def _set_variables(
     rows = []
     for result in results:
         ref = _ref_of(result)
+        if is_secret_variable(ref.component, ref.variable):
+            continue  # a password: never stored or shown
         result.value = requested.get(ref.key)
         if result.status in TAKEN and result.value is not None:
             rows.append(ref.columns() | {"value": result.value})

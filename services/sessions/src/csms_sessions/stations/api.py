@@ -11,8 +11,11 @@ from csms_api.problems import Problem, problem_responses
 from csms_sessions.api.deps import PageDep, ServiceDep, SessionDep, StationIdDep
 from csms_sessions.api.pagination import Page
 from csms_sessions.api.routing import DocumentedRoute
+from csms_sessions.commands.api import TimeoutQuery
+from csms_sessions.remote.calls import call, online_version
 from csms_sessions.stations import service
 from csms_sessions.stations.models import BootStatus, ConnectorState, ConnectorStatus, Station
+from csms_sessions.stations.rotation import TAKEN, password_change, rotating
 
 router = APIRouter(route_class=DocumentedRoute, prefix="/stations", tags=["stations"])
 
@@ -156,3 +159,43 @@ async def delete_station(
     if not (existed or had_identity):
         raise Problem(404, f"no station {station_id}", kind="unknown-station")
     return Response(status_code=204)
+
+
+class PasswordRotation(BaseModel):
+    """A station's new Basic auth password (OCPP 2.0.1 A01/A02; 1.6 AuthorizationKey)."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"password": "a-new-long-secret-20"}]}
+    )
+
+    password: str = Field(min_length=16, max_length=40)
+
+
+class RotationOut(BaseModel):
+    status: str = Field(examples=["Accepted"], description="the station's answer")
+    rotated: bool = Field(
+        description="the station took the new password: the old one stays valid until the "
+        "station connects with the new one, then only the new one is"
+    )
+
+
+@router.put("/{station_id}/password", responses=problem_responses(404, 409, 422, 502, 504))
+async def rotate_password(
+    caller: AdminDep,
+    sessions: ServiceDep,
+    session: SessionDep,
+    station_id: StationIdDep,
+    body: PasswordRotation,
+    timeout_s: TimeoutQuery = None,
+) -> RotationOut:
+    """Give a connected station a new password (never stored in clear, shown or logged)."""
+    version = await online_version(sessions, session, station_id)
+    action, payload = password_change(version, body.password)
+    async with rotating(sessions.identities, station_id, body.password) as rotation:
+        response = await call(sessions, station_id, version, action, payload, timeout_s)
+        status = response.status or "Rejected"
+        if version.is_2x:
+            results = (response.response or {}).get("setVariableResult") or [{}]
+            status = str(results[0].get("attributeStatus", "Rejected"))
+        rotation.taken = status in TAKEN
+    return RotationOut(status=status, rotated=rotation.taken)

@@ -159,6 +159,14 @@ async def test_no_file_not_multipart_duplicate_and_too_large(tmp_path: object) -
         assert_problem(
             await api.post("/firmware/images", content=CONTENT), 415, "unsupported-media-type"
         )
+        # Found by the REST fuzzing: a header line broken by a bare CR was a 500.
+        broken = b"--b1\r\n-2.4695996563773242e+278--b1--\r\n"
+        garbled = await api.post(
+            "/firmware/images",
+            content=broken,
+            headers={"content-type": "multipart/form-data; boundary=b1"},
+        )
+        assert_problem(garbled, 400, "invalid-form")
         small = b"x" * 100
         ok = await api.post("/firmware/images", data=form(small), files={"file": ("a", small)})
         assert ok.status_code == 201

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from csms_api.problems import Problem
@@ -70,12 +71,15 @@ async def read_form(
     }
     parser = MultipartParser(boundary_of(content_type), callbacks)
     part = _Part()
-    async for chunk in body:
-        parser.write(chunk)
-        for kind, data in events:
-            part = await _apply(kind, data, part, header, form, writer, file_field)
-        events.clear()
-    parser.finalize()
+    try:
+        async for chunk in body:
+            parser.write(chunk)
+            for kind, data in events:
+                part = await _apply(kind, data, part, header, form, writer, file_field)
+            events.clear()
+        parser.finalize()
+    except MultipartParseError as exc:  # the client's bytes, not our failure
+        raise Problem(400, f"not valid multipart/form-data: {exc}", kind="invalid-form") from None
     return form
 
 

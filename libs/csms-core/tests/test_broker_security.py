@@ -22,6 +22,10 @@ from csms_core.router import Route
 from csms_core.router.redis import RedisRouter
 from csms_core.settings import CommonSettings, Environment, is_placeholder_secret
 
+# redis-py leaves the transport of a connection it failed to set up (TLS, credentials) to
+# the garbage collector, whose ResourceWarning is no failure of these tests.
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
 USER, PASSWORD = "csms", "tls-and-acl-secret-7f3a"
 
 

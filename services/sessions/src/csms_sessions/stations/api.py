@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import IntegrityError
 
 from csms_api.auth import AdminDep, PartnerDep, visible_stations
 from csms_api.problems import Problem, problem_responses
@@ -136,8 +137,12 @@ async def register_station(
                 f"security profile {body.security_profile} needs a password: set one too",
                 kind="password-required",
             )
-    async with session.begin():
-        station = await service.register(session, station_id)
+    try:
+        async with session.begin():
+            station = await service.register(session, station_id)
+    except IntegrityError:  # its first connection created the row meanwhile: mark that one
+        async with session.begin():
+            station = await service.register(session, station_id)
     await sessions.identities.save(
         station_id,
         password=body.password,

@@ -346,7 +346,17 @@ class Csms:
         gateway_id = f"gw-bench-{uuid.uuid4().hex[:6]}"
         # 1 % of station messages traced (the default traces every one, and every service
         # hop then records an SDK span: ~50 µs each); a benchmark may ask otherwise.
-        env = {"CSMS_LOG_LEVEL": "WARNING", "CSMS_TRACE_SAMPLE_RATIO": "0.01", **extra}
+        # No abuse bounds: a closed-loop station sends far more than the 20 CALLs/s a
+        # connection may by default, and every benchmark station comes from 127.0.0.1 (at
+        # most 1,000 connections per address by default). The benchmarks measure capacity,
+        # not the limiters.
+        env = {
+            "CSMS_LOG_LEVEL": "WARNING",
+            "CSMS_TRACE_SAMPLE_RATIO": "0.01",
+            "CSMS_STATION_RATE_PER_S": "0",
+            "CSMS_MAX_CONNECTIONS_PER_ADDRESS": "0",
+            **extra,
+        }
         return cluster.gateway(self.infra, self.group, gateway_id, self.log_dir, **env)
 
     def _start(self, component: Component) -> Running:

@@ -191,9 +191,11 @@ async def _target(name: str, server: Running, args: argparse.Namespace) -> Async
 async def measure(
     csms: Csms, bare: Running | None, args: argparse.Namespace, report: Report
 ) -> None:
-    gateway = csms.gateway(
-        CSMS_DECISION_TIMEOUT_S="2", CSMS_TRACE_SAMPLE_RATIO=str(args.trace_sample_ratio)
-    )
+    # A sessions service decides the boots: a station whose boot got the gateway's Pending
+    # fallback may send nothing but what OCPP allows while Pending (SecurityError otherwise).
+    # The gateway's default decision timeout: a loaded sessions service may need seconds.
+    csms.sessions()
+    gateway = csms.gateway(CSMS_TRACE_SAMPLE_RATIO=str(args.trace_sample_ratio))
     async with contextlib.AsyncExitStack() as stack:
         targets = []
         if bare is not None:

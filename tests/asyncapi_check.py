@@ -84,6 +84,13 @@ def _messages_by_address() -> dict[str, dict[str, str]]:
     return channels
 
 
+def key_pointer(message: str) -> str:
+    """Where the schema of a message's Kafka key is: its trait's ``bindings.kafka.key``."""
+    traits = document()["components"]["messages"][message]["traits"]
+    (name,) = [ref["$ref"].rsplit("/", 1)[-1] for ref in traits if "/messageTraits/" in ref["$ref"]]
+    return f"/components/messageTraits/{name}/bindings/kafka/key"
+
+
 @dataclass(frozen=True)
 class Finding:
     """One record and what is wrong with it."""
@@ -129,11 +136,11 @@ class RecordChecker:
         if message is None:
             documented = ", ".join(sorted(channel))
             problems.append(f"type {kind!r} is not a message of {address} ({documented})")
-        else:
-            problems += _errors(f"/components/messages/{message}/payload", payload)
-            problems += self._model_errors(address, value)
+            return problems
+        problems += _errors(f"/components/messages/{message}/payload", payload)
+        problems += self._model_errors(address, value)
         station = payload.get("station_id") if isinstance(payload, dict) else None
-        return problems + self._key_errors(key, station)
+        return problems + self._key_errors(key, station, key_pointer(message))
 
     @staticmethod
     def _model_errors(address: str, value: bytes) -> list[str]:
@@ -156,14 +163,14 @@ class RecordChecker:
         return _errors("/components/schemas/Headers", named)
 
     @staticmethod
-    def _key_errors(key: bytes | None, station_id: object) -> list[str]:
+    def _key_errors(key: bytes | None, station_id: object, pointer: str) -> list[str]:
         if key is None:
             return ["the record has no key (the document: the station id)"]
         try:
             text = key.decode()
         except UnicodeDecodeError:
             return [f"the key {key!r} is not UTF-8"]
-        problems = _errors("/components/schemas/StationId", text)
+        problems = _errors(pointer, text)
         if text != station_id:
             problems.append(f"the key {text!r} is not the envelope's station_id {station_id!r}")
         return problems

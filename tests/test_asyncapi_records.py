@@ -162,3 +162,17 @@ def test_a_record_the_codes_model_refuses_is_a_finding() -> None:
     assert error.startswith("the code's model of ocpp.inbound refuses it: ")
     assert "owner" in error
     assert RecordChecker._model_errors("ocpp.inbound", orjson.dumps(_example())) == []
+
+
+def test_an_audit_record_about_no_station_has_an_empty_key() -> None:
+    """csms.audit: a REST call about no station (a site, a token) is keyed by ''."""
+    payload = _example("AuditRecorded")
+    payload["station_id"], payload["data"]["station_id"] = "", None
+    assert _errors(payload, topic=PREFIX + "csms.audit", key=b"") == []
+
+
+def test_an_empty_station_id_is_refused_outside_the_audit_trail() -> None:
+    payload = _example()
+    payload["station_id"] = ""
+    errors = _errors(payload, key=b"")
+    assert any("messageTraits/StationKeyed/bindings/kafka/key" in e for e in errors), errors

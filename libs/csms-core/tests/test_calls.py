@@ -1,5 +1,6 @@
 """A service's registry of station CALL handlers, what it owes, and the directory."""
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -7,9 +8,14 @@ from csms_core.calls import (
     Announcement,
     AnswerDirectory,
     CallHandlers,
+    Claim,
+    Condition,
     Declaration,
+    Role,
     alive,
+    equals,
     has,
+    table_of,
     merge_answer,
 )
 from csms_core.calls.declared import SESSIONS
@@ -142,3 +148,46 @@ async def test_an_announcement_expires_with_its_ttl() -> None:
     router = InMemoryRouter()
     await router.announce(SESSIONS, "r-1", ttl_s=0.0)
     assert await router.declarations() == []
+
+
+def test_a_condition_on_a_fields_value_routes_only_that_value() -> None:
+    """``equals``: billing adds to the TransactionEvent answers of Ended events only."""
+    ended = Claim(
+        action="TransactionEvent",
+        role=Role.CONTRIBUTES,
+        versions=("2.0.1",),
+        when=equals("eventType", "Ended"),
+    )
+    table = table_of([SESSIONS, Declaration(party="billing", claims=(ended,))])
+    last = table.route("2.0.1", "TransactionEvent", {"eventType": "Ended", "idToken": {}})
+    assert (last.owner, last.contributors) == ("sessions", ("billing",))
+    bare = table.route("2.0.1", "TransactionEvent", {"eventType": "Ended"})
+    assert (bare.owner, bare.contributors, bare.waits) == ("gateway", ("billing",), True)
+    updated = table.route("2.0.1", "TransactionEvent", {"eventType": "Updated"})
+    assert (updated.owner, updated.contributors, updated.waits) == ("gateway", (), False)
+    assert table.route("2.1", "TransactionEvent", {"eventType": "Ended"}).contributors == ()
+    both = Condition(fields=("idToken",), equals=("eventType", "Ended"))
+    assert both.holds({"eventType": "Ended", "idToken": {}})
+    assert not both.holds({"eventType": "Ended"})
+    assert not both.holds({"eventType": "Started", "idToken": {}})
+    assert ("TransactionEvent", "2.0.1", "billing", "contributes", "eventType = Ended") in (
+        table.rows()
+    )
+
+
+def test_a_condition_travels_as_json_between_replicas_old_and_new() -> None:
+    """A new replica reads an old replica's condition (no ``equals``); an old one, whose
+    Condition had only ``fields``, reads the new one's ``equals`` as no field: never holds."""
+    old_json = '{"fields": ["idToken"]}'
+    assert Condition.model_validate_json(old_json) == has("idToken")
+    new = equals("eventType", "Ended")
+    assert Condition.model_validate_json(new.model_dump_json()) == new
+    old_fields = json.loads(new.model_dump_json())["fields"]  # all an old replica reads
+    assert old_fields == []  # its holds() was any(name in payload for name in fields)
+    announced = Declaration(
+        party="billing",
+        claims=(
+            Claim(action="TransactionEvent", role=Role.CONTRIBUTES, versions=("2.0.1",), when=new),
+        ),
+    )
+    assert Declaration.model_validate_json(announced.model_dump_json()) == announced

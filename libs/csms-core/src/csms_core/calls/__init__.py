@@ -15,6 +15,7 @@ from csms_core.calls.declaration import (
     Declaration,
     Role,
     Routing,
+    equals,
     has,
     merge_answer,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "Role",
     "Routing",
     "alive",
+    "equals",
     "has",
     "merge_answer",
     "table_of",

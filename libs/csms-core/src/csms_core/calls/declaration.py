@@ -25,19 +25,40 @@ class Role(StrEnum):
 
 
 class Condition(BaseModel):
-    """A claim applies to a CALL whose payload has one of ``fields`` at its top level."""
+    """A claim applies to a CALL whose payload has one of ``fields`` at its top level (when
+    any are named) and whose top-level ``equals[0]`` is ``equals[1]`` (when named).
+
+    Declarations travel as JSON between replicas: ``equals`` is optional, so a replica that
+    predates it reads the old shape; one that does not know ``equals`` reads such a
+    condition as naming no field, which holds for no CALL (it waits for nobody).
+    """
 
     model_config = ConfigDict(frozen=True)
 
-    fields: tuple[str, ...]
+    fields: tuple[str, ...] = ()
+    equals: tuple[str, str] | None = None
 
     def holds(self, payload: Mapping[str, Any]) -> bool:
-        return any(name in payload for name in self.fields)
+        if self.fields and not any(name in payload for name in self.fields):
+            return False
+        return self.equals is None or payload.get(self.equals[0]) == self.equals[1]
+
+    def describe(self) -> str:
+        """As docs/architecture.md's table shows it: ``idToken``, ``eventType = Ended``."""
+        parts = [" or ".join(self.fields)] if self.fields else []
+        if self.equals is not None:
+            parts.append(f"{self.equals[0]} = {self.equals[1]}")
+        return " and ".join(parts)
 
 
 def has(*fields: str) -> Condition:
     """The payload has one of ``fields`` (e.g. ``has("idToken")`` for a TransactionEvent)."""
     return Condition(fields=fields)
+
+
+def equals(field: str, value: str) -> Condition:
+    """The payload's top-level ``field`` is ``value`` (e.g. ``equals("eventType", "Ended")``)."""
+    return Condition(equals=(field, value))
 
 
 class Claim(BaseModel):
@@ -128,7 +149,7 @@ class AnswerTable:
                 ", ".join(claim.versions),
                 party,
                 claim.role.value,
-                " or ".join(claim.when.fields) if claim.when is not None else "",
+                claim.when.describe() if claim.when is not None else "",
             )
             for claims in self._claims.values()
             for party, claim in claims

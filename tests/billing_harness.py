@@ -260,6 +260,7 @@ class BillingHarness:
         version: str = "2.1",
         track: bool = True,
         owner: str = "gateway",
+        contributors: tuple[str, ...] = (),
     ) -> OcppCall:
         """A station CALL on ocpp.inbound, as the gateway records it (``track``: billing
         reads it, and ``caught_up`` waits for it)."""
@@ -274,6 +275,7 @@ class BillingHarness:
                 payload=payload,
                 received_at=datetime.now(UTC),
                 owner=owner,
+                contributors=list(contributors),
                 gateway_id=GATEWAY_ID,
                 connection_id="c-1",
             ),

@@ -113,7 +113,13 @@ def test_the_gateway_routes_by_the_table() -> None:
     table = table_of(DECLARED)
     assert table.route("1.6", "BootNotification", {}).owner == "sessions"
     assert table.route("2.0.1", "TransactionEvent", {"idToken": {}}).owner == "sessions"
-    assert table.route("2.0.1", "TransactionEvent", {"eventType": "Updated"}).owner == "gateway"
+    updated = table.route("2.0.1", "TransactionEvent", {"eventType": "Updated"})
+    assert (updated.owner, updated.contributors) == ("gateway", ())
+    for version in ("2.0.1", "2.1"):  # billing's final cost, on Ended only
+        ended = table.route(version, "TransactionEvent", {"eventType": "Ended", "idToken": {}})
+        assert (ended.owner, ended.contributors) == ("sessions", ("billing",))
+        bare = table.route(version, "TransactionEvent", {"eventType": "Ended"})
+        assert (bare.owner, bare.contributors) == ("gateway", ("billing",))
     assert table.route("2.0.1", "NotifyEVChargingNeeds", {}).owner == "smartcharging"
     assert table.route("2.1", "VatNumberValidation", {}).owner == "billing"
     assert table.route("2.1", "PullDynamicScheduleUpdate", {}).owner == "nobody"

@@ -15,8 +15,8 @@ from csms_core.calls import (
     alive,
     equals,
     has,
-    table_of,
     merge_answer,
+    table_of,
 )
 from csms_core.calls.declared import SESSIONS
 from csms_core.events import InboundCall, OcppCall, OcppSend

@@ -156,3 +156,116 @@ async def test_billing_vat_number_validation_owned_elsewhere_is_not_answered(
     await billing.call("CP-V", "VatNumberValidation", {"vatNumber": "NL123456789B01"})
     await billing.caught_up()
     assert billing.stations.call_answers == []
+
+
+def _ended_event(transaction_id: str, at: datetime, stop: dict[str, Any] | None) -> dict[str, Any]:
+    """A 2.x TransactionEvent Ended, with its Transaction.End register reading (``stop``)."""
+    event: dict[str, Any] = {
+        "eventType": "Ended",
+        "timestamp": ocpp_time(at),
+        "triggerReason": "EVDeparted",
+        "seqNo": 4,
+        "transactionInfo": {"transactionId": transaction_id, "stoppedReason": "EVDisconnected"},
+    }
+    if stop is not None:
+        sampled = {"context": "Transaction.End", **stop}
+        event["meterValue"] = [{"timestamp": ocpp_time(at), "sampledValue": [sampled]}]
+    return event
+
+
+async def _answer_to(billing: BillingHarness, call: Any) -> CallAnswer:
+    async def answered() -> CallAnswer | None:
+        mine = [a for a in billing.stations.call_answers if a.message_id == call.data.message_id]
+        return mine[0] if mine else None
+
+    return await eventually(answered, timeout_s=5)
+
+
+async def test_tc_i_02_billing_adds_the_final_cost_to_the_ended_answer(
+    billing: BillingHarness, api: httpx.AsyncClient
+) -> None:
+    """2.0.1 I02 (TC_I_02_CSMS): the Ended event's answer carries ``totalCost``, incl. VAT,
+    and it is the CDR's ``total_cost.incl_vat``, though billing prices it before the
+    sessions service's ``session.ended`` (the event's own stop reading, in kWh here)."""
+    assert (await api.put("/tariffs/flat-energy", json=TARIFF)).status_code == 201
+    opened = started("s-31", "CP-31", START, transaction_id="tx-31", meter_start_wh=1000.0)
+    await billing.publish("session.started", "CP-31", opened, version="2.0.1")
+    await billing.caught_up()
+    end = START + timedelta(minutes=50)
+    stop = {"value": 13.345, "unitOfMeasure": {"unit": "kWh"}}
+    event = _ended_event("tx-31", end, stop)
+    call = await billing.call(
+        "CP-31", "TransactionEvent", event, version="2.0.1", contributors=("billing",)
+    )
+    answer = await _answer_to(billing, call)
+    # 12.345 kWh x 0.30 = 3.7035 excl. VAT; x 1.20 = 4.4442: 4.44 incl. VAT.
+    assert (answer.party, answer.payload) == ("billing", {"totalCost": 4.44})
+    closed = ended(
+        "s-31", START, end, transaction_id="tx-31", meter_start_wh=1000.0, meter_stop_wh=13345.0
+    )
+    await billing.publish("session.ended", "CP-31", closed, version="2.0.1")
+    (cdr,) = await billing.wait_for_cdrs(1)
+    assert cdr["total_cost"]["incl_vat"] == answer.payload["totalCost"]
+
+
+async def test_tc_i_02_billing_sends_zero_when_free_and_nothing_without_a_tariff(
+    billing: BillingHarness, api: httpx.AsyncClient
+) -> None:
+    """A session a tariff prices at nothing gets ``totalCost`` 0.0 (2.0.1: free); one no
+    tariff prices gets billing's empty part (no ``totalCost``: the cost is not known), at
+    once, so the gateway sends the answer without waiting for the timeout."""
+    opened = started("s-32", "CP-32", START, transaction_id="tx-32")
+    await billing.publish("session.started", "CP-32", opened, version="2.0.1")
+    await billing.caught_up()
+    end = START + timedelta(minutes=20)
+    unpriced = await billing.call(
+        "CP-32",
+        "TransactionEvent",
+        _ended_event("tx-32", end, {"value": 5000}),
+        version="2.0.1",
+        contributors=("billing",),
+    )
+    assert (await _answer_to(billing, unpriced)).payload == {}
+    free = {
+        "tariff": {
+            "id": "free",
+            "currency": "EUR",
+            "start_date_time": "2024-01-01T00:00:00Z",
+            "elements": [
+                {"price_components": [{"type": "ENERGY", "price": 0, "vat": 20, "step_size": 1}]}
+            ],
+        },
+        "applies_to": {"station_ids": ["CP-33"]},
+    }
+    assert (await api.put("/tariffs/free", json=free)).status_code == 201
+    opened = started("s-33", "CP-33", START, transaction_id="tx-33")
+    await billing.publish("session.started", "CP-33", opened, version="2.1")
+    await billing.caught_up()
+    gratis = await billing.call(
+        "CP-33",
+        "TransactionEvent",
+        _ended_event("tx-33", end, {"value": 5000}),
+        version="2.1",
+        owner="sessions",
+        contributors=("billing",),
+    )
+    assert (await _answer_to(billing, gratis)).payload == {"totalCost": 0.0}
+
+
+async def test_billing_computes_no_cost_nobody_waits_for(
+    billing: BillingHarness, api: httpx.AsyncClient
+) -> None:
+    """An Ended event the gateway did not name billing a contributor of (billing not alive
+    when it arrived) gets no part from billing."""
+    assert (await api.put("/tariffs/flat-energy", json=TARIFF)).status_code == 201
+    opened = started("s-34", "CP-34", START, transaction_id="tx-34")
+    await billing.publish("session.started", "CP-34", opened, version="2.0.1")
+    await billing.caught_up()
+    event = _ended_event("tx-34", START + timedelta(minutes=5), {"value": 900})
+    await billing.call("CP-34", "TransactionEvent", event, version="2.0.1", track=False)
+    waited = await billing.call(
+        "CP-34", "NotifyWebPaymentStarted", {"evseId": 1, "timeout": 5}, version="2.1"
+    )
+    await billing.caught_up()  # read after the Ended event: that one was passed over
+    assert waited.station_id == "CP-34"
+    assert billing.stations.call_answers == []

@@ -1,17 +1,20 @@
-"""The station CALLs billing decides or learns from (``ocpp.inbound``), by action.
+"""The station CALLs billing decides, adds to or learns from (``ocpp.inbound``), by action.
 
 - VatNumberValidation (2.1): billing decides the answer (``payments.vat``), registered
   with ``calls`` (``csms_core.calls``: the gateway routes it to billing while billing
   runs and announces it; with no billing alive it answers NotSupported).
+- TransactionEvent (2.x) with ``eventType`` Ended: billing adds ``totalCost``, the
+  session's final cost (``costs.final``), to the answer (sessions' ``idTokenInfo``, or the
+  gateway's empty one), registered with ``calls`` for Ended only: the other events'
+  answers never wait for billing. A 2.1 event's ``costDetails`` (any type) are the
+  station's own cost, kept to be reconciled with the engine's (``costs.reconcile``).
 - NotifyWebPaymentStarted (2.1): the station waits for a web payment on an EVSE.
 - NotifySettlement (2.1): what a payment terminal settled for a transaction.
-- TransactionEvent (2.1) with ``costDetails``: the station's own cost, kept to be
-  reconciled with the engine's (``costs.reconcile``).
 
-The answers of the first two carry no decision and the gateway gives them ({}).
-What billing would add to others' answers (the receipt of a settlement, ``totalCost``
-and ``transactionLimit`` in a TransactionEventResponse, the 2.1 AuthorizeResponse's
-``tariff``) is not registered yet: those answers go out without billing's part.
+The answers of the last two carry no decision and the gateway gives them ({}).
+What billing would add to others' answers besides (the receipt of a settlement,
+the running cost and ``transactionLimit`` in a 2.1 TransactionEventResponse, the 2.1
+AuthorizeResponse's ``tariff``) is not registered yet: those answers go out without it.
 """
 
 from collections.abc import Awaitable, Callable
@@ -23,19 +26,23 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from csms_billing.costs.final import final_cost
 from csms_billing.payments import service as payments
 from csms_billing.payments.settlements import NotifySettlement, record_settlement
 from csms_billing.payments.vat import HttpVatRegistry, validate_vat
 from csms_billing.sessions.models import BilledSession
 from csms_billing.settings import BillingSettings
 from csms_core.bus import Unprocessable
-from csms_core.calls import CallHandlers
+from csms_core.calls import CallHandlers, equals
 from csms_core.db import utc_now
 from csms_core.envelope import Envelope
 from csms_core.events import OcppCall
 from csms_core.router import CallAnswer
 from csms_ocpp.messages import (
+    TRANSACTION_EVENT,
     VAT_NUMBER_VALIDATION,
+    TransactionEventRequest,
+    TransactionEventResponse,
     VatNumberValidationRequest,
     VatNumberValidationResponse,
 )
@@ -90,19 +97,41 @@ class _CostedEvent(BaseModel):
     cost_details: dict[str, Any] = Field(alias="costDetails")
 
 
+@calls.contributes(TRANSACTION_EVENT, when=equals("eventType", "Ended"))
+async def on_transaction_event(
+    ctx: CallContext, request: TransactionEventRequest
+) -> TransactionEventResponse:
+    """``totalCost`` for the Ended event of a session a tariff prices (2.0.1 I02: including
+    taxes, 0.00 when free; absent when no tariff prices it); a 2.1 station's ``costDetails``
+    kept whatever the event."""
+    if "costDetails" in request:
+        try:
+            await on_cost_details(ctx.session, ctx.settings, ctx.call, dict(request))
+        except ValidationError as exc:
+            raise Unprocessable(f"TransactionEvent: {exc.errors(include_url=False)[:3]}") from exc
+    if request["eventType"] != "Ended" or "billing" not in ctx.call.data.contributors:
+        return {}  # nobody waits for billing's part
+    total = await final_cost(ctx.session, ctx.settings, ctx.call.station_id, request)
+    return {} if total is None else {"totalCost": float(total)}
+
+
 Handler = Callable[[AsyncSession, BillingSettings, OcppCall, dict[str, Any]], Awaitable[None]]
 
 
 def wanted(envelope: Envelope) -> bool:
     """Whether billing reads this ``ocpp.inbound`` event at all (most it skips unopened)."""
-    if envelope.type != CALL or envelope.ocpp_version != "2.1":
+    if envelope.type != CALL or envelope.ocpp_version not in ("2.0.1", "2.1"):
         return False
     action = envelope.data.get("action")
     payload = envelope.data.get("payload")
+    contributors = envelope.data.get("contributors") or ()
     if action == "TransactionEvent":
-        return isinstance(payload, dict) and "costDetails" in payload
-    return action in HANDLERS or (
-        isinstance(action, str) and calls.handler(action, "2.1") is not None
+        if not isinstance(payload, dict):
+            return False
+        costed = envelope.ocpp_version == "2.1" and "costDetails" in payload
+        return costed or (isinstance(contributors, list) and "billing" in contributors)
+    return envelope.ocpp_version == "2.1" and (
+        action in HANDLERS or (isinstance(action, str) and calls.handler(action, "2.1") is not None)
     )
 
 
@@ -159,5 +188,4 @@ async def on_cost_details(
 HANDLERS: dict[str, Handler] = {
     "NotifyWebPaymentStarted": on_web_payment_started,
     "NotifySettlement": on_settlement,
-    "TransactionEvent": on_cost_details,
 }

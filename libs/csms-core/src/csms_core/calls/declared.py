@@ -9,7 +9,7 @@ fails when it and a service's registrations differ: a call declared here as deci
 with no handler behind it, or a handler that decides a call this table does not name.
 """
 
-from csms_core.calls.declaration import Claim, Declaration, Role, has
+from csms_core.calls.declaration import Claim, Declaration, Role, equals, has
 
 ALL = ("1.6", "2.0.1", "2.1")
 V16 = ("1.6",)
@@ -60,7 +60,16 @@ SECURITY = Declaration(
 
 BILLING = Declaration(
     party="billing",
-    claims=(_decides("VatNumberValidation", V21),),
+    claims=(
+        # 2.0.1 I02/I03: the final cost (totalCost) on Ended only; no other event waits for it.
+        Claim(
+            action="TransactionEvent",
+            role=Role.CONTRIBUTES,
+            versions=V2X,
+            when=equals("eventType", "Ended"),
+        ),
+        _decides("VatNumberValidation", V21),
+    ),
 )
 
 DECLARED: tuple[Declaration, ...] = (SESSIONS, SMARTCHARGING, SECURITY, BILLING)

@@ -339,10 +339,15 @@ async def priced(
     *,
     until: datetime | None = None,
     after_cdr: bool = False,
+    extra: Sequence[SessionSample] = (),
 ) -> Priced:
     """The cost of ``billed`` until its end (or ``until``, or now while it runs); a session
-    without a tariff is shown in ``currency``, at no known cost."""
-    samples = await samples_of(session, billed.session_id)
+    without a tariff is shown in ``currency``, at no known cost. ``extra``: samples not
+    stored (yet) that count too (those of the station's Ended event, ``costs.final``)."""
+    stored = await samples_of(session, billed.session_id)
+    known = {(s.at, s.kind, s.phase) for s in stored}
+    fresh = [s for s in extra if (s.at, s.kind, s.phase) not in known]
+    samples = sorted([*stored, *fresh], key=lambda s: s.at) if fresh else stored
     end = billed.ended_at or until or utc_now()
     usage = usage_of(billed, samples, end, after_cdr=after_cdr)
     found = await _pinned(session, billed)

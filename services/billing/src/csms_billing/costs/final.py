@@ -1,0 +1,87 @@
+"""The final cost in a 2.x station's TransactionEventResponse (``totalCost`` on ``Ended``).
+
+Billing adds it to the answer of the Ended event (docs/billing.md "Cost on the wire").
+Billing hears the session's end from the sessions service (``session.ended``) only after
+the station's Ended event, so the cost is priced as the CDR will be: the session billing
+knows, ended at the event's timestamp with the event's ``Transaction.End`` register
+reading as its stop reading (as the sessions service takes them), its other register
+readings counted too, priced by the one cost engine (``sessions.priced``) with the tariff
+version pinned at its start. Nothing is stored: the CDR is priced from the sessions
+service's figures when they arrive, which are these.
+"""
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from csms_billing.sessions import service as sessions
+from csms_billing.sessions.models import BilledSession, SampleKind, SessionSample
+from csms_billing.settings import BillingSettings
+from csms_core.db import parse_ocpp_time
+from csms_ocpp.messages import TransactionEventRequest
+
+REGISTER = "Energy.Active.Import.Register"  # 2.x MeasurandEnumType's default
+END = "Transaction.End"
+_UNITS = {"Wh": Decimal(1), "kWh": Decimal(1000)}
+
+
+async def final_cost(
+    session: AsyncSession,
+    settings: BillingSettings,
+    station_id: str,
+    request: TransactionEventRequest,
+) -> Decimal | None:
+    """The cost incl. taxes (as the CDR's ``total_cost``: ``incl_vat`` where a tax applies)
+    of the Ended event's session; None when billing does not know the session or no
+    tariff prices it."""
+    query = select(BilledSession).where(
+        col(BilledSession.station_id) == station_id,
+        col(BilledSession.transaction_id) == request["transactionInfo"]["transactionId"],
+    )
+    billed = (await session.exec(query)).first()
+    if billed is None or billed.tariff_id is None:
+        return None
+    readings = register_readings(billed.session_id, request.get("meterValue", []))
+    ended = BilledSession.model_validate(billed.model_dump())  # detached: never stored
+    ended.ended_at = billed.ended_at or parse_ocpp_time(request["timestamp"])
+    stop = next((sample.value for sample in readings if sample.context == END), None)
+    if billed.meter_stop_wh is None and stop is not None:
+        ended.meter_stop_wh = stop
+    priced = await sessions.priced(session, ended, settings.currency, extra=readings)
+    if priced.record is None:
+        return None
+    return priced.cost.wire_total
+
+
+def register_readings(
+    session_id: str, meter_values: Sequence[dict[str, Any]]
+) -> list[SessionSample]:
+    """The outlet's energy register readings in 2.x ``meterValue`` (whole outlet: no phase,
+    no grid side), as billing's samples and in Wh."""
+    readings: list[SessionSample] = []
+    for meter_value in meter_values:
+        at = parse_ocpp_time(meter_value["timestamp"])
+        for sampled in meter_value.get("sampledValue", []):
+            unit = sampled.get("unitOfMeasure") or {}
+            if (
+                sampled.get("measurand", REGISTER) != REGISTER
+                or "phase" in sampled
+                or sampled.get("location", "Outlet") != "Outlet"
+                or unit.get("unit", "Wh") not in _UNITS
+            ):
+                continue
+            scale = _UNITS[unit.get("unit", "Wh")] * Decimal(10) ** int(unit.get("multiplier", 0))
+            wh = Decimal(str(sampled["value"])) * scale
+            reading = SessionSample(
+                session_id=session_id,
+                at=at,
+                kind=SampleKind.REGISTER,
+                phase="",
+                value=float(wh),
+                context=sampled.get("context"),
+            )
+            readings.append(reading)
+    return readings

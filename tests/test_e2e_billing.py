@@ -142,8 +142,9 @@ async def _run_v16(station: stations.Station) -> None:
     await station.call(stations.stop_transaction_call(transaction_id, 8500, "2026-11-25T11:00:00Z"))
 
 
-async def _run_v2(station: stations.Station, version: str) -> tuple[str, list[dict[str, Any]]]:
-    """The session, waiting while it runs for the running cost the CSMS sends."""
+async def _run_v2(station: stations.Station, version: str) -> tuple[str, list[dict[str, Any]], Any]:
+    """The session, waiting while it runs for the running cost the CSMS sends; its id, the
+    running costs and the answer to its Ended event."""
     transaction_id = uuid.uuid4().hex
     started = stations.transaction_event_call(
         version, "Started", 0, transaction_id, "2026-11-25T10:00:00Z", 1000.0, "BILL-TOKEN"
@@ -160,30 +161,32 @@ async def _run_v2(station: stations.Station, version: str) -> tuple[str, list[di
         return costs or None
 
     costs = await eventually(running_costs, timeout_s=30)
-    await station.call(
+    ended = await station.call(
         stations.transaction_event_call(
             version, "Ended", 2, transaction_id, "2026-11-25T11:00:00Z", 8500.0
         )
     )
-    return transaction_id, costs
+    return transaction_id, costs, ended
 
 
 @pytest.mark.parametrize("version", ["1.6", "2.0.1", "2.1"])
 async def test_billing_end_to_end(priced: BillingCluster, version: str) -> None:
     """1.6: the cost is on REST and in the CDR. 2.x: TC_I_01, the running cost while charging
-    (CostUpdated, incl. taxes); the CDR carries the final cost. 2.1: billing answers
+    (CostUpdated, incl. taxes); TC_I_02, the final cost in the Ended event's answer
+    (``totalCost``, incl. taxes, from billing) is the CDR's. 2.1: billing answers
     VatNumberValidation."""
     cluster = priced
     station_id = f"BILL-{version.replace('.', '')}-{uuid.uuid4().hex[:6]}"
     await _prepare(cluster.csms, station_id)
     running: list[dict[str, Any]] = []
     transaction_id = ""
+    ended: Any = None
     async with stations.station(cluster.csms.ocpp_url(0), station_id, version) as station:
         assert (await station.call(stations.boot_call(version))).status == "Accepted"
         if version == "1.6":
             await _run_v16(station)
         else:
-            transaction_id, running = await _run_v2(station, version)
+            transaction_id, running, ended = await _run_v2(station, version)
         if version == "2.1":
             # Billing decides it (no VAT registry configured here: Rejected, Unavailable).
             vat = await station.call(ocpp.v21.call.VatNumberValidation(vat_number="NL123456789B01"))
@@ -202,6 +205,7 @@ async def test_billing_end_to_end(priced: BillingCluster, version: str) -> None:
     else:
         # By 10:30: 0.50 + 3 kWh x 0.20 = 1.10, incl. 20 % = 1.32.
         assert running[0] == {"total_cost": 1.32, "transaction_id": transaction_id}
+        assert ended.total_cost == cdr["total_cost"]["incl_vat"] == EXPECTED_TOTAL["incl_vat"]
     cost = await _final_cost(cluster, cdr["session_id"])
     assert (cost["state"], cost["total_cost"], cost["cdr_id"]) == (
         "ended",

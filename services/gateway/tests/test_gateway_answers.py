@@ -9,7 +9,7 @@ import pytest
 
 from csms_core import topics
 from csms_core.bus.memory import InMemoryBus
-from csms_core.calls.declared import SECURITY, SESSIONS
+from csms_core.calls.declared import BILLING, SECURITY, SESSIONS
 from csms_core.envelope import Envelope
 from csms_core.identity import IdentityStore
 from csms_core.router import CallAnswer
@@ -156,3 +156,36 @@ async def test_a_service_that_announces_is_routed_to_from_then_on(
         accepted = {"status": "Accepted", "currentTime": "2025-01-01T00:00:00.000Z", "interval": 60}
         await answer_as(router, "sessions", event, payload=accepted)
         assert await station.receive() == [3, "b1", accepted]
+
+
+def transaction_event(event_type: str) -> dict[str, Any]:
+    return {
+        "eventType": event_type,
+        "timestamp": "2025-01-01T11:00:00.000Z",
+        "triggerReason": "EVDeparted" if event_type == "Ended" else "MeterValuePeriodic",
+        "seqNo": 2,
+        "transactionInfo": {"transactionId": "tx-1"},
+    }
+
+
+async def test_tc_i_02_the_ended_answer_waits_for_billings_total_cost(
+    bus: InMemoryBus, identities: IdentityStore
+) -> None:
+    """A TransactionEvent Ended without an idToken: the gateway gives the answer (no
+    decision) with billing's ``totalCost``; an Updated one is answered at once."""
+    router = InMemoryRouter()
+    await router.announce(SESSIONS, "sessions-1", ttl_s=60)
+    await router.announce(BILLING, "billing-1", ttl_s=60)
+    settings = settings_for_tests(decision_timeout_s=30)
+    async with (
+        running_gateway(settings, bus, router, identities) as gateway,
+        connect_station(gateway) as station,
+    ):
+        updated = transaction_event("Updated")
+        assert await station.call("TransactionEvent", updated, message_id="u1") == [3, "u1", {}]
+        await station.send([2, "e1", "TransactionEvent", transaction_event("Ended")])
+        await eventually(lambda: len(bus.records(topics.OCPP_INBOUND)) >= 2)
+        ended = bus.records(topics.OCPP_INBOUND)[1].envelope
+        assert (ended.data["owner"], ended.data["contributors"]) == ("gateway", ["billing"])
+        await answer_as(router, "billing", ended, payload={"totalCost": 2.94})
+        assert await station.receive() == [3, "e1", {"totalCost": 2.94}]

@@ -200,6 +200,7 @@ async def test_tc_i_02_billing_adds_the_final_cost_to_the_ended_answer(
     answer = await _answer_to(billing, call)
     # 12.345 kWh x 0.30 = 3.7035 excl. VAT; x 1.20 = 4.4442: 4.44 incl. VAT.
     assert (answer.party, answer.payload) == ("billing", {"totalCost": 4.44})
+    assert answer.payload is not None
     closed = ended(
         "s-31", START, end, transaction_id="tx-31", meter_start_wh=1000.0, meter_stop_wh=13345.0
     )

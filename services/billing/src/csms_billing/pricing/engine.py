@@ -101,12 +101,17 @@ def price_parts(parts: Sequence[TariffPart], usage: Usage) -> Cost:
             periods += _reservation_periods(
                 first.tariff, first.zone, usage.reserved_at, usage.started_at, kinds
             )
+        windows = [
+            (start, offsets[index + 1] if index + 1 < len(parts) else span)
+            for index, start in enumerate(offsets)
+        ]
         in_force: list[TariffPart] = []
-        for index, part in enumerate(parts):
-            start = offsets[index]
-            end = offsets[index + 1] if index + 1 < len(parts) else span
-            if index > 0 and end <= start:
-                continue  # changed again at once, or after the end: it priced nothing
+        for index, (part, (start, end)) in enumerate(zip(parts, windows, strict=True)):
+            later = any(low < high for low, high in windows[index + 1 :])
+            if end <= start and (index > 0 or later):
+                # Changed again at once, or after the end: it priced nothing (and a change
+                # at the very start leaves the session to the new tariff, FLAT included).
+                continue
             window = (start, max(start, end))
             found = _session_periods(part.tariff, part.zone, usage, window)
             periods += [replace(period, part=len(in_force)) for period in found]

@@ -194,3 +194,26 @@ def test_billing_changing_to_the_same_tariff_changes_nothing(
     change = start + timedelta(minutes=minutes)
     both = [TariffPart(start, tariff, ZONE), TariffPart(change, tariff, ZONE)]
     assert price_parts(both, usage).total == price(tariff, usage, ZONE).total
+
+
+def test_billing_a_change_at_the_very_start_leaves_the_session_to_the_new_tariff() -> None:
+    """The case the property above found: changed at the start instant, a first part of no
+    time matched no power restriction and took its FLAT from the other element."""
+    tariff = Tariff.model_validate(
+        {
+            "id": "p",
+            "currency": "EUR",
+            "elements": [
+                {
+                    "price_components": [{"type": "FLAT", "price": 0, "step_size": 1}],
+                    "restrictions": {"max_power": 1.0},
+                },
+                {"price_components": [{"type": "FLAT", "price": 0.01, "step_size": 1}]},
+            ],
+        }
+    )
+    start = datetime(2024, 3, 29, tzinfo=UTC)
+    usage = session(start, Segment(1, Decimal("0.000"), None))
+    both = [TariffPart(start, tariff, ZONE), TariffPart(start, tariff, ZONE)]
+    assert price_parts(both, usage).total == price(tariff, usage, ZONE).total
+    assert price_parts(both, usage).total.incl == Decimal("0.00")

@@ -17,6 +17,7 @@ from csms_core.identity import migrate_identity
 from csms_core.router import CommandClient, CommandResult, Router
 from csms_core.service import consume_and_run
 from csms_smartcharging.charging.allocator import Allocator
+from csms_smartcharging.charging.leadership import Leadership
 from csms_smartcharging.charging.models import ChargingSession, LoadSample, ProcessedEvent
 from csms_smartcharging.consumer import TOPICS, SmartChargingConsumer
 from csms_smartcharging.context import calls
@@ -52,7 +53,8 @@ class SmartChargingService:
         self.sender = ProfileSender(
             commands, settings.profile_timeout_s, settings.max_parallel_commands
         )
-        self.allocator = Allocator(settings, bus, self.sender, engine, router)
+        self.leadership = Leadership(engine)
+        self.allocator = Allocator(settings, bus, self.sender, engine, router, self.leadership)
         self.ready = asyncio.Event()
 
     async def migrate(self) -> None:

@@ -4,9 +4,9 @@ A change (session started/ended, a limit, a reconnect) marks its site dirty and
 wakes the loop; a short debounce folds a burst of changes into one allocation.
 Every ``allocation_tick_s`` all sites are recomputed (schedules cross their
 boundaries, overrides expire, EVs start or stop using what they were given).
-With several replicas, one leads (a PostgreSQL advisory lock) and allocates;
-the others consume and serve REST, and pass the changes they see on to the leader
-(``NOTIFY`` on ``DIRTY_CHANNEL``, which the leader ``LISTEN``s to).
+With several replicas, one leads and allocates (``Leadership``: a PostgreSQL
+advisory lock); the others consume and serve REST, and pass the changes they see
+on to the leader.
 
 A station that connects gets its station-wide profiles at once, from whichever
 replica consumed the connection, without waiting for an allocation: the failsafe
@@ -20,9 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 
 from csms_core import topics
@@ -34,6 +32,7 @@ from csms_smartcharging.allocation import Allocation, AllocationError, Demand, N
 from csms_smartcharging.charging import planner
 from csms_smartcharging.charging.events import limit_changed
 from csms_smartcharging.charging.failsafe import FailsafeCache
+from csms_smartcharging.charging.leadership import Leadership
 from csms_smartcharging.charging.models import EvseLimit, LoadSample
 from csms_smartcharging.charging.store import SiteSnapshot, site_snapshot
 from csms_smartcharging.db import utc_now
@@ -44,12 +43,6 @@ from csms_smartcharging.topology.limits import site_nodes
 from csms_smartcharging.topology.models import Site, StationAssignment
 
 logger = logging.getLogger(__name__)
-
-_LEADER_LOCK = 0x5C0A11  # pg advisory lock key of the allocating replica
-DIRTY_CHANNEL = "csms_smartcharging_dirty"  # pg NOTIFY payload: "<site id> <reason>"
-# A site's computed failsafe is reused this long (a burst of connects makes one plan), and
-# only while nothing changed its topology here (another replica's change is seen by the
-# leader, which sends the failsafe again to stations that got an outdated one).
 
 
 @dataclass(frozen=True)
@@ -72,6 +65,7 @@ class Allocator:
         sender: ProfileSender,
         engine: AsyncEngine,
         router: Router,
+        leadership: Leadership,
     ) -> None:
         self._settings = settings
         self._bus = bus
@@ -81,10 +75,9 @@ class Allocator:
         self._factory = session_factory(engine)
         self._dirty: dict[str, str] = {}
         self._wake = asyncio.Event()
-        self._leader: AsyncConnection | None = None
+        self._leadership = leadership
+        leadership.on_change(self._changed_elsewhere)
         self._rounds = asyncio.Lock()  # one round at a time, whoever triggers it
-        self._forward: dict[str, str] = {}  # changes for the leader (we are not it)
-        self._forward_wake = asyncio.Event()
         self.failsafes = FailsafeCache()
         self._resending: set[str] = set()  # stations whose station-wide profiles are on the way
         self._background: set[asyncio.Task[Any]] = set()
@@ -93,11 +86,7 @@ class Allocator:
     @property
     def leads(self) -> bool:
         """This replica allocates (always so on SQLite, where there is only one)."""
-        return not self._shared_database or self._leader is not None
-
-    @property
-    def _shared_database(self) -> bool:
-        return self._engine.dialect.name == "postgresql"
+        return self._leadership.leads
 
     def mark_dirty(self, site_id: str, reason: str) -> None:
         """Re-allocate the site soon; the latest reason names the allocation (a tick, the least).
@@ -107,9 +96,8 @@ class Allocator:
         if reason != "tick" or site_id not in self._dirty:
             self._dirty[site_id] = reason
         self._wake.set()
-        if reason != "tick" and self._shared_database and self._leader is None:
-            self._forward[site_id] = reason
-            self._forward_wake.set()
+        if reason != "tick":
+            self._leadership.tell_leader(site_id, reason)
 
     def station_connected(self, station_id: str, version: str, site_id: str) -> None:
         """Its station-wide profiles go now; its sessions' TxProfiles with the next round."""
@@ -159,12 +147,12 @@ class Allocator:
             self.mark_dirty(site_id, "reconnected")
 
     async def run(self, stopping: asyncio.Event) -> None:
-        forwarding = asyncio.create_task(self._forward_changes(stopping))
+        forwarding = asyncio.create_task(self._leadership.forward(stopping))
         try:
-            await self._lead()  # at once: a leader listens before the first change comes
+            await self._leadership.check()  # at once: a leader listens before the first change
             while not stopping.is_set():
                 await self._wait(stopping)
-                if stopping.is_set() or not await self._lead():
+                if stopping.is_set() or not await self._leadership.check():
                     continue
                 await self.round()
         finally:
@@ -172,32 +160,12 @@ class Allocator:
             for task in list(self._background):
                 task.cancel()
             await asyncio.gather(forwarding, *self._background, return_exceptions=True)
-            if self._leader is not None:
-                await self._leader.close()
+            await self._leadership.close()
 
-    async def _forward_changes(self, stopping: asyncio.Event) -> None:
-        """Tell the leader what changed here (PostgreSQL NOTIFY); its tick covers a lost one."""
-        while not stopping.is_set():
-            await self._forward_wake.wait()
-            self._forward_wake.clear()
-            changes, self._forward = self._forward, {}
-            if not changes or self._leader is not None:
-                continue
-            try:
-                async with self._engine.begin() as connection:
-                    for site_id, reason in changes.items():
-                        await connection.execute(
-                            text("SELECT pg_notify(:channel, :payload)"),
-                            {"channel": DIRTY_CHANNEL, "payload": f"{site_id} {reason}"},
-                        )
-            except (DBAPIError, OSError) as exc:
-                logger.warning("could not tell the leader about %s: %r", sorted(changes), exc)
-
-    def _on_notify(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
-        site_id, _, reason = payload.partition(" ")
-        if site_id:
-            self.topology_changed(site_id)  # perhaps: another replica's REST change
-            self.mark_dirty(site_id, reason or "changed")
+    def _changed_elsewhere(self, site_id: str, reason: str) -> None:
+        """Another replica saw a change of the site (we lead): allocate it soon."""
+        self.topology_changed(site_id)  # perhaps: another replica's REST change
+        self.mark_dirty(site_id, reason)
 
     async def _wait(self, stopping: asyncio.Event) -> None:
         woken = asyncio.create_task(self._wake.wait())
@@ -229,41 +197,6 @@ class Allocator:
                 await self.allocate_site(site_id, reason)
             except AllocationError as exc:
                 logger.error("site %s cannot be allocated: %s", site_id, exc)  # noqa: TRY400 - no trace
-
-    async def _lead(self) -> bool:
-        """Only one replica allocates (PostgreSQL session advisory lock); SQLite: always."""
-        if self._engine.dialect.name != "postgresql":
-            return True
-        try:
-            if self._leader is not None:
-                await self._leader.execute(text("SELECT 1"))
-                await self._leader.commit()  # notifications arrive between transactions
-                return True
-            connection = await self._engine.connect()
-            got = await connection.scalar(
-                text("SELECT pg_try_advisory_lock(:key)"), {"key": _LEADER_LOCK}
-            )
-            if got and await self._listen(connection):
-                self._leader = connection
-                self._forward.clear()
-                return True
-            await connection.close()  # (which also lets go of the lock, if it was got)
-        except DBAPIError as exc:
-            logger.warning("leadership check failed: %r", exc)
-            self._leader = None
-        return False
-
-    async def _listen(self, connection: AsyncConnection) -> bool:
-        """LISTEN for the other replicas' changes on the leader's own connection."""
-        try:
-            raw = (await connection.get_raw_connection()).driver_connection
-            if raw is not None:  # asyncpg's own connection
-                await raw.add_listener(DIRTY_CHANNEL, self._on_notify)
-            await connection.commit()
-        except Exception as exc:  # noqa: BLE001 - asyncpg's own errors too: not leading then
-            logger.warning("cannot listen for the other replicas' changes: %r", exc)
-            return False
-        return True
 
     async def plan(self, site_id: str, at: datetime | None = None) -> SitePlan | None:
         """The allocation the site would get now, without sending anything."""

@@ -12,7 +12,7 @@ from sqlmodel import col
 from csms_api.access import migrate_access
 from csms_core.bus import Bus
 from csms_core.calls import Announcement
-from csms_core.db import session_factory, transaction
+from csms_core.db import session_factory, transaction, utc_now
 from csms_core.identity import migrate_identity
 from csms_core.router import CommandClient, CommandResult, Router
 from csms_core.service import consume_and_run
@@ -21,7 +21,7 @@ from csms_smartcharging.charging.leadership import Leadership
 from csms_smartcharging.charging.models import ChargingSession, LoadSample, ProcessedEvent
 from csms_smartcharging.consumer import TOPICS, SmartChargingConsumer
 from csms_smartcharging.context import calls
-from csms_smartcharging.db import migrate_smartcharging, utc_now
+from csms_smartcharging.db import migrate_smartcharging
 from csms_smartcharging.profiles import wire
 from csms_smartcharging.profiles.sender import ProfileSender
 from csms_smartcharging.settings import SmartChargingSettings

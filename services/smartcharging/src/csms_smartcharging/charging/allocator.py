@@ -25,7 +25,7 @@ from sqlmodel import select
 
 from csms_core import topics
 from csms_core.bus import Bus
-from csms_core.db import session_factory, transaction
+from csms_core.db import session_factory, transaction, utc_now
 from csms_core.router import Build, Router
 from csms_ocpp import OcppVersion
 from csms_smartcharging.allocation import Allocation, AllocationError, Demand, Node, allocate
@@ -35,7 +35,6 @@ from csms_smartcharging.charging.failsafe import FailsafeCache
 from csms_smartcharging.charging.leadership import Leadership
 from csms_smartcharging.charging.models import EvseLimit, LoadSample
 from csms_smartcharging.charging.store import SiteSnapshot, site_snapshot
-from csms_smartcharging.db import utc_now
 from csms_smartcharging.profiles import wire
 from csms_smartcharging.profiles.sender import ProfileSender, Sent
 from csms_smartcharging.settings import SmartChargingSettings

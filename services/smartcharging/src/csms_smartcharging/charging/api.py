@@ -10,12 +10,12 @@ from sqlmodel import col, select
 
 from csms_api.auth import OperatorDep, ViewerDep
 from csms_api.problems import Problem, ProblemRoute, problem_responses
+from csms_core.db import utc_now
 from csms_core.router import CommandOutcome, CommandResult, StationOffline
 from csms_smartcharging.allocation import AllocationError
 from csms_smartcharging.api.deps import ServiceDep, SessionDep, SiteDep, StationIdDep
 from csms_smartcharging.charging.allocator import SitePlan, measured_per_phase
 from csms_smartcharging.charging.models import EvseLimit, LoadSample, ProfileReport
-from csms_smartcharging.db import utc_now
 from csms_smartcharging.topology.limits import finite
 
 router = APIRouter(tags=["smart charging: allocation"], route_class=ProblemRoute)

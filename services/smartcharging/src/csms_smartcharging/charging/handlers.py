@@ -7,6 +7,7 @@ from sqlalchemy import delete
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from csms_core.db import parse_ocpp_time, utc_now
 from csms_core.events import (
     ConnectionOpened,
     MeterValues,
@@ -28,7 +29,6 @@ from csms_ocpp.messages import (
 )
 from csms_smartcharging.charging.models import ChargingSession, EvseLimit
 from csms_smartcharging.context import ChargingContext, calls, events, number
-from csms_smartcharging.db import parse_time, utc_now
 from csms_smartcharging.topology.models import EvseRating, StationAssignment
 
 
@@ -190,7 +190,7 @@ async def on_ev_charging_needs(
     if charging.energy_needed_wh is None:
         charging.energy_needed_wh = number(dc.get("energyAmount"))
     if needs.get("departureTime"):
-        charging.departure_at = parse_time(needs["departureTime"])
+        charging.departure_at = parse_ocpp_time(needs["departureTime"])
     ctx.session.add(charging)
     ctx.dirty = "ev_charging_needs"
     return {"status": "Accepted"}

@@ -6,7 +6,8 @@ from typing import Any
 from sqlalchemy import JSON
 from sqlmodel import Field, SQLModel
 
-from csms_smartcharging.db import SCHEMA, UtcDateTime, utc_now
+from csms_core.db import UtcDateTime, utc_now
+from csms_smartcharging.db import SCHEMA
 
 
 class ChargingSession(SQLModel, table=True):

@@ -5,10 +5,10 @@ from dataclasses import dataclass
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from csms_core.db import utc_now
 from csms_core.events import SiteLoad as MeasuredLoad
 from csms_smartcharging.charging.models import ChargingSession, EvseLimit, StationLimit
 from csms_smartcharging.charging.planner import SiteRows
-from csms_smartcharging.db import utc_now
 from csms_smartcharging.topology.models import (
     ChargingGroup,
     EvseRating,

@@ -8,10 +8,10 @@ from sqlmodel import col, select
 
 from csms_api.auth import OperatorDep, ViewerDep
 from csms_api.problems import Problem, ProblemRoute, problem_responses
+from csms_core.db import utc_now
 from csms_core.identity import assign_site, unassign_site
 from csms_smartcharging.api.deps import ServiceDep, SessionDep, SiteDep
 from csms_smartcharging.charging.store import store_site_load
-from csms_smartcharging.db import utc_now
 from csms_smartcharging.topology.models import (
     ChargingGroup,
     EvseRating,

@@ -5,7 +5,8 @@ from datetime import datetime
 from sqlalchemy import JSON
 from sqlmodel import Field, SQLModel
 
-from csms_smartcharging.db import SCHEMA, UtcDateTime, utc_now
+from csms_core.db import UtcDateTime, utc_now
+from csms_smartcharging.db import SCHEMA
 
 
 class Site(SQLModel, table=True):

@@ -1,6 +1,5 @@
 """The ``security`` schema: its name, migrations and the column types its tables share."""
 
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -8,7 +7,7 @@ from sqlalchemy import Column, Dialect, String
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.types import TypeDecorator
 
-from csms_core.db import UtcDateTime, migrate, utc_now
+from csms_core.db import UtcDateTime, migrate, ocpp_time, parse_ocpp_time, utc_now
 
 __all__ = [
     "SCHEMA",
@@ -22,17 +21,6 @@ __all__ = [
 
 SCHEMA = "security"
 E = TypeVar("E", bound=StrEnum)
-
-
-def parse_ocpp_time(value: str) -> datetime:
-    """An OCPP dateTime (RFC 3339) as an aware UTC datetime; a zone-less value counts as UTC."""
-    parsed = datetime.fromisoformat(value)
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-def ocpp_time(value: datetime) -> str:
-    """A datetime as OCPP writes it (UTC, milliseconds, ``Z``)."""
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class StrEnumType(TypeDecorator[E]):

@@ -1,54 +1,27 @@
 """The ``sessions`` schema: its name, migrations and the column types its tables share."""
 
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import Column, DateTime, Dialect, String
+from sqlalchemy import Column, Dialect, String
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.types import TypeDecorator
 
-from csms_core.db import migrate
+from csms_core.db import UtcDateTime, migrate, ocpp_time, parse_ocpp_time, utc_now
+
+__all__ = [
+    "SCHEMA",
+    "StrEnumType",
+    "UtcDateTime",
+    "enum_column",
+    "migrate_sessions",
+    "ocpp_time",
+    "parse_ocpp_time",
+    "utc_now",
+]
 
 SCHEMA = "sessions"
 E = TypeVar("E", bound=StrEnum)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def parse_ocpp_time(value: str) -> datetime:
-    """An OCPP dateTime (RFC 3339) as an aware UTC datetime; a zone-less value counts as UTC."""
-    parsed = datetime.fromisoformat(value)
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-def ocpp_time(value: datetime) -> str:
-    """A datetime as OCPP writes it (UTC, milliseconds, ``Z``)."""
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """A timestamp stored in UTC and read back zone-aware on PostgreSQL and SQLite alike.
-
-    SQLite keeps no zone, so without this a value read back could not be
-    compared with an aware one (e.g. an out-of-order StatusNotification).
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-        return aware.replace(tzinfo=None) if dialect.name == "sqlite" else aware
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class StrEnumType(TypeDecorator[E]):

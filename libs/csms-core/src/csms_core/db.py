@@ -11,6 +11,7 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -19,10 +20,12 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import (
     JSON,
+    Column,
     Connection,
     DateTime,
     Dialect,
     MetaData,
+    String,
     Table,
     any_,
     event,
@@ -120,6 +123,37 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+class StrEnumType(TypeDecorator[E]):
+    """A StrEnum stored as its value (a plain string column) and read back as the enum.
+
+    SQLAlchemy's own Enum type would store member names and, on PostgreSQL, want a
+    native enum type, which every new OCPP value would have to migrate.
+    """
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum: type[E]) -> None:
+        super().__init__()
+        self._enum = enum
+
+    def process_bind_param(self, value: E | str | None, dialect: Dialect) -> str | None:
+        return None if value is None else self._enum(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> E | None:
+        return None if value is None else self._enum(value)
+
+
+def enum_column(
+    enum: type[StrEnum], *, nullable: bool = False, index: bool = False
+) -> "Column[Any]":
+    """The column of a StrEnum field (pass as ``sa_column=``)."""
+    return Column(StrEnumType(enum), nullable=nullable, index=index)
 
 
 def utc_now() -> datetime:

@@ -12,7 +12,6 @@ Pricing customization gets the prices behind the cost as well (``california``).
 """
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,6 +24,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms_billing.costs import california
+from csms_billing.periodic import every
 from csms_billing.sessions import service as sessions
 from csms_billing.sessions.models import BilledSession, SessionState
 from csms_billing.settings import BillingSettings
@@ -65,13 +65,7 @@ class CostUpdates:
 
     async def run(self, stopping: asyncio.Event) -> None:
         tick = min(1.0, self._settings.cost_update_interval_s)
-        while not stopping.is_set():
-            try:
-                await self.send_due()
-            except Exception as exc:  # noqa: BLE001 - a database outage: tried again
-                logger.warning("running costs not sent: %r", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), tick)
+        await every(stopping, tick, self.send_due, "running costs not sent")
 
     async def send_due(self) -> int:
         """Send every running cost due now; how many were sent."""

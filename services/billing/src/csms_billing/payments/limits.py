@@ -21,7 +21,6 @@ calls the stations outside the transaction.
 """
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -35,6 +34,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms_billing.payments import service as payments
 from csms_billing.payments.models import PrepaidAccount
+from csms_billing.periodic import every
 from csms_billing.sessions import service as sessions
 from csms_billing.sessions.models import BilledSession, SessionState
 from csms_billing.settings import BillingSettings
@@ -85,13 +85,7 @@ class PrepaidLimits:
 
     async def run(self, stopping: asyncio.Event) -> None:
         tick = min(1.0, self._settings.cost_update_interval_s)
-        while not stopping.is_set():
-            try:
-                await self.stop_due()
-            except Exception as exc:  # noqa: BLE001 - a database outage: tried again
-                logger.warning("prepaid limits not checked: %r", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), tick)
+        await every(stopping, tick, self.stop_due, "prepaid limits not checked")
 
     async def stop_due(self) -> int:
         """Check the sessions due now; how many stations were asked to stop one."""

@@ -22,9 +22,9 @@ from typing import IO
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from csms_api.testing import bearer_headers
 from csms_core.db import create_engine
 from tests import asyncapi_check
+from tests.kits.api import bearer_headers
 
 logger = logging.getLogger(__name__)
 

@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from csms_api.access import SCHEMA as ACCESS_SCHEMA
 from csms_api.roles import Role
-from csms_api.testing import bearer_headers
 from csms_core.bus.memory import InMemoryBus
 from csms_core.db import create_engine, session_factory
 from csms_core.identity import SCHEMA as IDENTITY_SCHEMA
@@ -37,6 +36,7 @@ from csms_security.settings import SecuritySettings
 from csms_sessions.db import SCHEMA as SESSIONS_SCHEMA
 from csms_sessions.service import SessionsService
 from csms_sessions.settings import SessionsSettings
+from tests.kits.api import bearer_headers
 from tests.kits.gateway import running_gateway, settings_for_tests
 
 ORGANIZATION = "Test CPO"

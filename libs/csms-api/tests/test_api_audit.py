@@ -22,7 +22,6 @@ from csms_api.audit.api import router as audit_router
 from csms_api.audit.middleware import ANONYMOUS_PER_WINDOW, AnonymousThrottle
 from csms_api.auth import AdminDep, Authenticator, AuthSettings, OperatorDep
 from csms_api.roles import Role
-from csms_api.testing import bearer_headers
 from csms_core import topics
 from csms_core.bus.memory import InMemoryBus
 from csms_core.db import create_engine, session_factory
@@ -38,6 +37,7 @@ from csms_core.router import (
     fixed,
 )
 from csms_core.router.memory import InMemoryRouter
+from tests.kits.api import bearer_headers
 
 PASSWORD = "a-secret-password-16"
 

@@ -31,10 +31,10 @@ from csms_api.auth import (
     visible_stations,
 )
 from csms_api.roles import Role
-from csms_api.testing import IdentityProvider, bearer_headers
 from csms_core.db import create_engine, session_factory, utc_now
 from csms_core.identity import SCHEMA as IDENTITY_SCHEMA
 from csms_core.identity import StationSite, assign_site, migrate_identity
+from tests.kits.api import IdentityProvider, bearer_headers
 
 
 def _routes() -> APIRouter:

@@ -15,9 +15,9 @@ from csms_api.access import SCHEMA as ACCESS_SCHEMA
 from csms_api.app import create_service_app
 from csms_api.auth import Authenticator, AuthSettings, OperatorDep
 from csms_api.limits import RequestLimits, TokenBuckets, body_limit
-from csms_api.testing import bearer_headers
 from csms_core.db import create_engine, session_factory
 from csms_core.identity import SCHEMA as IDENTITY_SCHEMA
+from tests.kits.api import bearer_headers
 
 LIMIT = 64 * 1024
 

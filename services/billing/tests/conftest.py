@@ -7,9 +7,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from csms_api.testing import bearer_headers
 from csms_billing.app import create_app
 from tests.billing_harness import BillingHarness, running_billing
+from tests.kits.api import bearer_headers
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ import httpx
 import pytest
 
 from csms_api.roles import Role
-from csms_api.testing import bearer_headers
 from csms_core.db import transaction
 from csms_core.identity import assign_site
 from tests.billing_harness import BillingHarness, ended, started
+from tests.kits.api import bearer_headers
 
 TARIFF = {
     "tariff": {

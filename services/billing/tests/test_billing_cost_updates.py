@@ -9,7 +9,6 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from csms_api.testing import bearer_headers
 from csms_billing.app import create_app
 from csms_billing.sessions.models import BilledSession
 from csms_core.db import transaction, utc_now
@@ -22,6 +21,7 @@ from tests.billing_harness import (
     running_billing,
     started,
 )
+from tests.kits.api import bearer_headers
 from tests.waiting import eventually
 
 START = datetime(2024, 5, 6, 8, 0, tzinfo=UTC)

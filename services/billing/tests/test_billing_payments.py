@@ -8,12 +8,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from csms_api.testing import bearer_headers
 from csms_billing.app import create_app
 from csms_billing.payments import service as payments
 from csms_billing.payments.settlements import NotifySettlement, record_settlement
 from csms_core.db import transaction, utc_now
 from tests.billing_harness import BillingHarness, ended, running_billing, started
+from tests.kits.api import bearer_headers
 from tests.payment_provider import SECRET, Provider, running_provider
 
 

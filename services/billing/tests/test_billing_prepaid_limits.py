@@ -13,13 +13,13 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from csms_api.testing import bearer_headers
 from csms_billing.app import create_app
 from csms_billing.payments import limits
 from csms_billing.sessions.models import BilledSession
 from csms_core.db import utc_now
 from tests.billing_harness import BillingHarness, meter_values, register, running_billing, started
 from tests.cluster import Infra
+from tests.kits.api import bearer_headers
 from tests.waiting import eventually
 
 START = datetime(2024, 5, 6, 8, 0, tzinfo=UTC)

@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 
 from csms_api.roles import Role
-from csms_api.testing import bearer_headers
 from csms_core.db import utc_now
 from csms_ocpp import OcppVersion, schemas
 from tests.billing_harness import BillingHarness, ended, meter_values, register, started
+from tests.kits.api import bearer_headers
 
 
 def _tariff(tariff_id: str, fee: float, per_kwh: float, currency: str = "EUR") -> dict[str, Any]:

@@ -17,7 +17,6 @@ from uuid import uuid4
 
 import httpx
 
-from csms_api.testing import bearer_headers
 from csms_core.bus import Delivery
 from csms_core.bus.memory import InMemoryBus
 from csms_core.calls import table_of
@@ -49,6 +48,7 @@ from csms_firmware.models import ProcessedEvent
 from csms_firmware.service import FirmwareService
 from csms_firmware.settings import FirmwareSettings
 from csms_ocpp import OcppVersion
+from tests.kits.api import bearer_headers
 
 GATEWAY_ID = "gw-test"
 WAIT_S = 10.0

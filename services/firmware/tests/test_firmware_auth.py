@@ -9,11 +9,11 @@ from firmware_harness import Harness, running_firmware, settings_for_tests
 from test_firmware_campaigns import assert_problem, campaign
 
 from csms_api.roles import Role
-from csms_api.testing import bearer_headers
 from csms_core.db import transaction
 from csms_core.identity import assign_site
 from csms_firmware.app import create_app
 from csms_ocpp import OcppVersion
+from tests.kits.api import bearer_headers
 
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 

@@ -6,11 +6,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from csms_api.testing import bearer_headers
 from csms_core.bus.memory import InMemoryBus
 from csms_core.router.memory import InMemoryRouter
 from csms_sessions.app import create_app
 from csms_sessions.settings import UnknownStationPolicy
+from tests.kits.api import bearer_headers
 from tests.kits.sessions import Harness, running_sessions, settings_for_tests
 
 

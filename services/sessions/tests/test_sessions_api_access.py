@@ -5,9 +5,9 @@ import httpx
 import pytest
 
 from csms_api.roles import Role
-from csms_api.testing import bearer_headers
 from csms_core.identity import assign_site
 from csms_ocpp import OcppVersion
+from tests.kits.api import bearer_headers
 from tests.kits.sessions import Harness, assert_problem
 from tests.kits.transactions import send
 

@@ -12,13 +12,13 @@ from typing import Any
 import httpx
 import pytest
 
-from csms_api.testing import bearer_headers
 from csms_core.bus.memory import InMemoryBus
 from csms_core.router import CommandOutcome, StationCommand
 from csms_core.router.memory import InMemoryRouter
 from csms_ocpp import OcppVersion, schemas
 from csms_sessions.app import create_app
 from csms_sessions.local_lists.api import MAX_TOKENS_PER_REQUEST
+from tests.kits.api import bearer_headers
 from tests.kits.sessions import Harness, assert_problem, running_sessions, settings_for_tests
 
 LIST = "/api/v1/stations/CP-1/local-list"

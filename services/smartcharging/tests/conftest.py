@@ -9,9 +9,9 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from csms_api.testing import bearer_headers
 from csms_smartcharging.app import create_app
 from tests.cluster import Infra
+from tests.kits.api import bearer_headers
 from tests.kits.smartcharging import Harness, running_smartcharging, settings_for_tests
 
 

@@ -6,8 +6,8 @@ import httpx
 import pytest
 
 from csms_api.roles import Role
-from csms_api.testing import bearer_headers
 from csms_core.identity import site_of
+from tests.kits.api import bearer_headers
 from tests.kits.smartcharging import Harness
 
 

@@ -6,10 +6,10 @@ from typing import Any
 import httpx
 import pytest
 
-from csms_api.testing import bearer_headers
 from csms_core.router import StationCommand
 from csms_ocpp import OcppVersion, schemas
 from csms_smartcharging.app import create_app
+from tests.kits.api import bearer_headers
 from tests.kits.smartcharging import (
     Harness,
     eventually,

@@ -1,4 +1,4 @@
-"""For tests of any service's REST API: API keys made the way an admin makes them, and
+"""A test kit for any service's REST API: API keys made the way an admin makes them, and
 an identity provider of the test's own on loopback (a real JWKS over HTTP)."""
 
 import asyncio
@@ -42,7 +42,7 @@ class IdentityProvider:
 
     @property
     def jwks_url(self) -> str:
-        assert self._server is not None, "start the provider first"  # noqa: S101
+        assert self._server is not None, "start the provider first"
         port = self._server.sockets[0].getsockname()[1]
         return f"http://127.0.0.1:{port}/jwks"
 

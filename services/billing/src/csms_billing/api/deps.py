@@ -1,42 +1,21 @@
 """Dependencies of the REST routes, as ``Annotated`` aliases."""
 
-from collections.abc import AsyncIterator
 from typing import Annotated, Generic, TypeVar
 
-from fastapi import Depends, Path, Query, Request, params
+from fastapi import Depends, Path, Query
 from pydantic import BaseModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from csms_api.deps import ServiceBinding
 from csms_billing.service import BillingService
 
-_STATE_KEY = "csms_billing"
+_binding = ServiceBinding[BillingService]("csms_billing")
 Item = TypeVar("Item")
 
 
-def bind_service(service: BillingService) -> params.Depends:
-    """A router dependency that makes ``service`` the one this request's routes use."""
-
-    def bind(request: Request) -> None:
-        setattr(request.state, _STATE_KEY, service)
-
-    dependency: params.Depends = Depends(bind)
-    return dependency
-
-
-def get_service(request: Request) -> BillingService:
-    service: BillingService = getattr(request.state, _STATE_KEY)
-    return service
-
-
+bind_service, get_service = _binding.bind, _binding.get
 ServiceDep = Annotated[BillingService, Depends(get_service)]
-
-
-async def get_session(service: ServiceDep) -> AsyncIterator[AsyncSession]:
-    async with service.factory() as session:
-        yield session
-
-
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SessionDep = Annotated[AsyncSession, Depends(_binding.session)]
 TariffIdPath = Annotated[str, Path(min_length=1, max_length=36, examples=["standard"])]
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 Limit = Annotated[int, Query(ge=1, le=500)]

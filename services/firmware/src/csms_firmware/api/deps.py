@@ -1,45 +1,24 @@
 """Dependencies of the REST routes, as ``Annotated`` aliases."""
 
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Annotated, Generic, TypeVar
 
-from fastapi import Depends, Path, Query, Request, params
+from fastapi import Depends, Path, Query, Request
 from pydantic import BaseModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms_api.auth import CallerDep, require_station
+from csms_api.deps import ServiceBinding
 
 if TYPE_CHECKING:
     from csms_firmware.service import FirmwareService
 
-_STATE_KEY = "csms_firmware"
+_binding = ServiceBinding["FirmwareService"]("csms_firmware")
 Item = TypeVar("Item")
 
 
-def bind_service(service: "FirmwareService") -> params.Depends:
-    """A router dependency that makes ``service`` the one this request's routes use."""
-
-    def bind(request: Request) -> None:
-        setattr(request.state, _STATE_KEY, service)
-
-    dependency: params.Depends = Depends(bind)
-    return dependency
-
-
-def get_service(request: Request) -> "FirmwareService":
-    service: FirmwareService = getattr(request.state, _STATE_KEY)
-    return service
-
-
+bind_service, get_service = _binding.bind, _binding.get
 ServiceDep = Annotated["FirmwareService", Depends(get_service)]
-
-
-async def get_session(service: ServiceDep) -> AsyncIterator[AsyncSession]:
-    async with service.factory() as session:
-        yield session
-
-
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SessionDep = Annotated[AsyncSession, Depends(_binding.session)]
 StationIdPath = Annotated[str, Path(max_length=48, examples=["CP-001"])]
 
 

@@ -1,9 +1,8 @@
 """Dependencies of the REST routes, as ``Annotated`` aliases."""
 
-from collections.abc import AsyncIterator
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Depends, Path, Query, Request, params
+from fastapi import Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import func
 from sqlmodel import select
@@ -11,38 +10,18 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from csms_api.auth import CallerDep, Principal, require_station, visible_stations
+from csms_api.deps import ServiceBinding
 from csms_api.problems import Problem
 from csms_ocpp.station_id import InvalidStationId, parse_station_id
 from csms_security.service import SecurityService
 
-_STATE_KEY = "csms_security"
+_binding = ServiceBinding[SecurityService]("csms_security")
 Item = TypeVar("Item")
 
 
-def bind_service(service: SecurityService) -> params.Depends:
-    """A router dependency that makes ``service`` the one this request's routes use."""
-
-    def bind(request: Request) -> None:
-        setattr(request.state, _STATE_KEY, service)
-
-    dependency: params.Depends = Depends(bind)
-    return dependency
-
-
-def get_service(request: Request) -> SecurityService:
-    service: SecurityService = getattr(request.state, _STATE_KEY)
-    return service
-
-
+bind_service, get_service = _binding.bind, _binding.get
 ServiceDep = Annotated[SecurityService, Depends(get_service)]
-
-
-async def get_session(service: ServiceDep) -> AsyncIterator[AsyncSession]:
-    async with service.factory() as session:
-        yield session
-
-
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SessionDep = Annotated[AsyncSession, Depends(_binding.session)]
 
 
 async def valid_station_id(

@@ -93,8 +93,11 @@ def record_answer(
     if failure is not None:
         attempt_failed(session, row, plan, failure, final=False)
     elif status is None or status in ACCEPTED_ANSWERS:
-        row.ocpp_status = status or "Accepted"
-        move(session, row, StationState.SENT)
+        if row.state == StationState.DISPATCHING:
+            # A station may report Downloading before its answer is read (another topic):
+            # the acceptance then never moves the row back.
+            row.ocpp_status = status or "Accepted"
+            move(session, row, StationState.SENT)
     else:
         row.ocpp_status = status
         attempt_failed(

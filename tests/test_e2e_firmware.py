@@ -144,7 +144,17 @@ async def test_download_install_and_confirmed_by_the_next_boot(
             assert body["counts"]["succeeded"] == 1
     events = await read_topic(csms.infra.kafka_bootstrap, csms.topic(topics.FIRMWARE), station_id)
     states = [e.data["state"] for e in events if e.type == "firmware.station.state_changed"]
-    assert states == ["dispatching", "sent", "downloading", "downloaded", "installing", "succeeded"]
+    # The answer and the station's first status travel on different topics: when the
+    # Downloading is read first, the row never goes back to "sent".
+    assert [state for state in states if state != "sent"] == [
+        "dispatching",
+        "downloading",
+        "downloaded",
+        "installing",
+        "succeeded",
+    ]
+    assert states.count("sent") <= 1
+    assert "sent" not in states or states.index("sent") == 1
 
 
 @pytest.mark.parametrize(

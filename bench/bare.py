@@ -1,7 +1,8 @@
 """The bare reference: a minimal ``websockets`` server that parses each frame and answers it.
 
 What a gateway's figures are divided by: the same WebSocket library, the same
-event loop, the same client load, and none of the gateway's work (validation,
+event loop (``--loop``: the benchmarks pass the gateway's, uvloop by default), the same
+client load, and none of the gateway's work (validation,
 events, Kafka, Redis, metrics, traces). Each CALL is parsed (``orjson``) and
 answered with a fixed CALLRESULT for its action; CALLRESULTs and CALLERRORs are
 parsed and dropped. One process, like one gateway replica.
@@ -20,6 +21,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from bench.fleet import raise_file_limit
+from csms_gateway import loop
+from csms_gateway.loop import DEFAULT_LOOP, LOOPS
 
 SUBPROTOCOLS = [Subprotocol(name) for name in ("ocpp2.1", "ocpp2.0.1", "ocpp1.6")]
 # A fixed answer per action (what the fleet's boot and load expect to read).
@@ -73,9 +76,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--loop", default=DEFAULT_LOOP, choices=LOOPS)
     args = parser.parse_args()
     raise_file_limit()
-    asyncio.run(serve_forever(args.host, args.port))
+    loop.run(serve_forever(args.host, args.port), args.loop)
 
 
 if __name__ == "__main__":

@@ -60,8 +60,15 @@ def rss_kib(pid: int) -> int:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used so far (/proc/<pid>/stat), seconds."""
+    user, system = cpu_split(pid)
+    return user + system
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU time a process has used so far (/proc/<pid>/stat), seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / ticks, int(fields[12]) / ticks
 
 
 def percentile(samples: Sequence[float], q: float) -> float:
@@ -206,6 +213,15 @@ def start_bench_kafka() -> str:
     }
     subprocess.run([str(REPO / "scripts" / "infra.sh"), "kafka-start"], env=env, check=True)
     return f"127.0.0.1:{BENCH_KAFKA_PORT}"
+
+
+def bench_kafka_pid(bootstrap: str) -> int | None:
+    """The pid of the benchmarks' own broker when ``bootstrap`` is it (else None)."""
+    if bootstrap != f"127.0.0.1:{BENCH_KAFKA_PORT}":
+        return None
+    pid_file = Path(BENCH_KAFKA_STATE) / "kafka.pid"
+    text = pid_file.read_text().strip() if pid_file.exists() else ""
+    return int(text) if text.isdigit() and Path(f"/proc/{text}").exists() else None
 
 
 async def _admin(shared_url: str, statement: str) -> None:
@@ -386,9 +402,12 @@ class Csms:
 
 @contextlib.contextmanager
 def bare_reference() -> Iterator[Running]:
-    """The bare reference server (``bench.bare``) in a process of its own."""
+    """The bare reference server (``bench.bare``) in a process of its own, on the event loop
+    the gateway runs on (``CSMS_EVENT_LOOP``)."""
+    from csms_gateway.loop import chosen
+
     process = subprocess.Popen(
-        [sys.executable, "-m", "bench.bare", "--port", "0"],
+        [sys.executable, "-m", "bench.bare", "--port", "0", "--loop", chosen()],
         stdout=subprocess.PIPE,
         cwd=REPO,
     )
@@ -593,16 +612,18 @@ def now_epoch() -> float:
 # -- profiling -------------------------------------------------------------------------------
 
 
-async def profile(pid: int, seconds: float, raw_path: Path) -> list[str]:
+async def profile(pid: int, seconds: float, raw_path: Path, *, gil: bool = False) -> list[str]:
     """Sample ``pid`` with py-spy (from PyPI, in uv's tool cache) for ``seconds``.
 
     Returns the summary lines: the functions where the samples were (self) and the
-    ones on the stack (inclusive), as shares of the non-idle samples.
+    ones on the stack (inclusive), as shares of the non-idle samples. With ``gil`` only
+    the samples where the thread held the GIL count (Python running, not a system call:
+    on a loaded machine, a process descheduled in ``write`` otherwise fills the profile).
     """
     process = await asyncio.create_subprocess_exec(
         "uv", "tool", "run", "py-spy", "record", "--nonblocking", "--rate", "200",
         "--duration", str(int(seconds)), "--pid", str(pid), "--format", "raw",
-        "--output", str(raw_path),
+        "--output", str(raw_path), *(["--gil"] if gil else []),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip

@@ -82,9 +82,12 @@ def gateway() -> None:
     """Run one OCPP gateway (distributed mode).
 
     Reads CSMS_GATEWAY_ID (unique per replica), CSMS_OCPP_HOST, CSMS_OCPP_PORT,
-    CSMS_KAFKA_BOOTSTRAP, CSMS_REDIS_URL and CSMS_DATABASE_URL (station passwords).
+    CSMS_KAFKA_BOOTSTRAP, CSMS_REDIS_URL and CSMS_DATABASE_URL (station passwords); on
+    uvloop unless CSMS_EVENT_LOOP=asyncio.
     """
-    asyncio.run(components.run_gateway())
+    from csms_gateway import loop
+
+    loop.run(components.run_gateway())
 
 
 @app.command()

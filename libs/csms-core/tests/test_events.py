@@ -2,12 +2,13 @@
 
 from datetime import UTC, datetime
 from typing import Any
+from uuid import RFC_4122, UUID
 
 import orjson
 import pytest
 
 from csms_core import topics
-from csms_core.envelope import Envelope
+from csms_core.envelope import Envelope, new_event_id
 from csms_core.events import (
     DeadLetter,
     InboundCall,
@@ -203,3 +204,11 @@ def test_the_gateways_own_inbound_bytes_are_the_models_bytes(
     decoded = topics.OCPP_INBOUND.parse(encoded.value)
     assert type(decoded) is kind
     assert decoded.data.payload == fields["payload"]
+
+
+def test_new_event_ids_are_version_4_uuids_and_differ() -> None:
+    ids = [new_event_id() for _ in range(1000)]
+    assert len(set(ids)) == 1000
+    for event_id in ids[:50]:
+        parsed = UUID(hex=event_id)
+        assert (parsed.version, parsed.variant, parsed.hex) == (4, RFC_4122, event_id)

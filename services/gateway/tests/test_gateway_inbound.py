@@ -334,3 +334,31 @@ async def test_every_record_the_gateway_writes_is_its_topics_model_with_a_tracep
     }
     for record in [*bus.records(topics.OCPP_INBOUND), *bus.records(topics.OCPP_CONNECTIONS)]:
         assert record.headers["traceparent"].startswith("00-"), record.topic
+
+
+@pytest.mark.usefixtures("tracing")
+@pytest.mark.parametrize(("ratio", "sampled"), [(0.0, 0), (1.0, 1)])
+async def test_each_station_call_starts_a_trace_recorded_as_sampled(
+    bus: InMemoryBus,
+    router: InMemoryRouter,
+    identities: IdentityStore,
+    ratio: float,
+    sampled: int,
+) -> None:
+    """Unsampled CALLs carry a new trace of their own, flags 00 (no span made for them);
+    sampled ones the recorded span's, with the sampled flag."""
+    settings = settings_for_tests(trace_sample_ratio=ratio)
+    async with (
+        running_gateway(settings, bus, router, identities) as gateway,
+        connect_station(gateway) as station,
+    ):
+        for number in range(3):
+            await station.call("Heartbeat", {}, message_id=f"hb{number}")
+    parents = [record.headers["traceparent"] for record in bus.records(topics.OCPP_INBOUND)]
+    assert len(parents) == 3
+    for parent in parents:
+        version, trace_id, span_id, flags = parent.split("-")
+        assert (version, len(trace_id), len(span_id), len(flags)) == ("00", 32, 16, 2)
+        assert int(flags, 16) & 1 == sampled
+        assert int(trace_id, 16) != 0 and int(span_id, 16) != 0
+    assert len({parent.split("-")[1] for parent in parents}) == 3  # a trace per CALL

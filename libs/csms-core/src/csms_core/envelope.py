@@ -9,6 +9,8 @@ untyped ``data``: what a record is before its topic's model has read it (a dead
 letter carries one), and what infrastructure that never looks inside uses.
 """
 
+import os
+import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, Literal, Self, TypeVar
@@ -21,6 +23,20 @@ from pydantic_core import to_jsonable_python
 
 def _new_id() -> str:
     return uuid4().hex
+
+
+# Ids written per station frame: a random generator of their own (no system call per id, as
+# ``uuid4`` makes; nobody seeds it, unlike ``random``'s, which tests may), seeded anew in a
+# forked child so that two processes never write the same ids.
+_ids = random.Random()  # noqa: S311 - unique ids, not secrets
+os.register_at_fork(after_in_child=_ids.seed)
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
+def new_event_id() -> str:
+    """A random event id shaped like ``uuid4().hex`` (version 4, 122 random bits)."""
+    return f"{(_ids.getrandbits(128) & _UUID4_CLEAR) | _UUID4_SET:032x}"
 
 
 def _now() -> datetime:

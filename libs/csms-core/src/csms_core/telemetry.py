@@ -134,10 +134,14 @@ class MessageSampling:
             raise ValueError(f"a sample ratio is between 0 and 1, not {ratio}")
         self.ratio = ratio
 
+    def sampled(self) -> bool:
+        """Whether the next station message is recorded (drawn anew for each)."""
+        return self.ratio >= 1.0 or _random.random() < self.ratio
+
     @contextmanager
     def span(self, name: str, **attributes: Any) -> Iterator[trace.Span]:
         """The span of one station message: a new trace, recorded when sampled."""
-        if self.ratio >= 1.0 or _random.random() < self.ratio:
+        if self.sampled():
             with continued_span(name, {}, **attributes) as span:
                 yield span
             return
@@ -153,6 +157,15 @@ class MessageSampling:
             yield unrecorded
         finally:
             context.detach(token)
+
+
+def unsampled_trace_headers() -> dict[str, str]:
+    """The headers of a record that starts a new trace nobody records (flags 00): what
+    ``MessageSampling.span`` makes current for an unsampled message, for a producer that
+    only carries the trace on and so needs no span and no context of it (the gateway's
+    station CALLs: a few microseconds each)."""
+    trace_id, span_id = _random.getrandbits(128) or 1, _random.getrandbits(64) or 1
+    return {"traceparent": f"00-{trace_id:032x}-{span_id:016x}-00"}
 
 
 @contextmanager

@@ -121,11 +121,15 @@ def encode(frame: Frame) -> bytes:
     return orjson.dumps(frame.to_wire())
 
 
-def _versions_types(version: OcppVersion) -> set[int]:
-    types: set[int] = {MessageType.CALL, MessageType.CALL_RESULT, MessageType.CALL_ERROR}
+def _versions_types(version: OcppVersion) -> dict[int, MessageType]:
+    types = [MessageType.CALL, MessageType.CALL_RESULT, MessageType.CALL_ERROR]
     if version is OcppVersion.V21:
-        types |= {MessageType.CALL_RESULT_ERROR, MessageType.SEND}
-    return types
+        types += [MessageType.CALL_RESULT_ERROR, MessageType.SEND]
+    return {int(message_type): message_type for message_type in types}
+
+
+# The message types each version knows, by number (read for every frame).
+_TYPES = {version: _versions_types(version) for version in OcppVersion}
 
 
 def parse_frame(raw: str | bytes, version: OcppVersion) -> Frame | FrameError:
@@ -156,13 +160,14 @@ def parse_frame(raw: str | bytes, version: OcppVersion) -> Frame | FrameError:
         return FrameError(
             message_id, ErrorCode.RPC_FRAMEWORK_ERROR, "messageTypeId must be a number"
         )
-    if message_type not in _versions_types(version):
+    known = _TYPES[version].get(message_type)
+    if known is None:
         return FrameError(
             message_id,
             ErrorCode.MESSAGE_TYPE_NOT_SUPPORTED,
             f"Message type {message_type} is not supported in OCPP {version.number}",
         )
-    return _parse_typed(MessageType(message_type), message_id, message)
+    return _parse_typed(known, message_id, message)
 
 
 def _parse_typed(

@@ -1,11 +1,13 @@
 """The events a gateway publishes (topics ``ocpp.connections``, ``ocpp.inbound``,
 ``ocpp.command-results``; models in ``csms_core.events``)."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from time import perf_counter
 from typing import Any, TypeVar
 
-from csms_core.bus import Bus
+from csms_core.bus import Bus, Outgoing
 from csms_core.calls import Routing
 from csms_core.envelope import EncodedEvent, Event
 from csms_core.events import (
@@ -161,7 +163,20 @@ class EventPublisher:
         self._bus = bus
         self._metrics = metrics
 
-    async def publish(self, topic: Topic[E], event: E | EncodedEvent[E]) -> None:
-        """Return once the event is durable; raises ``PublishError`` otherwise."""
-        with self._metrics.publish_timer(topic).time():
-            await self._bus.publish(topic, event)
+    async def publish(
+        self,
+        topic: Topic[E],
+        event: E | EncodedEvent[E],
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Return once the event is durable; raises ``PublishError`` otherwise. ``headers``:
+        the trace headers it carries (default: the current context's)."""
+        started = perf_counter()
+        try:
+            if headers is None:
+                await self._bus.publish(topic, event)
+            else:
+                await self._bus.publish_many([Outgoing(topic, event, headers)])
+        finally:
+            self._metrics.publish_timer(topic).observe(perf_counter() - started)

@@ -16,7 +16,7 @@ from csms_core import topics
 from csms_core.bus import PublishError
 from csms_core.calls import GATEWAY, AnswerDirectory, Routing, table_of
 from csms_core.router import CallAnswer
-from csms_core.telemetry import MessageSampling, continued_span
+from csms_core.telemetry import MessageSampling, continued_span, unsampled_trace_headers
 from csms_gateway import events
 from csms_gateway.answers import (
     FALLBACKS,
@@ -158,12 +158,18 @@ class InboundCalls:
 
     async def _publish(self, call: Call | Send, routing: Routing, received_at: datetime) -> None:
         event = events.call_received(self._info, call, routing, received_at)
+        if not self._sampling.sampled():
+            # A trace nobody records: its record carries the new trace on (flags 00), and
+            # no span or context is made for it (nothing in between would read them).
+            headers = unsampled_trace_headers()
+            await self._publisher.publish(topics.OCPP_INBOUND, event, headers=headers)
+            return
         attributes: dict[str, Any] = {
             "csms.station_id": self._info.station_id,
             "ocpp.action": call.action,
             "ocpp.message_id": call.message_id,
         }
-        with self._sampling.span(f"ocpp {call.action}", **attributes):
+        with continued_span(f"ocpp {call.action}", {}, **attributes):
             await self._publisher.publish(topics.OCPP_INBOUND, event)
 
     async def _publish_send(self, send: Send, routing: Routing, received_at: datetime) -> None:

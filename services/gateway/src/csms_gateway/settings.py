@@ -1,7 +1,7 @@
 """Gateway settings (env prefix ``CSMS_``, e.g. ``CSMS_GATEWAY_ID``)."""
 
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import Field, model_validator
 
@@ -12,6 +12,8 @@ class GatewaySettings(CommonSettings):
     """What one gateway replica reads; ``gateway_id`` must be unique per replica."""
 
     gateway_id: str = "gw-local"
+    # The event loop ``csms gateway`` runs on (read before the settings: csms_gateway.loop).
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     ocpp_host: str = "127.0.0.1"
     ocpp_port: int = 9000
     # A frame above this gets a CALLERROR and the connection stays open; a frame above

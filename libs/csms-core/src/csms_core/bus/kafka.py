@@ -148,20 +148,24 @@ class KafkaBus:
         # Appended one after another (so each partition keeps their order), then awaited
         # together: the records of one batch share produce requests and acknowledgements.
         try:
-            sent = []
-            for record in records:
-                headers = record.headers or record_trace_headers(record.topic)
-                sent.append(
-                    await self._producer.send(
-                        self._prefix + record.topic,
-                        record.event.to_bytes(),
-                        key=record.event.station_id.encode(),
-                        headers=[(name, value.encode()) for name, value in headers.items()],
-                    )
-                )
+            if len(records) == 1:  # e.g. the gateway's station CALLs: no gather for one
+                await (await self._append(records[0]))
+                return
+            sent = [await self._append(record) for record in records]
             await asyncio.gather(*sent)
         except KafkaError as exc:
             raise PublishError(f"{len(records)} records: {exc}") from exc
+
+    async def _append(self, record: Outgoing) -> "asyncio.Future[Any]":
+        """Append one record to its partition's batch; the future of its acknowledgement."""
+        headers = record.headers or record_trace_headers(record.topic)
+        sent: asyncio.Future[Any] = await self._producer.send(
+            self._prefix + record.topic,
+            record.event.to_bytes(),
+            key=record.event.station_id.encode(),
+            headers=[(name, value.encode()) for name, value in headers.items()],
+        )
+        return sent
 
     def consumer(self, topics: Sequence[str], group: str) -> "KafkaConsumer":
         return KafkaConsumer(

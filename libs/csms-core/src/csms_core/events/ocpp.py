@@ -8,12 +8,11 @@ the ``csms.*`` domain events are the version-neutral ones.
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Literal
-from uuid import uuid4
 
 import orjson
 from pydantic import Field
 
-from csms_core.envelope import EncodedEvent, Event
+from csms_core.envelope import EncodedEvent, Event, new_event_id
 from csms_core.events.data import EventData, JsonObject, OcppTime, ocpp_time
 from csms_core.router.base import CommandOutcome
 
@@ -77,7 +76,7 @@ def encode_inbound(
     the models, once per station frame."""
     record = {
         "specversion": "1.0",
-        "id": id or uuid4().hex,
+        "id": id or new_event_id(),
         "type": _INBOUND_TYPES[kind],
         "source": source,
         "time": time or datetime.now(UTC),

@@ -1,6 +1,7 @@
 """A service's registry of station CALL handlers, what it owes, and the directory."""
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +26,7 @@ from csms_ocpp.messages import (
     AUTHORIZE,
     BOOT_NOTIFICATION,
     HEARTBEAT,
+    TRANSACTION_EVENT,
     AuthorizeRequest,
     BootNotificationRequest,
     BootNotificationResponse,
@@ -191,3 +193,71 @@ def test_a_condition_travels_as_json_between_replicas_old_and_new() -> None:
         ),
     )
     assert Declaration.model_validate_json(announced.model_dump_json()) == announced
+
+
+def running_cost_registry() -> CallHandlers[None]:
+    """Billing's shape: one handler, the final cost waited for in full, the running cost
+    (2.1 Updated) for at most 2 s."""
+    calls = CallHandlers[None]("billing")
+    event_21 = replace(TRANSACTION_EVENT, versions=("2.1",))
+
+    @calls.contributes(TRANSACTION_EVENT, when=equals("eventType", "Ended"))
+    @calls.contributes(event_21, when=equals("eventType", "Updated"), wait_s=2.0)
+    async def on_transaction_event(ctx: None, request: object) -> dict[str, object]:
+        return {"totalCost": 1.0}
+
+    return calls
+
+
+def test_one_contribution_under_two_conditions_is_two_claims() -> None:
+    claims = {(c.versions, c.when, c.wait_s) for c in running_cost_registry().declaration().claims}
+    assert claims == {
+        (("2.0.1", "2.1"), equals("eventType", "Ended"), None),
+        (("2.1",), equals("eventType", "Updated"), 2.0),
+    }
+    calls = running_cost_registry()
+    try:
+
+        @calls.contributes(TRANSACTION_EVENT, when=equals("eventType", "Started"))
+        async def another(ctx: None, request: object) -> dict[str, object]:
+            return {}
+
+    except ValueError as exc:
+        assert "TransactionEvent 2.0.1 has a handler" in str(exc)
+    else:
+        raise AssertionError("a second handler of one action was registered")
+
+
+def test_a_bounded_contribution_routes_with_its_budget() -> None:
+    """The budget is the contributors' wait when each claim that applies bounds it; one
+    contributor waited for in full (or an Ended event) makes it the decision timeout."""
+    billing = running_cost_registry().declaration()
+    table = table_of([SESSIONS, billing])
+    updated = table.route("2.1", "TransactionEvent", {"eventType": "Updated"})
+    assert (updated.owner, updated.contributors, updated.budget_s) == ("gateway", ("billing",), 2.0)
+    ended = table.route("2.1", "TransactionEvent", {"eventType": "Ended", "idToken": {}})
+    assert (ended.owner, ended.contributors, ended.budget_s) == ("sessions", ("billing",), None)
+    assert table.route("2.0.1", "TransactionEvent", {"eventType": "Updated"}).contributors == ()
+    full = Claim(
+        action="TransactionEvent",
+        role=Role.CONTRIBUTES,
+        versions=("2.1",),
+        when=equals("eventType", "Updated"),
+    )
+    mixed = table_of([billing, Declaration(party="loyalty", claims=(full,))])
+    both = mixed.route("2.1", "TransactionEvent", {"eventType": "Updated"})
+    assert (both.contributors, both.budget_s) == (("billing", "loyalty"), None)
+    assert (
+        "TransactionEvent",
+        "2.1",
+        "billing",
+        "contributes",
+        "eventType = Updated (waited at most 2 s)",
+    ) in table.rows()
+
+
+def test_a_bounded_wait_travels_as_json_and_an_old_claim_reads_unbounded() -> None:
+    bounded = running_cost_registry().declaration()
+    assert Declaration.model_validate_json(bounded.model_dump_json()) == bounded
+    old_json = '{"action": "Authorize", "role": "contributes", "versions": ["2.0.1"]}'
+    assert Claim.model_validate_json(old_json).wait_s is None

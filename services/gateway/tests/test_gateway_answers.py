@@ -1,6 +1,7 @@
 """Answers composed from parts (docs/architecture.md "Composed answers"), and routing by the
 declarations of the services alive."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -9,12 +10,14 @@ import pytest
 
 from csms_core import topics
 from csms_core.bus.memory import InMemoryBus
+from csms_core.calls import Routing
 from csms_core.calls.declared import BILLING, SECURITY, SESSIONS
 from csms_core.envelope import Envelope
 from csms_core.identity import IdentityStore
 from csms_core.router import CallAnswer
 from csms_core.router.base import gateway_address
 from csms_core.router.memory import InMemoryRouter
+from csms_gateway.answers import PendingAnswer
 from tests.kits.gateway import (
     Station,
     connect_station,
@@ -189,3 +192,74 @@ async def test_tc_i_02_the_ended_answer_waits_for_billings_total_cost(
         assert (ended.data["owner"], ended.data["contributors"]) == ("gateway", ["billing"])
         await answer_as(router, "billing", ended, payload={"totalCost": 2.94})
         assert await station.receive() == [3, "e1", {"totalCost": 2.94}]
+
+
+async def test_a_2_1_updated_answer_carries_billings_running_cost(
+    bus: InMemoryBus, identities: IdentityStore
+) -> None:
+    """2.1 I-block running cost: billing contributes to an Updated event's answer (bounded
+    wait); the gateway composes its empty answer with billing's ``totalCost``."""
+    router = InMemoryRouter()
+    await router.announce(BILLING, "billing-1", ttl_s=60)
+    settings = settings_for_tests(decision_timeout_s=30)
+    async with (
+        running_gateway(settings, bus, router, identities) as gateway,
+        connect_station(gateway, subprotocols=("ocpp2.1",)) as station,
+    ):
+        await station.send([2, "u1", "TransactionEvent", transaction_event("Updated")])
+        updated = await inbound_event(bus)
+        assert (updated.data["owner"], updated.data["contributors"]) == ("gateway", ["billing"])
+        await answer_as(router, "billing", updated, payload={"totalCost": 1.25})
+        assert await station.receive() == [3, "u1", {"totalCost": 1.25}]
+
+
+async def test_a_bounded_part_is_waited_for_its_budget_only() -> None:
+    """A contributor with a bounded wait that does not answer holds the answer for its
+    budget, not the decision timeout; the owner's decision is still waited for in full."""
+    alone = PendingAnswer(Routing("gateway", ("billing",), budget_s=0.05))
+    await asyncio.wait_for(alone.wait(timeout_s=30), 5)
+    assert alone.late == ["billing"]
+
+    owned = PendingAnswer(Routing("sessions", ("billing",), budget_s=0.01))
+    waiting = asyncio.create_task(owned.wait(timeout_s=30))
+    await asyncio.sleep(0.05)  # past the budget: the owner's decision is still awaited
+    assert not waiting.done()
+    owned.add(CallAnswer(station_id="CP-1", connection_id="c", message_id="m", party="sessions"))
+    await asyncio.wait_for(waiting, 5)
+    assert (owned.decision is not None, owned.late) == (True, ["billing"])
+
+
+async def test_an_unbounded_part_is_waited_for_within_the_timeout() -> None:
+    pending = PendingAnswer(Routing("gateway", ("billing",)))
+    waiting = asyncio.create_task(pending.wait(timeout_s=30))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    pending.add(CallAnswer(station_id="CP-1", connection_id="c", message_id="m", party="billing"))
+    await asyncio.wait_for(waiting, 5)
+    assert pending.late == []
+
+
+async def test_a_2_1_authorize_with_billings_tariff_keeps_the_tokens_status(
+    bus: InMemoryBus, identities: IdentityStore
+) -> None:
+    """Billing's tariff is no contract check: an accepted token without ISO 15118 contract
+    data stays Accepted when billing contributes (C07.FR.16 is security's)."""
+    router = InMemoryRouter()
+    await router.announce(SESSIONS, "sessions-1", ttl_s=60)
+    await router.announce(SECURITY, "security-1", ttl_s=60)
+    await router.announce(BILLING, "billing-1", ttl_s=60)
+    async with (
+        running_gateway(settings_for_tests(decision_timeout_s=30), bus, router, identities) as gw,
+        connect_station(gw, subprotocols=("ocpp2.1",)) as station,
+    ):
+        await station.send([2, "a1", "Authorize", {"idToken": {"idToken": "T", "type": "Central"}}])
+        event = await inbound_event(bus)
+        assert (event.data["owner"], event.data["contributors"]) == ("sessions", ["billing"])
+        await answer_as(router, "sessions", event, payload=ACCEPTED)
+        tariff = {
+            "tariffId": "std.v1",
+            "currency": "EUR",
+            "energy": {"prices": [{"priceKwh": 0.3}]},
+        }
+        await answer_as(router, "billing", event, payload={"tariff": tariff})
+        assert await station.receive() == [3, "a1", {**ACCEPTED, "tariff": tariff}]

@@ -2,9 +2,10 @@
 
 A CALL's ``Routing`` names its owner (the party that decides, or the gateway) and its
 contributors. ``PendingAnswer`` collects their ``CallAnswer``s until every part came,
-the owner refused, or the decision timeout passed; ``compose`` merges what came: the
-owner's answer (the fallback if it never came) with the contributors' fields. A late
-contributor is left out: the owner's part goes alone.
+the owner refused, or the decision timeout passed (contributors whose claims bound
+their wait, ``Routing.budget_s``, are waited for only that long); ``compose`` merges
+what came: the owner's answer (the fallback if it never came) with the contributors'
+fields. A late contributor is left out: the owner's part goes alone.
 """
 
 import asyncio
@@ -25,6 +26,9 @@ logger = logging.getLogger(__name__)
 Answer = CallResult | CallError
 # CALLs with an answer of their own when nobody decides them (in time).
 FALLBACKS = frozenset({"BootNotification", "Authorize"})
+# The party that checks an Authorize's ISO 15118 contract (its claim: contract data only);
+# other contributors to an Authorize (billing's tariff) leave the token's status alone.
+CONTRACT_CHECKER = "security"
 
 
 def fallback(version: OcppVersion, call: Call) -> Answer:
@@ -88,7 +92,7 @@ def compose(
                 violation.description,
                 extra={"message_id": call.message_id, "parties": [part.party for part in parts]},
             )
-    if waited and call.action == "Authorize" and version.is_2x:
+    if CONTRACT_CHECKER in waited and call.action == "Authorize" and version.is_2x:
         answer = contract_checked(answer)
     return CallResult(call.message_id, answer)
 
@@ -114,6 +118,7 @@ class PendingAnswer:
         self.parts: dict[str, CallAnswer] = {}
         self._owner_waited = routing.owner not in (GATEWAY, NOBODY)
         self._complete = asyncio.Event()
+        self._decided = asyncio.Event()  # the owner's part came (or none is waited for)
         self._check()
 
     def add(self, answer: CallAnswer) -> bool:
@@ -131,15 +136,28 @@ class PendingAnswer:
     def _check(self) -> None:
         refused = self.decision is not None and self.decision.error_code is not None
         owner_in = self.decision is not None or not self._owner_waited
+        if owner_in:
+            self._decided.set()
         if refused or (owner_in and len(self.parts) == len(self.routing.contributors)):
             self._complete.set()
 
     async def wait(self, timeout_s: float) -> None:
-        """Until every part came or the owner refused, for at most ``timeout_s``."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._complete.wait(), timeout_s)
+        """Until every part came or the owner refused, for at most ``timeout_s``; past the
+        contributors' budget (when their claims bound it) for the owner's part alone."""
+        budget_s = self.routing.budget_s
+        if budget_s is None or budget_s >= timeout_s:
+            await _until(self._complete, timeout_s)
+        elif not await _until(self._complete, budget_s):
+            await _until(self._decided, timeout_s - budget_s)
 
     @property
     def late(self) -> list[str]:
         """The contributors whose part did not come."""
         return [party for party in self.routing.contributors if party not in self.parts]
+
+
+async def _until(event: asyncio.Event, timeout_s: float) -> bool:
+    """Whether ``event`` was set within ``timeout_s``."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), timeout_s)
+    return event.is_set()

@@ -62,7 +62,13 @@ def equals(field: str, value: str) -> Condition:
 
 
 class Claim(BaseModel):
-    """One thing a party does for the answers to one action in some versions."""
+    """One thing a party does for the answers to one action in some versions.
+
+    ``wait_s`` (contributions only): the part is worth waiting for at most this long, not
+    the whole decision timeout (billing's running cost on a 2.1 Updated event: the answer
+    goes without it rather than every station waiting on a lagging billing). A replica that
+    predates it reads the claim without it and waits the whole timeout, as before.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -70,6 +76,7 @@ class Claim(BaseModel):
     role: Role
     versions: tuple[str, ...]
     when: Condition | None = None
+    wait_s: float | None = None
 
     def applies(self, version: str, payload: Mapping[str, Any]) -> bool:
         return version in self.versions and (self.when is None or self.when.holds(payload))
@@ -97,6 +104,9 @@ class Routing:
 
     owner: str
     contributors: tuple[str, ...] = ()
+    # How long the contributors' parts are waited for when each claim that applies bounds
+    # it (``Claim.wait_s``: the largest); None: within the decision timeout, as the owner's.
+    budget_s: float | None = None
 
     @property
     def waits(self) -> bool:
@@ -135,25 +145,39 @@ class AnswerTable:
             owner = GATEWAY
         else:
             return Routing(NOBODY)
-        contributors = tuple(
-            party for party, claim in claims if claim.role is Role.CONTRIBUTES and party != owner
-        )
-        return Routing(owner, contributors)
+        contributing = [
+            (party, claim)
+            for party, claim in claims
+            if claim.role is Role.CONTRIBUTES and party != owner
+        ]
+        contributors = tuple(dict.fromkeys(party for party, _ in contributing))
+        bounds = [claim.wait_s for _, claim in contributing]
+        budget_s = None
+        if bounds and all(bound is not None for bound in bounds):
+            budget_s = max(bound for bound in bounds if bound is not None)
+        return Routing(owner, contributors, budget_s)
 
     def rows(self) -> list[tuple[str, str, str, str, str]]:
         """(action, versions, party, role, condition) for every claim, sorted: the table
-        docs/architecture.md shows."""
+        docs/architecture.md shows (a bounded wait as ``(waited at most 2 s)``)."""
         return sorted(
             (
                 claim.action,
                 ", ".join(claim.versions),
                 party,
                 claim.role.value,
-                claim.when.describe() if claim.when is not None else "",
+                _condition_text(claim),
             )
             for claims in self._claims.values()
             for party, claim in claims
         )
+
+
+def _condition_text(claim: Claim) -> str:
+    text = claim.when.describe() if claim.when is not None else ""
+    if claim.wait_s is not None:
+        text = f"{text} (waited at most {claim.wait_s:g} s)".lstrip()
+    return text
 
 
 def merge_answer(decided: Mapping[str, Any], parts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:

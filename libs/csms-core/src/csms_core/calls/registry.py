@@ -14,7 +14,9 @@ In the spirit of mobilityhouse/ocpp's ``@on(Action.X)``: a service keeps one
   every such CALL; its answer goes out when the gateway named this party the CALL's
   owner (``when=`` narrows the claim, e.g. ``has("idToken")`` for TransactionEvent).
 - ``contributes``: the handler returns fields the gateway adds to the answer someone
-  else decides (or gives itself), e.g. a cost; ``{}`` when it has none.
+  else decides (or gives itself), e.g. a cost; ``{}`` when it has none. ``wait_s=``
+  bounds how long the gateway waits for it; one handler may contribute under several
+  conditions (stacked decorators), each its own claim.
 - ``handles``: the handler only learns from the CALL.
 
 ``declaration()`` is what the party announces while it runs (``directory``);
@@ -23,7 +25,7 @@ In the spirit of mobilityhouse/ocpp's ``@on(Action.X)``: a service keeps one
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
 from csms_core.calls.declaration import Claim, Condition, Declaration, Role
@@ -44,13 +46,17 @@ logger = logging.getLogger(__name__)
 DEFAULT_VERSION = "1.6"  # a record without ocpp_version (older gateways wrote none)
 
 
+Term = tuple[Condition | None, float | None]  # a claim's condition and its bounded wait
+
+
 @dataclass(frozen=True, slots=True)
 class Registered(Generic[Ctx]):
-    """One handler: the message it takes, its role (None: it only learns) and condition."""
+    """One handler: the message it takes, its role (None: it only learns) and the terms it
+    claims under (its condition and bounded wait, one per registration)."""
 
     message: Message[Any, Any]
     role: Role | None
-    when: Condition | None
+    terms: tuple[Term, ...]
     handler: Callable[[Ctx, Any], Awaitable[Part | None]]
 
 
@@ -69,10 +75,15 @@ class CallHandlers(Generic[Ctx]):
         return self._register(message, Role.DECIDES, when)
 
     def contributes(
-        self, message: Message[Req, Any], *, when: Condition | None = None
+        self,
+        message: Message[Req, Any],
+        *,
+        when: Condition | None = None,
+        wait_s: float | None = None,
     ) -> Callable[[Callable[[Ctx, Req], Awaitable[Part]]], Callable[[Ctx, Req], Awaitable[Part]]]:
-        """Register a handler that returns fields this party adds to the answer."""
-        return self._register(message, Role.CONTRIBUTES, when)
+        """Register a handler that returns fields this party adds to the answer (waited for
+        at most ``wait_s`` when given, else within the decision timeout)."""
+        return self._register(message, Role.CONTRIBUTES, when, wait_s)
 
     def handles(
         self, message: Message[Req, Any]
@@ -81,14 +92,23 @@ class CallHandlers(Generic[Ctx]):
         return self._register(message, None, None)
 
     def _register(
-        self, message: Message[Any, Any], role: Role | None, when: Condition | None
+        self,
+        message: Message[Any, Any],
+        role: Role | None,
+        when: Condition | None,
+        wait_s: float | None = None,
     ) -> Callable[[H], H]:
         def register(handler: H) -> H:
             for version in message.versions:
                 key = (message.action, version)
-                if key in self._handlers:
+                known = self._handlers.get(key)
+                if known is None:
+                    self._handlers[key] = Registered(message, role, ((when, wait_s),), handler)  # type: ignore[arg-type]
+                elif role is Role.CONTRIBUTES and known.role is role and known.handler is handler:
+                    # The same contribution under another condition (stacked decorators).
+                    self._handlers[key] = replace(known, terms=(*known.terms, (when, wait_s)))
+                else:
                     raise ValueError(f"{self.party}: {message.action} {version} has a handler")
-                self._handlers[key] = Registered(message, role, when, handler)  # type: ignore[arg-type]
             return handler
 
         return register
@@ -100,15 +120,16 @@ class CallHandlers(Generic[Ctx]):
     def declaration(self) -> Declaration:
         """What this party decides and contributes, by action (its handlers that only learn
         are no claim: nobody waits for them)."""
-        claims: dict[tuple[str, Role, Condition | None], list[str]] = {}
+        claims: dict[tuple[str, Role, Condition | None, float | None], list[str]] = {}
         for (action, version), registered in sorted(self._handlers.items()):
             if registered.role is not None:
-                claims.setdefault((action, registered.role, registered.when), []).append(version)
+                for when, wait_s in registered.terms:
+                    claims.setdefault((action, registered.role, when, wait_s), []).append(version)
         return Declaration(
             party=self.party,
             claims=tuple(
-                Claim(action=action, role=role, versions=tuple(versions), when=when)
-                for (action, role, when), versions in claims.items()
+                Claim(action=action, role=role, versions=tuple(versions), when=when, wait_s=wait_s)
+                for (action, role, when, wait_s), versions in claims.items()
             ),
         )
 

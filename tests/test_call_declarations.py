@@ -16,7 +16,7 @@ import csms_security.consumer  # noqa: F401
 import csms_sessions.consumer  # noqa: F401
 import csms_smartcharging.consumer  # noqa: F401
 from csms_billing.inbound import calls as billing_calls
-from csms_core.calls import CallHandlers, Declaration, Role, table_of
+from csms_core.calls import CallHandlers, Claim, Declaration, Role, table_of
 from csms_core.calls.declared import DECLARED, SESSIONS, UNDECIDED
 from csms_ocpp.actions import STATION_INITIATED, answers_itself
 from csms_ocpp.messages import BOOT_NOTIFICATION, HEARTBEAT, BootNotificationRequest
@@ -43,10 +43,15 @@ def differences(declared: Declaration, registered: Declaration) -> list[str]:
 
 def _by_version(declaration: Declaration) -> set[tuple[str, str, str, str]]:
     return {
-        (claim.action, version, claim.role.value, repr(claim.when))
+        (claim.action, version, claim.role.value, _terms(claim))
         for claim in declaration.claims
         for version in claim.versions
     }
+
+
+def _terms(claim: Claim) -> str:
+    """The claim's condition, and its bounded wait if any (a wait differs: a difference)."""
+    return repr(claim.when) + ("" if claim.wait_s is None else f" within {claim.wait_s} s")
 
 
 @pytest.mark.parametrize("declared", DECLARED, ids=lambda d: d.party)
@@ -115,11 +120,20 @@ def test_the_gateway_routes_by_the_table() -> None:
     assert table.route("2.0.1", "TransactionEvent", {"idToken": {}}).owner == "sessions"
     updated = table.route("2.0.1", "TransactionEvent", {"eventType": "Updated"})
     assert (updated.owner, updated.contributors) == ("gateway", ())
-    for version in ("2.0.1", "2.1"):  # billing's final cost, on Ended only
+    for version in ("2.0.1", "2.1"):  # billing's final cost on Ended, waited for in full
         ended = table.route(version, "TransactionEvent", {"eventType": "Ended", "idToken": {}})
-        assert (ended.owner, ended.contributors) == ("sessions", ("billing",))
+        assert (ended.owner, ended.contributors, ended.budget_s) == ("sessions", ("billing",), None)
         bare = table.route(version, "TransactionEvent", {"eventType": "Ended"})
         assert (bare.owner, bare.contributors) == ("gateway", ("billing",))
+    for event_type in ("Started", "Updated"):  # 2.1's running cost and limit: 2 s at most
+        running = table.route("2.1", "TransactionEvent", {"eventType": event_type})
+        assert (running.owner, running.contributors, running.budget_s) == (
+            "gateway",
+            ("billing",),
+            2.0,
+        )
+        plain = table.route("2.0.1", "TransactionEvent", {"eventType": event_type})
+        assert (plain.owner, plain.contributors) == ("gateway", ())
     assert table.route("2.0.1", "NotifyEVChargingNeeds", {}).owner == "smartcharging"
     assert table.route("2.1", "VatNumberValidation", {}).owner == "billing"
     assert table.route("2.1", "PullDynamicScheduleUpdate", {}).owner == "nobody"
@@ -127,3 +141,11 @@ def test_the_gateway_routes_by_the_table() -> None:
     assert (pnc.owner, pnc.contributors) == ("sessions", ("security",))
     plain = table.route("2.0.1", "Authorize", {"idToken": {}})
     assert (plain.owner, plain.contributors) == ("sessions", ())
+    tariffed = table.route("2.1", "Authorize", {"idToken": {}})  # the driver's tariff
+    assert (tariffed.owner, tariffed.contributors, tariffed.budget_s) == (
+        "sessions",
+        ("billing",),
+        2.0,
+    )
+    both = table.route("2.1", "Authorize", {"idToken": {}, "certificate": "PEM"})
+    assert (both.contributors, both.budget_s) == (("billing", "security"), None)

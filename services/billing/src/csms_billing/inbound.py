@@ -5,33 +5,38 @@
   runs and announces it; with no billing alive it answers NotSupported).
 - TransactionEvent (2.x) with ``eventType`` Ended: billing adds ``totalCost``, the
   session's final cost (``costs.final``), to the answer (sessions' ``idTokenInfo``, or the
-  gateway's empty one), registered with ``calls`` for Ended only: the other events'
-  answers never wait for billing. A 2.1 event's ``costDetails`` (any type) are the
-  station's own cost, kept to be reconciled with the engine's (``costs.reconcile``).
+  gateway's empty one). On 2.1 it also adds to Started and Updated answers: the running
+  cost and a prepaid token's ``transactionLimit`` (``costs.running``), waited for at most
+  ``RUNNING_WAIT_S``; 2.0.1's Started and Updated answers never wait for billing. A 2.1
+  event's ``costDetails`` (any type) are the station's own cost, kept to be reconciled
+  with the engine's (``costs.reconcile``).
+- Authorize (2.1): billing adds the driver's ``tariff`` (``tariffs.offer``) to sessions'
+  answer, waited for at most ``RUNNING_WAIT_S``.
 - NotifyWebPaymentStarted (2.1): the station waits for a web payment on an EVSE.
 - NotifySettlement (2.1): what a payment terminal settled for a transaction.
 
 The answers of the last two carry no decision and the gateway gives them ({}).
-What billing would add to others' answers besides (the receipt of a settlement,
-the running cost and ``transactionLimit`` in a 2.1 TransactionEventResponse, the 2.1
-AuthorizeResponse's ``tariff``) is not registered yet: those answers go out without it.
+What billing would add to others' answers besides (the receipt of a settlement) is not
+registered yet: those answers go out without it.
 """
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC
-from typing import Any
+from typing import Any, TypedDict
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms_billing.costs.final import final_cost
+from csms_billing.costs.running import RUNNING_WAIT_S, running_part
 from csms_billing.payments import service as payments
 from csms_billing.payments.settlements import NotifySettlement, record_settlement
 from csms_billing.payments.vat import HttpVatRegistry, validate_vat
 from csms_billing.sessions.models import BilledSession
 from csms_billing.settings import BillingSettings
+from csms_billing.tariffs.offer import tariff_offered
 from csms_core.bus import Unprocessable
 from csms_core.calls import CallHandlers, equals
 from csms_core.db import utc_now
@@ -39,8 +44,12 @@ from csms_core.envelope import Envelope
 from csms_core.events import OcppCall
 from csms_core.router import CallAnswer
 from csms_ocpp.messages import (
+    AUTHORIZE,
     TRANSACTION_EVENT,
+    V21,
     VAT_NUMBER_VALIDATION,
+    AuthorizeRequest,
+    JsonObject,
     TransactionEventRequest,
     TransactionEventResponse,
     VatNumberValidationRequest,
@@ -48,6 +57,10 @@ from csms_ocpp.messages import (
 )
 
 CALL = "ocpp.call"
+# A 2.1 TransactionEvent: the answers of its Started and Updated events carry billing's
+# running part too (2.0.1's carry no cost: CostUpdated does, OCPP 2.0.1 I02).
+TRANSACTION_EVENT_21 = replace(TRANSACTION_EVENT, versions=V21)
+AUTHORIZE_21 = replace(AUTHORIZE, versions=V21)  # 2.1 AuthorizeResponse has ``tariff``
 
 
 @dataclass(frozen=True)
@@ -60,6 +73,12 @@ class CallContext:
 
 
 calls = CallHandlers[CallContext]("billing")
+
+
+class TariffPart(TypedDict, total=False):
+    """Billing's part of a 2.1 AuthorizeResponse."""
+
+    tariff: JsonObject
 
 
 @calls.decides(VAT_NUMBER_VALIDATION)
@@ -98,21 +117,38 @@ class _CostedEvent(BaseModel):
 
 
 @calls.contributes(TRANSACTION_EVENT, when=equals("eventType", "Ended"))
+@calls.contributes(TRANSACTION_EVENT_21, when=equals("eventType", "Started"), wait_s=RUNNING_WAIT_S)
+@calls.contributes(TRANSACTION_EVENT_21, when=equals("eventType", "Updated"), wait_s=RUNNING_WAIT_S)
 async def on_transaction_event(
     ctx: CallContext, request: TransactionEventRequest
 ) -> TransactionEventResponse:
     """``totalCost`` for the Ended event of a session a tariff prices (2.0.1 I02: including
-    taxes, 0.00 when free; absent when no tariff prices it); a 2.1 station's ``costDetails``
-    kept whatever the event."""
+    taxes, 0.00 when free; absent when no tariff prices it); on 2.1 also the running cost of
+    an Updated event and a prepaid token's ``transactionLimit`` (``costs.running``, waited
+    for at most ``RUNNING_WAIT_S``); a 2.1 station's ``costDetails`` kept whatever the event."""
     if "costDetails" in request:
         try:
             await on_cost_details(ctx.session, ctx.settings, ctx.call, dict(request))
         except ValidationError as exc:
             raise Unprocessable(f"TransactionEvent: {exc.errors(include_url=False)[:3]}") from exc
-    if request["eventType"] != "Ended" or "billing" not in ctx.call.data.contributors:
+    if "billing" not in ctx.call.data.contributors:
         return {}  # nobody waits for billing's part
+    if request["eventType"] != "Ended":
+        return await running_part(ctx.session, ctx.settings, ctx.call.station_id, request)
     total = await final_cost(ctx.session, ctx.settings, ctx.call.station_id, request)
     return {} if total is None else {"totalCost": float(total)}
+
+
+@calls.contributes(AUTHORIZE_21, wait_s=RUNNING_WAIT_S)
+async def on_authorize(ctx: CallContext, request: AuthorizeRequest) -> TariffPart:
+    """The driver's tariff (2.1 AuthorizeResponse ``tariff``, ``tariffs.offer``), for a
+    station's local cost calculator to show and price with; waited for at most
+    ``RUNNING_WAIT_S`` (the station's default tariff stands in without it)."""
+    if "billing" not in ctx.call.data.contributors:
+        return {}
+    at = ctx.call.data.received_at
+    offered = await tariff_offered(ctx.session, ctx.call.station_id, request["idToken"], at)
+    return {} if offered is None else {"tariff": offered}
 
 
 Handler = Callable[[AsyncSession, BillingSettings, OcppCall, dict[str, Any]], Awaitable[None]]

@@ -61,13 +61,27 @@ SECURITY = Declaration(
 BILLING = Declaration(
     party="billing",
     claims=(
-        # 2.0.1 I02/I03: the final cost (totalCost) on Ended only; no other event waits for it.
+        # 2.0.1 I02/I03: the final cost (totalCost) on Ended; no other 2.0.1 event waits for it.
         Claim(
             action="TransactionEvent",
             role=Role.CONTRIBUTES,
             versions=V2X,
             when=equals("eventType", "Ended"),
         ),
+        # 2.1: the running cost (Updated) and a prepaid token's transactionLimit.maxCost
+        # (Started, Updated), waited for 2 s at most: a lagging billing holds no station long.
+        *(
+            Claim(
+                action="TransactionEvent",
+                role=Role.CONTRIBUTES,
+                versions=V21,
+                when=equals("eventType", event_type),
+                wait_s=2.0,
+            )
+            for event_type in ("Started", "Updated")
+        ),
+        # 2.1: the driver's tariff in the AuthorizeResponse, waited for 2 s at most.
+        Claim(action="Authorize", role=Role.CONTRIBUTES, versions=V21, wait_s=2.0),
         _decides("VatNumberValidation", V21),
     ),
 )

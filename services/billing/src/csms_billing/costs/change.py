@@ -26,8 +26,8 @@ from csms_billing.sessions import service as sessions
 from csms_billing.sessions.models import BilledSession, SessionState, TariffChange
 from csms_billing.tariffs import service as tariffs
 from csms_billing.tariffs.models import TariffRecord, TariffVersion
-from csms_billing.tariffs.ocpp21 import Untranslatable, to_ocpp21
-from csms_billing.tariffs.stations_api import COMMAND_TIMEOUT_S, wire_tariff_id
+from csms_billing.tariffs.ocpp21 import Untranslatable, to_ocpp21, wire_tariff_id
+from csms_billing.tariffs.stations_api import COMMAND_TIMEOUT_S
 from csms_core.router import CommandOutcome, StationOffline, planned
 from csms_ocpp import OcppVersion, schemas
 

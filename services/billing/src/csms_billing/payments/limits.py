@@ -2,9 +2,10 @@
 running cost reaches what the token has left.
 
 OCPP 2.1 lets the CSMS hand a station the limit (TransactionEventResponse
-``transactionLimit.maxCost``) so that the station ends the session itself (triggerReason
-``CostLimitReached``). OCPP 1.6 and 2.0.1 have no such limit, and billing does not add
-to a 2.1 answer yet (composed answers), so billing watches the running cost itself: every
+``transactionLimit.maxCost``, ``costs.running``) so that the station ends the session
+itself (triggerReason ``CostLimitReached``). OCPP 1.6 and 2.0.1 have no such limit, and a
+2.1 station may not hold it (an answer that went without billing's part, a station that
+ignores it), so billing watches the running cost itself on every version: every
 ``cost_update_interval_s`` each live session that a tariff prices and whose token has a
 prepaid account is priced (the figure ``GET /costs/{session_id}`` shows, including
 taxes); once it reaches the account's balance the station is asked to stop the
@@ -183,27 +184,41 @@ async def _over_limit(
 
 async def max_cost(session: AsyncSession, billed: BilledSession, now: datetime) -> Decimal | None:
     """What the session may cost at most (incl. taxes), for a 2.1 station's
-    ``transactionLimit.maxCost``: its token's balance less what the token's other live
-    sessions spent; None when the token is not prepaid. Billing's part of the
-    TransactionEventResponse once composed answers carry it (not sent yet)."""
-    account = (
-        None if billed.id_token is None else await session.get(PrepaidAccount, billed.id_token)
-    )
+    ``transactionLimit.maxCost`` (``costs.running``): its token's balance less what the
+    token's other live sessions spent; None when the token is not prepaid."""
+    if billed.id_token is None:
+        return None
+    return await token_limit(session, billed.id_token, now, besides=billed.session_id)
+
+
+async def token_limit(
+    session: AsyncSession, id_token: str, now: datetime, *, besides: str | None = None
+) -> Decimal | None:
+    """What a session of ``id_token`` may cost at most: the balance less what the token's
+    live sessions (but ``besides``) spent; None when the token is not prepaid."""
+    account = await session.get(PrepaidAccount, id_token)
     if account is None:
         return None
     balance = payments.major(await payments.balance(session, account.id_token), account.currency)
-    return max(Decimal(0), balance - await _spent_elsewhere(session, billed, account, now))
+    return max(Decimal(0), balance - await _spent(session, account, now, besides))
 
 
 async def _spent_elsewhere(
     session: AsyncSession, billed: BilledSession, account: PrepaidAccount, now: datetime
 ) -> Decimal:
     """What the token's other live sessions cost so far (one balance pays for them all)."""
+    return await _spent(session, account, now, besides=billed.session_id)
+
+
+async def _spent(
+    session: AsyncSession, account: PrepaidAccount, now: datetime, besides: str | None
+) -> Decimal:
     query = select(BilledSession).where(
         col(BilledSession.id_token) == account.id_token,
         col(BilledSession.state) == SessionState.ACTIVE,
-        col(BilledSession.session_id) != billed.session_id,
     )
+    if besides is not None:
+        query = query.where(col(BilledSession.session_id) != besides)
     spent = Decimal(0)
     for other in await session.exec(query):
         priced = await sessions.priced(session, other, account.currency, until=now)

@@ -129,6 +129,11 @@ class TariffType(Ocpp21Model):
     max_cost: PriceType | None = Field(default=None, alias="maxCost")
 
 
+def wire_tariff_id(tariff_id: str, version: int) -> str:
+    """The 2.1 TariffType id of one version of a tariff (SetDefaultTariff, AuthorizeResponse)."""
+    return f"{tariff_id}.v{version}"
+
+
 def to_ocpp21(tariff: Tariff, tariff_id: str, taxes: Sequence[TaxRate] = ()) -> TariffType:
     """``tariff`` as a 2.1 TariffType named ``tariff_id``; Untranslatable when it has none."""
     if any(

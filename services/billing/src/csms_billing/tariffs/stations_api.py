@@ -16,7 +16,7 @@ from csms_api.auth import AdminDep, OperatorDep, require_station
 from csms_api.problems import Problem, ProblemRoute, problem_responses
 from csms_billing.api.deps import ServiceDep, SessionDep
 from csms_billing.tariffs import service
-from csms_billing.tariffs.ocpp21 import Untranslatable, to_ocpp21
+from csms_billing.tariffs.ocpp21 import Untranslatable, to_ocpp21, wire_tariff_id
 from csms_core.db import utc_now
 from csms_core.router import CommandOutcome, CommandResult, InvalidCommand, StationOffline
 from csms_ocpp import OcppVersion
@@ -44,10 +44,6 @@ class StationAnswer(BaseModel):
     action: str
     status: str | None
     response: dict[str, Any]
-
-
-def wire_tariff_id(tariff_id: str, version: int) -> str:
-    return f"{tariff_id}.v{version}"
 
 
 @router.post("", response_model=StationAnswer, responses=_ERRORS)

@@ -11,6 +11,7 @@ import asyncio
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -142,52 +143,83 @@ async def _run_v16(station: stations.Station) -> None:
     await station.call(stations.stop_transaction_call(transaction_id, 8500, "2026-11-25T11:00:00Z"))
 
 
-async def _run_v2(station: stations.Station, version: str) -> tuple[str, list[dict[str, Any]], Any]:
-    """The session, waiting while it runs for the running cost the CSMS sends; its id, the
-    running costs and the answer to its Ended event."""
+@dataclass
+class Run:
+    """A 2.x session as its station saw it."""
+
+    transaction_id: str
+    running: list[dict[str, Any]]  # the CostUpdated requests the CSMS sent
+    updated: list[Any]  # the answers to its Updated events
+    ended: Any  # the answer to its Ended event
+
+
+async def _run_v2(station: stations.Station, version: str) -> Run:
+    """The session, waiting while it runs for the running cost the CSMS sends. On 2.1 a
+    second Updated event once billing knows the session (it sent CostUpdated): its answer
+    carries the running cost by then."""
     transaction_id = uuid.uuid4().hex
     started = stations.transaction_event_call(
         version, "Started", 0, transaction_id, "2026-11-25T10:00:00Z", 1000.0, "BILL-TOKEN"
     )
     await station.call(started)
-    await station.call(
-        stations.transaction_event_call(
-            version, "Updated", 1, transaction_id, "2026-11-25T10:30:00Z", 4000.0
+    updated = [
+        await station.call(
+            stations.transaction_event_call(
+                version, "Updated", 1, transaction_id, "2026-11-25T10:30:00Z", 4000.0
+            )
         )
-    )
+    ]
 
     async def running_costs() -> list[dict[str, Any]] | None:
         costs = [payload for action, payload in station.received if action == "CostUpdated"]
         return costs or None
 
     costs = await eventually(running_costs, timeout_s=30)
+    if version == "2.1":
+        later = stations.transaction_event_call(
+            version, "Updated", 2, transaction_id, "2026-11-25T10:45:00Z", 6250.0
+        )
+        updated.append(await station.call(later))
     ended = await station.call(
         stations.transaction_event_call(
-            version, "Ended", 2, transaction_id, "2026-11-25T11:00:00Z", 8500.0
+            version, "Ended", 3, transaction_id, "2026-11-25T11:00:00Z", 8500.0
         )
     )
-    return transaction_id, costs, ended
+    return Run(transaction_id, costs, updated, ended)
 
 
 @pytest.mark.parametrize("version", ["1.6", "2.0.1", "2.1"])
 async def test_billing_end_to_end(priced: BillingCluster, version: str) -> None:
     """1.6: the cost is on REST and in the CDR. 2.x: TC_I_01, the running cost while charging
     (CostUpdated, incl. taxes); TC_I_02, the final cost in the Ended event's answer
-    (``totalCost``, incl. taxes, from billing) is the CDR's. 2.1: billing answers
-    VatNumberValidation."""
+    (``totalCost``, incl. taxes, from billing) is the CDR's. 2.1: the running cost in the
+    Updated events' answers too, the driver's tariff in the AuthorizeResponse, and billing
+    answers VatNumberValidation."""
     cluster = priced
     station_id = f"BILL-{version.replace('.', '')}-{uuid.uuid4().hex[:6]}"
     await _prepare(cluster.csms, station_id)
-    running: list[dict[str, Any]] = []
-    transaction_id = ""
-    ended: Any = None
+    run: Run | None = None
     async with stations.station(cluster.csms.ocpp_url(0), station_id, version) as station:
         assert (await station.call(stations.boot_call(version))).status == "Accepted"
         if version == "1.6":
             await _run_v16(station)
         else:
-            transaction_id, running, ended = await _run_v2(station, version)
+            run = await _run_v2(station, version)
         if version == "2.1":
+            # The driver's tariff as the station's local cost calculator reads it (2.1
+            # TariffType: the energy price by time of day, VAT a tax rate).
+            authorized = await station.call(
+                ocpp.v21.call.Authorize(id_token={"id_token": "BILL-TOKEN", "type": "ISO14443"})
+            )
+            assert authorized.id_token_info["status"] == "Accepted"
+            assert (authorized.tariff["tariff_id"], authorized.tariff["currency"]) == (
+                "e2e.v1",
+                "EUR",
+            )
+            assert [price["price_kwh"] for price in authorized.tariff["energy"]["prices"]] == [
+                0.2,
+                0.3,
+            ]
             # Billing decides it (no VAT registry configured here: Rejected, Unavailable).
             vat = await station.call(ocpp.v21.call.VatNumberValidation(vat_number="NL123456789B01"))
             assert (vat.status, vat.status_info["reason_code"]) == ("Rejected", "Unavailable")
@@ -200,12 +232,21 @@ async def test_billing_end_to_end(priced: BillingCluster, version: str) -> None:
         "2026-11-25T10:30:00Z",
     ]
     assert cdr["cdr_token"]["uid"] == "BILL-TOKEN"
-    if version == "1.6":
+    if run is None:
         assert not [action for action, _ in received if action == "CostUpdated"]
     else:
         # By 10:30: 0.50 + 3 kWh x 0.20 = 1.10, incl. 20 % = 1.32.
-        assert running[0] == {"total_cost": 1.32, "transaction_id": transaction_id}
-        assert ended.total_cost == cdr["total_cost"]["incl_vat"] == EXPECTED_TOTAL["incl_vat"]
+        assert run.running[0] == {"total_cost": 1.32, "transaction_id": run.transaction_id}
+        assert run.ended.total_cost == cdr["total_cost"]["incl_vat"] == EXPECTED_TOTAL["incl_vat"]
+        running_answers = [answer.total_cost for answer in run.updated]
+        if version == "2.0.1":  # 2.0.1 I02: totalCost on Ended only
+            assert running_answers == [None]
+        else:
+            # 2.1: the running cost in the Updated answers, rising. The first may come
+            # before billing heard of the session (then none); by 10:45 it has:
+            # 1.10 + 2.25 kWh x 0.30 = 1.775 excl. VAT, 2.13 incl.
+            assert running_answers[0] in (None, 1.32)
+            assert running_answers[1] == 2.13 < run.ended.total_cost
     cost = await _final_cost(cluster, cdr["session_id"])
     assert (cost["state"], cost["total_cost"], cost["cdr_id"]) == (
         "ended",
@@ -226,3 +267,48 @@ async def _final_cost(cluster: BillingCluster, session_id: str) -> dict[str, Any
         assert response.status_code == 200, response.text
         found: dict[str, Any] = response.json()
         return found
+
+
+async def test_e16_a_prepaid_tokens_started_answer_carries_max_cost(priced: BillingCluster) -> None:
+    """2.1 E16 with a prepaid token: the Started event's answer carries the sessions
+    service's idTokenInfo and billing's ``transactionLimit.maxCost``, what the token has
+    left (12.50); the station that reports the limit (LimitSet) is not sent it again."""
+    cluster = priced
+    station_id = f"BILL-PRE-{uuid.uuid4().hex[:6]}"
+    token = f"PRE-{uuid.uuid4().hex[:8]}"
+    await _prepare(cluster.csms, station_id)
+    async with httpx.AsyncClient(
+        base_url=cluster.csms.api_url(0), headers=cluster.csms.admin
+    ) as api:
+        known = await api.put(
+            f"/id-tokens/{token}", json={"type": "ISO14443", "status": "Accepted"}
+        )
+        assert known.status_code == 200, known.text
+    async with httpx.AsyncClient(
+        base_url=cluster.billing_url(0), headers=cluster.csms.admin
+    ) as client:
+        account = await client.put(f"/prepaid-accounts/{token}", json={"currency": "EUR"})
+        assert account.is_success, account.text
+        topped = await client.post(f"/prepaid-accounts/{token}/top-ups", json={"amount": "12.50"})
+        assert topped.is_success, topped.text
+    transaction_id = uuid.uuid4().hex
+    async with stations.station(cluster.csms.ocpp_url(1), station_id, "2.1") as station:
+        assert (await station.call(stations.boot_call("2.1"))).status == "Accepted"
+        started = await station.call(
+            stations.transaction_event_call(
+                "2.1", "Started", 0, transaction_id, "2026-11-25T10:00:00Z", 1000.0, token
+            )
+        )
+        assert started.id_token_info["status"] == "Accepted"
+        assert started.transaction_limit == {"max_cost": 12.5}
+        limit_set = ocpp.v21.call.TransactionEvent(
+            event_type="Updated",
+            timestamp="2026-11-25T10:00:01Z",
+            trigger_reason="LimitSet",
+            seq_no=1,
+            transaction_info={
+                "transaction_id": transaction_id,
+                "transaction_limit": {"max_cost": 12.5},
+            },
+        )
+        assert (await station.call(limit_set)).transaction_limit is None

@@ -12,14 +12,21 @@ moments (ms) they entered the gateway's and the caller's mailbox streams.
 Background: client processes send gateway-answered CALLs (as bench.throughput) at
 ``--background-rate`` through the same gateway for the whole run.
 
+The floor, side by side in the same run: an open ``GET /healthz`` of the same sessions
+process at the command rate (what any request there waits for: the event loop and the
+HTTP stack, no authentication, database or Redis). With ``--profile`` the sessions
+process is sampled with py-spy while the commands run.
+
     uv run python -m bench.command_latency --commands 1000 --background-rate 1000
 """
 
 import argparse
 import asyncio
 import math
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -118,6 +125,36 @@ async def send_commands(
     return timed, failures
 
 
+async def probe_floor(api: httpx.AsyncClient, count: int, rate: float) -> list[float]:
+    """``GET /healthz`` of the sessions process, open loop at ``rate``/s: latencies (ms) of
+    those answered 200 (a connection the server closed while idle is no sample)."""
+    latencies: list[float] = []
+
+    async def one() -> None:
+        sent = time.perf_counter()
+        try:
+            response = await api.get("/healthz")
+        except httpx.TransportError:
+            return
+        if response.status_code == 200:
+            latencies.append(1000 * (time.perf_counter() - sent))
+
+    started = time.perf_counter()
+    async with asyncio.TaskGroup() as tasks:
+        for index in range(count):
+            await asyncio.sleep(max(0.0, started + (index + 0.5) / rate - time.perf_counter()))
+            tasks.create_task(one())
+    return latencies
+
+
+async def profile_sessions(pid: int, seconds: float) -> list[str]:
+    """py-spy of the sessions process while the commands run (after a second of them)."""
+    await asyncio.sleep(1.0)
+    raw = Path(tempfile.gettempdir()) / "bench-command-latency-sessions.txt"
+    lines = await harness.profile(pid, max(1.0, seconds - 1.0), raw)
+    return [*lines, f"(collapsed stacks in {raw})"]
+
+
 async def measure(csms: Csms, args: argparse.Namespace, report: Report) -> None:
     sessions, gateway = csms.sessions_and_gateway()
     targets = Fleet(gateway.port, harness.station_prefix("cmd"), 0, args.targets)
@@ -130,6 +167,7 @@ async def measure(csms: Csms, args: argparse.Namespace, report: Report) -> None:
         httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{sessions.port}/api/v1", timeout=60, headers=csms.admin
         ) as api,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{sessions.port}", timeout=60) as health,
     ):
         await background.ask(cmd="connect", rate=500)
         load = asyncio.create_task(
@@ -142,7 +180,16 @@ async def measure(csms: Csms, args: argparse.Namespace, report: Report) -> None:
             )
         )
         await asyncio.sleep(args.warmup)  # the background load is running
+        seconds = args.commands / args.command_rate
+        profiling = (
+            asyncio.create_task(profile_sessions(sessions.pid, seconds)) if args.profile else None
+        )
+        cpu_before, wall_before = harness.cpu_seconds(sessions.pid), time.perf_counter()
+        floor = asyncio.create_task(probe_floor(health, args.commands, args.command_rate))
         timed, failures = await send_commands(api, targets, args.commands, args.command_rate)
+        healthz = await floor
+        sessions_cpu = harness.cpu_seconds(sessions.pid) - cpu_before
+        wall = time.perf_counter() - wall_before
         loaded = await load
         await background.ask(cmd="close")
     await targets.close_all()
@@ -164,7 +211,17 @@ async def measure(csms: Csms, args: argparse.Namespace, report: Report) -> None:
         f"p50 {harness.percentile(round_trip, 50):.1f} ms, "
         f"p99 {harness.percentile(round_trip, 99):.1f} ms (target ≤ 50 ms)"
     )
+    report.figure(
+        f"floor, same run: open GET /healthz of the same sessions process at "
+        f"{args.command_rate:.0f}/s: p50 {harness.percentile(healthz, 50):.1f} ms, "
+        f"p99 {harness.percentile(healthz, 99):.1f} ms ({len(healthz)} answered); csms "
+        f"sessions used {100 * sessions_cpu / wall:.0f} % of a core meanwhile"
+    )
     report_hops(report, list(timed.values()))
+    if profiling is not None:
+        report.note("py-spy profile of csms sessions while the commands ran:")
+        for line in await profiling:
+            report.note(f"    {line}")
 
 
 def main() -> None:
@@ -176,6 +233,7 @@ def main() -> None:
     parser.add_argument("--stations", type=int, default=1000, help="background stations")
     parser.add_argument("--clients", type=int, default=2, help="background client processes")
     parser.add_argument("--warmup", type=float, default=3.0, help="load before commands (s)")
+    parser.add_argument("--profile", action="store_true", help="py-spy csms sessions meanwhile")
     harness.common_arguments(parser)
     args = parser.parse_args()
     if args.smoke:

@@ -13,11 +13,12 @@ import pytest
 from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col, select
 
 from csms_api.access import SCHEMA as ACCESS_SCHEMA
 from csms_api.access import migrate_access
 from csms_api.app import create_service_app
-from csms_api.audit import AuditLog, AuditRelay
+from csms_api.audit import AuditEntry, AuditLog, AuditRelay
 from csms_api.audit.api import router as audit_router
 from csms_api.audit.middleware import ANONYMOUS_PER_WINDOW, AnonymousThrottle
 from csms_api.auth import AdminDep, Authenticator, AuthSettings, OperatorDep
@@ -40,13 +41,14 @@ from csms_core.router.memory import InMemoryRouter
 from tests.kits.api import bearer_headers
 
 PASSWORD = "a-secret-password-16"
+LEFT_BEHIND: list[asyncio.Task[CommandResult]] = []
 
 
 class Credentials(BaseModel):
     password: str
 
 
-def _routes(commands: CommandClient) -> APIRouter:
+def _routes(commands: CommandClient, engine: AsyncEngine) -> APIRouter:
     router = APIRouter()
 
     @router.put("/stations/{station_id}")
@@ -66,6 +68,20 @@ def _routes(commands: CommandClient) -> APIRouter:
         """Sends a command: audited as the caller's, not the service's."""
         result = await commands.call(station_id, fixed("Reset", {"type": "Immediate"}), 5)
         return {"outcome": result.outcome.value}
+
+    @router.post("/stations/{station_id}/reset-and-count")
+    async def reset_and_count(caller: OperatorDep, station_id: str) -> dict[str, int]:
+        """Sends a command, then counts the command rows stored so far."""
+        await commands.call(station_id, fixed("Reset", {"type": "Immediate"}), 5)
+        async with session_factory(engine)() as session:
+            stored = await session.exec(select(AuditEntry).where(col(AuditEntry.kind) == "command"))
+            return {"stored": len(stored.all())}
+
+    @router.post("/stations/{station_id}/reset-later")
+    async def reset_later(caller: OperatorDep, station_id: str) -> None:
+        """Leaves a task that sends a command after the answer (the test awaits it)."""
+        command = commands.call(station_id, fixed("Reset", {"type": "Immediate"}), 5)
+        LEFT_BEHIND.append(asyncio.create_task(command))
 
     @router.post("/boom")
     async def boom(request: Request, caller: OperatorDep) -> None:
@@ -126,7 +142,7 @@ async def commands(router: InMemoryRouter, engine: AsyncEngine) -> AsyncIterator
 def app(engine: AsyncEngine, commands: CommandClient) -> FastAPI:
     return create_service_app(
         "CSMS sessions",
-        routers=[_routes(commands), audit_router],
+        routers=[_routes(commands, engine), audit_router],
         authenticator=Authenticator(AuthSettings(), session_factory(engine)),
         ready=lambda: True,
     )
@@ -213,6 +229,40 @@ async def test_a_command_is_audited_as_the_callers_next_to_the_call(
     assert "Immediate" not in str(reset)  # no payload
     commands_only = await _trail(app, admin, kind="command", station_id="CP-A")
     assert [e["action"] for e in commands_only] == ["TriggerMessage", "Reset"]
+
+
+async def test_a_commands_entry_is_stored_after_the_answer_with_the_calls(
+    app: FastAPI, engine: AsyncEngine
+) -> None:
+    """No REST answer waits for its audit rows (issue 10, the command path): the command's
+    entry is stored with the call's once the answer is out, the command's first."""
+    admin = await bearer_headers(engine, Role.ADMIN)
+    operator = await bearer_headers(engine, Role.OPERATOR)
+    async with _client(app, operator) as client:
+        answer = await client.post("/stations/CP-A/reset-and-count")
+    assert answer.json() == {"stored": 0}
+    rest, command = await _trail(app, admin)  # newest first
+    assert (command["kind"], command["action"], command["outcome"]) == (
+        "command",
+        "Reset",
+        "result",
+    )
+    assert rest["action"] == "POST /api/v1/stations/{station_id}/reset-and-count"
+    assert rest["actor"] == command["actor"] == f"api-key:{_key_id(operator)}"
+
+
+async def test_a_command_sent_after_the_answer_is_still_stored(
+    app: FastAPI, engine: AsyncEngine
+) -> None:
+    admin = await bearer_headers(engine, Role.ADMIN)
+    operator = await bearer_headers(engine, Role.OPERATOR)
+    async with _client(app, operator) as client:
+        assert (await client.post("/stations/CP-A/reset-later")).status_code == 200
+    assert (await LEFT_BEHIND.pop()).outcome == "result"
+    command, rest = await _trail(app, admin)
+    assert (command["kind"], command["action"]) == ("command", "Reset")
+    assert command["actor"] == f"api-key:{_key_id(operator)}"
+    assert rest["action"] == "POST /api/v1/stations/{station_id}/reset-later"
 
 
 async def test_a_command_to_a_station_nobody_holds_is_audited_as_an_attempt(

@@ -12,11 +12,12 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import APIRouter, FastAPI, Request
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 
 from csms_api.access import SCHEMA as ACCESS_SCHEMA
-from csms_api.access import ApiKeyStore, migrate_access
+from csms_api.access import ApiKey, ApiKeyStore, KeyCheck, VerifiedKeys, migrate_access
 from csms_api.access.api import router as api_keys_router
 from csms_api.app import create_service_app
 from csms_api.auth import (
@@ -190,17 +191,112 @@ async def test_each_role_reaches_its_routes_and_gets_403_above(
             assert body["required_role"] in {"viewer", "operator", "admin"}
 
 
-async def test_a_revoked_key_stops_working_at_once(
+async def test_a_revoked_key_stops_working_at_once_on_the_replica_that_revoked_it(
+    engine: AsyncEngine,
+) -> None:
+    authenticator = Authenticator(AuthSettings(), session_factory(engine))
+    app = create_service_app(
+        "test", routers=[_routes()], authenticator=authenticator, ready=lambda: True
+    )
+    key, token = await ApiKeyStore(session_factory(engine)).create(Role.OPERATOR)
+    headers = {"Authorization": f"Bearer {token}"}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://csms/api/v1") as client:
+        assert (await client.post("/command", headers=headers)).status_code == 200
+
+        await authenticator.keys.revoke(key.key_id)  # what DELETE /api-keys/{id} does
+
+        assert_unauthenticated(await client.post("/command", headers=headers), "revoked")
+
+
+async def test_a_key_revoked_elsewhere_is_refused_once_the_cache_ttl_has_passed(
+    engine: AsyncEngine,
+) -> None:
+    """Another replica (or the CLI) revoked it: this one remembers the key it verified for
+    CSMS_API_KEY_CACHE_TTL_S at most, then reads the revocation."""
+    now = [0.0]
+    here = ApiKeyStore(session_factory(engine), VerifiedKeys(5.0, clock=lambda: now[0]))
+    elsewhere = ApiKeyStore(session_factory(engine))
+    key, token = await elsewhere.create(Role.OPERATOR)
+    assert (await here.verify(token)).check is KeyCheck.VALID
+
+    await elsewhere.revoke(key.key_id)
+
+    now[0] = 4.9
+    assert (await here.verify(token)).check is KeyCheck.VALID  # the documented bound
+    now[0] = 5.0
+    assert (await here.verify(token)).check is KeyCheck.REVOKED
+
+
+async def test_with_no_cache_a_key_revoked_elsewhere_is_refused_at_once(
+    engine: AsyncEngine,
+) -> None:
+    settings = AuthSettings(api_key_cache_ttl_s=0)
+    transport = httpx.ASGITransport(app=_app(engine, settings))
+    key, token = await ApiKeyStore(session_factory(engine)).create(Role.OPERATOR)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://csms/api/v1") as client:
+        assert (await client.post("/command", headers=headers)).status_code == 200
+        await ApiKeyStore(session_factory(engine)).revoke(key.key_id)
+        assert_unauthenticated(await client.post("/command", headers=headers), "revoked")
+
+
+async def test_a_verified_key_is_not_read_again_within_the_ttl(
     client: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:
-    store = ApiKeyStore(session_factory(engine))
-    key, token = await store.create(Role.OPERATOR)
+    """The point of the cache: a REST request of a known key reads no database row (the
+    command path's latency, issue 10)."""
+    _, token = await ApiKeyStore(session_factory(engine)).create(Role.OPERATOR)
     headers = {"Authorization": f"Bearer {token}"}
-    assert (await client.post("/command", headers=headers)).status_code == 200
+    statements: list[str] = []
 
-    await store.revoke(key.key_id)
+    def note(*args: Any) -> None:
+        statements.append(str(args[2]))
 
-    assert_unauthenticated(await client.post("/command", headers=headers), "revoked")
+    assert (await client.post("/command", headers=headers)).status_code == 200  # verifies
+    event.listen(engine.sync_engine, "before_cursor_execute", note)
+    try:
+        for _ in range(3):
+            assert (await client.post("/command", headers=headers)).status_code == 200
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", note)
+    assert not [text for text in statements if "api_key" in text]
+    assert [text for text in statements if "audit_entry" in text]  # the audit still writes
+
+
+async def test_a_remembered_key_still_expires_on_time(engine: AsyncEngine) -> None:
+    verified = VerifiedKeys(300.0)
+    store = ApiKeyStore(session_factory(engine), verified)
+    key, token = await store.create(Role.VIEWER)
+    assert (await store.verify(token)).check is KeyCheck.VALID
+    verified.put(token, key.model_copy(update={"expires_at": utc_now() - timedelta(seconds=1)}))
+
+    assert (await store.verify(token)).check is KeyCheck.EXPIRED
+
+
+async def test_a_wrong_secret_is_refused_even_while_the_key_is_remembered(
+    engine: AsyncEngine,
+) -> None:
+    store = ApiKeyStore(session_factory(engine), VerifiedKeys(300.0))
+    _, token = await store.create(Role.ADMIN)
+    assert (await store.verify(token)).check is KeyCheck.VALID
+    forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+
+    assert (await store.verify(forged)).check is KeyCheck.INVALID
+
+
+def test_remembered_keys_are_bounded_least_recently_used_first() -> None:
+    verified = VerifiedKeys(300.0, capacity=2)
+    keys = [ApiKey(key_id=f"{n:012x}", role="viewer", secret_sha256="0" * 64) for n in range(3)]
+    verified.put("t0", keys[0])
+    verified.put("t1", keys[1])
+    assert verified.get("t0") is keys[0]  # used: t1 is now the least recent
+    verified.put("t2", keys[2])
+    assert (verified.get("t0"), verified.get("t1"), verified.get("t2")) == (
+        keys[0],
+        None,
+        keys[2],
+    )
 
 
 async def test_an_expired_key_is_401(client: httpx.AsyncClient, engine: AsyncEngine) -> None:

@@ -5,13 +5,18 @@ answers it with a CommandResult to the command's ``reply_to``.
 """
 
 import asyncio
+import inspect
 from typing import Any
 
 import httpx
 import pytest
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 
 from csms_core.router import CommandOutcome, StationCommand
 from csms_ocpp import OcppVersion
+from csms_sessions.app import create_router
+from csms_sessions.commands.api import router as commands_router
 from tests.kits.sessions import Harness, assert_problem
 
 
@@ -277,3 +282,34 @@ async def test_bad_command_bodies_are_422(api: httpx.AsyncClient, sessions: Harn
         await api.post("/api/v1/stations/CP-1/commands/reset?timeout_s=0", json={"type": "hard"}),
         422,
     )
+
+
+def _runs_in_a_thread(call: Any) -> bool:
+    """Whether FastAPI runs this dependency in a worker thread (a plain ``def``)."""
+    return not (
+        inspect.iscoroutinefunction(call)
+        or inspect.isasyncgenfunction(call)
+        or inspect.iscoroutinefunction(getattr(call, "__call__", None))  # noqa: B004
+    )
+
+
+def _sync_dependencies(dependant: Dependant) -> list[str]:
+    found: list[str] = []
+    for sub in dependant.dependencies:
+        if sub.call is not None and _runs_in_a_thread(sub.call):
+            found.append(getattr(sub.call, "__qualname__", repr(sub.call)))
+        found += _sync_dependencies(sub)
+    return found
+
+
+async def test_a_command_request_makes_no_worker_thread_hop(sessions: Harness) -> None:
+    """Issue 10, commands in milliseconds: a plain ``def`` dependency runs in a worker
+    thread, a hop and a wait for the GIL on every request of the command path."""
+    routes = [route for route in commands_router.routes if isinstance(route, APIRoute)]
+    assert len(routes) >= 4
+    assert {route.path: _sync_dependencies(route.dependant) for route in routes} == {
+        route.path: [] for route in routes
+    }
+    binding = create_router(sessions.service).dependencies  # the service the routes serve
+    assert binding
+    assert [d.dependency for d in binding if _runs_in_a_thread(d.dependency)] == []

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from csms_api.access import ApiKeyStore, KeyCheck, looks_like_api_key
+from csms_api.access import ApiKeyStore, KeyCheck, VerifiedKeys, looks_like_api_key
 from csms_api.oidc import InvalidToken, JwksCache, JwksUnavailable, OidcVerifier, claim, strings
 from csms_api.problems import Problem
 from csms_api.roles import Role, reaches
@@ -65,6 +65,9 @@ class AuthSettings(BaseSettings):
     oidc_jwks_min_refresh_s: float = Field(default=10.0, ge=0)
     # An API key's last use is written at most this often (not on every request).
     api_key_touch_every_s: float = Field(default=60.0, ge=0)
+    # A verified API key is remembered this long (no database read per request): a key
+    # revoked on another replica or with the CLI is refused within it (0: read every time).
+    api_key_cache_ttl_s: float = Field(default=5.0, ge=0, le=300)
 
     @property
     def oidc_enabled(self) -> bool:
@@ -114,7 +117,7 @@ class Authenticator:
     def __init__(self, settings: AuthSettings, factory: async_sessionmaker[AsyncSession]) -> None:
         self.settings = settings
         self.factory = factory
-        self.keys = ApiKeyStore(factory)
+        self.keys = ApiKeyStore(factory, VerifiedKeys(settings.api_key_cache_ttl_s))
         self._touched: dict[str, float] = {}
         self._oidc = (
             OidcVerifier(
@@ -265,7 +268,7 @@ bearer_scheme = HTTPBearer(
 )
 
 
-def _authorize(
+async def _authorize(  # async: FastAPI runs a plain def in a worker thread, a hop per request
     scopes: SecurityScopes,
     caller: CallerDep,
     _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],

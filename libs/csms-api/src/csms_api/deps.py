@@ -32,7 +32,10 @@ S = TypeVar("S", bound=WithSessions)
 
 
 class ServiceBinding(Generic[S]):
-    """The service instance a request's routes use, kept on the request under ``key``."""
+    """The service instance a request's routes use, kept on the request under ``key``.
+
+    Its dependencies are coroutines: FastAPI runs a plain ``def`` dependency in a worker
+    thread, a thread hop (and a wait for the GIL) per request for a line of work."""
 
     def __init__(self, key: str) -> None:
         self._key = key
@@ -40,18 +43,21 @@ class ServiceBinding(Generic[S]):
     def bind(self, service: S) -> params.Depends:
         """A router dependency that makes ``service`` the one this request's routes use."""
 
-        def bind(request: Request) -> None:
+        async def bind(request: Request) -> None:
             setattr(request.state, self._key, service)
 
         dependency: params.Depends = Depends(bind)
         return dependency
 
-    def get(self, request: Request) -> S:
+    async def get(self, request: Request) -> S:
         """The service bound to this request's router."""
-        service: S = getattr(request.state, self._key)
-        return service
+        return self._bound(request)
 
     async def session(self, request: Request) -> AsyncIterator[AsyncSession]:
         """A database session of the bound service, for the request's lifetime."""
-        async with self.get(request).factory() as session:
+        async with self._bound(request).factory() as session:
             yield session
+
+    def _bound(self, request: Request) -> S:
+        service: S = getattr(request.state, self._key)
+        return service

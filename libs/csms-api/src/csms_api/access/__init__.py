@@ -6,6 +6,7 @@ from csms_api.access.store import (
     ApiKeyStore,
     KeyCheck,
     Verified,
+    VerifiedKeys,
     looks_like_api_key,
     migrate_access,
 )
@@ -16,6 +17,7 @@ __all__ = [
     "ApiKeyStore",
     "KeyCheck",
     "Verified",
+    "VerifiedKeys",
     "looks_like_api_key",
     "migrate_access",
 ]

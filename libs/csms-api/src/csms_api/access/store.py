@@ -4,12 +4,19 @@ A key reads ``csms_<key id>_<secret>``: the key id (public, 12 hex digits) finds
 row, the secret (256 random bits) proves possession. A random 256-bit secret needs no
 slow password hash: SHA-256 of it cannot be reversed, and checking it costs
 microseconds, so no request waits on a key derivation.
+
+A store may remember the keys it verified (``VerifiedKeys``) for a few seconds, so that a
+request needs no database read: a key revoked through this store is forgotten at once, one
+revoked elsewhere (another replica, the CLI) is refused within that time. An expiry is
+exact either way.
 """
 
 import hashlib
 import hmac
 import secrets
-from collections.abc import Sequence
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -77,9 +84,57 @@ async def migrate_access(engine: AsyncEngine) -> None:
     await migrate(engine, "csms_api.access:migrations", SCHEMA)
 
 
+class VerifiedKeys:
+    """The API keys this process verified in the last ``ttl_s`` seconds, by a digest of
+    the whole token (never the token itself): a hit needs no database read. At most
+    ``capacity`` of them (the least recently used go first); ``ttl_s`` 0 remembers none."""
+
+    def __init__(
+        self,
+        ttl_s: float,
+        *,
+        capacity: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl_s = ttl_s
+        self._capacity = capacity
+        self._clock = clock
+        self._keys: OrderedDict[str, tuple[float, ApiKey]] = OrderedDict()
+
+    def get(self, token: str) -> ApiKey | None:
+        digest = _digest(token)
+        held = self._keys.get(digest)
+        if held is None:
+            return None
+        verified_at, key = held
+        if self._clock() - verified_at >= self.ttl_s:
+            del self._keys[digest]
+            return None
+        self._keys.move_to_end(digest)
+        return key
+
+    def put(self, token: str, key: ApiKey) -> None:
+        if self.ttl_s <= 0:
+            return
+        self._keys[_digest(token)] = (self._clock(), key)
+        self._keys.move_to_end(_digest(token))
+        while len(self._keys) > self._capacity:
+            self._keys.popitem(last=False)
+
+    def forget(self, key_id: str) -> None:
+        """Forget every token of ``key_id`` (it was revoked)."""
+        for digest in [d for d, (_, key) in self._keys.items() if key.key_id == key_id]:
+            del self._keys[digest]
+
+
 class ApiKeyStore:
-    def __init__(self, factory: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, factory: async_sessionmaker[AsyncSession], verified: VerifiedKeys | None = None
+    ) -> None:
+        """``verified``: remember verified keys for a while (default: none, every check
+        reads the database)."""
         self._factory = factory
+        self._verified = verified or VerifiedKeys(0)
 
     async def create(
         self,
@@ -107,16 +162,19 @@ class ApiKeyStore:
         return key, f"{PREFIX}{key_id}_{secret}"
 
     async def verify(self, token: str) -> Verified:
-        parts = _split(token)
-        if parts is None:
-            return Verified(KeyCheck.INVALID)
-        key_id, secret = parts
-        async with self._factory() as session:
-            key = await session.get(ApiKey, key_id)
-        if key is None or not hmac.compare_digest(key.secret_sha256, _digest(secret)):
-            return Verified(KeyCheck.INVALID)
-        if key.revoked_at is not None:
-            return Verified(KeyCheck.REVOKED, key)
+        key = self._verified.get(token)
+        if key is None:
+            parts = _split(token)
+            if parts is None:
+                return Verified(KeyCheck.INVALID)
+            key_id, secret = parts
+            async with self._factory() as session:
+                key = await session.get(ApiKey, key_id)
+            if key is None or not hmac.compare_digest(key.secret_sha256, _digest(secret)):
+                return Verified(KeyCheck.INVALID)
+            if key.revoked_at is not None:
+                return Verified(KeyCheck.REVOKED, key)
+            self._verified.put(token, key)
         if key.expires_at is not None and key.expires_at <= utc_now():
             return Verified(KeyCheck.EXPIRED, key)
         return Verified(KeyCheck.VALID, key)
@@ -151,4 +209,5 @@ class ApiKeyStore:
             if key is not None and key.revoked_at is None:
                 key.revoked_at = utc_now()
                 session.add(key)
+        self._verified.forget(key_id)
         return key

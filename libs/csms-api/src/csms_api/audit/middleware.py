@@ -1,8 +1,9 @@
 """Auditing every state-changing REST call: an ASGI middleware of every service's app.
 
-After the response is sent, a POST, PUT, PATCH or DELETE under ``/api/v1`` is recorded
-with who called (the authenticated principal, or ``anonymous`` for a refused call), the
-route, the station in its path, the status and the client address. Never the body, a
+After the response is sent, a POST, PUT, PATCH or DELETE under ``/api/v1`` is recorded,
+in one transaction with the commands it sent (``csms_api.audit.log.deferred``), with who
+called (the authenticated principal, or ``anonymous`` for a refused call), the route, the
+station in its path, the status and the client address. Never the body, a
 header or a query string: they may hold secrets. Calls nobody authenticated for are
 recorded at most ``ANONYMOUS_PER_WINDOW`` per client address and minute (the next one
 recorded says how many were left out): a stranger must not be able to fill the table.
@@ -14,7 +15,7 @@ from collections import OrderedDict
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from csms_api.audit.log import AuditLog, actor_kind
+from csms_api.audit.log import AuditLog, Deferred, actor_kind, deferred
 from csms_api.audit.store import AuditEntry
 from csms_api.auth import PRINCIPAL_KEY, resolve_authenticator
 from csms_core.actor import acting
@@ -83,24 +84,29 @@ class AuditMiddleware:
                 status = int(message["status"])
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_noting_status)
-        finally:
-            await self._record(scope, status)
+        with deferred() as commands:
+            try:
+                await self.app(scope, receive, send_noting_status)
+            finally:
+                commands.open = False
+                await self._record(scope, status, commands)
 
-    async def _record(self, scope: Scope, status: int) -> None:
+    async def _record(self, scope: Scope, status: int, commands: Deferred) -> None:
+        """The call's entry after the commands it sent, in one transaction."""
+        entries = list(commands.entries)
         entry = self._entry(scope, status)
-        if entry.actor_kind == "anonymous":
-            left_out = self._anonymous.admit(entry.client or "")
-            if left_out is None:
-                return
-            if left_out:
-                entry.detail = f"{left_out} more refused anonymous calls left out before it"
+        left_out = (
+            self._anonymous.admit(entry.client or "") if entry.actor_kind == "anonymous" else 0
+        )
+        if left_out:
+            entry.detail = f"{left_out} more refused anonymous calls left out before it"
+        if left_out is not None:
+            entries.append(entry)
         audit = self._log(scope)
         if audit is not None:
-            await audit.record(entry)
-        else:  # fail loud, never silent: an app without an authenticator is a bug
-            logger.error("no audit log for %s", entry.model_dump(mode="json"))
+            await audit.record_many(entries)
+        elif entries:  # fail loud, never silent: an app without an authenticator is a bug
+            logger.error("no audit log for %s", [e.model_dump(mode="json") for e in entries])
 
     def _log(self, scope: Scope) -> AuditLog | None:
         app = scope.get("app")

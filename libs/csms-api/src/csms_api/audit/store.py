@@ -51,9 +51,12 @@ class AuditEntry(SQLModel, table=True):
         )
 
 
-async def add_entry(factory: async_sessionmaker[AsyncSession], entry: AuditEntry) -> None:
+async def add_entries(
+    factory: async_sessionmaker[AsyncSession], entries: Sequence[AuditEntry]
+) -> None:
+    """Store ``entries`` in one transaction, in their order."""
     async with factory() as session, session.begin():
-        session.add(entry)
+        session.add_all(entries)
 
 
 def _conditions(

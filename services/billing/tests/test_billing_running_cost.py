@@ -147,6 +147,23 @@ async def test_e16_a_prepaid_tokens_started_answer_carries_max_cost(
     assert await _answer(billing, "CP-44", plain, owner="sessions") == {}
 
 
+async def test_e16_a_token_presented_after_the_start_gets_its_limit(
+    billing: BillingHarness, api: httpx.AsyncClient
+) -> None:
+    """A transaction started without a token (TxStartPoint EVConnected) and authorized later:
+    the Updated event that carries the prepaid token gets ``maxCost``."""
+    assert (await api.put("/tariffs/flat-energy", json=TARIFF)).status_code == 201
+    await _prepaid(api, "PRE-23", "5.00")
+    await _open(billing, "CP-50", "tx-50", token=None)
+    token = {"idToken": "PRE-23", "type": "ISO14443"}
+    at = START + timedelta(minutes=1)
+    authorized = _event("Updated", "tx-50", at, 100, idToken=token, triggerReason="Authorized")
+    assert await _answer(billing, "CP-50", authorized, owner="sessions") == {
+        "totalCost": 0.04,
+        "transactionLimit": {"maxCost": 5.0},
+    }
+
+
 async def test_e16_a_session_ended_at_its_cost_limit_settles_the_balance(
     billing: BillingHarness, api: httpx.AsyncClient
 ) -> None:

@@ -78,11 +78,16 @@ async def _limit_owed(
     """The session's ``maxCost`` if the station does not hold it yet; None when the token is
     not prepaid or the station reports this very limit."""
     at = parse_ocpp_time(request["timestamp"])
-    if billed is not None:
+    if billed is not None and billed.id_token is not None:
         left = await limits.max_cost(session, billed, at)
-    else:
+    else:  # billing has not heard of the session yet, or it started before its token
         token = (request.get("idToken") or {}).get("idToken")
-        left = None if not isinstance(token, str) else await limits.token_limit(session, token, at)
+        besides = None if billed is None else billed.session_id
+        left = (
+            None
+            if not isinstance(token, str)
+            else await limits.token_limit(session, token, at, besides=besides)
+        )
     if left is None:
         return None
     held = _held_limit(request["transactionInfo"])

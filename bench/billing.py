@@ -25,11 +25,14 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped, unused-ignore]
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms_api.access import SCHEMA as ACCESS_SCHEMA
 from csms_billing.cdrs.issuer import CdrIssuer
@@ -118,9 +121,19 @@ async def _database(server_url: str) -> AsyncIterator[str]:
         await connection.close()
 
 
-async def _rate(server_url: str, limits: BatchLimits, sessions: int, records: int) -> float:
-    """Meter values stored per second by billing's handler under ``limits``."""
-    starts, values = _deliveries(sessions, records)
+@dataclass
+class Billing:
+    """Billing's handler on the batched consumer, on a PostgreSQL database of its own."""
+
+    settings: BillingSettings
+    factory: async_sessionmaker[AsyncSession]
+    consumer: BatchedConsumer[Any]
+    stopping: asyncio.Event
+
+
+@asynccontextmanager
+async def billing_consumer(server_url: str, limits: BatchLimits) -> AsyncIterator[Billing]:
+    """A migrated billing database and the consumer that applies records to it."""
     async with _database(server_url) as database_url:
         settings = BillingSettings(database_url=database_url, environment="development")
         engine = create_engine(database_url, [SCHEMA, IDENTITY_SCHEMA, ACCESS_SCHEMA])
@@ -133,17 +146,22 @@ async def _rate(server_url: str, limits: BatchLimits, sessions: int, records: in
                 await service.migrate()
                 issuer = CdrIssuer(settings, bus, engine)
                 handler = TimelineConsumer(settings, bus, engine, issuer, commands)
-                consumer = BatchedConsumer(
-                    bus, "bench-billing", handler, session_factory(engine), limits
-                )
-                stopping = asyncio.Event()
-                await consumer.apply_poll(starts, stopping)
-                started = time.perf_counter()
-                for poll in _polls(values, limits.max_records):
-                    await consumer.apply_poll(poll, stopping)
-                return records / (time.perf_counter() - started)
+                factory = session_factory(engine)
+                consumer = BatchedConsumer(bus, "bench-billing", handler, factory, limits)
+                yield Billing(settings, factory, consumer, asyncio.Event())
         finally:
             await engine.dispose()
+
+
+async def _rate(server_url: str, limits: BatchLimits, sessions: int, records: int) -> float:
+    """Meter values stored per second by billing's handler under ``limits``."""
+    starts, values = _deliveries(sessions, records)
+    async with billing_consumer(server_url, limits) as billing:
+        await billing.consumer.apply_poll(starts, billing.stopping)
+        started = time.perf_counter()
+        for poll in _polls(values, limits.max_records):
+            await billing.consumer.apply_poll(poll, billing.stopping)
+        return records / (time.perf_counter() - started)
 
 
 def _polls(values: Sequence[Delivery], size: int) -> list[Sequence[Delivery]]:

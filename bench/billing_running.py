@@ -29,23 +29,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bench.billing import PARTITIONS, START, _database, _deliveries, _polls
-from csms_api.access import SCHEMA as ACCESS_SCHEMA
-from csms_billing.cdrs.issuer import CdrIssuer
-from csms_billing.consumer import TimelineConsumer
-from csms_billing.db import SCHEMA
-from csms_billing.service import BillingService
-from csms_billing.settings import BillingSettings
+from bench.billing import PARTITIONS, START, _deliveries, _polls, billing_consumer
 from csms_billing.tariffs.service import TariffPut, put_tariff
 from csms_core.bus import Delivery
-from csms_core.bus.batching import BatchedConsumer, BatchLimits
-from csms_core.bus.memory import InMemoryBus
-from csms_core.db import create_engine, session_factory, transaction
+from csms_core.bus.batching import BatchLimits
+from csms_core.db import transaction
 from csms_core.events import InboundCall, OcppCall
 from csms_core.events.data import ocpp_time
-from csms_core.identity import SCHEMA as IDENTITY_SCHEMA
-from csms_core.router import CommandClient
-from csms_core.router.memory import InMemoryRouter
 from csms_core.topics import OCPP_INBOUND
 
 TARIFF = {
@@ -109,35 +99,19 @@ async def _rate(server_url: str, priced: bool, arguments: argparse.Namespace) ->
     starts, stored = _deliveries(arguments.sessions, arguments.sessions * arguments.samples)
     updated = _updated_calls(arguments.sessions, arguments.samples, arguments.calls)
     limits = BatchLimits()
-    async with _database(server_url) as database_url:
-        settings = BillingSettings(database_url=database_url, environment="development")
-        engine = create_engine(database_url, [SCHEMA, IDENTITY_SCHEMA, ACCESS_SCHEMA])
-        bus, router = InMemoryBus(), InMemoryRouter()
-        try:
-            async with router, bus, CommandClient(router, "billing") as commands:
-                service = BillingService(
-                    settings, bus=bus, router=router, commands=commands, engine=engine
-                )
-                await service.migrate()
-                factory = session_factory(engine)
-                if priced:
-                    async with transaction(factory) as session:
-                        body = TariffPut.model_validate(TARIFF)
-                        await put_tariff(session, settings, "bench", body, START)
-                issuer = CdrIssuer(settings, bus, engine)
-                handler = TimelineConsumer(settings, bus, engine, issuer, commands)
-                consumer = BatchedConsumer(bus, "bench-billing", handler, factory, limits)
-                stopping = asyncio.Event()
-                await consumer.apply_poll(starts, stopping)
-                for poll in _polls(stored, limits.max_records):
-                    await consumer.apply_poll(poll, stopping)
-                began = time.perf_counter()
-                for poll in _polls(updated, limits.max_records):
-                    await consumer.apply_poll(poll, stopping)
-                rate: float = arguments.calls / (time.perf_counter() - began)
-                return rate
-        finally:
-            await engine.dispose()
+    async with billing_consumer(server_url, limits) as billing:
+        if priced:
+            async with transaction(billing.factory) as session:
+                body = TariffPut.model_validate(TARIFF)
+                await put_tariff(session, billing.settings, "bench", body, START)
+        await billing.consumer.apply_poll(starts, billing.stopping)
+        for poll in _polls(stored, limits.max_records):
+            await billing.consumer.apply_poll(poll, billing.stopping)
+        began = time.perf_counter()
+        for poll in _polls(updated, limits.max_records):
+            await billing.consumer.apply_poll(poll, billing.stopping)
+        rate: float = arguments.calls / (time.perf_counter() - began)
+        return rate
 
 
 async def main(arguments: argparse.Namespace) -> None:

@@ -44,6 +44,8 @@ async def test_billing_notify_web_payment_started_waits_for_the_payment(
 async def test_billing_notify_settlement_is_kept_with_a_receipt(
     billing: BillingHarness, public: httpx.AsyncClient
 ) -> None:
+    """Nobody waits for billing's part (it was not announced): the settlement is still
+    kept, with a receipt; billing sends no part of the answer."""
     settled = {
         "transactionId": "tx-9",
         "pspRef": "PSP-1",
@@ -56,6 +58,51 @@ async def test_billing_notify_settlement_is_kept_with_a_receipt(
     (settlement,) = await _rows(billing, Settlement)
     receipt = (await public.get(f"/receipts/{settlement.receipt_id}")).json()
     assert (receipt["psp_ref"], receipt["amount"], receipt["station_id"]) == ("PSP-1", 7.5, "CP-T")
+    assert (receipt["cdr_id"], receipt["charge"]) == (None, None)  # no such session
+    assert billing.stations.call_answers == []
+
+
+async def test_billing_notify_settlement_answers_the_receipt_and_names_the_cdr(
+    billing: BillingHarness, api: httpx.AsyncClient, public: httpx.AsyncClient
+) -> None:
+    """OCPP 2.1 NotifySettlement with billing a contributor: its part of the answer is the
+    receipt it made (receiptUrl on the configured public base, receiptId); the terminal
+    settled before the CDR was issued, and the receipt names the CDR once it is, with what
+    it charged (10 kWh x 0.30 = 3.00, 3.60 incl. 20 % VAT)."""
+    assert (await api.put("/tariffs/flat-energy", json=TARIFF)).status_code == 201
+    opened = started("s-pay", "CP-PAY", START, transaction_id="tx-pay")
+    await billing.publish("session.started", "CP-PAY", opened, version="2.1")
+    settled = {
+        "transactionId": "tx-pay",
+        "pspRef": "PSP-42",
+        "status": "Settled",
+        "settlementAmount": 3.6,
+        "settlementTime": ocpp_time(START + timedelta(hours=1, seconds=5)),
+    }
+    call = await billing.call("CP-PAY", "NotifySettlement", settled, contributors=("billing",))
+    answer = await _answer_to(billing, call)
+    assert answer.party == "billing"
+    assert answer.payload is not None
+    receipt_id = answer.payload["receiptId"]
+    assert answer.payload == {
+        "receiptUrl": f"{billing.service.settings.receipt_base_url}/receipts/{receipt_id}",
+        "receiptId": receipt_id,
+    }
+    before = (await public.get(f"/receipts/{receipt_id}")).json()
+    assert (before["session_id"], before["cdr_id"], before["charge"]) == ("s-pay", None, None)
+    closed = ended(
+        "s-pay", START, START + timedelta(hours=1), transaction_id="tx-pay", meter_stop_wh=10000.0
+    )
+    await billing.publish("session.ended", "CP-PAY", closed, version="2.1")
+    (cdr,) = await billing.wait_for_cdrs(1)
+    receipt = (await public.get(f"/receipts/{receipt_id}")).json()
+    assert receipt["cdr_id"] == cdr["id"]
+    assert receipt["charge"]["total_cost"] == {"excl_vat": 3.0, "incl_vat": 3.6}
+    assert (receipt["charge"]["currency"], receipt["charge"]["total_energy"]) == ("EUR", 10.0)
+    again = await billing.call("CP-PAY", "NotifySettlement", settled, contributors=("billing",))
+    resent = await _answer_to(billing, again)  # it missed our answer
+    assert resent.payload == answer.payload
+    assert len(await _rows(billing, Settlement)) == 1
 
 
 async def test_billing_station_cost_details_are_reconciled_at_the_cdr(

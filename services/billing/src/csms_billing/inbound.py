@@ -12,12 +12,13 @@
   with the engine's (``costs.reconcile``).
 - Authorize (2.1): billing adds the driver's ``tariff`` (``tariffs.offer``) to sessions'
   answer, waited for at most ``RUNNING_WAIT_S``.
-- NotifyWebPaymentStarted (2.1): the station waits for a web payment on an EVSE.
-- NotifySettlement (2.1): what a payment terminal settled for a transaction.
-
-The answers of the last two carry no decision and the gateway gives them ({}).
-What billing would add to others' answers besides (the receipt of a settlement) is not
-registered yet: those answers go out without it.
+- NotifySettlement (2.1): what a payment terminal settled for a transaction, kept
+  against the session and its CDR; billing adds the receipt it made (``receiptUrl``,
+  ``receiptId``) to the gateway's empty answer, registered with ``calls``: with no billing
+  alive (or one too late) the station gets ``{}`` and the settlement is still recorded
+  when billing reads it.
+- NotifyWebPaymentStarted (2.1): the station waits for a web payment on an EVSE (its
+  answer carries no decision: the gateway gives it).
 """
 
 from collections.abc import Awaitable, Callable
@@ -45,11 +46,14 @@ from csms_core.events import OcppCall
 from csms_core.router import CallAnswer
 from csms_ocpp.messages import (
     AUTHORIZE,
+    NOTIFY_SETTLEMENT,
     TRANSACTION_EVENT,
     V21,
     VAT_NUMBER_VALIDATION,
     AuthorizeRequest,
     JsonObject,
+    NotifySettlementRequest,
+    NotifySettlementResponse,
     TransactionEventRequest,
     TransactionEventResponse,
     VatNumberValidationRequest,
@@ -194,13 +198,24 @@ async def on_web_payment_started(
     )
 
 
-async def on_settlement(
-    session: AsyncSession, settings: BillingSettings, envelope: OcppCall, payload: dict[str, Any]
-) -> None:
-    request = NotifySettlement.model_validate(payload)
-    await record_settlement(
-        session, envelope.station_id, request, settings.receipt_base_url, utc_now()
+@calls.contributes(NOTIFY_SETTLEMENT)
+async def on_notify_settlement(
+    ctx: CallContext, request: NotifySettlementRequest
+) -> NotifySettlementResponse:
+    """The settlement recorded (whoever answers); the receipt billing made for it
+    (OCPP 2.1 I-block NotifySettlement: ``receiptUrl`` the station may show as a QR code),
+    none when the terminal made its own."""
+    try:
+        settled = NotifySettlement.model_validate(request)
+    except ValidationError as exc:
+        raise Unprocessable(f"NotifySettlement: {exc.errors(include_url=False)[:3]}") from exc
+    receipt = await record_settlement(
+        ctx.session, ctx.call.station_id, settled, ctx.settings.receipt_base_url, utc_now()
     )
+    answer: NotifySettlementResponse = {}
+    if "receiptUrl" in receipt:
+        answer["receiptUrl"], answer["receiptId"] = receipt["receiptUrl"], receipt["receiptId"]
+    return answer
 
 
 async def on_cost_details(
@@ -223,5 +238,4 @@ async def on_cost_details(
 
 HANDLERS: dict[str, Handler] = {
     "NotifyWebPaymentStarted": on_web_payment_started,
-    "NotifySettlement": on_settlement,
 }

@@ -83,6 +83,8 @@ BILLING = Declaration(
         # 2.1: the driver's tariff in the AuthorizeResponse, waited for 2 s at most.
         Claim(action="Authorize", role=Role.CONTRIBUTES, versions=V21, wait_s=2.0),
         _decides("VatNumberValidation", V21),
+        # 2.1 NotifySettlement: the receipt billing made (receiptUrl) on the gateway's {}.
+        _contributes("NotifySettlement", V21),
     ),
 )
 

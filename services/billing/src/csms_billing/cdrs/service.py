@@ -30,6 +30,7 @@ from csms_billing.cdrs.models import CdrRecord
 from csms_billing.cdrs.ocpi import Cdr
 from csms_billing.costs import reconcile
 from csms_billing.payments import service as payments
+from csms_billing.payments.settlements import link_settlements
 from csms_billing.sessions import service as sessions
 from csms_billing.sessions.models import BilledSession, SampleKind
 from csms_billing.settings import BillingSettings
@@ -74,6 +75,7 @@ async def issue(
     session.add(billed)
     issued = [_store(session, cdr, billed)]
     await payments.charge_cdrs(session, issued)
+    await link_settlements(session, billed)
     return issued
 
 
@@ -98,6 +100,7 @@ async def correct(
     await sessions.count_after_cdr(session, billed.session_id)
     issued = [_store(session, credit, billed), _store(session, corrected, billed)]
     await payments.charge_cdrs(session, issued)
+    await link_settlements(session, billed)
     return issued
 
 

@@ -19,6 +19,7 @@ from csms_api.auth import (
 )
 from csms_api.problems import Problem, ProblemRoute, problem_responses
 from csms_billing.api.deps import Limit, Offset, Page, ServiceDep, SessionDep
+from csms_billing.cdrs.models import CdrRecord
 from csms_billing.money import is_currency
 from csms_billing.ocpi import DateTime, Number
 from csms_billing.payments import service
@@ -268,6 +269,17 @@ async def _account(session: SessionDep, id_token: str) -> PrepaidAccount:
 # --- receipts -------------------------------------------------------------------------
 
 
+class ReceiptCharge(BaseModel):
+    """What the receipt's CDR charged (OCPI 2.2.1 CDR figures)."""
+
+    currency: str
+    total_cost: dict[str, Number] = Field(examples=[{"excl_vat": 2.45, "incl_vat": 2.94}])
+    total_energy: Number = Field(description="kWh")
+    total_time: Number = Field(description="hours")
+    start_date_time: DateTime
+    end_date_time: DateTime
+
+
 class Receipt(BaseModel):
     """A driver's receipt (the URL a payment terminal's station shows as a QR code)."""
 
@@ -279,6 +291,9 @@ class Receipt(BaseModel):
     settled_at: datetime
     session_id: str | None
     cdr_id: str | None
+    charge: ReceiptCharge | None = Field(
+        default=None, description="the session's CDR, once issued (null before)"
+    )
 
 
 @public_router.get(
@@ -291,6 +306,7 @@ async def get_receipt(
     settlement = await session.get(Settlement, receipt_id)
     if settlement is None:
         raise Problem(404, "no such receipt", kind="unknown-receipt")
+    record = await session.get(CdrRecord, settlement.cdr_id) if settlement.cdr_id else None
     return Receipt(
         receipt_id=settlement.receipt_id,
         station_id=settlement.station_id,
@@ -300,4 +316,5 @@ async def get_receipt(
         settled_at=settlement.settled_at,
         session_id=settlement.session_id,
         cdr_id=settlement.cdr_id,
+        charge=ReceiptCharge.model_validate(record.body) if record is not None else None,
     )

@@ -3,7 +3,10 @@
 The settlement is kept against the session (by the station's transactionId) and
 the CDR standing for it; the station is answered with a receipt the CSMS makes
 (``receiptUrl`` it can show as a QR code) unless the terminal made its own.
-A CDR is not changed by a settlement: the receipt names the CDR instead.
+A CDR is not changed by a settlement: the receipt names the CDR instead. A terminal
+usually settles before billing issued the session's CDR (the CDR waits for the sessions
+service's final figures): the settlement is linked to the CDR when it is issued
+(``link_settlements``), and to the corrected one if late data corrects it.
 """
 
 import secrets
@@ -11,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -42,12 +46,19 @@ async def record_settlement(
     receipt_base_url: str,
     now: datetime,
 ) -> dict[str, str]:
-    """Keep the settlement; the NotifySettlementResponse payload."""
+    """Keep the settlement; the NotifySettlementResponse payload. A settlement the station
+    sends again (the same payment reference for the same transaction: it missed our answer)
+    is kept once and answered with the same receipt."""
     billed = await _session_of(session, station_id, request.transaction_id)
     own_receipt = request.receipt_url is not None
-    receipt_id = request.receipt_id or secrets.token_urlsafe(24)[:32]
-    receipt_url = request.receipt_url or f"{receipt_base_url.rstrip('/')}/receipts/{receipt_id}"
-    if await session.get(Settlement, receipt_id) is None:  # a re-sent settlement: kept once
+    known = await _known(session, station_id, request)
+    receipt_id = known.receipt_id if known else request.receipt_id or secrets.token_urlsafe(24)[:32]
+    receipt_url = (
+        known.receipt_url
+        if known
+        else request.receipt_url or f"{receipt_base_url.rstrip('/')}/receipts/{receipt_id}"
+    )
+    if known is None and await session.get(Settlement, receipt_id) is None:
         session.add(
             Settlement(
                 receipt_id=receipt_id,
@@ -75,6 +86,17 @@ async def record_settlement(
     return {} if own_receipt else {"receiptUrl": receipt_url, "receiptId": receipt_id}
 
 
+async def _known(
+    session: AsyncSession, station_id: str, request: NotifySettlement
+) -> Settlement | None:
+    query = select(Settlement).where(
+        col(Settlement.station_id) == station_id,
+        col(Settlement.psp_ref) == request.psp_ref,
+        col(Settlement.transaction_id) == request.transaction_id,
+    )
+    return (await session.exec(query)).first()
+
+
 async def _session_of(
     session: AsyncSession, station_id: str, transaction_id: str | None
 ) -> BilledSession | None:
@@ -85,3 +107,16 @@ async def _session_of(
         col(BilledSession.transaction_id) == transaction_id,
     )
     return (await session.exec(query)).first()
+
+
+async def link_settlements(session: AsyncSession, billed: BilledSession) -> None:
+    """The settlements of ``billed``'s transaction name its session and its CDR now (one
+    settled before billing knew the session, or before the CDR was issued)."""
+    await session.exec(
+        update(Settlement)
+        .where(
+            col(Settlement.station_id) == billed.station_id,
+            col(Settlement.transaction_id) == billed.transaction_id,
+        )
+        .values(session_id=billed.session_id, cdr_id=billed.cdr_id)
+    )

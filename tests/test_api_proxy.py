@@ -32,6 +32,7 @@ from tests.cluster_firmware import firmware
 from tests.cluster_security import security
 from tests.cluster_smartcharging import smartcharging
 from tests.deploy_routing import COMPOSE_PROXY_CONF, OPENAPI_FILE, compose_upstreams
+from tests.payment_provider import SECRET, Provider
 from tests.test_api_routing import TABLE, nginx_binary
 
 pytestmark = pytest.mark.integration
@@ -99,7 +100,10 @@ def proxy(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pr
         "smartcharging": smartcharging(infra, group, "smartcharging", logs),
         "security": security(infra, group, "security", logs, logs / "ca"),
         "firmware": firmware(infra, group, "firmware", logs),
-        "billing": billing(infra, group, "billing", logs),
+        # The loopback provider's secret: its signed webhooks come through the proxy.
+        "billing": billing(
+            infra, group, "billing", logs, CSMS_BILLING_PAYMENT_WEBHOOK_SECRET=SECRET.decode()
+        ),
     }
     assert set(replicas) == {service.name for service in TABLE.services}
     # The nginx workers run as nobody when the tests run as root: a directory they can read.
@@ -213,6 +217,36 @@ def test_a_path_no_service_serves_is_a_problem_json_404(proxy: Proxy) -> None:
                 "detail": "no CSMS service serves this path",
             }
             assert UPSTREAM_HEADER not in response.headers or not response.headers[UPSTREAM_HEADER]
+
+
+def test_public_paths_reach_their_service_without_a_bearer_token(proxy: Proxy) -> None:
+    """The payment provider's signed webhook, a driver's receipt and a station's log upload
+    go through the one URL to their service, with no Authorization header."""
+    provider = Provider(url="http://127.0.0.1:9")  # only its signing: billing asks no API
+    headers, body = provider.webhook(f"pay-{uuid.uuid4().hex[:8]}", "CP-PROXY-NONE", 1)
+    with httpx.Client(base_url=proxy.url, timeout=30) as client:
+        paid = client.post("/payments/webhook", content=body, headers=headers)
+        assert paid.status_code == 200, paid.text
+        assert paid.headers[UPSTREAM_HEADER] == proxy.address_of("billing")
+        assert paid.json()["status"] == "unmatched"  # no station waits for it: kept to refund
+        unsigned = client.post("/payments/webhook", content=body)
+        assert (unsigned.status_code, unsigned.json()["type"]) == (
+            401,
+            "urn:csms:problem:invalid-signature",
+        )
+        receipt = client.get("/receipts/no-such-receipt-id")
+        assert receipt.status_code == 404
+        assert receipt.headers[UPSTREAM_HEADER] == proxy.address_of("billing")
+        assert receipt.json()["type"] == "urn:csms:problem:unknown-receipt"
+        two_mib = b"x" * (2 << 20)
+        # The service limits uploads itself: the proxy passes a large one through...
+        upload = client.put("/firmware/uploads/no-such-token", content=two_mib)
+        assert upload.headers.get(UPSTREAM_HEADER) == proxy.address_of("firmware"), upload.text
+        assert upload.status_code in {401, 403, 404}, upload.text
+        # ...where the API keeps the proxy's 1 MB bound on request bodies.
+        too_large = client.put("/api/v1/tariffs/T", content=two_mib, headers=proxy.admin)
+        assert too_large.status_code == 413
+        assert not too_large.headers.get(UPSTREAM_HEADER)
 
 
 def test_a_service_that_is_down_is_a_problem_json_503(proxy: Proxy) -> None:

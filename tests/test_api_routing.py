@@ -18,10 +18,11 @@ from typer.testing import CliRunner
 
 from csms_cli.main import app as csms_app
 from csms_cli.nginx import render_nginx
-from csms_cli.openapi import SERVICE_KEY, OpenApiConflict, merged_openapi
+from csms_cli.openapi import SERVICE_KEY, OpenApiConflict, is_public, merged_openapi
 from csms_cli.routing import (
     API_SERVICES,
     ApiService,
+    PublicPath,
     RouteTable,
     RoutingError,
     is_param,
@@ -47,8 +48,13 @@ def _merged() -> dict[str, Any]:
     return merged_openapi(API_SERVICES)
 
 
+# Each process's own, not the API: the proxy does not route them.
+PROCESS_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
 def _api_paths(service: ApiService) -> list[str]:
-    return [path for path in _own_openapi(service)["paths"] if path.startswith("/api/")]
+    """The paths the service serves through the proxy: under /api and its public ones."""
+    return [path for path in _own_openapi(service)["paths"] if path not in PROCESS_PATHS]
 
 
 def _packages_with_rest_routes() -> set[str]:
@@ -145,10 +151,34 @@ def test_the_longest_prefix_owns_a_path() -> None:
     assert TABLE.owner("/api/v1/stationsX") is None
     assert TABLE.owner("/api/v1/nowhere") is None
     assert TABLE.owner("/api/v2/stations") is None
+    assert TABLE.owner("/payments/webhook") == "billing"
+    assert TABLE.owner("/receipts/R-1") == "billing"
+    assert TABLE.owner("/firmware/files/T/image.bin") == "firmware"
+    assert TABLE.owner("/firmware/uploads/T") == "firmware"
+    assert TABLE.owner("/firmware") is None
+    assert TABLE.owner("/payments") is None
 
 
-def _service(name: str, *prefixes: str) -> ApiService:
-    return ApiService(name, lambda _: FastAPI(), prefixes)
+def test_every_path_a_service_serves_outside_the_api_is_public_in_the_table() -> None:
+    """What a service serves outside /api/v1 (bar each process's health and metrics) is
+    reachable through the one proxy URL: a new bearer-less route needs its prefix."""
+    for service in API_SERVICES:
+        for path in _own_openapi(service)["paths"]:
+            if path.startswith("/api/") or path in PROCESS_PATHS:
+                continue
+            routes = [route for route in TABLE.public if route.matches(_concrete(path))]
+            assert [route.service for route in routes] == [service.name], (
+                f"{path} of {service.name}: add a PublicPath for it in src/csms_cli/routing.py"
+            )
+
+
+def _concrete(template: str) -> str:
+    return re.sub(r"\{[^}]+\}", WITNESS, template)
+
+
+def _service(name: str, *prefixes: str, public: tuple[str, ...] = ()) -> ApiService:
+    paths = tuple(PublicPath(prefix) for prefix in public)
+    return ApiService(name, lambda _: FastAPI(), prefixes, public=paths)
 
 
 @pytest.mark.parametrize(
@@ -161,6 +191,18 @@ def _service(name: str, *prefixes: str) -> ApiService:
         ([_service("a", "/api/v1/x"), _service("b", "/api/v1/x")], "same depth"),
         (
             [_service("a", "/api/v1/s/{id}/p"), _service("b", "/api/v1/s/main/p")],
+            "same depth",
+        ),
+        ([_service("a", "/api/v1/x", public=("/api/v1/y",))], "under a reserved one"),
+        ([_service("a", "/api/v1/x", public=("/healthz",))], "under a reserved one"),
+        ([_service("a", "/api/v1/x", public=("/openapi.json",))], "under a reserved one"),
+        ([_service("a", "/api/v1/x", public=("receipts",))], "not an absolute path"),
+        ([_service("a", "/api/v1/x", public=("/r/{id}/x",))], "has no parameter"),
+        (
+            [
+                _service("a", "/api/v1/x", public=("/r",)),
+                _service("b", "/api/v1/y", public=("/r",)),
+            ],
             "same depth",
         ),
     ],
@@ -201,7 +243,10 @@ def test_the_merged_openapi_holds_every_operation_of_every_service() -> None:
                     merged["paths"][path][method]["operationId"]
                     == (own[path][method]["operationId"])
                 )
-    assert not [path for path in merged["paths"] if not path.startswith("/api/v1/")]
+    public = [route.prefix for route in TABLE.public]
+    outside = [path for path in merged["paths"] if not path.startswith("/api/v1/")]
+    assert outside, "the public paths are documented too"
+    assert not [path for path in outside if not is_public(path, tuple(public))]
     schemas = merged["components"]["schemas"]
     for ref in _refs(merged):
         assert ref.removeprefix("#/components/schemas/") in schemas, ref
@@ -245,7 +290,7 @@ def test_two_services_documenting_one_path_is_a_conflict() -> None:
 def _nginx_first_match(config: str, path: str) -> str | None:
     """The upstream of the first regex location that matches, as nginx picks it."""
     for pattern, upstream in re.findall(
-        r'location ~ "([^"]+)" \{ proxy_pass http://(\w+);', config
+        r'location ~ "([^"]+)" \{ [^}]*?proxy_pass http://(\w+);', config
     ):
         if re.search(pattern, path):
             return str(upstream).removeprefix("csms_")
@@ -259,6 +304,11 @@ def test_the_nginx_locations_route_like_the_table() -> None:
             for path in _witnesses(template):
                 assert _nginx_first_match(config, path) == service.name, path
     assert _nginx_first_match(config, "/api/v1/stationsX") is None
+    assert _nginx_first_match(config, "/receiptsX/1") is None
+    (uploads,) = [line for line in config.splitlines() if "^/firmware/uploads" in line]
+    assert "client_max_body_size 0; proxy_request_buffering off;" in uploads
+    (receipts,) = [line for line in config.splitlines() if "^/receipts" in line]
+    assert "client_max_body_size" not in receipts  # the proxy's 1 MB
 
 
 def test_rendering_needs_an_upstream_for_every_service() -> None:

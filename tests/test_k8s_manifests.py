@@ -847,9 +847,10 @@ def test_the_ingress_sends_the_rest_api_to_the_proxy() -> None:
             assert backend["name"] == proxy_service.name, path
             assert backend["port"]["name"] in port_names, path
             routed[path["path"]] = path["pathType"]
-    assert routed == {"/api": "Prefix", "/openapi.json": "Exact", "/docs": "Exact"}
-    for route in ROUTES.routes:  # every prefix of the table lies under /api
-        assert route.prefix.startswith("/api/"), route
+    public = {route.prefix: "Prefix" for route in ROUTES.public}
+    assert routed == {"/api": "Prefix", "/openapi.json": "Exact", "/docs": "Exact", **public}
+    for route in ROUTES.routes:  # every other prefix of the table lies under /api
+        assert route.public or route.prefix.startswith("/api/"), route
 
 
 def test_the_proxy_reaches_every_rest_service_through_its_service() -> None:

@@ -1,7 +1,9 @@
 """An nginx configuration that routes the REST API by path, from the routing table.
 
 One server on one port: ``/api/v1/...`` goes to the service that owns the path
-(longest prefix, ``csms_cli.routing``), ``/openapi.json`` is the merged document
+(longest prefix, ``csms_cli.routing``), and so does each public path outside it
+(a provider's webhook, receipts, station file transfer; the uploads pass bodies of
+any size through unbuffered: the service limits them), ``/openapi.json`` is the merged document
 (a file under ``docs_root``), ``/docs`` a Swagger UI page for it, ``/healthz``
 the proxy's own health. A path no service owns gets a problem+json 404 from the
 proxy; a service that is down, a problem+json 503. It runs unprivileged
@@ -69,7 +71,11 @@ def render_nginx(
     lines.append("        # Longest prefix first: the first location that matches owns the path.")
     for route in table.in_match_order():
         target = upstream_name(route.service)
-        lines.append(f'        location ~ "{route.regex()}" {{ proxy_pass http://{target}; }}')
+        # The service limits what it accepts (e.g. CSMS_FIRMWARE_MAX_LOG_BYTES).
+        streamed = "client_max_body_size 0; proxy_request_buffering off; " if route.streams else ""
+        lines.append(
+            f'        location ~ "{route.regex()}" {{ {streamed}proxy_pass http://{target}; }}'
+        )
     lines += _server_tail()
     return "\n".join(lines) + "\n"
 

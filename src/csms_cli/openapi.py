@@ -1,8 +1,9 @@
 """One OpenAPI document for the whole REST API, merged from every service's own.
 
 Each service's FastAPI app documents its routes; the merged document holds every
-``/api/...`` path of every service in the routing table, each operation marked
-with the service that serves it (``x-csms-service``). Component schemas that two
+``/api/...`` path of every service in the routing table and every path under its
+public prefixes (served without a bearer token outside ``/api/v1``), each operation
+marked with the service that serves it (``x-csms-service``). Component schemas that two
 services name alike but define differently are renamed after their service
 (``SessionsStationOut``, ``SmartchargingStationOut``), references included, so a
 client generator sees one consistent set of types.
@@ -26,7 +27,8 @@ class OpenApiConflict(ValueError):
 
 def merged_openapi(services: Iterable[ApiService], *, version: str = "1.0.0") -> JsonObject:
     """The whole REST API as one OpenAPI document."""
-    documents = {service.name: service.app().openapi() for service in services}
+    by_name = {service.name: service for service in services}
+    documents = {name: service.app().openapi() for name, service in by_name.items()}
     renames = _schema_renames(documents)
     merged: JsonObject = {
         "openapi": next(iter(documents.values()), {}).get("openapi", "3.1.0"),
@@ -34,7 +36,9 @@ def merged_openapi(services: Iterable[ApiService], *, version: str = "1.0.0") ->
             "title": "CSMS API",
             "version": version,
             "description": (
-                f"Every REST route of the CSMS under one base URL ({API_BASE}). "
+                f"Every REST route of the CSMS under one base URL ({API_BASE}), and the "
+                "few served outside it without a bearer token (a payment provider's "
+                "webhook, drivers' receipts, station file transfer). "
                 f"Each operation names the service that serves it in `{SERVICE_KEY}`."
             ),
         },
@@ -43,7 +47,8 @@ def merged_openapi(services: Iterable[ApiService], *, version: str = "1.0.0") ->
     }
     for name, document in documents.items():
         renamed = _rename_refs(document, renames.get(name, {}))
-        _add_paths(merged["paths"], renamed.get("paths", {}), name)
+        public = tuple(path.prefix for path in by_name[name].public)
+        _add_paths(merged["paths"], renamed.get("paths", {}), name, public)
         _add_components(merged["components"], renamed.get("components", {}), name)
     _check_operation_ids(merged["paths"])
     merged["components"] = {
@@ -109,9 +114,16 @@ def _renamed_ref(ref: str, renames: dict[str, str]) -> str:
     return _SCHEMA_REF + renames[name] if ref.startswith(_SCHEMA_REF) and name in renames else ref
 
 
-def _add_paths(merged: JsonObject, paths: JsonObject, service: str) -> None:
+def is_public(path: str, public: tuple[str, ...]) -> bool:
+    """Whether ``path`` lies under one of the ``public`` prefixes."""
+    return any(path == prefix or path.startswith(prefix.rstrip("/") + "/") for prefix in public)
+
+
+def _add_paths(
+    merged: JsonObject, paths: JsonObject, service: str, public: tuple[str, ...] = ()
+) -> None:
     for path, item in paths.items():
-        if not path.startswith("/api/"):
+        if not path.startswith("/api/") and not is_public(path, public):
             continue  # /healthz, /metrics: each process's own, not the API
         if path in merged:
             owner = next(iter(_operations({path: merged[path]})), {}).get(SERVICE_KEY)

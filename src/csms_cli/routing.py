@@ -11,6 +11,12 @@ A prefix is a path template: ``/api/v1/sites`` or
 one path segment. A request belongs to the service whose prefix matches the
 most leading segments of its path (the longest match), so one service may serve
 ``/api/v1/stations`` while another serves a sub-resource of every station.
+
+A few paths are served outside ``/api/v1``, without a bearer token, to callers that
+have none: a payment provider's signed webhook, drivers' receipts, the firmware
+images and log uploads stations fetch and send with a credential in the URL. A
+service names them as ``public`` paths (``PublicPath``); the proxies route them like
+the others, and they never lie under ``/api`` or on the proxy's own paths.
 """
 
 import re
@@ -27,8 +33,23 @@ from csms_sessions.app import create_app as create_sessions_app
 from csms_smartcharging.app import create_app as create_smartcharging_app
 
 API_BASE = "/api/v1"
+# What the proxies answer themselves, or keep for the API: no public path lies there.
+RESERVED = ("api", "healthz", "readyz", "metrics", "openapi.json", "docs")
 _PARAM = re.compile(r"^\{[A-Za-z_][A-Za-z0-9_]*\}$")
 _LITERAL = re.compile(r"^[A-Za-z0-9._~-]+$")
+
+
+@dataclass(frozen=True)
+class PublicPath:
+    """A path prefix a service serves outside ``/api/v1`` without a bearer token (its
+    routes authenticate the caller otherwise: a signature, a credential in the URL).
+
+    ``streams``: requests carry files the service limits itself (a station's log
+    upload), so the proxy passes bodies of any size through as they come.
+    """
+
+    prefix: str
+    streams: bool = False
 
 
 @dataclass(frozen=True)
@@ -37,12 +58,14 @@ class ApiService:
 
     ``name`` is its ``csms`` sub-command and the name of its compose services and
     Kubernetes Deployment; ``create_app`` builds its FastAPI app (here only to read
-    the routes, so it gets a placeholder instead of a running service).
+    the routes, so it gets a placeholder instead of a running service). ``public``:
+    what it serves outside ``/api/v1`` (``PublicPath``).
     """
 
     name: str
     create_app: Callable[[Any], FastAPI]
     prefixes: tuple[str, ...]
+    public: tuple[PublicPath, ...] = ()
 
     def app(self) -> FastAPI:
         """The service's app, for its routes and OpenAPI document; no route is called."""
@@ -84,7 +107,13 @@ API_SERVICES: tuple[ApiService, ...] = (
             "/api/v1/stations/{station_id}/security-profile",
         ),
     ),
-    ApiService("firmware", create_firmware_app, ("/api/v1/firmware",)),
+    ApiService(
+        "firmware",
+        create_firmware_app,
+        ("/api/v1/firmware",),
+        # Stations download images and upload logs with the credential in the URL.
+        public=(PublicPath("/firmware/files"), PublicPath("/firmware/uploads", streams=True)),
+    ),
     ApiService(
         "billing",
         create_billing_app,
@@ -96,6 +125,8 @@ API_SERVICES: tuple[ApiService, ...] = (
             "/api/v1/prepaid-accounts",
             "/api/v1/stations/{station_id}/tariffs",
         ),
+        # The payment provider's signed webhook; drivers' receipts (their id is the key).
+        public=(PublicPath("/payments/webhook"), PublicPath("/receipts")),
     ),
 )
 
@@ -111,10 +142,13 @@ def is_param(segment: str) -> bool:
 
 @dataclass(frozen=True)
 class Route:
-    """One prefix of the table and the service it belongs to."""
+    """One prefix of the table and the service it belongs to (``public``: outside
+    ``/api/v1``, no bearer token; ``streams``: bodies of any size pass through)."""
 
     prefix: str
     service: str
+    public: bool = False
+    streams: bool = False
 
     @property
     def segments(self) -> tuple[str, ...]:
@@ -145,6 +179,10 @@ class RouteTable:
         self.services = tuple(services)
         self.routes = tuple(
             Route(prefix, service.name) for service in self.services for prefix in service.prefixes
+        ) + tuple(
+            Route(path.prefix, service.name, public=True, streams=path.streams)
+            for service in self.services
+            for path in service.public
         )
         self._check()
 
@@ -169,19 +207,37 @@ class RouteTable:
             return None
         return max(matching, key=lambda route: len(route.segments)).service
 
+    @property
+    def public(self) -> tuple[Route, ...]:
+        """The prefixes served outside ``/api/v1`` without a bearer token."""
+        return tuple(route for route in self.routes if route.public)
+
     def in_match_order(self) -> list[Route]:
         """The routes, longest first: the first one that matches a path is its owner."""
         return sorted(self.routes, key=lambda route: (-len(route.segments), route.prefix))
 
 
 def _check_prefix(route: Route) -> None:
-    if not route.prefix.startswith(API_BASE + "/"):
+    if route.public:
+        _check_public(route)
+    elif not route.prefix.startswith(API_BASE + "/"):
         raise RoutingError(f"{route.prefix} ({route.service}): not under {API_BASE}/")
     for segment in route.segments:
         if not (is_param(segment) or _LITERAL.match(segment)):
             raise RoutingError(f"{route.prefix} ({route.service}): bad segment {segment!r}")
     if is_param(route.segments[-1]):
         raise RoutingError(f"{route.prefix} ({route.service}): ends with a parameter")
+
+
+def _check_public(route: Route) -> None:
+    """A public prefix: literal segments (an Ingress routes it as a plain Prefix path),
+    outside ``/api`` and the proxy's own paths."""
+    if not route.prefix.startswith("/") or not route.segments:
+        raise RoutingError(f"{route.prefix} ({route.service}): not an absolute path")
+    if route.segments[0] in RESERVED:
+        raise RoutingError(f"{route.prefix} ({route.service}): a public path under a reserved one")
+    if any(is_param(segment) for segment in route.segments):
+        raise RoutingError(f"{route.prefix} ({route.service}): a public prefix has no parameter")
 
 
 def _ambiguous(one: Route, other: Route) -> bool:

@@ -169,6 +169,37 @@ async def test_session_events_carry_the_tokens_group(
     assert (started.data["id_token"], ended.data["id_token"]) == (token, token)
 
 
+async def test_tc_e_03_cable_first_the_token_after_the_start_goes_with_the_update(
+    sessions: Harness, version: OcppVersion
+) -> None:
+    """Cable plugged in first: the Started names no idToken, an Updated does. That update's
+    session.updated names the driver with the token's group, once (billing re-prices the
+    session with the driver's tariff); the other updates name nobody."""
+    await add_token(sessions, "TOKEN-1", group_id="FLEET-A")
+    start, updated, metered, end = full_session()
+    start = {key: value for key, value in start.items() if key != "idToken"}
+    start["triggerReason"] = "CablePluggedIn"
+    named = updated | {"idToken": TOKEN, "triggerReason": "Authorized"}
+    answers = [
+        await send(sessions, "TransactionEvent", event, version)
+        for event in (start, named, metered, end)
+    ]
+    group = {"idToken": "FLEET-A", "type": "Central"}
+    assert answers == [
+        None,
+        {"idTokenInfo": {"status": "Accepted", "groupIdToken": group}},
+        None,
+        None,
+    ]
+    token = {"id_token": "TOKEN-1", "type": "ISO14443", "group_id": "FLEET-A"}
+    [started] = published(sessions, event_type="session.started")
+    assert started.data["id_token"] is None
+    updates = published(sessions, event_type="session.updated")
+    assert [u.data.get("id_token") for u in updates] == [token, None]
+    [ended] = published(sessions, event_type="session.ended")
+    assert ended.data["id_token"] == token
+
+
 async def test_offline_replay_twice_and_shuffled_gives_one_session(
     sessions: Harness, version: OcppVersion
 ) -> None:

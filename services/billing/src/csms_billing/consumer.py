@@ -175,6 +175,10 @@ class TimelineConsumer:
             await service.record_samples(
                 session, event.data.session_id, billed, events.progress(event)
             )
+            driver = events.driver(event)
+            if billed is not None and driver is not None:
+                await service.identify(session, billed, *driver)
+                self._cost_updates_due(billed)
         elif isinstance(event, SessionEnded | SessionFinalized):
             return await self._ended(session, event)
         elif isinstance(event, MeterValues):

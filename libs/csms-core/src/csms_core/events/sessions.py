@@ -40,7 +40,7 @@ class SessionStarted(Event[SessionStartedData]):
 
 class SessionUpdatedData(SessionRef, SparseEventData):
     omitted_when_none: ClassVar[frozenset[str]] = frozenset(
-        {"current_a", "soc_percent", "charging_state"}
+        {"current_a", "soc_percent", "charging_state", "id_token"}
     )
 
     energy_wh: float | None
@@ -52,6 +52,12 @@ class SessionUpdatedData(SessionRef, SparseEventData):
         default=None,
         description="2.x chargingState (Charging, SuspendedEV, ...); billing reads it. The "
         "sessions service does not publish it yet.",
+    )
+    id_token: IdTokenRef | None = Field(
+        default=None,
+        description="Who charges, on the update that first names them: a token that came "
+        "after the start (a 2.x TransactionEvent Updated with an idToken, e.g. cable plugged "
+        "in first). Billing prices the session with the driver's tariff from then on.",
     )
 
 

@@ -78,6 +78,12 @@ def progress(event: SessionUpdated) -> list[SampleIn]:
     return [SampleIn(event.data.updated_at, SampleKind.CHARGING, float(charging))]
 
 
+def driver(event: SessionUpdated) -> tuple[tuple[str, str], str | None] | None:
+    """The token a session.updated names (one that came after the start) and its group."""
+    token = event.data.id_token
+    return None if token is None else ((token.id_token, token.type), token.group_id)
+
+
 def figures(event: SessionEnded | SessionFinalized) -> Figures:
     """The sessions service's figures of an ended session (final once its start is known)."""
     ended = event.data
@@ -90,6 +96,7 @@ def figures(event: SessionEnded | SessionFinalized) -> Figures:
         energy_wh=ended.energy_wh,
         final=ended.final,
         id_token=_token(ended.id_token),
+        group_id=ended.id_token.group_id if ended.id_token else None,
     )
 
 

@@ -88,6 +88,7 @@ class Figures:
     energy_wh: float | None = None
     final: bool = True
     id_token: tuple[str, str] | None = None  # (id token, type)
+    group_id: str | None = None  # the token's group
 
 
 async def open_session(session: AsyncSession, opened: Opened) -> BilledSession:
@@ -120,16 +121,47 @@ async def open_session(session: AsyncSession, opened: Opened) -> BilledSession:
 
 async def pin_tariff(session: AsyncSession, billed: BilledSession) -> None:
     """The most specific tariff in force at the session's start (none: no cost known)."""
-    where = tariffs.Whereabouts(
+    found = await tariffs.resolve(session, _whereabouts(billed), billed.started_at)
+    billed.tariff_id, billed.tariff_version = (
+        (found[0].tariff_id, found[1].version) if found is not None else (None, None)
+    )
+
+
+async def identify(
+    session: AsyncSession, billed: BilledSession, token: tuple[str, str], group_id: str | None
+) -> bool:
+    """A token for a session that started without one (2.x: cable plugged in first, the
+    driver identified in a later Updated event; or known only at the end); whether it was
+    new. The rule (docs/billing.md "Drivers' tariffs"): the session is priced as if the
+    token had come with its start, so a driver's tariff of the token's group replaces
+    the one the session got for all of it, the version in force at its start; unless
+    the session's tariff was changed while it ran or its CDR is issued already."""
+    if billed.id_token is not None:
+        return False
+    billed.id_token, billed.token_type = token
+    billed.group_id = group_id
+    if billed.cdr_id is None and not await tariff_changes(session, billed.session_id):
+        await _pin_drivers_tariff(session, billed)
+    session.add(billed)
+    return True
+
+
+async def _pin_drivers_tariff(session: AsyncSession, billed: BilledSession) -> None:
+    """The token group's tariff, if one was in force at the start (it outranks every other
+    target); otherwise the session keeps what it has (even if that tariff is gone now)."""
+    as_driver = await tariffs.resolve(session, _whereabouts(billed), billed.started_at)
+    anonymous = await tariffs.resolve(session, _whereabouts(billed, group=False), billed.started_at)
+    if as_driver is not None and as_driver != anonymous:
+        billed.tariff_id, billed.tariff_version = as_driver[0].tariff_id, as_driver[1].version
+
+
+def _whereabouts(billed: BilledSession, *, group: bool = True) -> tariffs.Whereabouts:
+    return tariffs.Whereabouts(
         station_id=billed.station_id,
         evse_id=billed.evse_id,
         site_id=billed.site_id,
-        group_id=billed.group_id,
+        group_id=billed.group_id if group else None,
         ad_hoc=billed.token_type in AD_HOC_TOKEN_TYPES,
-    )
-    found = await tariffs.resolve(session, where, billed.started_at)
-    billed.tariff_id, billed.tariff_version = (
-        (found[0].tariff_id, found[1].version) if found is not None else (None, None)
     )
 
 
@@ -188,8 +220,8 @@ async def settle(session: AsyncSession, billed: BilledSession, figures: Figures)
     billed.final = figures.final
     if figures.meter_start_wh is not None:
         billed.meter_start_wh = figures.meter_start_wh
-    if billed.id_token is None and figures.id_token is not None:
-        billed.id_token, billed.token_type = figures.id_token
+    if figures.id_token is not None:
+        await identify(session, billed, figures.id_token, figures.group_id)
     moved = figures.started_at is not None and figures.started_at != billed.started_at
     if moved and figures.started_at is not None:
         billed.started_at = figures.started_at

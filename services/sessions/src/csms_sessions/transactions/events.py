@@ -52,7 +52,10 @@ async def publish_started(ctx: EventContext, charging: ChargingSession) -> None:
     ctx.publish(SessionStarted, data)
 
 
-def publish_updated(ctx: EventContext, charging: ChargingSession) -> None:
+def publish_updated(
+    ctx: EventContext, charging: ChargingSession, token: IdTokenRef | None = None
+) -> None:
+    """``token``: who charges, when this update is the first to name them (after the start)."""
     data = SessionUpdatedData(
         session_id=charging.session_id,
         transaction_id=charging.transaction_id,
@@ -62,8 +65,14 @@ def publish_updated(ctx: EventContext, charging: ChargingSession) -> None:
         updated_at=charging.updated_at,
         current_a=charging.last_current_a,
         soc_percent=charging.soc_percent,
+        id_token=token,
     )
     ctx.publish(SessionUpdated, data)
+
+
+async def token_after_start(ctx: EventContext, charging: ChargingSession) -> IdTokenRef | None:
+    """The token of a session that had none before this event (its group looked up)."""
+    return await _token(ctx, charging)
 
 
 async def publish_ended(ctx: EventContext, charging: ChargingSession) -> None:

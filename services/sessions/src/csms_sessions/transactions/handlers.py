@@ -37,6 +37,7 @@ from csms_sessions.transactions.events import (
     publish_finalized,
     publish_started,
     publish_updated,
+    token_after_start,
 )
 from csms_sessions.transactions.flags import FlagReason, raise_flag
 from csms_sessions.transactions.models import ChargingSession, MessageDisposition, SessionState
@@ -176,6 +177,7 @@ async def _apply_transaction_event(ctx: EventContext, payload: TransactionEventR
         await _seen_seq_no(ctx, charging, at, event_type, seq_no)
         return
     created, evse_before = charging is None, charging.evse_id if charging else None
+    had_token = charging is not None and charging.id_token is not None
     if charging is None and event_type == "Started":
         charging = service.open_session(ctx, info["transactionId"], at, evse_id)
     elif charging is None:
@@ -204,7 +206,9 @@ async def _apply_transaction_event(ctx: EventContext, payload: TransactionEventR
         await publish_ended(ctx, charging)
         return
     if not (created and event_type == "Started"):
-        publish_updated(ctx, charging)
+        # A token after the start (2.0.1 E03, cable plugged in first): billing re-prices.
+        arrived = charging.id_token is not None and not had_token
+        publish_updated(ctx, charging, await token_after_start(ctx, charging) if arrived else None)
     if created or charging.evse_id != evse_before:
         await lifecycle.supersede(ctx, charging)
 

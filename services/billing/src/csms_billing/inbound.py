@@ -30,7 +30,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from csms_billing.costs.final import final_cost
+from csms_billing.costs.final import final_part
 from csms_billing.costs.running import RUNNING_WAIT_S, running_part
 from csms_billing.payments import service as payments
 from csms_billing.payments.settlements import NotifySettlement, record_settlement
@@ -139,8 +139,7 @@ async def on_transaction_event(
         return {}  # nobody waits for billing's part
     if request["eventType"] != "Ended":
         return await running_part(ctx.session, ctx.settings, ctx.call.station_id, request)
-    total = await final_cost(ctx.session, ctx.settings, ctx.call.station_id, request)
-    return {} if total is None else {"totalCost": float(total)}
+    return await final_part(ctx.session, ctx.settings, ctx.call.station_id, request)
 
 
 @calls.contributes(AUTHORIZE_21, wait_s=RUNNING_WAIT_S)

@@ -55,6 +55,11 @@ class BillingSettings(CommonSettings, AuthSettings):
     vat_registry_url: str | None = Field(
         default=None, validation_alias="CSMS_BILLING_VAT_REGISTRY_URL"
     )
+    # OCA California Pricing (costs.california): stations that take the costmsg customData
+    # without reporting it in their device model, comma separated.
+    california_stations: str = Field(
+        default="", validation_alias="CSMS_BILLING_CALIFORNIA_STATIONS"
+    )
     # Where drivers open the receipts of settlements (``{base}/receipts/{id}``): the public
     # address of a billing replica (or of ``csms up``).
     receipt_base_url: str = Field(

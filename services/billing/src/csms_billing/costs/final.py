@@ -8,24 +8,73 @@ reading as its stop reading (as the sessions service takes them), its other regi
 readings counted too, priced by the one cost engine (``sessions.priced``) with the tariff
 version pinned at its start. Nothing is stored: the CDR is priced from the sessions
 service's figures when they arrive, which are these.
+
+A station with the OCA California Pricing customization (``california``) gets the
+costmsg ``customData`` for the end with it and the itemized cost as the updated
+personal message; a station that shows costs in another currency gets no cost.
 """
 
+import logging
 from collections.abc import Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from csms_billing.costs import california
 from csms_billing.sessions import service as sessions
 from csms_billing.sessions.models import BilledSession, SampleKind, SessionSample
 from csms_billing.settings import BillingSettings
+from csms_billing.tariffs import service as tariffs
 from csms_core.db import parse_ocpp_time
-from csms_ocpp.messages import TransactionEventRequest
+from csms_ocpp.messages import TransactionEventRequest, TransactionEventResponse
+
+logger = logging.getLogger(__name__)
 
 REGISTER = "Energy.Active.Import.Register"  # 2.x MeasurandEnumType's default
 END = "Transaction.End"
 _UNITS = {"Wh": Decimal(1), "kWh": Decimal(1000)}
+
+
+async def final_part(
+    session: AsyncSession,
+    settings: BillingSettings,
+    station_id: str,
+    request: TransactionEventRequest,
+) -> TransactionEventResponse:
+    """Billing's part of the Ended answer: ``totalCost`` ({} when no tariff prices the
+    session), with the California Pricing part for a station that takes it."""
+    ended = await _ended(session, settings, station_id, request)
+    if ended is None:
+        return {}
+    priced, readings, at = ended
+    display = await california.known_display(session, settings, station_id)
+    if display is not None and display.currency not in (None, priced.cost.currency):
+        logger.warning(
+            "no totalCost to %s: it shows costs in %s, the session is in %s",
+            station_id,
+            display.currency,
+            priced.cost.currency,
+        )
+        return {}
+    part: dict[str, Any] = {"totalCost": float(priced.cost.wire_total)}
+    if display is not None and display.california and priced.record is not None:
+        assert priced.tariff is not None  # noqa: S101 - a record prices with its tariff
+        stop = next((r.value for r in readings if r.context == END), None)
+        data = california.cost_message(
+            priced.cost,
+            priced.tariff,
+            tariffs.zone_of(priced.record),
+            tariffs.taxes_of(priced.record),
+            stop,
+            at,
+            display.decimals,
+        )
+        part |= california.final_message(priced.cost, data)
+    answer: TransactionEventResponse = part  # type: ignore[assignment]
+    return answer
 
 
 async def final_cost(
@@ -37,6 +86,17 @@ async def final_cost(
     """The cost incl. taxes (as the CDR's ``total_cost``: ``incl_vat`` where a tax applies)
     of the Ended event's session; None when billing does not know the session or no
     tariff prices it."""
+    ended = await _ended(session, settings, station_id, request)
+    return None if ended is None else ended[0].cost.wire_total
+
+
+async def _ended(
+    session: AsyncSession,
+    settings: BillingSettings,
+    station_id: str,
+    request: TransactionEventRequest,
+) -> tuple[sessions.Priced, list[SessionSample], datetime] | None:
+    """The Ended event's session priced to its end, the event's readings, its end."""
     query = select(BilledSession).where(
         col(BilledSession.station_id) == station_id,
         col(BilledSession.transaction_id) == request["transactionInfo"]["transactionId"],
@@ -53,7 +113,8 @@ async def final_cost(
     priced = await sessions.priced(session, ended, settings.currency, extra=readings)
     if priced.record is None:
         return None
-    return priced.cost.wire_total
+    assert ended.ended_at is not None  # noqa: S101 - set above
+    return priced, readings, ended.ended_at
 
 
 def register_readings(

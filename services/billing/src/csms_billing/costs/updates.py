@@ -121,8 +121,23 @@ class CostUpdates:
             "transactionId": due.transaction_id,
         }
         try:
-            if await california.supports_california(self._factory, self._commands, due.station_id):
-                payload["customData"] = self._cost_message(due)
+            display = await california.station_display(
+                self._factory,
+                self._commands,
+                due.station_id,
+                california.configured(self._settings),
+            )
+            if display.currency not in (None, due.priced.cost.currency):
+                logger.warning(
+                    "no CostUpdated to %s: it shows costs in %s, the session is in %s",
+                    due.station_id,
+                    display.currency,
+                    due.priced.cost.currency,
+                )
+                cost_updates.labels("currency").inc()
+                return
+            if display.california:
+                payload["customData"] = self._cost_message(due, display.decimals)
             result = await self._commands.call(
                 due.station_id, fixed("CostUpdated", payload), COMMAND_TIMEOUT_S
             )
@@ -143,7 +158,7 @@ class CostUpdates:
                 billed.cost_sent = float(due.total)
                 session.add(billed)
 
-    def _cost_message(self, due: _Due) -> dict[str, Any]:
+    def _cost_message(self, due: _Due, decimals: int | None) -> dict[str, Any]:
         priced = due.priced
         assert priced.tariff is not None and priced.record is not None  # noqa: S101 - priced
         return california.cost_message(
@@ -153,4 +168,5 @@ class CostUpdates:
             tariffs.taxes_of(priced.record),
             due.register_wh,
             due.at,
+            decimals,
         )

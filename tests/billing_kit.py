@@ -75,6 +75,22 @@ def element(*components: dict[str, Any], **restrictions: Any) -> dict[str, Any]:
     return found | ({"restrictions": restrictions} if restrictions else {})
 
 
+def tariff_body(
+    tariff_id: str, *components: dict[str, Any], applies_to: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A ``PUT /api/v1/tariffs/{tariff_id}`` body: one element of ``components``, in EUR
+    from 2024 on, by default for every session."""
+    return {
+        "tariff": {
+            "id": tariff_id,
+            "currency": "EUR",
+            "start_date_time": "2024-01-01T00:00:00Z",
+            "elements": [element(*components)],
+        },
+        "applies_to": applies_to or {"default": True},
+    }
+
+
 def totals(cost: Cost) -> tuple[Decimal, Decimal | None]:
     """(excl. VAT, incl. VAT or None where no tax applies), rounded as a driver pays them."""
     excl = round_amount(cost.total.excl, cost.currency)

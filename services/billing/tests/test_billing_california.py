@@ -23,22 +23,13 @@ from csms_billing.tariffs.ocpi import Tariff
 from csms_core.router import CallAnswer
 from csms_ocpp import OcppVersion, schemas
 from tests.billing_harness import BillingHarness, ocpp_time, running_billing, started
+from tests.billing_kit import component, tariff_body
 from tests.kits.api import bearer_headers
 from tests.waiting import eventually
 
 START = datetime(2024, 5, 6, 9, 0, tzinfo=UTC)
 END = START + timedelta(hours=1)
-TARIFF = {
-    "tariff": {
-        "id": "per-kwh",
-        "currency": "EUR",
-        "start_date_time": "2024-01-01T00:00:00Z",
-        "elements": [
-            {"price_components": [{"type": "ENERGY", "price": 0.30, "vat": 20, "step_size": 1}]}
-        ],
-    },
-    "applies_to": {"default": True},
-}
+TARIFF = tariff_body("per-kwh", component("ENERGY", "0.30", vat="20"))
 FINAL_TEXT = "Total 3.60 EUR incl. 0.60 tax. 3.00 EUR excl. tax, energy 3.00. 10.000 kWh in 1:00 h."
 
 

@@ -16,37 +16,18 @@ import pytest
 
 from csms_core.router import CallAnswer
 from tests.billing_harness import BillingHarness, ended, ocpp_time, started
+from tests.billing_kit import component, tariff_body
 from tests.waiting import eventually
 
 START = datetime(2024, 5, 6, 9, 0, tzinfo=UTC)
 END = START + timedelta(hours=1)
-DEFAULT = {
-    "tariff": {
-        "id": "standard",
-        "currency": "EUR",
-        "start_date_time": "2024-01-01T00:00:00Z",
-        "elements": [
-            {"price_components": [{"type": "ENERGY", "price": 0.30, "vat": 20, "step_size": 1}]}
-        ],
-    },
-    "applies_to": {"default": True},
-}
-FLEET = {
-    "tariff": {
-        "id": "fleet",
-        "currency": "EUR",
-        "start_date_time": "2024-01-01T00:00:00Z",
-        "elements": [
-            {
-                "price_components": [
-                    {"type": "FLAT", "price": 0.50, "vat": 20, "step_size": 1},
-                    {"type": "ENERGY", "price": 0.20, "vat": 20, "step_size": 1},
-                ]
-            }
-        ],
-    },
-    "applies_to": {"token_group_ids": ["FLEET-A"]},
-}
+DEFAULT = tariff_body("standard", component("ENERGY", "0.30", vat="20"))
+FLEET = tariff_body(
+    "fleet",
+    component("FLAT", "0.50", vat="20"),
+    component("ENERGY", "0.20", vat="20"),
+    applies_to={"token_group_ids": ["FLEET-A"]},
+)
 DRIVERS = {"excl_vat": 2.5, "incl_vat": 3.0}
 DEFAULTS = {"excl_vat": 3.0, "incl_vat": 3.6}
 

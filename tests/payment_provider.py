@@ -37,20 +37,23 @@ class Provider:
         amount: str = "25.00",
         secret: bytes = SECRET,
         at: float | None = None,
+        timeout_s: int | None = None,
     ) -> tuple[dict[str, str], bytes]:
-        """(headers, body) of the provider's webhook; the payment takes ``state`` on its API."""
+        """(headers, body) of the provider's webhook; the payment takes ``state`` on its API
+        (``started``: the driver is paying, with ``timeout_s`` to do it)."""
         self.states[payment_id] = state
-        body = json.dumps(
-            {
-                "event_id": uuid.uuid4().hex,
-                "payment_id": payment_id,
-                "state": state,
-                "station_id": station_id,
-                "evse_id": evse_id,
-                "amount": amount,
-                "currency": "EUR",
-            }
-        ).encode()
+        event: dict[str, object] = {
+            "event_id": uuid.uuid4().hex,
+            "payment_id": payment_id,
+            "state": state,
+            "station_id": station_id,
+            "evse_id": evse_id,
+            "amount": amount,
+            "currency": "EUR",
+        }
+        if timeout_s is not None:
+            event["timeout_s"] = timeout_s
+        body = json.dumps(event).encode()
         stamp = int(at if at is not None else time.time())
         return {
             SIGNATURE_HEADER: sign(secret, body, stamp),
@@ -71,8 +74,10 @@ def _app(provider: Provider) -> FastAPI:
 
 
 @asynccontextmanager
-async def running_provider() -> AsyncIterator[Provider]:
-    port = free_port()
+async def running_provider(port: int | None = None) -> AsyncIterator[Provider]:
+    """The provider on loopback (``port``: where a CSMS configured before it started
+    expects it; a free one otherwise)."""
+    port = port or free_port()
     provider = Provider(f"http://127.0.0.1:{port}")
     stopping, listening = asyncio.Event(), asyncio.Event()
     async with asyncio.TaskGroup() as tasks:

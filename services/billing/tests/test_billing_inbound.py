@@ -7,7 +7,7 @@ import httpx
 from sqlmodel import select
 
 from csms_billing.inbox import ProcessedEvent
-from csms_billing.payments.models import Settlement, WebPayment
+from csms_billing.payments.models import Settlement
 from csms_billing.sessions.models import BilledSession
 from csms_core.router import CallAnswer
 from tests.billing_harness import BillingHarness, ended, ocpp_time, started
@@ -30,15 +30,6 @@ TARIFF = {
 async def _rows(billing: BillingHarness, model: Any) -> list[Any]:
     async with billing.service.factory() as session:
         return list(await session.exec(select(model)))
-
-
-async def test_billing_notify_web_payment_started_waits_for_the_payment(
-    billing: BillingHarness,
-) -> None:
-    await billing.call("CP-QR", "NotifyWebPaymentStarted", {"evseId": 2, "timeout": 90})
-    await billing.caught_up()
-    (pending,) = await _rows(billing, WebPayment)
-    assert (pending.station_id, pending.evse_id, pending.status) == ("CP-QR", 2, "pending")
 
 
 async def test_billing_notify_settlement_is_kept_with_a_receipt(
@@ -150,12 +141,22 @@ async def test_billing_station_cost_details_are_reconciled_at_the_cdr(
 async def test_billing_skips_the_calls_it_does_not_read(billing: BillingHarness) -> None:
     ignored = [
         await billing.call("CP-1", "Heartbeat", {}, track=False),
+        # The CSMS's to send (2.1): a station's would never pass the gateway; passed over.
+        await billing.call(
+            "CP-1", "NotifyWebPaymentStarted", {"evseId": 1, "timeout": 5}, track=False
+        ),
         await billing.call(
             "CP-1", "NotifySettlement", {"pspRef": "x"}, version="2.0.1", track=False
         ),
         await billing.call("CP-1", "TransactionEvent", {"eventType": "Updated"}, track=False),
     ]
-    await billing.call("CP-1", "NotifyWebPaymentStarted", {"evseId": 1, "timeout": 5})
+    settled = {
+        "pspRef": "P-1",
+        "status": "Settled",
+        "settlementAmount": 1.0,
+        "settlementTime": "2024-05-06T10:00:00Z",
+    }
+    await billing.call("CP-1", "NotifySettlement", settled)
     await billing.caught_up()  # the last one was read, so the earlier ones were passed over
     stored = {row.event_id for row in await _rows(billing, ProcessedEvent)}
     assert not stored & {event.id for event in ignored}
@@ -166,9 +167,9 @@ async def test_billing_skips_the_calls_it_does_not_read(billing: BillingHarness)
 
         return billing.bus.records(DEAD_LETTER) or None
 
-    await billing.call("CP-1", "NotifyWebPaymentStarted", {"evseId": "one"}, track=False)
+    await billing.call("CP-1", "NotifySettlement", settled | {"settlementAmount": "x"}, track=False)
     (letter,) = await eventually(bad, timeout_s=5)
-    assert "NotifyWebPaymentStarted" in letter.envelope.data["error"]
+    assert "NotifySettlement" in letter.envelope.data["error"]
 
 
 async def test_billing_decides_vat_number_validation(billing: BillingHarness) -> None:
@@ -311,9 +312,13 @@ async def test_billing_computes_no_cost_nobody_waits_for(
     await billing.caught_up()
     event = _ended_event("tx-34", START + timedelta(minutes=5), {"value": 900})
     await billing.call("CP-34", "TransactionEvent", event, version="2.0.1", track=False)
-    waited = await billing.call(
-        "CP-34", "NotifyWebPaymentStarted", {"evseId": 1, "timeout": 5}, version="2.1"
-    )
+    settled = {
+        "pspRef": "P-34",
+        "status": "Settled",
+        "settlementAmount": 1.0,
+        "settlementTime": "2024-05-06T10:00:00Z",
+    }
+    waited = await billing.call("CP-34", "NotifySettlement", settled, version="2.1")
     await billing.caught_up()  # read after the Ended event: that one was passed over
     assert waited.station_id == "CP-34"
     assert billing.stations.call_answers == []

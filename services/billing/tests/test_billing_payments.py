@@ -4,12 +4,14 @@ settlements with receipts."""
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from csms_billing.app import create_app
-from csms_billing.payments import service as payments
+from csms_billing.payments.models import WebPayment
 from csms_billing.payments.settlements import NotifySettlement, record_settlement
 from csms_core.db import transaction, utc_now
 from tests.billing_harness import BillingHarness, ended, running_billing, started
@@ -37,19 +39,39 @@ async def paying(
             yield harness, client, provider
 
 
-async def _waiting_for_payment(billing: BillingHarness, station_id: str, evse_id: int) -> None:
-    """What NotifyWebPaymentStarted records: the station shows its QR code for 120 s."""
-    async with transaction(billing.service.factory) as session:
-        await payments.web_payment_started(session, station_id, evse_id, 120, utc_now())
+async def _paying(
+    billing: BillingHarness,
+    api: httpx.AsyncClient,
+    provider: Provider,
+    payment_id: str,
+    station_id: str,
+    evse_id: int,
+) -> dict[str, Any]:
+    """The provider's ``started``: the driver scanned the QR code and pays (120 s)."""
+    headers, body = provider.webhook(
+        payment_id, station_id, evse_id, state="started", timeout_s=120
+    )
+    answer = await api.post("/payments/webhook", content=body, headers=headers)
+    assert answer.status_code == 200, answer.text
+    found: dict[str, Any] = answer.json()
+    return found
 
 
-async def test_billing_web_payment_starts_charging(
+async def test_billing_web_payment_tells_the_station_then_starts_charging(
     paying: tuple[BillingHarness, httpx.AsyncClient, Provider],
 ) -> None:
+    """OCPP 2.1 QR code payment: the driver starts paying (the provider's ``started``): the
+    station is told (NotifyWebPaymentStarted, CSMS to station: the EVSE and the seconds
+    the driver has); the provider says paid: RequestStartTransaction, the payment as a
+    NoAuthorization token; a retried webhook changes nothing."""
     billing, api, provider = paying
     await billing.stations.connect("CP-QR", "2.1")
     billing.stations.answers["RequestStartTransaction"] = {"status": "Accepted"}
-    await _waiting_for_payment(billing, "CP-QR", 2)
+    pending = await _paying(billing, api, provider, "pay-1", "CP-QR", 2)
+    assert (pending["status"], pending["payment_id"]) == ("pending", "pay-1")
+    (notice,) = billing.stations.sent("NotifyWebPaymentStarted", "CP-QR")
+    assert notice["evseId"] == 2 and 115 <= notice["timeout"] <= 120
+    assert billing.stations.sent("RequestStartTransaction") == []
     headers, body = provider.webhook("pay-1", "CP-QR", 2)
     answer = await api.post("/payments/webhook", content=body, headers=headers)
     assert answer.status_code == 200, answer.text
@@ -64,6 +86,21 @@ async def test_billing_web_payment_starts_charging(
     again = await api.post("/payments/webhook", content=body, headers=headers)  # a retry
     assert (again.status_code, again.json()) == (200, None)
     assert len(billing.stations.sent("RequestStartTransaction")) == 1
+    assert len(billing.stations.sent("NotifyWebPaymentStarted")) == 1
+
+
+async def test_billing_web_payment_authorized_without_a_start_starts_charging(
+    paying: tuple[BillingHarness, httpx.AsyncClient, Provider],
+) -> None:
+    """A provider that announces no start: its ``authorized`` alone starts the transaction."""
+    billing, api, provider = paying
+    await billing.stations.connect("CP-QR2", "2.1")
+    billing.stations.answers["RequestStartTransaction"] = {"status": "Accepted"}
+    headers, body = provider.webhook("pay-2", "CP-QR2", 1)
+    paid = (await api.post("/payments/webhook", content=body, headers=headers)).json()
+    assert paid["status"] == "started"
+    assert billing.stations.sent("NotifyWebPaymentStarted") == []
+    assert len(billing.stations.sent("RequestStartTransaction", "CP-QR2")) == 1
 
 
 async def test_billing_webhook_without_the_providers_signature_is_refused(
@@ -71,7 +108,6 @@ async def test_billing_webhook_without_the_providers_signature_is_refused(
 ) -> None:
     billing, api, provider = paying
     await billing.stations.connect("CP-QR", "2.1")
-    await _waiting_for_payment(billing, "CP-QR", 1)
     for headers, body in (
         provider.webhook("forged", "CP-QR", 1, secret=b"someone-else"),
         provider.webhook(
@@ -89,6 +125,7 @@ async def test_billing_webhook_without_the_providers_signature_is_refused(
         await api.post("/payments/webhook", content=tampered, headers=headers)
     ).status_code == 401
     assert billing.stations.sent("RequestStartTransaction") == []
+    assert billing.stations.sent("NotifyWebPaymentStarted") == []
 
 
 async def test_billing_payment_the_provider_does_not_confirm_is_refused(
@@ -96,7 +133,7 @@ async def test_billing_payment_the_provider_does_not_confirm_is_refused(
 ) -> None:
     billing, api, provider = paying
     await billing.stations.connect("CP-QR", "2.1")
-    await _waiting_for_payment(billing, "CP-QR", 1)
+    await _paying(billing, api, provider, "pay-9", "CP-QR", 1)
     headers, body = provider.webhook("pay-9", "CP-QR", 1)
     provider.states["pay-9"] = "failed"  # its API knows better than the (replayed) call
     refused = await api.post("/payments/webhook", content=body, headers=headers)
@@ -104,18 +141,52 @@ async def test_billing_payment_the_provider_does_not_confirm_is_refused(
     assert billing.stations.sent("RequestStartTransaction") == []
 
 
-async def test_billing_payment_nobody_waits_for_is_kept_for_a_refund(
+async def test_billing_payment_that_cannot_start_charging_is_kept_for_a_refund(
     paying: tuple[BillingHarness, httpx.AsyncClient, Provider],
 ) -> None:
+    """Paid for a station that is offline (it was not even told of the payment), or that
+    refuses the start: ``unmatched``, listed for the operator to refund."""
     billing, api, provider = paying
+    pending = await _paying(billing, api, provider, "pay-lost", "CP-NONE", 1)
+    assert (pending["status"], pending["detail"]) == ("pending", "not told: the station is offline")
     headers, body = provider.webhook("pay-lost", "CP-NONE", 1)
-    answer = await api.post("/payments/webhook", content=body, headers=headers)
-    assert answer.json()["status"] == "unmatched"
+    lost = (await api.post("/payments/webhook", content=body, headers=headers)).json()
+    assert (lost["status"], lost["detail"]) == ("unmatched", "the station is offline")
+    await billing.stations.connect("CP-NO", "2.1")
+    billing.stations.answers["RequestStartTransaction"] = {"status": "Rejected"}
+    headers, body = provider.webhook("pay-refused", "CP-NO", 1)
+    refused = (await api.post("/payments/webhook", content=body, headers=headers)).json()
+    assert (refused["status"], refused["detail"]) == ("unmatched", "the station answered Rejected")
     admin = await bearer_headers(billing.service.engine)
     listed = (
         await api.get("/api/v1/payments/web", params={"status": "unmatched"}, headers=admin)
     ).json()
-    assert [p["payment_id"] for p in listed["items"]] == ["pay-lost"]
+    assert sorted(p["payment_id"] for p in listed["items"]) == ["pay-lost", "pay-refused"]
+
+
+async def test_billing_payment_after_the_drivers_time_ran_out_is_not_started(
+    paying: tuple[BillingHarness, httpx.AsyncClient, Provider],
+) -> None:
+    billing, api, provider = paying
+    await billing.stations.connect("CP-LATE", "2.1")
+    await _paying(billing, api, provider, "pay-late", "CP-LATE", 1)
+    async with transaction(billing.service.factory) as session:  # 120 s later
+        await session.exec(update(WebPayment).values(expires_at=utc_now() - timedelta(seconds=1)))
+    headers, body = provider.webhook("pay-late", "CP-LATE", 1)
+    late = (await api.post("/payments/webhook", content=body, headers=headers)).json()
+    assert late["status"] == "unmatched"
+    assert billing.stations.sent("RequestStartTransaction") == []
+
+
+async def test_billing_payment_the_provider_says_failed(
+    paying: tuple[BillingHarness, httpx.AsyncClient, Provider],
+) -> None:
+    billing, api, provider = paying
+    await billing.stations.connect("CP-F", "2.1")
+    await _paying(billing, api, provider, "pay-f", "CP-F", 1)
+    headers, body = provider.webhook("pay-f", "CP-F", 1, state="canceled")
+    failed = (await api.post("/payments/webhook", content=body, headers=headers)).json()
+    assert (failed["status"], failed["detail"]) == ("failed", "the provider says canceled")
     assert billing.stations.sent("RequestStartTransaction") == []
 
 

@@ -368,11 +368,6 @@ class NotifySettlementResponse(TypedDict, total=False):
     receiptId: str
 
 
-class NotifyWebPaymentStartedRequest(TypedDict):
-    evseId: int
-    timeout: int
-
-
 # -- the messages --------------------------------------------------------------------------
 
 BOOT_NOTIFICATION_16 = Message(
@@ -437,9 +432,6 @@ VAT_NUMBER_VALIDATION = Message(
 NOTIFY_SETTLEMENT = Message(
     "NotifySettlement", V21, NotifySettlementRequest, NotifySettlementResponse
 )
-NOTIFY_WEB_PAYMENT_STARTED = Message(
-    "NotifyWebPaymentStarted", V21, NotifyWebPaymentStartedRequest, NoAnswer
-)
 
 MESSAGES: tuple[Message[Any, Any], ...] = (
     BOOT_NOTIFICATION_16,
@@ -469,5 +461,4 @@ MESSAGES: tuple[Message[Any, Any], ...] = (
     GET_CERTIFICATE_CHAIN_STATUS,
     VAT_NUMBER_VALIDATION,
     NOTIFY_SETTLEMENT,
-    NOTIFY_WEB_PAYMENT_STARTED,
 )

@@ -17,11 +17,11 @@
   ``receiptId``) to the gateway's empty answer, registered with ``calls``: with no billing
   alive (or one too late) the station gets ``{}`` and the settlement is still recorded
   when billing reads it.
-- NotifyWebPaymentStarted (2.1): the station waits for a web payment on an EVSE (its
-  answer carries no decision: the gateway gives it).
+
+NotifyWebPaymentStarted is the CSMS's to send (OCPP 2.1: a driver is paying for an EVSE),
+not a station's: ``payments`` sends it when the provider says a payment started.
 """
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC
 from typing import Any, TypedDict
@@ -32,7 +32,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms_billing.costs.final import final_part
 from csms_billing.costs.running import RUNNING_WAIT_S, running_part
-from csms_billing.payments import service as payments
 from csms_billing.payments.settlements import NotifySettlement, record_settlement
 from csms_billing.payments.vat import HttpVatRegistry, validate_vat
 from csms_billing.sessions.models import BilledSession
@@ -99,13 +98,6 @@ async def on_vat_number_validation(
     return answer
 
 
-class _WebPaymentStarted(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
-
-    evse_id: int = Field(alias="evseId", ge=0)
-    timeout: int
-
-
 class _TransactionInfo(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
@@ -154,9 +146,6 @@ async def on_authorize(ctx: CallContext, request: AuthorizeRequest) -> TariffPar
     return {} if offered is None else {"tariff": offered}
 
 
-Handler = Callable[[AsyncSession, BillingSettings, OcppCall, dict[str, Any]], Awaitable[None]]
-
-
 def wanted(envelope: Envelope) -> bool:
     """Whether billing reads this ``ocpp.inbound`` event at all (most it skips unopened)."""
     if envelope.type != CALL or envelope.ocpp_version not in ("2.0.1", "2.1"):
@@ -169,32 +158,14 @@ def wanted(envelope: Envelope) -> bool:
             return False
         costed = envelope.ocpp_version == "2.1" and "costDetails" in payload
         return costed or (isinstance(contributors, list) and "billing" in contributors)
-    return envelope.ocpp_version == "2.1" and (
-        action in HANDLERS or (isinstance(action, str) and calls.handler(action, "2.1") is not None)
-    )
+    return isinstance(action, str) and calls.handler(action, envelope.ocpp_version) is not None
 
 
 async def handle(
     session: AsyncSession, settings: BillingSettings, call: OcppCall
 ) -> CallAnswer | None:
-    """Apply a station CALL; the answer billing owes for it (it decides VatNumberValidation)."""
-    action, payload = call.data.action, call.data.payload
-    if calls.handler(action, call.ocpp_version) is not None:
-        return await calls.run(CallContext(session, settings, call), call)
-    try:
-        await HANDLERS[action](session, settings, call, payload)
-    except ValidationError as exc:
-        raise Unprocessable(f"{action}: {exc.errors(include_url=False)[:3]}") from exc
-    return None
-
-
-async def on_web_payment_started(
-    session: AsyncSession, settings: BillingSettings, envelope: OcppCall, payload: dict[str, Any]
-) -> None:
-    started = _WebPaymentStarted.model_validate(payload)
-    await payments.web_payment_started(
-        session, envelope.station_id, started.evse_id, started.timeout, envelope.time
-    )
+    """Apply a station CALL; the answer billing owes for it (its decision or its part)."""
+    return await calls.run(CallContext(session, settings, call), call)
 
 
 @calls.contributes(NOTIFY_SETTLEMENT)
@@ -233,8 +204,3 @@ async def on_cost_details(
     if latest is None or latest.get("at", "") <= at:  # an older event replayed: kept out
         billed.station_cost = {"at": at, "details": event.cost_details}
         session.add(billed)
-
-
-HANDLERS: dict[str, Handler] = {
-    "NotifyWebPaymentStarted": on_web_payment_started,
-}

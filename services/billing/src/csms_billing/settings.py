@@ -51,6 +51,11 @@ class BillingSettings(CommonSettings, AuthSettings):
     payment_provider_url: str | None = Field(
         default=None, validation_alias="CSMS_BILLING_PAYMENT_PROVIDER_URL"
     )
+    # How long a driver who started a web payment has to pay (NotifyWebPaymentStarted's
+    # timeout) when the provider's webhook names no time of its own.
+    web_payment_timeout_s: int = Field(
+        default=300, ge=10, le=3600, validation_alias="CSMS_BILLING_WEB_PAYMENT_TIMEOUT_S"
+    )
     # A VAT registry (payments.vat): 2.1 VatNumberValidation is answered Rejected without one.
     vat_registry_url: str | None = Field(
         default=None, validation_alias="CSMS_BILLING_VAT_REGISTRY_URL"

@@ -32,7 +32,7 @@ from csms_billing.payments.models import (
 )
 from csms_billing.payments.provider import InvalidSignature, PaymentState
 from csms_core.db import transaction, utc_now
-from csms_core.router import CommandOutcome, InvalidCommand, StationOffline, fixed
+from csms_core.router import Build, CommandOutcome, InvalidCommand, StationOffline, fixed
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,7 @@ public_router = without_bearer(
 )
 TokenPath = Annotated[str, Path(min_length=1, max_length=255, examples=["04A2B3C4D5E6F7"])]
 START_TIMEOUT_S = 30.0
+NOTICE_TIMEOUT_S = 10.0
 
 
 class WebPaymentOut(BaseModel):
@@ -104,33 +105,58 @@ async def payment_webhook(request: Request, billing: ServiceDep) -> WebPaymentOu
         PaymentState.AUTHORIZED,
     ):
         raise Problem(401, "the provider's API does not confirm the payment", kind="unconfirmed")
+    timeout_s = billing.settings.web_payment_timeout_s
     async with transaction(billing.factory) as session:
-        payment = await service.apply_webhook(session, event, utc_now())
+        payment = await service.apply_webhook(session, event, utc_now(), timeout_s)
     if payment is None:
         return None  # applied before: the provider retried
-    if payment.status == WebPaymentStatus.AUTHORIZED:
+    if payment.status == WebPaymentStatus.PENDING and event.state is PaymentState.STARTED:
+        await _tell_the_station(billing, payment)
+    elif payment.status == WebPaymentStatus.AUTHORIZED:
         await _start(billing, payment)
     return WebPaymentOut.of(payment)
 
 
+async def _tell_the_station(billing: ServiceDep, payment: WebPayment) -> None:
+    """NotifyWebPaymentStarted (OCPP 2.1, CSMS to station): a driver is paying for the
+    EVSE and has ``timeout`` seconds; a station that cannot be told is noted (its start,
+    once paid, would fail the same way and the payment is then refunded)."""
+    notice = fixed("NotifyWebPaymentStarted", service.started_notice(payment, utc_now()))
+    detail = await _outcome(billing, payment.station_id, notice, NOTICE_TIMEOUT_S, None)
+    if detail is not None:
+        await _save(billing, payment, WebPaymentStatus.PENDING, f"not told: {detail}")
+
+
 async def _start(billing: ServiceDep, payment: WebPayment) -> None:
-    """RequestStartTransaction for what the driver paid (2.1 C25 web payment)."""
-    detail: str | None = None
+    """RequestStartTransaction for what the driver paid (the payment as its token); paid
+    but not started: ``unmatched``, to be refunded."""
+    start = fixed("RequestStartTransaction", service.start_request(payment))
+    detail = await _outcome(billing, payment.station_id, start, START_TIMEOUT_S, "Accepted")
+    status = WebPaymentStatus.STARTED if detail is None else WebPaymentStatus.UNMATCHED
+    await _save(billing, payment, status, detail)
+
+
+async def _outcome(
+    billing: ServiceDep, station_id: str, command: Build, timeout_s: float, wanted: str | None
+) -> str | None:
+    """Why the station did not take ``command`` (None: it did; ``wanted``: the status its
+    answer must have)."""
     try:
-        result = await billing.commands.call(
-            payment.station_id,
-            fixed("RequestStartTransaction", service.start_request(payment)),
-            START_TIMEOUT_S,
-        )
-        answer = (result.payload or {}).get("status")
-        if result.outcome is not CommandOutcome.RESULT or answer != "Accepted":
-            detail = f"the station answered {answer or result.outcome.value}"
+        result = await billing.commands.call(station_id, command, timeout_s)
     except StationOffline:
-        detail = "the station is offline"
+        return "the station is offline"
     except InvalidCommand as exc:
-        detail = f"not sent: {exc}"
-    payment.status = WebPaymentStatus.STARTED if detail is None else WebPaymentStatus.FAILED
-    payment.detail, payment.updated_at = detail, utc_now()
+        return f"not sent: {exc}"
+    answer = (result.payload or {}).get("status")
+    if result.outcome is not CommandOutcome.RESULT or (wanted is not None and answer != wanted):
+        return f"the station answered {answer or result.outcome.value}"
+    return None
+
+
+async def _save(
+    billing: ServiceDep, payment: WebPayment, status: WebPaymentStatus, detail: str | None
+) -> None:
+    payment.status, payment.detail, payment.updated_at = status, detail, utc_now()
     async with transaction(billing.factory) as session:
         await session.merge(payment)
 

@@ -15,16 +15,17 @@ from csms_core.db import UtcDateTime, utc_now
 
 
 class WebPaymentStatus(StrEnum):
-    PENDING = "pending"  # the station showed its QR code: waiting for the provider
+    PENDING = "pending"  # the driver is paying on the provider's page: the station was told
     AUTHORIZED = "authorized"  # the provider says paid: charging is being started
     STARTED = "started"  # the station accepted RequestStartTransaction
-    FAILED = "failed"  # the payment failed, or the start was refused
-    EXPIRED = "expired"  # no payment before the station's timeout
-    UNMATCHED = "unmatched"  # paid, but no station waits for it: to be refunded
+    FAILED = "failed"  # the provider says the payment failed or was canceled
+    EXPIRED = "expired"  # no payment before the driver's time ran out
+    UNMATCHED = "unmatched"  # paid, but charging could not start: to be refunded
 
 
 class WebPayment(SQLModel, table=True):
-    """One web / QR payment on one EVSE (OCPP 2.1 NotifyWebPaymentStarted, then the PSP)."""
+    """One web / QR payment on one EVSE (the provider's webhooks; OCPP 2.1
+    NotifyWebPaymentStarted to the station, then RequestStartTransaction)."""
 
     __tablename__ = "web_payment"
     __table_args__ = (

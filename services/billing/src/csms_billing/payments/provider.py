@@ -1,12 +1,13 @@
 """The payment provider (PSP) behind web / QR payments: how its webhook is trusted.
 
-A provider calls ``POST /api/v1/payments/webhook`` when a driver paid (or failed
-to) on its page. The call carries no bearer token: it is authenticated by the
-provider's signature over the exact body, ``X-Csms-Signature: t=<unix time>,
-v1=<hex HMAC-SHA256 of "<t>.<body>" with the shared secret>``, within
-``tolerance_s`` of now (an old signature replayed is refused). Then, as defence in
-depth, the payment is read back from the provider's API when one is configured:
-the CSMS starts charging only on what the provider itself says.
+A provider calls ``POST /payments/webhook`` when a driver starts paying on its page
+(``started``), and when the payment went through (``authorized``) or did not. The call
+carries no bearer token: it is authenticated by the provider's signature over the
+exact body, ``X-Csms-Signature: t=<unix time>, v1=<hex HMAC-SHA256 of "<t>.<body>" with
+the shared secret>``, within ``tolerance_s`` of now (an old signature replayed is
+refused). Then, as defence in depth, a payment said to be authorized is read back from
+the provider's API when one is configured: the CSMS starts charging only on what the
+provider itself says.
 
 ``PaymentProvider`` is the interface another PSP's adapter implements.
 """
@@ -30,6 +31,7 @@ class InvalidSignature(ValueError):
 
 
 class PaymentState(StrEnum):
+    STARTED = "started"  # the driver is paying (scanned the QR code): tell the station
     AUTHORIZED = "authorized"  # the driver paid (or the amount is held): start charging
     FAILED = "failed"
     CANCELED = "canceled"
@@ -47,6 +49,8 @@ class WebhookEvent(BaseModel):
     evse_id: int = Field(ge=1)
     amount: Decimal = Field(ge=0, le=Decimal("1e9"), allow_inf_nan=False)
     currency: str = Field(min_length=3, max_length=3)
+    # How long the driver has to pay, from now (``started``); the CSMS's default if absent.
+    timeout_s: int | None = Field(default=None, ge=1, le=3600)
 
 
 class PaymentProvider(Protocol):

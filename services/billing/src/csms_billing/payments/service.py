@@ -1,12 +1,16 @@
 """Payments: web / QR payments that start charging, prepaid balances, settlements.
 
-- **Web payment** (OCPP 2.1): a station tells the CSMS that a driver is paying on
-  the web for one EVSE (NotifyWebPaymentStarted, with a timeout); the provider's
-  signed webhook says the payment went through; the CSMS then starts the
-  transaction (RequestStartTransaction, the payment reference as a
-  ``NoAuthorization`` token: the payment is the authorization). A payment no
-  station waits for (none pending on that EVSE, or past its timeout) is kept as
-  ``unmatched``, for the operator to refund.
+- **Web payment** (OCPP 2.1 C-block, QR code payment): the station shows a QR code
+  that leads the driver to the payment provider's page for one EVSE. When the driver
+  starts paying there, the provider's signed webhook says so (``started``): the CSMS
+  tells the station (NotifyWebPaymentStarted, CSMS to station, with the time the driver
+  has), so it can show that a payment is under way. When the provider says the payment
+  went through (``authorized``), the CSMS starts the transaction (RequestStartTransaction,
+  the payment reference as a ``NoAuthorization`` token: the payment is the
+  authorization). A provider that announces no start may send ``authorized`` alone. A
+  payment that was made but cannot start charging (its time ran out before it was paid,
+  the station is offline or refuses) is kept as ``unmatched``, for the operator to
+  refund.
 - **Prepaid tokens**: a balance per token, as entries (top-ups; every CDR of a
   session with that token debits its cost, a credit CDR credits it back).
 - **Settlements** (OCPP 2.1 NotifySettlement): what an ad-hoc payment terminal
@@ -49,48 +53,27 @@ def major(amount_minor: int, currency: str) -> Decimal:
     return Decimal(amount_minor).scaleb(-MINOR_UNITS.get(currency, 2))
 
 
-async def web_payment_started(
-    session: AsyncSession, station_id: str, evse_id: int, timeout_s: int, now: datetime
-) -> WebPayment:
-    """A station waits for a web payment on an EVSE (NotifyWebPaymentStarted)."""
-    payment = WebPayment(
-        station_id=station_id,
-        evse_id=evse_id,
-        status=WebPaymentStatus.PENDING,
-        expires_at=now + timedelta(seconds=max(timeout_s, 0)),
-    )
-    session.add(payment)
-    await session.flush()
-    return payment
-
-
 async def apply_webhook(
-    session: AsyncSession, event: WebhookEvent, now: datetime
+    session: AsyncSession, event: WebhookEvent, now: datetime, timeout_s: int
 ) -> WebPayment | None:
     """The payment the provider's event concerns, updated; None if the event was applied
-    already (providers retry)."""
+    already (providers retry). ``timeout_s``: the driver's time to pay, unless the event
+    names one."""
     if await session.get(PaymentEvent, event.event_id) is not None:
         return None
     session.add(PaymentEvent(event_id=event.event_id))
-    known = (
+    payment = (
         await session.exec(select(WebPayment).where(col(WebPayment.payment_id) == event.payment_id))
     ).first()
-    payment = known or await _waiting(session, event, now)
     if payment is None:
         payment = WebPayment(
             station_id=event.station_id,
             evse_id=event.evse_id,
-            status=WebPaymentStatus.UNMATCHED,
-            expires_at=now,
-            detail="no station waited for this payment on that EVSE",
+            status=WebPaymentStatus.PENDING,
+            payment_id=event.payment_id,
+            expires_at=now + timedelta(seconds=event.timeout_s or timeout_s),
         )
-    elif event.state is PaymentState.AUTHORIZED and payment.status == WebPaymentStatus.PENDING:
-        payment.status = WebPaymentStatus.AUTHORIZED
-        payment.remote_start_id = secrets.randbits(_REMOTE_START_BITS)
-    elif event.state is not PaymentState.AUTHORIZED:
-        payment.status = WebPaymentStatus.FAILED
-        payment.detail = f"the provider says {event.state.value}"
-    payment.payment_id = event.payment_id
+    _advance(payment, event, now)
     payment.amount_minor, payment.currency = minor(event.amount, event.currency), event.currency
     payment.updated_at = now
     session.add(payment)
@@ -98,18 +81,25 @@ async def apply_webhook(
     return payment
 
 
-async def _waiting(session: AsyncSession, event: WebhookEvent, now: datetime) -> WebPayment | None:
-    query = (
-        select(WebPayment)
-        .where(
-            col(WebPayment.station_id) == event.station_id,
-            col(WebPayment.evse_id) == event.evse_id,
-            col(WebPayment.status) == WebPaymentStatus.PENDING,
-            col(WebPayment.expires_at) > now,
-        )
-        .order_by(col(WebPayment.created_at).desc())
-    )
-    return (await session.exec(query)).first()
+def _advance(payment: WebPayment, event: WebhookEvent, now: datetime) -> None:
+    """The payment's next status after the provider's event (a final one stays)."""
+    if payment.status != WebPaymentStatus.PENDING:
+        return  # started, failed, unmatched: the provider says nothing new
+    if event.state is PaymentState.AUTHORIZED and payment.expires_at <= now:
+        payment.status = WebPaymentStatus.UNMATCHED
+        payment.detail = "paid after the driver's time ran out: the station no longer waits"
+    elif event.state is PaymentState.AUTHORIZED:
+        payment.status = WebPaymentStatus.AUTHORIZED
+        payment.remote_start_id = secrets.randbits(_REMOTE_START_BITS)
+    elif event.state is not PaymentState.STARTED:
+        payment.status = WebPaymentStatus.FAILED
+        payment.detail = f"the provider says {event.state.value}"
+
+
+def started_notice(payment: WebPayment, now: datetime) -> dict[str, object]:
+    """The 2.1 NotifyWebPaymentStarted for ``payment``: its EVSE, the seconds left to pay."""
+    left = max(0, int((payment.expires_at - now).total_seconds()))
+    return {"evseId": payment.evse_id, "timeout": left}
 
 
 def start_request(payment: WebPayment) -> dict[str, object]:

@@ -86,6 +86,18 @@ class Station21(ocpp.v21.ChargePoint, _Recorder):  # type: ignore[misc]
         self.record("CostUpdated", **payload)
         return ocpp.v21.call_result.CostUpdated()
 
+    @on("RequestStartTransaction")  # type: ignore[untyped-decorator]
+    def on_request_start(self, **payload: Any) -> Any:
+        """Accepted (a web payment's start, say); the test sends the TransactionEvent."""
+        self.record("RequestStartTransaction", **payload)
+        return ocpp.v21.call_result.RequestStartTransaction(status="Accepted")
+
+    @on("NotifyWebPaymentStarted")  # type: ignore[untyped-decorator]
+    def on_web_payment_started(self, **payload: Any) -> Any:
+        """A driver is paying for an EVSE on the web (it would show so)."""
+        self.record("NotifyWebPaymentStarted", **payload)
+        return ocpp.v21.call_result.NotifyWebPaymentStarted()
+
     # The ocpp package's 2.1 ChargePoint leaves a call it has no handler for unanswered
     # (its 2.0.1 one answers NotImplemented), so the security service's inventory request
     # after a boot would hold every later command for its timeout. A new station holds

@@ -22,9 +22,10 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from csms_core import topics
 from tests import stations
-from tests.cluster import Component, Infra
+from tests.cluster import Component, Infra, free_port
 from tests.cluster_billing import billing
 from tests.conftest import Cluster, reset_state
+from tests.payment_provider import SECRET, running_provider
 from tests.topic_reader import read_topic
 from tests.waiting import eventually
 
@@ -50,6 +51,8 @@ TARIFF = {
     "time_zone": "Europe/Amsterdam",
 }
 EXPECTED_TOTAL = {"excl_vat": 2.45, "incl_vat": 2.94}
+PROVIDER_PORT = free_port()
+RECEIPTS = "https://receipts.csms.example"
 
 
 class BillingCluster:
@@ -65,12 +68,21 @@ class BillingCluster:
                 f"billing-{n}",
                 csms.log_dir,
                 CSMS_BILLING_COST_UPDATE_INTERVAL_S="0.5",
+                # Web payments: the provider on loopback (its port chosen now, it runs in
+                # the test) and its webhook secret; receipts on a public address.
+                CSMS_BILLING_PAYMENT_WEBHOOK_SECRET=SECRET.decode(),
+                CSMS_BILLING_PAYMENT_PROVIDER_URL=f"http://127.0.0.1:{PROVIDER_PORT}",
+                CSMS_BILLING_RECEIPT_BASE_URL=RECEIPTS,
             )
             for n in (1, 2)
         ]
 
     def billing_url(self, index: int) -> str:
         return f"http://127.0.0.1:{self.billing[index].port}/api/v1"
+
+    def billing_root(self, index: int) -> str:
+        """Where billing serves its public paths (webhook, receipts)."""
+        return f"http://127.0.0.1:{self.billing[index].port}"
 
 
 async def _drop_billing(database_url: str) -> None:
@@ -316,3 +328,108 @@ async def test_e16_a_prepaid_tokens_started_answer_carries_max_cost(priced: Bill
             },
         )
         assert (await station.call(limit_set)).transaction_limit is None
+
+
+async def _web_payment(cluster: BillingCluster, station_id: str) -> dict[str, Any]:
+    """The station's web payment as billing lists it."""
+    async with httpx.AsyncClient(
+        base_url=cluster.billing_url(1), headers=cluster.csms.admin
+    ) as client:
+        found = (await client.get("/payments/web", params={"station_id": station_id})).json()
+        items: list[dict[str, Any]] = found["items"]
+        return items[0] if items else {}
+
+
+def _started_by_payment(transaction_id: str, payment: dict[str, Any]) -> Any:
+    """The 2.1 TransactionEvent Started after RequestStartTransaction (F01.FR.04: its
+    remoteStartId; the payment reference as the NoAuthorization token)."""
+    sampled = {"value": 1000.0, "context": "Transaction.Begin"}
+    return ocpp.v21.call.TransactionEvent(
+        event_type="Started",
+        timestamp="2026-11-25T10:00:00Z",
+        trigger_reason="RemoteStart",
+        seq_no=0,
+        transaction_info={
+            "transaction_id": transaction_id,
+            "remote_start_id": payment["remote_start_id"],
+        },
+        evse={"id": payment["evse_id"], "connector_id": 1},
+        id_token={"id_token": payment["payment_id"], "type": "NoAuthorization"},
+        meter_value=[{"timestamp": "2026-11-25T10:00:00Z", "sampled_value": [sampled]}],
+    )
+
+
+async def test_billing_web_payment_and_settlement_end_to_end(priced: BillingCluster) -> None:
+    """OCPP 2.1 web / QR payment: the driver scans the station's QR code and starts paying
+    on the provider's page; the provider on loopback says so with its signed webhook and
+    billing tells the station (NotifyWebPaymentStarted, through the real gateways); the
+    provider confirms the payment and billing starts the transaction (RequestStartTransaction,
+    the payment as a NoAuthorization token); the station charges and settles
+    (NotifySettlement) and is answered with billing's receipt, which names the CDR and what
+    it charged (the same tariff and readings as above: 2.94 incl. VAT)."""
+    cluster = priced
+    station_id = f"PAY-21-{uuid.uuid4().hex[:6]}"
+    payment_id = f"pay-{uuid.uuid4().hex[:8]}"
+    await _prepare(cluster.csms, station_id)
+    async with (
+        running_provider(PROVIDER_PORT) as provider,
+        stations.station(cluster.csms.ocpp_url(1), station_id, "2.1") as station,
+        httpx.AsyncClient(base_url=cluster.billing_root(0), timeout=30) as public,
+    ):
+        assert (await station.call(stations.boot_call("2.1"))).status == "Accepted"
+        headers, body = provider.webhook(payment_id, station_id, 1, state="started", timeout_s=300)
+        paying = await public.post("/payments/webhook", content=body, headers=headers)
+        assert (paying.status_code, paying.json()["status"]) == (200, "pending"), paying.text
+        (notice,) = [p for action, p in station.received if action == "NotifyWebPaymentStarted"]
+        assert notice["evse_id"] == 1 and 290 <= notice["timeout"] <= 300
+        headers, body = provider.webhook(payment_id, station_id, 1)
+        paid = await public.post("/payments/webhook", content=body, headers=headers)
+        assert paid.status_code == 200, paid.text
+        payment = paid.json()
+        assert (payment["status"], payment["payment_id"]) == ("started", payment_id)
+        (start,) = [p for action, p in station.received if action == "RequestStartTransaction"]
+        assert start == {
+            "evse_id": 1,
+            "remote_start_id": payment["remote_start_id"],
+            "id_token": {"id_token": payment_id, "type": "NoAuthorization"},
+        }
+        listed = await _web_payment(cluster, station_id)  # the other replica sees it
+        assert (listed["status"], listed["amount"]) == ("started", 25.0)
+        transaction_id = uuid.uuid4().hex
+        started = await station.call(_started_by_payment(transaction_id, payment))
+        assert started.id_token_info["status"] == "Accepted"
+        await station.call(
+            stations.transaction_event_call(
+                "2.1", "Updated", 1, transaction_id, "2026-11-25T10:30:00Z", 4000.0
+            )
+        )
+        ended = await station.call(
+            stations.transaction_event_call(
+                "2.1", "Ended", 2, transaction_id, "2026-11-25T11:00:00Z", 8500.0
+            )
+        )
+        settled = await station.call(
+            ocpp.v21.call.NotifySettlement(
+                psp_ref=payment_id,
+                settlement_amount=EXPECTED_TOTAL["incl_vat"],
+                settlement_time="2026-11-25T11:00:05Z",
+                status="Settled",
+                transaction_id=transaction_id,
+            )
+        )
+        assert settled.receipt_url == f"{RECEIPTS}/receipts/{settled.receipt_id}"
+        cdr = await _cdr(cluster, station_id)
+        assert ended.total_cost == cdr["total_cost"]["incl_vat"] == EXPECTED_TOTAL["incl_vat"]
+
+        async def receipt() -> dict[str, Any] | None:
+            shown = (await public.get(f"/receipts/{settled.receipt_id}")).json()
+            return shown if shown.get("cdr_id") else None
+
+        shown = await eventually(receipt, timeout_s=30)
+    assert (shown["psp_ref"], shown["amount"], shown["cdr_id"]) == (
+        payment_id,
+        EXPECTED_TOTAL["incl_vat"],
+        cdr["id"],
+    )
+    assert shown["charge"]["total_cost"] == EXPECTED_TOTAL
+    assert cdr["cdr_token"]["uid"] == payment_id

@@ -403,6 +403,18 @@ async def test_billing_web_payment_and_settlement_end_to_end(priced: BillingClus
                 "2.1", "Updated", 1, transaction_id, "2026-11-25T10:30:00Z", 4000.0
             )
         )
+
+        async def read_the_reading() -> bool:
+            """Billing priced the 10:30 reading (its CostUpdated says 1.32), so the Ended
+            answer is priced from it as the CDR will be."""
+            return any(
+                action == "CostUpdated"
+                and p["transaction_id"] == transaction_id
+                and p["total_cost"] == 1.32
+                for action, p in station.received
+            )
+
+        await eventually(read_the_reading, timeout_s=30)
         ended = await station.call(
             stations.transaction_event_call(
                 "2.1", "Ended", 2, transaction_id, "2026-11-25T11:00:00Z", 8500.0

@@ -19,7 +19,8 @@ from csms_core.calls import (
     merge_answer,
     table_of,
 )
-from csms_core.calls.declared import SESSIONS
+from csms_core.calls.declaration import GATEWAY, NOBODY, Routing
+from csms_core.calls.declared import SESSIONS, SMARTCHARGING
 from csms_core.events import InboundCall, OcppCall, OcppSend
 from csms_core.router.memory import InMemoryRouter
 from csms_ocpp.messages import (
@@ -261,3 +262,14 @@ def test_a_bounded_wait_travels_as_json_and_an_old_claim_reads_unbounded() -> No
     assert Declaration.model_validate_json(bounded.model_dump_json()) == bounded
     old_json = '{"action": "Authorize", "role": "contributes", "versions": ["2.0.1"]}'
     assert Claim.model_validate_json(old_json).wait_s is None
+
+
+def test_the_routing_of_an_unclaimed_call_is_kept_per_table() -> None:
+    nobody_claims = table_of([])
+    first = nobody_claims.route("2.0.1", "NotifyEVChargingNeeds", {})
+    assert first == Routing(NOBODY)
+    assert nobody_claims.route("2.0.1", "NotifyEVChargingNeeds", {}) is first
+    assert nobody_claims.route("2.0.1", "Heartbeat", {}) == Routing(GATEWAY)
+    # A table of the parties alive now (a smart charging replica announced) routes anew.
+    announced = table_of([SMARTCHARGING])
+    assert announced.route("2.0.1", "NotifyEVChargingNeeds", {}) == Routing("smartcharging")

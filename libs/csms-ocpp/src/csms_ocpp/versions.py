@@ -12,8 +12,8 @@ class OcppVersion(StrEnum):
 
     @property
     def number(self) -> str:
-        """The bare version number, e.g. ``2.0.1``."""
-        return self.value.removeprefix("ocpp")
+        """The bare version number, e.g. ``2.0.1`` (read several times per station frame)."""
+        return _NUMBERS[self]
 
     @property
     def is_2x(self) -> bool:
@@ -24,6 +24,8 @@ class OcppVersion(StrEnum):
         """Parse ``1.6`` / ``2.0.1`` / ``2.1`` (or the subprotocol token itself)."""
         return cls(number if number.startswith("ocpp") else f"ocpp{number}")
 
+
+_NUMBERS = {version: version.value.removeprefix("ocpp") for version in OcppVersion}
 
 # Newest first: when a station offers several, we pick the newest we support.
 PREFERENCE: tuple[OcppVersion, ...] = (OcppVersion.V21, OcppVersion.V201, OcppVersion.V16)

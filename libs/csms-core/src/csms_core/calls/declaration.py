@@ -116,6 +116,9 @@ class Routing:
         )
 
 
+_UNCLAIMED_KEPT = 1024
+
+
 class AnswerTable:
     """Who decides and who contributes, from the declarations of the parties alive.
 
@@ -135,8 +138,21 @@ class AnswerTable:
             for claim in declaration.claims:
                 self._claims.setdefault(claim.action, []).append((declaration.party, claim))
         self.parties = frozenset(parties)
+        # The routing of each (version, action) nobody claims, which no payload changes
+        # (Heartbeat, StatusNotification, MeterValues: most of a gateway's CALLs).
+        self._unclaimed: dict[tuple[str, str], Routing] = {}
 
     def route(self, version: str, action: str, payload: Mapping[str, Any]) -> Routing:
+        if action not in self._claims:
+            routing = self._unclaimed.get((version, action))
+            if routing is None:
+                routing = self._route(version, action, payload)
+                if len(self._unclaimed) < _UNCLAIMED_KEPT:  # action names come from stations
+                    self._unclaimed[version, action] = routing
+            return routing
+        return self._route(version, action, payload)
+
+    def _route(self, version: str, action: str, payload: Mapping[str, Any]) -> Routing:
         claims = [(p, c) for p, c in self._claims.get(action, ()) if c.applies(version, payload)]
         deciders = [party for party, claim in claims if claim.role is Role.DECIDES]
         if deciders:

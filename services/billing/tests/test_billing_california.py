@@ -9,6 +9,7 @@ Tariff: 0.30/kWh, 20 % VAT. The session charges 0 -> 10 000 Wh from 09:00 to 10:
 """
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from csms_billing.pricing.cost import ComponentRef, Dimension
 from csms_billing.tariffs.ocpi import Tariff
 from csms_core.router import CallAnswer
 from csms_ocpp import OcppVersion, schemas
-from tests.billing_harness import BillingHarness, ocpp_time, running_billing, started
+from tests.billing_harness import BillingHarness, ended, ocpp_time, running_billing, started
 from tests.billing_kit import component, tariff_body
 from tests.kits.api import bearer_headers
 from tests.waiting import eventually
@@ -42,6 +43,14 @@ async def flagged(tmp_path: Path) -> AsyncIterator[BillingHarness]:
             api.headers.update(await bearer_headers(harness.service.engine))
             assert (await api.put("/tariffs/per-kwh", json=TARIFF)).status_code == 201
         yield harness
+
+
+@asynccontextmanager
+async def public_client(billing: BillingHarness) -> AsyncIterator[httpx.AsyncClient]:
+    """A driver's client: no bearer token, the service's root."""
+    transport = httpx.ASGITransport(app=create_app(billing.service))
+    async with httpx.AsyncClient(transport=transport, base_url="http://b") as client:
+        yield client
 
 
 def _device_model(currency: str, decimals: str) -> dict[str, Any]:
@@ -114,6 +123,8 @@ async def test_tc_i_02_a_california_pricing_station_gets_the_itemized_final_cost
         ("TariffCostCtrlr", "NumberOfDecimalsForCostValues"),
     ]
     answer = await _ended_answer(billing, "CP-CA")
+    assert answer is not None
+    receipt_url = answer["customData"].pop("qrCodeText")
     assert answer == {
         "totalCost": 3.6,
         "customData": {
@@ -126,6 +137,23 @@ async def test_tc_i_02_a_california_pricing_station_gets_the_itemized_final_cost
         "updatedPersonalMessage": {"format": "UTF8", "content": FINAL_TEXT},
     }
     assert schemas.validate(OcppVersion.V201, "TransactionEvent", answer, response=True) is None
+    # qrCodeText: the session's receipt, on the public base URL; its CDR's cost once issued.
+    base = f"{billing.service.settings.receipt_base_url}/receipts/"
+    assert receipt_url.startswith(base)
+    async with public_client(billing) as public:
+        path = receipt_url.removeprefix(billing.service.settings.receipt_base_url)
+        before = (await public.get(path)).json()
+        assert (before["kind"], before["session_id"], before["charge"]) == (
+            "session",
+            "s-CP-CA",
+            None,
+        )
+        closed = ended("s-CP-CA", START, END, meter_stop_wh=10_000.0)
+        await billing.publish("session.ended", "CP-CA", closed)
+        (cdr,) = await billing.wait_for_cdrs(1)
+        shown = (await public.get(path)).json()
+    assert (shown["cdr_id"], shown["amount"], shown["psp_ref"]) == (cdr["id"], 3.6, None)
+    assert shown["charge"]["total_cost"] == {"excl_vat": 3.0, "incl_vat": 3.6}
 
 
 async def test_tc_i_02_a_station_the_operator_flags_gets_it_too(flagged: BillingHarness) -> None:
@@ -134,6 +162,7 @@ async def test_tc_i_02_a_station_the_operator_flags_gets_it_too(flagged: Billing
     answer = await _ended_answer(flagged, "CP-FLAG")
     assert answer is not None
     assert answer["customData"]["chargingPrice"] == {"kWhPrice": 0.36}
+    assert "/receipts/" in answer["customData"]["qrCodeText"]
     assert answer["updatedPersonalMessage"]["content"] == FINAL_TEXT
     assert flagged.stations.sent("GetVariables") == []
 

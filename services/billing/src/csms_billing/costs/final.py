@@ -10,11 +10,13 @@ version pinned at its start. Nothing is stored: the CDR is priced from the sessi
 service's figures when they arrive, which are these.
 
 A station with the OCA California Pricing customization (``california``) gets the
-costmsg ``customData`` for the end with it and the itemized cost as the updated
-personal message; a station that shows costs in another currency gets no cost.
+costmsg ``customData`` for the end with it (and ``qrCodeText``, the URL of the session's
+receipt) and the itemized cost as the updated personal message; a station that shows
+costs in another currency gets no cost.
 """
 
 import logging
+import secrets
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -49,7 +51,7 @@ async def final_part(
     ended = await _ended(session, settings, station_id, request)
     if ended is None:
         return {}
-    priced, readings, at = ended
+    billed, priced, readings, at = ended
     display = await california.known_display(session, settings, station_id)
     if display is not None and display.currency not in (None, priced.cost.currency):
         logger.warning(
@@ -72,22 +74,24 @@ async def final_part(
             at,
             display.decimals,
         )
+        # The driver's receipt of the session, for the station to show as a QR code.
+        data["qrCodeText"] = receipt_url(settings, session_receipt(billed))
+        session.add(billed)
         part |= california.final_message(priced.cost, data)
     answer: TransactionEventResponse = part  # type: ignore[assignment]
     return answer
 
 
-async def final_cost(
-    session: AsyncSession,
-    settings: BillingSettings,
-    station_id: str,
-    request: TransactionEventRequest,
-) -> Decimal | None:
-    """The cost incl. taxes (as the CDR's ``total_cost``: ``incl_vat`` where a tax applies)
-    of the Ended event's session; None when billing does not know the session or no
-    tariff prices it."""
-    ended = await _ended(session, settings, station_id, request)
-    return None if ended is None else ended[0].cost.wire_total
+def session_receipt(billed: BilledSession) -> str:
+    """The id of the session's receipt (``GET /receipts/{id}``), made once: unguessable,
+    it is the driver's credential."""
+    if billed.receipt_id is None:
+        billed.receipt_id = secrets.token_urlsafe(24)[:32]
+    return billed.receipt_id
+
+
+def receipt_url(settings: BillingSettings, receipt_id: str) -> str:
+    return f"{settings.receipt_base_url.rstrip('/')}/receipts/{receipt_id}"
 
 
 async def _ended(
@@ -95,8 +99,9 @@ async def _ended(
     settings: BillingSettings,
     station_id: str,
     request: TransactionEventRequest,
-) -> tuple[sessions.Priced, list[SessionSample], datetime] | None:
-    """The Ended event's session priced to its end, the event's readings, its end."""
+) -> tuple[BilledSession, sessions.Priced, list[SessionSample], datetime] | None:
+    """The Ended event's session (as stored), priced to its end (a copy ended at the
+    event, never stored), the event's readings, its end."""
     query = select(BilledSession).where(
         col(BilledSession.station_id) == station_id,
         col(BilledSession.transaction_id) == request["transactionInfo"]["transactionId"],
@@ -114,7 +119,7 @@ async def _ended(
     if priced.record is None:
         return None
     assert ended.ended_at is not None  # noqa: S101 - set above
-    return priced, readings, ended.ended_at
+    return billed, priced, readings, ended.ended_at
 
 
 def register_readings(

@@ -3,7 +3,7 @@
 import logging
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request, status
 from pydantic import BaseModel, Field
@@ -31,6 +31,7 @@ from csms_billing.payments.models import (
     WebPaymentStatus,
 )
 from csms_billing.payments.provider import InvalidSignature, PaymentState
+from csms_billing.sessions.models import BilledSession
 from csms_core.db import transaction, utc_now
 from csms_core.router import Build, CommandOutcome, InvalidCommand, StationOffline, fixed
 
@@ -307,14 +308,18 @@ class ReceiptCharge(BaseModel):
 
 
 class Receipt(BaseModel):
-    """A driver's receipt (the URL a payment terminal's station shows as a QR code)."""
+    """A driver's receipt (the URL a station shows as a QR code): what a payment terminal
+    settled (``settlement``), or a session's cost (``session``: California Pricing)."""
 
     receipt_id: str
+    kind: Literal["settlement", "session"] = "settlement"
     station_id: str
-    psp_ref: str
-    status: str
-    amount: Number
-    settled_at: datetime
+    psp_ref: str | None = Field(description="the terminal's payment reference (settlements)")
+    status: str = Field(examples=["Settled"], description="the settlement's; a session's: ended")
+    amount: Number | None = Field(
+        description="what was settled; a session's: its CDR's total (incl. VAT), once issued"
+    )
+    settled_at: datetime | None
     session_id: str | None
     cdr_id: str | None
     charge: ReceiptCharge | None = Field(
@@ -328,19 +333,40 @@ class Receipt(BaseModel):
 async def get_receipt(
     receipt_id: Annotated[str, Path(min_length=8, max_length=50)], session: SessionDep
 ) -> Receipt:
-    """A settlement's receipt (its unguessable id is the credential: drivers have no token)."""
+    """A receipt (its unguessable id is the credential: drivers have no token)."""
     settlement = await session.get(Settlement, receipt_id)
-    if settlement is None:
+    if settlement is not None:
+        return Receipt(
+            receipt_id=settlement.receipt_id,
+            station_id=settlement.station_id,
+            psp_ref=settlement.psp_ref,
+            status=settlement.status,
+            amount=Decimal(repr(settlement.amount)),
+            settled_at=settlement.settled_at,
+            session_id=settlement.session_id,
+            cdr_id=settlement.cdr_id,
+            charge=await _charge(session, settlement.cdr_id),
+        )
+    query = select(BilledSession).where(col(BilledSession.receipt_id) == receipt_id)
+    billed = (await session.exec(query)).first()
+    if billed is None:
         raise Problem(404, "no such receipt", kind="unknown-receipt")
-    record = await session.get(CdrRecord, settlement.cdr_id) if settlement.cdr_id else None
+    charge = await _charge(session, billed.cdr_id)
+    total = None if charge is None else charge.total_cost
     return Receipt(
-        receipt_id=settlement.receipt_id,
-        station_id=settlement.station_id,
-        psp_ref=settlement.psp_ref,
-        status=settlement.status,
-        amount=Decimal(repr(settlement.amount)),
-        settled_at=settlement.settled_at,
-        session_id=settlement.session_id,
-        cdr_id=settlement.cdr_id,
-        charge=ReceiptCharge.model_validate(record.body) if record is not None else None,
+        receipt_id=receipt_id,
+        kind="session",
+        station_id=billed.station_id,
+        psp_ref=None,
+        status=billed.state,
+        amount=None if total is None else total.get("incl_vat", total["excl_vat"]),
+        settled_at=None,
+        session_id=billed.session_id,
+        cdr_id=billed.cdr_id,
+        charge=charge,
     )
+
+
+async def _charge(session: SessionDep, cdr_id: str | None) -> ReceiptCharge | None:
+    record = await session.get(CdrRecord, cdr_id) if cdr_id else None
+    return ReceiptCharge.model_validate(record.body) if record is not None else None

@@ -68,6 +68,9 @@ class BilledSession(SQLModel, table=True):
     # 2.1 payments: the settlement and the cost limit of a prepaid token, if any.
     settlement: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     max_cost: float | None = None
+    # The session's receipt for the driver (GET /receipts/{id}), once a station was given
+    # its URL (California Pricing: the Ended answer's qrCodeText).
+    receipt_id: str | None = Field(default=None, max_length=50, unique=True)
     # A prepaid token's session (payments.limits): when its cost is next checked against
     # the balance, and when its station accepted to stop it.
     limit_due_at: datetime | None = Field(default=None, sa_type=UtcDateTime)

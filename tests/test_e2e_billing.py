@@ -448,3 +448,77 @@ async def test_billing_web_payment_and_settlement_end_to_end(priced: BillingClus
     )
     assert shown["charge"]["total_cost"] == EXPECTED_TOTAL
     assert cdr["cdr_token"]["uid"] == payment_id
+
+
+FLEET_TARIFF = {
+    "tariff": {
+        "id": "fleet-e2e",
+        "currency": "EUR",
+        "start_date_time": "2026-01-01T00:00:00Z",
+        "elements": [
+            {
+                "price_components": [
+                    {"type": "FLAT", "price": 0.50, "vat": 20, "step_size": 1},
+                    {"type": "ENERGY", "price": 0.10, "vat": 20, "step_size": 1},
+                ]
+            }
+        ],
+    },
+    "applies_to": {"token_group_ids": ["FLEET-E2E"]},
+}
+
+
+async def test_tc_e_03_a_token_after_the_start_is_priced_with_the_drivers_tariff(
+    priced: BillingCluster,
+) -> None:
+    """2.0.1 E03, cable plugged in first: the Started event names no driver, an Updated one
+    names a FLEET-E2E token. The sessions service's session.updated carries it with its
+    group, billing prices the whole session with the fleet's tariff: 0.50 + 7.5 kWh x 0.10
+    = 1.25, 1.50 incl. 20 % (not the default's 2.94), in the Ended answer and the CDR."""
+    cluster = priced
+    station_id = f"BILL-E03-{uuid.uuid4().hex[:6]}"
+    token = f"FLEET-{uuid.uuid4().hex[:8]}"
+    await _prepare(cluster.csms, station_id)
+    async with httpx.AsyncClient(
+        base_url=cluster.csms.api_url(0), headers=cluster.csms.admin
+    ) as api:
+        body = {"type": "ISO14443", "status": "Accepted", "group_id": "FLEET-E2E"}
+        assert (await api.put(f"/id-tokens/{token}", json=body)).status_code == 200
+    async with httpx.AsyncClient(
+        base_url=cluster.billing_url(0), headers=cluster.csms.admin
+    ) as client:
+        stored = await client.put("/tariffs/fleet-e2e", json=FLEET_TARIFF)
+        assert stored.status_code in {200, 201}, stored.text
+    transaction_id = uuid.uuid4().hex
+    async with stations.station(cluster.csms.ocpp_url(0), station_id, "2.0.1") as station:
+        assert (await station.call(stations.boot_call("2.0.1"))).status == "Accepted"
+        for seq_no, at, wh, named in (
+            (0, "2026-11-25T10:00:00Z", 1000.0, None),
+            (1, "2026-11-25T10:05:00Z", 1000.0, token),
+            (2, "2026-11-25T10:30:00Z", 4000.0, None),
+        ):
+            kind = "Started" if seq_no == 0 else "Updated"
+            await station.call(
+                stations.transaction_event_call(
+                    "2.0.1", kind, seq_no, transaction_id, at, wh, named
+                )
+            )
+
+        async def drivers_running_cost() -> bool:
+            """By 10:30 with the fleet's tariff: 0.50 + 3 kWh x 0.10 = 0.80, 0.96 incl."""
+            return any(
+                action == "CostUpdated" and p["total_cost"] == 0.96
+                for action, p in station.received
+            )
+
+        await eventually(drivers_running_cost, timeout_s=30)
+        ended = await station.call(
+            stations.transaction_event_call(
+                "2.0.1", "Ended", 3, transaction_id, "2026-11-25T11:00:00Z", 8500.0
+            )
+        )
+    cdr = await _cdr(cluster, station_id)
+    assert cdr["total_cost"] == {"excl_vat": 1.25, "incl_vat": 1.5}
+    assert [tariff["id"] for tariff in cdr["tariffs"]] == ["fleet-e2e"]
+    assert cdr["cdr_token"]["uid"] == token
+    assert ended.total_cost == 1.5

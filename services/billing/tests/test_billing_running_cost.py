@@ -123,7 +123,8 @@ async def test_e16_a_prepaid_tokens_started_answer_carries_max_cost(
     """2.1 E16: the Started answer of a prepaid token's transaction sets ``maxCost``, what
     the token has left (billing knows the token from the event: the session comes after).
     A station that reports the limit (triggerReason LimitSet) is not sent it again; one
-    that reports another limit is."""
+    that reports another limit is; a LimitSet event that names no limit is not answered with
+    one again (that could loop)."""
     assert (await api.put("/tariffs/flat-energy", json=TARIFF)).status_code == 201
     await _prepaid(api, "PRE-21", "10.00")
     token = {"idToken": "PRE-21", "type": "ISO14443"}
@@ -142,6 +143,8 @@ async def test_e16_a_prepaid_tokens_started_answer_carries_max_cost(
         "totalCost": 0.72,
         "transactionLimit": {"maxCost": 10.0},
     }
+    silent = _event("Updated", "tx-43", at, 2000, triggerReason="LimitSet")
+    assert await _answer(billing, "CP-43", silent) == {"totalCost": 0.72}  # no loop
     stranger = {"idToken": "NOT-PREPAID", "type": "ISO14443"}
     plain = _event("Started", "tx-44", START, 0, idToken=stranger, triggerReason="Authorized")
     assert await _answer(billing, "CP-44", plain, owner="sessions") == {}

@@ -91,6 +91,8 @@ async def _limit_owed(
     if left is None:
         return None
     held = _held_limit(request["transactionInfo"])
+    if held is None and request["triggerReason"] == "LimitSet":
+        return None  # it just set a limit without saying which: sent again, it would loop
     return None if held is not None and _same_amount(held, left) else left
 
 

@@ -172,6 +172,11 @@ async def test_billing_payment_after_the_drivers_time_ran_out_is_not_started(
     await _paying(billing, api, provider, "pay-late", "CP-LATE", 1)
     async with transaction(billing.service.factory) as session:  # 120 s later
         await session.exec(update(WebPayment).values(expires_at=utc_now() - timedelta(seconds=1)))
+    admin = await bearer_headers(billing.service.engine)
+    listed = await api.get("/api/v1/payments/web", params={"status": "expired"}, headers=admin)
+    assert [p["payment_id"] for p in listed.json()["items"]] == ["pay-late"]
+    pending = await api.get("/api/v1/payments/web", params={"status": "pending"}, headers=admin)
+    assert pending.json()["items"] == []
     headers, body = provider.webhook("pay-late", "CP-LATE", 1)
     late = (await api.post("/payments/webhook", content=body, headers=headers)).json()
     assert late["status"] == "unmatched"

@@ -74,7 +74,7 @@ class WebPaymentOut(BaseModel):
             web_payment_id=payment.web_payment_id,
             station_id=payment.station_id,
             evse_id=payment.evse_id,
-            status=WebPaymentStatus(payment.status),
+            status=service.status_now(payment, utc_now()),
             payment_id=payment.payment_id,
             amount=amount,
             currency=payment.currency,
@@ -178,7 +178,7 @@ async def list_web_payments(
     if station_id is not None:
         conditions.append(col(WebPayment.station_id) == station_id)
     if status_ is not None:
-        conditions.append(col(WebPayment.status) == status_)
+        conditions.append(service.having_status(status_, utc_now()))
     total = (
         await session.exec(select(func.count()).select_from(WebPayment).where(*conditions))
     ).one()

@@ -19,7 +19,7 @@ class WebPaymentStatus(StrEnum):
     AUTHORIZED = "authorized"  # the provider says paid: charging is being started
     STARTED = "started"  # the station accepted RequestStartTransaction
     FAILED = "failed"  # the provider says the payment failed or was canceled
-    EXPIRED = "expired"  # no payment before the driver's time ran out
+    EXPIRED = "expired"  # pending past the driver's time: shown so, never stored
     UNMATCHED = "unmatched"  # paid, but charging could not start: to be refunded
 
 

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import func
+from sqlalchemy import ColumnElement, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -94,6 +94,25 @@ def _advance(payment: WebPayment, event: WebhookEvent, now: datetime) -> None:
     elif event.state is not PaymentState.STARTED:
         payment.status = WebPaymentStatus.FAILED
         payment.detail = f"the provider says {event.state.value}"
+
+
+def status_now(payment: WebPayment, now: datetime) -> WebPaymentStatus:
+    """The payment's status as of ``now``: a pending one whose driver's time ran out is
+    ``expired`` (nothing was paid; a payment that comes later is ``unmatched``)."""
+    status = WebPaymentStatus(payment.status)
+    if status is WebPaymentStatus.PENDING and payment.expires_at <= now:
+        return WebPaymentStatus.EXPIRED
+    return status
+
+
+def having_status(status: WebPaymentStatus, now: datetime) -> ColumnElement[bool]:
+    """The condition of payments whose ``status_now`` is ``status``."""
+    pending = col(WebPayment.status) == WebPaymentStatus.PENDING
+    if status is WebPaymentStatus.PENDING:
+        return pending & (col(WebPayment.expires_at) > now)
+    if status is WebPaymentStatus.EXPIRED:
+        return pending & (col(WebPayment.expires_at) <= now)
+    return col(WebPayment.status) == status
 
 
 def started_notice(payment: WebPayment, now: datetime) -> dict[str, object]:

@@ -18,6 +18,10 @@ HTTP stack, no authentication, database or Redis). With ``--profile`` the sessio
 process is sampled with py-spy while the commands run.
 
     uv run python -m bench.command_latency --commands 1000 --background-rate 1000
+
+Each failed command is counted by its reason (the HTTP status and problem type). Many
+``409 station-offline`` at once mean someone else's benchmark flushed the Redis database
+of this run: give each person's runs their own with ``CSMS_BENCH_REDIS_DB``.
 """
 
 import argparse
@@ -25,6 +29,7 @@ import asyncio
 import math
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,15 +100,15 @@ def report_hops(report: Report, timed: list[Timed]) -> None:
 
 async def send_commands(
     api: httpx.AsyncClient, fleet: Fleet, count: int, rate: float
-) -> tuple[dict[str, Timed], int]:
-    """``count`` commands, open loop at ``rate``/s; their moments by command id, failures."""
+) -> tuple[dict[str, Timed], Counter[str]]:
+    """``count`` commands, open loop at ``rate``/s; their moments by command id, and the
+    failures by reason (the HTTP status and problem type, or the CALL never seen)."""
     arrivals: dict[str, CommandArrival] = {}
     fleet.on_command = lambda arrival: arrivals.__setitem__(arrival.message_id, arrival)
     timed: dict[str, Timed] = {}
-    failures = 0
+    failures: Counter[str] = Counter()
 
     async def one(station_id: str) -> None:
-        nonlocal failures
         sent = time.time()
         response = await api.post(
             f"/stations/{station_id}/commands/trigger-message", json={"message": "Heartbeat"}
@@ -112,10 +117,12 @@ async def send_commands(
         body: dict[str, Any] = response.json()
         command_id = body.get("command_id", "")
         arrival = arrivals.pop(command_id, None)
-        if response.status_code != 200 or arrival is None:
-            failures += 1
-            return
-        timed[command_id] = Timed(sent, arrival.arrived_at, done)
+        if response.status_code != 200:
+            failures[f"{response.status_code} {body.get('type', '')}".strip()] += 1
+        elif arrival is None:
+            failures["answered, never seen at the station"] += 1
+        else:
+            timed[command_id] = Timed(sent, arrival.arrived_at, done)
 
     started = time.perf_counter()
     async with asyncio.TaskGroup() as tasks:
@@ -204,9 +211,11 @@ async def measure(csms: Csms, args: argparse.Namespace, report: Report) -> None:
         f"{harness.percentile(background_latency, 99):.1f} ms); {args.targets} target stations "
         f"booted {boots}"
     )
+    reasons = ", ".join(f"{n} {reason}" for reason, n in failures.most_common())
     report.figure(
         f"{len(round_trip)} trigger-message commands at {args.command_rate:.0f}/s "
-        f"({failures} failed): REST → station p50 {harness.percentile(to_station, 50):.1f} ms, "
+        f"({sum(failures.values())} failed{': ' + reasons if reasons else ''}): REST → station "
+        f"p50 {harness.percentile(to_station, 50):.1f} ms, "
         f"p99 {harness.percentile(to_station, 99):.1f} ms (target ≤ 25 ms); round trip "
         f"p50 {harness.percentile(round_trip, 50):.1f} ms, "
         f"p99 {harness.percentile(round_trip, 99):.1f} ms (target ≤ 50 ms)"

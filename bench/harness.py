@@ -2,7 +2,8 @@
 
 Isolation from the test suites that run on the same brokers at the same time:
 - PostgreSQL: a database of its own per run (``csms_bench_<hex>``), dropped at its end;
-- Redis: a database number of its own (``/9``), flushed at the start of a run;
+- Redis: a database number of its own (``/9``, or ``CSMS_BENCH_REDIS_DB``), flushed at the
+  start of a run;
 - Kafka: full-size runs write hundreds of thousands of records. Topic names are a
   fixed contract, and every new consumer group of a test suite starts at the
   earliest offset, so those records would be replayed by every later test run.
@@ -44,7 +45,9 @@ SHARED_KAFKA = "127.0.0.1:19092"
 BENCH_KAFKA_PORT, BENCH_KAFKA_CONTROLLER_PORT = 29092, 29093
 BENCH_KAFKA_STATE = "/tmp/csms-bench-infra"  # noqa: S108 - a fixed place for a local broker
 BENCH_DATABASE = "csms_bench"  # each run: csms_bench_<8 hex>, dropped at its end
-BENCH_REDIS_DB = 9
+# Runs of several people at once on one Redis: give each its own with CSMS_BENCH_REDIS_DB
+# (a flush at a run's start empties that database only).
+BENCH_REDIS_DB = int(os.environ.get("CSMS_BENCH_REDIS_DB", "9"))
 
 
 # -- process limits and measurements ---------------------------------------------------------

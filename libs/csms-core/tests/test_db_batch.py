@@ -1,5 +1,5 @@
 """What a batch of events reads and writes in bulk: Prefetched rows, among(), insert_rows(),
-on SQLite and on a real PostgreSQL (COPY and array parameters there)."""
+upsert_rows(), on SQLite and on a real PostgreSQL (COPY and array parameters there)."""
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -19,6 +19,7 @@ from csms_core.db import (
     create_engine,
     insert_rows,
     session_factory,
+    upsert_rows,
 )
 from tests.cluster import Infra
 
@@ -172,3 +173,59 @@ async def test_insert_rows_rolls_back_with_its_transaction(engine: AsyncEngine) 
             raise RuntimeError("the batch failed")
     async with factory() as session:
         assert (await session.exec(select(Entry))).all() == []
+
+
+async def test_upsert_rows_inserts_and_updates_in_one_statement_keeping_newer_rows(
+    engine: AsyncEngine,
+) -> None:
+    early, late = datetime(2026, 12, 1, 12, tzinfo=UTC), datetime(2026, 12, 1, 13, tzinfo=UTC)
+    factory = session_factory(engine)
+    async with factory() as session, session.begin():
+        await insert_rows(
+            session,
+            Entry,
+            [
+                {"entry_id": "older", "at": early, "done": False},
+                {"entry_id": "newer", "at": late, "done": False},
+            ],
+        )
+    statements = counted(engine)
+    async with factory() as session, session.begin():
+        await upsert_rows(
+            session,
+            Entry,
+            [
+                {"entry_id": "older", "at": late, "done": True},  # replaces the older row
+                {"entry_id": "newer", "at": early, "done": True},  # older than stored: kept
+                {"entry_id": "fresh", "at": early, "done": True},  # not stored yet
+            ],
+            unless_newer="at",
+        )
+    assert statements == ["INSERT"]
+    async with factory() as session:
+        stored = {e.entry_id: (e.at, e.done) for e in (await session.exec(select(Entry))).all()}
+    assert stored == {"older": (late, True), "newer": (late, False), "fresh": (early, True)}
+
+
+async def test_upsert_rows_without_a_condition_updates_every_stored_row(
+    engine: AsyncEngine,
+) -> None:
+    factory = session_factory(engine)
+    async with factory() as session, session.begin():
+        await upsert_rows(session, Reading, [{"station_id": "CP-1", "evse_id": 1, "value": 1.0}])
+        await upsert_rows(session, Reading, [])  # nothing: no statement
+    async with factory() as session, session.begin():
+        await upsert_rows(
+            session,
+            Reading,
+            [
+                {"station_id": "CP-1", "evse_id": 1, "value": 2.0},
+                {"station_id": "CP-1", "evse_id": 2, "value": 3.0},
+            ],
+        )
+    async with factory() as session:
+        rows = (await session.exec(select(Reading))).all()
+    assert sorted((r.station_id, r.evse_id, r.value) for r in rows) == [
+        ("CP-1", 1, 2.0),
+        ("CP-1", 2, 3.0),
+    ]

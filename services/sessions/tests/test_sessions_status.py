@@ -1,8 +1,12 @@
 """StatusNotification, Heartbeat and connection events: what a station's state looks like."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
 
-from csms_core.topics import OCPP_CONNECTIONS
+from sqlmodel import select
+
+from csms_core.events import OcppCall
+from csms_core.topics import OCPP_CONNECTIONS, OCPP_INBOUND
 from csms_ocpp import OcppVersion
 from csms_sessions.stations.models import ConnectorState, ConnectorStatus
 from tests.kits.sessions import Harness
@@ -180,3 +184,106 @@ async def test_close_of_superseded_connection_keeps_station_online(sessions: Har
     assert (station.online, station.connection_id) == (True, "conn-2")
     assert [e.type for e in sessions.published()] == ["station.connected", "station.connected"]
     assert len(sessions.bus.records(OCPP_CONNECTIONS)) == 3
+
+
+# -- a batch of status reports and heartbeats (csms_sessions.stations.bulk) -------------------
+
+
+def _status_v201(evse_id: int, state: str, second: int) -> dict[str, object]:
+    return {
+        "timestamp": f"2025-01-01T10:00:{second:02d}Z",
+        "connectorStatus": state,
+        "evseId": evse_id,
+        "connectorId": 1,
+    }
+
+
+def _as_sent(at: datetime) -> datetime:
+    """A time as the record carries it (OCPP time: milliseconds)."""
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)
+
+
+async def _batch(sessions: Harness) -> list[OcppCall]:
+    """Reports of a stored station (CP-1) and of one never seen (CP-2), published before the
+    consumer looks, so they are applied together."""
+    reports = [
+        ("CP-1", "StatusNotification", _status_v201(1, "Occupied", 1)),
+        ("CP-1", "StatusNotification", _status_v201(2, "Reserved", 1)),
+        ("CP-2", "StatusNotification", _status_v201(1, "Faulted", 1)),
+        ("CP-1", "StatusNotification", _status_v201(1, "Available", 3)),
+        ("CP-1", "Heartbeat", {}),
+        ("CP-1", "StatusNotification", _status_v201(1, "Faulted", 2)),  # older than the one before
+    ]
+    return [
+        await sessions.call(station, action, payload, version=OcppVersion.V201)
+        for station, action, payload in reports
+    ]
+
+
+async def _stored(sessions: Harness) -> list[tuple[str, int, str, datetime]]:
+    async with sessions.service.factory() as session:
+        rows = (await session.exec(select(ConnectorStatus))).all()
+    return sorted((r.station_id, r.evse_id, r.ocpp_status, r.updated_at) for r in rows)
+
+
+async def test_a_batch_of_reports_stores_each_connectors_newest_status_and_replays_to_nothing(
+    sessions: Harness,
+) -> None:
+    known = await sessions.call("CP-1", "Heartbeat", {})  # CP-1 is stored before the batch
+    await sessions.processed(known)
+    sent = await _batch(sessions)
+    for event in sent:
+        await sessions.processed(event)
+
+    expected = [
+        ("CP-1", 1, "Available", datetime(2025, 1, 1, 10, 0, 3, tzinfo=UTC)),
+        ("CP-1", 2, "Reserved", datetime(2025, 1, 1, 10, 0, 1, tzinfo=UTC)),
+        ("CP-2", 1, "Faulted", datetime(2025, 1, 1, 10, 0, 1, tzinfo=UTC)),
+    ]
+    assert await _stored(sessions) == expected
+    # Every report that changed something is published, in the order sent; the older one not.
+    changes = [
+        (e.station_id, e.data["evse_id"], e.data["status"])
+        for e in sessions.published("connector.status_changed")
+    ]
+    assert changes == [
+        ("CP-1", 1, "Occupied"),
+        ("CP-1", 2, "Reserved"),
+        ("CP-2", 1, "Faulted"),
+        ("CP-1", 1, "Available"),
+    ]
+    stations = {s: await sessions.station(s) for s in ("CP-1", "CP-2")}
+    for station_id, station in stations.items():
+        assert station is not None
+        newest = _as_sent(max(e.data.received_at for e in sent if e.station_id == station_id))
+        assert (station.last_seen_at, station.ocpp_version) == (newest, "2.0.1")
+
+    # The batch once more (a replay after a crash), then a marker of another station: once
+    # that is applied, so is the replay (one lane on SQLite, in order). Nothing changed.
+    for event in sent:
+        await sessions.publish(OCPP_INBOUND, event)
+    marker = await sessions.call("CP-3", "Heartbeat", {})
+    await sessions.processed(marker)
+    assert await _stored(sessions) == expected
+    assert len(sessions.published("connector.status_changed")) == len(changes)
+    for station_id, station in stations.items():
+        again = await sessions.station(station_id)
+        assert again is not None and station is not None
+        assert again.last_seen_at == station.last_seen_at
+
+
+async def test_a_message_received_before_the_last_seen_time_does_not_move_it_back(
+    sessions: Harness,
+) -> None:
+    first = await sessions.call("CP-1", "Heartbeat", {}, version=OcppVersion.V201)
+    await sessions.processed(first)
+    earlier = first.data.received_at - timedelta(minutes=5)
+    late = first.model_copy(
+        update={"id": uuid4().hex, "data": first.data.model_copy(update={"received_at": earlier})}
+    )
+    await sessions.publish(OCPP_INBOUND, late)
+    await sessions.processed(late)
+
+    station = await sessions.station("CP-1")
+    assert station is not None
+    assert station.last_seen_at == _as_sent(first.data.received_at)

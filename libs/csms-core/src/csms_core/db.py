@@ -34,6 +34,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy import cast as cast_
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -324,6 +325,33 @@ async def insert_rows(
         await adapter._connection.copy_records_to_table(
             table.name, schema_name=schema, columns=names, records=records
         )
+
+
+async def upsert_rows(
+    session: AsyncSession,
+    model: type[SQLModel],
+    rows: Sequence[dict[str, Any]],
+    *,
+    unless_newer: str | None = None,
+) -> None:
+    """Insert many rows (each key once) in one statement, a row whose primary key is
+    stored updating that one instead: INSERT ... ON CONFLICT DO UPDATE (PostgreSQL and
+    SQLite alike). ``unless_newer``: a column; a stored row whose value there is newer
+    than the new row's stays as it is (a replay out of order changes nothing)."""
+    if not rows:
+        return
+    table: Table = inspect(model).local_table
+    insert_of = postgresql.insert if _dialect(session) == "postgresql" else sqlite.insert
+    statement = insert_of(table)
+    keys = [column.name for column in table.primary_key.columns]
+    changes = {name: statement.excluded[name] for name in rows[0] if name not in keys}
+    where = (
+        table.c[unless_newer] <= statement.excluded[unless_newer]
+        if unless_newer is not None
+        else None
+    )
+    upsert = statement.on_conflict_do_update(index_elements=keys, set_=changes, where=where)
+    await session.exec(upsert, params=rows)
 
 
 def _dialect(session: AsyncSession) -> str:

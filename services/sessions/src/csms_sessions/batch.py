@@ -1,13 +1,20 @@
 """One transaction's worth of station events: what it loads in bulk, coalesces and owes.
 
 The batched consumer (``csms_core.bus.batching``) applies many events in one ORM
-session. Before the first, ``StationBatch.load`` reads in one statement each the
-inbox rows of the batch's events, the batch's stations, their connectors' statuses
-and which of them have an active session, so a handler's lookup of those
-(``ctx.get``) needs no round trip, also for a row that does not exist. A handler's
-query still sees what the events before it wrote (the session flushes first). What
-may be coalesced is: a station's last-seen time is kept here and written once, at
-the end (``finish``), with the batch's inbox rows in one statement.
+session. Before the first, ``StationBatch.load`` reads every record once (one
+validation each), then in one statement each the inbox rows of the batch's events,
+the batch's stations, their connectors' statuses and which of them have an active
+session, so a handler's lookup of those needs no round trip, also for a row that does
+not exist. A handler's query still sees what the events before it wrote (the session
+flushes first).
+
+Most of a network's messages are status reports, heartbeats and meter values, whose
+handlers read only the station's id (``context.reads_station_id_only``). A station
+that sent only those in the batch gets no ORM row: its last-seen time and OCPP version
+are coalesced and written with one Core UPDATE for all such stations
+(``StationTouches``). Connector statuses are applied in memory and the newest of each
+connector written in one upsert (``ConnectorStatuses``); the batch's inbox rows go in
+one statement too (``finish``).
 """
 
 from collections.abc import Sequence
@@ -19,17 +26,18 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms_core.bus import Delivery, Outgoing
-from csms_core.db import Prefetched, among, insert_rows
+from csms_core.db import among, insert_rows
 from csms_core.envelope import Event
-from csms_core.events import Topic
+from csms_core.events import OcppCall, OcppSend, Topic
 from csms_core.router import CallAnswer
 from csms_core.telemetry import current_trace_headers
 from csms_core.topics import BY_NAME
-from csms_sessions.context import Consumed
+from csms_sessions.context import STATION_ID_ONLY, Consumed
 from csms_sessions.db import utc_now
 from csms_sessions.inbox import ProcessedEvent
+from csms_sessions.stations.bulk import ConnectorStatuses, StationTouches
 from csms_sessions.stations.handlers import touch
-from csms_sessions.stations.models import ConnectorStatus, Station
+from csms_sessions.stations.models import Station
 from csms_sessions.transactions.active import ActiveSessions
 
 
@@ -58,11 +66,14 @@ class Owed:
 @dataclass
 class StationBatch:
     session: AsyncSession
+    # Each record's event (or why it is none), by the record's position in the batch.
+    decoded: dict[int, Consumed | Exception]
     # The inbox's rows of the batch's events stored before (a replay).
     processed: dict[str, ProcessedEvent]
-    stations: dict[str, Station]
+    stations: dict[str, Station]  # ORM rows of the stations an event needs the row of
+    touches: StationTouches  # the other stations of the batch
     active_sessions: ActiveSessions
-    rows: Prefetched  # the connectors' statuses
+    statuses: ConnectorStatuses
     last_seen: dict[str, datetime] = field(default_factory=dict)
     applied: list[dict[str, Any]] = field(default_factory=list)  # new inbox rows
     applied_ids: set[str] = field(default_factory=set)
@@ -71,38 +82,66 @@ class StationBatch:
 
     @classmethod
     async def load(cls, session: AsyncSession, deliveries: Sequence[Delivery]) -> "StationBatch":
-        event_ids = [delivery.envelope.id for delivery in deliveries]
-        station_ids = {delivery.envelope.station_id for delivery in deliveries}
+        decoded = {id(delivery): _decode(delivery) for delivery in deliveries}
+        events = [event for event in decoded.values() if not isinstance(event, Exception)]
+        event_ids = [event.id for event in events]
+        station_ids = {event.station_id for event in events}
+        with_row = {event.station_id for event in events if not _station_id_only(event)}
         processed = await session.exec(
             select(ProcessedEvent).where(among(session, col(ProcessedEvent.event_id), event_ids))
         )
+        touches = await StationTouches.load(session, station_ids - with_row)
+        # A station not stored yet is created as an ORM row by its first event.
+        with_row |= {station_id for station_id in station_ids if not touches.stored(station_id)}
         stations = await session.exec(
-            select(Station).where(among(session, col(Station.station_id), station_ids))
-        )
-        rows = Prefetched(session)
-        await rows.load(
-            ConnectorStatus,
-            among(session, col(ConnectorStatus.station_id), station_ids),
-            covers=lambda key: key[0] in station_ids,
+            select(Station).where(among(session, col(Station.station_id), with_row))
         )
         return cls(
             session,
+            decoded,
             {record.event_id: record for record in processed},
             {station.station_id: station for station in stations},
+            touches,
             await ActiveSessions.load(session, station_ids),
-            rows,
+            await ConnectorStatuses.load(session, station_ids),
         )
 
-    def station(self, station_id: str) -> Station:
-        """The station's row, created (not registered) the first time we hear of it."""
+    def event(self, delivery: Delivery) -> Consumed:
+        """The record's event; why it is none (``InvalidEvent``) raised."""
+        event = self.decoded.get(id(delivery))
+        if event is None:  # not one of the records the batch began with
+            event = self.decoded[id(delivery)] = _decode(delivery)
+        if isinstance(event, Exception):
+            raise event
+        return event
+
+    def station(self, event: Consumed) -> Station | None:
+        """The station's ORM row, created (not registered) the first time we hear of it;
+        None if the batch keeps its last-seen time and version in ``touches``."""
+        station_id = event.station_id
         station = self.stations.get(station_id)
+        if station is None and self.touches.stored(station_id):
+            return None
         if station is None:
             station = self.stations[station_id] = Station(station_id=station_id)
             self.session.add(station)
         return station
 
+    def speaks(self, station: Station | None, event: Consumed) -> None:
+        """The station sent ``event`` in its OCPP version: the station's version now."""
+        version = event.ocpp_version
+        if not version:
+            return
+        if station is None:
+            self.touches.speaks(event.station_id, version)
+        elif station.ocpp_version != version:
+            station.ocpp_version = version
+
     def seen(self, station_id: str, at: datetime) -> None:
         """The station sent a message received ``at`` (written once, in ``finish``)."""
+        if station_id not in self.stations:
+            self.touches.seen(station_id, at)
+            return
         before = self.last_seen.get(station_id)
         if before is None or before < at:
             self.last_seen[station_id] = at
@@ -143,11 +182,28 @@ class StationBatch:
         return owed.answer is not None
 
     async def finish(self) -> None:
-        """Before the commit: the coalesced last-seen times and the new inbox rows (one
-        statement for all of them)."""
+        """Before the commit: the coalesced last-seen times, the connectors' newest
+        statuses and the new inbox rows (one statement each for all of them)."""
         for station_id, at in self.last_seen.items():
             touch(self.stations[station_id], at)
+        await self.touches.write(self.session)
+        await self.statuses.write(self.session)
         await insert_rows(self.session, ProcessedEvent, self.applied)
+
+
+def _decode(delivery: Delivery) -> Consumed | Exception:
+    try:
+        event: Consumed = BY_NAME[delivery.topic].decode(delivery)
+        return event
+    except Exception as exc:  # noqa: BLE001 - raised when the record is applied (dead letter)
+        return exc
+
+
+def _station_id_only(event: Consumed) -> bool:
+    """Whether the event's handler reads no more of its station than the id."""
+    if not isinstance(event, OcppCall | OcppSend):
+        return False
+    return (event.data.action, event.ocpp_version or "1.6") in STATION_ID_ONLY
 
 
 def _outgoing(item: dict[str, Any], trace: dict[str, str]) -> Outgoing:

@@ -33,7 +33,7 @@ from csms_core.bus import Bus, Delivery
 from csms_core.db import session_factory, transaction
 from csms_core.events import OcppCall, OcppSend
 from csms_core.router import CallAnswer, CommandClient
-from csms_core.topics import BY_NAME, OCPP_CONNECTIONS, OCPP_INBOUND
+from csms_core.topics import OCPP_CONNECTIONS, OCPP_INBOUND
 from csms_sessions.batch import StationBatch
 from csms_sessions.context import Consumed, EventContext, calls, events
 from csms_sessions.inbox import ProcessedEvent
@@ -70,29 +70,30 @@ class InboundConsumer:
 
     async def apply(self, batch: StationBatch, delivery: Delivery) -> bool:
         """Apply one event unless the inbox has it; True if a station waits for its answer."""
-        event_id = delivery.envelope.id
-        if event_id in batch.applied_ids:  # twice in one batch: applied already
+        # A record that is no event of its topic: InvalidEvent, dead-lettered with the reason.
+        event = batch.event(delivery)
+        if event.id in batch.applied_ids:  # twice in one batch: applied already
             return False
-        record = batch.processed.get(event_id)
+        record = batch.processed.get(event.id)
         if record is not None:  # a replay: it owes again what it did not deliver
             _handled(delivery.topic, "replayed").inc()
             return batch.owe_again(record)
-        # A record that is no event of its topic: InvalidEvent, dead-lettered with the reason.
-        event: Consumed = BY_NAME[delivery.topic].decode(delivery)
-        station = batch.station(event.station_id)
+        station = batch.station(event)
         context = EventContext(
             batch.session,
             self._settings,
             event,
             station,
             active_sessions=batch.active_sessions,
-            rows=batch.rows,
+            statuses=batch.statuses,
         )
-        if context.call is not None:
-            batch.seen(station.station_id, context.received_at)
+        call = context.call
+        if call is not None:
+            batch.seen(event.station_id, call.received_at)
+            batch.speaks(station, event)
         answer = await self._apply(event, context)
         batch.record(event, answer, context.events)
-        _handled(delivery.topic, context.call.action if context.call else "connection").inc()
+        _handled(delivery.topic, call.action if call else "connection").inc()
         return answer is not None
 
     async def finish(self, batch: StationBatch) -> None:
@@ -118,8 +119,6 @@ class InboundConsumer:
         if not isinstance(event, OcppCall | OcppSend):
             await events.dispatch(event, ctx)
             return None
-        if event.ocpp_version and ctx.station.ocpp_version != event.ocpp_version:
-            ctx.station.ocpp_version = event.ocpp_version
         return await calls.run(ctx, event)  # nothing when the gateway routed it elsewhere
 
     async def flush_completed(self) -> None:

@@ -6,11 +6,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms_core.calls import CallHandlers
-from csms_core.db import Prefetched
 from csms_core.envelope import Envelope, Event
 from csms_core.events import (
     ConnectionClosed,
@@ -24,16 +22,17 @@ from csms_core.events import (
 )
 from csms_core.handlers import EventHandlers
 from csms_ocpp import OcppVersion
+from csms_ocpp.messages import Message
 from csms_sessions.settings import SessionsSettings
 from csms_sessions.stations.models import Station
 
 if TYPE_CHECKING:
+    from csms_sessions.stations.bulk import ConnectorStatuses
     from csms_sessions.transactions.active import ActiveSessions
 
 SOURCE = "csms/sessions"
 PARTY = "sessions"
 D = TypeVar("D", bound=EventData)
-M = TypeVar("M", bound=SQLModel)
 Consumed = OcppCall | OcppSend | ConnectionOpened | ConnectionClosed
 
 
@@ -44,33 +43,36 @@ class EventContext:
     # The event handled; an ``Envelope`` for a cause of the CSMS's own (no record: a
     # session resolution), whose ``time`` counts as received at.
     envelope: Consumed | Envelope
-    station: Station
+    # The station's row; None for an event whose handler reads only the station's id (a
+    # batch's status reports and heartbeats: csms_sessions.batch), so none is loaded.
+    station_row: Station | None
     # Domain events to publish once the transaction has committed: (topic, event).
     events: list[tuple[Topic[Any], Event[Any]]] = field(default_factory=list)
     # Of a batch (csms_sessions.batch): which stations may have an active session, and
-    # the rows it read in bulk.
+    # the connectors' statuses it read in bulk (and writes in bulk).
     active_sessions: "ActiveSessions | None" = None
-    rows: Prefetched | None = None
+    statuses: "ConnectorStatuses | None" = None
 
-    async def get(self, model: type[M], key: tuple[Any, ...]) -> M | None:
-        """A row by primary key, as ``session.get`` finds it (from the batch's rows if it
-        read that table in bulk)."""
-        if self.rows is not None:
-            return await self.rows.get(model, key)
-        return await self.session.get(model, key)
+    @property
+    def station_id(self) -> str:
+        return self.envelope.station_id
+
+    @property
+    def station(self) -> Station:
+        """The station's row (a handler that reads more than its id is given one)."""
+        if self.station_row is None:
+            raise RuntimeError(f"{self.envelope.id}: handled without its station's row")
+        return self.station_row
 
     def may_have_active_sessions(self) -> bool:
         """False only if the station certainly has no active session (a query may be skipped)."""
-        return self.active_sessions is None or self.active_sessions.may_have(
-            self.station.station_id
-        )
+        return self.active_sessions is None or self.active_sessions.may_have(self.station_id)
 
     @property
     def version(self) -> OcppVersion:
         """The OCPP version the event was received in (1.6 if the event does not say)."""
-        return OcppVersion.from_number(
-            self.envelope.ocpp_version or self.station.ocpp_version or "1.6"
-        )
+        stored = self.station_row.ocpp_version if self.station_row is not None else None
+        return OcppVersion.from_number(self.envelope.ocpp_version or stored or "1.6")
 
     @property
     def call(self) -> InboundCall | None:
@@ -94,7 +96,7 @@ class EventContext:
                 # Derived from the cause, so a re-published event keeps its id.
                 "id": f"{self.envelope.id}.{len(self.events)}",
                 "source": SOURCE,
-                "station_id": self.station.station_id,
+                "station_id": self.station_id,
                 "ocpp_version": self.envelope.ocpp_version,
                 "data": data,
             }
@@ -104,3 +106,14 @@ class EventContext:
 
 calls = CallHandlers[EventContext](PARTY)
 events = EventHandlers[EventContext]()
+
+# The station CALLs, as (action, version), whose handlers read only the station's id,
+# never its row: a batch loads no ORM row for a station that sent only these (by far the
+# most of a network's messages), see ``csms_sessions.batch``.
+STATION_ID_ONLY: set[tuple[str, str]] = set()
+
+
+def reads_station_id_only(*messages: Message[Any, Any]) -> None:
+    """Declare, where their handlers are defined, that these handlers read ``ctx.station_id``
+    only (``ctx.station`` raises for them in a batch)."""
+    STATION_ID_ONLY.update((m.action, version) for m in messages for version in m.versions)

@@ -6,7 +6,7 @@ from csms_ocpp.messages import (
     MeterValuesRequest,
     MeterValuesRequest16,
 )
-from csms_sessions.context import EventContext, calls
+from csms_sessions.context import EventContext, calls, reads_station_id_only
 from csms_sessions.metering.normalize import Sample, samples_of
 from csms_sessions.transactions import lifecycle, service
 from csms_sessions.transactions.events import publish_updated
@@ -20,6 +20,10 @@ async def on_meter_values(ctx: EventContext, request: MeterValuesRequest) -> Non
     come in TransactionEvent). The gateway answers them."""
     samples = samples_of(request["meterValue"], is_2x=True)
     await _store(ctx, samples, request["evseId"], None)
+
+
+# 2.x MeterValues belong to no transaction: their handler reads the station's id only.
+reads_station_id_only(METER_VALUES)
 
 
 @calls.handles(METER_VALUES_16)

@@ -1,7 +1,6 @@
 """Handlers of a station's provisioning and status messages and of its connection events."""
 
 import logging
-from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from csms_core.events import (
@@ -32,9 +31,10 @@ from csms_ocpp.messages import (
     StatusNotificationRequest,
     StatusNotificationRequest16,
 )
-from csms_sessions.context import EventContext, calls, events
+from csms_sessions.context import EventContext, calls, events, reads_station_id_only
 from csms_sessions.db import parse_ocpp_time
-from csms_sessions.stations.models import BootStatus, ConnectorState, ConnectorStatus, Station
+from csms_sessions.stations.bulk import ReportedStatus
+from csms_sessions.stations.models import BootStatus, ConnectorState, Station
 from csms_sessions.transactions.resolution import note_connector_status
 
 logger = logging.getLogger(__name__)
@@ -138,17 +138,7 @@ async def on_heartbeat(ctx: EventContext, request: HeartbeatRequest) -> None:
     """Nothing beyond last_seen_at, which every message updates; the gateway answers it."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Reported:
-    """A connector's status as a StatusNotification reports it (addressed as stored)."""
-
-    station_id: str
-    evse_id: int
-    connector_id: int
-    status: ConnectorState
-    ocpp_status: str
-    updated_at: datetime
-    error_code: str | None = None
+reads_station_id_only(HEARTBEAT, STATUS_NOTIFICATION, STATUS_NOTIFICATION_16)
 
 
 @calls.handles(STATUS_NOTIFICATION_16)
@@ -158,8 +148,8 @@ async def on_status_notification_16(
     """A 1.6 connector N is EVSE N, connector 1 (0: the whole station)."""
     timestamp = request.get("timestamp")
     connector_id = request["connectorId"]
-    reported = _Reported(
-        station_id=ctx.station.station_id,
+    reported = ReportedStatus(
+        station_id=ctx.station_id,
         evse_id=connector_id,
         connector_id=1 if connector_id > 0 else 0,
         status=_CONNECTOR_STATE_V16[request["status"]],
@@ -172,8 +162,8 @@ async def on_status_notification_16(
 
 @calls.handles(STATUS_NOTIFICATION)
 async def on_status_notification(ctx: EventContext, request: StatusNotificationRequest) -> None:
-    reported = _Reported(
-        station_id=ctx.station.station_id,
+    reported = ReportedStatus(
+        station_id=ctx.station_id,
         evse_id=request["evseId"],
         connector_id=request["connectorId"],
         status=ConnectorState(request["connectorStatus"]),
@@ -183,14 +173,16 @@ async def on_status_notification(ctx: EventContext, request: StatusNotificationR
     await _store_status(ctx, reported)
 
 
-async def _store_status(ctx: EventContext, reported: _Reported) -> None:
+async def _store_status(ctx: EventContext, reported: ReportedStatus) -> None:
     """Store a connector's status unless a newer one is stored already (out-of-order replay)."""
-    key = (reported.station_id, reported.evse_id, reported.connector_id)
-    stored = await ctx.get(ConnectorStatus, key)
+    if ctx.statuses is None:
+        raise RuntimeError("a status report is handled in a batch (csms_sessions.batch)")
+    stored = await ctx.statuses.get(ctx.session, reported.key)
     if stored is not None and stored.updated_at > reported.updated_at:
-        logger.info("ignoring a status of %s older than the stored one", key)
+        logger.info("ignoring a status of %s older than the stored one", reported.key)
         return
-    _store(ctx, stored, reported)
+    # Written with the batch's other statuses, in one statement, before the commit.
+    ctx.statuses.put(reported)
     await note_connector_status(
         ctx, reported.evse_id, reported.connector_id, reported.status, reported.updated_at
     )
@@ -205,21 +197,6 @@ async def _store_status(ctx: EventContext, reported: _Reported) -> None:
             timestamp=reported.updated_at,
         ),
     )
-
-
-def _store(ctx: EventContext, stored: ConnectorStatus | None, reported: _Reported) -> None:
-    # Not session.merge(): it flushes first, once per status, where a batch of events
-    # (csms_core.bus.batching) writes all its statuses in one statement at the commit.
-    if stored is None:
-        ctx.session.add(ConnectorStatus(**asdict(reported)))
-        return
-    if stored.status is not reported.status:
-        stored.status = reported.status
-    if stored.ocpp_status != reported.ocpp_status:
-        stored.ocpp_status = reported.ocpp_status
-    if stored.error_code != reported.error_code:
-        stored.error_code = reported.error_code
-    stored.updated_at = reported.updated_at
 
 
 @events.on(ConnectionOpened)

@@ -57,7 +57,7 @@ async def note_connector_status(
     if not ctx.may_have_active_sessions():
         return  # the query would find none
     query = select(ChargingSession).where(
-        col(ChargingSession.station_id) == ctx.station.station_id,
+        col(ChargingSession.station_id) == ctx.station_id,
         col(ChargingSession.evse_id) == evse_id,
         col(ChargingSession.state) == SessionState.ACTIVE,
         or_(

@@ -165,7 +165,7 @@ async def record_samples(
 
     ``late``: sent once the session had ended, so never counted in its figures."""
     owner = metering.Owner(
-        station_id=ctx.station.station_id,
+        station_id=ctx.station_id,
         evse_id=charging.evse_id if charging is not None else evse_id,
         session_id=charging.session_id if charging is not None else None,
         transaction_id=charging.transaction_id if charging is not None else None,

@@ -1,0 +1,140 @@
+"""What a batch of events writes about its stations in bulk, with Core statements.
+
+A busy network sends far more status reports and heartbeats than anything else. A
+batch (``csms_sessions.batch``) reads its stations' connector statuses in one
+statement, applies the reports to them in memory, in order, and writes the newest of
+each connector in one INSERT ... ON CONFLICT DO UPDATE (``ConnectorStatuses``); the
+last-seen times (and an OCPP version that changed) of the stations it did not load as
+ORM rows go out in one UPDATE of many parameter sets (``StationTouches``). Each
+statement keeps the rule of the one-by-one path: a status older than the stored one,
+and a last-seen time older than the stored one, change nothing (a replay out of order).
+"""
+
+from collections.abc import Collection
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+from sqlalchemy import Table, bindparam, or_, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from csms_core.db import among, upsert_rows
+from csms_sessions.stations.models import ConnectorState, ConnectorStatus, Station
+
+ConnectorKey = tuple[str, int, int]  # (station, EVSE, connector) as stored
+
+
+@dataclass(frozen=True, slots=True)
+class ReportedStatus:
+    """A connector's status as a StatusNotification reports it (addressed as stored)."""
+
+    station_id: str
+    evse_id: int
+    connector_id: int
+    status: ConnectorState
+    ocpp_status: str
+    updated_at: datetime
+    error_code: str | None = None
+
+    @property
+    def key(self) -> ConnectorKey:
+        return (self.station_id, self.evse_id, self.connector_id)
+
+
+class ConnectorStatuses:
+    """The connector statuses of a batch's stations: read at once, written at once."""
+
+    def __init__(self, loaded: Collection[str]) -> None:
+        self._loaded = set(loaded)  # stations whose statuses were read
+        self._current: dict[ConnectorKey, ReportedStatus] = {}
+        self._changed: dict[ConnectorKey, ReportedStatus] = {}
+
+    @classmethod
+    async def load(cls, session: AsyncSession, station_ids: Collection[str]) -> "ConnectorStatuses":
+        statuses = cls(())
+        await statuses._read(session, station_ids)
+        return statuses
+
+    async def get(self, session: AsyncSession, key: ConnectorKey) -> ReportedStatus | None:
+        """The connector's status now (as stored, or as an event of the batch changed it)."""
+        if key[0] not in self._loaded:
+            await self._read(session, [key[0]])
+        return self._current.get(key)
+
+    def put(self, reported: ReportedStatus) -> None:
+        """The connector's new status (only the last of a batch is written)."""
+        self._current[reported.key] = self._changed[reported.key] = reported
+
+    async def write(self, session: AsyncSession) -> None:
+        """The changed statuses, one statement for all (a newer stored one stays)."""
+        rows = [asdict(reported) for reported in self._changed.values()]
+        await upsert_rows(session, ConnectorStatus, rows, unless_newer="updated_at")
+        self._changed.clear()
+
+    async def _read(self, session: AsyncSession, station_ids: Collection[str]) -> None:
+        columns = [col(getattr(ConnectorStatus, name)) for name in _STATUS_FIELDS]
+        query = select(*columns).where(among(session, col(ConnectorStatus.station_id), station_ids))
+        for row in await session.exec(query):
+            reported = ReportedStatus(*row)
+            self._current.setdefault(reported.key, reported)
+        self._loaded.update(station_ids)
+
+
+_STATUS_FIELDS = tuple(ReportedStatus.__dataclass_fields__)
+
+
+@dataclass
+class StationTouches:
+    """Last-seen times and OCPP versions of stations a batch did not load as ORM rows,
+    coalesced per station and written in ``write``."""
+
+    versions: dict[str, str | None]  # as stored, then as the batch's events said
+    last_seen: dict[str, datetime]
+    changed_versions: dict[str, str]
+
+    @classmethod
+    async def load(cls, session: AsyncSession, station_ids: Collection[str]) -> "StationTouches":
+        """The stored stations among ``station_ids`` (with their OCPP version)."""
+        versions: dict[str, str | None] = {}
+        if station_ids:
+            query = select(col(Station.station_id), col(Station.ocpp_version)).where(
+                among(session, col(Station.station_id), station_ids)
+            )
+            versions = dict((await session.exec(query)).all())
+        return cls(versions, {}, {})
+
+    def stored(self, station_id: str) -> bool:
+        return station_id in self.versions
+
+    def seen(self, station_id: str, at: datetime) -> None:
+        before = self.last_seen.get(station_id)
+        if before is None or before < at:
+            self.last_seen[station_id] = at
+
+    def speaks(self, station_id: str, version: str) -> None:
+        """The station sent a message in ``version`` (the newest one wins)."""
+        if self.versions.get(station_id) != version:
+            self.versions[station_id] = self.changed_versions[station_id] = version
+
+    async def write(self, session: AsyncSession) -> None:
+        table: Table = Station.__table__  # type: ignore[attr-defined]
+        if self.last_seen:
+            # Never moves back: a replayed message is older than what the station sent since.
+            touch = (
+                update(table)
+                .where(
+                    table.c.station_id == bindparam("touched"),
+                    or_(table.c.last_seen_at.is_(None), table.c.last_seen_at < bindparam("at")),
+                )
+                .values(last_seen_at=bindparam("at"))
+            )
+            seen = [{"touched": key, "at": at} for key, at in self.last_seen.items()]
+            await session.exec(touch, params=seen)
+        if self.changed_versions:
+            speaks = (
+                update(table)
+                .where(table.c.station_id == bindparam("touched"))
+                .values(ocpp_version=bindparam("version"))
+            )
+            versions = [{"touched": k, "version": v} for k, v in self.changed_versions.items()]
+            await session.exec(speaks, params=versions)

@@ -487,3 +487,68 @@ async def test_a_raise_is_checked_again_against_a_session_started_meanwhile(
     await harness.settle()
     assert latest(harness, "B", 2) == 20.0
     assert tx_limits(harness, "A") == [32.0, 20.0]  # 20 A each: the site's 40 A
+
+
+async def test_a_batch_replayed_at_once_changes_nothing_and_answers_again(
+    harness: Harness, api: httpx.AsyncClient
+) -> None:
+    from sqlmodel import func, select
+
+    from csms_core.topics import OCPP_INBOUND, SESSIONS
+    from csms_smartcharging.charging.models import ProcessedEvent
+
+    await make_site(harness, api, 40, "A", "B")
+    await harness.connect("A", OcppVersion.V201)
+    await harness.connect("B", OcppVersion.V201)
+    await harness.settle()
+    # Published before the consumer looks: one poll, applied in one transaction.
+    started = [
+        await harness.start_session("A", 1, "s1"),
+        await harness.start_session("B", 1, "s2"),
+    ]
+    needs = await harness.call("A", "NotifyEVChargingNeeds", _NEEDS)
+    await harness.settle()
+    answer = await eventually(lambda: _answer_to(harness, needs.data.message_id))
+    sent = len(harness.stations.sent())
+
+    async def allocated() -> dict[str, Any]:
+        body: dict[str, Any] = (await api.get("/sites/depot/allocation")).json()
+        return {key: value for key, value in body.items() if key != "at"}  # when it was asked
+
+    allocation = await allocated()
+    assert len(allocation["sessions"]) == 2
+
+    async def processed() -> int:
+        async with harness.service.factory() as session:
+            return (await session.exec(select(func.count()).select_from(ProcessedEvent))).one()
+
+    stored = await processed()
+    for event in started:  # the batch again (a replay after a crash), all at once
+        await harness.bus.publish(SESSIONS, event)
+    await harness.bus.publish(OCPP_INBOUND, needs)
+    await harness.settle()
+
+    answers = await eventually(lambda: _answers_to(harness, needs.data.message_id, 2))
+    assert answers == [answer, answer]  # the decision is sent again: the same one
+    assert await processed() == stored
+    assert await allocated() == allocation
+    assert len(harness.stations.sent()) == sent  # no profile sent again
+
+
+_NEEDS = {
+    "evseId": 1,
+    "chargingNeeds": {
+        "requestedEnergyTransfer": "AC_three_phase",
+        "acChargingParameters": {
+            "energyAmount": 20000,
+            "evMinCurrent": 8,
+            "evMaxCurrent": 16,
+            "evMaxVoltage": 400,
+        },
+    },
+}
+
+
+async def _answers_to(harness: Harness, message_id: str, count: int) -> list[Any] | None:
+    found = [a.payload for a in harness.stations.answers if a.message_id == message_id]
+    return found if len(found) >= count else None

@@ -15,7 +15,7 @@ from csms_core.calls import Announcement
 from csms_core.db import session_factory, transaction, utc_now
 from csms_core.identity import migrate_identity
 from csms_core.router import CommandClient, CommandResult, Router
-from csms_core.service import consume_and_run
+from csms_core.service import batch_limits, consume_and_run
 from csms_smartcharging.charging.allocator import Allocator
 from csms_smartcharging.charging.leadership import Leadership
 from csms_smartcharging.charging.models import ChargingSession, LoadSample, ProcessedEvent
@@ -66,7 +66,7 @@ class SmartChargingService:
     async def run(self, *, ready: asyncio.Event | None = None, stopping: asyncio.Event) -> None:
         """Migrate, then consume and allocate until ``stopping``."""
         await self.migrate()
-        consumer = SmartChargingConsumer(self.settings, self.commands, self.engine, self.allocator)
+        consumer = SmartChargingConsumer(self.settings, self.commands, self.allocator)
         answers = Announcement(self.router, calls.declaration())
         await answers.announce()  # before ready: gateways route our CALLs to us from now
         await consume_and_run(
@@ -77,6 +77,7 @@ class SmartChargingService:
             handler=consumer,
             engine=self.engine,
             concurrency=self.settings.consumer_concurrency,
+            limits=batch_limits(self.settings, self.engine),
             stopping=stopping,
             background={
                 "smartcharging allocator": self.allocator.run(stopping),

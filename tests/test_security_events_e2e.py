@@ -215,3 +215,42 @@ async def test_a_lenient_stations_malformed_time_is_kept_with_the_time_received(
     [event] = await csms_events(csms, "CP-LENIENT-TIME", 1)
     assert (event["type"], event["tech_info"]) == ("TamperDetectionActivated", "lid")
     assert before <= datetime.fromisoformat(event["timestamp"]) <= datetime.now(UTC)
+
+
+async def test_a_batch_of_security_events_replayed_at_once_is_stored_and_published_once(
+    csms: Csms,
+) -> None:
+    from csms_core.events import OcppCall
+    from csms_core.topics import OCPP_INBOUND
+
+    station_id = "CP-EV-REPLAY"
+    sent = [("SettingSystemTime", f"clock set {n}") for n in range(5)]
+    await notify(csms, station_id, "2.0.1", *sent)
+    calls = [
+        OCPP_INBOUND.decode(delivery)
+        for delivery in csms.bus.records(OCPP_INBOUND)
+        if delivery.envelope.station_id == station_id
+        and delivery.envelope.data["action"] == "SecurityEventNotification"
+    ]
+    assert len(calls) == len(sent)
+
+    # The batch again, all at once (a replay after a crash), then one new event: once that
+    # is stored, so is the replay (one lane on SQLite, in order).
+    for call in calls:
+        await csms.bus.publish(OCPP_INBOUND, call)
+    payload = calls[0].data.payload | {"techInfo": "after the replay"}
+    data = calls[0].data.model_copy(update={"payload": payload})
+    marker = calls[0].model_copy(update={"id": "replay-marker", "data": data})
+    assert isinstance(marker, OcppCall)
+    await csms.bus.publish(OCPP_INBOUND, marker)
+
+    async def stored() -> list[str] | None:
+        body = (await csms.api.get(f"/stations/{station_id}/security-events")).json()
+        infos = sorted(item["tech_info"] for item in body["items"])
+        return infos if "after the replay" in infos else None
+
+    expected = sorted([info for _type, info in sent] + ["after the replay"])
+    assert await eventually(stored) == expected
+    recorded = [r["id"] for r in csms.published(SECURITY_EVENTS, "security.event.recorded")
+                if r["station_id"] == station_id]  # fmt: skip
+    assert len(recorded) == len(set(recorded)) == len(expected)

@@ -1,19 +1,27 @@
 """Consumption of ``ocpp.inbound``, ``ocpp.connections``, ``ocpp.refusals`` and
 ``csms.station-status``.
 
-Each event is handled once (``inbox``): its effects, the answer owed to the
-station and its domain events commit with its id; the answer is sent and the
-events published after that. Calls this service does not handle, and the other
-station-status events, are skipped without a write.
+It runs on the batched consumer (``csms_core.bus.batching``): a poll's records of a
+partition in one transaction, one after the other in one session (a record reads what
+the ones before it wrote), the batch's inbox rows read in one statement. Each event is
+handled once (``inbox``): its effects, the answer owed to the station and its domain
+events commit with its id; after the commit the batch's answers are sent in one round
+trip, its events published together, and their rows marked completed in one UPDATE.
+Calls this service does not handle, and the other station-status events, are skipped
+without a write.
 """
 
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import Counter
 from pydantic import ValidationError
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 # Importing the domains registers their handlers (``context.handles``).
@@ -21,9 +29,10 @@ import csms_security.certificates.signing
 import csms_security.events.service
 import csms_security.pnc.handlers  # noqa: F401
 from csms_core import topics
-from csms_core.bus import Bus, Delivery, Unprocessable
-from csms_core.db import session_factory, transaction
+from csms_core.bus import Bus, Delivery, Outgoing, Unprocessable
+from csms_core.db import among, session_factory, transaction
 from csms_core.envelope import Envelope, Event
+from csms_core.events import InvalidEvent
 from csms_core.events.security import SecurityProfileUpgraded
 from csms_core.router import CallAnswer, CommandClient
 from csms_core.topics import OCPP_CONNECTIONS, OCPP_INBOUND, OCPP_REFUSALS, STATION_STATUS
@@ -51,8 +60,19 @@ events_handled = Counter(
 )
 
 
+@dataclass
+class SecurityBatch:
+    """One transaction's records: its session, the inbox rows of its events (stored
+    before or applied in this one), what the commit lets out."""
+
+    session: AsyncSession
+    processed: dict[str, ProcessedEvent]
+    owed: list[ProcessedEvent] = field(default_factory=list)  # to deliver, in order
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+
 class SecurityConsumer:
-    """The ``run_consumer`` handler of the security service."""
+    """The security service's handler on the batched consumer (a ``BatchHandler``)."""
 
     def __init__(
         self,
@@ -72,28 +92,66 @@ class SecurityConsumer:
         self._issuer = issuer
         self._on_booted = on_booted
 
-    async def __call__(self, delivery: Delivery) -> None:
+    async def begin(self, session: AsyncSession, deliveries: Sequence[Delivery]) -> SecurityBatch:
+        """The batch's state, with the inbox rows of its events loaded in one statement."""
+        ids = [event_id for delivery in deliveries if (event_id := _event_id(delivery))]
+        query = select(ProcessedEvent).where(among(session, col(ProcessedEvent.event_id), ids))
+        processed = {record.event_id: record for record in await session.exec(query)}
+        return SecurityBatch(session, processed)
+
+    async def apply(self, batch: SecurityBatch, delivery: Delivery) -> bool:
+        """One record's effects unless the inbox has it; True if a station waits for the
+        answer it owes."""
         envelope = delivery.envelope
         if delivery.topic == STATION_STATUS:
-            self._on_station_status(envelope)
-            return
+            batch.after_commit.extend(self._on_station_status(envelope))
+            return False
         if delivery.topic == OCPP_INBOUND and not _handled(envelope):
-            return  # not ours: nothing to store
+            return False  # not ours: nothing to store
         if delivery.topic == OCPP_CONNECTIONS and envelope.type not in CONNECTION_EVENTS:
-            return
-        after_commit: list[Callable[[], None]] = []
-        async with transaction(self._factory) as session:
-            record = await session.get(ProcessedEvent, envelope.id)
-            replayed = record is not None
-            if record is None:
-                record = await self._apply(session, delivery, after_commit)
-                session.add(record)
-        for callback in after_commit:
-            callback()
+            return False
+        record = batch.processed.get(envelope.id)
+        replayed = record is not None
+        if record is None:
+            record = await self._apply(batch.session, delivery, batch.after_commit)
+            batch.session.add(record)
+            batch.processed[record.event_id] = record
+        elif any(owed.event_id == record.event_id for owed in batch.owed):
+            return False  # twice in one batch: owed once
         kind = "replayed" if replayed else envelope.data.get("action", envelope.type)
         events_handled.labels(delivery.topic, kind).inc()
-        if not record.completed:
-            await self._deliver(record)
+        if record.completed:
+            return False
+        batch.owed.append(record)
+        return record.answer is not None
+
+    async def finish(self, batch: SecurityBatch) -> None:
+        """Nothing coalesced: every record wrote its own rows."""
+
+    async def deliver(self, batch: SecurityBatch) -> None:
+        """After the commit: the answers first (stations wait), then the domain events,
+        then the rows marked completed; the callbacks of the committed effects."""
+        for callback in batch.after_commit:
+            callback()
+        await self._commands.answer_many(
+            [
+                (CallAnswer.model_validate(record.answer), record.gateway_id)
+                for record in batch.owed
+                if record.answer is not None and record.gateway_id is not None
+            ]
+        )
+        await self._bus.publish_many(
+            [_outgoing(item) for record in batch.owed for item in record.outbox or []]
+        )
+        if batch.owed:
+            ids = [record.event_id for record in batch.owed]
+            async with transaction(self._factory) as session:
+                await session.exec(
+                    update(ProcessedEvent)
+                    .where(col(ProcessedEvent.event_id).in_(ids))
+                    .values(completed=True)
+                    .execution_options(synchronize_session=False)
+                )
 
     async def _apply(
         self, session: AsyncSession, delivery: Delivery, after_commit: list[Callable[[], None]]
@@ -140,24 +198,26 @@ class SecurityConsumer:
         )
         return [(SECURITY_EVENTS, event)]
 
-    def _on_station_status(self, envelope: Envelope) -> None:
-        # A station just accepted at boot may be due for a renewal or a fresh certificate list.
-        if envelope.type == "station.booted" and envelope.data.get("boot_status") == "Accepted":
-            for booted in self._on_booted:
-                booted(envelope.station_id)
+    def _on_station_status(self, envelope: Envelope) -> list[Callable[[], None]]:
+        """A station just accepted at boot may be due for a renewal or a fresh certificate
+        list: who to tell, after the commit."""
+        if envelope.type != "station.booted" or envelope.data.get("boot_status") != "Accepted":
+            return []
+        station_id = envelope.station_id
+        return [functools.partial(booted, station_id) for booted in self._on_booted]
 
-    async def _deliver(self, record: ProcessedEvent) -> None:
-        """The answer first (the station waits), then the domain events, then the mark."""
-        if record.answer is not None and record.gateway_id is not None:
-            await self._commands.answer(CallAnswer.model_validate(record.answer), record.gateway_id)
-        for item in record.outbox or []:
-            topic = topics.BY_NAME[item["topic"]]
-            await self._bus.publish(topic, topic.parse_object(item["event"]))
-        async with transaction(self._factory) as session:
-            stored = await session.get(ProcessedEvent, record.event_id)
-            if stored is not None:
-                stored.completed = True
-                session.add(stored)
+
+def _outgoing(item: dict[str, Any]) -> Outgoing:
+    """A domain event kept in an inbox row's outbox, to publish."""
+    topic = topics.BY_NAME[item["topic"]]
+    return Outgoing(topic, topic.parse_object(item["event"]))
+
+
+def _event_id(delivery: Delivery) -> str | None:
+    try:
+        return delivery.envelope.id
+    except InvalidEvent:  # dead-lettered with its reason when it is applied
+        return None
 
 
 def _processed(

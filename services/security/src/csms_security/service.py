@@ -24,7 +24,7 @@ from csms_core.calls import Announcement
 from csms_core.db import session_factory, transaction
 from csms_core.identity import migrate_identity
 from csms_core.router import CommandClient, Router
-from csms_core.service import consume_and_run
+from csms_core.service import batch_limits, consume_and_run
 from csms_security.authority.ca import (
     CertificateAuthority,
     CertificateUse,
@@ -198,6 +198,7 @@ class SecurityService:
             handler=consumer,
             engine=self.engine,
             concurrency=self.settings.consumer_concurrency,
+            limits=batch_limits(self.settings, self.engine),
             stopping=stopping,
             background={
                 "security issuer": self.issuer.run(stopping),

@@ -22,12 +22,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms_core.bus import Delivery, Outgoing
 from csms_core.db import among, insert_rows
-from csms_core.envelope import Event
+from csms_core.envelope import EncodedEvent, Event
 from csms_core.events import OcppCall, OcppSend, Topic
 from csms_core.router import CallAnswer
 from csms_core.telemetry import current_trace_headers
@@ -152,9 +153,15 @@ class StationBatch:
         answer: CallAnswer | None,
         events: Sequence[tuple[Topic[Any], Event[Any]]],
     ) -> None:
-        """An event applied now: its inbox row (with what it owes) joins the batch's."""
+        """An event applied now: its inbox row (with what it owes) joins the batch's.
+
+        Each domain event is written as JSON once: the same bytes go into the outbox (an
+        orjson fragment inside the row's JSON) and onto the bus."""
         completed = answer is None and not events
         gateway_id = envelope.data.gateway_id
+        encoded: list[tuple[Topic[Any], EncodedEvent[Any]]] = [
+            (topic, EncodedEvent(e.station_id, e.to_bytes())) for topic, e in events
+        ]
         self.applied.append(
             {
                 "event_id": envelope.id,
@@ -162,7 +169,7 @@ class StationBatch:
                 "gateway_id": gateway_id,
                 "answer": answer.model_dump(mode="json") if answer else None,
                 "outbox": [
-                    {"topic": t.name, "event": e.model_dump(mode="json")} for t, e in events
+                    {"topic": t.name, "event": orjson.Fragment(e.value)} for t, e in encoded
                 ],
                 "completed": completed,
             }
@@ -170,7 +177,7 @@ class StationBatch:
         self.applied_ids.add(envelope.id)
         if not completed:
             trace = current_trace_headers()
-            records = [Outgoing(topic, event, trace) for topic, event in events]
+            records = [Outgoing(topic, event, trace) for topic, event in encoded]
             self.owed.append(Owed(envelope.id, gateway_id, answer, records))
 
     def owe_again(self, record: ProcessedEvent) -> bool:
@@ -194,9 +201,9 @@ class StationBatch:
 def _decode(delivery: Delivery) -> Consumed | Exception:
     try:
         event: Consumed = BY_NAME[delivery.topic].decode(delivery)
-        return event
     except Exception as exc:  # noqa: BLE001 - raised when the record is applied (dead letter)
         return exc
+    return event
 
 
 def _station_id_only(event: Consumed) -> bool:

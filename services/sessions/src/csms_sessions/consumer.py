@@ -132,6 +132,8 @@ class InboundConsumer:
                     update(ProcessedEvent)
                     .where(col(ProcessedEvent.event_id).in_(ids))
                     .values(completed=True)
+                    # No ORM rows of these in this session: nothing to synchronise.
+                    .execution_options(synchronize_session=False)
                 )
         except Exception:
             self._delivered[:0] = ids  # the next flush tries again

@@ -11,8 +11,9 @@ and a last-seen time older than the stored one, change nothing (a replay out of 
 """
 
 from collections.abc import Collection
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import Table, bindparam, or_, update
 from sqlmodel import col, select
@@ -24,8 +25,7 @@ from csms_sessions.stations.models import ConnectorState, ConnectorStatus, Stati
 ConnectorKey = tuple[str, int, int]  # (station, EVSE, connector) as stored
 
 
-@dataclass(frozen=True, slots=True)
-class ReportedStatus:
+class ReportedStatus(NamedTuple):
     """A connector's status as a StatusNotification reports it (addressed as stored)."""
 
     station_id: str
@@ -67,7 +67,7 @@ class ConnectorStatuses:
 
     async def write(self, session: AsyncSession) -> None:
         """The changed statuses, one statement for all (a newer stored one stays)."""
-        rows = [asdict(reported) for reported in self._changed.values()]
+        rows = [reported._asdict() for reported in self._changed.values()]
         await upsert_rows(session, ConnectorStatus, rows, unless_newer="updated_at")
         self._changed.clear()
 
@@ -80,7 +80,7 @@ class ConnectorStatuses:
         self._loaded.update(station_ids)
 
 
-_STATUS_FIELDS = tuple(ReportedStatus.__dataclass_fields__)
+_STATUS_FIELDS = ReportedStatus._fields
 
 
 @dataclass

@@ -13,8 +13,9 @@ handlers read only the station's id (``context.reads_station_id_only``). A stati
 that sent only those in the batch gets no ORM row: its last-seen time and OCPP version
 are coalesced and written with one Core UPDATE for all such stations
 (``StationTouches``). Connector statuses are applied in memory and the newest of each
-connector written in one upsert (``ConnectorStatuses``); the batch's inbox rows go in
-one statement too (``finish``).
+connector written in one upsert (``ConnectorStatuses``); the 2.x meter values' samples
+are de-duplicated against one read and written in one statement (``PendingSamples``);
+the batch's inbox rows go in one statement too (``finish``).
 """
 
 from collections.abc import Sequence
@@ -34,8 +35,9 @@ from csms_core.router import CallAnswer
 from csms_core.telemetry import current_trace_headers
 from csms_core.topics import BY_NAME
 from csms_sessions.context import STATION_ID_ONLY, Consumed
-from csms_sessions.db import utc_now
+from csms_sessions.db import parse_ocpp_time, utc_now
 from csms_sessions.inbox import ProcessedEvent
+from csms_sessions.metering.bulk import PendingSamples
 from csms_sessions.stations.bulk import ConnectorStatuses, StationTouches
 from csms_sessions.stations.handlers import touch
 from csms_sessions.stations.models import Station
@@ -75,6 +77,7 @@ class StationBatch:
     touches: StationTouches  # the other stations of the batch
     active_sessions: ActiveSessions
     statuses: ConnectorStatuses
+    samples: PendingSamples
     last_seen: dict[str, datetime] = field(default_factory=dict)
     applied: list[dict[str, Any]] = field(default_factory=list)  # new inbox rows
     applied_ids: set[str] = field(default_factory=set)
@@ -105,6 +108,7 @@ class StationBatch:
             touches,
             await ActiveSessions.load(session, station_ids),
             await ConnectorStatuses.load(session, station_ids),
+            await _samples_of(session, events),
         )
 
     def event(self, delivery: Delivery) -> Consumed:
@@ -195,6 +199,7 @@ class StationBatch:
             touch(self.stations[station_id], at)
         await self.touches.write(self.session)
         await self.statuses.write(self.session)
+        await self.samples.write(self.session)
         await insert_rows(self.session, ProcessedEvent, self.applied)
 
 
@@ -204,6 +209,29 @@ def _decode(delivery: Delivery) -> Consumed | Exception:
     except Exception as exc:  # noqa: BLE001 - raised when the record is applied (dead letter)
         return exc
     return event
+
+
+async def _samples_of(session: AsyncSession, events: Sequence[Consumed]) -> PendingSamples:
+    """The stored samples the batch's 2.x MeterValues will be compared with, read at once."""
+    samples = PendingSamples()
+    stamps = {
+        (event.station_id, at)
+        for event in events
+        if isinstance(event, OcppCall | OcppSend)
+        and event.data.action == "MeterValues"
+        and _station_id_only(event)
+        for at in _timestamps(event.data.payload)
+    }
+    await samples.read(session, stamps)
+    return samples
+
+
+def _timestamps(payload: dict[str, Any]) -> list[datetime]:
+    """The times of a MeterValues' readings (a malformed one fails when it is applied)."""
+    try:
+        return [parse_ocpp_time(meter_value["timestamp"]) for meter_value in payload["meterValue"]]
+    except (KeyError, TypeError, ValueError):
+        return []
 
 
 def _station_id_only(event: Consumed) -> bool:

@@ -86,6 +86,7 @@ class InboundConsumer:
             station,
             active_sessions=batch.active_sessions,
             statuses=batch.statuses,
+            samples=batch.samples,
         )
         call = context.call
         if call is not None:

@@ -27,6 +27,7 @@ from csms_sessions.settings import SessionsSettings
 from csms_sessions.stations.models import Station
 
 if TYPE_CHECKING:
+    from csms_sessions.metering.bulk import PendingSamples
     from csms_sessions.stations.bulk import ConnectorStatuses
     from csms_sessions.transactions.active import ActiveSessions
 
@@ -49,9 +50,10 @@ class EventContext:
     # Domain events to publish once the transaction has committed: (topic, event).
     events: list[tuple[Topic[Any], Event[Any]]] = field(default_factory=list)
     # Of a batch (csms_sessions.batch): which stations may have an active session, and
-    # the connectors' statuses it read in bulk (and writes in bulk).
+    # the connectors' statuses and meter samples it reads and writes in bulk.
     active_sessions: "ActiveSessions | None" = None
     statuses: "ConnectorStatuses | None" = None
+    samples: "PendingSamples | None" = None
 
     @property
     def station_id(self) -> str:

@@ -16,6 +16,8 @@ from csms_sessions.metering.normalize import ENERGY_REGISTER, Sample, sample_key
 
 logger = logging.getLogger(__name__)
 
+SampleKey = tuple[object, ...]
+
 negative_registers = Counter(
     "csms_sessions_negative_register_readings_total",
     "Energy register readings below zero: stored as sent, never counted as energy",
@@ -42,6 +44,15 @@ async def store(
     """Insert the samples not stored yet, in one batch; the new ones (``late``: sent once
     their session had ended, so kept but never counted)."""
     seen = await _stored_keys(session, owner, {sample.timestamp for sample in samples})
+    new = not_seen(seen, owner, samples)
+    if new:
+        rows = [row_of(owner, sample) | {"late": late} for sample in new]
+        await session.exec(insert(MeterSample), params=rows)
+    return new
+
+
+def not_seen(seen: set[SampleKey], owner: Owner, samples: Sequence[Sample]) -> list[Sample]:
+    """The samples whose keys are not in ``seen`` (once each; ``seen`` gets them)."""
     new: list[Sample] = []
     for sample in samples:
         if sample.key in seen:
@@ -52,15 +63,12 @@ async def store(
         if is_session_register(sample) and sample.value is not None and sample.value < 0:
             negative_registers.inc()
             logger.warning("negative register reading %s Wh from %s", sample.value, owner)
-    if new:
-        rows = [_row(owner, sample) | {"late": late} for sample in new]
-        await session.exec(insert(MeterSample), params=rows)
     return new
 
 
 async def _stored_keys(
     session: AsyncSession, owner: Owner, timestamps: set[datetime]
-) -> set[tuple[object, ...]]:
+) -> set[SampleKey]:
     if not timestamps:
         return set()
     query = select(MeterSample).where(
@@ -69,24 +77,29 @@ async def _stored_keys(
     )
     rows = (await session.exec(query)).all()
     return {
-        sample_key(
-            row.timestamp,
-            row.measurand,
-            row.phase,
-            row.location,
-            row.context,
-            row.value,
-            row.unit,
-            row.raw_value,
-            row.signed,
-        )
+        stored_key(row)
         for row in rows
         if row.evse_id == owner.evse_id
         or (owner.session_id is not None and row.session_id == owner.session_id)
     }
 
 
-def _row(owner: Owner, sample: Sample) -> dict[str, object]:
+def stored_key(row: MeterSample) -> SampleKey:
+    """The key of a stored sample (as ``Sample.key`` of the one it was stored from)."""
+    return sample_key(
+        row.timestamp,
+        row.measurand,
+        row.phase,
+        row.location,
+        row.context,
+        row.value,
+        row.unit,
+        row.raw_value,
+        row.signed,
+    )
+
+
+def row_of(owner: Owner, sample: Sample) -> dict[str, object]:
     return {
         "station_id": owner.station_id,
         "evse_id": owner.evse_id,

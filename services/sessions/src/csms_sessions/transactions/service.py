@@ -170,7 +170,12 @@ async def record_samples(
         session_id=charging.session_id if charging is not None else None,
         transaction_id=charging.transaction_id if charging is not None else None,
     )
-    new = await metering.store(ctx.session, owner, samples, late=late)
+    if ctx.samples is not None and charging is None:
+        new = await ctx.samples.store(ctx.session, owner, samples)  # written with the batch's
+    else:
+        if ctx.samples is not None:
+            await ctx.samples.around(ctx.session, owner.station_id)
+        new = await metering.store(ctx.session, owner, samples, late=late)
     if new:
         ctx.publish(
             MeterValues,

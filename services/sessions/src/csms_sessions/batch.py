@@ -38,7 +38,7 @@ from csms_sessions.context import STATION_ID_ONLY, Consumed
 from csms_sessions.db import parse_ocpp_time, utc_now
 from csms_sessions.inbox import ProcessedEvent
 from csms_sessions.metering.bulk import PendingSamples
-from csms_sessions.stations.bulk import ConnectorStatuses, StationTouches
+from csms_sessions.stations.bulk import STATUS_REPORTS, ConnectorStatuses, StationTouches
 from csms_sessions.stations.handlers import touch
 from csms_sessions.stations.models import Station
 from csms_sessions.transactions.active import ActiveSessions
@@ -69,7 +69,7 @@ class Owed:
 @dataclass
 class StationBatch:
     session: AsyncSession
-    # Each record's event (or why it is none), by the record's position in the batch.
+    # Each record's event (or why it is none), by the record (its ``id()``).
     decoded: dict[int, Consumed | Exception]
     # The inbox's rows of the batch's events stored before (a replay).
     processed: dict[str, ProcessedEvent]
@@ -91,23 +91,23 @@ class StationBatch:
         event_ids = [event.id for event in events]
         station_ids = {event.station_id for event in events}
         with_row = {event.station_id for event in events if not _station_id_only(event)}
+        reporting = {event.station_id for event in events if _action(event) in STATUS_REPORTS}
         processed = await session.exec(
             select(ProcessedEvent).where(among(session, col(ProcessedEvent.event_id), event_ids))
         )
         touches = await StationTouches.load(session, station_ids - with_row)
         # A station not stored yet is created as an ORM row by its first event.
         with_row |= {station_id for station_id in station_ids if not touches.stored(station_id)}
-        stations = await session.exec(
-            select(Station).where(among(session, col(Station.station_id), with_row))
-        )
+        stations = await _stations(session, with_row)
         return cls(
             session,
             decoded,
             {record.event_id: record for record in processed},
-            {station.station_id: station for station in stations},
+            stations,
             touches,
-            await ActiveSessions.load(session, station_ids),
-            await ConnectorStatuses.load(session, station_ids),
+            # Only a status report asks these (the other events' stations cost no query).
+            await ActiveSessions.load(session, reporting),
+            await ConnectorStatuses.load(session, reporting),
             await _samples_of(session, events),
         )
 
@@ -203,6 +203,13 @@ class StationBatch:
         await insert_rows(self.session, ProcessedEvent, self.applied)
 
 
+async def _stations(session: AsyncSession, station_ids: set[str]) -> dict[str, Station]:
+    if not station_ids:
+        return {}
+    query = select(Station).where(among(session, col(Station.station_id), station_ids))
+    return {station.station_id: station for station in await session.exec(query)}
+
+
 def _decode(delivery: Delivery) -> Consumed | Exception:
     try:
         event: Consumed = BY_NAME[delivery.topic].decode(delivery)
@@ -232,6 +239,10 @@ def _timestamps(payload: dict[str, Any]) -> list[datetime]:
         return [parse_ocpp_time(meter_value["timestamp"]) for meter_value in payload["meterValue"]]
     except (KeyError, TypeError, ValueError):
         return []
+
+
+def _action(event: Consumed) -> str | None:
+    return event.data.action if isinstance(event, OcppCall | OcppSend) else None
 
 
 def _station_id_only(event: Consumed) -> bool:

@@ -23,6 +23,7 @@ from csms_core.db import among, upsert_rows
 from csms_sessions.stations.models import ConnectorState, ConnectorStatus, Station
 
 ConnectorKey = tuple[str, int, int]  # (station, EVSE, connector) as stored
+STATUS_REPORTS = frozenset({"StatusNotification"})  # the messages that read and write them
 
 
 class ReportedStatus(NamedTuple):
@@ -51,8 +52,11 @@ class ConnectorStatuses:
 
     @classmethod
     async def load(cls, session: AsyncSession, station_ids: Collection[str]) -> "ConnectorStatuses":
+        """The statuses of these stations' connectors (no query for none; the others are
+        read when asked for)."""
         statuses = cls(())
-        await statuses._read(session, station_ids)
+        if station_ids:
+            await statuses._read(session, station_ids)
         return statuses
 
     async def get(self, session: AsyncSession, key: ConnectorKey) -> ReportedStatus | None:

@@ -21,25 +21,31 @@ from csms_sessions.transactions.models import ChargingSession, SessionState
 
 
 class ActiveSessions:
-    def __init__(self, session: AsyncSession, stations: Iterable[str]) -> None:
+    def __init__(self, session: AsyncSession, stations: Iterable[str], read: set[str]) -> None:
         self._stations = set(stations)
+        self._read = read  # the stations whose active sessions were read
         event.listen(session.sync_session, "transient_to_pending", self._added)
 
     @classmethod
     async def load(cls, session: AsyncSession, station_ids: Iterable[str]) -> "ActiveSessions":
+        """The stations among ``station_ids`` with an active session (no query for none)."""
+        read = set(station_ids)
+        if not read:
+            return cls(session, (), read)
         query = (
             select(ChargingSession.station_id)
             .where(
-                among(session, col(ChargingSession.station_id), set(station_ids)),
+                among(session, col(ChargingSession.station_id), read),
                 col(ChargingSession.state) == SessionState.ACTIVE,
             )
             .distinct()
         )
-        return cls(session, await session.exec(query))
+        return cls(session, await session.exec(query), read)
 
     def may_have(self, station_id: str) -> bool:
-        """False only if the station certainly has no active session now."""
-        return station_id in self._stations
+        """False only if the station certainly has no active session now (a station not
+        read may have one)."""
+        return station_id in self._stations or station_id not in self._read
 
     def _added(self, _session: Session, instance: Any) -> None:
         if isinstance(instance, ChargingSession):

@@ -93,6 +93,30 @@ async def stored_events(connection: Any) -> int:
     return count
 
 
+async def drained(
+    connection: Any, report: Report, before: str, *, quiet_s: float, timeout_s: float
+) -> None:
+    """Wait until the consumer stored nothing new for ``quiet_s`` (what was queued before a
+    measurement, e.g. boots retried after a Pending fallback, would count in it), and say
+    how long that took."""
+    started = time.time()
+    count, changed = await stored_events(connection), started
+    while time.time() - changed < quiet_s and time.time() - started < timeout_s:
+        await asyncio.sleep(0.5)
+        now = await stored_events(connection)
+        if now != count:
+            count, changed = now, time.time()
+    calm = time.time() - changed >= quiet_s
+    report.figure(
+        f"before {before}: the consumer "
+        + (
+            f"had nothing queued after {changed - started:.1f} s"
+            if calm
+            else f"was still storing after {timeout_s:.0f} s (the figures below include that)"
+        )
+    )
+
+
 async def run_level(
     fleet: Workers,
     poller: LagPoller,
@@ -238,6 +262,7 @@ async def measure(csms: Csms, args: argparse.Namespace, report: Report) -> None:
     url = csms.infra.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
     connection = await asyncpg.connect(url)
     poller = LagPoller(connection, prefix, args.poll_ms / 1000, args.quiet)
+    settle = {"quiet_s": args.quiet, "timeout_s": args.settle}
     try:
         async with harness.workers(gateway.port, prefix, args.stations, args.clients) as fleet:
             await fleet.ask(cmd="connect", rate=500)
@@ -247,8 +272,10 @@ async def measure(csms: Csms, args: argparse.Namespace, report: Report) -> None:
             poller.last_change = time.time()
             await poller.until_quiet(60)  # the boots and connection events are stored
             for rate in args.rates:
+                await drained(connection, report, f"{rate:.0f}/s", **settle)
                 await run_level(fleet, poller, rate, args, report, csms, sessions)
             if args.backlog:
+                await drained(connection, report, "the backlog", **settle)
                 await drain_backlog(csms, poller, args, report, sessions)
             await fleet.ask(cmd="close")
     finally:
@@ -265,6 +292,9 @@ def main() -> None:
     parser.add_argument("--drain", type=float, default=90.0, help="max seconds to catch up")
     parser.add_argument("--quiet", type=float, default=3.0, help="caught up after (s) of calm")
     parser.add_argument(
+        "--settle", type=float, default=180.0, help="max seconds to wait for calm before a level"
+    )
+    parser.add_argument(
         "--backlog", type=int, default=0, help="then this many events at once, no gateway"
     )
     parser.add_argument("--profile", action="store_true", help="py-spy csms sessions per level")
@@ -273,7 +303,7 @@ def main() -> None:
     args.rates = [float(rate) for rate in args.rates.split(",")]
     if args.smoke:
         args.rates, args.duration, args.stations, args.clients = [20.0], 2.0, 5, 1
-        args.quiet, args.drain, args.backlog = 1.0, 30.0, 50
+        args.quiet, args.drain, args.backlog, args.settle = 1.0, 30.0, 50, 30.0
     report = harness.report_for("Event lag: gateway receipt to sessions storage", args)
     with harness.running_csms(args) as csms:
         asyncio.run(measure(csms, args, report))

@@ -129,3 +129,34 @@ async def test_the_boot_decision_is_recorded_for_the_gateways_boot_gate(
     recorded = await identities.get("CP-1")
     assert recorded is not None and recorded.registration_status == "Accepted"
     assert await identities.get("CP-UNKNOWN") is None
+
+
+@pytest.mark.parametrize("policy", ["pending"])
+async def test_a_batch_of_boots_records_each_stations_decision(sessions: Harness) -> None:
+    """Boots applied together (a reconnect storm) write their registration statuses in
+    bulk before the commit: each registered station's is recorded, by its own decision."""
+    identities = sessions.service.identities
+    station_ids = [f"CP-{n}" for n in range(6)]
+    for station_id in station_ids:
+        await identities.save(station_id, lenient=False)
+    async with sessions.service.factory() as session, session.begin():
+        for station_id in station_ids[:4]:  # two are not registered: Pending by the policy
+            await register(session, station_id)
+    calls = [
+        await sessions.call(station_id, "BootNotification", BOOT_V2X, version=OcppVersion.V201)
+        for station_id in station_ids
+    ]
+    answers = {(await sessions.answer()).message_id for _ in calls}
+    for event in calls:
+        await sessions.processed(event)
+
+    assert answers == {event.data.message_id for event in calls}
+    statuses = [(await identities.get(station_id)) for station_id in station_ids]
+    assert [identity.registration_status if identity else None for identity in statuses] == [
+        "Accepted",
+        "Accepted",
+        "Accepted",
+        "Accepted",
+        "Pending",
+        "Pending",
+    ]

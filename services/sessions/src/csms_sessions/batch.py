@@ -31,6 +31,7 @@ from csms_core.bus import Delivery, Outgoing
 from csms_core.db import among, insert_rows
 from csms_core.envelope import EncodedEvent, Event
 from csms_core.events import OcppCall, OcppSend, Topic
+from csms_core.identity.store import record_registrations
 from csms_core.router import CallAnswer
 from csms_core.telemetry import current_trace_headers
 from csms_core.topics import BY_NAME
@@ -79,6 +80,7 @@ class StationBatch:
     statuses: ConnectorStatuses
     samples: PendingSamples
     last_seen: dict[str, datetime] = field(default_factory=dict)
+    registrations: dict[str, str] = field(default_factory=dict)  # the boots' statuses
     applied: list[dict[str, Any]] = field(default_factory=list)  # new inbox rows
     applied_ids: set[str] = field(default_factory=set)
     now: datetime = field(default_factory=utc_now)
@@ -194,12 +196,14 @@ class StationBatch:
 
     async def finish(self) -> None:
         """Before the commit: the coalesced last-seen times, the connectors' newest
-        statuses and the new inbox rows (one statement each for all of them)."""
+        statuses, the boots' registration statuses and the new inbox rows (one statement
+        each for all of them)."""
         for station_id, at in self.last_seen.items():
             touch(self.stations[station_id], at)
         await self.touches.write(self.session)
         await self.statuses.write(self.session)
         await self.samples.write(self.session)
+        await record_registrations(self.session, self.registrations)
         await insert_rows(self.session, ProcessedEvent, self.applied)
 
 

@@ -87,6 +87,7 @@ class InboundConsumer:
             active_sessions=batch.active_sessions,
             statuses=batch.statuses,
             samples=batch.samples,
+            registrations=batch.registrations,
         )
         call = context.call
         if call is not None:

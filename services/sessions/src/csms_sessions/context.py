@@ -54,6 +54,9 @@ class EventContext:
     active_sessions: "ActiveSessions | None" = None
     statuses: "ConnectorStatuses | None" = None
     samples: "PendingSamples | None" = None
+    # Of a batch: the RegistrationStatus each station's boot got, written for all of them
+    # before the commit (``record_registrations``); None: written at once.
+    registrations: dict[str, str] | None = None
 
     @property
     def station_id(self) -> str:

@@ -6,7 +6,8 @@ import base64
 import hashlib
 import hmac
 import secrets
-from collections.abc import Collection
+from collections import defaultdict
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, update
@@ -15,7 +16,7 @@ from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from csms_core.db import UtcDateTime, migrate
+from csms_core.db import UtcDateTime, among, migrate
 
 SCHEMA = "identity"
 _ITERATIONS = 200_000
@@ -170,6 +171,21 @@ async def record_registration(session: AsyncSession, station_id: str, status: st
         .where(col(StationIdentity.station_id) == station_id)
         .values(registration_status=status)
     )
+
+
+async def record_registrations(session: AsyncSession, statuses: Mapping[str, str]) -> None:
+    """``record_registration`` of many stations at once (a batch's boots): one UPDATE per
+    status. The session's objects are not synchronised (none of this table is in it)."""
+    by_status: dict[str, list[str]] = defaultdict(list)
+    for station_id, status in statuses.items():
+        by_status[status].append(station_id)
+    for status, station_ids in by_status.items():
+        await session.exec(
+            update(StationIdentity)
+            .where(among(session, col(StationIdentity.station_id), station_ids))
+            .values(registration_status=status)
+            .execution_options(synchronize_session=False)
+        )
 
 
 async def assign_site(session: AsyncSession, station_id: str, site_id: str) -> None:

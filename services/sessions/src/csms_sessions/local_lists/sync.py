@@ -10,6 +10,7 @@ two replicas from sending to one station at the same time.
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import or_, update
@@ -17,8 +18,9 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from csms_core.bus import Bus, Delivery, run_consumer
-from csms_core.db import transaction
+from csms_core.bus import Bus, Delivery
+from csms_core.bus.batching import BatchedConsumer, BatchLimits
+from csms_core.db import among, transaction
 from csms_core.events import StationBooted, StationConnected
 from csms_core.router import (
     Build,
@@ -221,31 +223,22 @@ class LocalListSync:
         return bool(select_sendable(unsynced, version))
 
     async def run(self, bus: Bus, *, stopping: asyncio.Event) -> None:
-        """Sync pending lists until ``stopping``; react to stations connecting and booting."""
+        """Sync pending lists until ``stopping``; react to stations connecting and booting
+        (on the batched consumer: a reconnect storm's thousands of events cost a
+        statement per batch, not a transaction each)."""
+        consumer = BatchedConsumer(
+            bus,
+            f"{self._settings.consumer_group}-local-lists",
+            _StationsBack(self),
+            self._factory,
+            BatchLimits(lanes=1),
+        )
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(
-                run_consumer(
-                    bus,
-                    (STATION_STATUS,),
-                    f"{self._settings.consumer_group}-local-lists",
-                    self._on_station_event,
-                    stopping=stopping,
-                ),
+                consumer.run((STATION_STATUS,), stopping=stopping),
                 name="local lists: station events",
             )
             tasks.create_task(self._sync_pending(stopping), name="local lists: pending")
-
-    async def _on_station_event(self, delivery: Delivery) -> None:
-        event = STATION_STATUS.decode(delivery)
-        booted = isinstance(event, StationBooted) and event.data.boot_status == ACCEPTED
-        if isinstance(event, StationConnected) or booted:
-            async with transaction(self._factory) as session:
-                await session.exec(
-                    update(LocalList)
-                    .where(col(LocalList.station_id) == event.station_id)
-                    .values(retry_at=None)
-                )
-            self.wake()
 
     async def _sync_pending(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
@@ -269,6 +262,46 @@ class LocalListSync:
         )
         async with self._factory() as session:
             return list((await session.exec(query)).all())
+
+
+@dataclass
+class _Back:
+    """One transaction's stations that connected or booted (Accepted)."""
+
+    session: AsyncSession
+    station_ids: set[str] = field(default_factory=set)
+
+
+@dataclass
+class _StationsBack:
+    """A station back online has its list's back-off cleared (one UPDATE per batch), and
+    the pending lists are looked for after the commit."""
+
+    sync: LocalListSync
+
+    async def begin(self, session: AsyncSession, deliveries: Sequence[Delivery]) -> _Back:
+        return _Back(session)
+
+    async def apply(self, batch: _Back, delivery: Delivery) -> bool:
+        event = STATION_STATUS.decode(delivery)
+        booted = isinstance(event, StationBooted) and event.data.boot_status == ACCEPTED
+        if isinstance(event, StationConnected) or booted:
+            batch.station_ids.add(event.station_id)
+        return False
+
+    async def finish(self, batch: _Back) -> None:
+        if batch.station_ids:
+            session = batch.session
+            await session.exec(
+                update(LocalList)
+                .where(among(session, col(LocalList.station_id), batch.station_ids))
+                .values(retry_at=None)
+                .execution_options(synchronize_session=False)
+            )
+
+    async def deliver(self, batch: _Back) -> None:
+        if batch.station_ids:
+            self.sync.wake()
 
 
 def _content(entry: LocalListEntry) -> tuple[object, ...]:

@@ -95,8 +95,12 @@ async def _booted(ctx: EventContext, reason: str | None) -> BootNotificationResp
     station = ctx.station
     station.boot_status = _boot_decision(ctx)
     station.last_boot_at = ctx.received_at
-    # The gateway's boot gate reads it on the station's next connection (B02/B03).
-    await record_registration(ctx.session, station.station_id, station.boot_status.value)
+    # The gateway's boot gate reads it on the station's next connection (B02/B03); a
+    # batch's boots write theirs together.
+    if ctx.registrations is not None:
+        ctx.registrations[station.station_id] = station.boot_status.value
+    else:
+        await record_registration(ctx.session, station.station_id, station.boot_status.value)
     accepted = station.boot_status is BootStatus.ACCEPTED
     ctx.publish(
         StationBooted,

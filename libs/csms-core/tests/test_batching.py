@@ -223,6 +223,54 @@ async def test_a_waiting_station_ends_the_transaction_after_the_answer_budget(
 
 
 @dataclass
+class CostlyLedger(Ledger):
+    """Each record costs ``apply_s``, each transaction ``overhead_s`` besides its records
+    (e.g. its commit on a busy database)."""
+
+    apply_s: float = 0.001
+    overhead_s: float = 0.2
+
+    async def apply(self, batch: LedgerBatch, delivery: Delivery) -> bool:
+        await asyncio.sleep(self.apply_s)
+        return await super().apply(batch, delivery)
+
+    async def finish(self, batch: LedgerBatch) -> None:
+        await asyncio.sleep(self.overhead_s)
+
+
+async def test_the_answer_budget_grows_to_a_transactions_overhead(engine: AsyncEngine) -> None:
+    """A backlog of waiting stations (a reconnect storm's boots) is decided in batches: once
+    a transaction's overhead is measured, the records in hand join the waiting one's
+    transaction for up to as long (they would wait for that overhead again otherwise)."""
+    bus = InMemoryBus()
+    for n in range(20):
+        await bus.publish(INBOUND, event(f"CP-{n}", n, urgent=True))
+    handler = CostlyLedger()
+
+    await consume(bus, engine, handler, 20, BatchLimits(lanes=1, answer_budget_s=0.0))
+
+    # Nothing measured yet: the first transaction ends with its first waiting record; the
+    # second takes the 19 others (19 ms of records against 200 ms of overhead).
+    assert handler.delivered == [["CP-0-0"], [f"CP-{n}-{n}" for n in range(1, 20)]]
+
+
+async def test_the_answer_budget_grows_no_further_than_its_maximum(engine: AsyncEngine) -> None:
+    bus = InMemoryBus()
+    for n in range(10):
+        await bus.publish(INBOUND, event(f"CP-{n}", n, urgent=True))
+    handler = CostlyLedger(apply_s=0.01)
+    limits = BatchLimits(lanes=1, answer_budget_s=0.0, max_answer_budget_s=0.02)
+
+    await consume(bus, engine, handler, 10, limits)
+
+    # 20 ms after the first waiting record, whatever the 200 ms overhead: 3 records at most.
+    sizes = [len(owed) for owed in handler.delivered]
+    assert sizes[0] == 1
+    assert max(sizes[1:]) <= 3
+    assert sum(sizes) == 10
+
+
+@dataclass
 class BusyLedger(Ledger):
     """Effects that need no I/O (a status kept in memory): each record costs CPU only;
     how often the rest of the process ran is noted at each record."""

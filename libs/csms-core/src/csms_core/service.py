@@ -18,6 +18,7 @@ def batch_limits(settings: CommonSettings, engine: AsyncEngine) -> BatchLimits:
         max_records=settings.consumer_batch_records,
         max_per_transaction=settings.consumer_batch_transaction,
         answer_budget_s=settings.consumer_answer_budget_ms / 1000,
+        max_answer_budget_s=settings.consumer_answer_budget_max_ms / 1000,
         lanes=consumer_lanes(engine, settings.consumer_batch_lanes),
     )
 

@@ -74,11 +74,13 @@ class CommonSettings(BaseSettings):
     consumer_concurrency: int = Field(default=16, ge=1, le=256)
     # The batched consumer (csms_core.bus.batching): records per poll, per transaction,
     # partitions applied side by side (1 on SQLite), and how long after a record whose
-    # answer a station waits for its transaction may go on before it commits.
+    # answer a station waits for its transaction may go on before it commits: at least
+    # the budget, as long as a transaction's measured overhead, at most the max.
     consumer_batch_records: int = Field(default=1000, ge=1, le=10_000)
     consumer_batch_transaction: int = Field(default=500, ge=1, le=5_000)
     consumer_batch_lanes: int = Field(default=2, ge=1, le=64)
     consumer_answer_budget_ms: float = Field(default=5.0, ge=0)
+    consumer_answer_budget_max_ms: float = Field(default=100.0, ge=0)
 
     # Kafka's security (docs/operators.md "Kafka and Redis security"): TLS and/or SASL.
     kafka_security_protocol: KafkaSecurityProtocol = "PLAINTEXT"

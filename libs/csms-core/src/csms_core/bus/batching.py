@@ -12,7 +12,14 @@ at-least-once delivery, and the handler's inbox makes a replayed batch change no
 
 A station waiting for an answer is not kept waiting for the batch: once a record whose
 answer a station waits for is applied (``apply`` returns True), the transaction commits
-within ``answer_budget_s`` and the rest of the partition follows in the next one.
+within the answer budget and the rest of the partition follows in the next one. The
+budget adapts to what a transaction costs besides its records (load, finish, commit,
+deliver: measured, a moving average): the records left in hand would wait for that cost
+again in the next transaction, so taking them now, for up to as long as it, costs the
+first waiting station at most as much again and lets a backlog of waiting stations (a
+reconnect storm's boots) be decided in batches rather than a handful per transaction.
+It is never below ``answer_budget_s`` nor above ``max_answer_budget_s``, and it holds
+nothing when the poll brought nothing more: a quiet station's answer leaves at once.
 
 Failures, with the one-by-one rules of ``runner``: a dependency down
 (``TRANSIENT_ERRORS``) rolls the transaction back and tries it again with back-off for as
@@ -43,6 +50,8 @@ from csms_core.telemetry import traced_delivery
 # hold the event loop (the REST API and the command replies of the process) for its whole
 # apply step.
 YIELD_EVERY_S = 0.002
+# The weight of the last transaction in the moving average of their overhead.
+OVERHEAD_WEIGHT = 0.2
 
 if TYPE_CHECKING:
     from prometheus_client.context_managers import Timer
@@ -73,8 +82,11 @@ class BatchLimits:
 
     max_records: int = 1000  # per poll
     max_per_transaction: int = 500
-    # From the first applied record a station waits for to the commit that lets it go.
+    # From the first applied record a station waits for to the commit that lets it go: at
+    # least this, and as long as a transaction's measured cost besides its records, up to
+    # ``max_answer_budget_s`` (the module docstring).
     answer_budget_s: float = 0.005
+    max_answer_budget_s: float = 0.1
     # Transactions side by side, each for the records of its share of the partitions (1 on
     # SQLite: one writer at a time).
     lanes: int = 2
@@ -111,6 +123,23 @@ class BatchedConsumer(Generic[T]):
     handler: BatchHandler[T]
     factory: async_sessionmaker[AsyncSession]
     limits: BatchLimits = BatchLimits()
+    # A transaction's cost besides applying its records (load, finish, commit, deliver): a
+    # moving average of the measured ones (None before the first), the answer budget's
+    # measure.
+    overhead_s: float | None = None
+
+    @property
+    def answer_budget_s(self) -> float:
+        """How long a waiting station's answer may be held for the records in hand."""
+        least = self.limits.answer_budget_s
+        most = max(least, self.limits.max_answer_budget_s)
+        return min(max(least, self.overhead_s or 0.0), most)
+
+    def _measured(self, overhead_s: float) -> None:
+        if self.overhead_s is None:
+            self.overhead_s = overhead_s
+        else:
+            self.overhead_s += OVERHEAD_WEIGHT * (overhead_s - self.overhead_s)
 
     async def run(
         self,
@@ -171,7 +200,7 @@ class BatchedConsumer(Generic[T]):
         backoff = 0.1
         while True:
             try:
-                batch, applied = await self._transaction(chunk)
+                batch, applied, overhead_s = await self._transaction(chunk)
             except _RecordFailed as failed:
                 return await self._around(chunk, failed.index, stopping)
             except TRANSIENT_ERRORS as exc:
@@ -187,14 +216,19 @@ class BatchedConsumer(Generic[T]):
                 for delivery in chunk:
                     await self._alone(delivery, stopping)
                 return len(chunk)
-            with self._timed("deliver"):
-                await self._deliver(batch, stopping)
+            delivering = time.perf_counter()
+            await self._deliver(batch, stopping)
+            delivered_s = time.perf_counter() - delivering
+            self._observe("deliver", delivered_s)
+            self._measured(overhead_s + delivered_s)
             batch_records.labels(self.group).observe(applied)
             return applied
 
-    async def _transaction(self, chunk: Sequence[Delivery]) -> tuple[T, int]:
-        """Apply records of ``chunk`` and commit; the state and how many it took."""
+    async def _transaction(self, chunk: Sequence[Delivery]) -> tuple[T, int, float]:
+        """Apply records of ``chunk`` and commit; the state, how many it took and the
+        time spent besides applying them (load, finish, commit)."""
         started = time.perf_counter()
+        budget_s = self.answer_budget_s
         async with self.factory() as session, session.begin():
             batch = await self.handler.begin(session, chunk)
             loaded_at = time.perf_counter()
@@ -217,10 +251,7 @@ class BatchedConsumer(Generic[T]):
                 applied += 1
                 if urgent and waiting_since is None:
                     waiting_since = time.monotonic()
-                if (
-                    waiting_since is not None
-                    and time.monotonic() - waiting_since >= self.limits.answer_budget_s
-                ):
+                if waiting_since is not None and time.monotonic() - waiting_since >= budget_s:
                     break
             applied_at = time.perf_counter()
             await self.handler.finish(batch)
@@ -228,8 +259,9 @@ class BatchedConsumer(Generic[T]):
         self._observe("load", loaded_at - started)
         self._observe("apply", applied_at - loaded_at)
         self._observe("finish", finished_at - applied_at)
-        self._observe("commit", time.perf_counter() - finished_at)
-        return batch, applied
+        committed_at = time.perf_counter()
+        self._observe("commit", committed_at - finished_at)
+        return batch, applied, committed_at - started - (applied_at - loaded_at)
 
     async def _around(self, chunk: Sequence[Delivery], index: int, stopping: asyncio.Event) -> int:
         """The records before the failing one as a batch, then the failing one alone."""

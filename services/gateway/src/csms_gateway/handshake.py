@@ -24,6 +24,7 @@ from csms_core.identity import IdentityStore, StationIdentity, verify_password
 from csms_core.settings import UnknownStationPolicy
 from csms_gateway.admission import ConnectionCaps, Refusal, RefusalReason
 from csms_gateway.flow import ACCEPTED
+from csms_gateway.identities import CoalescedIdentities
 from csms_gateway.metrics import CONTENT_TYPE_LATEST, GatewayMetrics
 from csms_gateway.tls import certificate_common_names, tls_session
 from csms_ocpp.station_id import InvalidStationId, parse_station_id
@@ -68,6 +69,7 @@ class Handshake:
         on_refused: Callable[[Refusal], None] | None = None,
     ) -> None:
         self._identities = identities
+        self._lookups = CoalescedIdentities(identities)  # a storm's handshakes, in bulk
         self._metrics = metrics
         self._min_security_profile = min_security_profile
         self._unknown_station_policy = unknown_station_policy
@@ -115,7 +117,7 @@ class Handshake:
             text = f"no supported OCPP subprotocol offered; this CSMS supports {SUPPORTED}"
             return self._refuse(connection, HTTPStatus.BAD_REQUEST, "subprotocol", text)
         try:
-            identity = await self._identities.get(station_id)
+            identity = await self._lookups.get(station_id)
         except Exception:
             logger.exception("identity lookup failed", extra={"station_id": station_id})
             text = "identity store unavailable; retry later"

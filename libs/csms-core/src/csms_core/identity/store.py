@@ -94,6 +94,16 @@ class IdentityStore:
         async with self._factory() as session:
             return await session.get(StationIdentity, station_id)
 
+    async def get_many(self, station_ids: Collection[str]) -> dict[str, StationIdentity]:
+        """The identities of those of ``station_ids`` that have one, in one statement."""
+        async with self._factory() as session:
+            found = await session.exec(
+                select(StationIdentity).where(
+                    among(session, col(StationIdentity.station_id), list(station_ids))
+                )
+            )
+            return {identity.station_id: identity for identity in found}
+
     async def save(
         self,
         station_id: str,

@@ -19,7 +19,7 @@ from csms_core.router import (
     fixed,
 )
 from csms_core.router.base import Message
-from csms_core.router.redis import RedisRouter, _mailbox_key
+from csms_core.router.redis import POOL_CONNECTIONS, RedisRouter, _mailbox_key
 from tests.cluster import Infra
 
 pytestmark = pytest.mark.integration
@@ -273,3 +273,16 @@ async def test_answer_many_reaches_each_gateways_mailbox_in_order(
     assert [await receive(mailboxes[1]), await receive(mailboxes[1])] == [answers[1], answers[3]]
     for gateway in gateways:  # a mailbox nobody writes to expires
         assert 0 < await redis.ttl(f"csms:mailbox:gateway:{gateway}") <= 300
+
+
+async def test_more_commands_at_once_than_pooled_connections_wait_for_one(
+    router: RedisRouter,
+) -> None:
+    """A reconnect storm registers thousands of routes at once: each waits for a pooled
+    connection instead of failing (redis-py's plain pool raises MaxConnectionsError)."""
+    routes = [route_of(unique("CP"), "gw-1", f"conn-{n}") for n in range(3 * POOL_CONNECTIONS)]
+
+    await asyncio.gather(*(router.register(route, ttl_s=30) for route in routes))
+
+    found = await asyncio.gather(*(router.lookup(route.station_id) for route in routes))
+    assert found == routes

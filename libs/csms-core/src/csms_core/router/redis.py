@@ -21,7 +21,7 @@ from typing import Any, Self
 
 from prometheus_client import Counter
 from pydantic import ValidationError
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -36,6 +36,8 @@ MAILBOX_TTL_S = 300
 MAILBOX_MAX_LENGTH = 100_000
 _MAX_SEQUENCE = 2**64 - 1  # the largest sequence part of a stream entry id
 _BLOCK_MS = 1000  # one XREAD waits this long for an entry
+POOL_CONNECTIONS = 100  # redis-py's default pool size
+POOL_WAIT_S = 10.0  # a command waits this long for a pooled connection
 _SHOWN_BYTES = 200  # of an undecodable entry, in the log
 
 undecodable_entries = Counter(
@@ -83,15 +85,20 @@ class RedisRouter:
         ``options``: redis-py's connection arguments (``CommonSettings.redis_options``:
         username, password, TLS files)."""
         # Pooled connections die with a Redis restart; retrying on a fresh connection
-        # makes the first command after the restart succeed instead of failing.
-        self._redis: Redis = Redis.from_url(
+        # makes the first command after the restart succeed instead of failing. A command
+        # finding every pooled connection busy (a reconnect storm's thousands of route
+        # registrations at once) waits for one instead of failing (MaxConnectionsError).
+        pool = BlockingConnectionPool.from_url(
             url,
+            max_connections=POOL_CONNECTIONS,
+            timeout=POOL_WAIT_S,
             decode_responses=False,
             retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=6),
             retry_on_error=[RedisConnectionError, RedisTimeoutError],
             health_check_interval=15,
             **options,
         )
+        self._redis: Redis = Redis.from_pool(pool)
         # Declarations of one deployment (csms_core.calls.directory) under its own key, so
         # deployments sharing a Redis (test clusters) do not route to each other's services.
         self._replicas_key = f"csms:answers:{namespace}"

@@ -153,6 +153,7 @@ class Fleet:
         self.station_ids = [f"{prefix}{number:06d}" for number in range(first, first + count)]
         self.stations: list[StationProtocol] = []
         self.connect_failures = 0
+        self.connect_errors: dict[str, int] = {}  # failed connections by exception type
         self.commands: list[CommandArrival] = []
         self.on_command: Callable[[CommandArrival], None] | None = None
         self._boots: dict[tuple[str, str], asyncio.Future[tuple[str, float]]] = {}
@@ -185,6 +186,9 @@ class Fleet:
             station = await connect_station(self.port, station_id, self.on_frame)
         except CONNECT_ERRORS as exc:
             self.connect_failures += 1
+            # The server's answer, without the station's id ("HTTP/1.1 503 ...").
+            kind = f"connect {type(exc).__name__}: {str(exc).removeprefix(station_id + ': ')}"
+            self.connect_errors[kind] = self.connect_errors.get(kind, 0) + 1
             logger.debug("connect %s failed: %r", station_id, exc)
             return None
         self.stations.append(station)
@@ -212,11 +216,18 @@ class Fleet:
         message_id = station.call("BootNotification", boot_payload())
         waiter: asyncio.Future[tuple[str, float]] = asyncio.get_running_loop().create_future()
         self._boots[(station.station_id, message_id)] = waiter
+
+        def closed(_: object) -> None:  # the connection closed before the answer came
+            if not waiter.done():
+                waiter.set_result(("closed", 0.0))
+
+        station.closed.add_done_callback(closed)
         try:
             return await asyncio.wait_for(waiter, timeout_s)
         except TimeoutError:
             return "timeout", 0.0
         finally:
+            station.closed.remove_done_callback(closed)
             self._boots.pop((station.station_id, message_id), None)
 
     async def boot_all(self, timeout_s: float = 60.0) -> dict[str, int]:

@@ -46,6 +46,8 @@ async def storm(fleet: Fleet, timeout_s: float, reconnect: bool) -> dict[str, An
     deadline = started + timeout_s
     accepted_at: list[float] = []
     attempts = 0
+    outcomes: dict[str, int] = {}  # the attempts' outcomes: answers' statuses, connect errors
+    fleet.connect_errors = {}
 
     async def until_accepted(station_id: str) -> None:
         nonlocal attempts
@@ -57,6 +59,7 @@ async def storm(fleet: Fleet, timeout_s: float, reconnect: bool) -> dict[str, An
                 station = await fleet.connect_one(station_id)
             if station is not None:
                 status, interval = await fleet.boot(station, max(0.1, deadline - time.time()))
+                outcomes[status] = outcomes.get(status, 0) + 1
                 if status == "Accepted":
                     accepted_at.append(time.time())
                     return
@@ -69,6 +72,7 @@ async def storm(fleet: Fleet, timeout_s: float, reconnect: bool) -> dict[str, An
         "started_at": started,
         "accepted_at": accepted_at,
         "attempts": attempts,
+        "outcomes": {**outcomes, **fleet.connect_errors},
         "stations": len(fleet.station_ids),
     }
 

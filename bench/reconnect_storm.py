@@ -15,10 +15,24 @@ as OCPP 2.0.1 B02.FR.01 asks, so the storm does not feed itself.
 import argparse
 import asyncio
 import math
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from bench import harness
-from bench.harness import Csms, Report
+from bench.harness import Csms, Report, Running
+
+# What the gateway logs when a boot got its fallback (Pending) for want of a decision.
+NO_DECISION = ("no decision for BootNotification", "nobody decides BootNotification")
+
+
+def _outcomes(results: list[dict[str, Any]]) -> str:
+    """The boot attempts' outcomes (answers' statuses, failed connections), counted."""
+    counts: dict[str, int] = {}
+    for result in results:
+        for outcome, count in result["outcomes"].items():
+            counts[outcome] = counts.get(outcome, 0) + count
+    return ", ".join(f"{count} {outcome}" for outcome, count in sorted(counts.items()))
 
 
 def _summary(results: list[dict[str, Any]]) -> tuple[float, list[float], int, int]:
@@ -29,35 +43,106 @@ def _summary(results: list[dict[str, Any]]) -> tuple[float, list[float], int, in
     return max(accepted, default=math.nan), accepted, len(accepted), attempts
 
 
+class Watch:
+    """What the CSMS did during one phase: the sessions consumer's steps and transaction
+    sizes, the gateway's fallbacks for want of a boot decision and its refused handshakes."""
+
+    def __init__(self, csms: Csms, sessions: Running, gateway: Running) -> None:
+        self.csms, self.sessions, self.gateway = csms, sessions, gateway
+        self.steps = harness.consumer_steps(sessions.port, csms.admin)
+        self.sizes = self._sizes()
+        self.fallbacks = self._fallbacks()
+        self.refused = harness.metric_value(gateway.port, "csms_gateway_handshakes_refused_total")
+
+    def _sizes(self) -> tuple[float, float]:
+        name = "csms_consumer_batch_records"
+        sums = harness.metric_samples(self.sessions.port, f"{name}_sum", self.csms.admin)
+        counts = harness.metric_samples(self.sessions.port, f"{name}_count", self.csms.admin)
+        return sum(sums.values()), sum(counts.values())
+
+    def _fallbacks(self) -> int:
+        logs = self.csms.log_dir.glob("gw-*.log")
+        return sum(
+            sum(1 for line in path.open() if any(text in line for text in NO_DECISION))
+            for path in logs
+        )
+
+    def since(self) -> str:
+        """The phase's consumer steps, transactions and fallbacks, as one sentence."""
+        records, transactions = (
+            after - before for after, before in zip(self._sizes(), self.sizes, strict=True)
+        )
+        steps = harness.steps_between(
+            self.steps, harness.consumer_steps(self.sessions.port, self.csms.admin)
+        )
+        refused = (
+            harness.metric_value(self.gateway.port, "csms_gateway_handshakes_refused_total")
+            - self.refused
+        )
+        return (
+            f"{transactions:.0f} consumer transactions of {records / max(transactions, 1):.1f} "
+            f"records on average; {self._fallbacks() - self.fallbacks} boots without a "
+            f"decision in time (the Pending fallback); {refused:.0f} handshakes refused; "
+            f"the consumer's steps: {steps}"
+        )
+
+
 async def storm(
-    csms: Csms, port: int, stations: int, args: argparse.Namespace, report: Report
+    csms: Csms,
+    processes_of_csms: tuple[Running, Running],
+    stations: int,
+    args: argparse.Namespace,
+    report: Report,
 ) -> None:
+    sessions, gateway = processes_of_csms
     processes = math.ceil(stations / args.per_process)
     prefix = harness.station_prefix("storm")
-    async with harness.workers(port, prefix, stations, processes) as fleet:
+    async with harness.workers(gateway.port, prefix, stations, processes) as fleet:
         connected = await fleet.ask(cmd="connect", rate=args.connect_rate)
+        watch = Watch(csms, sessions, gateway)
         first = await fleet.ask(cmd="storm", timeout=args.timeout, reconnect=False)
-        took, _each, accepted, _attempts = _summary(first)
+        took, _each, accepted, attempts = _summary(first)
         opened = sum(result["open"] for result in connected)
         report.figure(
             f"{stations} stations: {opened} connected, first boot: {accepted} Accepted "
-            f"after {took:.1f} s"
+            f"after {took:.1f} s, {attempts} boot attempts ({_outcomes(first)}); "
+            f"{watch.since()}"
         )
+        watch = Watch(csms, sessions, gateway)
+        profiling = _profile(args, processes_of_csms, stations)
         results = await fleet.ask(cmd="storm", timeout=args.timeout, reconnect=True)
         took, each, accepted, attempts = _summary(results)
         report.figure(
             f"reconnect storm of {stations} stations ({processes} client processes): "
             f"{accepted}/{stations} Accepted, the last after {took:.1f} s; per station "
             f"p50 {harness.percentile(each, 50):.1f} s, p99 {harness.percentile(each, 99):.1f} s; "
-            f"{attempts} boot attempts"
+            f"{attempts} boot attempts ({_outcomes(results)}); {watch.since()}"
         )
+        for name, task in profiling:
+            report.note(f"py-spy profile of csms {name} during the storm of {stations}:")
+            for line in await task:
+                report.note(f"    {line}")
         await fleet.ask(cmd="close")
 
 
+def _profile(
+    args: argparse.Namespace, processes_of_csms: tuple[Running, Running], stations: int
+) -> list[tuple[str, "asyncio.Task[list[str]]"]]:
+    """With ``--profile``: py-spy of both processes for the storm's first seconds."""
+    if not args.profile:
+        return []
+    tasks = []
+    for name, running in zip(("sessions", "gateway"), processes_of_csms, strict=True):
+        raw = Path(tempfile.gettempdir()) / f"bench-storm-{name}-{stations}.txt"
+        profile = harness.profile(running.pid, args.profile_seconds, raw)
+        tasks.append((name, asyncio.create_task(profile)))
+    return tasks
+
+
 async def measure(csms: Csms, args: argparse.Namespace, report: Report) -> None:
-    _sessions, gateway = csms.sessions_and_gateway()
+    processes_of_csms = csms.sessions_and_gateway()
     for stations in args.stations:
-        await storm(csms, gateway.port, stations, args, report)
+        await storm(csms, processes_of_csms, stations, args, report)
 
 
 def main() -> None:
@@ -66,6 +151,8 @@ def main() -> None:
     parser.add_argument("--per-process", type=int, default=5000, help="stations per client")
     parser.add_argument("--connect-rate", type=float, default=400.0, help="per client, per s")
     parser.add_argument("--timeout", type=float, default=600.0, help="give up after (s)")
+    parser.add_argument("--profile", action="store_true", help="py-spy both during the storm")
+    parser.add_argument("--profile-seconds", type=float, default=10.0, help="how long")
     harness.common_arguments(parser)
     args = parser.parse_args()
     args.stations = [int(size) for size in args.stations.split(",")]

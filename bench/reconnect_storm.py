@@ -61,11 +61,11 @@ class Watch:
         return sum(sums.values()), sum(counts.values())
 
     def _fallbacks(self) -> int:
-        logs = self.csms.log_dir.glob("gw-*.log")
-        return sum(
-            sum(1 for line in path.open() if any(text in line for text in NO_DECISION))
-            for path in logs
-        )
+        count = 0
+        for path in self.csms.log_dir.glob("gw-*.log"):
+            with path.open() as log:
+                count += sum(1 for line in log if any(text in line for text in NO_DECISION))
+        return count
 
     def since(self) -> str:
         """The phase's consumer steps, transactions and fallbacks, as one sentence."""

@@ -286,3 +286,37 @@ async def test_more_commands_at_once_than_pooled_connections_wait_for_one(
 
     found = await asyncio.gather(*(router.lookup(route.station_id) for route in routes))
     assert found == routes
+
+
+async def test_a_reader_cancelled_right_after_a_message_or_while_blocked_ends_promptly(
+    router: RedisRouter,
+) -> None:
+    """A cancellation, even one redis-py swallows, ends the reader within one blocking
+    read (1 s), not for good: at both moments that hung a reader before (3e590d1)."""
+    address = f"test:{uuid4().hex[:8]}"
+    for round_ in range(6):
+        mailbox = await router.open_mailbox(address)
+        received: asyncio.Queue[Message] = asyncio.Queue()
+
+        async def read(
+            mailbox: AsyncIterator[Message] = mailbox,
+            received: asyncio.Queue[Message] = received,
+        ) -> None:
+            async for message in mailbox:
+                await received.put(message)
+
+        reader = asyncio.create_task(read())
+        result = CommandResult(
+            command_id=f"c{round_}",
+            station_id="CP-1",
+            action="Reset",
+            outcome=CommandOutcome.RESULT,
+        )
+        await router.send(address, result)
+        assert await asyncio.wait_for(received.get(), 5) == result
+        if round_ % 2:  # else right after the message, before its next read
+            await asyncio.sleep(0.05)  # into the next blocking XREAD
+        reader.cancel()
+        done, _ = await asyncio.wait({reader}, timeout=3)
+        assert done == {reader}, f"round {round_}: the reader did not end"
+        assert reader.cancelled()

@@ -43,6 +43,7 @@ from csms_sessions.stations.bulk import STATUS_REPORTS, ConnectorStatuses, Stati
 from csms_sessions.stations.handlers import touch
 from csms_sessions.stations.models import Station
 from csms_sessions.transactions.active import ActiveSessions
+from csms_sessions.transactions.known import KnownSessions
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,7 @@ class StationBatch:
     active_sessions: ActiveSessions
     statuses: ConnectorStatuses
     samples: PendingSamples
+    known: KnownSessions
     last_seen: dict[str, datetime] = field(default_factory=dict)
     registrations: dict[str, str] = field(default_factory=dict)  # the boots' statuses
     applied: list[dict[str, Any]] = field(default_factory=list)  # new inbox rows
@@ -111,6 +113,7 @@ class StationBatch:
             await ActiveSessions.load(session, reporting),
             await ConnectorStatuses.load(session, reporting),
             await _samples_of(session, events),
+            await KnownSessions.load(session, _transactions_of(events)),
         )
 
     def event(self, delivery: Delivery) -> Consumed:
@@ -235,6 +238,30 @@ async def _samples_of(session: AsyncSession, events: Sequence[Consumed]) -> Pend
     }
     await samples.read(session, stamps)
     return samples
+
+
+def _transactions_of(events: Sequence[Consumed]) -> set[tuple[str, str]]:
+    """The (station, transactionId) pairs whose sessions the batch's messages look up."""
+    keys = set()
+    for event in events:
+        if isinstance(event, OcppCall | OcppSend) and event.data.action in _OF_A_TRANSACTION:
+            transaction_id = _transaction_id(event.data.payload)
+            if transaction_id is not None:
+                keys.add((event.station_id, transaction_id))
+    return keys
+
+
+# The messages whose handlers look their session up by transactionId (service.find).
+_OF_A_TRANSACTION = frozenset({"TransactionEvent", "StopTransaction", "MeterValues"})
+
+
+def _transaction_id(payload: dict[str, Any]) -> str | None:
+    """2.x transactionInfo.transactionId, or 1.6 transactionId (a number), as stored."""
+    info = payload.get("transactionInfo")
+    if isinstance(info, dict) and isinstance(info.get("transactionId"), str):
+        return str(info["transactionId"])
+    number = payload.get("transactionId")
+    return str(number) if isinstance(number, int) else None
 
 
 def _timestamps(payload: dict[str, Any]) -> list[datetime]:

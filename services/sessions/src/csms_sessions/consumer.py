@@ -88,6 +88,7 @@ class InboundConsumer:
             statuses=batch.statuses,
             samples=batch.samples,
             registrations=batch.registrations,
+            known=batch.known,
         )
         call = context.call
         if call is not None:

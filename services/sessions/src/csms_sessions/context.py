@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from csms_sessions.metering.bulk import PendingSamples
     from csms_sessions.stations.bulk import ConnectorStatuses
     from csms_sessions.transactions.active import ActiveSessions
+    from csms_sessions.transactions.known import KnownSessions
 
 SOURCE = "csms/sessions"
 PARTY = "sessions"
@@ -57,6 +58,7 @@ class EventContext:
     # Of a batch: the RegistrationStatus each station's boot got, written for all of them
     # before the commit (``record_registrations``); None: written at once.
     registrations: dict[str, str] | None = None
+    known: "KnownSessions | None" = None  # the sessions of its transaction messages
 
     @property
     def station_id(self) -> str:

@@ -38,7 +38,9 @@ async def _store(
 ) -> None:
     charging = None
     if transaction_id is not None:
-        charging = await service.find(ctx.session, ctx.station.station_id, str(transaction_id))
+        charging = await service.find(
+            ctx.session, ctx.station.station_id, str(transaction_id), ctx.known
+        )
         if charging is None:
             earliest = min((s.timestamp for s in samples), default=ctx.received_at)
             charging = await service.open_unknown(

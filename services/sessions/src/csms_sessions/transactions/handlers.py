@@ -103,7 +103,7 @@ async def on_stop_transaction(
     transaction_id = str(payload["transactionId"])
     ended_at = parse_ocpp_time(payload["timestamp"])
     samples = samples_of(payload.get("transactionData", []), is_2x=False)
-    charging = await service.find(ctx.session, ctx.station.station_id, transaction_id)
+    charging = await service.find(ctx.session, ctx.station.station_id, transaction_id, ctx.known)
     if charging is None:
         earliest = min([ended_at, *(sample.timestamp for sample in samples)])
         charging = await service.open_unknown(
@@ -172,7 +172,9 @@ async def _apply_transaction_event(ctx: EventContext, payload: TransactionEventR
     info, seq_no = payload["transactionInfo"], payload["seqNo"]
     at, event_type = parse_ocpp_time(payload["timestamp"]), payload["eventType"]
     evse_id = payload["evse"]["id"] if "evse" in payload else None
-    charging = await service.find(ctx.session, ctx.station.station_id, info["transactionId"])
+    charging = await service.find(
+        ctx.session, ctx.station.station_id, info["transactionId"], ctx.known
+    )
     if charging is not None and seq_no in charging.seen_seq_nos:
         await _seen_seq_no(ctx, charging, at, event_type, seq_no)
         return

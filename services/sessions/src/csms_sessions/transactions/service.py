@@ -17,6 +17,7 @@ from csms_sessions.metering.normalize import Sample
 from csms_sessions.remote import service as remote
 from csms_sessions.reservations.service import mark_reservation_used
 from csms_sessions.transactions.events import publish_started
+from csms_sessions.transactions.known import KnownSessions
 from csms_sessions.transactions.models import ChargingSession, SessionState, TransactionId
 
 logger = logging.getLogger(__name__)
@@ -29,10 +30,16 @@ unknown_transactions = Counter(
 
 
 async def find(
-    session: AsyncSession, station_id: str, transaction_id: str
+    session: AsyncSession,
+    station_id: str,
+    transaction_id: str,
+    known: KnownSessions | None = None,
 ) -> ChargingSession | None:
     """The session of a transaction, locked until the event's transaction ends (PostgreSQL):
-    the resolution of idle EVSEs (transactions.resolution) may be ending it meanwhile."""
+    the resolution of idle EVSEs (transactions.resolution) may be ending it meanwhile.
+    ``known``: a batch's sessions, read (and locked) for all its messages at once."""
+    if known is not None and known.knows((station_id, transaction_id)):
+        return known.get((station_id, transaction_id))
     query = select(ChargingSession).where(
         col(ChargingSession.station_id) == station_id,
         col(ChargingSession.transaction_id) == transaction_id,
@@ -73,7 +80,7 @@ async def allocate_v16(ctx: EventContext) -> str:
         ctx.session.add(allocation)
         await ctx.session.flush()  # the database assigns the id
         transaction_id = str(allocation.transaction_id)
-        if await find(ctx.session, ctx.station.station_id, transaction_id) is None:
+        if await find(ctx.session, ctx.station.station_id, transaction_id, ctx.known) is None:
             return transaction_id
         logger.warning("skipping transactionId %s: the station used it already", transaction_id)
     raise RuntimeError("no free transactionId after 1000 attempts")

@@ -1,8 +1,12 @@
 """Connections over their lifetime: routes, superseding, shutdown; and a real OCPP client."""
 
 import asyncio
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
 
+import pytest
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint as ChargePoint16
 from ocpp.v16 import call as call16
@@ -119,3 +123,24 @@ async def test_ocpp_package_v16_charge_point(gateway: Gateway, bus: InMemoryBus)
         await asyncio.gather(listener, return_exceptions=True)
     assert heartbeat.current_time.endswith("Z")
     assert bus.records(topics.OCPP_INBOUND)[0].envelope.station_id == "CP-16"
+
+
+def listen_backlog(port: int) -> tuple[int, int]:
+    """(the backlog of the socket listening on ``port``, the kernel's cap of it)."""
+    somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
+    listing = subprocess.run(
+        ["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, check=True
+    )
+    [line] = listing.stdout.splitlines()
+    return int(line.split()[2]), somaxconn  # a listening socket's Send-Q is its backlog
+
+
+@pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2) to read a backlog")
+async def test_the_listening_socket_queues_a_storms_connections(gateway: Gateway) -> None:
+    """The accept queue holds CSMS_LISTEN_BACKLOG connections (asyncio's default is 100:
+    a reconnect storm's SYNs beyond it are dropped and retried after seconds)."""
+    assert gateway.port is not None
+    backlog, somaxconn = listen_backlog(gateway.port)
+
+    assert backlog == min(gateway.settings.listen_backlog, somaxconn)
+    assert backlog > 100

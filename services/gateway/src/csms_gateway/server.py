@@ -116,6 +116,7 @@ class Gateway:
             ping_interval=settings.ping_interval_s,
             ping_timeout=settings.ping_timeout_s,
             open_timeout=settings.open_timeout_s,
+            backlog=settings.listen_backlog,
             ssl_handshake_timeout=settings.tls_handshake_timeout_s if settings.tls else None,
         )
 

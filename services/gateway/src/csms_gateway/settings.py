@@ -45,6 +45,11 @@ class GatewaySettings(CommonSettings):
     # (a load balancer that hides addresses makes them all one: raise it or use 0), 429.
     max_connections: int = Field(default=50_000, ge=0)
     max_connections_per_address: int = Field(default=1000, ge=0)
+    # Connections the kernel queues for accepting (capped by net.core.somaxconn): a
+    # reconnect storm's thousands of SYNs at once overflow asyncio's default of 100, and
+    # the stations dropped so retransmit after 1, 3, 7, 15, 31 s (a 2,000-station storm's
+    # last boot at 62 s).
+    listen_backlog: int = Field(default=4096, ge=1)
     # The TLS handshake and then the HTTP upgrade must each be over within these.
     tls_handshake_timeout_s: float = Field(default=10.0, gt=0)
     open_timeout_s: float = Field(default=10.0, gt=0)

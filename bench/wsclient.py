@@ -117,9 +117,11 @@ class StationProtocol(asyncio.Protocol):
             return False
         head = bytes(self._buffer[:end])
         del self._buffer[: end + 4]
-        if not head.startswith(b"HTTP/1.1 101"):
+        # ``opened`` is cancelled if the caller gave up waiting (its connect timeout).
+        if not head.startswith(b"HTTP/1.1 101") or self.opened.done():
             status = head.split(b"\r\n", 1)[0].decode(errors="replace")
-            self.opened.set_exception(HandshakeFailed(f"{self.station_id}: {status}"))
+            if not self.opened.done():
+                self.opened.set_exception(HandshakeFailed(f"{self.station_id}: {status}"))
             if self.transport is not None:
                 self.transport.close()
             return False

@@ -69,6 +69,26 @@ async def test_unregister_deletes_only_its_own_route() -> None:
     assert await router.lookup("CP-001") is None
 
 
+async def test_batched_registration_and_removal_remove_only_their_own_routes() -> None:
+    router = InMemoryRouter()
+    ours = [
+        Route(station_id=f"CP-{n}", gateway_id="gw-1", connection_id=f"c{n}", ocpp_version="2.0.1")
+        for n in range(4)
+    ]
+    await router.register_many(ours, ttl_s=30)
+    assert [await router.lookup(route.station_id) for route in ours] == ours
+    taken_over = ours[1].model_copy(update={"gateway_id": "gw-2", "connection_id": "x"})
+    await router.register(taken_over, ttl_s=30)
+    await router.unregister_many(ours)
+    assert [await router.lookup(route.station_id) for route in ours] == [
+        None,
+        taken_over,
+        None,
+        None,
+    ]
+    await router.unregister_many([])  # nothing to do
+
+
 async def test_mailbox_delivers_in_order_including_messages_sent_before_reading() -> None:
     router = InMemoryRouter()
     mailbox = await router.open_mailbox("sessions:abc")

@@ -130,6 +130,27 @@ async def test_unregister_deletes_only_its_own_route(router: RedisRouter) -> Non
     assert await router.lookup(station_id) is None
 
 
+async def test_batched_registration_and_removal_remove_only_their_own_routes(
+    router: RedisRouter, redis: Redis
+) -> None:
+    ours = [route_of(unique("CP"), "gw-1", f"conn-{n}") for n in range(5)]
+    await router.register_many(ours, ttl_s=30)
+    assert [await router.lookup(route.station_id) for route in ours] == ours
+    assert 0 < await redis.pttl(f"csms:route:{ours[0].station_id}") <= 30_000
+    # Two stations reconnected to another gateway before this one's closes were sent.
+    moved = {
+        route.station_id: route_of(route.station_id, "gw-2", "conn-new") for route in ours[1::3]
+    }
+    for route in moved.values():
+        await router.register(route, ttl_s=30)
+    await router.unregister_many(ours)
+    assert [await router.lookup(route.station_id) for route in ours] == [
+        moved.get(route.station_id) for route in ours
+    ]
+    await router.unregister_many([])
+    await router.register_many([], ttl_s=30)
+
+
 async def test_a_message_sent_right_after_opening_is_delivered(router: RedisRouter) -> None:
     # Sent within the same millisecond as the mailbox opened: it must not be skipped.
     for _ in range(20):

@@ -1,7 +1,7 @@
 """The events a gateway publishes (topics ``ocpp.connections``, ``ocpp.inbound``,
 ``ocpp.command-results``; models in ``csms_core.events``)."""
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from time import perf_counter
@@ -180,3 +180,14 @@ class EventPublisher:
                 await self._bus.publish_many([Outgoing(topic, event, headers)])
         finally:
             self._metrics.publish_timer(topic).observe(perf_counter() - started)
+
+    async def publish_many(self, records: Sequence[Outgoing]) -> None:
+        """Return once every record is durable (one acknowledgement wait for all); raises
+        ``PublishError`` otherwise. Each record's topic times the wait."""
+        started = perf_counter()
+        try:
+            await self._bus.publish_many(records)
+        finally:
+            elapsed = perf_counter() - started
+            for topic in {record.topic for record in records}:
+                self._metrics.publish_timer(topic).observe(elapsed)

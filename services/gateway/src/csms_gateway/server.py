@@ -7,13 +7,14 @@ lifespan); the gateway only uses them while ``run`` runs.
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from uuid import uuid4
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.frames import CloseCode
 
 from csms_core import topics
-from csms_core.bus import Bus
+from csms_core.bus import Bus, Outgoing
 from csms_core.calls import AnswerDirectory
 from csms_core.events import ConnectionClosed, ConnectionOpened
 from csms_core.identity import IdentityStore
@@ -22,6 +23,7 @@ from csms_core.router.base import gateway_address
 from csms_core.telemetry import MessageSampling
 from csms_gateway import events
 from csms_gateway.admission import ConnectionCaps
+from csms_gateway.coalescing import Coalescer
 from csms_gateway.commands import CommandReporter, read_mailbox
 from csms_gateway.connection import StationConnection
 from csms_gateway.events import ConnectionInfo, EventPublisher
@@ -77,6 +79,16 @@ class Gateway:
         self.answers = AnswerDirectory(router)  # who answers what: the services' declarations
         self._connections: dict[str, StationConnection] = {}
         self._handlers: set[asyncio.Task[None]] = set()
+        # A reconnect storm's route (un)registrations and connection events, a batch per
+        # round trip (coalescing): one pipeline, one acknowledgement wait for many.
+        self._registrations = Coalescer[Route](self._register_routes, "route registrations")
+        self._removals = Coalescer[Route](router.unregister_many, "route removals")
+        self._connection_events = Coalescer[Outgoing](
+            self._publisher.publish_many, "connection events"
+        )
+
+    async def _register_routes(self, routes: Sequence[Route]) -> None:
+        await self._router.register_many(routes, self.settings.route_ttl_s)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -100,6 +112,8 @@ class Gateway:
             await stopping.wait()
             await self._shut_down(server)
             await self.refusals.drain()
+            for coalescer in (self._removals, self._connection_events):
+                await coalescer.drain()  # what the cancelled handlers left
             for task in background:
                 task.cancel()
 
@@ -153,7 +167,7 @@ class Gateway:
         info = connection.info
         try:
             await self._supersede_elsewhere(info)
-            await self._router.register(route_of(info), self.settings.route_ttl_s)
+            await self._registrations.submit(route_of(info))
         except Exception:
             logger.exception("could not register the route", extra=info.log)
             self._forget(connection)
@@ -213,7 +227,7 @@ class Gateway:
         self._forget(connection)
         with contextlib.suppress(Exception):
             # Compare-and-delete: a newer connection's route stays.
-            await self._router.unregister(route_of(info))
+            await self._removals.submit(route_of(info))
         code, reason = connection.websocket.close_code, connection.websocket.close_reason or ""
         logger.info("station disconnected (%s %s)", code, reason, extra=info.log)
         await self._publish_connection(events.connection_closed(info, code, reason), info)
@@ -222,7 +236,8 @@ class Gateway:
         self, event: ConnectionOpened | ConnectionClosed, info: ConnectionInfo
     ) -> None:
         try:
-            await self._publisher.publish(topics.OCPP_CONNECTIONS, event)
+            # Written in the order submitted, after this station's earlier event was.
+            await self._connection_events.submit(Outgoing(topics.OCPP_CONNECTIONS, event))
         except Exception:
             logger.exception("could not publish %s", event.type, extra=info.log)
 

@@ -133,6 +133,14 @@ class Router(Protocol):
         """Remove the route only if it is still exactly this one."""
         ...
 
+    async def register_many(self, routes: Sequence[Route], ttl_s: float) -> None:
+        """``register`` each route, in order, in one round trip."""
+        ...
+
+    async def unregister_many(self, routes: Sequence[Route]) -> None:
+        """``unregister`` each route (each only if still exactly itself), in one round trip."""
+        ...
+
     async def lookup(self, station_id: str) -> Route | None: ...
 
     async def send(self, address: str, message: Message) -> None:

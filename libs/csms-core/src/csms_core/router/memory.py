@@ -42,6 +42,14 @@ class InMemoryRouter:
         if current is not None and current[0] == route:
             del self._routes[route.station_id]
 
+    async def register_many(self, routes: Sequence[Route], ttl_s: float) -> None:
+        for route in routes:
+            await self.register(route, ttl_s)
+
+    async def unregister_many(self, routes: Sequence[Route]) -> None:
+        for route in routes:
+            await self.unregister(route)
+
     async def lookup(self, station_id: str) -> Route | None:
         current = self._routes.get(station_id)
         if current is None or current[1] < time.monotonic():

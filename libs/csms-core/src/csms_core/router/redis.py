@@ -2,7 +2,8 @@
 
 - Route: ``csms:route:{station}`` holds the route as JSON with a TTL. Register
   overwrites (the newest connection wins); refresh and unregister run as Lua
-  scripts that touch the key only while it still holds our own route.
+  scripts that touch the key only while it still holds our own route; the ``_many``
+  forms send one pipeline for many routes (a gateway's reconnect storm).
 - Mailbox: the stream ``csms:mailbox:{address}``, read with a blocking XREAD
   from the moment the reader starts. Mailboxes expire when nobody writes to
   them for ``MAILBOX_TTL_S`` so a dead process leaves nothing behind. An entry
@@ -134,6 +135,30 @@ class RedisRouter:
 
     async def unregister(self, route: Route) -> None:
         await self._unregister(keys=[_route_key(route.station_id)], args=[route.model_dump_json()])
+
+    async def register_many(self, routes: Sequence[Route], ttl_s: float) -> None:
+        if not routes:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for route in routes:
+                pipe.set(
+                    _route_key(route.station_id), route.model_dump_json(), px=int(ttl_s * 1000)
+                )
+            await pipe.execute()
+
+    async def unregister_many(self, routes: Sequence[Route]) -> None:
+        """One pipeline of the compare-and-delete script: a route another connection took
+        over meanwhile (the station reconnected, here or elsewhere) stays."""
+        if not routes:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for route in routes:
+                await self._unregister(
+                    keys=[_route_key(route.station_id)],
+                    args=[route.model_dump_json()],
+                    client=pipe,
+                )
+            await pipe.execute()
 
     async def lookup(self, station_id: str) -> Route | None:
         raw = await self._redis.get(_route_key(station_id))

@@ -343,14 +343,13 @@ class Csms:
         return self._start(self._sessions_component(extra))
 
     def sessions_and_gateway(self) -> tuple[Running, Running]:
-        """Both started side by side (their migrations serialise on an advisory lock)."""
+        """Both started, one after the other, from this thread: a component dies with the
+        thread that started it (``tests.cluster``: PR_SET_PDEATHSIG follows the forking
+        thread), so one started from a pool's thread was killed when that thread ended."""
         if "sessions" in self.attached and "gateway" in self.attached:
             return self.attached["sessions"], self.attached["gateway"]
-        sessions = self._sessions_component({})
-        gateway = self._gateway_component({})
-        with ThreadPoolExecutor(2) as threads:
-            started = list(threads.map(self._start, [sessions, gateway]))
-        return started[0], started[1]
+        sessions = self._start(self._sessions_component({}))
+        return sessions, self._start(self._gateway_component({}))
 
     def _sessions_component(self, extra: dict[str, str]) -> Component:
         from csms_sessions.consumer import TOPICS

@@ -74,8 +74,9 @@ def start_processes(csms: Csms) -> tuple[Component, list[int]]:
     csms._start(csms._sessions_component(quiet))
     csms._start(csms._gateway_component(patient))
     component = firmware(csms.infra, csms.group, "firmware", csms.log_dir, CSMS_LOG_LEVEL="WARNING")
-    with ThreadPoolExecutor(2) as threads:
-        list(threads.map(csms._start, [csms._gateway_component(patient), component]))
+    # From this thread: a component dies with the thread that started it (PR_SET_PDEATHSIG).
+    for started in (csms._gateway_component(patient), component):
+        csms._start(started)
     return component, [c.port for c in csms.components if c.command == "gateway"]
 
 

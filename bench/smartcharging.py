@@ -172,8 +172,9 @@ def start_processes(csms: Csms, sessions_replicas: int) -> Component:
         cluster.sessions(csms.infra, csms.group, f"sessions-{n}", csms.log_dir, **env)
         for n in range(2, sessions_replicas + 1)
     ]
-    with ThreadPoolExecutor(len(more)) as threads:
-        list(threads.map(csms._start, more))
+    # From this thread: a component dies with the thread that started it (PR_SET_PDEATHSIG).
+    for started in more:
+        csms._start(started)
     return component
 
 

@@ -13,9 +13,11 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -60,6 +62,14 @@ def _die_with_parent() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def _die_with_parent_if_main() -> Callable[[], None] | None:
+    """The signal follows the thread that forked, not the process: a component started from
+    a pool's thread would die as that thread ends, so only the main thread's ask for it."""
+    if sys.platform == "linux" and threading.current_thread() is threading.main_thread():
+        return _die_with_parent
+    return None
+
+
 @dataclass
 class Component:
     """One ``csms`` sub-command running as its own process."""
@@ -86,8 +96,7 @@ class Component:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             cwd=REPO,
-            # Started from the main thread (the signal follows the thread that forked).
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=_die_with_parent_if_main(),
         )
         self._wait_healthy(timeout_s)
 

@@ -3,10 +3,13 @@
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.cluster import _die_with_parent_if_main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -14,9 +17,9 @@ REPO = Path(__file__).resolve().parents[1]
 # without cleaning up (as a test or benchmark killed by a timeout does).
 PARENT = """
 import os, subprocess, sys
-from tests.cluster import _die_with_parent
+from tests.cluster import _die_with_parent_if_main
 child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"],
-                         preexec_fn=_die_with_parent)
+                         preexec_fn=_die_with_parent_if_main())
 print(child.pid, flush=True)
 os._exit(0)
 """
@@ -42,3 +45,28 @@ def test_a_component_dies_with_the_process_that_started_it() -> None:
     if _alive(child):
         os.kill(child, 9)
         pytest.fail(f"child {child} outlived its parent")
+
+
+def test_a_component_started_from_a_thread_outlives_that_thread() -> None:
+    """PR_SET_PDEATHSIG follows the thread that forked: a component a pool's thread started
+    (tests/test_e2e_billing.py starts its cluster that way) must not die when it ends."""
+    children: list[subprocess.Popen[bytes]] = []
+
+    def start() -> None:
+        children.append(
+            subprocess.Popen(
+                [sys.executable, "-c", "import time; time.sleep(120)"],
+                preexec_fn=_die_with_parent_if_main(),
+            )
+        )
+
+    thread = threading.Thread(target=start)
+    thread.start()
+    thread.join()
+    child = children[0]
+    try:
+        time.sleep(0.5)  # the kernel would have signalled it as the thread ended
+        assert child.poll() is None
+    finally:
+        child.kill()
+        child.wait()

@@ -20,6 +20,7 @@ import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Unsatisfiable
 from schemathesis import Case, GenerationMode
 from schemathesis.core.result import Ok
 from schemathesis.schemas import APIOperation
@@ -47,6 +48,9 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
         "CSMS_API_RATE_PER_S": "100000",
         "CSMS_API_RATE_BURST": "100000",
         "CSMS_LOG_LEVEL": "ERROR",
+        # A payment provider's webhook secret: the fuzzed webhook calls are then checked
+        # (401 for an unsigned body) instead of answered 503 "no payment provider".
+        "CSMS_BILLING_PAYMENT_WEBHOOK_SECRET": "fuzz-webhook-secret-0123456789abcdef",
     }
     log = (data_dir / "csms.log").open("wb")
     process = subprocess.Popen(
@@ -98,7 +102,11 @@ def _server_errors(log: Path) -> list[str]:
 
 
 def _fuzz(
-    operation: APIOperation[Any, Any, Any, Any], mode: GenerationMode, up: Up, failures: list[str]
+    operation: APIOperation[Any, Any, Any, Any],
+    mode: GenerationMode,
+    up: Up,
+    failures: list[str],
+    unsatisfiable: list[str],
 ) -> None:
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(
@@ -116,7 +124,14 @@ def _fuzz(
                 f"{response.status_code} for {case.as_curl_command()}: {response.text[:300]}"
             )
 
-    run()
+    try:
+        run()
+    except Unsatisfiable:
+        # Nothing invalid to send: an operation whose body is raw bytes (a signed webhook, an
+        # upload) and that takes no parameters has no negative case.
+        if mode is not GenerationMode.NEGATIVE:
+            raise
+        unsatisfiable.append(f"{operation.method.upper()} {operation.path}")
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
@@ -128,9 +143,12 @@ def test_no_operation_answers_a_server_error(up: Up, mode: GenerationMode) -> No
         operations.append(result.ok())
     assert len(operations) > 100  # every service's, merged
     failures: list[str] = []
+    unsatisfiable: list[str] = []
     for operation in operations:
-        _fuzz(operation, mode, up, failures)
+        _fuzz(operation, mode, up, failures, unsatisfiable)
     assert not failures, f"{len(failures)} server errors:\n" + "\n".join(failures[:30])
+    # Every /api/v1 operation has parameters or a JSON body to get wrong.
+    assert not [name for name in unsatisfiable if " /api/" in name], unsatisfiable
 
 
 def test_the_issues_integers_past_64_bits_are_422_not_500(up: Up) -> None:

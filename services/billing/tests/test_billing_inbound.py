@@ -11,20 +11,11 @@ from csms_billing.payments.models import Settlement
 from csms_billing.sessions.models import BilledSession
 from csms_core.router import CallAnswer
 from tests.billing_harness import BillingHarness, ended, ocpp_time, started
+from tests.billing_kit import component, tariff_body
 from tests.waiting import eventually
 
 START = datetime(2024, 5, 6, 9, 0, tzinfo=UTC)
-TARIFF = {
-    "tariff": {
-        "id": "flat-energy",
-        "currency": "EUR",
-        "start_date_time": "2024-01-01T00:00:00Z",
-        "elements": [
-            {"price_components": [{"type": "ENERGY", "price": 0.30, "vat": 20, "step_size": 1}]}
-        ],
-    },
-    "applies_to": {"default": True},
-}
+TARIFF = tariff_body("flat-energy", component("ENERGY", "0.30", vat="20"))
 
 
 async def _rows(billing: BillingHarness, model: Any) -> list[Any]:

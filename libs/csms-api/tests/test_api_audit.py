@@ -5,7 +5,6 @@ csms.audit as typed events."""
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,8 +14,6 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 
-from csms_api.access import SCHEMA as ACCESS_SCHEMA
-from csms_api.access import migrate_access
 from csms_api.app import create_service_app
 from csms_api.audit import AuditEntry, AuditLog, AuditRelay
 from csms_api.audit.api import router as audit_router
@@ -25,10 +22,8 @@ from csms_api.auth import AdminDep, Authenticator, AuthSettings, OperatorDep
 from csms_api.roles import Role
 from csms_core import topics
 from csms_core.bus.memory import InMemoryBus
-from csms_core.db import create_engine, session_factory
+from csms_core.db import session_factory
 from csms_core.events import AuditRecorded
-from csms_core.identity import SCHEMA as IDENTITY_SCHEMA
-from csms_core.identity import assign_site, migrate_identity
 from csms_core.router import (
     CommandClient,
     CommandOutcome,
@@ -89,20 +84,6 @@ def _routes(commands: CommandClient, engine: AsyncEngine) -> APIRouter:
         raise RuntimeError("boom")
 
     return router
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(
-        f"sqlite+aiosqlite:///{tmp_path / 'csms.db'}", [IDENTITY_SCHEMA, ACCESS_SCHEMA]
-    )
-    await migrate_identity(engine)
-    await migrate_access(engine)
-    async with session_factory(engine)() as session, session.begin():
-        await assign_site(session, "CP-A", "site-a")
-        await assign_site(session, "CP-B", "site-b")
-    yield engine
-    await engine.dispose()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ are expired, for another audience or issuer, badly signed, or signed by a rotate
 
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,8 +15,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 
-from csms_api.access import SCHEMA as ACCESS_SCHEMA
-from csms_api.access import ApiKey, ApiKeyStore, KeyCheck, VerifiedKeys, migrate_access
+from csms_api.access import ApiKey, ApiKeyStore, KeyCheck, VerifiedKeys
 from csms_api.access.api import router as api_keys_router
 from csms_api.app import create_service_app
 from csms_api.auth import (
@@ -32,9 +30,8 @@ from csms_api.auth import (
     visible_stations,
 )
 from csms_api.roles import Role
-from csms_core.db import create_engine, session_factory, utc_now
-from csms_core.identity import SCHEMA as IDENTITY_SCHEMA
-from csms_core.identity import StationSite, assign_site, migrate_identity
+from csms_core.db import session_factory, utc_now
+from csms_core.identity import StationSite
 from tests.kits.api import IdentityProvider, bearer_headers
 
 
@@ -78,20 +75,6 @@ def _routes() -> APIRouter:
             return list((await session.exec(query)).all())
 
     return router
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(
-        f"sqlite+aiosqlite:///{tmp_path / 'csms.db'}", [IDENTITY_SCHEMA, ACCESS_SCHEMA]
-    )
-    await migrate_identity(engine)
-    await migrate_access(engine)
-    async with session_factory(engine)() as session, session.begin():
-        await assign_site(session, "CP-A", "site-a")
-        await assign_site(session, "CP-B", "site-b")
-    yield engine
-    await engine.dispose()
 
 
 def _app(engine: AsyncEngine, settings: AuthSettings | None = None) -> FastAPI:

@@ -32,6 +32,7 @@ from sqlalchemy import (
     insert,
     inspect,
     text,
+    update,
 )
 from sqlalchemy import cast as cast_
 from sqlalchemy.dialects import postgresql, sqlite
@@ -287,6 +288,24 @@ def among(session: AsyncSession, column: Any, values: Collection[Any]) -> Any:
     if _dialect(session) == "postgresql":
         return column == any_(cast_(list(values), ARRAY(column.type)))
     return column.in_(values)
+
+
+async def mark_completed(
+    factory: async_sessionmaker[AsyncSession], model: type[SQLModel], event_ids: Collection[str]
+) -> None:
+    """Mark a batch's inbox rows (``model``: a service's processed-event table, keyed by
+    ``event_id`` with a ``completed`` flag) completed once their outbox is out, in one UPDATE."""
+    if not event_ids:
+        return
+    table = model.__table__  # type: ignore[attr-defined]
+    async with transaction(factory) as session:
+        await session.exec(
+            update(table)
+            .where(among(session, table.c.event_id, event_ids))
+            .values(completed=True)
+            # No ORM rows of these in this session: nothing to synchronise.
+            .execution_options(synchronize_session=False)
+        )
 
 
 async def insert_rows(

@@ -20,7 +20,6 @@ from datetime import timedelta
 from typing import Any
 
 from prometheus_client import Counter
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -34,7 +33,7 @@ from csms_billing.sessions import events, service
 from csms_billing.sessions.models import BilledSession, SessionState
 from csms_billing.settings import BillingSettings
 from csms_core.bus import Bus, Delivery, Outgoing
-from csms_core.db import among, insert_rows, session_factory, transaction, utc_now
+from csms_core.db import among, insert_rows, mark_completed, session_factory, utc_now
 from csms_core.envelope import Event
 from csms_core.events import (
     CdrIssued,
@@ -158,13 +157,7 @@ class TimelineConsumer:
             for item in row.outbox or []
         ]
         await self._bus.publish_many(records)
-        ids = [row.event_id for row in batch.owed]
-        async with transaction(self._factory) as session:
-            await session.exec(
-                update(ProcessedEvent)
-                .where(among(session, col(ProcessedEvent.event_id), ids))
-                .values(completed=True)
-            )
+        await mark_completed(self._factory, ProcessedEvent, [row.event_id for row in batch.owed])
 
     async def _apply(self, session: AsyncSession, event: Event[Any]) -> list[CdrIssued]:
         if isinstance(event, SessionStarted):

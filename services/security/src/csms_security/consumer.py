@@ -19,7 +19,6 @@ from typing import Any
 
 from prometheus_client import Counter
 from pydantic import ValidationError
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -30,7 +29,7 @@ import csms_security.events.service
 import csms_security.pnc.handlers  # noqa: F401
 from csms_core import topics
 from csms_core.bus import Bus, Delivery, Outgoing, Unprocessable
-from csms_core.db import among, session_factory, transaction
+from csms_core.db import among, mark_completed, session_factory
 from csms_core.envelope import Envelope, Event
 from csms_core.events import InvalidEvent
 from csms_core.events.security import SecurityProfileUpgraded
@@ -143,15 +142,9 @@ class SecurityConsumer:
         await self._bus.publish_many(
             [_outgoing(item) for record in batch.owed for item in record.outbox or []]
         )
-        if batch.owed:
-            ids = [record.event_id for record in batch.owed]
-            async with transaction(self._factory) as session:
-                await session.exec(
-                    update(ProcessedEvent)
-                    .where(col(ProcessedEvent.event_id).in_(ids))
-                    .values(completed=True)
-                    .execution_options(synchronize_session=False)
-                )
+        await mark_completed(
+            self._factory, ProcessedEvent, [record.event_id for record in batch.owed]
+        )
 
     async def _apply(
         self, session: AsyncSession, delivery: Delivery, after_commit: list[Callable[[], None]]

@@ -16,9 +16,7 @@ import logging
 from collections.abc import Sequence
 
 from prometheus_client import Counter
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 # The handlers register themselves (``calls``, ``events``) where they are defined.
@@ -30,7 +28,7 @@ import csms_sessions.stations.handlers
 import csms_sessions.tokens.handlers
 import csms_sessions.transactions.handlers  # noqa: F401
 from csms_core.bus import Bus, Delivery
-from csms_core.db import session_factory, transaction
+from csms_core.db import mark_completed, session_factory
 from csms_core.events import OcppCall, OcppSend
 from csms_core.router import CallAnswer, CommandClient
 from csms_core.topics import OCPP_CONNECTIONS, OCPP_INBOUND
@@ -130,14 +128,7 @@ class InboundConsumer:
         if not ids:
             return
         try:
-            async with transaction(self._factory) as session:
-                await session.exec(
-                    update(ProcessedEvent)
-                    .where(col(ProcessedEvent.event_id).in_(ids))
-                    .values(completed=True)
-                    # No ORM rows of these in this session: nothing to synchronise.
-                    .execution_options(synchronize_session=False)
-                )
+            await mark_completed(self._factory, ProcessedEvent, ids)
         except Exception:
             self._delivered[:0] = ids  # the next flush tries again
             raise

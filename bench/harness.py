@@ -389,6 +389,9 @@ class Csms:
     def stop(self) -> None:
         for component in reversed(self.components):
             component.stop()
+        if self.components:  # a run that started its processes owns its topic namespace
+            prefix = cluster.topic_prefix(self.group)
+            _run_apart(cluster.delete_topics(self.infra.kafka_bootstrap, prefix))
 
     def attachment(self) -> dict[str, Any]:
         """What ``--attach`` reads: the infra and the processes started so far."""

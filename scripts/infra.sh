@@ -22,6 +22,12 @@
 #   CSMS_INFRA_STATE   data dirs, pid files, logs    (default /tmp/csms-infra)
 #   CSMS_INFRA_KAFKA_PORT (19092), CSMS_INFRA_KAFKA_CONTROLLER_PORT (19093),
 #   CSMS_INFRA_REDIS_PORT (16379)
+#   CSMS_INFRA_KAFKA_START_TIMEOUT  seconds a broker start may take (180)
+#   CSMS_INFRA_KAFKA_MAX_PARTITIONS a cold `start` wipes the broker's data when it
+#       holds more partition directories than this (3000): topics that killed test
+#       or benchmark runs left behind, which the broker would load one by one
+#       (about 200 per second) before it answers. The broker here is test
+#       infrastructure; `kafka-start` (after `kafka-stop`) always keeps the data.
 #   PostgreSQL uses the newest installed Debian cluster "main" (port from
 #   pg_lsclusters, normally 5432).
 #
@@ -50,7 +56,8 @@ KAFKA_DIR="$STATE/kafka"
 KAFKA_DATA="$STATE/kafka-data"
 KAFKA_PID="$STATE/kafka.pid"
 KAFKA_LOG="$STATE/kafka.log"
-KAFKA_START_TIMEOUT=60
+KAFKA_START_TIMEOUT="${CSMS_INFRA_KAFKA_START_TIMEOUT:-180}"
+KAFKA_MAX_PARTITIONS="${CSMS_INFRA_KAFKA_MAX_PARTITIONS:-3000}"
 
 REDIS_PORT="${CSMS_INFRA_REDIS_PORT:-16379}"
 REDIS_DIR="$STATE/redis"
@@ -225,7 +232,18 @@ kafka_format_if_needed() {
     echo "$ports" >"$KAFKA_DIR/formatted-ports"
 }
 
-kafka_start() {
+kafka_wipe_litter() { # a cold start: drop the data of a broker loaded with old topics
+    [[ -d "$KAFKA_DATA" ]] || return 0
+    local dirs
+    dirs="$(find "$KAFKA_DATA" -mindepth 1 -maxdepth 1 -type d -name '*-[0-9]*' | wc -l)"
+    if ((dirs > KAFKA_MAX_PARTITIONS)); then
+        log "kafka: $dirs partition directories in $KAFKA_DATA (over $KAFKA_MAX_PARTITIONS, CSMS_INFRA_KAFKA_MAX_PARTITIONS): wiping it, a fresh broker starts in seconds"
+        rm -rf "$KAFKA_DATA"
+    fi
+}
+
+kafka_start() { # cold|warm: a cold start may wipe litter (kafka_wipe_litter)
+    local mode="${1:-warm}"
     if [[ -n "${CSMS_INFRA_USE_EXISTING_KAFKA:-}" ]]; then
         log "kafka: using existing $CSMS_INFRA_USE_EXISTING_KAFKA"
         return
@@ -251,6 +269,7 @@ kafka_start() {
     [[ -f "$KAFKA_LOG" ]] && mv -f "$KAFKA_LOG" "$KAFKA_LOG.prev"
     : >"$KAFKA_LOG"
     kafka_write_config
+    [[ "$mode" == cold ]] && kafka_wipe_litter
     kafka_format_if_needed
     local opts t0=$SECONDS
     mapfile -t opts < <(kafka_java)
@@ -271,7 +290,11 @@ kafka_start() {
         sleep 0.1
     done
     pid="$(read_pid "$KAFKA_PID")"
-    kafka_wait_ready "$pid" 1 || die "kafka did not become ready within ${KAFKA_START_TIMEOUT}s (see $KAFKA_LOG)"
+    if ! kafka_wait_ready "$pid" 1; then
+        log "kafka: not ready after ${KAFKA_START_TIMEOUT}s; last log lines:"
+        tail -n 30 "$KAFKA_LOG" >&2 || true
+        die "kafka did not become ready within ${KAFKA_START_TIMEOUT}s (CSMS_INFRA_KAFKA_START_TIMEOUT; log $KAFKA_LOG)"
+    fi
     log "kafka: ready (pid $pid, $((SECONDS - t0)) s)"
 }
 
@@ -573,7 +596,7 @@ start)
     ensure_packages
     redis_start
     pg_start
-    kafka_start
+    kafka_start cold
     log "all up ($((SECONDS - t0)) s)"
     print_env
     ;;

@@ -4,7 +4,9 @@ an identity provider of the test's own on loopback (a real JWKS over HTTP)."""
 import asyncio
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -12,9 +14,27 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from csms_api.access import SCHEMA as ACCESS_SCHEMA
 from csms_api.access import ApiKeyStore, migrate_access
 from csms_api.roles import Role
-from csms_core.db import session_factory
+from csms_core.db import create_engine, session_factory
+from csms_core.identity import SCHEMA as IDENTITY_SCHEMA
+from csms_core.identity import assign_site, migrate_identity
+
+
+@asynccontextmanager
+async def two_site_database(path: Path) -> AsyncIterator[AsyncEngine]:
+    """A migrated identity and access database on SQLite: CP-A on site-a, CP-B on site-b."""
+    engine = create_engine(f"sqlite+aiosqlite:///{path}", [IDENTITY_SCHEMA, ACCESS_SCHEMA])
+    try:
+        await migrate_identity(engine)
+        await migrate_access(engine)
+        async with session_factory(engine)() as session, session.begin():
+            await assign_site(session, "CP-A", "site-a")
+            await assign_site(session, "CP-B", "site-b")
+        yield engine
+    finally:
+        await engine.dispose()
 
 
 async def bearer_headers(

@@ -5,6 +5,7 @@ csms.audit as typed events."""
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -33,7 +34,7 @@ from csms_core.router import (
     fixed,
 )
 from csms_core.router.memory import InMemoryRouter
-from tests.kits.api import bearer_headers
+from tests.kits.api import bearer_headers, two_site_database
 
 PASSWORD = "a-secret-password-16"
 LEFT_BEHIND: list[asyncio.Task[CommandResult]] = []
@@ -84,6 +85,13 @@ def _routes(commands: CommandClient, engine: AsyncEngine) -> APIRouter:
         raise RuntimeError("boom")
 
     return router
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    """CP-A on site-a, CP-B on site-b."""
+    async with two_site_database(tmp_path / "csms.db") as engine:
+        yield engine
 
 
 @pytest.fixture

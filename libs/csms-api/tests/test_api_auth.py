@@ -4,6 +4,7 @@ are expired, for another audience or issuer, badly signed, or signed by a rotate
 
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,7 +33,7 @@ from csms_api.auth import (
 from csms_api.roles import Role
 from csms_core.db import session_factory, utc_now
 from csms_core.identity import StationSite
-from tests.kits.api import IdentityProvider, bearer_headers
+from tests.kits.api import IdentityProvider, bearer_headers, two_site_database
 
 
 def _routes() -> APIRouter:
@@ -84,6 +85,13 @@ def _app(engine: AsyncEngine, settings: AuthSettings | None = None) -> FastAPI:
         authenticator=Authenticator(settings or AuthSettings(), session_factory(engine)),
         ready=lambda: True,
     )
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    """CP-A on site-a, CP-B on site-b."""
+    async with two_site_database(tmp_path / "csms.db") as engine:
+        yield engine
 
 
 @pytest.fixture

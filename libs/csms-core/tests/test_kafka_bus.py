@@ -15,7 +15,7 @@ from csms_core.bus.kafka import KafkaBus, KafkaConsumer, StationPartitioner
 from csms_core.envelope import Envelope
 from csms_core.events import InvalidEvent, Topic
 from csms_core.telemetry import setup_tracing, tracer
-from tests.cluster import Infra
+from tests.cluster import Infra, delete_topics
 
 pytestmark = pytest.mark.integration
 
@@ -31,10 +31,12 @@ async def bus(infra: Infra) -> AsyncIterator[KafkaBus]:
 
 
 @pytest.fixture
-async def topic(bus: KafkaBus) -> Topic[Envelope]:
+async def topic(infra: Infra, bus: KafkaBus) -> AsyncIterator[Topic[Envelope]]:
     name = unique("test.bus")
     await bus.ensure_topics([name])
-    return Topic(name, Envelope)  # a topic of any event type (the bus does not read data)
+    yield Topic(name, Envelope)  # a topic of any event type (the bus does not read data)
+    # every run left its topics behind: thousands of partitions a restarted broker loads
+    await delete_topics(infra.kafka_bootstrap, name)
 
 
 def event(station_id: str, number: int) -> Envelope:
@@ -129,6 +131,8 @@ async def test_ensure_topics_creates_only_the_missing_ones(infra: Infra, bus: Ka
         assert {existing, missing} <= set(await admin.list_topics())
     finally:
         await admin.close()
+        for name in (existing, missing):
+            await delete_topics(infra.kafka_bootstrap, name)
 
 
 async def test_ensure_topics_raises_when_the_broker_refuses(infra: Infra, bus: KafkaBus) -> None:

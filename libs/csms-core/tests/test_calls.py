@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from csms_core.calls import (
+    Announced,
     Announcement,
     AnswerDirectory,
     CallHandlers,
@@ -132,7 +133,7 @@ def test_merged_answers_keep_the_owners_fields() -> None:
 def test_a_claim_counts_once_every_replica_makes_it() -> None:
     """A rolling upgrade: the new replica's extra claim waits until no old replica is left."""
     old = Declaration(party="sessions", claims=SESSIONS.claims[:-1])
-    merged = alive([("r-old", old), ("r-new", SESSIONS)])
+    merged = alive([Announced("r-old", old, 15.0), Announced("r-new", SESSIONS, 15.0)])
     assert merged == [Declaration(party="sessions", claims=old.claims)]
 
 
@@ -151,6 +152,68 @@ async def test_an_announcement_expires_with_its_ttl() -> None:
     router = InMemoryRouter()
     await router.announce(SESSIONS, "r-1", ttl_s=0.0)
     assert await router.declarations() == []
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class _Restartable:
+    """A directory on an embedded router that can be restarted empty, as Redis can."""
+
+    def __init__(self) -> None:
+        self.router = InMemoryRouter()
+
+    def restart(self) -> None:
+        self.router = InMemoryRouter()
+
+    async def announce(self, declaration: Declaration, replica: str, ttl_s: float) -> None:
+        await self.router.announce(declaration, replica, ttl_s)
+
+    async def withdraw(self, party: str, replica: str) -> None:
+        await self.router.withdraw(party, replica)
+
+    async def declarations(self) -> list[Announced]:
+        return await self.router.declarations()
+
+    async def withdrawn(self) -> frozenset[str]:
+        return await self.router.withdrawn()
+
+
+async def test_a_replica_the_router_forgot_is_routed_to_until_its_lease_ends() -> None:
+    """A restarted Redis has lost every announcement: the gateway holds each replica for what
+    was left of its TTL when last read (the replica renews well within that), not a Pending
+    boot for every second until it does; a replica that stays silent is gone at the TTL."""
+    router, clock = _Restartable(), _Clock()
+    directory = AnswerDirectory(router, clock=clock)
+    await router.announce(SESSIONS, "r-1", ttl_s=15.0)
+    await directory.refresh()
+    router.restart()
+    clock.now += 14.0
+    await directory.refresh()
+    assert (await directory.route("1.6", "BootNotification", {})).owner == "sessions"
+    clock.now += 2.0  # past the TTL that was left: the replica did not come back
+    await directory.refresh()
+    assert (await directory.route("1.6", "BootNotification", {})).owner == "nobody"
+
+
+async def test_a_withdrawn_replica_is_not_held_by_its_lease() -> None:
+    router = InMemoryRouter()
+    directory = AnswerDirectory(router)
+    await router.announce(SESSIONS, "r-1", ttl_s=15.0)
+    await router.announce(SESSIONS, "r-2", ttl_s=15.0)
+    await directory.refresh()
+    await router.withdraw("sessions", "r-1")
+    await directory.refresh()
+    assert directory.table.parties == {"sessions"}  # r-2 still answers
+    await router.withdraw("sessions", "r-2")
+    await directory.refresh()
+    assert (await directory.route("1.6", "BootNotification", {})).owner == "nobody"
+    assert await router.withdrawn() == {"r-1", "r-2"}
 
 
 def test_a_condition_on_a_fields_value_routes_only_that_value() -> None:

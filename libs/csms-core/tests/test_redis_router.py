@@ -272,10 +272,37 @@ async def test_declarations_are_kept_per_deployment_and_withdrawn(infra: Infra) 
         RedisRouter(infra.redis_url, namespace=theirs) as other,
     ):
         await router.announce(SESSIONS, "r-1", ttl_s=30)
-        assert await router.declarations() == [("r-1", SESSIONS)]
+        [announced] = await router.declarations()
+        assert (announced.replica, announced.declaration) == ("r-1", SESSIONS)
+        assert 29 < announced.ttl_s <= 30
         assert await other.declarations() == []
         await router.withdraw("sessions", "r-1")
         assert await router.declarations() == []
+        assert await router.withdrawn() == {"r-1"}
+        assert await other.withdrawn() == frozenset()
+
+
+async def test_a_gateway_holds_the_replicas_of_a_redis_that_lost_them(
+    infra: Infra, redis: Redis
+) -> None:
+    """What a Redis restart does to the directory: every announcement gone. The gateway
+    routes to the replicas it read until their TTL would have ended; a withdrawn one goes."""
+    from csms_core.calls import AnswerDirectory
+    from csms_core.calls.declared import SESSIONS
+
+    namespace = unique("ns")
+    async with RedisRouter(infra.redis_url, namespace=namespace) as router:
+        directory = AnswerDirectory(router)
+        await router.announce(SESSIONS, "r-1", ttl_s=30)
+        await directory.refresh()
+        keys = [key async for key in redis.scan_iter(match=f"csms:answers:{namespace}*")]
+        assert keys
+        await redis.delete(*keys)
+        await directory.refresh()
+        assert (await directory.route("1.6", "BootNotification", {})).owner == "sessions"
+        await router.withdraw("sessions", "r-1")
+        await directory.refresh()
+        assert (await directory.route("1.6", "BootNotification", {})).owner == "nobody"
 
 
 async def test_answer_many_reaches_each_gateways_mailbox_in_order(

@@ -19,12 +19,13 @@ from csms_core.calls.declaration import (
     has,
     merge_answer,
 )
-from csms_core.calls.directory import Announcement, AnswerDirectory, alive, table_of
+from csms_core.calls.directory import Announced, Announcement, AnswerDirectory, alive, table_of
 from csms_core.calls.registry import CallHandlers, Registered
 
 __all__ = [
     "GATEWAY",
     "NOBODY",
+    "Announced",
     "Announcement",
     "AnswerDirectory",
     "AnswerTable",

@@ -9,6 +9,13 @@ left). A gateway keeps the table of the parties alive (``AnswerDirectory``), rea
 every ``REFRESH_S`` and at once when a CALL needs a decision nobody alive makes (CALLs
 that miss together share one read): a service that is not deployed is waited for by nobody.
 If the router cannot be read, the last table stays.
+
+A gateway holds each replica it read for what was left of its TTL then (a lease of its
+own), not only while the router shows it: a restarted Redis has lost every announcement,
+and the replicas renew theirs within ``ANNOUNCE_EVERY_S``, so without the lease the boots
+of those seconds were answered Pending for want of a decision. A replica that stops
+withdraws, and the router keeps that for ``WITHDRAWN_KEPT_S``: a withdrawn replica's lease
+ends at the next read.
 """
 
 import asyncio
@@ -16,7 +23,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from uuid import uuid4
 
 from csms_core.calls.declaration import NOBODY, AnswerTable, Declaration, Routing
@@ -27,6 +34,15 @@ logger = logging.getLogger(__name__)
 ANNOUNCE_EVERY_S = 5.0
 ANNOUNCE_TTL_S = 15.0  # a replica that announced nothing for this long is gone
 REFRESH_S = 2.0
+WITHDRAWN_KEPT_S = 60.0  # a withdrawal is remembered longer than any lease it ends
+
+
+class Announced(NamedTuple):
+    """A replica's declaration as the router holds it, and what is left of its TTL."""
+
+    replica: str
+    declaration: Declaration
+    ttl_s: float
 
 
 class Directory(Protocol):
@@ -34,10 +50,16 @@ class Directory(Protocol):
 
     async def announce(self, declaration: Declaration, replica: str, ttl_s: float) -> None: ...
 
-    async def withdraw(self, party: str, replica: str) -> None: ...
+    async def withdraw(self, party: str, replica: str) -> None:
+        """The replica's declaration goes, and its withdrawal is kept ``WITHDRAWN_KEPT_S``."""
+        ...
 
-    async def declarations(self) -> list[tuple[str, Declaration]]:
-        """(replica, declaration) of every replica alive."""
+    async def declarations(self) -> list[Announced]:
+        """Every replica alive, with what is left of its TTL."""
+        ...
+
+    async def withdrawn(self) -> frozenset[str]:
+        """The replicas withdrawn within the last ``WITHDRAWN_KEPT_S``."""
         ...
 
 
@@ -46,10 +68,10 @@ def table_of(announced: Iterable[Declaration]) -> AnswerTable:
     return AnswerTable(announced, answers_itself)
 
 
-def alive(announced: Iterable[tuple[str, Declaration]]) -> list[Declaration]:
+def alive(announced: Iterable[Announced]) -> list[Declaration]:
     """One declaration per party: the claims every live replica of it makes."""
     parties: dict[str, Declaration] = {}
-    for _replica, declaration in announced:
+    for _replica, declaration, _ttl_s in announced:
         known = parties.get(declaration.party)
         parties[declaration.party] = declaration if known is None else known.common(declaration)
     return list(parties.values())
@@ -94,6 +116,7 @@ class AnswerDirectory:
         self._refresh_s = refresh_s
         self._clock = clock
         self.table = table_of([])
+        self._leases: dict[str, tuple[Declaration, float]] = {}  # replica: (it, ends at)
         self._read_at = float("-inf")
         self._reading = asyncio.Lock()
 
@@ -106,10 +129,21 @@ class AnswerDirectory:
             self._read_at = self._clock()
             try:
                 announced = await self._directory.declarations()
+                withdrawn = await self._directory.withdrawn()
             except Exception as exc:  # noqa: BLE001 - keep the last table: the best we know
                 logger.warning("who answers what: directory not readable (%r); kept", exc)
                 return
-            table = table_of(alive(announced))
+            now = self._clock()
+            for replica, declaration, ttl_s in announced:
+                self._leases[replica] = (declaration, now + ttl_s)
+            self._leases = {
+                replica: (declaration, ends)
+                for replica, (declaration, ends) in self._leases.items()
+                if ends > now and replica not in withdrawn
+            }
+            table = table_of(
+                alive(Announced(r, d, ends - now) for r, (d, ends) in self._leases.items())
+            )
             if table.parties != self.table.parties:
                 logger.info("parties answering station calls: %s", sorted(table.parties))
             self.table = table

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 if TYPE_CHECKING:  # the directory's model (csms_core.calls imports this module)
     from csms_core.calls.declaration import Declaration
+    from csms_core.calls.directory import Announced
 
 
 class Route(BaseModel):
@@ -161,9 +162,14 @@ class Router(Protocol):
         ...
 
     async def withdraw(self, party: str, replica: str) -> None:
-        """Forget ``replica``'s declaration (it stops)."""
+        """Forget ``replica``'s declaration (it stops), and keep that it was withdrawn for
+        ``WITHDRAWN_KEPT_S`` (gateways end their lease on it)."""
         ...
 
-    async def declarations(self) -> list[tuple[str, "Declaration"]]:
-        """(replica, declaration) of every replica that announced within its TTL."""
+    async def declarations(self) -> list["Announced"]:
+        """Every replica that announced within its TTL, with what is left of the TTL."""
+        ...
+
+    async def withdrawn(self) -> frozenset[str]:
+        """The replicas withdrawn within the last ``WITHDRAWN_KEPT_S``."""
         ...

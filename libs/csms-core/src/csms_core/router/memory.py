@@ -8,6 +8,7 @@ from types import TracebackType
 from typing import Self
 
 from csms_core.calls.declaration import Declaration
+from csms_core.calls.directory import WITHDRAWN_KEPT_S, Announced
 from csms_core.router.base import Message, Route
 
 
@@ -16,6 +17,7 @@ class InMemoryRouter:
         self._routes: dict[str, tuple[Route, float]] = {}
         self._mailboxes: dict[str, asyncio.Queue[Message]] = defaultdict(asyncio.Queue)
         self._declarations: dict[tuple[str, str], tuple[Declaration, float]] = {}
+        self._withdrawn: dict[str, float] = {}  # replica: when
 
     async def __aenter__(self) -> Self:
         return self
@@ -72,14 +74,21 @@ class InMemoryRouter:
 
     async def withdraw(self, party: str, replica: str) -> None:
         self._declarations.pop((party, replica), None)
+        now = time.monotonic()
+        self._withdrawn = {r: t for r, t in self._withdrawn.items() if now - t < WITHDRAWN_KEPT_S}
+        self._withdrawn[replica] = now
 
-    async def declarations(self) -> list[tuple[str, Declaration]]:
+    async def declarations(self) -> list[Announced]:
         now = time.monotonic()
         return [
-            (replica, declared)
+            Announced(replica, declared, until - now)
             for (_party, replica), (declared, until) in self._declarations.items()
             if until > now
         ]
+
+    async def withdrawn(self) -> frozenset[str]:
+        now = time.monotonic()
+        return frozenset(r for r, t in self._withdrawn.items() if now - t < WITHDRAWN_KEPT_S)
 
     async def _read(self, queue: asyncio.Queue[Message]) -> AsyncIterator[Message]:
         while True:

@@ -16,6 +16,7 @@
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 from typing import Any, Self
@@ -29,6 +30,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from csms_core.calls.declaration import Declaration
+from csms_core.calls.directory import ANNOUNCE_TTL_S, WITHDRAWN_KEPT_S, Announced
 from csms_core.router.base import Message, Route, router_message_adapter
 
 logger = logging.getLogger(__name__)
@@ -183,34 +185,58 @@ class RedisRouter:
             await pipe.execute()
 
     async def withdraw(self, party: str, replica: str) -> None:
+        """The declaration goes; the sorted set ``{replicas key}:withdrawn`` keeps the
+        replica (scored by the time, in ms) for ``WITHDRAWN_KEPT_S``."""
         key = self._declaration_key(party, replica)
+        now_ms = int(time.time() * 1000)
+        kept_ms = int(WITHDRAWN_KEPT_S * 1000)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.delete(key)
             pipe.srem(self._replicas_key, key)
+            pipe.zadd(self._withdrawn_key, {replica: now_ms})
+            pipe.zremrangebyscore(self._withdrawn_key, "-inf", now_ms - kept_ms)
+            pipe.pexpire(self._withdrawn_key, kept_ms)
             await pipe.execute()
 
-    async def declarations(self) -> list[tuple[str, Declaration]]:
+    async def withdrawn(self) -> frozenset[str]:
+        since_ms = int((time.time() - WITHDRAWN_KEPT_S) * 1000)
+        names = await self._redis.zrangebyscore(self._withdrawn_key, since_ms, "+inf")
+        return frozenset(n.decode() if isinstance(n, bytes) else str(n) for n in names)
+
+    async def declarations(self) -> list[Announced]:
         keys = sorted(await self._redis.smembers(self._replicas_key))
         if not keys:
             return []
-        values = await self._redis.mget(keys)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.mget(keys)
+            for key in keys:
+                pipe.pttl(key)
+            values, *ttls_ms = await pipe.execute()
         announced, gone = [], []
-        for key, raw in zip(keys, values, strict=True):
-            if raw is None:  # its replica renewed nothing within the TTL
+        for key, raw, ttl_ms in zip(keys, values, ttls_ms, strict=True):
+            if raw is None or ttl_ms == -2:  # its replica renewed nothing within the TTL
                 gone.append(key)
                 continue
             try:
                 name = key.decode() if isinstance(key, bytes) else key
                 replica = name.rsplit(":", 1)[-1]
-                announced.append((replica, Declaration.model_validate_json(raw)))
+                declaration = Declaration.model_validate_json(raw)
             except ValueError:
                 logger.warning("ignoring an unreadable declaration %r", key)
+                continue
+            # -1: a key without a TTL (set by hand) is held as a fresh announcement
+            ttl_s = ANNOUNCE_TTL_S if ttl_ms == -1 else ttl_ms / 1000
+            announced.append(Announced(replica, declaration, ttl_s))
         if gone:
             await self._redis.srem(self._replicas_key, *gone)
         return announced
 
     def _declaration_key(self, party: str, replica: str) -> str:
         return f"{self._replicas_key}:{party}:{replica}"
+
+    @property
+    def _withdrawn_key(self) -> str:
+        return f"{self._replicas_key}:withdrawn"
 
     async def send_many(self, messages: Sequence[tuple[str, Message]]) -> None:
         if not messages:

@@ -17,13 +17,17 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
+from sqlalchemy.engine import make_url
 
 from csms_core.db import create_engine
 from tests import asyncapi_check
@@ -196,6 +200,22 @@ async def admin_headers(infra: Infra) -> dict[str, str]:
         return await bearer_headers(engine)
     finally:
         await engine.dispose()
+
+
+@asynccontextmanager
+async def own_database(infra: Infra, prefix: str = "csms_own") -> AsyncIterator[str]:
+    """The URL of a PostgreSQL database of the caller's own (``prefix_<random>``), dropped
+    at the end (the run's database is shared by every test of the session)."""
+    url = make_url(infra.database_url)
+    server = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    connection = await asyncpg.connect(server)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await connection.close()
 
 
 def topic_prefix(group: str) -> str:

@@ -1,24 +1,21 @@
 """Prepaid balances held centrally (payments.limits): a live session of a prepaid token
 is stopped once its running cost, including taxes, reaches the token's balance."""
 
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
-from sqlalchemy.engine import make_url
 
 from csms_billing.app import create_app
 from csms_billing.payments import limits
 from csms_billing.sessions.models import BilledSession
 from csms_core.db import utc_now
 from tests.billing_harness import BillingHarness, meter_values, register, running_billing, started
-from tests.cluster import Infra
+from tests.cluster import Infra, own_database
 from tests.kits.api import bearer_headers
 from tests.waiting import eventually
 
@@ -46,16 +43,8 @@ async def database_url(
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'csms.db'}"
         return
-    url = make_url(infra.database_url)
-    server = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"csms_bi_{uuid.uuid4().hex[:12]}"
-    connection = await asyncpg.connect(server)
-    try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await connection.close()
+    async with own_database(infra, "csms_bi") as url:
+        yield url
 
 
 @pytest.fixture

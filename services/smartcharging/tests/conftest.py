@@ -1,16 +1,13 @@
 """Fixtures: a running smart charging service on the embedded bus, router and SQLite."""
 
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
-from sqlalchemy.engine import make_url
 
 from csms_smartcharging.app import create_app
-from tests.cluster import Infra
+from tests.cluster import Infra, own_database
 from tests.kits.api import bearer_headers
 from tests.kits.smartcharging import Harness, running_smartcharging, settings_for_tests
 
@@ -34,13 +31,5 @@ async def api(harness: Harness) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 async def postgres_url(infra: Infra) -> AsyncIterator[str]:
     """A PostgreSQL database of this test's own (replicas of one deployment share it)."""
-    url = make_url(infra.database_url)
-    server = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"csms_sc_{uuid.uuid4().hex[:12]}"
-    connection = await asyncpg.connect(server)
-    try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await connection.close()
+    async with own_database(infra, "csms_sc") as url:
+        yield url

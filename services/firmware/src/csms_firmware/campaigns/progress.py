@@ -105,11 +105,28 @@ def record_answer(
         )
 
 
+# A station's row is moved by its answer (the campaign runner) and by its status reports
+# (the consumer) in transactions of their own, which may overlap: each reads the row
+# FOR UPDATE, so the second waits for the first and sees what it wrote (without the lock,
+# an Accepted read after a Downloading moved the row back to "sent").
+
+
+async def dispatched_row(
+    session: AsyncSession, campaign_id: str, station_id: str, request_id: int
+) -> CampaignStation | None:
+    """The row an UpdateFirmware answer of ``request_id`` moves: still dispatching (a status
+    that came first moved it on already: keep that)."""
+    row = await session.get(CampaignStation, (campaign_id, station_id), with_for_update=True)
+    if row is None or row.request_id != request_id:
+        return None
+    return row if row.state is StationState.DISPATCHING else None
+
+
 async def _active_row(session: AsyncSession, station_id: str) -> CampaignStation | None:
     query = select(CampaignStation).where(
         CampaignStation.station_id == station_id, col(CampaignStation.active)
     )
-    return (await session.exec(query)).first()
+    return (await session.exec(query.with_for_update())).first()
 
 
 async def _row_for(
@@ -121,7 +138,7 @@ async def _row_for(
     query = select(CampaignStation).where(
         CampaignStation.station_id == station_id, CampaignStation.request_id == request_id
     )
-    return (await session.exec(query)).first()
+    return (await session.exec(query.with_for_update())).first()
 
 
 async def repeated(

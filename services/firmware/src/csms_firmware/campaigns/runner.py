@@ -337,11 +337,9 @@ class CampaignRunner:
     async def _dispatched_row(
         self, session: AsyncSession, dispatch: Dispatch
     ) -> CampaignStation | None:
-        row = await session.get(CampaignStation, (dispatch.campaign_id, dispatch.station_id))
-        # A status that came before the answer moved it on already: keep that.
-        if row is None or row.request_id != dispatch.request_id:
-            return None
-        return row if row.state is StationState.DISPATCHING else None
+        return await progress.dispatched_row(
+            session, dispatch.campaign_id, dispatch.station_id, dispatch.request_id
+        )
 
     async def _trigger(self, station_id: str) -> None:
         try:

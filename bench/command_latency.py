@@ -15,7 +15,8 @@ Background: client processes send gateway-answered CALLs (as bench.throughput) a
 The floor, side by side in the same run: an open ``GET /healthz`` of the same sessions
 process at the command rate (what any request there waits for: the event loop and the
 HTTP stack, no authentication, database or Redis). With ``--profile`` the sessions
-process is sampled with py-spy while the commands run.
+process is sampled with py-spy while the commands run (with ``--sessions-processes 2``, the
+process serving REST; its consumer's child is not sampled).
 
     uv run python -m bench.command_latency --commands 1000 --background-rate 1000
 
@@ -163,7 +164,15 @@ async def profile_sessions(pid: int, seconds: float) -> list[str]:
 
 
 async def measure(csms: Csms, args: argparse.Namespace, report: Report) -> None:
-    sessions, gateway = csms.sessions_and_gateway()
+    sessions, gateway = csms.sessions_and_gateway(
+        CSMS_SESSIONS_PROCESSES=str(args.sessions_processes),
+        CSMS_TRACE_SAMPLE_RATIO=str(args.sessions_trace_sample_ratio),
+    )
+    report.figure(
+        f"csms sessions: CSMS_SESSIONS_PROCESSES={args.sessions_processes} (processes "
+        f"{harness.process_tree(sessions.pid)}), CSMS_TRACE_SAMPLE_RATIO="
+        f"{args.sessions_trace_sample_ratio} (its REST requests' telemetry)"
+    )
     targets = Fleet(gateway.port, harness.station_prefix("cmd"), 0, args.targets)
     await targets.connect_all(rate_per_s=100)
     boots = await targets.boot_all(timeout_s=30)
@@ -192,12 +201,15 @@ async def measure(csms: Csms, args: argparse.Namespace, report: Report) -> None:
             asyncio.create_task(profile_sessions(sessions.pid, seconds)) if args.profile else None
         )
         cpu_before, wall_before = harness.cpu_seconds(sessions.pid), time.perf_counter()
+        api_cpu_before = sum(harness.cpu_split(sessions.pid))
         floor = asyncio.create_task(probe_floor(health, args.commands, args.command_rate))
         timed, failures = await send_commands(api, targets, args.commands, args.command_rate)
         healthz = await floor
         sessions_cpu = harness.cpu_seconds(sessions.pid) - cpu_before
+        api_cpu = sum(harness.cpu_split(sessions.pid)) - api_cpu_before
         wall = time.perf_counter() - wall_before
         loaded = await load
+        rss = [harness.rss_kib(pid) / 1024 for pid in harness.process_tree(sessions.pid)]
         await background.ask(cmd="close")
     await targets.close_all()
     await stamp_hops(csms.infra.redis_url, timed)
@@ -224,7 +236,9 @@ async def measure(csms: Csms, args: argparse.Namespace, report: Report) -> None:
         f"floor, same run: open GET /healthz of the same sessions process at "
         f"{args.command_rate:.0f}/s: p50 {harness.percentile(healthz, 50):.1f} ms, "
         f"p99 {harness.percentile(healthz, 99):.1f} ms ({len(healthz)} answered); csms "
-        f"sessions used {100 * sessions_cpu / wall:.0f} % of a core meanwhile"
+        f"sessions used {100 * sessions_cpu / wall:.0f} % of a core meanwhile (the process "
+        f"serving REST {100 * api_cpu / wall:.0f} %); RSS "
+        f"{' + '.join(f'{mib:.0f}' for mib in rss)} MiB"
     )
     report_hops(report, list(timed.values()))
     if profiling is not None:
@@ -243,6 +257,19 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=2, help="background client processes")
     parser.add_argument("--warmup", type=float, default=3.0, help="load before commands (s)")
     parser.add_argument("--profile", action="store_true", help="py-spy csms sessions meanwhile")
+    parser.add_argument(
+        "--sessions-processes",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        help="CSMS_SESSIONS_PROCESSES of csms sessions (2: its consumer in a child process)",
+    )
+    parser.add_argument(
+        "--sessions-trace-sample-ratio",
+        type=float,
+        default=0.01,
+        help="CSMS_TRACE_SAMPLE_RATIO of csms sessions (its REST requests recorded)",
+    )
     harness.common_arguments(parser)
     args = parser.parse_args()
     if args.smoke:

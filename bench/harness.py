@@ -62,9 +62,22 @@ def rss_kib(pid: int) -> int:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far (/proc/<pid>/stat), seconds."""
-    user, system = cpu_split(pid)
-    return user + system
+    """User + system CPU time a process and its children (alive: ``csms sessions`` in two
+    processes) have used so far (/proc/<pid>/stat), seconds."""
+    return sum(sum(cpu_split(one)) for one in process_tree(pid))
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants alive now."""
+    tree, index = [pid], 0
+    while index < len(tree):
+        try:
+            children = Path(f"/proc/{tree[index]}/task/{tree[index]}/children").read_text()
+        except FileNotFoundError:
+            children = ""
+        tree.extend(int(child) for child in children.split())
+        index += 1
+    return tree
 
 
 def cpu_split(pid: int) -> tuple[float, float]:
@@ -342,13 +355,13 @@ class Csms:
             return self.attached["sessions"]
         return self._start(self._sessions_component(extra))
 
-    def sessions_and_gateway(self) -> tuple[Running, Running]:
+    def sessions_and_gateway(self, **sessions_env: str) -> tuple[Running, Running]:
         """Both started, one after the other, from this thread: a component dies with the
         thread that started it (``tests.cluster``: PR_SET_PDEATHSIG follows the forking
         thread), so one started from a pool's thread was killed when that thread ended."""
         if "sessions" in self.attached and "gateway" in self.attached:
             return self.attached["sessions"], self.attached["gateway"]
-        sessions = self._start(self._sessions_component({}))
+        sessions = self._start(self._sessions_component(sessions_env))
         return sessions, self._start(self._gateway_component({}))
 
     def _sessions_component(self, extra: dict[str, str]) -> Component:
@@ -356,7 +369,13 @@ class Csms:
 
         _run_apart(_ensure_topics(self.infra.kafka_bootstrap))
         _run_apart(start_group_at_end(self.infra.kafka_bootstrap, self.group, TOPICS))
-        env = {"CSMS_LOG_LEVEL": "WARNING", "CSMS_UNKNOWN_STATION_POLICY": "accept", **extra}
+        # 1 % of the traces it starts recorded (its REST requests), as the gateway's below.
+        env = {
+            "CSMS_LOG_LEVEL": "WARNING",
+            "CSMS_UNKNOWN_STATION_POLICY": "accept",
+            "CSMS_TRACE_SAMPLE_RATIO": "0.01",
+            **extra,
+        }
         name = f"sessions-{len(self.components)}"
         return cluster.sessions(self.infra, self.group, name, self.log_dir, **env)
 

@@ -8,6 +8,7 @@ CSMS_REDIS_URL are set, and the in-process implementations otherwise.
 import asyncio
 import functools
 import logging
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from csms_billing.app import create_router as create_billing_router
 from csms_billing.db import SCHEMA as BILLING_SCHEMA
 from csms_billing.service import BillingService
 from csms_billing.settings import BillingSettings
+from csms_cli.apart import ConsumerChild, ControlChannel
 from csms_cli.api_keys import ADMIN_KEY_FILE, ensure_admin_key
 from csms_cli.banner import StartupInfo, announce, startup_info
 from csms_cli.openapi import merged_openapi
@@ -141,9 +143,12 @@ class Service(Protocol):
 ServiceFactory = Callable[[Platform, CommandClient], tuple[Service, FastAPI]]
 
 
-async def run_sessions() -> None:
-    """``csms sessions``: one sessions replica and its REST API until SIGTERM."""
+async def run_sessions() -> bool:
+    """``csms sessions``: one sessions replica and its REST API until SIGTERM; whether it
+    stopped because a part of it failed (exit status 1)."""
     settings = SessionsSettings()
+    if settings.sessions_processes == 2:
+        return await _run_sessions_api(settings)
 
     def build(platform: Platform, commands: CommandClient) -> tuple[Service, FastAPI]:
         service = SessionsService(
@@ -157,6 +162,73 @@ async def run_sessions() -> None:
 
     api = (settings.api_host, settings.api_port)
     await _run_service("sessions", settings, SESSIONS_SCHEMA, api, build)
+    return False
+
+
+async def _run_sessions_api(settings: SessionsSettings) -> bool:
+    """The sessions REST API in this process, its consumer in a child process (csms_cli.apart):
+    ready once the child consumes; stopped, with a failure, if the child ends."""
+    _setup_process(settings, "csms-sessions")
+    stopping = asyncio.Event()
+    stop_on_signals(stopping)
+    async with (
+        open_platform(settings, "csms-sessions", [SESSIONS_SCHEMA]) as platform,
+        audited_commands(platform, "sessions") as commands,
+    ):
+        # Not run here: its consumer and background work run in the child. The REST routes
+        # use its clients; the local lists' pending sends run here too, for the routes' wakes.
+        service = SessionsService(
+            settings,
+            bus=platform.bus,
+            router=platform.router,
+            commands=commands,
+            engine=platform.engine,
+        )
+        consumer = await ConsumerChild.start([sys.executable, "-m", "csms_cli", "sessions"])
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(consumer.watch(service.ready, stopping), name="consumer")
+                tasks.create_task(_pending_lists(service, stopping), name="local lists")
+                api = serve_api(create_app(service), settings.api_host, settings.api_port, stopping)
+                tasks.create_task(api, name="sessions api")
+        finally:
+            await consumer.stop()
+    return consumer.failed
+
+
+async def _pending_lists(service: SessionsService, stopping: asyncio.Event) -> None:
+    """The local lists' pending sends, once the child migrated (it is ready)."""
+    if await all_set_unless([service.ready], stopping):
+        await service.local_lists.run_pending(stopping)
+
+
+async def run_sessions_consumer(control_fd: int) -> None:
+    """The consumer of ``csms sessions`` in two processes (the child): everything the sessions
+    service runs but its REST API, until SIGTERM or until the API process is gone."""
+    settings = SessionsSettings()
+    _setup_process(settings, "csms-sessions-consumer")
+    stopping = asyncio.Event()
+    stop_on_signals(stopping)
+    control = await ControlChannel.open(control_fd)
+    try:
+        async with (
+            open_platform(settings, "csms-sessions-consumer", [SESSIONS_SCHEMA]) as platform,
+            audited_commands(platform, "sessions") as commands,
+            asyncio.TaskGroup() as tasks,
+        ):
+            service = SessionsService(
+                settings,
+                bus=platform.bus,
+                router=platform.router,
+                commands=commands,
+                engine=platform.engine,
+            )
+            ready = asyncio.Event()
+            tasks.create_task(control.watch_parent(stopping), name="api process")
+            tasks.create_task(service.run(ready=ready, stopping=stopping), name="sessions")
+            tasks.create_task(control.report_ready(ready, stopping), name="ready")
+    finally:
+        control.close()
 
 
 async def run_smartcharging() -> None:

@@ -91,13 +91,23 @@ def gateway() -> None:
 
 
 @app.command()
-def sessions() -> None:
+def sessions(
+    control_fd: Annotated[
+        int | None,
+        typer.Option(hidden=True, help="Run only the consumer, for the API process on this fd"),
+    ] = None,
+) -> None:
     """Run one sessions service replica with its REST API (distributed mode).
 
     Reads CSMS_KAFKA_BOOTSTRAP, CSMS_REDIS_URL, CSMS_DATABASE_URL, CSMS_API_HOST,
-    CSMS_API_PORT and CSMS_UNKNOWN_STATION_POLICY (accept | pending | reject; default reject).
+    CSMS_API_PORT, CSMS_UNKNOWN_STATION_POLICY (accept | pending | reject; default reject)
+    and CSMS_SESSIONS_PROCESSES (2: the consumer in a child process; default 1).
     """
-    asyncio.run(components.run_sessions())
+    if control_fd is not None:
+        asyncio.run(components.run_sessions_consumer(control_fd))
+        return
+    if asyncio.run(components.run_sessions()):
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -14,6 +14,7 @@ from csms_api.audit.middleware import AuditMiddleware, service_of
 from csms_api.auth import Authenticator, ViewerDep, install_auth
 from csms_api.limits import RequestLimits, install_request_limits
 from csms_api.problems import Problem, ProblemRoute, install_problem_handlers
+from csms_api.tracing import UnsampledContext, request_sampling
 
 API_PREFIX = "/api/v1"
 
@@ -25,14 +26,17 @@ def create_service_app(
     authenticator: Authenticator | Callable[[], Authenticator],
     ready: Callable[[], bool],
     limits: RequestLimits | None = None,
+    trace_sample_ratio: float | None = None,
 ) -> FastAPI:
     """A service's app: ``routers`` under ``/api/v1``, health, readiness and metrics.
 
     ``authenticator`` may be a factory, called on the first request: an app built only
     for its OpenAPI document (with a placeholder service) never needs one. ``limits``
-    (default: from ``CSMS_API_*``) bound its requests: body size and rate per client.
+    (default: from ``CSMS_API_*``) bound its requests: body size and rate per client. Its
+    requests' telemetry is recorded as the caller's ``traceparent`` says, or else for a share
+    ``trace_sample_ratio`` (default: ``CSMS_TRACE_SAMPLE_RATIO``) of them (``csms_api.tracing``).
     """
-    app = FastAPI(title=title, version="1.0.0")
+    app = FastAPI(title=title, version="1.0.0", telemetry=request_sampling(trace_sample_ratio))
     app.router.route_class = ProblemRoute
     # The audit first: the last middleware added is the outermost, and the limits must be
     # outside it (a refused flood is not written to the audit trail call by call).
@@ -40,6 +44,8 @@ def create_service_app(
     install_request_limits(app, limits)
     install_problem_handlers(app)
     install_auth(app, authenticator)
+    # The outermost: an unrecorded request's trace is current for every other middleware.
+    app.add_middleware(UnsampledContext)
     for router in routers:
         app.include_router(router, prefix=API_PREFIX)
 

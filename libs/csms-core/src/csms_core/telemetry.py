@@ -145,18 +145,24 @@ class MessageSampling:
             with continued_span(name, {}, **attributes) as span:
                 yield span
             return
-        span_context = SpanContext(
-            trace_id=_random.getrandbits(128) or 1,
-            span_id=_random.getrandbits(64) or 1,
-            is_remote=False,
-            trace_flags=TraceFlags(TraceFlags.DEFAULT),
-        )
-        unrecorded = NonRecordingSpan(span_context)
+        unrecorded = new_unsampled_span()
         token = context.attach(trace.set_span_in_context(unrecorded, context.Context()))
         try:
             yield unrecorded
         finally:
             context.detach(token)
+
+
+def new_unsampled_span() -> NonRecordingSpan:
+    """The span of a new trace nobody records (flags 00): it has ids, and what is sent on
+    inside it carries them (``current_trace_headers``)."""
+    span_context = SpanContext(
+        trace_id=_random.getrandbits(128) or 1,
+        span_id=_random.getrandbits(64) or 1,
+        is_remote=False,
+        trace_flags=TraceFlags(TraceFlags.DEFAULT),
+    )
+    return NonRecordingSpan(span_context)
 
 
 def unsampled_trace_headers() -> dict[str, str]:

@@ -31,9 +31,6 @@ class GatewaySettings(CommonSettings):
     tls_key_file: Path | None = None
     # CAs that sign station certificates (PEM): with it, stations may use profile 3.
     tls_client_ca_file: Path | None = None
-    # The share of station messages whose trace is recorded (spans exported); the others
-    # still carry a trace id and an unsampled traceparent. 1.0 records every one.
-    trace_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
     # Connections below this security profile are refused (0: anything goes; refused in
     # production). A station's own recorded profile (identity) may demand more.
     min_security_profile: int = Field(default=0, ge=0, le=3)

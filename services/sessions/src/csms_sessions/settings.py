@@ -20,6 +20,10 @@ class SessionsSettings(CommonSettings, AuthSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     consumer_group: str = "csms-sessions"
+    # `csms sessions` in 2 processes: the REST API in the one started, the consumer in a
+    # child process it supervises, so a request never waits behind a consumer batch on one
+    # event loop (docs/operators.md); 1: both on one event loop.
+    sessions_processes: int = Field(default=1, ge=1, le=2)
     # Local authorization lists: entries per SendLocalList (1.6 SendLocalListMaxLength,
     # 2.0.1 ItemsPerMessageSendLocalList; a longer list goes as Full + Differentials),
     # how often pending lists are looked for, and the back-off after a failed send.

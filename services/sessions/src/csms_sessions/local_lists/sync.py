@@ -238,9 +238,12 @@ class LocalListSync:
                 consumer.run((STATION_STATUS,), stopping=stopping),
                 name="local lists: station events",
             )
-            tasks.create_task(self._sync_pending(stopping), name="local lists: pending")
+            tasks.create_task(self.run_pending(stopping), name="local lists: pending")
 
-    async def _sync_pending(self, stopping: asyncio.Event) -> None:
+    async def run_pending(self, stopping: asyncio.Event) -> None:
+        """Send pending lists until ``stopping``: every ``local_list_sync_interval_s``, and
+        at once after ``wake``. ``run`` does it too; a process that serves the REST API but
+        runs no consumer (``csms sessions`` in two processes) runs only this, for its wakes."""
         while not stopping.is_set():
             self._wake.clear()
             for station_id in await self._due():

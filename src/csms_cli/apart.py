@@ -55,10 +55,11 @@ class ConsumerChild:
         self._reader = reader
         self._writer = writer
         self._stop_timeout_s = stop_timeout_s
+        self._ending = False  # it closed its end: it is exiting on its own
         self.failed = False
 
     @classmethod
-    async def start(cls, command: list[str], *, stop_timeout_s: float = 30.0) -> "ConsumerChild":
+    async def start(cls, command: list[str], *, stop_timeout_s: float = 20.0) -> "ConsumerChild":
         """Run ``command`` with ``--control-fd N``, its end of the control socket."""
         ours, theirs = socket.socketpair()
         try:
@@ -90,6 +91,7 @@ class ConsumerChild:
         await asyncio.wait({reading, stop}, return_when=asyncio.FIRST_COMPLETED)
         stop.cancel()
         if reading.done():
+            self._ending = True
             if not stopping.is_set():
                 self.failed = True
                 logger.error("the consumer process ended: stopping (exit status 1)")
@@ -104,11 +106,13 @@ class ConsumerChild:
                 ready.set()
 
     async def stop(self) -> int:
-        """SIGTERM (a graceful stop), SIGKILL after ``stop_timeout_s``; the exit status."""
+        """SIGTERM (a graceful stop; none to a child already exiting on its own), SIGKILL
+        after ``stop_timeout_s``; the exit status."""
         self._writer.close()
         process = self._process
         if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
+            if not self._ending:
+                process.send_signal(signal.SIGTERM)
             try:
                 await asyncio.wait_for(process.wait(), self._stop_timeout_s)
             except TimeoutError:

@@ -168,10 +168,11 @@ async def measure(csms: Csms, args: argparse.Namespace, report: Report) -> None:
         CSMS_SESSIONS_PROCESSES=str(args.sessions_processes),
         CSMS_TRACE_SAMPLE_RATIO=str(args.sessions_trace_sample_ratio),
     )
+    tree = harness.process_tree(sessions.pid)
     report.figure(
-        f"csms sessions: CSMS_SESSIONS_PROCESSES={args.sessions_processes} (processes "
-        f"{harness.process_tree(sessions.pid)}), CSMS_TRACE_SAMPLE_RATIO="
-        f"{args.sessions_trace_sample_ratio} (its REST requests' telemetry)"
+        f"csms sessions in {len(tree)} process(es) {tree} (CSMS_SESSIONS_PROCESSES="
+        f"{args.sessions_processes}), CSMS_TRACE_SAMPLE_RATIO={args.sessions_trace_sample_ratio}"
+        f" (its REST requests' telemetry){' (attached: as started)' if args.attach else ''}"
     )
     targets = Fleet(gateway.port, harness.station_prefix("cmd"), 0, args.targets)
     await targets.connect_all(rate_per_s=100)
@@ -201,12 +202,18 @@ async def measure(csms: Csms, args: argparse.Namespace, report: Report) -> None:
             asyncio.create_task(profile_sessions(sessions.pid, seconds)) if args.profile else None
         )
         cpu_before, wall_before = harness.cpu_seconds(sessions.pid), time.perf_counter()
+        machine_before = harness.machine_cpu()
+        lag, lag_stop = harness.LoopLag(), asyncio.Event()
+        lagging = asyncio.create_task(lag.run(lag_stop))
         api_cpu_before = sum(harness.cpu_split(sessions.pid))
         floor = asyncio.create_task(probe_floor(health, args.commands, args.command_rate))
         timed, failures = await send_commands(api, targets, args.commands, args.command_rate)
         healthz = await floor
         sessions_cpu = harness.cpu_seconds(sessions.pid) - cpu_before
         api_cpu = sum(harness.cpu_split(sessions.pid)) - api_cpu_before
+        machine = [b - a for a, b in zip(machine_before, harness.machine_cpu(), strict=True)]
+        lag_stop.set()
+        await lagging
         wall = time.perf_counter() - wall_before
         loaded = await load
         rss = [harness.rss_kib(pid) / 1024 for pid in harness.process_tree(sessions.pid)]
@@ -239,6 +246,14 @@ async def measure(csms: Csms, args: argparse.Namespace, report: Report) -> None:
         f"sessions used {100 * sessions_cpu / wall:.0f} % of a core meanwhile (the process "
         f"serving REST {100 * api_cpu / wall:.0f} %); RSS "
         f"{' + '.join(f'{mib:.0f}' for mib in rss)} MiB"
+    )
+    busy, idle, stolen = machine
+    report.figure(
+        f"the machine meanwhile: cores {100 * busy / (busy + idle + stolen):.0f} % busy, "
+        f"{100 * stolen / (busy + idle + stolen):.0f} % stolen; this benchmark's own event loop "
+        f"(its target stations and HTTP clients) woke late by p50 "
+        f"{harness.percentile(lag.samples, 50):.1f} ms, p99 "
+        f"{harness.percentile(lag.samples, 99):.1f} ms ({len(lag.samples)} 10 ms sleeps)"
     )
     report_hops(report, list(timed.values()))
     if profiling is not None:

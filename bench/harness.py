@@ -87,6 +87,33 @@ def cpu_split(pid: int) -> tuple[float, float]:
     return int(fields[11]) / ticks, int(fields[12]) / ticks
 
 
+def machine_cpu() -> tuple[float, float, float]:
+    """The machine's CPU time so far (/proc/stat, all CPUs): (busy, idle incl. I/O wait,
+    stolen by the hypervisor), seconds. Two readings' difference says how saturated the
+    cores were meanwhile: the load average also counts tasks waiting for I/O."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    ticks = os.sysconf("SC_CLK_TCK")
+    user, nice, system, idle, iowait, irq, softirq, steal = fields[:8]
+    busy = user + nice + system + irq + softirq
+    return busy / ticks, (idle + iowait) / ticks, steal / ticks
+
+
+class LoopLag:
+    """How late this process's event loop wakes a task that sleeps ``interval_s`` (ms): what
+    every await of the benchmark's own clients and stations waits on top of the server."""
+
+    def __init__(self, interval_s: float = 0.01) -> None:
+        self.interval_s = interval_s
+        self.samples: list[float] = []
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        while not stopping.is_set():
+            started = loop.time()
+            await asyncio.sleep(self.interval_s)
+            self.samples.append(1000 * (loop.time() - started - self.interval_s))
+
+
 def percentile(samples: Sequence[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100); NaN without samples."""
     if not samples:

@@ -220,6 +220,8 @@ async def measure(csms: Csms, args: argparse.Namespace, report: Report) -> None:
         await background.ask(cmd="close")
     await targets.close_all()
     await stamp_hops(csms.infra.redis_url, timed)
+    if args.dump is not None:  # every command's moments, to see when the slow ones were
+        args.dump.write_bytes(orjson.dumps([vars(one) for one in timed.values()]))
     to_station = [1000 * (t.at_station - t.sent) for t in timed.values()]
     round_trip = [1000 * (t.answered - t.sent) for t in timed.values()]
     background_latency = [value for result in loaded for value in result["latencies_ms"]]
@@ -272,6 +274,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=2, help="background client processes")
     parser.add_argument("--warmup", type=float, default=3.0, help="load before commands (s)")
     parser.add_argument("--profile", action="store_true", help="py-spy csms sessions meanwhile")
+    parser.add_argument("--dump", type=Path, help="write every command's moments here (JSON)")
     parser.add_argument(
         "--sessions-processes",
         type=int,

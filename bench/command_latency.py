@@ -241,6 +241,20 @@ async def measure(csms: Csms, args: argparse.Namespace, report: Report) -> None:
         f"p50 {harness.percentile(round_trip, 50):.1f} ms, "
         f"p99 {harness.percentile(round_trip, 99):.1f} ms (target ≤ 50 ms)"
     )
+    # The first second's commands open the client's connections and find the API key not yet
+    # verified (one database read per CSMS_API_KEY_CACHE_TTL_S): at 400 commands those few
+    # are the p99 on their own. A long-lived client pays them once.
+    first = min((t.sent for t in timed.values()), default=0.0)
+    steady = [t for t in timed.values() if t.sent >= first + 1.0]
+    if steady:  # (a smoke run's commands are over within the first second)
+        reach = [1000 * (t.at_station - t.sent) for t in steady]
+        back = [1000 * (t.answered - t.sent) for t in steady]
+        report.figure(
+            f"the {len(steady)} commands sent from the second second on: REST → station p50 "
+            f"{harness.percentile(reach, 50):.1f} ms, p99 {harness.percentile(reach, 99):.1f} ms;"
+            f" round trip p50 {harness.percentile(back, 50):.1f} ms, p99 "
+            f"{harness.percentile(back, 99):.1f} ms"
+        )
     report.figure(
         f"floor, same run: open GET /healthz of the same sessions process at "
         f"{args.command_rate:.0f}/s: p50 {harness.percentile(healthz, 50):.1f} ms, "

@@ -18,9 +18,14 @@ Two modes:
   answered (e.g. ``--stations 100 --mix meter10``), ``--rounds`` times per target.
 
 With ``--profile`` the gateway is sampled with py-spy during each of its runs.
+``--kafka-clients librdkafka,aiokafka`` runs one gateway per producer client
+(``CSMS_KAFKA_CLIENT``), each with stations of its own, alternating with the bare
+reference and each other in every round: an A/B in the same minutes.
 
     uv run python -m bench.throughput --rates 1000,2500,5000,10000 --duration 20 --profile
     uv run python -m bench.throughput --mode closed --stations 100 --mix meter10 --rounds 2
+    uv run python -m bench.throughput --mode closed --stations 100 --mix meter10 --rounds 2 \
+        --kafka-clients librdkafka,aiokafka
 """
 
 import argparse
@@ -52,6 +57,10 @@ class Target:
     # CALL, not in the ratio. On 2 shared cores their CPU is CPU the gateway does not get.
     helpers: tuple[tuple[str, int], ...] = ()
 
+    @property
+    def is_gateway(self) -> bool:
+        return self.name.startswith("gateway")
+
 
 @dataclass(frozen=True)
 class Level:
@@ -69,7 +78,7 @@ async def run_once(target: Target, label: str, args: argparse.Namespace, report:
     """One run (an open-loop level at ``args`` rate, or a closed-loop round) on one target."""
     start_at = time.time() + 2.0
     profiling: asyncio.Task[list[str]] | None = None
-    if args.profile and target.name == "gateway":
+    if args.profile and target.is_gateway:
         name = "".join(c if c.isalnum() else "-" for c in label)
         raw = Path(tempfile.gettempdir()) / f"bench-throughput-{name}.txt"
         profiling = asyncio.create_task(
@@ -173,25 +182,33 @@ async def open_loop(targets: list[Target], args: argparse.Namespace, report: Rep
     for number, rate in enumerate(args.rates):
         args.rate = rate
         levels = await alternate(targets, f"open loop {rate:.0f}/s", number, args, report)
+        gateways = {name: level for name, level in levels.items() if name != "bare"}
         if "bare" in levels:
-            report_ratio(report, f"{rate:.0f}/s offered", levels["gateway"], levels["bare"])
-        if not levels["gateway"].kept_up:
-            report.note(f"stopped after {rate:.0f}/s: the gateway did not keep up")
+            for name, level in gateways.items():
+                report_ratio(report, f"{name}, {rate:.0f}/s offered", level, levels["bare"])
+        if not all(level.kept_up for level in gateways.values()):
+            report.note(f"stopped after {rate:.0f}/s: a gateway did not keep up")
             return
 
 
 async def closed_loop(targets: list[Target], args: argparse.Namespace, report: Report) -> None:
-    ratios = []
+    ratios: dict[str, list[float]] = {}
     for number in range(args.rounds):
         label = f"closed loop, {args.stations} stations, {args.mix}, round {number + 1}"
         levels = await alternate(targets, label, number, args, report)
-        if "bare" in levels:
-            ratios.append(report_ratio(report, label, levels["gateway"], levels["bare"]))
-    if len(ratios) > 1:
-        report.figure(
-            f"closed loop ratio over {len(ratios)} rounds: min {100 * min(ratios):.1f} %, "
-            f"max {100 * max(ratios):.1f} % (goal ≥ {100 * GOAL_RATIO:.0f} %)"
-        )
+        if "bare" not in levels:
+            continue
+        for name, level in levels.items():
+            if name != "bare":
+                ratio = report_ratio(report, f"{name}, {label}", level, levels["bare"])
+                ratios.setdefault(name, []).append(ratio)
+    for name, values in ratios.items():
+        if len(values) > 1:
+            report.figure(
+                f"closed loop ratio of {name} over {len(values)} rounds: min "
+                f"{100 * min(values):.1f} %, max {100 * max(values):.1f} % (goal ≥ "
+                f"{100 * GOAL_RATIO:.0f} %)"
+            )
 
 
 @contextlib.asynccontextmanager
@@ -229,14 +246,22 @@ async def measure(
     if broker is not None:
         helpers.append(("Kafka broker", broker))
     limits = abuse_bounds(args)
-    gateway = csms.gateway(CSMS_TRACE_SAMPLE_RATIO=str(args.trace_sample_ratio), **limits)
+    env = {"CSMS_TRACE_SAMPLE_RATIO": str(args.trace_sample_ratio), **limits}
+    if args.kafka_clients:
+        gateways = {
+            f"gateway ({client})": csms.gateway(**env, CSMS_KAFKA_CLIENT=client)
+            for client in args.kafka_clients
+        }
+    else:
+        gateways = {"gateway": csms.gateway(**env)}
     async with contextlib.AsyncExitStack() as stack:
         targets = []
         if bare is not None:
             targets.append(await stack.enter_async_context(_target("bare", bare, args)))
-        targets.append(
-            await stack.enter_async_context(_target("gateway", gateway, args, tuple(helpers)))
-        )
+        for name, gateway in gateways.items():
+            targets.append(
+                await stack.enter_async_context(_target(name, gateway, args, tuple(helpers)))
+            )
         report.figure(
             f"{args.stations} stations (OCPP 2.0.1) per server over {args.clients} client "
             f"processes, mix {args.mix}, {args.mode} loop, gateway trace sample ratio "
@@ -290,6 +315,12 @@ def parse_arguments() -> argparse.Namespace:
         default=0.01,
         help="the gateway's CSMS_TRACE_SAMPLE_RATIO (share of station messages traced)",
     )
+    parser.add_argument(
+        "--kafka-clients",
+        default="",
+        help="e.g. librdkafka,aiokafka: one gateway per producer client (CSMS_KAFKA_CLIENT), "
+        "alternating (default: one gateway on the default client)",
+    )
     parser.add_argument("--profile", action="store_true", help="py-spy the gateway per run")
     parser.add_argument(
         "--profile-gil",
@@ -299,6 +330,7 @@ def parse_arguments() -> argparse.Namespace:
     harness.common_arguments(parser)
     args = parser.parse_args()
     args.rates = [float(rate) for rate in args.rates.split(",")]
+    args.kafka_clients = [client for client in args.kafka_clients.split(",") if client]
     if args.smoke:
         args.rates, args.duration, args.stations, args.clients = [50.0], 2.0, 10, 1
         args.rounds = 1

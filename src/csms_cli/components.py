@@ -91,6 +91,8 @@ async def open_platform(
             replication_factor=settings.kafka_replication_factor,
             topic_prefix=settings.kafka_topic_prefix,
             security=settings.kafka_options(),
+            client=settings.kafka_client,
+            rdkafka_security=settings.librdkafka_options(),
         )
         if settings.kafka_bootstrap
         else InMemoryBus()

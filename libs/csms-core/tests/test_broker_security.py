@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import trustme
+from confluent_kafka import Producer
 from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError
@@ -171,6 +172,49 @@ def test_kafka_sasl_over_tls_options(tmp_path: Path) -> None:
 def test_plaintext_kafka_has_no_tls_or_sasl_options() -> None:
     settings = _settings(redis_url="redis://127.0.0.1:1/0")
     assert settings.kafka_options() == {"security_protocol": "PLAINTEXT"}
+    assert settings.librdkafka_options() == {"security.protocol": "PLAINTEXT"}
+
+
+def test_librdkafka_gets_the_same_sasl_and_mutual_tls(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    client = ca.issue_cert("csms-gateway")
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    client.cert_chain_pems[0].write_to_path(str(tmp_path / "client.pem"))
+    client.private_key_pem.write_to_path(str(tmp_path / "client.key"))
+    settings = _settings(
+        redis_url="redis://127.0.0.1:1/0",
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_mechanism="SCRAM-SHA-256",
+        kafka_sasl_username="csms",
+        kafka_sasl_password="kafka-secret-9c1d",
+        kafka_tls_ca_file=tmp_path / "ca.pem",
+        kafka_tls_cert_file=tmp_path / "client.pem",
+        kafka_tls_key_file=tmp_path / "client.key",
+    )
+    options = settings.librdkafka_options()
+    assert options == {
+        "security.protocol": "SASL_SSL",
+        "ssl.ca.location": str(tmp_path / "ca.pem"),
+        "ssl.endpoint.identification.algorithm": "https",  # the host name is checked
+        "ssl.certificate.location": str(tmp_path / "client.pem"),
+        "ssl.key.location": str(tmp_path / "client.key"),
+        "sasl.mechanism": "SCRAM-SHA-256",
+        "sasl.username": "csms",
+        "sasl.password": "kafka-secret-9c1d",
+    }
+    # librdkafka accepts every one of them (it refuses an unknown property or value)
+    Producer({"bootstrap.servers": "127.0.0.1:1", **options})
+
+
+def test_librdkafka_tls_without_a_ca_file_uses_the_systems() -> None:
+    settings = _settings(redis_url="redis://127.0.0.1:1/0", kafka_security_protocol="SSL")
+    options = settings.librdkafka_options()
+    assert options == {
+        "security.protocol": "SSL",
+        "ssl.ca.location": "probe",
+        "ssl.endpoint.identification.algorithm": "https",
+    }
+    Producer({"bootstrap.servers": "127.0.0.1:1", **options})
 
 
 def test_sasl_without_credentials_is_refused() -> None:

@@ -1,7 +1,7 @@
 """The Kafka bus against a real broker: durable publish, trace headers, group offsets."""
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from uuid import uuid4
 
 import pytest
@@ -10,12 +10,14 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import InvalidReplicationFactorError
 from aiokafka.partitioner import DefaultPartitioner
 
-from csms_core.bus.base import Delivery, Outgoing
+from csms_core.bus.base import Delivery, Outgoing, PublishError
 from csms_core.bus.kafka import KafkaBus, KafkaConsumer, StationPartitioner
+from csms_core.bus.producers import DeliveryFailed, RdkafkaProducer
 from csms_core.envelope import Envelope
 from csms_core.events import InvalidEvent, Topic
+from csms_core.settings import KafkaClient
 from csms_core.telemetry import setup_tracing, tracer
-from tests.cluster import Infra, delete_topics
+from tests.cluster import Infra, PrivateBrokers, delete_topics
 
 pytestmark = pytest.mark.integration
 
@@ -24,9 +26,11 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid4().hex[:12]}"
 
 
-@pytest.fixture
-async def bus(infra: Infra) -> AsyncIterator[KafkaBus]:
-    async with KafkaBus(infra.kafka_bootstrap, client_id="csms-core-tests") as bus:
+@pytest.fixture(params=["librdkafka", "aiokafka"])
+async def bus(infra: Infra, request: pytest.FixtureRequest) -> AsyncIterator[KafkaBus]:
+    """Every test of the bus with each producer client (the consumers are aiokafka's)."""
+    client: KafkaClient = request.param
+    async with KafkaBus(infra.kafka_bootstrap, client_id="csms-core-tests", client=client) as bus:
         yield bus
 
 
@@ -208,3 +212,135 @@ async def test_publish_many_keeps_each_stations_order_and_the_given_trace(
     headers = {d.envelope.data["n"]: d.headers["traceparent"] for d in deliveries}
     assert headers[4] == carried["traceparent"]
     assert all(value.startswith(current) for n, value in headers.items() if n != 4)
+
+
+async def test_both_producers_place_a_station_on_the_partition_of_the_default_partitioner(
+    infra: Infra, topic: Topic[Envelope]
+) -> None:
+    """Replicas on either client (or in the middle of a change from one to the other) write
+    a station's records to one partition: its order holds across them."""
+    stations = [unique("CP") for _ in range(60)]
+    clients: list[KafkaClient] = ["librdkafka", "aiokafka"]
+    for client in clients:
+        async with KafkaBus(infra.kafka_bootstrap, client=client) as bus:
+            await bus.publish_many([Outgoing(topic, event(station, 0)) for station in stations])
+
+    async with (
+        KafkaBus(infra.kafka_bootstrap) as bus,
+        bus.consumer([topic], unique("group")) as reader,
+    ):
+        deliveries = await read(reader, 2 * len(stations))
+
+    placed: dict[str, set[int]] = {}
+    for delivery in deliveries:
+        placed.setdefault(delivery.key, set()).add(delivery.partition)
+    default, partitions = DefaultPartitioner(), list(range(12))
+    assert placed == {
+        station: {default(station.encode(), partitions, partitions)} for station in stations
+    }
+    assert len({partition for (partition,) in placed.values()}) > 6  # spread, not one
+
+
+async def test_closing_the_bus_waits_for_the_records_in_flight(
+    infra: Infra, bus: KafkaBus, topic: Topic[Envelope]
+) -> None:
+    station = unique("CP")
+    await bus.publish(topic, event(station, 0))  # the topic's partitions known from now on
+    sending = asyncio.create_task(
+        bus.publish_many([Outgoing(topic, event(station, n)) for n in range(1, 200)])
+    )
+    await asyncio.sleep(0)  # appended, not acknowledged yet
+    assert not sending.done()
+    await bus.__aexit__(None, None, None)
+    await sending  # acknowledged, not failed
+
+    async with (
+        KafkaBus(infra.kafka_bootstrap) as reader_bus,
+        reader_bus.consumer([topic], unique("group")) as reader,
+    ):
+        deliveries = await read(reader, 200)
+    assert [d.envelope.data["n"] for d in deliveries] == list(range(200))
+
+
+@pytest.fixture(scope="module")
+def private_kafka(
+    infra: Infra, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PrivateBrokers]:
+    """A broker of this module's own: its tests stop it (others share ours)."""
+    brokers = PrivateBrokers.start(
+        infra, tmp_path_factory.mktemp("kafka-of-its-own"), kafka=True, redis=False
+    )
+    try:
+        yield brokers
+    finally:
+        brokers.stop()
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("client", ["librdkafka", "aiokafka"])
+async def test_a_broker_that_is_down_fails_the_publish_and_loses_nothing_acknowledged(
+    private_kafka: PrivateBrokers, client: KafkaClient
+) -> None:
+    """What a gateway answers a station on: a record is acknowledged only once durable, and
+    the producer comes back by itself with the broker. librdkafka fails a record it cannot
+    make durable with a PublishError once the request timeout is over (the gateway answers
+    InternalError, "retry"); aiokafka (0.13) holds it until the broker is back, however long
+    that takes (seen here: more than 5 minutes), so only the first part is asked of it."""
+    brokers, name, station = private_kafka, unique("test.bus"), unique("CP")
+    topic = Topic(name, Envelope)
+    acknowledged = []
+    bootstrap = brokers.infra.kafka_bootstrap
+    async with KafkaBus(bootstrap, client=client, request_timeout_ms=3000) as bus:
+        await bus.ensure_topics([name])
+        await bus.publish(topic, event(station, 0))
+        acknowledged.append(0)
+        await asyncio.to_thread(brokers.run, "kafka-stop")
+        try:
+            during = asyncio.create_task(bus.publish(topic, event(station, 1)))
+            await asyncio.wait([during], timeout=10)
+            if client == "librdkafka":
+                assert during.done(), "no error 10 s into the outage"
+                with pytest.raises(PublishError, match=name):
+                    await during
+        finally:
+            await asyncio.to_thread(brokers.run, "kafka-start")
+        try:
+            async with asyncio.timeout(90):
+                await during
+            acknowledged.append(1)
+        except PublishError:
+            pass
+        number = 2
+        async with asyncio.timeout(90):
+            while len(acknowledged) < 5:  # the first ones may time out while it reconnects
+                try:
+                    await bus.publish(topic, event(station, number))
+                    acknowledged.append(number)
+                except PublishError:
+                    pass
+                number += 1
+        on_topic: list[int] = []
+        async with bus.consumer([topic], unique("group")) as reader, asyncio.timeout(60):
+            while not set(acknowledged) <= set(on_topic):
+                on_topic += [d.envelope.data["n"] for d in await reader.next_batch(timeout_s=0.2)]
+    # the acknowledged ones, once each and in order (a failed one may have got there)
+    assert [n for n in on_topic if n in acknowledged] == acknowledged
+
+
+async def test_a_record_librdkafka_refuses_at_once_fails_alone(
+    infra: Infra, topic: Topic[Envelope]
+) -> None:
+    """Records of one loop iteration are produced together: one that librdkafka refuses
+    (its queue full) fails its own future, and the ones before it are still delivered."""
+    producer = RdkafkaProducer(
+        infra.kafka_bootstrap, "csms-core-tests", 15_000, {"queue.buffering.max.messages": "2"}
+    )
+    await producer.start()
+    try:
+        sent = [await producer.send(topic, b"{}", "CP-full", {}) for _ in range(4)]
+        outcomes = await asyncio.gather(*sent, return_exceptions=True)
+    finally:
+        await producer.stop()
+    assert outcomes[:2] == [None, None]
+    assert all(isinstance(outcome, DeliveryFailed) for outcome in outcomes[2:]), outcomes
+    assert "Queue full" in str(outcomes[2])

@@ -23,6 +23,10 @@ _PLACEHOLDERS = frozenset(
 UnknownStationPolicy = Literal["accept", "pending", "reject"]
 KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 KafkaSaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+KafkaClient = Literal["librdkafka", "aiokafka"]
+# Measured side by side in the gateway benchmark (bench/RESULTS.md): librdkafka's producer
+# costs the gateway no more CPU per CALL and takes part of it off the event loop's thread.
+DEFAULT_KAFKA_CLIENT: KafkaClient = "librdkafka"
 
 
 def is_placeholder_secret(value: str) -> bool:
@@ -86,6 +90,9 @@ class CommonSettings(BaseSettings):
     consumer_answer_budget_ms: float = Field(default=5.0, ge=0)
     consumer_answer_budget_max_ms: float = Field(default=100.0, ge=0)
 
+    # The Kafka client the producer of every component is built on (consumers are aiokafka's).
+    kafka_client: KafkaClient = DEFAULT_KAFKA_CLIENT
+
     # Kafka's security (docs/operators.md "Kafka and Redis security"): TLS and/or SASL.
     kafka_security_protocol: KafkaSecurityProtocol = "PLAINTEXT"
     kafka_sasl_mechanism: KafkaSaslMechanism = "SCRAM-SHA-512"
@@ -126,6 +133,27 @@ class CommonSettings(BaseSettings):
                 "sasl_mechanism": self.kafka_sasl_mechanism,
                 "sasl_plain_username": self.kafka_sasl_username,
                 "sasl_plain_password": password.get_secret_value() if password else None,
+            }
+        return options
+
+    def librdkafka_options(self) -> dict[str, str]:
+        """The same security for a librdkafka client (its configuration properties): the
+        broker's certificate checked against the CAs and its host name."""
+        protocol = self.kafka_security_protocol
+        options: dict[str, str] = {"security.protocol": protocol}
+        if protocol in ("SSL", "SASL_SSL"):
+            ca_file = self.kafka_tls_ca_file
+            options["ssl.ca.location"] = str(ca_file) if ca_file else "probe"  # the system's
+            options["ssl.endpoint.identification.algorithm"] = "https"
+            if self.kafka_tls_cert_file is not None and self.kafka_tls_key_file is not None:
+                options["ssl.certificate.location"] = str(self.kafka_tls_cert_file)
+                options["ssl.key.location"] = str(self.kafka_tls_key_file)
+        if protocol.startswith("SASL"):
+            password = self.kafka_sasl_password
+            options |= {
+                "sasl.mechanism": self.kafka_sasl_mechanism,
+                "sasl.username": self.kafka_sasl_username or "",
+                "sasl.password": password.get_secret_value() if password else "",
             }
         return options
 

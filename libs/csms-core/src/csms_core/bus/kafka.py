@@ -1,4 +1,5 @@
-"""The distributed bus on Apache Kafka (aiokafka).
+"""The distributed bus on Apache Kafka: consumers on aiokafka, the producer on librdkafka
+or aiokafka (``CSMS_KAFKA_CLIENT``, ``csms_core.bus.producers``).
 
 The producer is idempotent with acks=all: ``publish`` returns once every
 in-sync replica has the record, which is what lets the gateway acknowledge a
@@ -12,44 +13,24 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
-from aiokafka.partitioner import DefaultPartitioner, murmur2
+from aiokafka.errors import TopicAlreadyExistsError, for_code
 from aiokafka.structs import ConsumerRecord
 
 from csms_core import topics
 from csms_core.bus.base import Delivery, Outgoing, PublishError
+from csms_core.bus.producers import PRODUCER_ERRORS, StationPartitioner, make_producer
 from csms_core.envelope import EncodedEvent, Event
 from csms_core.events.topic import Topic
+from csms_core.settings import DEFAULT_KAFKA_CLIENT, KafkaClient
 from csms_core.telemetry import record_trace_headers
 
 logger = logging.getLogger(__name__)
 
 E = TypeVar("E", bound=Event[Any])
 
-
-class StationPartitioner:
-    """aiokafka's default partitioner (murmur2, as the Java client), each key's hash kept.
-
-    The hash is pure Python (about 5 µs per record); a gateway sends many records for
-    the same few thousand stations. At ``capacity`` keys the memory starts afresh.
-    """
-
-    def __init__(self, capacity: int = 100_000) -> None:
-        self._capacity = capacity
-        self._hashes: dict[bytes, int] = {}
-        self._default = DefaultPartitioner()
-
-    def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
-        if key is None:
-            return int(self._default(key, all_partitions, available))
-        hashed = self._hashes.get(key)
-        if hashed is None:
-            if len(self._hashes) >= self._capacity:
-                self._hashes.clear()
-            hashed = self._hashes[key] = murmur2(key) & 0x7FFFFFFF
-        return all_partitions[hashed % len(all_partitions)]
+__all__ = ["KafkaBus", "KafkaConsumer", "StationPartitioner"]
 
 
 class KafkaBus:
@@ -63,34 +44,20 @@ class KafkaBus:
         replication_factor: int = 1,
         topic_prefix: str = "",
         security: Mapping[str, Any] | None = None,
+        client: KafkaClient = DEFAULT_KAFKA_CLIENT,
+        rdkafka_security: Mapping[str, str] | None = None,
     ) -> None:
         self._bootstrap = bootstrap
         self._client_id = client_id
-        # TLS and SASL options of every client (``CommonSettings.kafka_options``).
+        # TLS and SASL options of every aiokafka client (``CommonSettings.kafka_options``),
+        # and of a librdkafka producer (``CommonSettings.librdkafka_options``).
         self._security = dict(security or {})
         # A namespace for every topic name, e.g. "tenant-a." or a test run's own prefix.
         self._prefix = topic_prefix
         self._partitions = partitions
         self._replication_factor = replication_factor
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
-            client_id=client_id,
-            acks="all",
-            enable_idempotence=True,
-            # No linger: a produce request is in flight to each broker at a time, and the
-            # records that arrive meanwhile form the next batch anyway. Measured with 100
-            # records in flight (1.1 KB each, 12 partitions): linger 2 ms 18.7 µs CPU per
-            # record and p50 3.9 ms to the acknowledgement; linger 0 15.7 µs and 2.0 ms.
-            linger_ms=0,
-            # One batch per partition waits for the request in flight; a record that finds
-            # it full waits for it to be sent (and all such records wake together). At
-            # aiokafka's 16 KiB, a burst of 5,000 BootNotifications (13 records a batch)
-            # took more round trips than 15 s allow, and 3,560 of them timed out.
-            max_batch_size=512 * 1024,
-            partitioner=StationPartitioner(),
-            request_timeout_ms=request_timeout_ms,
-            retry_backoff_ms=200,
-            **self._security,
+        self._producer = make_producer(
+            client, bootstrap, client_id, request_timeout_ms, self._security, rdkafka_security or {}
         )
 
     async def __aenter__(self) -> Self:
@@ -133,15 +100,9 @@ class KafkaBus:
         await self._producer.stop()
 
     async def publish(self, topic: Topic[E], event: E | EncodedEvent[E]) -> None:
-        headers = [(name, value.encode()) for name, value in record_trace_headers(topic).items()]
         try:
-            await self._producer.send_and_wait(
-                self._prefix + topic,
-                event.to_bytes(),
-                key=event.station_id.encode(),
-                headers=headers,
-            )
-        except KafkaError as exc:
+            await (await self._append(Outgoing(topic, event)))
+        except PRODUCER_ERRORS as exc:
             raise PublishError(f"{topic}: {exc}") from exc
 
     async def publish_many(self, records: Sequence[Outgoing]) -> None:
@@ -153,19 +114,18 @@ class KafkaBus:
                 return
             sent = [await self._append(record) for record in records]
             await asyncio.gather(*sent)
-        except KafkaError as exc:
+        except PRODUCER_ERRORS as exc:
             raise PublishError(f"{len(records)} records: {exc}") from exc
 
     async def _append(self, record: Outgoing) -> "asyncio.Future[Any]":
         """Append one record to its partition's batch; the future of its acknowledgement."""
         headers = record.headers or record_trace_headers(record.topic)
-        sent: asyncio.Future[Any] = await self._producer.send(
+        return await self._producer.send(
             self._prefix + record.topic,
             record.event.to_bytes(),
-            key=record.event.station_id.encode(),
-            headers=[(name, value.encode()) for name, value in headers.items()],
+            record.event.station_id,
+            headers,
         )
-        return sent
 
     def consumer(self, topics: Sequence[str], group: str) -> "KafkaConsumer":
         return KafkaConsumer(

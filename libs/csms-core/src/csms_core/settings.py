@@ -25,7 +25,8 @@ KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"
 KafkaSaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 KafkaClient = Literal["librdkafka", "aiokafka"]
 # Measured side by side in the gateway benchmark (bench/RESULTS.md): librdkafka's producer
-# costs the gateway no more CPU per CALL and takes part of it off the event loop's thread.
+# costs the gateway about as much CPU per CALL, does part of it beside the event loop's
+# thread, and fails a record it cannot store in time where aiokafka holds it in an outage.
 DEFAULT_KAFKA_CLIENT: KafkaClient = "librdkafka"
 
 

@@ -461,6 +461,7 @@ def bare_reference() -> Iterator[Running]:
         [sys.executable, "-m", "bench.bare", "--port", "0", "--loop", chosen()],
         stdout=subprocess.PIPE,
         cwd=REPO,
+        preexec_fn=cluster.die_with_parent_if_main(),  # a benchmark killed leaves none behind
     )
     try:
         assert process.stdout is not None

@@ -66,7 +66,7 @@ def _die_with_parent() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def _die_with_parent_if_main() -> Callable[[], None] | None:
+def die_with_parent_if_main() -> Callable[[], None] | None:
     """The signal follows the thread that forked, not the process: a component started from
     a pool's thread would die as that thread ends, so only the main thread's ask for it."""
     if sys.platform == "linux" and threading.current_thread() is threading.main_thread():
@@ -100,7 +100,7 @@ class Component:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             cwd=REPO,
-            preexec_fn=_die_with_parent_if_main(),
+            preexec_fn=die_with_parent_if_main(),
         )
         self._wait_healthy(timeout_s)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster import _die_with_parent_if_main
+from tests.cluster import die_with_parent_if_main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -17,9 +17,9 @@ REPO = Path(__file__).resolve().parents[1]
 # without cleaning up (as a test or benchmark killed by a timeout does).
 PARENT = """
 import os, subprocess, sys
-from tests.cluster import _die_with_parent_if_main
+from tests.cluster import die_with_parent_if_main
 child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"],
-                         preexec_fn=_die_with_parent_if_main())
+                         preexec_fn=die_with_parent_if_main())
 print(child.pid, flush=True)
 os._exit(0)
 """
@@ -56,7 +56,7 @@ def test_a_component_started_from_a_thread_outlives_that_thread() -> None:
         children.append(
             subprocess.Popen(
                 [sys.executable, "-c", "import time; time.sleep(120)"],
-                preexec_fn=_die_with_parent_if_main(),
+                preexec_fn=die_with_parent_if_main(),
             )
         )
 

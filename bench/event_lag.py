@@ -129,7 +129,8 @@ async def run_level(
     await poller.poll()  # the baseline: only changes from here on count
     poller.samples_ms = []
     before, started = await stored_events(poller.connection), time.time()
-    steps = harness.consumer_steps(sessions.port, csms.admin)
+    steps = harness.consumer_steps(sessions.port, csms.admin, csms.group)
+    sizes = harness.consumer_sizes(sessions.port, csms.admin, csms.group)
     cpu_before = harness.cpu_seconds(sessions.pid)
     profiling = profile_sessions(
         args, sessions.pid, f"{rate:.0f}", seconds=max(1.0, args.duration - 2.0), delay_s=2.0
@@ -150,7 +151,12 @@ async def run_level(
     caught_up = await poller.until_quiet(args.drain, since=start_at)
     stored = await stored_events(poller.connection) - before
     cpu_ms = 1000 * (harness.cpu_seconds(sessions.pid) - cpu_before) / max(stored, 1)
-    spent = harness.steps_between(steps, harness.consumer_steps(sessions.port, csms.admin))
+    spent = harness.steps_between(
+        steps, harness.consumer_steps(sessions.port, csms.admin, csms.group)
+    )
+    spent += "; " + harness.sizes_between(
+        sizes, harness.consumer_sizes(sessions.port, csms.admin, csms.group)
+    )
     consumer_rate = stored / max(poller.last_change - started - 1.0, 1e-9)
     sent = sum(result["sent"] for result in results)
     # The gateway answers a StatusNotification once its event is durable in Kafka: that
@@ -206,7 +212,8 @@ async def drain_backlog(
     gateway in the way), and how fast it stores them."""
     records = backlog_records(sorted(poller.seen), args.backlog, "gw-backlog")
     before = await stored_events(poller.connection)
-    steps = harness.consumer_steps(sessions.port, csms.admin)
+    steps = harness.consumer_steps(sessions.port, csms.admin, csms.group)
+    sizes = harness.consumer_sizes(sessions.port, csms.admin, csms.group)
     profiling = profile_sessions(args, sessions.pid, "backlog", seconds=5.0, delay_s=1.0)
     cpu_before, started = harness.cpu_seconds(sessions.pid), time.time()
     prefix = cluster.topic_prefix(csms.group)
@@ -220,7 +227,12 @@ async def drain_backlog(
         stored = await stored_events(poller.connection) - before
     took = time.time() - started
     cpu_ms = 1000 * (harness.cpu_seconds(sessions.pid) - cpu_before) / max(stored, 1)
-    spent = harness.steps_between(steps, harness.consumer_steps(sessions.port, csms.admin))
+    spent = harness.steps_between(
+        steps, harness.consumer_steps(sessions.port, csms.admin, csms.group)
+    )
+    spent += "; " + harness.sizes_between(
+        sizes, harness.consumer_sizes(sessions.port, csms.admin, csms.group)
+    )
     report.figure(
         f"backlog of {args.backlog} StatusNotifications written to ocpp.inbound in "
         f"{written - started:.1f} s: the consumer stored {stored} in {took:.1f} s, "

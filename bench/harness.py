@@ -553,16 +553,53 @@ def metric_samples(
     return samples
 
 
-def consumer_steps(port: int, headers: Mapping[str, str]) -> dict[str, tuple[float, float]]:
-    """The batched consumer's time per step so far: {step: (seconds, count)}."""
+def consumer_steps(
+    port: int, headers: Mapping[str, str], group: str | None = None
+) -> dict[str, tuple[float, float]]:
+    """The batched consumers' time per step so far: {step: (seconds, count)}; ``group``:
+    that consumer group's only (a service's other batched consumers, e.g. the sessions
+    service's local lists' of station.status, poll too: their idle 0.5 s polls would
+    count as its wait)."""
     sums = metric_samples(port, "csms_consumer_batch_seconds_sum", headers)
     counts = metric_samples(port, "csms_consumer_batch_seconds_count", headers)
     steps: dict[str, tuple[float, float]] = {}
     for labels, total in sums.items():
+        if group is not None and f'group="{group}"' not in labels:
+            continue
         step = labels.rsplit('step="', 1)[-1].rstrip('"')
         previous = steps.get(step, (0.0, 0.0))
         steps[step] = (previous[0] + total, previous[1] + counts.get(labels, 0.0))
     return steps
+
+
+def consumer_sizes(
+    port: int, headers: Mapping[str, str], group: str
+) -> dict[str, tuple[float, float]]:
+    """The batched consumer ``group``'s records so far: {"poll" | "transaction": (records,
+    polls or transactions)}."""
+    sizes: dict[str, tuple[float, float]] = {}
+    for what, name in (
+        ("poll", "csms_consumer_poll_records"),
+        ("transaction", "csms_consumer_batch_records"),
+    ):
+        sums = metric_samples(port, f"{name}_sum", headers)
+        counts = metric_samples(port, f"{name}_count", headers)
+        label = f'group="{group}"'
+        sizes[what] = (sums.get(label, 0.0), counts.get(label, 0.0))
+    return sizes
+
+
+def sizes_between(
+    before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]]
+) -> str:
+    """Records per poll and per transaction between two ``consumer_sizes`` readings."""
+    parts = []
+    for what, (records, times) in after.items():
+        records -= before.get(what, (0.0, 0.0))[0]
+        times -= before.get(what, (0.0, 0.0))[1]
+        if times:
+            parts.append(f"{records / times:.0f} records per {what} (x {times:.0f})")
+    return ", ".join(parts)
 
 
 def steps_between(

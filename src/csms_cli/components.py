@@ -36,7 +36,7 @@ from csms_cli.openapi import merged_openapi
 from csms_cli.routing import API_SERVICES
 from csms_cli.runtime import all_set_unless, serve_api, stop_on_signals, tune_gc
 from csms_core.bus import Bus
-from csms_core.bus.kafka import KafkaBus
+from csms_core.bus.kafka import KafkaBus, KafkaFetch
 from csms_core.bus.memory import InMemoryBus
 from csms_core.db import create_engine, session_factory
 from csms_core.identity import SCHEMA as IDENTITY_SCHEMA
@@ -93,6 +93,11 @@ async def open_platform(
             security=settings.kafka_options(),
             client=settings.kafka_client,
             rdkafka_security=settings.librdkafka_options(),
+            fetch=KafkaFetch(
+                settings.kafka_fetch_min_bytes,
+                settings.kafka_fetch_max_wait_ms,
+                settings.kafka_max_partition_fetch_bytes,
+            ),
         )
         if settings.kafka_bootstrap
         else InMemoryBus()

@@ -358,6 +358,76 @@ async def test_stopping_during_an_outage_leaves_the_poll_uncommitted(engine: Asy
     assert await uncommitted(bus) == ["CP-1-0"]
 
 
+@dataclass
+class OutageLedger(Ledger):
+    """The database goes down for good once ``down_at`` is among a transaction's events."""
+
+    down_at: str = ""
+
+    async def finish(self, batch: LedgerBatch) -> None:
+        if self.down_at in batch.owed:
+            raise ConnectionError("the database is gone")
+
+
+@pytest.mark.parametrize("poll_ahead", [False, True])
+async def test_a_poll_failing_after_one_was_committed_is_delivered_again(
+    engine: AsyncEngine, poll_ahead: bool
+) -> None:
+    """The first poll's offsets are committed while the next is taken (ahead: while the
+    first is applied) and applied; the second's outage then stops the consumer: its
+    records (and only they) come again, and applying them again changes nothing that was
+    committed."""
+    bus = InMemoryBus()
+    for n in range(4):
+        await bus.publish(INBOUND, event("CP-1", n))
+    handler = OutageLedger(down_at="CP-1-2")
+    limits = BatchLimits(max_records=2, lanes=1, poll_ahead=poll_ahead)
+    consumer = BatchedConsumer(bus, GROUP, handler, session_factory(engine), limits)
+    stopping = asyncio.Event()
+    task = asyncio.create_task(consumer.run([INBOUND], stopping=stopping))
+    async with asyncio.timeout(5):
+        while "CP-1-2" not in handler.attempts:
+            await asyncio.sleep(0.01)
+    stopping.set()
+    await asyncio.wait_for(task, 2)
+
+    assert handler.delivered == [["CP-1-0", "CP-1-1"]]
+    assert await uncommitted(bus) == ["CP-1-2", "CP-1-3"]
+    # The next member, with the database back: the rest once, nothing twice.
+    replacement = Ledger()
+    await consume(bus, engine, replacement, expected=4)
+    assert await rows(engine) == [("CP-1", n) for n in range(4)]
+    assert replacement.delivered == [["CP-1-2", "CP-1-3"]]
+
+
+async def test_polls_taken_ahead_are_applied_in_order_and_all_committed(
+    engine: AsyncEngine,
+) -> None:
+    bus = InMemoryBus()
+    for n in range(6):
+        await bus.publish(INBOUND, event(f"CP-{n % 2}", n))
+    handler = Ledger()
+
+    await consume(bus, engine, handler, 6, BatchLimits(max_records=2, lanes=1, poll_ahead=True))
+
+    assert handler.delivered == [[f"CP-{n % 2}-{n}", f"CP-{n % 2 + 1}-{n + 1}"] for n in (0, 2, 4)]
+    assert await rows(engine) == [(f"CP-{n % 2}", n) for n in range(6)]
+    assert await uncommitted(bus) == []
+
+
+async def test_each_poll_commits_its_own_records_only() -> None:
+    bus = InMemoryBus()
+    for n in range(3):
+        await bus.publish(INBOUND, event("CP-1", n))
+    async with bus.consumer([INBOUND], GROUP) as consumer:
+        first = await consumer.next_batch(max_records=2)
+        ahead = await consumer.next_batch(max_records=2)
+        await consumer.commit_through(first)
+
+    assert [d.envelope.id for d in ahead] == ["CP-1-2"]
+    assert await uncommitted(bus) == ["CP-1-2"]
+
+
 async def test_lanes_of_partitions_are_applied_side_by_side_each_in_its_order() -> None:
     @dataclass
     class Slow:

@@ -121,6 +121,25 @@ async def test_an_uncommitted_batch_is_delivered_again(
     assert [d.offset for d in second_time] == [d.offset for d in first_time]
 
 
+async def test_commit_through_commits_those_records_not_a_poll_taken_since(
+    bus: KafkaBus, topic: Topic[Envelope]
+) -> None:
+    """The batched consumer polls ahead while it applies a poll: committing the applied
+    one must leave the poll taken ahead to be read again."""
+    group, station_id = unique("group"), unique("CP")  # one station: one partition
+    for number in range(4):
+        await bus.publish(topic, event(station_id, number))
+    async with bus.consumer([topic], group) as first:
+        taken = await read(first, 4)
+        await first.commit_through(taken[:2])  # applied; the other two polled ahead only
+
+    async with bus.consumer([topic], group) as second:
+        again = await read(second, 2)
+
+    assert [d.envelope.id for d in again] == [f"{station_id}-2", f"{station_id}-3"]
+    assert [d.offset for d in again] == [d.offset for d in taken[2:]]
+
+
 async def test_ensure_topics_creates_only_the_missing_ones(infra: Infra, bus: KafkaBus) -> None:
     existing, missing = unique("test.bus"), unique("test.bus")
     await bus.ensure_topics([existing])

@@ -68,6 +68,11 @@ class CommonSettings(BaseSettings):
     kafka_replication_factor: int = 1
     # Prepended to every topic name (a namespace on a shared cluster); empty by default.
     kafka_topic_prefix: str = ""
+    # What a consumer's fetch asks the broker for (aiokafka's fetch_min_bytes,
+    # fetch_max_wait_ms and max_partition_fetch_bytes; docs/operators.md).
+    kafka_fetch_min_bytes: int = Field(default=1, ge=1)
+    kafka_fetch_max_wait_ms: int = Field(default=500, ge=0)
+    kafka_max_partition_fetch_bytes: int = Field(default=1024 * 1024, ge=1024)
     database_url: str = "sqlite+aiosqlite:///./csms.db"
     log_level: str = "INFO"
     # JSON lines (true) or readable lines (false); unset: JSON unless stderr is a terminal.
@@ -90,6 +95,7 @@ class CommonSettings(BaseSettings):
     consumer_batch_lanes: int = Field(default=2, ge=1, le=64)
     consumer_answer_budget_ms: float = Field(default=5.0, ge=0)
     consumer_answer_budget_max_ms: float = Field(default=100.0, ge=0)
+    consumer_poll_ahead: bool = False
 
     # The Kafka client the producer of every component is built on (consumers are aiokafka's).
     kafka_client: KafkaClient = DEFAULT_KAFKA_CLIENT

@@ -204,3 +204,6 @@ class PositionedConsumer:
 
     async def commit(self) -> None:
         await self._consumer.commit()
+
+    async def commit_through(self, deliveries: Sequence[Delivery]) -> None:
+        await self._consumer.commit_through(deliveries)

@@ -83,6 +83,11 @@ class Consumer(Protocol):
         """Mark every record returned so far as done for the group."""
         ...
 
+    async def commit_through(self, deliveries: Sequence[Delivery]) -> None:
+        """Mark ``deliveries`` and every record before them on their partitions as done
+        (not the records returned since: a poll taken ahead stays uncommitted)."""
+        ...
+
 
 class Bus(Protocol):
     async def __aenter__(self) -> Self: ...

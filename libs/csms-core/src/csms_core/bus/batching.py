@@ -30,6 +30,7 @@ again. ``Ignored`` (raised before any effect) skips the record.
 """
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import defaultdict
@@ -41,7 +42,7 @@ from prometheus_client import Histogram
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from csms_core.bus.base import Bus, Delivery
+from csms_core.bus.base import Bus, Consumer, Delivery
 from csms_core.bus.runner import MAX_BACKOFF_S, TRANSIENT_ERRORS, Stopped, _handle
 from csms_core.errors import Ignored
 from csms_core.telemetry import traced_delivery
@@ -65,6 +66,12 @@ batch_records = Histogram(
     "Records applied per transaction of the batched consumer",
     ["group"],
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+)
+poll_records = Histogram(
+    "csms_consumer_poll_records",
+    "Records per poll of the batched consumer (polls that brought none left out)",
+    ["group"],
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000),
 )
 batch_seconds = Histogram(
     "csms_consumer_batch_seconds",
@@ -90,6 +97,8 @@ class BatchLimits:
     # Transactions side by side, each for the records of its share of the partitions (1 on
     # SQLite: one writer at a time).
     lanes: int = 2
+    # Take the next poll while this one is applied (its records wait in hand).
+    poll_ahead: bool = False
 
 
 @runtime_checkable
@@ -148,21 +157,51 @@ class BatchedConsumer(Generic[T]):
         stopping: asyncio.Event,
         ready: asyncio.Event | None = None,
     ) -> None:
-        """Consume until ``stopping`` is set; finish and commit the poll in hand first."""
+        """Consume until ``stopping`` is set; finish and commit the poll in hand first.
+
+        A poll's offsets are committed once its transactions are, while the next poll is
+        taken and applied (its records wait for no commit round trip); one commit at a
+        time, in the polls' order, each of its own poll's records only."""
         async with self.bus.consumer(topic_names, self.group) as consumer:
             if ready is not None:
                 ready.set()
-            while not stopping.is_set():
-                with self._timed("poll"):
-                    records = await consumer.next_batch(self.limits.max_records)
-                if not records:
-                    continue
-                try:
-                    await self.apply_poll(records, stopping)
-                except Stopped:
-                    return  # uncommitted: the group's next member applies the rest again
-                with self._timed("offsets"):
-                    await consumer.commit()
+            committing: asyncio.Task[None] | None = None
+            ahead: asyncio.Task[list[Delivery]] | None = None
+            try:
+                while not stopping.is_set():
+                    with self._timed("poll"):
+                        if ahead is None:
+                            records = await consumer.next_batch(self.limits.max_records)
+                        else:
+                            records, ahead = await ahead, None
+                    if not records:
+                        continue
+                    poll_records.labels(self.group).observe(len(records))
+                    if self.limits.poll_ahead:
+                        ahead = asyncio.create_task(consumer.next_batch(self.limits.max_records))
+                    try:
+                        await self.apply_poll(records, stopping)
+                    except Stopped:
+                        return  # uncommitted: the group's next member applies the rest again
+                    if committing is not None:
+                        await committing  # the poll before: offsets in order
+                    committing = asyncio.create_task(self._commit(consumer, records))
+                if committing is not None:
+                    await committing
+                    committing = None
+            finally:
+                if ahead is not None:  # taken, not applied: uncommitted, read again
+                    ahead.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await ahead
+                if committing is not None and not committing.done():
+                    # Leaving on a failure: the applied poll's commit may still finish.
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(committing)
+
+    async def _commit(self, consumer: Consumer, records: Sequence[Delivery]) -> None:
+        with self._timed("offsets"):
+            await consumer.commit_through(records)
 
     def _timed(self, step: str) -> "Timer":
         return batch_seconds.labels(self.group, step).time()

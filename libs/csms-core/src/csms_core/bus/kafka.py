@@ -9,14 +9,16 @@ handler stored its effects (at-least-once delivery, idempotent handlers).
 
 import asyncio
 import logging
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
-from aiokafka.structs import ConsumerRecord
+from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from csms_core import topics
 from csms_core.bus.base import Delivery, Outgoing, PublishError
@@ -30,7 +32,17 @@ logger = logging.getLogger(__name__)
 
 E = TypeVar("E", bound=Event[Any])
 
-__all__ = ["KafkaBus", "KafkaConsumer", "StationPartitioner"]
+__all__ = ["KafkaBus", "KafkaConsumer", "KafkaFetch", "StationPartitioner"]
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaFetch:
+    """What a consumer's fetch asks the broker for: an answer once ``min_bytes`` are there
+    or after ``max_wait_ms``, at most ``max_partition_bytes`` of each partition."""
+
+    min_bytes: int = 1
+    max_wait_ms: int = 500
+    max_partition_bytes: int = 1024 * 1024
 
 
 class KafkaBus:
@@ -46,8 +58,10 @@ class KafkaBus:
         security: Mapping[str, Any] | None = None,
         client: KafkaClient = DEFAULT_KAFKA_CLIENT,
         rdkafka_security: Mapping[str, str] | None = None,
+        fetch: KafkaFetch | None = None,
     ) -> None:
         self._bootstrap = bootstrap
+        self._fetch = fetch or KafkaFetch()
         self._client_id = client_id
         # TLS and SASL options of every aiokafka client (``CommonSettings.kafka_options``),
         # and of a librdkafka producer (``CommonSettings.librdkafka_options``).
@@ -129,7 +143,13 @@ class KafkaBus:
 
     def consumer(self, topics: Sequence[str], group: str) -> "KafkaConsumer":
         return KafkaConsumer(
-            self._bootstrap, tuple(topics), group, self._client_id, self._prefix, self._security
+            self._bootstrap,
+            tuple(topics),
+            group,
+            self._client_id,
+            self._prefix,
+            self._security,
+            self._fetch,
         )
 
 
@@ -157,8 +177,10 @@ class KafkaConsumer:
         client_id: str,
         prefix: str = "",
         security: Mapping[str, Any] | None = None,
+        fetch: KafkaFetch | None = None,
     ) -> None:
         self._prefix = prefix
+        fetch = fetch or KafkaFetch()
         self._consumer = AIOKafkaConsumer(
             *(prefix + topic for topic in topics),
             bootstrap_servers=bootstrap,
@@ -167,6 +189,9 @@ class KafkaConsumer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
+            fetch_min_bytes=fetch.min_bytes,
+            fetch_max_wait_ms=fetch.max_wait_ms,
+            max_partition_fetch_bytes=fetch.max_partition_bytes,
             **(security or {}),
         )
 
@@ -193,6 +218,18 @@ class KafkaConsumer:
 
     async def commit(self) -> None:
         await self._consumer.commit()
+
+    async def commit_through(self, deliveries: Sequence[Delivery]) -> None:
+        # The next offset of each partition's last record; a partition another member took
+        # over meanwhile is left to it (it reads on from the offset committed before).
+        ends: dict[TopicPartition, int] = defaultdict(int)
+        for delivery in deliveries:
+            tp = TopicPartition(self._prefix + delivery.topic, delivery.partition)
+            ends[tp] = max(ends[tp], delivery.offset + 1)
+        owned = self._consumer.assignment()
+        offsets = {tp: offset for tp, offset in ends.items() if tp in owned}
+        if offsets:
+            await self._consumer.commit(offsets)
 
 
 def _decode(record: ConsumerRecord[bytes, bytes], prefix: str = "") -> Delivery:

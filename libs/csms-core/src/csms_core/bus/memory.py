@@ -106,3 +106,8 @@ class InMemoryConsumer:
     async def commit(self) -> None:
         for topic, position in self._positions.items():
             self._bus._committed[(self._group, topic)] = position
+
+    async def commit_through(self, deliveries: Sequence[Delivery]) -> None:
+        for delivery in deliveries:  # one partition per topic: its offset is the position
+            key = (self._group, delivery.topic)
+            self._bus._committed[key] = max(self._bus._committed[key], delivery.offset + 1)

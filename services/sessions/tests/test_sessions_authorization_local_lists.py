@@ -12,12 +12,17 @@ from typing import Any
 import httpx
 import pytest
 
+from csms_core.bus import Delivery
 from csms_core.bus.memory import InMemoryBus
+from csms_core.events import ConnectorStatusChanged, ConnectorStatusChangedData
 from csms_core.router import CommandOutcome, StationCommand
 from csms_core.router.memory import InMemoryRouter
+from csms_core.topics import STATION_STATUS
 from csms_ocpp import OcppVersion, schemas
 from csms_sessions.app import create_app
+from csms_sessions.db import utc_now
 from csms_sessions.local_lists.api import MAX_TOKENS_PER_REQUEST
+from csms_sessions.local_lists.sync import _of_no_interest
 from tests.kits.api import bearer_headers
 from tests.kits.sessions import Harness, assert_problem, running_sessions, settings_for_tests
 
@@ -420,3 +425,29 @@ async def test_a_million_entry_local_list_is_refused_before_it_is_read(
     assert_problem(await api.patch(LIST, json={"add": many["id_tokens"]}), 422)
     unchanged = (await api.get(LIST)).json()
     assert (unchanged["version"], unchanged["entries"]["total"]) == (0, 0)
+
+
+def test_only_a_station_back_online_is_decoded_by_the_list_sync() -> None:
+    """A connector status (most of station.status) is skipped on its type alone; a record
+    that is no event, or of a type the topic does not carry, is decoded (and refused)."""
+
+    def record(value: bytes) -> Delivery:
+        return Delivery(STATION_STATUS, 0, 0, "CP-1", value)
+
+    status = ConnectorStatusChanged(
+        source="test",
+        station_id="CP-1",
+        data=ConnectorStatusChangedData(
+            evse_id=1,
+            connector_id=1,
+            status="Available",
+            ocpp_status="Available",
+            timestamp=utc_now(),
+        ),
+    )
+    assert _of_no_interest(record(status.to_bytes()))
+    assert not _of_no_interest(record(b'{"type": "station.connected"}'))
+    assert not _of_no_interest(record(b'{"type": "station.booted"}'))
+    assert not _of_no_interest(record(b'{"type": "no.such.event"}'))
+    assert not _of_no_interest(record(b"[1, 2]"))
+    assert not _of_no_interest(record(b"not json"))

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import orjson
 from sqlalchemy import or_, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
@@ -22,6 +23,7 @@ from csms_core.bus import Bus, Delivery
 from csms_core.bus.batching import BatchedConsumer, BatchLimits
 from csms_core.db import among, transaction
 from csms_core.events import StationBooted, StationConnected
+from csms_core.events.topic import type_name
 from csms_core.router import (
     Build,
     CommandClient,
@@ -286,6 +288,8 @@ class _StationsBack:
         return _Back(session)
 
     async def apply(self, batch: _Back, delivery: Delivery) -> bool:
+        if _of_no_interest(delivery):
+            return False
         event = STATION_STATUS.decode(delivery)
         booted = isinstance(event, StationBooted) and event.data.boot_status == ACCEPTED
         if isinstance(event, StationConnected) or booted:
@@ -305,6 +309,21 @@ class _StationsBack:
     async def deliver(self, batch: _Back) -> None:
         if batch.station_ids:
             self.sync.wake()
+
+
+# What says a station is back; most of station.status is connector statuses (one per
+# StatusNotification), read no further than their type (a fraction of a full decode).
+_BACK_TYPES = frozenset({type_name(StationConnected), type_name(StationBooted)})
+
+
+def _of_no_interest(delivery: Delivery) -> bool:
+    """A well-formed record of another of the topic's types (anything else is decoded: a
+    record that is no event is dead-lettered with the reason)."""
+    try:
+        event_type = orjson.loads(delivery.value).get("type")
+    except (orjson.JSONDecodeError, AttributeError):
+        return False
+    return event_type in STATION_STATUS.models and event_type not in _BACK_TYPES
 
 
 def _content(entry: LocalListEntry) -> tuple[object, ...]:

@@ -229,3 +229,23 @@ async def test_upsert_rows_without_a_condition_updates_every_stored_row(
         ("CP-1", 1, 2.0),
         ("CP-1", 2, 3.0),
     ]
+
+
+async def test_upsert_rows_of_many_rows_and_of_a_json_column(engine: AsyncEngine) -> None:
+    """Many rows in one statement (on PostgreSQL from array parameters, unnest()); rows
+    with a JSON column (no array form there), a null one among them, go row by row."""
+    at = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    factory = session_factory(engine)
+    readings = [{"station_id": f"CP-{n}", "evse_id": n % 3, "value": n / 2} for n in range(300)]
+    entries = [
+        {"entry_id": "a", "at": at, "body": {"n": 1}, "done": False},
+        {"entry_id": "b", "at": at, "body": None, "done": True},
+    ]
+    async with factory() as session, session.begin():
+        await upsert_rows(session, Reading, readings)
+        await upsert_rows(session, Entry, entries)
+    async with factory() as session:
+        stored = {(r.station_id, r.evse_id, r.value) for r in await session.exec(select(Reading))}
+        bodies = {e.entry_id: (e.body, e.done) for e in await session.exec(select(Entry))}
+    assert stored == {(row["station_id"], row["evse_id"], row["value"]) for row in readings}
+    assert bodies == {"a": ({"n": 1}, False), "b": (None, True)}

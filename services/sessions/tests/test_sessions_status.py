@@ -1,15 +1,20 @@
 """StatusNotification, Heartbeat and connection events: what a station's state looks like."""
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from uuid import uuid4
 
+import pytest
 from sqlmodel import select
 
+from csms_core.bus.memory import InMemoryBus
 from csms_core.events import OcppCall
+from csms_core.router.memory import InMemoryRouter
 from csms_core.topics import OCPP_CONNECTIONS, OCPP_INBOUND
 from csms_ocpp import OcppVersion
 from csms_sessions.stations.models import ConnectorState, ConnectorStatus
-from tests.kits.sessions import Harness
+from tests.cluster import Infra
+from tests.kits.sessions import Harness, running_sessions, settings_for_tests
 
 
 async def connector(sessions: Harness, evse_id: int, connector_id: int) -> ConnectorStatus | None:
@@ -287,3 +292,62 @@ async def test_a_message_received_before_the_last_seen_time_does_not_move_it_bac
     station = await sessions.station("CP-1")
     assert station is not None
     assert station.last_seen_at == _as_sent(first.data.received_at)
+
+
+@pytest.mark.integration
+async def test_a_batch_writes_statuses_and_last_seen_in_bulk_on_postgresql(
+    tmp_path: Path, infra: Infra
+) -> None:
+    """On PostgreSQL a batch's connector statuses go in one INSERT ... SELECT unnest(...)
+    and its stations' last-seen times in one UPDATE ... FROM unnest(...): the newest of
+    each wins, and a replayed older message changes neither."""
+    settings = settings_for_tests(
+        tmp_path, database_url=infra.database_url, unknown_station_policy="accept"
+    )
+    station_id = f"CP-{uuid4().hex[:8]}"
+    t1, t2 = datetime(2025, 1, 1, 10, tzinfo=UTC), datetime(2025, 1, 1, 11, tzinfo=UTC)
+    async with running_sessions(settings, InMemoryBus(), InMemoryRouter()) as sessions:
+        await sessions.processed(await sessions.call(station_id, "Heartbeat", {}))
+        reports = [(1, "Occupied", t1), (1, "Available", t2), (2, "Faulted", t1)]
+        events = [
+            await sessions.call(
+                station_id,
+                "StatusNotification",
+                {
+                    "timestamp": at.isoformat(),
+                    "connectorStatus": status,
+                    "evseId": evse_id,
+                    "connectorId": 1,
+                },
+                version=OcppVersion.V201,
+            )
+            for evse_id, status, at in reports
+        ]
+        for event in events:
+            await sessions.processed(event)
+        seen = await sessions.station(station_id)
+        assert seen is not None and seen.last_seen_at is not None
+        older = events[0].data.received_at - timedelta(hours=1)
+        replayed = events[0].model_copy(
+            update={
+                "id": uuid4().hex,
+                "data": events[0].data.model_copy(update={"received_at": older}),
+            }
+        )
+        await sessions.publish(OCPP_INBOUND, replayed)
+        await sessions.processed(replayed)
+
+        async with sessions.service.factory() as session:
+            stored = {
+                (row.evse_id, row.status, row.updated_at)
+                for row in await session.exec(
+                    select(ConnectorStatus).where(ConnectorStatus.station_id == station_id)
+                )
+            }
+        after = await sessions.station(station_id)
+
+    assert stored == {
+        (1, ConnectorState.AVAILABLE, t2),
+        (2, ConnectorState.FAULTED, t1),
+    }
+    assert after is not None and after.last_seen_at == seen.last_seen_at

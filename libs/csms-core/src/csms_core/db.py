@@ -29,16 +29,19 @@ from sqlalchemy import (
     Table,
     any_,
     event,
+    func,
     insert,
     inspect,
     text,
     update,
 )
 from sqlalchemy import cast as cast_
+from sqlalchemy import select as sql_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.sql import Select
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -369,8 +372,45 @@ async def upsert_rows(
         if unless_newer is not None
         else None
     )
+    source = unnested(session, table, rows)
+    if source is not None:  # PostgreSQL: one execution of the statement for all the rows
+        statement = insert_of(table).from_select(list(rows[0]), source)
+        changes = {name: statement.excluded[name] for name in rows[0] if name not in keys}
+        where = (
+            table.c[unless_newer] <= statement.excluded[unless_newer]
+            if unless_newer is not None
+            else None
+        )
     upsert = statement.on_conflict_do_update(index_elements=keys, set_=changes, where=where)
-    await session.exec(upsert, params=rows)
+    if source is not None:
+        await session.exec(upsert)
+    else:
+        await session.exec(upsert, params=rows)
+
+
+def unnested(
+    session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]]
+) -> Select[Any] | None:
+    """On PostgreSQL, ``rows`` (each with the same keys, columns of ``table``) as a SELECT of
+    one ``unnest`` of an array parameter per column: a statement over it runs once for all
+    the rows, where an executemany runs once per row (in the server, and encodes each row's
+    parameters here). None elsewhere, for no rows, or for a column without an array form
+    here (JSON)."""
+    bind = session.bind
+    if bind is None or bind.dialect.name != "postgresql" or not rows:
+        return None
+    columns = []
+    for name in rows[0]:
+        kind = table.c[name].type
+        values = [row[name] for row in rows]
+        if isinstance(kind, TypeDecorator):
+            if type(kind).process_bind_param is not TypeDecorator.process_bind_param:
+                values = [kind.process_bind_param(value, bind.dialect) for value in values]
+            kind = kind.impl_instance
+        if isinstance(kind, JSON | ARRAY):
+            return None
+        columns.append(func.unnest(cast_(values, ARRAY(kind))).label(name))
+    return sql_select(*columns)
 
 
 def _dialect(session: AsyncSession) -> str:

@@ -19,7 +19,7 @@ from sqlalchemy import Table, bindparam, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from csms_core.db import among, upsert_rows
+from csms_core.db import among, unnested, upsert_rows
 from csms_sessions.stations.models import ConnectorState, ConnectorStatus, Station
 
 ConnectorKey = tuple[str, int, int]  # (station, EVSE, connector) as stored
@@ -123,17 +123,7 @@ class StationTouches:
     async def write(self, session: AsyncSession) -> None:
         table: Table = Station.__table__  # type: ignore[attr-defined]
         if self.last_seen:
-            # Never moves back: a replayed message is older than what the station sent since.
-            touch = (
-                update(table)
-                .where(
-                    table.c.station_id == bindparam("touched"),
-                    or_(table.c.last_seen_at.is_(None), table.c.last_seen_at < bindparam("at")),
-                )
-                .values(last_seen_at=bindparam("at"))
-            )
-            seen = [{"touched": key, "at": at} for key, at in self.last_seen.items()]
-            await session.exec(touch, params=seen)
+            await _touch(session, table, self.last_seen)
         if self.changed_versions:
             speaks = (
                 update(table)
@@ -142,3 +132,31 @@ class StationTouches:
             )
             versions = [{"touched": k, "version": v} for k, v in self.changed_versions.items()]
             await session.exec(speaks, params=versions)
+
+
+async def _touch(session: AsyncSession, table: Table, last_seen: dict[str, datetime]) -> None:
+    """Each station's last-seen time, unless a later one is stored (a replayed message is
+    older than what the station sent since): on PostgreSQL one UPDATE ... FROM unnest(...)
+    for all of them, elsewhere one UPDATE per station (executemany)."""
+    seen = [{"station_id": key, "last_seen_at": at} for key, at in last_seen.items()]
+    touched = unnested(session, table, seen)
+    if touched is not None:
+        new = touched.subquery()
+        await session.exec(
+            update(table)
+            .where(
+                table.c.station_id == new.c.station_id,
+                or_(table.c.last_seen_at.is_(None), table.c.last_seen_at < new.c.last_seen_at),
+            )
+            .values(last_seen_at=new.c.last_seen_at)
+        )
+        return
+    touch = (
+        update(table)
+        .where(
+            table.c.station_id == bindparam("touched"),
+            or_(table.c.last_seen_at.is_(None), table.c.last_seen_at < bindparam("at")),
+        )
+        .values(last_seen_at=bindparam("at"))
+    )
+    await session.exec(touch, params=[{"touched": key, "at": at} for key, at in last_seen.items()])

@@ -468,3 +468,104 @@ async def test_lanes_of_partitions_are_applied_side_by_side_each_in_its_order() 
     # Three lanes: partitions 0 and 3 in one transaction, 1 and 4 in another, 2 and 5.
     assert sorted(handler.transactions) == [[0, 3, 6, 9], [1, 4, 7, 10], [2, 5, 8, 11]]
     assert handler.most == 3
+
+
+BEHIND = BatchLimits(lanes=1, max_per_transaction=2, send_behind=True)
+
+
+@dataclass
+class HeldLedger(Ledger):
+    """Its sends wait until ``release`` is set; what began and what was sent, in order."""
+
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    timeline: list[str] = field(default_factory=list)
+
+    async def begin(self, session: AsyncSession, deliveries: Sequence[Delivery]) -> LedgerBatch:
+        self.timeline.append(f"begin {deliveries[0].envelope.id}")
+        return await super().begin(session, deliveries)
+
+    async def deliver(self, batch: LedgerBatch) -> None:
+        await self.release.wait()
+        self.timeline.append(f"sent {batch.owed[0]}")
+        await super().deliver(batch)
+
+
+async def test_a_lane_begins_its_next_transaction_while_the_last_one_sends(
+    engine: AsyncEngine,
+) -> None:
+    """With ``send_behind`` the sends go one after another in the lane's order, the next
+    transactions do not wait for them, and the poll's offsets do."""
+    bus = InMemoryBus()
+    for n in range(6):
+        await bus.publish(INBOUND, event("CP-1", n))
+    handler = HeldLedger()
+    consumer = BatchedConsumer(bus, GROUP, handler, session_factory(engine), BEHIND)
+    stopping = asyncio.Event()
+    task = asyncio.create_task(consumer.run([INBOUND], stopping=stopping))
+    async with asyncio.timeout(5):
+        while len(await rows(engine)) < 6:
+            await asyncio.sleep(0.01)
+    # Every transaction committed, nothing sent yet: the offsets wait.
+    assert handler.delivered == []
+    assert len(await uncommitted(bus)) == 6
+    handler.release.set()
+    async with asyncio.timeout(5):
+        while await uncommitted(bus):
+            await asyncio.sleep(0.01)
+    stopping.set()
+    await asyncio.wait_for(task, 2)
+
+    assert handler.delivered == [[f"CP-1-{n}", f"CP-1-{n + 1}"] for n in (0, 2, 4)]
+    assert handler.timeline == [
+        "begin CP-1-0",
+        "begin CP-1-2",
+        "begin CP-1-4",
+        "sent CP-1-0",
+        "sent CP-1-2",
+        "sent CP-1-4",
+    ]
+
+
+async def test_a_failing_event_waits_for_the_sends_before_it_with_sends_behind(
+    engine: AsyncEngine,
+) -> None:
+    bus = InMemoryBus()
+    for n in range(5):
+        await bus.publish(INBOUND, event("CP-1", n))
+    handler = Ledger(poison={"CP-1-2"})
+
+    await consume(bus, engine, handler, 4, BEHIND)
+
+    assert await rows(engine) == [("CP-1", 0), ("CP-1", 1), ("CP-1", 3), ("CP-1", 4)]
+    assert handler.delivered == [["CP-1-0", "CP-1-1"], ["CP-1-3", "CP-1-4"]]
+    assert len(bus.records(topics.DEAD_LETTER)) == 1
+
+
+@dataclass
+class UnsendableLedger(Ledger):
+    """Its sends find a dependency down (the bus, say) for good."""
+
+    async def deliver(self, batch: LedgerBatch) -> None:
+        self.attempts.append("send")
+        raise ConnectionError("the bus is down")
+
+
+async def test_stopping_while_sends_behind_fail_leaves_the_poll_uncommitted(
+    engine: AsyncEngine,
+) -> None:
+    """Committed but not sent: the offsets stay, so a replay sends it from the inbox."""
+    bus = InMemoryBus()
+    for n in range(4):
+        await bus.publish(INBOUND, event("CP-1", n))
+    handler = UnsendableLedger()
+    consumer = BatchedConsumer(bus, GROUP, handler, session_factory(engine), BEHIND)
+    stopping = asyncio.Event()
+    task = asyncio.create_task(consumer.run([INBOUND], stopping=stopping))
+    async with asyncio.timeout(5):
+        while "send" not in handler.attempts or len(await rows(engine)) < 4:
+            await asyncio.sleep(0.01)
+    stopping.set()
+    await asyncio.wait_for(task, 5)
+
+    assert await rows(engine) == [("CP-1", n) for n in range(4)]
+    assert await uncommitted(bus) == [f"CP-1-{n}" for n in range(4)]

@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+from dataclasses import replace
 from datetime import timedelta
 
 from sqlalchemy import delete
@@ -77,7 +78,9 @@ class SessionsService:
             handler=consumer,
             engine=self.engine,
             concurrency=self.settings.consumer_concurrency,
-            limits=batch_limits(self.settings, self.engine),
+            # Its next transaction reads nothing that its answers and events going out
+            # change: a lane need not wait for them (the offsets do).
+            limits=replace(batch_limits(self.settings, self.engine), send_behind=True),
             stopping=stopping,
             background={
                 "sessions completions": consumer.run_completions(stopping),

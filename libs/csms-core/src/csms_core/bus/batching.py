@@ -35,7 +35,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar, runtime_checkable
 
 from prometheus_client import Histogram
@@ -60,6 +60,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+Sending = asyncio.Task[None]  # a committed transaction's answers and events on their way
 
 batch_records = Histogram(
     "csms_consumer_batch_records",
@@ -99,6 +100,10 @@ class BatchLimits:
     lanes: int = 2
     # Take the next poll while this one is applied (its records wait in hand).
     poll_ahead: bool = False
+    # Begin a lane's next transaction while the one before sends what it owes (each lane's
+    # sends one after another, in order; a poll's offsets wait for its sends). For a
+    # handler whose next transaction reads nothing its sends change (sessions).
+    send_behind: bool = False
 
 
 @runtime_checkable
@@ -136,6 +141,8 @@ class BatchedConsumer(Generic[T]):
     # moving average of the measured ones (None before the first), the answer budget's
     # measure.
     overhead_s: float | None = None
+    # Each lane's last send under way (``BatchLimits.send_behind``).
+    _sending: dict[int, "Sending"] = field(default_factory=dict)
 
     @property
     def answer_budget_s(self) -> float:
@@ -180,26 +187,36 @@ class BatchedConsumer(Generic[T]):
                     if self.limits.poll_ahead:
                         ahead = asyncio.create_task(consumer.next_batch(self.limits.max_records))
                     try:
-                        await self.apply_poll(records, stopping)
+                        sending = await self._apply_poll(records, stopping)
+                        if committing is not None:
+                            await committing  # the poll before: offsets in order
                     except Stopped:
                         return  # uncommitted: the group's next member applies the rest again
-                    if committing is not None:
-                        await committing  # the poll before: offsets in order
-                    committing = asyncio.create_task(self._commit(consumer, records))
+                    committing = asyncio.create_task(self._commit(consumer, records, sending))
                 if committing is not None:
-                    await committing
+                    with contextlib.suppress(Stopped):
+                        await committing
                     committing = None
             finally:
                 if ahead is not None:  # taken, not applied: uncommitted, read again
                     ahead.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await ahead
-                if committing is not None and not committing.done():
-                    # Leaving on a failure: the applied poll's commit may still finish.
-                    with contextlib.suppress(Exception):
-                        await asyncio.shield(committing)
+                # Leaving on a failure: what committed transactions owe, and the offsets of
+                # a poll whose sends are done, may still go out.
+                for task in [*self._sending.values(), *([committing] if committing else [])]:
+                    if not task.done():
+                        with contextlib.suppress(Exception):
+                            await asyncio.shield(task)
+                self._sending.clear()
 
-    async def _commit(self, consumer: Consumer, records: Sequence[Delivery]) -> None:
+    async def _commit(
+        self, consumer: Consumer, records: Sequence[Delivery], sending: Sequence["Sending"]
+    ) -> None:
+        """The poll's offsets, once what its transactions owe is sent (Stopped if a stop
+        came while a dependency was down: then not)."""
+        for task in sending:
+            await task
         with self._timed("offsets"):
             await consumer.commit_through(records)
 
@@ -211,28 +228,67 @@ class BatchedConsumer(Generic[T]):
 
     async def apply_poll(self, records: Sequence[Delivery], stopping: asyncio.Event) -> None:
         """Every partition's records: the partitions shared out over ``lanes`` transactions
-        applied side by side (partition p in lane p mod lanes), each in its records' order."""
+        applied side by side (partition p in lane p mod lanes), each in its records' order;
+        returns once what they owe is sent."""
+        for task in await self._apply_poll(records, stopping):
+            await task
+
+    async def _apply_poll(
+        self, records: Sequence[Delivery], stopping: asyncio.Event
+    ) -> list["Sending"]:
+        """``apply_poll``, returning once the transactions committed: the sends of the
+        poll's lanes still under way (``send_behind``)."""
         by_lane: dict[int, list[Delivery]] = defaultdict(list)
         for delivery in records:
             by_lane[delivery.partition % self.limits.lanes].append(delivery)
         if len(by_lane) == 1:
-            for deliveries in by_lane.values():
-                await self._apply_partition(deliveries, stopping)
-            return
-        try:
-            async with asyncio.TaskGroup() as tasks:
-                for deliveries in by_lane.values():
-                    tasks.create_task(self._apply_partition(deliveries, stopping))
-        except* Stopped:
-            raise Stopped from None
+            for lane, deliveries in by_lane.items():
+                await self._apply_partition(lane, deliveries, stopping)
+        else:
+            try:
+                async with asyncio.TaskGroup() as tasks:
+                    for lane, deliveries in by_lane.items():
+                        tasks.create_task(self._apply_partition(lane, deliveries, stopping))
+            except* Stopped:
+                raise Stopped from None
+        return [self._sending[lane] for lane in by_lane if lane in self._sending]
 
-    async def _apply_partition(self, deliveries: list[Delivery], stopping: asyncio.Event) -> None:
+    async def _apply_partition(
+        self, lane: int, deliveries: list[Delivery], stopping: asyncio.Event
+    ) -> None:
         pending: Sequence[Delivery] = deliveries
         while pending:
-            done = await self._apply_some(pending, stopping)
+            done = await self._apply_some(lane, pending, stopping)
             pending = pending[done:]
 
-    async def _apply_some(self, pending: Sequence[Delivery], stopping: asyncio.Event) -> int:
+    async def _sent(self, lane: int) -> None:
+        """Wait until the lane has sent what its transactions owe (before a record of it
+        goes alone: its answers and events follow theirs)."""
+        task = self._sending.pop(lane, None)
+        if task is not None:
+            await task
+
+    def _send(
+        self, lane: int, batch: T, applied: int, overhead_s: float, stopping: asyncio.Event
+    ) -> None:
+        """Send what a committed transaction owes, after the lane's sends before it."""
+        before = self._sending.get(lane)
+
+        async def send() -> None:
+            if before is not None:
+                await before  # its Stopped is this one's too: nothing out of order
+            delivering = time.perf_counter()
+            await self._deliver(batch, stopping)
+            delivered_s = time.perf_counter() - delivering
+            self._observe("deliver", delivered_s)
+            self._measured(overhead_s + delivered_s)
+            batch_records.labels(self.group).observe(applied)
+
+        self._sending[lane] = asyncio.create_task(send())
+
+    async def _apply_some(
+        self, lane: int, pending: Sequence[Delivery], stopping: asyncio.Event
+    ) -> int:
         """Apply a prefix of ``pending`` in one transaction (retried while a dependency is
         down; split around a failing record); how many records it took."""
         chunk = pending[: self.limits.max_per_transaction]
@@ -241,7 +297,8 @@ class BatchedConsumer(Generic[T]):
             try:
                 batch, applied, overhead_s = await self._transaction(chunk)
             except _RecordFailed as failed:
-                return await self._around(chunk, failed.index, stopping)
+                await self._sent(lane)
+                return await self._around(lane, chunk, failed.index, stopping)
             except TRANSIENT_ERRORS as exc:
                 logger.warning("dependency unavailable for a batch of %d: %r", len(chunk), exc)
                 if stopping.is_set():
@@ -252,15 +309,13 @@ class BatchedConsumer(Generic[T]):
             except Exception:
                 # Not one record's failure (the commit, a bulk write): find it one by one.
                 logger.exception("a batch of %d failed; applying it record by record", len(chunk))
+                await self._sent(lane)
                 for delivery in chunk:
                     await self._alone(delivery, stopping)
                 return len(chunk)
-            delivering = time.perf_counter()
-            await self._deliver(batch, stopping)
-            delivered_s = time.perf_counter() - delivering
-            self._observe("deliver", delivered_s)
-            self._measured(overhead_s + delivered_s)
-            batch_records.labels(self.group).observe(applied)
+            self._send(lane, batch, applied, overhead_s, stopping)
+            if not self.limits.send_behind:
+                await self._sent(lane)
             return applied
 
     async def _transaction(self, chunk: Sequence[Delivery]) -> tuple[T, int, float]:
@@ -302,11 +357,14 @@ class BatchedConsumer(Generic[T]):
         self._observe("commit", committed_at - finished_at)
         return batch, applied, committed_at - started - (applied_at - loaded_at)
 
-    async def _around(self, chunk: Sequence[Delivery], index: int, stopping: asyncio.Event) -> int:
+    async def _around(
+        self, lane: int, chunk: Sequence[Delivery], index: int, stopping: asyncio.Event
+    ) -> int:
         """The records before the failing one as a batch, then the failing one alone."""
         done = 0
         while done < index:
-            done += await self._apply_some(chunk[done:index], stopping)
+            done += await self._apply_some(lane, chunk[done:index], stopping)
+        await self._sent(lane)
         await self._alone(chunk[index], stopping)
         return index + 1
 

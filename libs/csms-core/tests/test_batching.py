@@ -15,7 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from csms_core import topics
 from csms_core.bus import Delivery
 from csms_core.bus.batching import YIELD_EVERY_S, BatchedConsumer, BatchLimits
-from csms_core.bus.memory import InMemoryBus
+from csms_core.bus.memory import InMemoryBus, InMemoryConsumer
 from csms_core.db import create_engine, session_factory
 from csms_core.envelope import Envelope
 from csms_core.errors import Unprocessable
@@ -569,3 +569,68 @@ async def test_stopping_while_sends_behind_fail_leaves_the_poll_uncommitted(
 
     assert await rows(engine) == [("CP-1", n) for n in range(4)]
     assert await uncommitted(bus) == [f"CP-1-{n}" for n in range(4)]
+
+
+@dataclass
+class SlowLedger(Ledger):
+    apply_s: float = 0.05
+    applying: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def apply(self, batch: LedgerBatch, delivery: Delivery) -> bool:
+        self.applying.set()
+        await asyncio.sleep(self.apply_s)
+        return await super().apply(batch, delivery)
+
+
+async def test_records_arriving_while_a_poll_is_applied_make_the_next_poll(
+    engine: AsyncEngine,
+) -> None:
+    bus = InMemoryBus()
+    handler = SlowLedger(apply_s=0.2)
+    limits = BatchLimits(lanes=1, poll_ahead=True)
+    consumer = BatchedConsumer(bus, GROUP, handler, session_factory(engine), limits)
+    stopping, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(consumer.run([INBOUND], stopping=stopping, ready=ready))
+    await asyncio.wait_for(ready.wait(), 1)
+    await bus.publish(INBOUND, event("CP-1", 0))
+    async with asyncio.timeout(5):
+        await handler.applying.wait()
+        for n in range(1, 6):  # while CP-1-0 is applied
+            await bus.publish(INBOUND, event("CP-1", n))
+            await asyncio.sleep(0.01)
+        while len(await rows(engine)) < 6 or await uncommitted(bus):
+            await asyncio.sleep(0.01)
+    stopping.set()
+    await asyncio.wait_for(task, 2)
+
+    assert handler.delivered == [["CP-1-0"], [f"CP-1-{n}" for n in range(1, 6)]]
+
+
+class BrokenBus(InMemoryBus):
+    """Its consumers' polls fail after the first (Kafka gone for good, say)."""
+
+    def consumer(self, topics: Sequence[str], group: str) -> "BrokenConsumer":
+        return BrokenConsumer(self, tuple(topics), group)
+
+
+class BrokenConsumer(InMemoryConsumer):
+    polls = 0
+
+    async def next_batch(self, max_records: int = 500, timeout_s: float = 0.5) -> list[Delivery]:
+        self.polls += 1
+        if self.polls > 1:
+            raise RuntimeError("the broker is gone")
+        return await super().next_batch(max_records, timeout_s)
+
+
+async def test_a_poll_failing_while_collected_ahead_fails_the_consumer(
+    engine: AsyncEngine,
+) -> None:
+    bus = BrokenBus()
+    await bus.publish(INBOUND, event("CP-1", 0))
+    consumer = BatchedConsumer(
+        bus, GROUP, Ledger(), session_factory(engine), BatchLimits(lanes=1, poll_ahead=True)
+    )
+
+    with pytest.raises(RuntimeError, match="the broker is gone"):
+        await asyncio.wait_for(consumer.run([INBOUND], stopping=asyncio.Event()), 5)

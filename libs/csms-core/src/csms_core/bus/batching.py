@@ -98,7 +98,7 @@ class BatchLimits:
     # Transactions side by side, each for the records of its share of the partitions (1 on
     # SQLite: one writer at a time).
     lanes: int = 2
-    # Take the next poll while this one is applied (its records wait in hand).
+    # Go on polling while a poll is applied (the records wait in hand for the next).
     poll_ahead: bool = False
     # Begin a lane's next transaction while the one before sends what it owes (each lane's
     # sends one after another, in order; a poll's offsets wait for its sends). For a
@@ -173,19 +173,17 @@ class BatchedConsumer(Generic[T]):
             if ready is not None:
                 ready.set()
             committing: asyncio.Task[None] | None = None
-            ahead: asyncio.Task[list[Delivery]] | None = None
+            polls = _Polls(consumer, self.limits.max_records)
+            collecting = asyncio.create_task(polls.collect()) if self.limits.poll_ahead else None
             try:
                 while not stopping.is_set():
+                    if collecting is not None and collecting.done():
+                        collecting.result()  # its failure (Kafka's) is the consumer's
                     with self._timed("poll"):
-                        if ahead is None:
-                            records = await consumer.next_batch(self.limits.max_records)
-                        else:
-                            records, ahead = await ahead, None
+                        records = await (polls.take() if collecting else polls.poll())
                     if not records:
                         continue
                     poll_records.labels(self.group).observe(len(records))
-                    if self.limits.poll_ahead:
-                        ahead = asyncio.create_task(consumer.next_batch(self.limits.max_records))
                     try:
                         sending = await self._apply_poll(records, stopping)
                         if committing is not None:
@@ -198,10 +196,10 @@ class BatchedConsumer(Generic[T]):
                         await committing
                     committing = None
             finally:
-                if ahead is not None:  # taken, not applied: uncommitted, read again
-                    ahead.cancel()
+                if collecting is not None:  # what it holds is uncommitted: read again
+                    collecting.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await ahead
+                        await collecting
                 # Leaving on a failure: what committed transactions owe, and the offsets of
                 # a poll whose sends are done, may still go out.
                 for task in [*self._sending.values(), *([committing] if committing else [])]:
@@ -403,6 +401,44 @@ class BatchedConsumer(Generic[T]):
                 return
             else:
                 return
+
+
+class _Polls:
+    """The consumer's polls: one when asked (``poll``), or, with ``collect`` running, the
+    records polled meanwhile (``take``). Collecting keeps aiokafka's fetcher busy while a
+    poll is applied: it fetches a partition again only once what it buffered of it was
+    taken, so records taken only after the apply would have waited for a fetch then."""
+
+    def __init__(self, consumer: Consumer, max_records: int) -> None:
+        self._consumer = consumer
+        self._max_records = max_records
+        self._held: list[Delivery] = []
+        self._arrived = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+
+    async def poll(self) -> list[Delivery]:
+        return await self._consumer.next_batch(self._max_records)
+
+    async def collect(self) -> None:
+        while True:
+            await self._room.wait()
+            records = await self._consumer.next_batch(self._max_records - len(self._held))
+            if records:
+                self._held.extend(records)
+                self._arrived.set()
+                if len(self._held) >= self._max_records:
+                    self._room.clear()
+
+    async def take(self, timeout_s: float = 0.5) -> list[Delivery]:
+        """What was polled since the last take (waiting up to ``timeout_s`` for some)."""
+        if not self._held:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), timeout_s)
+        records, self._held = self._held, []
+        self._arrived.clear()
+        self._room.set()
+        return records
 
 
 class _RecordFailed(Exception):

@@ -10,6 +10,13 @@ transaction commits, and what the batch owes goes out (answers to stations first
 domain events). Offsets are committed once every partition of the poll is done:
 at-least-once delivery, and the handler's inbox makes a replayed batch change nothing.
 
+The steps overlap where order allows: a poll's offsets are committed (only its own
+records': ``Consumer.commit_through``) while the next poll is applied; with
+``poll_ahead`` the consumer goes on polling while a poll is applied and the next poll is
+everything collected meanwhile; with ``send_behind`` a lane's next transaction begins
+while the one before sends what it owes (the lane's sends one after another, in order,
+and the poll's offsets after them).
+
 A station waiting for an answer is not kept waiting for the batch: once a record whose
 answer a station waits for is applied (``apply`` returns True), the transaction commits
 within the answer budget and the rest of the partition follows in the next one. The

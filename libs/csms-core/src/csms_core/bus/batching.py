@@ -210,9 +210,8 @@ class BatchedConsumer(Generic[T]):
                 # Leaving on a failure: what committed transactions owe, and the offsets of
                 # a poll whose sends are done, may still go out.
                 for task in [*self._sending.values(), *([committing] if committing else [])]:
-                    if not task.done():
-                        with contextlib.suppress(Exception):
-                            await asyncio.shield(task)
+                    with contextlib.suppress(Exception):  # a Stopped: nothing more to send
+                        await asyncio.shield(task)
                 self._sending.clear()
 
     async def _commit(

@@ -25,8 +25,8 @@ class SessionsSettings(CommonSettings, AuthSettings):
     # event loop (docs/operators.md); 1: both on one event loop.
     sessions_processes: int = Field(default=1, ge=1, le=2)
     # Its batched consumer (csms_core.settings for the meaning): larger polls and
-    # transactions than the other services' (a backlog of status reports: -25 % CPU per
-    # event), and polling while a poll is applied (bench/RESULTS.md, issue 10 item 3).
+    # transactions than the other services', and polling while a poll is applied
+    # (measured: bench/RESULTS.md, issue 10 item 3).
     consumer_batch_records: int = Field(default=4000, ge=1, le=10_000)
     consumer_batch_transaction: int = Field(default=2000, ge=1, le=5_000)
     consumer_poll_ahead: bool = True

@@ -204,8 +204,10 @@ class BatchedConsumer(Generic[T]):
                     committing = None
             finally:
                 if collecting is not None:  # what it holds is uncommitted: read again
-                    collecting.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                    # Not cancelled inside a poll (an in-memory bus's cancelled wait could
+                    # hang on its condition): it ends after the poll under way.
+                    polls.stop()
+                    with contextlib.suppress(Exception):
                         await collecting
                 # Leaving on a failure: what committed transactions owe, and the offsets of
                 # a poll whose sends are done, may still go out.
@@ -422,13 +424,21 @@ class _Polls:
         self._arrived = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
+        self._stopped = False
+
+    def stop(self) -> None:
+        """Collect no more (after the poll under way)."""
+        self._stopped = True
+        self._room.set()
 
     async def poll(self) -> list[Delivery]:
         return await self._consumer.next_batch(self._max_records)
 
     async def collect(self) -> None:
-        while True:
+        while not self._stopped:
             await self._room.wait()
+            if self._stopped:
+                return
             records = await self._consumer.next_batch(self._max_records - len(self._held))
             if records:
                 self._held.extend(records)

@@ -29,8 +29,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped, unused-ignore]
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -49,6 +47,7 @@ from csms_core.identity import SCHEMA as IDENTITY_SCHEMA
 from csms_core.router import CommandClient
 from csms_core.router.memory import InMemoryRouter
 from csms_core.topics import BY_NAME, METER_VALUES, SESSIONS
+from tests import cluster
 
 START = datetime(2026, 1, 5, 8, tzinfo=UTC)
 PARTITIONS = 4
@@ -107,20 +106,6 @@ def _deliveries(sessions: int, records: int) -> tuple[list[Delivery], list[Deliv
     return starts, values
 
 
-@asynccontextmanager
-async def _database(server_url: str) -> AsyncIterator[str]:
-    url = make_url(server_url)
-    server = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"csms_bench_billing_{uuid.uuid4().hex[:8]}"
-    connection = await asyncpg.connect(server)
-    try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await connection.close()
-
-
 @dataclass
 class Billing:
     """Billing's handler on the batched consumer, on a PostgreSQL database of its own."""
@@ -134,7 +119,7 @@ class Billing:
 @asynccontextmanager
 async def billing_consumer(server_url: str, limits: BatchLimits) -> AsyncIterator[Billing]:
     """A migrated billing database and the consumer that applies records to it."""
-    async with _database(server_url) as database_url:
+    async with cluster.own_database(server_url, "csms_bench_billing") as database_url:
         settings = BillingSettings(database_url=database_url, environment="development")
         engine = create_engine(database_url, [SCHEMA, IDENTITY_SCHEMA, ACCESS_SCHEMA])
         bus, router = InMemoryBus(), InMemoryRouter()

@@ -203,10 +203,11 @@ async def admin_headers(infra: Infra) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def own_database(infra: Infra, prefix: str = "csms_own") -> AsyncIterator[str]:
-    """The URL of a PostgreSQL database of the caller's own (``prefix_<random>``), dropped
-    at the end (the run's database is shared by every test of the session)."""
-    url = make_url(infra.database_url)
+async def own_database(database_url: str, prefix: str = "csms_own") -> AsyncIterator[str]:
+    """The URL of a PostgreSQL database of the caller's own (``prefix_<random>``) on the
+    server of ``database_url``, dropped at the end (the run's database is shared by every
+    test of the session, and by the benchmarks' processes)."""
+    url = make_url(database_url)
     server = url.set(drivername="postgresql").render_as_string(hide_password=False)
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     connection = await asyncpg.connect(server)

@@ -158,13 +158,7 @@ async def run_sessions() -> bool:
         return await _run_sessions_api(settings)
 
     def build(platform: Platform, commands: CommandClient) -> tuple[Service, FastAPI]:
-        service = SessionsService(
-            settings,
-            bus=platform.bus,
-            router=platform.router,
-            commands=commands,
-            engine=platform.engine,
-        )
+        service = _sessions_service(settings, platform, commands)
         return service, create_app(service)
 
     api = (settings.api_host, settings.api_port)
@@ -184,13 +178,7 @@ async def _run_sessions_api(settings: SessionsSettings) -> bool:
     ):
         # Not run here: its consumer and background work run in the child. The REST routes
         # use its clients; the local lists' pending sends run here too, for the routes' wakes.
-        service = SessionsService(
-            settings,
-            bus=platform.bus,
-            router=platform.router,
-            commands=commands,
-            engine=platform.engine,
-        )
+        service = _sessions_service(settings, platform, commands)
         consumer = await ConsumerChild.start([sys.executable, "-m", "csms_cli", "sessions"])
         try:
             async with asyncio.TaskGroup() as tasks:
@@ -223,13 +211,7 @@ async def run_sessions_consumer(control_fd: int) -> None:
             audited_commands(platform, "sessions") as commands,
             asyncio.TaskGroup() as tasks,
         ):
-            service = SessionsService(
-                settings,
-                bus=platform.bus,
-                router=platform.router,
-                commands=commands,
-                engine=platform.engine,
-            )
+            service = _sessions_service(settings, platform, commands)
             ready = asyncio.Event()
             tasks.create_task(control.watch_parent(stopping), name="api process")
             tasks.create_task(service.run(ready=ready, stopping=stopping), name="sessions")
@@ -422,13 +404,7 @@ async def run_embedded(
         ) as security,
         asyncio.TaskGroup() as tasks,
     ):
-        service = SessionsService(
-            sessions_settings,
-            bus=platform.bus,
-            router=platform.router,
-            commands=commands,
-            engine=platform.engine,
-        )
+        service = _sessions_service(sessions_settings, platform, commands)
         sessions_ready, gateway_ready = asyncio.Event(), asyncio.Event()
         tasks.create_task(service.run(ready=sessions_ready, stopping=stopping), name="sessions")
         await sessions_ready.wait()  # migrations done before the gateway reads identities
@@ -531,6 +507,19 @@ async def run_embedded(
             announce(info, json_lines=json_logs)
         if ready is not None:
             ready.set()
+
+
+def _sessions_service(
+    settings: SessionsSettings, platform: Platform, commands: CommandClient
+) -> SessionsService:
+    """The sessions service on a platform's bus, router and database (every mode builds it)."""
+    return SessionsService(
+        settings,
+        bus=platform.bus,
+        router=platform.router,
+        commands=commands,
+        engine=platform.engine,
+    )
 
 
 def _data_dir(database_url: str) -> Path:

@@ -43,7 +43,7 @@ async def database_url(
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'csms.db'}"
         return
-    async with own_database(infra, "csms_bi") as url:
+    async with own_database(infra.database_url, "csms_bi") as url:
         yield url
 
 

@@ -27,7 +27,7 @@ HELD_S = 0.3  # how long the first transaction keeps the row before it commits
 
 @pytest.fixture
 async def engine(infra: Infra) -> AsyncIterator[AsyncEngine]:
-    async with own_database(infra, "csms_fw") as url:
+    async with own_database(infra.database_url, "csms_fw") as url:
         engine = create_engine(url, [SCHEMA])
         try:
             await migrate_firmware(engine)

@@ -31,5 +31,5 @@ async def api(harness: Harness) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 async def postgres_url(infra: Infra) -> AsyncIterator[str]:
     """A PostgreSQL database of this test's own (replicas of one deployment share it)."""
-    async with own_database(infra, "csms_sc") as url:
+    async with own_database(infra.database_url, "csms_sc") as url:
         yield url

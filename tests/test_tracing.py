@@ -2,23 +2,11 @@
 
 from pathlib import Path
 
-from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace import ReadableSpan
 
 from tests import stations
+from tests.kits.tracing import memory_exporter
 from tests.test_cli_embedded import embedded
-
-
-def _exporter() -> InMemorySpanExporter:
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        provider = TracerProvider()
-        trace.set_tracer_provider(provider)
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return exporter
 
 
 def _named(spans: tuple[ReadableSpan, ...], name: str) -> ReadableSpan:
@@ -28,7 +16,7 @@ def _named(spans: tuple[ReadableSpan, ...], name: str) -> ReadableSpan:
 
 
 async def test_boot_notification_is_one_trace_across_every_hop(tmp_path: Path) -> None:
-    exporter = _exporter()
+    exporter = memory_exporter()
     async with (
         embedded(tmp_path) as (ocpp_url, _, _),
         stations.station(ocpp_url, "CP-TRACED", "2.0.1") as station,

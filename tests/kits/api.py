@@ -23,18 +23,26 @@ from csms_core.identity import assign_site, migrate_identity
 
 
 @asynccontextmanager
-async def two_site_database(path: Path) -> AsyncIterator[AsyncEngine]:
-    """A migrated identity and access database on SQLite: CP-A on site-a, CP-B on site-b."""
+async def bare_database(path: Path) -> AsyncIterator[AsyncEngine]:
+    """An identity and access database on SQLite, not migrated: tables are made as needed
+    (``bearer_headers`` migrates the access schema)."""
     engine = create_engine(f"sqlite+aiosqlite:///{path}", [IDENTITY_SCHEMA, ACCESS_SCHEMA])
     try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def two_site_database(path: Path) -> AsyncIterator[AsyncEngine]:
+    """A migrated identity and access database on SQLite: CP-A on site-a, CP-B on site-b."""
+    async with bare_database(path) as engine:
         await migrate_identity(engine)
         await migrate_access(engine)
         async with session_factory(engine)() as session, session.begin():
             await assign_site(session, "CP-A", "site-a")
             await assign_site(session, "CP-B", "site-b")
         yield engine
-    finally:
-        await engine.dispose()
 
 
 async def bearer_headers(

@@ -11,13 +11,11 @@ from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from csms_api.access import SCHEMA as ACCESS_SCHEMA
 from csms_api.app import create_service_app
 from csms_api.auth import Authenticator, AuthSettings, OperatorDep
 from csms_api.limits import RequestLimits, TokenBuckets, body_limit
-from csms_core.db import create_engine, session_factory
-from csms_core.identity import SCHEMA as IDENTITY_SCHEMA
-from tests.kits.api import bearer_headers
+from csms_core.db import session_factory
+from tests.kits.api import bare_database, bearer_headers
 
 LIMIT = 64 * 1024
 
@@ -53,11 +51,8 @@ def _routes() -> APIRouter:
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(
-        f"sqlite+aiosqlite:///{tmp_path / 'api.db'}", [ACCESS_SCHEMA, IDENTITY_SCHEMA]
-    )
-    yield engine
-    await engine.dispose()
+    async with bare_database(tmp_path / "api.db") as engine:
+        yield engine
 
 
 def _app(engine: AsyncEngine, limits: RequestLimits) -> FastAPI:

@@ -9,19 +9,17 @@ import httpx
 import pytest
 from fastapi import APIRouter, FastAPI
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from csms_api.access import SCHEMA as ACCESS_SCHEMA
 from csms_api.app import create_service_app
 from csms_api.auth import Authenticator, AuthSettings, OperatorDep
 from csms_api.tracing import TraceSampling
-from csms_core.db import create_engine, session_factory
-from csms_core.identity import SCHEMA as IDENTITY_SCHEMA
+from csms_core.db import session_factory
 from csms_core.telemetry import current_trace_headers
-from tests.kits.api import bearer_headers
+from tests.kits.api import bare_database, bearer_headers
+from tests.kits.tracing import memory_exporter
 
 SAMPLED_PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 UNSAMPLED_PARENT = "00-1bf7651916cd43dd8448eb211c80319c-c7ad6b7169203331-00"
@@ -43,22 +41,13 @@ def _routes() -> APIRouter:
 
 @pytest.fixture(scope="module")
 def exporter() -> InMemorySpanExporter:
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        provider = TracerProvider()
-        trace.set_tracer_provider(provider)
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return exporter
+    return memory_exporter()
 
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(
-        f"sqlite+aiosqlite:///{tmp_path / 'api.db'}", [ACCESS_SCHEMA, IDENTITY_SCHEMA]
-    )
-    yield engine
-    await engine.dispose()
+    async with bare_database(tmp_path / "api.db") as engine:
+        yield engine
 
 
 async def _client(engine: AsyncEngine, ratio: float) -> httpx.AsyncClient:

@@ -18,8 +18,8 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -191,6 +191,18 @@ class PrivateBrokers:
 
     def stop(self) -> None:
         self.run("clean")
+
+    @classmethod
+    @contextmanager
+    def running(
+        cls, shared: Infra, state_dir: Path, *, kafka: bool, redis: bool
+    ) -> Iterator["PrivateBrokers"]:
+        """``start``, and ``stop`` (its state deleted) at the end."""
+        brokers = cls.start(shared, state_dir, kafka=kafka, redis=redis)
+        try:
+            yield brokers
+        finally:
+            brokers.stop()
 
 
 async def admin_headers(infra: Infra) -> dict[str, str]:

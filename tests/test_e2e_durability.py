@@ -82,10 +82,8 @@ def broker_and_cluster(
     infra: Infra, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[PrivateBrokers, Cluster]]:
     """A cluster on a Kafka broker of its own: the test kills it, and others share ours."""
-    brokers = PrivateBrokers.start(
-        infra, tmp_path_factory.mktemp("kafka-of-its-own"), kafka=True, redis=False
-    )
-    try:
+    state_dir = tmp_path_factory.mktemp("kafka-of-its-own")
+    with PrivateBrokers.running(infra, state_dir, kafka=True, redis=False) as brokers:
         reset_state(brokers.infra)
         csms = Cluster(brokers.infra, tmp_path_factory.mktemp("logs"))
         try:
@@ -93,8 +91,6 @@ def broker_and_cluster(
             yield brokers, csms
         finally:
             csms.stop()
-    finally:
-        brokers.stop()
 
 
 @pytest.mark.timeout(360)

@@ -27,13 +27,9 @@ def private_redis(
     infra: Infra, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[PrivateBrokers]:
     """A Redis server of the module's own: a test restarts it, and others share ours."""
-    brokers = PrivateBrokers.start(
-        infra, tmp_path_factory.mktemp("redis-of-its-own"), kafka=False, redis=True
-    )
-    try:
+    state_dir = tmp_path_factory.mktemp("redis-of-its-own")
+    with PrivateBrokers.running(infra, state_dir, kafka=False, redis=True) as brokers:
         yield brokers
-    finally:
-        brokers.stop()
 
 
 @pytest.fixture(scope="module")

@@ -286,13 +286,9 @@ def private_kafka(
     infra: Infra, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[PrivateBrokers]:
     """A broker of this module's own: its tests stop it (others share ours)."""
-    brokers = PrivateBrokers.start(
-        infra, tmp_path_factory.mktemp("kafka-of-its-own"), kafka=True, redis=False
-    )
-    try:
+    state_dir = tmp_path_factory.mktemp("kafka-of-its-own")
+    with PrivateBrokers.running(infra, state_dir, kafka=True, redis=False) as brokers:
         yield brokers
-    finally:
-        brokers.stop()
 
 
 @pytest.mark.timeout(300)

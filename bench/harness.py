@@ -424,17 +424,23 @@ class Csms:
         return cluster.gateway(self.infra, self.group, gateway_id, self.log_dir, **env)
 
     def _start(self, component: Component) -> Running:
-        component.start(timeout_s=120)
-        assert component.process is not None
+        return self.start_together([component])[0]
+
+    def start_together(self, components: list[Component]) -> list[Running]:
+        """``components`` started at once (``tests.cluster.start_together``), from this thread."""
+        self.components.extend(components)  # stopped with the rest even if one fails
+        cluster.start_together(components, timeout_s=120)
         hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-        # `csms gateway` keeps the default soft limit: lift it to the hard one from outside.
-        resource.prlimit(component.process.pid, resource.RLIMIT_NOFILE, (hard, hard))
-        self.components.append(component)
-        return Running(component.port, component.process.pid)
+        running = []
+        for component in components:
+            assert component.process is not None
+            # `csms gateway` keeps the default soft limit: lift it to the hard one from outside.
+            resource.prlimit(component.process.pid, resource.RLIMIT_NOFILE, (hard, hard))
+            running.append(Running(component.port, component.process.pid))
+        return running
 
     def stop(self) -> None:
-        for component in reversed(self.components):
-            component.stop()
+        cluster.stop_together(reversed(self.components))
         if self.components:  # a run that started its processes owns its topic namespace
             prefix = cluster.topic_prefix(self.group)
             _run_apart(cluster.delete_topics(self.infra.kafka_bootstrap, prefix))

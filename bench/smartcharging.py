@@ -156,7 +156,7 @@ def start_processes(csms: Csms, sessions_replicas: int) -> Component:
     """2 gateways, ``sessions_replicas`` sessions, 1 smart charging; the latter returned."""
     with ThreadPoolExecutor(1) as thread:  # it runs a loop of its own
         thread.submit(reset_smartcharging, csms.infra).result()  # the bench db's schema
-    csms.sessions_and_gateway()  # the first sessions replica migrates its schema
+    csms._start(csms._sessions_component({}))  # the first sessions replica migrates its schema
     component = smartcharging(
         csms.infra,
         csms.group,
@@ -164,7 +164,7 @@ def start_processes(csms: Csms, sessions_replicas: int) -> Component:
         csms.log_dir,
         CSMS_LOG_LEVEL="WARNING",
     )
-    more = [csms._gateway_component({}), component]
+    more = [csms._gateway_component({}), csms._gateway_component({}), component]
     # A second sessions replica joins the group the first one started at the end of the
     # topics (the harness's own helper would commit offsets under a live member).
     env = {"CSMS_LOG_LEVEL": "WARNING", "CSMS_UNKNOWN_STATION_POLICY": "accept"}
@@ -173,8 +173,7 @@ def start_processes(csms: Csms, sessions_replicas: int) -> Component:
         for n in range(2, sessions_replicas + 1)
     ]
     # From this thread: a component dies with the thread that started it (PR_SET_PDEATHSIG).
-    for started in more:
-        csms._start(started)
+    csms.start_together(more)
     return component
 
 

@@ -67,13 +67,17 @@ class Cluster:
 
     def start(self) -> None:
         # The first sessions replica runs the migrations before the others start.
-        self.sessions[0].start()
-        for component in self.components[1:]:
-            component.start()
+        self.start_with(timeout_s=60)
 
-    def stop(self) -> None:
-        for component in self.components:
-            component.stop()
+    def start_with(self, *more: Component, timeout_s: float) -> None:
+        """This cluster and ``more`` components of the test's: the first sessions replica runs
+        the migrations, then every other process starts at once."""
+        self.sessions[0].start(timeout_s)
+        cluster.start_together([*self.components[1:], *more], timeout_s)
+
+    def stop(self, *more: Component) -> None:
+        """This cluster and ``more`` components stopped at once."""
+        cluster.stop_together([*more, *self.components])
         # Its topics go with it: a broker that keeps every run's partitions takes ever
         # longer to recover after a crash (43 s with 3,383 partition directories).
         asyncio.run(

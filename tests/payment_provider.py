@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI, HTTPException
 
 from csms_billing.payments.provider import SIGNATURE_HEADER, sign
-from csms_cli.runtime import serve_api
+from csms_cli.serving import serve_api
 from tests.cluster import free_port
 
 SECRET = b"loopback-provider-webhook-secret-0123456789"

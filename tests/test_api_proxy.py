@@ -114,8 +114,10 @@ def proxy(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pr
     (run_dir / "srv" / "openapi.json").chmod(0o644)
     log = run_dir / "error.log"
     try:
-        for component in replicas.values():
-            component.start()
+        # Sessions first (it migrates the shared schemas), then the others at once.
+        first, *others = replicas.values()
+        first.start()
+        cluster.start_together(others)
         port = free_port()  # only now: the replicas took seconds to start
         config = _local_config(run_dir, port, {name: c.port for name, c in replicas.items()})
         (run_dir / "nginx.conf").write_text(config, encoding="utf-8")
@@ -135,8 +137,7 @@ def proxy(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pr
             process.terminate()
             process.wait(timeout=20)
     finally:
-        for component in replicas.values():
-            component.stop()
+        cluster.stop_together(replicas.values())
         asyncio.run(cluster.retire_topics(infra.kafka_bootstrap, cluster.topic_prefix(group)))
         shutil.rmtree(run_dir, ignore_errors=True)
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from fastapi.openapi.utils import get_openapi
 
-from csms_cli.components import create_embedded_app, run_embedded, whole_api_openapi
+from csms_cli.embedded import create_embedded_app, run_embedded, whole_api_openapi
 from tests import stations
 from tests.cluster import CSMS, free_port
 from tests.deploy_routing import OPENAPI_FILE

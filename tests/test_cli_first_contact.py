@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from csms_cli.banner import StartupInfo, startup_info
-from csms_cli.components import run_embedded
+from csms_cli.embedded import run_embedded
 from csms_cli.main import DEFAULT_DEMO_STATIONS, expand_bare_demo
 from tests.cluster import CSMS, free_port
 from tests.waiting import eventually

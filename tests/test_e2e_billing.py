@@ -10,7 +10,6 @@ charges 1000 -> 4000 Wh by 10:30 UTC and -> 8500 Wh by 11:00 UTC:
 import asyncio
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,15 +100,10 @@ def billing_cluster(
     csms = Cluster(infra, tmp_path_factory.mktemp("logs"))
     both = BillingCluster(csms)
     try:
-        csms.sessions[0].start(START_S)  # it migrates the shared schemas first
-        with ThreadPoolExecutor() as starting:
-            others = [*csms.components[1:], *both.billing]
-            list(starting.map(lambda component: component.start(START_S), others))
+        csms.start_with(*both.billing, timeout_s=START_S)
         yield both
     finally:
-        for component in both.billing:
-            component.stop()
-        csms.stop()
+        csms.stop(*both.billing)
 
 
 @pytest.fixture(scope="module")

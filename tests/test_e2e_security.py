@@ -100,14 +100,12 @@ def secure_cluster(
     components = [sessions, *replicas, gateway]
     try:
         sessions.start()
-        for replica in replicas:  # the CA exists once the first is healthy
-            replica.start()
-        gateway.start()
+        replicas[0].start()  # the CA exists once the first is healthy
+        cluster.start_together([*replicas[1:], gateway])
         admin = asyncio.run(cluster.admin_headers(infra))
         yield SecureCluster(gateway, sessions, replicas, operator_ca, admin, mo)
     finally:
-        for component in reversed(components):
-            component.stop()
+        cluster.stop_together(components)
         asyncio.run(cluster.retire_topics(infra.kafka_bootstrap, cluster.topic_prefix(group)))
 
 

@@ -70,8 +70,7 @@ def split(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sp
         gateway.start()
         yield csms
     finally:
-        gateway.stop()
-        sessions.stop()
+        cluster.stop_together([gateway, sessions])
         asyncio.run(cluster.retire_topics(infra.kafka_bootstrap, cluster.topic_prefix(group)))
 
 

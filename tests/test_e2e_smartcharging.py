@@ -60,13 +60,11 @@ def smartcharging_cluster(
     csms = Cluster(infra, log_dir)
     component = smartcharging(infra, csms.group, "smartcharging", log_dir)
     try:
-        # As Cluster.start, with more patience: these processes share the CPU with others.
-        for each in (*csms.components, component):
-            each.start(timeout_s=START_TIMEOUT_S)
+        # With more patience than Cluster.start: these processes share the CPU with others.
+        csms.start_with(component, timeout_s=START_TIMEOUT_S)
         yield csms, component
     finally:
-        component.stop()
-        csms.stop()
+        csms.stop(component)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from csms_cli import api_keys, components
+from csms_cli import api_keys
 
 # `csms up --demo` without a number: a small fleet a laptop runs easily.
 DEFAULT_DEMO_STATIONS = 10
@@ -63,9 +63,11 @@ def up(
 
     The first start creates an admin API key in DATA_DIR/admin.key (mode 0600).
     """
+    from csms_cli.embedded import run_embedded
+
     data_dir.mkdir(parents=True, exist_ok=True)
     asyncio.run(
-        components.run_embedded(
+        run_embedded(
             host=host,
             ocpp_port=ocpp_port,
             api_port=api_port,
@@ -85,9 +87,10 @@ def gateway() -> None:
     CSMS_KAFKA_BOOTSTRAP, CSMS_REDIS_URL and CSMS_DATABASE_URL (station passwords); on
     uvloop unless CSMS_EVENT_LOOP=asyncio.
     """
+    from csms_cli.replicas import gateway as replica
     from csms_gateway import loop
 
-    loop.run(components.run_gateway())
+    loop.run(replica.run())
 
 
 @app.command()
@@ -103,10 +106,12 @@ def sessions(
     CSMS_API_PORT, CSMS_UNKNOWN_STATION_POLICY (accept | pending | reject; default reject)
     and CSMS_SESSIONS_PROCESSES (2: the consumer in a child process; default 1).
     """
+    from csms_cli.replicas import sessions as replica
+
     if control_fd is not None:
-        asyncio.run(components.run_sessions_consumer(control_fd))
+        asyncio.run(replica.run_consumer(control_fd))
         return
-    if asyncio.run(components.run_sessions()):
+    if asyncio.run(replica.run()):
         raise typer.Exit(1)
 
 
@@ -118,7 +123,9 @@ def smartcharging() -> None:
     CSMS_SMARTCHARGING_API_PORT (default 8001), CSMS_ALLOCATION_TICK_S (default 5)
     and CSMS_SMARTCHARGING_CONSUMER_GROUP (default csms-smartcharging).
     """
-    asyncio.run(components.run_smartcharging())
+    from csms_cli.replicas import smartcharging as replica
+
+    asyncio.run(replica.run())
 
 
 @app.command()
@@ -130,7 +137,9 @@ def security() -> None:
     CSMS_SECURITY_API_PORT (default 8002), CSMS_SECURITY_ORGANIZATION
     (docs/station-security.md).
     """
-    asyncio.run(components.run_security())
+    from csms_cli.replicas import security as replica
+
+    asyncio.run(replica.run())
 
 
 @app.command("create-ca")
@@ -163,7 +172,9 @@ def firmware() -> None:
     shared by the replicas), CSMS_FIRMWARE_FTP_PORT (0 = no FTP) and
     CSMS_FIRMWARE_CONSUMER_GROUP (default csms-firmware).
     """
-    asyncio.run(components.run_firmware())
+    from csms_cli.replicas import firmware as replica
+
+    asyncio.run(replica.run())
 
 
 @app.command()
@@ -175,7 +186,9 @@ def billing() -> None:
     CSMS_BILLING_COUNTRY_CODE / CSMS_BILLING_PARTY_ID (the CPO in OCPI terms) and
     CSMS_BILLING_TIME_ZONE (of tariffs that name none); docs/billing.md.
     """
-    asyncio.run(components.run_billing())
+    from csms_cli.replicas import billing as replica
+
+    asyncio.run(replica.run())
 
 
 @app.command()

@@ -1,17 +1,10 @@
-"""Process plumbing shared by every ``csms`` sub-command: signals and the HTTP server."""
+"""Process plumbing shared by every ``csms`` sub-command: signals, start-up waits, the
+garbage collector (the HTTP server is ``csms_cli.serving``: the gateway serves none)."""
 
 import asyncio
 import gc
 import logging
 import signal
-import socket
-from collections.abc import Generator
-from contextlib import contextmanager
-
-import uvicorn
-from fastapi import FastAPI
-
-from csms_api.limits import RequestLimits
 
 logger = logging.getLogger(__name__)
 
@@ -62,51 +55,3 @@ async def all_set_unless(events: list[asyncio.Event], stopping: asyncio.Event) -
             waiter.cancel()
         await asyncio.gather(*waiters, return_exceptions=True)
     return all(event.is_set() for event in events)
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: our ``stopping`` event decides."""
-
-    def __init__(self, config: uvicorn.Config, listening: asyncio.Event | None) -> None:
-        super().__init__(config)
-        self._listening = listening
-
-    @contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        if self.started and self._listening is not None:
-            self._listening.set()
-
-
-async def serve_api(
-    app: FastAPI,
-    host: str,
-    port: int,
-    stopping: asyncio.Event,
-    *,
-    listening: asyncio.Event | None = None,
-) -> None:
-    """Serve ``app`` until ``stopping`` is set; ``listening`` is set once it accepts."""
-    limits = RequestLimits()
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        # Behind these peers (a reverse proxy) the client is the one X-Forwarded-For names:
-        # the rate limit is per client, not per proxy (csms_api.limits).
-        forwarded_allow_ips=limits.trusted_proxies,
-        # Connections and requests at once; beyond, 503 (uvicorn).
-        limit_concurrency=limits.max_concurrent_requests,
-    )
-    server = _Server(config, listening)
-    serving = asyncio.create_task(server.serve(), name=f"http {host}:{port}")
-    stop_waiter = asyncio.create_task(stopping.wait(), name="await stop")
-    await asyncio.wait({serving, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
-    server.should_exit = True
-    stop_waiter.cancel()
-    await serving

@@ -7,7 +7,7 @@ import pytest
 from fastapi import FastAPI, HTTPException
 
 from csms_billing.payments.vat import HttpVatRegistry, validate_vat
-from csms_cli.runtime import serve_api
+from csms_cli.serving import serve_api
 from csms_ocpp import OcppVersion, schemas
 from tests.cluster import free_port
 

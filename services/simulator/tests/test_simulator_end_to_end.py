@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from csms_cli.components import run_embedded
+from csms_cli.embedded import run_embedded
 from csms_simulator import RunReport, SimulationConfig, run_fleet
 
 

@@ -1,59 +1,40 @@
-"""Wiring: open the platform clients for a mode, then run components on them.
-
-Every client is opened in one ``AsyncExitStack`` and closed in reverse order.
-The bus and router are Kafka and Redis when CSMS_KAFKA_BOOTSTRAP and
-CSMS_REDIS_URL are set, and the in-process implementations otherwise.
-"""
+"""``csms up``: every component in one process on the embedded default (in-process bus
+and router, SQLite), and its REST API of every service's routes."""
 
 import asyncio
 import functools
 import logging
-import sys
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from csms_api.access import SCHEMA as ACCESS_SCHEMA
-from csms_api.access import migrate_access
-from csms_api.audit import AuditLog
-from csms_billing.app import create_app as create_billing_app
 from csms_billing.app import create_public_router as create_billing_public_router
 from csms_billing.app import create_router as create_billing_router
 from csms_billing.db import SCHEMA as BILLING_SCHEMA
 from csms_billing.service import BillingService
 from csms_billing.settings import BillingSettings
-from csms_cli.apart import ConsumerChild, ControlChannel
 from csms_cli.api_keys import ADMIN_KEY_FILE, ensure_admin_key
 from csms_cli.banner import StartupInfo, announce, startup_info
 from csms_cli.openapi import merged_openapi
+from csms_cli.platform import open_platform, setup_process
+from csms_cli.replicas.service import audited_commands
+from csms_cli.replicas.sessions import sessions_service
 from csms_cli.routing import API_SERVICES
-from csms_cli.runtime import all_set_unless, serve_api, stop_on_signals, tune_gc
-from csms_core.bus import Bus
-from csms_core.bus.kafka import KafkaBus, KafkaFetch
-from csms_core.bus.memory import InMemoryBus
-from csms_core.db import create_engine, session_factory
-from csms_core.identity import SCHEMA as IDENTITY_SCHEMA
-from csms_core.identity import IdentityStore, migrate_identity
-from csms_core.router import CommandClient, Router
-from csms_core.router.memory import InMemoryRouter
-from csms_core.router.redis import RedisRouter
-from csms_core.settings import CommonSettings, Environment
-from csms_core.telemetry import setup_logging, setup_tracing
-from csms_firmware.app import create_app as create_firmware_app
+from csms_cli.runtime import all_set_unless, stop_on_signals
+from csms_cli.serving import serve_api
+from csms_core.db import session_factory
+from csms_core.identity import IdentityStore
+from csms_core.settings import Environment
 from csms_firmware.app import create_file_router as create_firmware_file_router
 from csms_firmware.app import create_router as create_firmware_router
 from csms_firmware.db import SCHEMA as FIRMWARE_SCHEMA
 from csms_firmware.service import FirmwareService
 from csms_firmware.settings import FirmwareSettings
 from csms_gateway import Gateway, GatewaySettings
-from csms_security.app import create_app as create_security_app
 from csms_security.app import create_router as create_security_router
 from csms_security.db import SCHEMA as SECURITY_SCHEMA
 from csms_security.service import SecurityService
@@ -63,261 +44,12 @@ from csms_sessions.db import SCHEMA as SESSIONS_SCHEMA
 from csms_sessions.service import SessionsService
 from csms_sessions.settings import SessionsSettings, UnknownStationPolicy
 from csms_simulator import SimulationConfig, run_fleet
-from csms_smartcharging.app import create_app as create_smartcharging_app
 from csms_smartcharging.app import create_router as create_smartcharging_router
 from csms_smartcharging.db import SCHEMA as SMARTCHARGING_SCHEMA
 from csms_smartcharging.service import SmartChargingService
 from csms_smartcharging.settings import SmartChargingSettings
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Platform:
-    bus: Bus
-    router: Router
-    engine: AsyncEngine
-
-
-@asynccontextmanager
-async def open_platform(
-    settings: CommonSettings, client_id: str, schemas: list[str]
-) -> AsyncIterator[Platform]:
-    bus: Bus = (
-        KafkaBus(
-            settings.kafka_bootstrap,
-            client_id=client_id,
-            partitions=settings.kafka_partitions,
-            replication_factor=settings.kafka_replication_factor,
-            topic_prefix=settings.kafka_topic_prefix,
-            security=settings.kafka_options(),
-            client=settings.kafka_client,
-            rdkafka_security=settings.librdkafka_options(),
-            fetch=KafkaFetch(
-                settings.kafka_fetch_min_bytes,
-                settings.kafka_fetch_max_wait_ms,
-                settings.kafka_max_partition_fetch_bytes,
-            ),
-        )
-        if settings.kafka_bootstrap
-        else InMemoryBus()
-    )
-    router: Router = (
-        RedisRouter(
-            settings.redis_url,
-            namespace=settings.kafka_topic_prefix,
-            **settings.redis_options(),
-        )
-        if settings.redis_url
-        else InMemoryRouter()
-    )
-    engine = create_engine(settings.database_url, [IDENTITY_SCHEMA, ACCESS_SCHEMA, *schemas])
-    async with AsyncExitStack() as stack:
-        stack.push_async_callback(engine.dispose)
-        await stack.enter_async_context(router)
-        await stack.enter_async_context(bus)
-        yield Platform(bus, router, engine)
-
-
-@asynccontextmanager
-async def audited_commands(platform: Platform, service: str) -> AsyncIterator[CommandClient]:
-    """The service's command client; every command it sends is in the audit trail (the
-    ``access`` schema, migrated here so that a service that serves no REST writes it too)."""
-    await migrate_access(platform.engine)
-    audit = AuditLog(session_factory(platform.engine), service)
-    async with CommandClient(platform.router, service, audit=audit) as commands:
-        yield commands
-
-
-async def run_gateway() -> None:
-    """``csms gateway``: one gateway replica until SIGTERM."""
-    settings = GatewaySettings()
-    _setup_process(settings, f"csms-gateway-{settings.gateway_id}")
-    stopping = asyncio.Event()
-    stop_on_signals(stopping)
-    async with open_platform(settings, f"csms-gateway-{settings.gateway_id}", []) as platform:
-        await migrate_identity(platform.engine)
-        identities = IdentityStore(session_factory(platform.engine))
-        await Gateway(settings, platform.bus, platform.router, identities).run(stopping=stopping)
-
-
-class Service(Protocol):
-    """What ``csms sessions`` / ``csms smartcharging`` run: a consumer service with a REST API."""
-
-    async def run(self, *, ready: asyncio.Event | None = None, stopping: asyncio.Event) -> None: ...
-
-
-ServiceFactory = Callable[[Platform, CommandClient], tuple[Service, FastAPI]]
-
-
-async def run_sessions() -> bool:
-    """``csms sessions``: one sessions replica and its REST API until SIGTERM; whether it
-    stopped because a part of it failed (exit status 1)."""
-    settings = SessionsSettings()
-    if settings.sessions_processes == 2:
-        return await _run_sessions_api(settings)
-
-    def build(platform: Platform, commands: CommandClient) -> tuple[Service, FastAPI]:
-        service = _sessions_service(settings, platform, commands)
-        return service, create_app(service)
-
-    api = (settings.api_host, settings.api_port)
-    await _run_service("sessions", settings, SESSIONS_SCHEMA, api, build)
-    return False
-
-
-async def _run_sessions_api(settings: SessionsSettings) -> bool:
-    """The sessions REST API in this process, its consumer in a child process (csms_cli.apart):
-    ready once the child consumes; stopped, with a failure, if the child ends."""
-    _setup_process(settings, "csms-sessions")
-    stopping = asyncio.Event()
-    stop_on_signals(stopping)
-    async with (
-        open_platform(settings, "csms-sessions", [SESSIONS_SCHEMA]) as platform,
-        audited_commands(platform, "sessions") as commands,
-    ):
-        # Not run here: its consumer and background work run in the child. The REST routes
-        # use its clients; the local lists' pending sends run here too, for the routes' wakes.
-        service = _sessions_service(settings, platform, commands)
-        consumer = await ConsumerChild.start([sys.executable, "-m", "csms_cli", "sessions"])
-        try:
-            async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(consumer.watch(service.ready, stopping), name="consumer")
-                tasks.create_task(_pending_lists(service, stopping), name="local lists")
-                api = serve_api(create_app(service), settings.api_host, settings.api_port, stopping)
-                tasks.create_task(api, name="sessions api")
-        finally:
-            await consumer.stop()
-    return consumer.failed
-
-
-async def _pending_lists(service: SessionsService, stopping: asyncio.Event) -> None:
-    """The local lists' pending sends, once the child migrated (it is ready)."""
-    if await all_set_unless([service.ready], stopping):
-        await service.local_lists.run_pending(stopping)
-
-
-async def run_sessions_consumer(control_fd: int) -> None:
-    """The consumer of ``csms sessions`` in two processes (the child): everything the sessions
-    service runs but its REST API, until SIGTERM or until the API process is gone."""
-    settings = SessionsSettings()
-    _setup_process(settings, "csms-sessions-consumer")
-    stopping = asyncio.Event()
-    stop_on_signals(stopping)
-    control = await ControlChannel.open(control_fd)
-    try:
-        async with (
-            open_platform(settings, "csms-sessions-consumer", [SESSIONS_SCHEMA]) as platform,
-            audited_commands(platform, "sessions") as commands,
-            asyncio.TaskGroup() as tasks,
-        ):
-            service = _sessions_service(settings, platform, commands)
-            ready = asyncio.Event()
-            tasks.create_task(control.watch_parent(stopping), name="api process")
-            tasks.create_task(service.run(ready=ready, stopping=stopping), name="sessions")
-            tasks.create_task(control.report_ready(ready, stopping), name="ready")
-    finally:
-        control.close()
-
-
-async def run_smartcharging() -> None:
-    """``csms smartcharging``: one smart charging replica and its REST API until SIGTERM."""
-    settings = SmartChargingSettings()
-
-    def build(platform: Platform, commands: CommandClient) -> tuple[Service, FastAPI]:
-        service = SmartChargingService(
-            settings,
-            bus=platform.bus,
-            router=platform.router,
-            commands=commands,
-            engine=platform.engine,
-        )
-        return service, create_smartcharging_app(service)
-
-    api = (settings.api_host, settings.api_port)
-    await _run_service("smartcharging", settings, SMARTCHARGING_SCHEMA, api, build)
-
-
-async def run_firmware() -> None:
-    """``csms firmware``: one firmware service replica and its REST API until SIGTERM."""
-    settings = FirmwareSettings()
-
-    def build(platform: Platform, commands: CommandClient) -> tuple[Service, FastAPI]:
-        service = FirmwareService(
-            settings,
-            bus=platform.bus,
-            router=platform.router,
-            commands=commands,
-            engine=platform.engine,
-        )
-        return service, create_firmware_app(service)
-
-    api = (settings.api_host, settings.api_port)
-    await _run_service("firmware", settings, FIRMWARE_SCHEMA, api, build)
-
-
-async def run_security() -> None:
-    """``csms security``: one security replica (it holds the CA) and its REST API until SIGTERM."""
-    settings = SecuritySettings()
-    _setup_process(settings, "csms-security")
-    stopping = asyncio.Event()
-    stop_on_signals(stopping)
-    async with (
-        open_platform(settings, "csms-security", [SECURITY_SCHEMA]) as platform,
-        audited_commands(platform, "security") as commands,
-        SecurityService(
-            settings,
-            bus=platform.bus,
-            router=platform.router,
-            commands=commands,
-            engine=platform.engine,
-        ) as service,
-        asyncio.TaskGroup() as tasks,
-    ):
-        tasks.create_task(service.run(stopping=stopping), name="security")
-        api = serve_api(
-            create_security_app(service), settings.api_host, settings.api_port, stopping
-        )
-        tasks.create_task(api, name="security api")
-
-
-async def run_billing() -> None:
-    """``csms billing``: one billing replica and its REST API until SIGTERM."""
-    settings = BillingSettings()
-
-    def build(platform: Platform, commands: CommandClient) -> tuple[Service, FastAPI]:
-        service = BillingService(
-            settings,
-            bus=platform.bus,
-            router=platform.router,
-            commands=commands,
-            engine=platform.engine,
-        )
-        return service, create_billing_app(service)
-
-    api = (settings.api_host, settings.api_port)
-    await _run_service("billing", settings, BILLING_SCHEMA, api, build)
-
-
-async def _run_service(
-    name: str,
-    settings: CommonSettings,
-    schema: str,
-    api: tuple[str, int],
-    build: ServiceFactory,
-) -> None:
-    """Open the platform, run the service and serve its API until SIGTERM."""
-    _setup_process(settings, f"csms-{name}")
-    stopping = asyncio.Event()
-    stop_on_signals(stopping)
-    async with (
-        open_platform(settings, f"csms-{name}", [schema]) as platform,
-        audited_commands(platform, name) as commands,
-        asyncio.TaskGroup() as tasks,
-    ):
-        service, app = build(platform, commands)
-        tasks.create_task(service.run(stopping=stopping), name=name)
-        tasks.create_task(serve_api(app, *api, stopping), name=f"{name} api")
 
 
 async def run_embedded(
@@ -363,7 +95,7 @@ async def run_embedded(
     )
     json_logs = True
     if stopping is None:
-        json_logs = _setup_process(sessions_settings, "csms")
+        json_logs = setup_process(sessions_settings, "csms")
         stopping = asyncio.Event()
         stop_on_signals(stopping)
     security_settings = SecuritySettings(
@@ -404,7 +136,7 @@ async def run_embedded(
         ) as security,
         asyncio.TaskGroup() as tasks,
     ):
-        service = _sessions_service(sessions_settings, platform, commands)
+        service = sessions_service(sessions_settings, platform, commands)
         sessions_ready, gateway_ready = asyncio.Event(), asyncio.Event()
         tasks.create_task(service.run(ready=sessions_ready, stopping=stopping), name="sessions")
         await sessions_ready.wait()  # migrations done before the gateway reads identities
@@ -509,19 +241,6 @@ async def run_embedded(
             ready.set()
 
 
-def _sessions_service(
-    settings: SessionsSettings, platform: Platform, commands: CommandClient
-) -> SessionsService:
-    """The sessions service on a platform's bus, router and database (every mode builds it)."""
-    return SessionsService(
-        settings,
-        bus=platform.bus,
-        router=platform.router,
-        commands=commands,
-        engine=platform.engine,
-    )
-
-
 def _data_dir(database_url: str) -> Path:
     """Where the embedded database file lives (its CA goes next to it)."""
     database = make_url(database_url).database or ""
@@ -560,14 +279,6 @@ def create_embedded_app(
 def whole_api_openapi() -> dict[str, Any]:
     """The merged OpenAPI document of every service in the routing table."""
     return merged_openapi(API_SERVICES)
-
-
-def _setup_process(settings: CommonSettings, service_name: str) -> bool:
-    """Logging and tracing for this process; whether the logs are JSON lines."""
-    json_logs = setup_logging(settings.log_level, json_lines=settings.log_json)
-    setup_tracing(service_name)
-    tune_gc()
-    return json_logs
 
 
 def _database_dir(database_url: str) -> Path:

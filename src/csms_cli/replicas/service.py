@@ -1,0 +1,58 @@
+"""What every service replica with a REST API shares: its audited command client, and the
+run of its consumer beside its API until SIGTERM."""
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Protocol
+
+from fastapi import FastAPI
+
+from csms_api.access import migrate_access
+from csms_api.audit import AuditLog
+from csms_cli.platform import Platform, open_platform, setup_process
+from csms_cli.runtime import stop_on_signals
+from csms_cli.serving import serve_api
+from csms_core.db import session_factory
+from csms_core.router import CommandClient
+from csms_core.settings import CommonSettings
+
+
+@asynccontextmanager
+async def audited_commands(platform: Platform, service: str) -> AsyncIterator[CommandClient]:
+    """The service's command client; every command it sends is in the audit trail (the
+    ``access`` schema, migrated here so that a service that serves no REST writes it too)."""
+    await migrate_access(platform.engine)
+    audit = AuditLog(session_factory(platform.engine), service)
+    async with CommandClient(platform.router, service, audit=audit) as commands:
+        yield commands
+
+
+class Service(Protocol):
+    """What ``csms sessions`` / ``csms smartcharging`` run: a consumer service with a REST API."""
+
+    async def run(self, *, ready: asyncio.Event | None = None, stopping: asyncio.Event) -> None: ...
+
+
+ServiceFactory = Callable[[Platform, CommandClient], tuple[Service, FastAPI]]
+
+
+async def run_service(
+    name: str,
+    settings: CommonSettings,
+    schema: str,
+    api: tuple[str, int],
+    build: ServiceFactory,
+) -> None:
+    """Open the platform, run the service and serve its API until SIGTERM."""
+    setup_process(settings, f"csms-{name}")
+    stopping = asyncio.Event()
+    stop_on_signals(stopping)
+    async with (
+        open_platform(settings, f"csms-{name}", [schema]) as platform,
+        audited_commands(platform, name) as commands,
+        asyncio.TaskGroup() as tasks,
+    ):
+        service, app = build(platform, commands)
+        tasks.create_task(service.run(stopping=stopping), name=name)
+        tasks.create_task(serve_api(app, *api, stopping), name=f"{name} api")

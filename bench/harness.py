@@ -87,6 +87,23 @@ def cpu_split(pid: int) -> tuple[float, float]:
     return int(fields[11]) / ticks, int(fields[12]) / ticks
 
 
+def thread_cpu(pid: int) -> dict[str, float]:
+    """User + system CPU time of a process's live threads so far, seconds, summed by thread
+    name (``/proc/<pid>/task/*/stat``: e.g. the event loop's ``csms`` against librdkafka's
+    ``rdk:broker1``; a profile of the GIL sees only the first)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    used: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            text = (task / "stat").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # a thread that ended meanwhile
+        head, _, rest = text.rpartition(")")
+        name, fields = head.partition("(")[2], rest.split()
+        used[name] = used.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return used
+
+
 def machine_cpu() -> tuple[float, float, float]:
     """The machine's CPU time so far (/proc/stat, all CPUs): (busy, idle incl. I/O wait,
     stolen by the hypervisor), seconds. Two readings' difference says how saturated the
@@ -376,6 +393,12 @@ class Csms:
         if "gateway" in self.attached:
             return self.attached["gateway"]
         return self._start(self._gateway_component(extra))
+
+    def gateway_from(self, tree: Path, **extra: str) -> Running:
+        """A gateway run from another checkout (its ``.venv``: ``uv sync`` there first)."""
+        component = self._gateway_component(extra)
+        component.program = tree / ".venv" / "bin" / "csms"
+        return self._start(component)
 
     def sessions(self, **extra: str) -> Running:
         if "sessions" in self.attached:
@@ -707,18 +730,22 @@ def now_epoch() -> float:
 # -- profiling -------------------------------------------------------------------------------
 
 
-async def profile(pid: int, seconds: float, raw_path: Path, *, gil: bool = False) -> list[str]:
+async def profile(
+    pid: int, seconds: float, raw_path: Path, *, gil: bool = False, native: bool = False
+) -> list[str]:
     """Sample ``pid`` with py-spy (from PyPI, in uv's tool cache) for ``seconds``.
 
     Returns the summary lines: the functions where the samples were (self) and the
     ones on the stack (inclusive), as shares of the non-idle samples. With ``gil`` only
     the samples where the thread held the GIL count (Python running, not a system call:
     on a loaded machine, a process descheduled in ``write`` otherwise fills the profile).
+    With ``native`` the C frames are sampled too (what a C extension spends its time on).
     """
     process = await asyncio.create_subprocess_exec(
         "uv", "tool", "run", "py-spy", "record", "--nonblocking", "--rate", "200",
         "--duration", str(int(seconds)), "--pid", str(pid), "--format", "raw",
         "--output", str(raw_path), *(["--gil"] if gil else []),
+        *(["--native"] if native else []),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip

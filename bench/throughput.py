@@ -26,11 +26,14 @@ reference and each other in every round: an A/B in the same minutes.
     uv run python -m bench.throughput --mode closed --stations 100 --mix meter10 --rounds 2
     uv run python -m bench.throughput --mode closed --stations 100 --mix meter10 --rounds 2 \
         --kafka-clients librdkafka,aiokafka
+    uv run python -m bench.throughput --mode closed --stations 100 --mix meter10 --rounds 2 \
+        --baseline-tree ../before   # git worktree add ../before COMMIT; uv sync there
 """
 
 import argparse
 import asyncio
 import contextlib
+import subprocess
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -81,21 +84,31 @@ async def run_once(target: Target, label: str, args: argparse.Namespace, report:
     if args.profile and target.is_gateway:
         name = "".join(c if c.isalnum() else "-" for c in label)
         raw = Path(tempfile.gettempdir()) / f"bench-throughput-{name}.txt"
-        profiling = asyncio.create_task(
-            _profile_later(target.server.pid, args.duration, raw, gil=args.profile_gil)
-        )
+        profiling = asyncio.create_task(_profile_later(target.server.pid, args.duration, raw, args))
     cpu_before = harness.cpu_split(target.server.pid)
+    threads_before = harness.thread_cpu(target.server.pid)
     helpers_before = [harness.cpu_seconds(pid) for _, pid in target.helpers]
     results = await target.fleet.ask(**_command(args, start_at))
     user, system = (
         after - before
         for after, before in zip(harness.cpu_split(target.server.pid), cpu_before, strict=True)
     )
+    threads_used = {
+        name: used - threads_before.get(name, 0.0)
+        for name, used in harness.thread_cpu(target.server.pid).items()
+    }
     helpers_used = [
         harness.cpu_seconds(pid) - before
         for (_, pid), before in zip(target.helpers, helpers_before, strict=True)
     ]
     level = _report(report, f"{target.name}, {label}", start_at, results, args, (user, system))
+    if len(threads_used) > 1:
+        per_thread = ", ".join(
+            f"{name} {1000 * used / max(level.answered, 1):.3f} ms"
+            for name, used in sorted(threads_used.items(), key=lambda item: -item[1])
+            if used > 0
+        )
+        report.figure(f"{target.name}, {label}: its CPU per answered CALL by thread: {per_thread}")
     if target.helpers:
         beside = ", ".join(
             f"{name} {1000 * used / max(level.answered, 1):.3f} ms"
@@ -122,9 +135,14 @@ def _command(args: argparse.Namespace, start_at: float) -> dict[str, Any]:
     }
 
 
-async def _profile_later(pid: int, duration: float, raw: Path, *, gil: bool) -> list[str]:
+async def _profile_later(
+    pid: int, duration: float, raw: Path, args: argparse.Namespace
+) -> list[str]:
     await asyncio.sleep(3.0)  # 2 s to the start + 1 s of warm-up
-    return await harness.profile(pid, max(1.0, duration - 2.0), raw, gil=gil)
+    seconds = max(1.0, duration - 2.0)
+    return await harness.profile(
+        pid, seconds, raw, gil=args.profile_gil, native=args.profile_native
+    )
 
 
 def _report(
@@ -254,6 +272,9 @@ async def measure(
         }
     else:
         gateways = {"gateway": csms.gateway(**env)}
+    if args.baseline_tree is not None:
+        baseline = csms.gateway_from(args.baseline_tree, **env)
+        gateways[f"gateway (baseline {args.baseline_commit})"] = baseline
     async with contextlib.AsyncExitStack() as stack:
         targets = []
         if bare is not None:
@@ -321,16 +342,34 @@ def parse_arguments() -> argparse.Namespace:
         help="e.g. librdkafka,aiokafka: one gateway per producer client (CSMS_KAFKA_CLIENT), "
         "alternating (default: one gateway on the default client)",
     )
+    parser.add_argument(
+        "--baseline-tree",
+        type=Path,
+        help="a checkout of another commit (with its .venv: uv sync there): one more gateway "
+        "run from it, alternating with this checkout's (a before/after in one run)",
+    )
     parser.add_argument("--profile", action="store_true", help="py-spy the gateway per run")
     parser.add_argument(
         "--profile-gil",
         action="store_true",
         help="with --profile: count only samples holding the GIL (Python, no system calls)",
     )
+    parser.add_argument(
+        "--profile-native",
+        action="store_true",
+        help="with --profile: sample the C frames too (py-spy --native)",
+    )
     harness.common_arguments(parser)
     args = parser.parse_args()
     args.rates = [float(rate) for rate in args.rates.split(",")]
     args.kafka_clients = [client for client in args.kafka_clients.split(",") if client]
+    if args.baseline_tree is not None:
+        args.baseline_commit = subprocess.run(
+            ["git", "-C", str(args.baseline_tree), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     if args.smoke:
         args.rates, args.duration, args.stations, args.clients = [50.0], 2.0, 10, 1
         args.rounds = 1

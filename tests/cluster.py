@@ -85,6 +85,9 @@ class Component:
     process: subprocess.Popen[bytes] | None = None
     # A gateway with TLS answers its /healthz over https: trust its server certificate.
     tls: ssl.SSLContext | None = None
+    # Another checkout's ``csms`` (its own virtual environment), run in that checkout: a
+    # benchmark's before/after in one run (bench.throughput --baseline-tree).
+    program: Path = CSMS
     _log: IO[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -100,11 +103,11 @@ class Component:
         """The process started, not waited for (``start_together``)."""
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [str(CSMS), self.command],
+            [str(self.program), self.command],
             env={**os.environ, **self.env},
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            cwd=REPO,
+            cwd=self.program.parents[2] if self.program != CSMS else REPO,
             preexec_fn=die_with_parent_if_main(),
         )
 

@@ -68,6 +68,19 @@ async def test_a_waiting_consumer_wakes_up_on_publish() -> None:
         assert ids(await asyncio.wait_for(waiting, 1)) == ["CP-1-0"]
 
 
+async def test_wake_ends_a_waiting_poll_and_a_record_still_arrives_after_it() -> None:
+    bus = InMemoryBus()
+    async with bus.consumer([TOPIC], "sessions") as consumer:
+        waiting = asyncio.create_task(consumer.next_batch(timeout_s=30))
+        await asyncio.sleep(0.01)  # the consumer is now waiting for a record
+        consumer.wake()
+        assert await asyncio.wait_for(waiting, 1) == []
+        consumer.wake()  # asked before the next poll: it returns at once too
+        assert await asyncio.wait_for(consumer.next_batch(timeout_s=30), 1) == []
+        await bus.publish(TOPIC, event("CP-1", 0))
+        assert ids(await consumer.next_batch(timeout_s=1)) == ["CP-1-0"]
+
+
 async def test_a_new_consumer_of_the_group_replays_from_the_committed_offset() -> None:
     bus = InMemoryBus()
     for number in range(4):

@@ -202,6 +202,9 @@ class PositionedConsumer:
         self._position.polled(deliveries, utc_now())
         return deliveries
 
+    def wake(self) -> None:
+        self._consumer.wake()
+
     async def commit(self) -> None:
         await self._consumer.commit()
 

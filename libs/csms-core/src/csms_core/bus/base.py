@@ -5,7 +5,8 @@ caller may acknowledge upstream afterwards. Consumers belong to a group, see
 each record at least once, and commit only what their handler has finished.
 """
 
-from collections.abc import Mapping, Sequence
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import TracebackType
@@ -79,6 +80,11 @@ class Consumer(Protocol):
         """Records not yet seen by this member of the group, possibly none."""
         ...
 
+    def wake(self) -> None:
+        """The poll under way, or the next one, returns now (what it has, possibly none):
+        a consumer asked to stop does not sit out the poll's timeout."""
+        ...
+
     async def commit(self) -> None:
         """Mark every record returned so far as done for the group."""
         ...
@@ -111,3 +117,14 @@ class Bus(Protocol):
     def consumer(self, topics: Sequence[str], group: str) -> Consumer:
         """A member of consumer group ``group`` reading ``topics``."""
         ...
+
+
+def wake_on(stopping: asyncio.Event, wake: Callable[[], None]) -> "asyncio.Task[None]":
+    """A task that calls ``wake()`` once ``stopping`` is set (a consumer loop's poll under
+    way then returns at once, not at its timeout); cancel it when the loop ends."""
+
+    async def watch() -> None:
+        await stopping.wait()
+        wake()
+
+    return asyncio.create_task(watch(), name="wake on stop")

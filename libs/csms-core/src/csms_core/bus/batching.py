@@ -49,7 +49,7 @@ from prometheus_client import Histogram
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from csms_core.bus.base import Bus, Consumer, Delivery
+from csms_core.bus.base import Bus, Consumer, Delivery, wake_on
 from csms_core.bus.runner import MAX_BACKOFF_S, TRANSIENT_ERRORS, Stopped, _handle
 from csms_core.errors import Ignored
 from csms_core.telemetry import traced_delivery
@@ -182,6 +182,7 @@ class BatchedConsumer(Generic[T]):
             committing: asyncio.Task[None] | None = None
             polls = _Polls(consumer, self.limits.max_records)
             collecting = asyncio.create_task(polls.collect()) if self.limits.poll_ahead else None
+            waking = wake_on(stopping, polls.wake)
             try:
                 while not stopping.is_set():
                     if collecting is not None and collecting.done():
@@ -203,6 +204,7 @@ class BatchedConsumer(Generic[T]):
                         await committing
                     committing = None
             finally:
+                waking.cancel()
                 if collecting is not None:  # what it holds is uncommitted: read again
                     # Not cancelled inside a poll (an in-memory bus's cancelled wait could
                     # hang on its condition): it ends after the poll under way.
@@ -427,9 +429,15 @@ class _Polls:
         self._stopped = False
 
     def stop(self) -> None:
-        """Collect no more (after the poll under way)."""
+        """Collect no more (the poll under way returns now)."""
         self._stopped = True
         self._room.set()
+        self._consumer.wake()
+
+    def wake(self) -> None:
+        """A take or a poll under way returns now (a stop was asked)."""
+        self._arrived.set()
+        self._consumer.wake()
 
     async def poll(self) -> list[Delivery]:
         return await self._consumer.next_batch(self._max_records)

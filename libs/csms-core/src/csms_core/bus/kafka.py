@@ -8,6 +8,7 @@ handler stored its effects (at-least-once delivery, idempotent handlers).
 """
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -180,6 +181,7 @@ class KafkaConsumer:
         fetch: KafkaFetch | None = None,
     ) -> None:
         self._prefix = prefix
+        self._woken = asyncio.Event()
         fetch = fetch or KafkaFetch()
         self._consumer = AIOKafkaConsumer(
             *(prefix + topic for topic in topics),
@@ -208,13 +210,35 @@ class KafkaConsumer:
         await self._consumer.stop()
 
     async def next_batch(self, max_records: int = 500, timeout_s: float = 0.5) -> list[Delivery]:
-        batches = await self._consumer.getmany(
-            timeout_ms=int(timeout_s * 1000), max_records=max_records
+        if self._woken.is_set():
+            self._woken.clear()
+            return []
+        polling = asyncio.create_task(
+            self._consumer.getmany(timeout_ms=int(timeout_s * 1000), max_records=max_records),
+            name="kafka poll",
         )
+        woken = asyncio.create_task(self._woken.wait(), name="kafka poll wake")
+        try:
+            await asyncio.wait((polling, woken), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
+            if not polling.done():
+                # aiokafka keeps what it fetched for the next poll; nothing is committed
+                # but what a poll returned.
+                polling.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await polling
+        self._woken.clear()
+        if polling.cancelled():
+            return []
+        batches = polling.result()
         deliveries: list[Delivery] = []
         for records in batches.values():
             deliveries.extend(_decode(record, self._prefix) for record in records)
         return deliveries
+
+    def wake(self) -> None:
+        self._woken.set()
 
     async def commit(self) -> None:
         await self._consumer.commit()

@@ -5,6 +5,7 @@ group reads every record once, replays from its committed offset.
 """
 
 import asyncio
+import contextlib
 from collections import defaultdict
 from collections.abc import Sequence
 from types import TracebackType
@@ -22,7 +23,7 @@ class InMemoryBus:
     def __init__(self) -> None:
         self._logs: dict[str, list[Delivery]] = defaultdict(list)
         self._committed: dict[tuple[str, str], int] = defaultdict(int)
-        self._appended = asyncio.Condition()
+        self._consumers: set[InMemoryConsumer] = set()
 
     async def __aenter__(self) -> Self:
         return self
@@ -52,8 +53,8 @@ class InMemoryBus:
         """Append a record as it is, e.g. one an integrator wrote (tests of bad input)."""
         log = self._logs[topic]
         log.append(Delivery(str(topic), 0, len(log), key, value, headers or {}))
-        async with self._appended:
-            self._appended.notify_all()
+        for consumer in self._consumers:
+            consumer._nudge.set()
 
     def records(self, topic: str) -> list[Delivery]:
         """Everything on a topic so far (for inspection and tests)."""
@@ -69,9 +70,12 @@ class InMemoryConsumer:
         self._topics = topics
         self._group = group
         self._positions: dict[str, int] = {}
+        self._nudge = asyncio.Event()  # set by an append, or by wake()
+        self._woken = False
 
     async def __aenter__(self) -> Self:
         self._positions = {t: self._bus._committed[(self._group, t)] for t in self._topics}
+        self._bus._consumers.add(self)
         return self
 
     async def __aexit__(
@@ -80,7 +84,7 @@ class InMemoryConsumer:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        return None
+        self._bus._consumers.discard(self)
 
     def _take(self, max_records: int) -> list[Delivery]:
         batch: list[Delivery] = []
@@ -94,14 +98,18 @@ class InMemoryConsumer:
 
     async def next_batch(self, max_records: int = 500, timeout_s: float = 0.5) -> list[Delivery]:
         batch = self._take(max_records)
-        if batch:
+        if batch or self._woken:
+            self._woken = False
             return batch
-        async with self._bus._appended:
-            try:
-                await asyncio.wait_for(self._bus._appended.wait(), timeout_s)
-            except TimeoutError:
-                return []
+        self._nudge.clear()  # nothing was appended since the take: no await in between
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._nudge.wait(), timeout_s)
+        self._woken = False
         return self._take(max_records)
+
+    def wake(self) -> None:
+        self._woken = True
+        self._nudge.set()
 
     async def commit(self) -> None:
         for topic, position in self._positions.items():

@@ -21,7 +21,7 @@ import redis.exceptions
 import sqlalchemy.exc
 
 from csms_core import topics
-from csms_core.bus.base import Bus, Delivery, PublishError
+from csms_core.bus.base import Bus, Delivery, PublishError, wake_on
 from csms_core.envelope import Envelope
 from csms_core.errors import Ignored, Unprocessable
 from csms_core.events.dead_letter import DeadLetter, DeadLetterData
@@ -65,14 +65,18 @@ async def run_consumer(
     async with bus.consumer(topic_names, group) as consumer:
         if ready is not None:
             ready.set()
-        while not stopping.is_set():
-            batch = await consumer.next_batch()
-            try:
-                await _handle_batch(bus, group, handler, batch, stopping, concurrency)
-            except Stopped:
-                return  # uncommitted: the group's next member handles the rest again
-            if batch:
-                await consumer.commit()
+        waking = wake_on(stopping, consumer.wake)
+        try:
+            while not stopping.is_set():
+                batch = await consumer.next_batch()
+                try:
+                    await _handle_batch(bus, group, handler, batch, stopping, concurrency)
+                except Stopped:
+                    return  # uncommitted: the group's next member handles the rest again
+                if batch:
+                    await consumer.commit()
+        finally:
+            waking.cancel()
 
 
 async def _handle_batch(

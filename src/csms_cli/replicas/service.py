@@ -4,7 +4,7 @@ run of its consumer beside its API until SIGTERM."""
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from fastapi import FastAPI
 
@@ -35,6 +35,7 @@ class Service(Protocol):
 
 
 ServiceFactory = Callable[[Platform, CommandClient], tuple[Service, FastAPI]]
+S = TypeVar("S", bound=Service)
 
 
 async def run_service(
@@ -56,3 +57,27 @@ async def run_service(
         service, app = build(platform, commands)
         tasks.create_task(service.run(stopping=stopping), name=name)
         tasks.create_task(serve_api(app, *api, stopping), name=f"{name} api")
+
+
+async def run_replica(
+    name: str,
+    settings: CommonSettings,
+    api: tuple[str, int],
+    schema: str,
+    service: Callable[..., S],
+    create_app: Callable[[S], FastAPI],
+) -> None:
+    """``run_service`` of a service built as every consumer service is: its settings, then
+    the platform's bus, router, engine and its audited command client."""
+
+    def build(platform: Platform, commands: CommandClient) -> tuple[Service, FastAPI]:
+        built = service(
+            settings,
+            bus=platform.bus,
+            router=platform.router,
+            commands=commands,
+            engine=platform.engine,
+        )
+        return built, create_app(built)
+
+    await run_service(name, settings, schema, api, build)

@@ -14,7 +14,7 @@ from typing import Any
 
 from csms_core import topics
 from csms_core.bus import PublishError
-from csms_core.calls import GATEWAY, AnswerDirectory, Routing, table_of
+from csms_core.calls import GATEWAY, NOBODY, AnswerDirectory, Routing, table_of
 from csms_core.router import CallAnswer
 from csms_core.telemetry import MessageSampling, continued_span, unsampled_trace_headers
 from csms_gateway import events
@@ -92,6 +92,11 @@ class InboundCalls:
         version = self._info.version.number
         if self._directory is None:  # no directory: no party is known to be alive
             return table_of([]).route(version, call.action, call.payload)
+        # The table as it stands (no coroutine for most CALLs); the directory when nobody
+        # in it decides this one (it is read again first).
+        routing = self._directory.table.route(version, call.action, call.payload)
+        if routing.owner != NOBODY:
+            return routing
         return await self._directory.route(version, call.action, call.payload)
 
     def resolve(self, answer: CallAnswer) -> bool:

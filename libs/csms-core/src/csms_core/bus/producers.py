@@ -17,7 +17,6 @@ on the loop's own thread: no thread hand-over per record.
 import asyncio
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol
 
@@ -132,13 +131,9 @@ class AiokafkaProducer:
         return sent
 
 
-@dataclass(frozen=True, slots=True)
-class _Queued:
-    topic: str
-    value: bytes
-    key: str
-    headers: list[tuple[str, str | bytes | None]]
-    future: "asyncio.Future[Any]"
+# A record of this loop iteration, waiting to be produced: topic, value, key, headers, the
+# future of its acknowledgement (a tuple: one per station CALL).
+_Queued = tuple[str, bytes, str, list[tuple[str, str | bytes | None]], "asyncio.Future[Any]"]
 
 
 class RdkafkaProducer:
@@ -239,7 +234,7 @@ class RdkafkaProducer:
         if self._producer is None or loop is None:
             raise DeliveryFailed("the producer is not started")
         future: asyncio.Future[Any] = loop.create_future()
-        self._queued.append(_Queued(topic, value, key, list(headers.items()), future))
+        self._queued.append((topic, value, key, list(headers.items()), future))
         self._in_flight += 1
         if len(self._queued) == 1:
             loop.call_soon(self._produce_queued)
@@ -255,22 +250,17 @@ class RdkafkaProducer:
         queued, self._queued = self._queued, []
         producer, loop = self._producer, self._loop
         if producer is None or loop is None:  # stopped meanwhile
-            for record in queued:
-                self._settle(record.future, DeliveryFailed("the producer is stopped"))
+            for *_, future in queued:
+                self._settle(future, DeliveryFailed("the producer is stopped"))
             return
         if self._fatal:
             producer = self._renew()
-        for record in queued:
+        produce, delivered = producer.produce, self._delivered
+        for topic, value, key, headers, future in queued:
             try:
-                producer.produce(
-                    record.topic,
-                    record.value,
-                    record.key,
-                    on_delivery=partial(self._delivered, record.future),
-                    headers=record.headers,
-                )
+                produce(topic, value, key, on_delivery=partial(delivered, future), headers=headers)
             except (confluent_kafka.KafkaException, BufferError) as exc:
-                self._settle(record.future, DeliveryFailed(f"{record.topic}: {exc}"))
+                self._settle(future, DeliveryFailed(f"{topic}: {exc}"))
         if self._timer is None and self._in_flight:
             self._timer = loop.call_later(POLL_INTERVAL_S, self._poll)
 

@@ -1,6 +1,8 @@
 """Schema violations and the CALLERROR code each one earns (OCPP 2.0.1 Part 4 §4.3)."""
 
 import logging
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -341,3 +343,22 @@ def test_known_actions_are_the_versions_messages(version: OcppVersion) -> None:
     assert {"BootNotification", "Heartbeat", "Authorize"} <= known
     assert all("/" not in name and "." not in name for name in known)
     assert all(schemas.has_schema(version, name) for name in sorted(known)[:20])
+
+
+def test_reading_the_schemas_imports_none_of_the_ocpp_packages_message_classes() -> None:
+    """The schema files are found from the ``ocpp`` package's root: importing ``ocpp.v201``
+    and the others (their message classes and enums) cost a process 0.5 s of CPU, paid by
+    its first message of each version (a REST command's first request: issue 10)."""
+    check = (
+        "import sys\n"
+        "from csms_ocpp import schemas\n"
+        "from csms_ocpp.versions import OcppVersion\n"
+        "for version in OcppVersion:\n"
+        "    assert schemas.validate(version, 'Heartbeat', {}) is None\n"
+        "    assert schemas.validate(version, 'Heartbeat', {}, response=True) is not None\n"
+        "print(sorted(name for name in sys.modules if name.startswith('ocpp.')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]"

@@ -2,6 +2,7 @@
 key, a viewer on a command, a site-limited key on another site's station, and JWTs that
 are expired, for another audience or issuer, badly signed, or signed by a rotated key."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -253,6 +254,96 @@ async def test_a_verified_key_is_not_read_again_within_the_ttl(
         event.remove(engine.sync_engine, "before_cursor_execute", note)
     assert not [text for text in statements if "api_key" in text]
     assert [text for text in statements if "audit_entry" in text]  # the audit still writes
+
+
+def _key_reads(engine: AsyncEngine) -> tuple[list[str], Any]:
+    """The statements on the api_key table from now on, and the listener (to remove)."""
+    reads: list[str] = []
+
+    def note(*args: Any) -> None:
+        if "api_key" in str(args[2]):
+            reads.append(str(args[2]))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", note)
+    return reads, note
+
+
+async def test_requests_at_once_share_one_read_of_a_key_not_yet_remembered(
+    engine: AsyncEngine,
+) -> None:
+    """A busy client's first second (issue 10, the command path): twenty requests that find
+    the key not remembered wait for one database read, not one each."""
+    _, token = await ApiKeyStore(session_factory(engine)).create(Role.OPERATOR)
+    store = ApiKeyStore(session_factory(engine), VerifiedKeys(5.0))
+    reads, note = _key_reads(engine)
+    try:
+        checks = await asyncio.gather(*(store.verify(token) for _ in range(20)))
+        forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+        refused = await asyncio.gather(*(store.verify(forged) for _ in range(3)))
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", note)
+    assert {check.check for check in checks} == {KeyCheck.VALID}
+    assert {check.check for check in refused} == {KeyCheck.INVALID}
+    assert len(reads) == 2  # one for the key, one for the forged token
+
+
+async def test_a_key_in_use_is_read_again_in_the_background_before_its_time_ends(
+    engine: AsyncEngine,
+) -> None:
+    """Refresh-ahead: used past half of CSMS_API_KEY_CACHE_TTL_S, the remembered key serves
+    that request and is read again meanwhile; a key in steady use never waits for a read."""
+    now = [0.0]
+    store = ApiKeyStore(session_factory(engine), VerifiedKeys(5.0, clock=lambda: now[0]))
+    _, token = await store.create(Role.OPERATOR)
+    assert (await store.verify(token)).check is KeyCheck.VALID  # read at 0
+    reads, note = _key_reads(engine)
+    try:
+        now[0] = 2.4
+        assert (await store.verify(token)).check is KeyCheck.VALID
+        await store.settled()
+        assert reads == []  # younger than half the TTL: no read
+        now[0] = 2.6
+        assert (await store.verify(token)).check is KeyCheck.VALID  # served as remembered
+        await store.settled()
+        assert len(reads) == 1  # read again, at 2.6
+        now[0] = 7.0  # past the first read's TTL, within the second's
+        assert (await store.verify(token)).check is KeyCheck.VALID
+        assert len(reads) == 1
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", note)
+
+
+async def test_a_key_revoked_elsewhere_is_refused_at_its_refresh_and_within_the_ttl(
+    engine: AsyncEngine,
+) -> None:
+    """Refresh-ahead never stretches the bound: the read ahead finds the revocation, and the
+    next request is refused (never later than the TTL after the last read before it)."""
+    now = [0.0]
+    here = ApiKeyStore(session_factory(engine), VerifiedKeys(5.0, clock=lambda: now[0]))
+    elsewhere = ApiKeyStore(session_factory(engine))
+    key, token = await elsewhere.create(Role.OPERATOR)
+    assert (await here.verify(token)).check is KeyCheck.VALID
+    await elsewhere.revoke(key.key_id)
+
+    now[0] = 3.0
+    assert (await here.verify(token)).check is KeyCheck.VALID  # remembered, read again now
+    await here.settled()
+    assert (await here.verify(token)).check is KeyCheck.REVOKED
+
+
+def test_a_read_under_way_while_a_key_is_revoked_here_does_not_remember_it() -> None:
+    """A verification read before the revocation committed, finishing after it, must not
+    bring the revoked key back for a TTL on the replica that revoked it."""
+    verified = VerifiedKeys(300.0)
+    key = ApiKey(key_id="0" * 12, role="viewer", secret_sha256="0" * 64)
+    read_in = verified.generation
+    verified.forget(key.key_id)  # revoked meanwhile
+
+    verified.put("t0", key, read_in=read_in)
+
+    assert verified.get("t0") is None
+    verified.put("t0", key, read_in=verified.generation)
+    assert verified.get("t0") is key
 
 
 async def test_a_remembered_key_still_expires_on_time(engine: AsyncEngine) -> None:

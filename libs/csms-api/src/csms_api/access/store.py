@@ -8,11 +8,18 @@ microseconds, so no request waits on a key derivation.
 A store may remember the keys it verified (``VerifiedKeys``) for a few seconds, so that a
 request needs no database read: a key revoked through this store is forgotten at once, one
 revoked elsewhere (another replica, the CLI) is refused within that time. An expiry is
-exact either way.
+exact either way. Requests that find a token not remembered at the same moment share one
+database read of it (the first second of a busy client: a read each, until one finished).
+A token used past half its time is read again in the background while the remembered key
+still serves (refresh-ahead): a key in steady use never makes a request wait for the
+database, and a remembered key is still never older than the time given, so the bound on
+a revocation elsewhere holds as it did.
 """
 
+import asyncio
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 from collections import OrderedDict
@@ -28,6 +35,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms_api.roles import Role
 from csms_core.db import UtcDateTime, migrate, utc_now
+
+logger = logging.getLogger(__name__)
 
 SCHEMA = "access"
 PREFIX = "csms_"
@@ -100,21 +109,31 @@ class VerifiedKeys:
         self._capacity = capacity
         self._clock = clock
         self._keys: OrderedDict[str, tuple[float, ApiKey]] = OrderedDict()
+        self.generation = 0  # one more for each key forgotten (revoked here)
 
     def get(self, token: str) -> ApiKey | None:
+        return self.lookup(token)[0]
+
+    def lookup(self, token: str) -> tuple[ApiKey | None, bool]:
+        """The key remembered for ``token`` (None: not within the TTL), and whether it is
+        past half its time (to be read again, ahead of its end)."""
         digest = _digest(token)
         held = self._keys.get(digest)
         if held is None:
-            return None
+            return None, False
         verified_at, key = held
-        if self._clock() - verified_at >= self.ttl_s:
+        age = self._clock() - verified_at
+        if age >= self.ttl_s:
             del self._keys[digest]
-            return None
+            return None, False
         self._keys.move_to_end(digest)
-        return key
+        return key, age >= self.ttl_s / 2
 
-    def put(self, token: str, key: ApiKey) -> None:
-        if self.ttl_s <= 0:
+    def put(self, token: str, key: ApiKey, *, read_in: int | None = None) -> None:
+        """Remember ``key`` for ``token``; not if it was read in generation ``read_in`` and
+        a key was forgotten since (a read under way while a revocation here committed must
+        not bring the revoked key back)."""
+        if self.ttl_s <= 0 or (read_in is not None and read_in != self.generation):
             return
         self._keys[_digest(token)] = (self._clock(), key)
         self._keys.move_to_end(_digest(token))
@@ -123,8 +142,13 @@ class VerifiedKeys:
 
     def forget(self, key_id: str) -> None:
         """Forget every token of ``key_id`` (it was revoked)."""
+        self.generation += 1
         for digest in [d for d, (_, key) in self._keys.items() if key.key_id == key_id]:
             del self._keys[digest]
+
+    def forget_token(self, token: str) -> None:
+        """Forget ``token`` (read again, it no longer verifies)."""
+        self._keys.pop(_digest(token), None)
 
 
 class ApiKeyStore:
@@ -135,6 +159,8 @@ class ApiKeyStore:
         reads the database)."""
         self._factory = factory
         self._verified = verified or VerifiedKeys(0)
+        # The database reads under way, by token digest: requests at once share one.
+        self._reading: dict[str, asyncio.Task[Verified]] = {}
 
     async def create(
         self,
@@ -162,22 +188,58 @@ class ApiKeyStore:
         return key, f"{PREFIX}{key_id}_{secret}"
 
     async def verify(self, token: str) -> Verified:
-        key = self._verified.get(token)
+        key, stale = self._verified.lookup(token)
         if key is None:
-            parts = _split(token)
-            if parts is None:
-                return Verified(KeyCheck.INVALID)
-            key_id, secret = parts
-            async with self._factory() as session:
-                key = await session.get(ApiKey, key_id)
-            if key is None or not hmac.compare_digest(key.secret_sha256, _digest(secret)):
-                return Verified(KeyCheck.INVALID)
-            if key.revoked_at is not None:
-                return Verified(KeyCheck.REVOKED, key)
-            self._verified.put(token, key)
+            # 0 remembers nothing: each request reads for itself, none shares an older read.
+            shared = self._verified.ttl_s > 0
+            verified = await (asyncio.shield(self._read(token)) if shared else self._check(token))
+            if verified.check is not KeyCheck.VALID or verified.key is None:
+                return verified
+            key = verified.key
+        elif stale:
+            self._read(token)  # in the background; this request is served as remembered
         if key.expires_at is not None and key.expires_at <= utc_now():
             return Verified(KeyCheck.EXPIRED, key)
         return Verified(KeyCheck.VALID, key)
+
+    def _read(self, token: str) -> asyncio.Task[Verified]:
+        """The database read of ``token`` under way, or a new one (remembered if valid,
+        forgotten if not: a refresh that finds the key revoked ends its use here)."""
+        digest = _digest(token)
+        reading = self._reading.get(digest)
+        if reading is None:
+            reading = asyncio.get_running_loop().create_task(self._check(token))
+            self._reading[digest] = reading
+            reading.add_done_callback(lambda done: self._read_done(digest, done))
+        return reading
+
+    def _read_done(self, digest: str, done: asyncio.Task[Verified]) -> None:
+        if self._reading.get(digest) is done:
+            del self._reading[digest]
+        if not done.cancelled() and done.exception() is not None:  # retrieved: logged here
+            logger.warning("API key check failed: %r", done.exception())
+
+    async def _check(self, token: str) -> Verified:
+        parts = _split(token)
+        if parts is None:
+            return Verified(KeyCheck.INVALID)
+        key_id, secret = parts
+        generation = self._verified.generation
+        async with self._factory() as session:
+            key = await session.get(ApiKey, key_id)
+        if key is None or not hmac.compare_digest(key.secret_sha256, _digest(secret)):
+            self._verified.forget_token(token)
+            return Verified(KeyCheck.INVALID)
+        if key.revoked_at is not None:
+            self._verified.forget_token(token)
+            return Verified(KeyCheck.REVOKED, key)
+        self._verified.put(token, key, read_in=generation)
+        return Verified(KeyCheck.VALID, key)
+
+    async def settled(self) -> None:
+        """Once the reads under way (a refresh ahead included) are done; their failures are
+        logged, not raised (before the engine closes, or to observe a refresh)."""
+        await asyncio.gather(*self._reading.values(), return_exceptions=True)
 
     async def touch(self, key_id: str, at: datetime) -> None:
         """Record that the key was used at ``at``."""

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 
@@ -329,3 +330,83 @@ def test_the_next_refused_call_recorded_says_how_many_were_left_out() -> None:
     assert [throttle.admit("198.51.100.1", now=t) for t in (0, 1, 2, 3)] == [0, 0, None, None]
     assert throttle.admit("198.51.100.2", now=3) == 0  # another address has its own budget
     assert throttle.admit("198.51.100.1", now=61) == 2
+
+
+def _transactions(engine: AsyncEngine) -> tuple[list[str], Any]:
+    """The commits from now on, and the listener (to remove)."""
+    commits: list[str] = []
+
+    def note(*args: Any) -> None:
+        commits.append("commit")
+
+    event.listen(engine.sync_engine, "commit", note)
+    return commits, note
+
+
+def _entry(action: str, **fields: Any) -> AuditEntry:
+    return AuditEntry(
+        kind="rest", actor="service:test", actor_kind="service", action=action, outcome="200",
+        source="test", **fields,
+    )  # fmt: skip
+
+
+async def _stored_actions(engine: AsyncEngine) -> list[str]:
+    async with session_factory(engine)() as session:
+        rows = await session.exec(select(AuditEntry).order_by(col(AuditEntry.seq)))
+        return [entry.action for entry in rows.all()]
+
+
+async def test_entries_recorded_at_once_share_a_transaction_each_stored_on_return(
+    engine: AsyncEngine,
+) -> None:
+    """A group commit (issue 10, the command path): twenty callers at once, each back only
+    once its entry is stored, in one or two transactions (all that were queued before the
+    writer ran; or the first caller's, then all that came while it was under way), not
+    twenty."""
+    audit = AuditLog(session_factory(engine), "test")
+    commits, note = _transactions(engine)
+    try:
+        await asyncio.gather(*(audit.record(_entry(f"call {n}")) for n in range(20)))
+    finally:
+        event.remove(engine.sync_engine, "commit", note)
+    assert sorted(await _stored_actions(engine)) == sorted(f"call {n}" for n in range(20))
+    assert len(commits) <= 2
+
+
+async def test_a_bad_entry_among_others_recorded_at_once_loses_no_other(
+    engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    audit = AuditLog(session_factory(engine), "test")
+    await audit.record(_entry("first", id="a" * 32))
+    duplicate = _entry("duplicate", id="a" * 32)  # the id is unique: this one cannot be stored
+
+    await asyncio.gather(
+        audit.record_many([_entry("call 1"), _entry("call 1's command")]),
+        audit.record(duplicate),
+        audit.record(_entry("call 2")),
+    )
+
+    assert sorted(await _stored_actions(engine)) == sorted(
+        ["first", "call 1", "call 1's command", "call 2"]
+    )
+    assert "could not record an audit entry" in caplog.text
+    assert '"duplicate"' in caplog.text or "'duplicate'" in caplog.text  # logged in full
+
+
+async def test_an_entry_whose_caller_was_cancelled_is_stored_and_a_flush_awaits_it(
+    engine: AsyncEngine,
+) -> None:
+    """A caller cancelled while waiting (a client gone, a stop) loses no entry: it is
+    stored all the same, and ``flush`` (at a stop) returns once it is."""
+    audit = AuditLog(session_factory(engine), "test")
+    first = asyncio.create_task(audit.record(_entry("under way")))
+    second = asyncio.create_task(audit.record(_entry("cancelled while waiting")))
+    await asyncio.sleep(0)  # both queued, the first transaction under way
+    second.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await second
+
+    await audit.flush()
+
+    assert sorted(await _stored_actions(engine)) == ["cancelled while waiting", "under way"]
+    await first

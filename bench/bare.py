@@ -21,8 +21,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from bench.fleet import raise_file_limit
-from csms_gateway import loop
-from csms_gateway.loop import DEFAULT_LOOP, LOOPS
+from csms_core import loop
+from csms_core.loop import DEFAULT_LOOP, LOOPS
 
 SUBPROTOCOLS = [Subprotocol(name) for name in ("ocpp2.1", "ocpp2.0.1", "ocpp1.6")]
 # A fixed answer per action (what the fleet's boot and load expect to read).

@@ -15,8 +15,9 @@ Background: client processes send gateway-answered CALLs (as bench.throughput) a
 The floor, side by side in the same run: an open ``GET /healthz`` of the same sessions
 process at the command rate (what any request there waits for: the event loop and the
 HTTP stack, no authentication, database or Redis). With ``--profile`` the sessions
-process is sampled with py-spy while the commands run (with ``--sessions-processes 2``, the
-process serving REST; its consumer's child is not sampled).
+process and the gateway are sampled with py-spy while the commands run (with
+``--sessions-processes 2``, the process serving REST; its consumer's child is not sampled;
+``--gil``: only the samples holding the GIL, not those descheduled in a system call).
 
     uv run python -m bench.command_latency --commands 1000 --background-rate 1000
 
@@ -155,23 +156,26 @@ async def probe_floor(api: httpx.AsyncClient, count: int, rate: float) -> list[f
     return latencies
 
 
-async def profile_sessions(pid: int, seconds: float) -> list[str]:
-    """py-spy of the sessions process while the commands run (after a second of them)."""
+async def profile_process(name: str, pid: int, seconds: float, *, gil: bool) -> list[str]:
+    """py-spy of one process while the commands run (after a second of them)."""
     await asyncio.sleep(1.0)
-    raw = Path(tempfile.gettempdir()) / "bench-command-latency-sessions.txt"
-    lines = await harness.profile(pid, max(1.0, seconds - 1.0), raw)
+    raw = Path(tempfile.gettempdir()) / f"bench-command-latency-{name}.txt"
+    lines = await harness.profile(pid, max(1.0, seconds - 1.0), raw, gil=gil)
     return [*lines, f"(collapsed stacks in {raw})"]
 
 
 async def measure(csms: Csms, args: argparse.Namespace, report: Report) -> None:
+    loop = {} if args.sessions_event_loop is None else {"CSMS_EVENT_LOOP": args.sessions_event_loop}
     sessions, gateway = csms.sessions_and_gateway(
         CSMS_SESSIONS_PROCESSES=str(args.sessions_processes),
         CSMS_TRACE_SAMPLE_RATIO=str(args.sessions_trace_sample_ratio),
+        **loop,
     )
     tree = harness.process_tree(sessions.pid)
     report.figure(
         f"csms sessions in {len(tree)} process(es) {tree} (CSMS_SESSIONS_PROCESSES="
         f"{args.sessions_processes}), CSMS_TRACE_SAMPLE_RATIO={args.sessions_trace_sample_ratio}"
+        f", CSMS_EVENT_LOOP={args.sessions_event_loop or 'its default'}"
         f" (its REST requests' telemetry){' (attached: as started)' if args.attach else ''}"
     )
     targets = Fleet(gateway.port, harness.station_prefix("cmd"), 0, args.targets)
@@ -199,7 +203,12 @@ async def measure(csms: Csms, args: argparse.Namespace, report: Report) -> None:
         await asyncio.sleep(args.warmup)  # the background load is running
         seconds = args.commands / args.command_rate
         profiling = (
-            asyncio.create_task(profile_sessions(sessions.pid, seconds)) if args.profile else None
+            {
+                name: asyncio.create_task(profile_process(name, pid, seconds, gil=args.gil))
+                for name, pid in (("sessions", sessions.pid), ("gateway", gateway.pid))
+            }
+            if args.profile
+            else None
         )
         cpu_before, wall_before = harness.cpu_seconds(sessions.pid), time.perf_counter()
         machine_before = harness.machine_cpu()
@@ -272,9 +281,10 @@ async def measure(csms: Csms, args: argparse.Namespace, report: Report) -> None:
         f"{harness.percentile(lag.samples, 99):.1f} ms ({len(lag.samples)} 10 ms sleeps)"
     )
     report_hops(report, list(timed.values()))
-    if profiling is not None:
-        report.note("py-spy profile of csms sessions while the commands ran:")
-        for line in await profiling:
+    for name, profiling_one in (profiling or {}).items():
+        held = " (samples holding the GIL)" if args.gil else ""
+        report.note(f"py-spy profile of csms {name} while the commands ran{held}:")
+        for line in await profiling_one:
             report.note(f"    {line}")
 
 
@@ -287,7 +297,18 @@ def main() -> None:
     parser.add_argument("--stations", type=int, default=1000, help="background stations")
     parser.add_argument("--clients", type=int, default=2, help="background client processes")
     parser.add_argument("--warmup", type=float, default=3.0, help="load before commands (s)")
-    parser.add_argument("--profile", action="store_true", help="py-spy csms sessions meanwhile")
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy csms sessions and the gateway meanwhile"
+    )
+    parser.add_argument(
+        "--gil", action="store_true", help="with --profile: only samples holding the GIL"
+    )
+    parser.add_argument(
+        "--sessions-event-loop",
+        choices=("uvloop", "asyncio"),
+        default=None,
+        help="CSMS_EVENT_LOOP of csms sessions (default: its default)",
+    )
     parser.add_argument("--dump", type=Path, help="write every command's moments here (JSON)")
     parser.add_argument(
         "--sessions-processes",

@@ -484,7 +484,7 @@ class Csms:
 def bare_reference() -> Iterator[Running]:
     """The bare reference server (``bench.bare``) in a process of its own, on the event loop
     the gateway runs on (``CSMS_EVENT_LOOP``)."""
-    from csms_gateway.loop import chosen
+    from csms_core.loop import chosen
 
     process = subprocess.Popen(
         [sys.executable, "-m", "bench.bare", "--port", "0", "--loop", chosen()],

@@ -88,7 +88,7 @@ def gateway() -> None:
     uvloop unless CSMS_EVENT_LOOP=asyncio.
     """
     from csms_cli.replicas import gateway as replica
-    from csms_gateway import loop
+    from csms_core import loop
 
     loop.run(replica.run())
 
@@ -104,14 +104,16 @@ def sessions(
 
     Reads CSMS_KAFKA_BOOTSTRAP, CSMS_REDIS_URL, CSMS_DATABASE_URL, CSMS_API_HOST,
     CSMS_API_PORT, CSMS_UNKNOWN_STATION_POLICY (accept | pending | reject; default reject)
-    and CSMS_SESSIONS_PROCESSES (2: the consumer in a child process; default 1).
+    and CSMS_SESSIONS_PROCESSES (2: the consumer in a child process; default 1). Runs on
+    uvloop unless CSMS_EVENT_LOOP=asyncio.
     """
     from csms_cli.replicas import sessions as replica
+    from csms_core import loop
 
     if control_fd is not None:
-        asyncio.run(replica.run_consumer(control_fd))
+        loop.run(replica.run_consumer(control_fd))
         return
-    if asyncio.run(replica.run()):
+    if loop.run(replica.run()):
         raise typer.Exit(1)
 
 

@@ -20,6 +20,7 @@ from csms_core.db import (
     insert_rows,
     session_factory,
     upsert_rows,
+    warm,
 )
 from tests.cluster import Infra
 
@@ -249,3 +250,18 @@ async def test_upsert_rows_of_many_rows_and_of_a_json_column(engine: AsyncEngine
         bodies = {e.entry_id: (e.body, e.done) for e in await session.exec(select(Entry))}
     assert stored == {(row["station_id"], row["evse_id"], row["value"]) for row in readings}
     assert bodies == {"a": ({"n": 1}, False), "b": (None, True)}
+
+
+async def test_warm_opens_connections_the_pool_keeps(engine: AsyncEngine) -> None:
+    """A REST process's start-up (issue 10): its first requests find connections open."""
+    await engine.dispose()  # none open
+    opened: list[object] = []
+    event.listen(engine.sync_engine, "connect", lambda *args: opened.append(args))
+
+    await warm(engine, 3)
+
+    assert len(opened) == 3
+    assert engine.sync_engine.pool.checkedin() == 3  # type: ignore[attr-defined]
+    async with engine.connect() as connection:  # taken from the pool: none opened
+        await connection.execute(text("SELECT 1"))
+    assert len(opened) == 3

@@ -1,11 +1,11 @@
-"""The gateway's event loop choice (``CSMS_EVENT_LOOP``)."""
+"""The event loop choice of the gateway and the sessions service (``CSMS_EVENT_LOOP``)."""
 
 import asyncio
 
 import pytest
 import uvloop
 
-from csms_gateway import loop
+from csms_core import loop
 
 
 async def _loop_type() -> type[asyncio.AbstractEventLoop]:

@@ -368,3 +368,18 @@ async def test_a_reader_cancelled_right_after_a_message_or_while_blocked_ends_pr
         done, _ = await asyncio.wait({reader}, timeout=3)
         assert done == {reader}, f"round {round_}: the reader did not end"
         assert reader.cancelled()
+
+
+async def test_warm_opens_connections_the_pool_keeps(infra: Infra, redis: Redis) -> None:
+    """A REST process's start-up (issue 10): its first commands find connections open."""
+    name = unique("warm")
+
+    async def held() -> int:
+        clients: list[dict[str, str]] = await redis.client_list()
+        return sum(1 for client in clients if client.get("name") == name)
+
+    async with RedisRouter(infra.redis_url, client_name=name) as router:
+        await router.warm(4)
+        assert await held() == 4
+        await router.lookup("CP-warm")  # on one of them
+        assert await held() == 4

@@ -13,7 +13,7 @@ from csms_api.audit import AuditLog
 from csms_cli.platform import Platform, open_platform, setup_process
 from csms_cli.runtime import stop_on_signals
 from csms_cli.serving import serve_api
-from csms_core.db import session_factory
+from csms_core.db import session_factory, warm
 from csms_core.router import CommandClient
 from csms_core.settings import CommonSettings
 
@@ -24,8 +24,28 @@ async def audited_commands(platform: Platform, service: str) -> AsyncIterator[Co
     ``access`` schema, migrated here so that a service that serves no REST writes it too)."""
     await migrate_access(platform.engine)
     audit = AuditLog(session_factory(platform.engine), service)
-    async with CommandClient(platform.router, service, audit=audit) as commands:
-        yield commands
+    try:
+        async with CommandClient(platform.router, service, audit=audit) as commands:
+            yield commands
+    finally:
+        await audit.flush()  # before the engine closes
+
+
+# What a REST process opens at start-up (``warm_rest_path``): each command request under way
+# takes a Redis connection (the route lookup, then the XADD) and the reply reader holds one;
+# an API key's first read and the audit's group commit take a database connection each.
+WARM_REDIS_CONNECTIONS = 8
+WARM_DATABASE_CONNECTIONS = 2
+
+
+async def warm_rest_path(platform: Platform) -> None:
+    """Open the connections a REST process's first requests would otherwise each open (a
+    database connection to PostgreSQL takes milliseconds of both processes' CPU): the first
+    second of a busy client was its slowest (issue 10, the command path)."""
+    await asyncio.gather(
+        platform.router.warm(WARM_REDIS_CONNECTIONS),
+        warm(platform.engine, WARM_DATABASE_CONNECTIONS),
+    )
 
 
 class Service(Protocol):
@@ -55,6 +75,7 @@ async def run_service(
         asyncio.TaskGroup() as tasks,
     ):
         service, app = build(platform, commands)
+        await warm_rest_path(platform)
         tasks.create_task(service.run(stopping=stopping), name=name)
         tasks.create_task(serve_api(app, *api, stopping), name=f"{name} api")
 

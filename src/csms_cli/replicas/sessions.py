@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from csms_cli.apart import ConsumerChild, ControlChannel
 from csms_cli.platform import Platform, open_platform, setup_process
-from csms_cli.replicas.service import Service, audited_commands, run_service
+from csms_cli.replicas.service import Service, audited_commands, run_service, warm_rest_path
 from csms_cli.runtime import all_set_unless, stop_on_signals
 from csms_cli.serving import serve_api
 from csms_core.router import CommandClient
@@ -62,6 +62,7 @@ async def _run_api(settings: SessionsSettings) -> bool:
         service = sessions_service(settings, platform, commands)
         consumer = await ConsumerChild.start([sys.executable, "-m", "csms_cli", "sessions"])
         try:
+            await warm_rest_path(platform)  # while the child starts
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(consumer.watch(service.ready, stopping), name="consumer")
                 tasks.create_task(_pending_lists(service, stopping), name="local lists")

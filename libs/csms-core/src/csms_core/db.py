@@ -82,6 +82,18 @@ def create_engine(url: str, schemas: Sequence[str] = ()) -> AsyncEngine:
     return engine
 
 
+async def warm(engine: AsyncEngine, connections: int) -> None:
+    """Open ``connections`` of the engine's pool now, each with a round trip (a REST process
+    at start-up: its first requests then wait for no connection to be opened; the pool keeps
+    up to its size)."""
+
+    async def one() -> None:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    await asyncio.gather(*(one() for _ in range(connections)))
+
+
 def _json_text(value: Any) -> str:
     """JSON columns written by orjson (every consumed event stores its outbox as JSON):
     the same JSON as the standard library's, bar whitespace, in a fraction of its time."""

@@ -1,9 +1,11 @@
-"""The gateway's event loop: uvloop (libuv, in C) unless ``CSMS_EVENT_LOOP=asyncio``.
+"""The event loop of ``csms gateway`` and ``csms sessions``: uvloop (libuv, in C) unless
+``CSMS_EVENT_LOOP=asyncio``.
 
 A gateway's work per station CALL is mostly event-loop and transport work (reading the
-frame, resuming the tasks that wait on it, writing the answer and the Kafka record):
-uvloop does that work in C. ``asyncio`` is the standard library's loop, for a platform
-without uvloop or to compare.
+frame, resuming the tasks that wait on it, writing the answer and the Kafka record), and
+so is a REST command's in the sessions service (the HTTP request, two Redis round trips, the
+reply's wake-up): uvloop does that work in C. ``asyncio`` is the standard library's loop,
+for a platform without uvloop or to compare.
 """
 
 import asyncio

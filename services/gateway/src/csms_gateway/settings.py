@@ -12,7 +12,7 @@ class GatewaySettings(CommonSettings):
     """What one gateway replica reads; ``gateway_id`` must be unique per replica."""
 
     gateway_id: str = "gw-local"
-    # The event loop ``csms gateway`` runs on (read before the settings: csms_gateway.loop).
+    # The event loop ``csms gateway`` runs on (read before the settings: csms_core.loop).
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     ocpp_host: str = "127.0.0.1"
     ocpp_port: int = 9000

@@ -144,6 +144,11 @@ class Router(Protocol):
 
     async def lookup(self, station_id: str) -> Route | None: ...
 
+    async def warm(self, connections: int) -> None:
+        """Open ``connections`` to the store now (a REST process at start-up: its first
+        commands then open none of their own)."""
+        ...
+
     async def send(self, address: str, message: Message) -> None:
         """Append to a mailbox."""
         ...

@@ -30,6 +30,9 @@ class InMemoryRouter:
     ) -> None:
         return None
 
+    async def warm(self, connections: int) -> None:
+        return None  # nothing to connect to
+
     async def register(self, route: Route, ttl_s: float) -> None:
         self._routes[route.station_id] = (route, time.monotonic() + ttl_s)
 

@@ -120,6 +120,11 @@ class RedisRouter:
     ) -> None:
         await self._redis.aclose()
 
+    async def warm(self, connections: int) -> None:
+        """``connections`` PINGs at once: the pool opens a connection for each (it keeps
+        them, up to ``POOL_CONNECTIONS``)."""
+        await asyncio.gather(*(self._redis.ping() for _ in range(connections)))
+
     async def register(self, route: Route, ttl_s: float) -> None:
         await self._redis.set(
             _route_key(route.station_id), route.model_dump_json(), px=int(ttl_s * 1000)

@@ -134,6 +134,17 @@ async def send_commands(
     return timed, failures
 
 
+CLIENT_CONNECTIONS = 8  # opened by each HTTP client before the measured requests
+
+
+async def warm_client(client: httpx.AsyncClient, url: str) -> None:
+    """The client's first requests, unmeasured: httpx imports its transport on the first one
+    (~0.1 s of this process's CPU, measured on this machine) and opens a connection for each
+    request at once. A long-lived client has paid both; the server's first command still
+    pays its own (``GET /healthz`` needs no API key)."""
+    await asyncio.gather(*(client.get(url) for _ in range(CLIENT_CONNECTIONS)))
+
+
 async def probe_floor(api: httpx.AsyncClient, count: int, rate: float) -> list[float]:
     """``GET /healthz`` of the sessions process, open loop at ``rate``/s: latencies (ms) of
     those answered 200 (a connection the server closed while idle is no sample)."""
@@ -200,6 +211,8 @@ async def measure(csms: Csms, args: argparse.Namespace, report: Report) -> None:
                 mix="mixed",
             )
         )
+        health_url = f"http://127.0.0.1:{sessions.port}/healthz"
+        await asyncio.gather(warm_client(api, health_url), warm_client(health, health_url))
         await asyncio.sleep(args.warmup)  # the background load is running
         seconds = args.commands / args.command_rate
         profiling = (

@@ -7,6 +7,8 @@ from contextlib import contextmanager
 
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy.orm import configure_mappers
+from starlette.types import Message, Scope
 
 from csms_api.limits import RequestLimits
 
@@ -28,6 +30,41 @@ class _Server(uvicorn.Server):
             self._listening.set()
 
 
+_UNSAMPLED_TRACEPARENT = f"00-{'1' * 32}-{'1' * 16}-00".encode()
+
+
+async def warm_app(app: FastAPI) -> None:
+    """One request through ``app`` in this process before it serves (``GET /healthz``, open,
+    503 while starting): Starlette builds its middleware stack on the first request, and
+    what that request imports (anyio's asyncio backend: compiled from source where no
+    bytecode is cached) would otherwise be paid by the first client's (issue 10). Its trace
+    is unsampled: it records no span. The ORM's mappers are configured here too (its first
+    query would)."""
+    scope: Scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/healthz",
+        "raw_path": b"/healthz",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"warm-up"), (b"traceparent", _UNSAMPLED_TRACEPARENT)],
+        "client": ("127.0.0.1", 0),
+        "server": ("127.0.0.1", 0),
+    }
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        return None
+
+    await app(scope, receive, send)
+    configure_mappers()
+
+
 async def serve_api(
     app: FastAPI,
     host: str,
@@ -37,6 +74,7 @@ async def serve_api(
     listening: asyncio.Event | None = None,
 ) -> None:
     """Serve ``app`` until ``stopping`` is set; ``listening`` is set once it accepts."""
+    await warm_app(app)
     limits = RequestLimits()
     config = uvicorn.Config(
         app,

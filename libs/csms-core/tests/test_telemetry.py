@@ -54,11 +54,28 @@ def test_a_consumed_record_of_an_unsampled_trace_carries_it_on_and_records_nothi
         assert current_trace_headers() == {"traceparent": traceparent}
     assert not span.is_recording()
     assert not isinstance(span, ReadableSpan)
+    # Its span context (a log line's trace id) is the one the header names.
+    carried = span.get_span_context()
+    assert (carried.trace_id, carried.span_id) == (
+        0x0AF7651916CD43DD8448EB211C80319C,
+        0xB7AD6B7169203331,
+    )
+    assert carried.is_valid
+    assert carried.is_remote
+    assert not carried.trace_flags.sampled
 
 
 @pytest.mark.parametrize(
     "traceparent",
-    ["", "garbage", "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-00", "01-x-y-00"],
+    [
+        "",
+        "garbage",
+        "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-00",
+        "00-00000000000000000000000000000000-b7ad6b7169203331-00",
+        "00-0AF7651916CD43DD8448EB211C80319C-B7AD6B7169203331-00",  # W3C: lower-case hex
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b71692033_1-00",
+        "01-x-y-00",
+    ],
 )
 def test_a_consumed_record_without_a_valid_trace_starts_a_new_one(traceparent: str) -> None:
     with traced_delivery(_record({"traceparent": traceparent}), "csms-sessions") as span:

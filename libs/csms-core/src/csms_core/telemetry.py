@@ -11,11 +11,13 @@ import json
 import logging
 import os
 import random
+import re
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, TextIO
 
 from opentelemetry import baggage, context, propagate, trace
@@ -26,7 +28,7 @@ from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+from opentelemetry.trace import INVALID_SPAN_CONTEXT, NonRecordingSpan, SpanContext, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 if TYPE_CHECKING:
@@ -70,7 +72,10 @@ def current_trace_headers() -> dict[str, str]:
     fraction of its time (every station CALL carries one).
     """
     if _default_propagators(propagate.get_global_textmap()) and not baggage.get_all():
-        span_context = trace.get_current_span().get_span_context()
+        span = trace.get_current_span()
+        if type(span) is CarriedSpan:  # a consumed record's unsampled trace, as it came
+            return {"traceparent": span.traceparent}
+        span_context = span.get_span_context()
         if not span_context.is_valid:
             return {}
         if not span_context.trace_state:
@@ -174,54 +179,94 @@ def unsampled_trace_headers() -> dict[str, str]:
     return {"traceparent": f"00-{trace_id:032x}-{span_id:016x}-00"}
 
 
-@contextmanager
-def traced_delivery(delivery: "Delivery", group: str) -> Iterator[trace.Span]:
+def traced_delivery(delivery: "Delivery", group: str) -> "DeliveryTrace":
     """The consumer's span of one record, continuing the trace its headers carry.
 
     A record of a trace that is not sampled (flags 00) gets no SDK span, as the SDK's
     parent-based sampler would record none: its trace context goes on as it came, for
     a fraction of the cost (every consumed record has one).
     """
-    unsampled = _unsampled(delivery.headers.get("traceparent", ""))
-    if unsampled is not None:
-        token = context.attach(trace.set_span_in_context(unsampled, context.Context()))
-        try:
-            yield unsampled
-        finally:
-            context.detach(token)
-        return
-    with continued_span(
-        f"consume {delivery.topic}",
-        delivery.headers,
-        **{
-            "messaging.system": "kafka",
-            "messaging.destination.name": delivery.topic,
-            "messaging.consumer.group.name": group,
-            "csms.station_id": delivery.key,
-            "messaging.destination.partition.id": str(delivery.partition),
-            "messaging.kafka.offset": delivery.offset,
-        },
-    ) as span:
-        yield span
+    return DeliveryTrace(delivery, group)
 
 
-def _unsampled(traceparent: str) -> NonRecordingSpan | None:
-    """The span a valid, not sampled W3C traceparent (version 00) names; None otherwise."""
-    if len(traceparent) != 55 or not traceparent.startswith("00-") or traceparent[-2:] != "00":
-        return None
-    try:
-        trace_id, span_id = int(traceparent[3:35], 16), int(traceparent[36:52], 16)
-    except ValueError:
-        return None
-    if not trace_id or not span_id or traceparent[35] != "-" or traceparent[52] != "-":
-        return None
-    span_context = SpanContext(
-        trace_id=trace_id,
-        span_id=span_id,
-        is_remote=True,
-        trace_flags=TraceFlags(TraceFlags.DEFAULT),
+class DeliveryTrace:
+    """``traced_delivery``'s context manager (a class, not a generator: a batch enters one
+    per record, and an unsampled one costs a header check and a context switch)."""
+
+    __slots__ = ("_delivery", "_group", "_span", "_token")
+
+    def __init__(self, delivery: "Delivery", group: str) -> None:
+        self._delivery = delivery
+        self._group = group
+        self._token: object | None = None
+        self._span: AbstractContextManager[trace.Span] | None = None
+
+    def __enter__(self) -> trace.Span:
+        delivery = self._delivery
+        traceparent = delivery.headers.get("traceparent", "")
+        if _is_unsampled(traceparent):
+            carried = CarriedSpan(traceparent)
+            self._token = context.attach(trace.set_span_in_context(carried, context.Context()))
+            return carried
+        self._span = continued_span(
+            f"consume {delivery.topic}",
+            delivery.headers,
+            **{
+                "messaging.system": "kafka",
+                "messaging.destination.name": delivery.topic,
+                "messaging.consumer.group.name": self._group,
+                "csms.station_id": delivery.key,
+                "messaging.destination.partition.id": str(delivery.partition),
+                "messaging.kafka.offset": delivery.offset,
+            },
+        )
+        return self._span.__enter__()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._token is not None:
+            context.detach(self._token)  # type: ignore[arg-type]
+        elif self._span is not None:
+            self._span.__exit__(exc_type, exc, traceback)
+
+
+# A W3C traceparent of version 00 whose flags say "not sampled" (lower-case hex only).
+_UNSAMPLED = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-00")
+_NO_TRACE_ID, _NO_SPAN_ID = "0" * 32, "0" * 16
+
+
+def _is_unsampled(traceparent: str) -> bool:
+    """Whether ``traceparent`` is a valid W3C traceparent (version 00) of an unsampled trace."""
+    return (
+        _UNSAMPLED.fullmatch(traceparent) is not None
+        and traceparent[3:35] != _NO_TRACE_ID
+        and traceparent[36:52] != _NO_SPAN_ID
     )
-    return NonRecordingSpan(span_context)
+
+
+class CarriedSpan(NonRecordingSpan):
+    """The span of a consumed record's unsampled trace, carried on as it came: its header
+    is kept as it is (what ``current_trace_headers`` gives inside it) and read into a span
+    context only if someone asks for one (a log line's trace id)."""
+
+    def __init__(self, traceparent: str) -> None:
+        super().__init__(INVALID_SPAN_CONTEXT)
+        self.traceparent = traceparent
+        self._parsed: SpanContext | None = None
+
+    def get_span_context(self) -> SpanContext:
+        if self._parsed is None:
+            self._parsed = SpanContext(
+                trace_id=int(self.traceparent[3:35], 16),
+                span_id=int(self.traceparent[36:52], 16),
+                is_remote=True,
+                trace_flags=TraceFlags(TraceFlags.DEFAULT),
+            )
+        return self._parsed
 
 
 def trace_id_of(traceparent: str) -> str:

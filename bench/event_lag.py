@@ -50,6 +50,7 @@ class LagPoller:
     quiet_s: float
     seen: dict[str, float] = field(default_factory=dict)
     samples_ms: list[float] = field(default_factory=list)
+    sampled_at: list[float] = field(default_factory=list)  # when each sample was seen
     last_change: float = 0.0
 
     async def poll(self) -> None:
@@ -65,6 +66,7 @@ class LagPoller:
             if self.seen.get(station_id) != received:
                 if station_id in self.seen:
                     self.samples_ms.append((now - received) * 1000)
+                    self.sampled_at.append(now)
                     self.last_change = now
                 self.seen[station_id] = received
 
@@ -127,7 +129,7 @@ async def run_level(
     sessions: Running,
 ) -> None:
     await poller.poll()  # the baseline: only changes from here on count
-    poller.samples_ms = []
+    poller.samples_ms, poller.sampled_at = [], []
     before, started = await stored_events(poller.connection), time.time()
     steps = harness.consumer_steps(sessions.port, csms.admin, csms.group)
     sizes = harness.consumer_sizes(sessions.port, csms.admin, csms.group)
@@ -174,7 +176,23 @@ async def run_level(
         f"ms, p99 {harness.percentile(answered, 99):.0f} ms; the consumer's steps: {spent}"
         + ("" if caught_up else f"; NOT caught up {args.drain:.0f} s after the last send")
     )
+    report.figure(f"{rate:.0f}/s: the lag by second of the run, p99 (max): {by_second(poller)}")
     await note_profile(report, profiling, f"{rate:.0f}/s offered")
+
+
+def by_second(poller: LagPoller) -> str:
+    """Each second's p99 (and max) lag since the first sample: whether a tail is one stall
+    (a start, a checkpoint) or the steady state."""
+    if not poller.sampled_at:
+        return "no samples"
+    first = poller.sampled_at[0]
+    seconds: dict[int, list[float]] = {}
+    for at, lag in zip(poller.sampled_at, poller.samples_ms, strict=True):
+        seconds.setdefault(int(at - first), []).append(lag)
+    return ", ".join(
+        f"{harness.percentile(lags, 99):.0f} ({max(lags):.0f})"
+        for _, lags in sorted(seconds.items())
+    )
 
 
 def backlog_records(station_ids: list[str], count: int, gateway_id: str) -> list[Outgoing]:
@@ -252,7 +270,7 @@ def profile_sessions(
 
     async def later() -> list[str]:
         await asyncio.sleep(delay_s)
-        return await harness.profile(pid, seconds, raw)
+        return await harness.profile(pid, seconds, raw, gil=args.profile_gil)
 
     return asyncio.create_task(later())
 
@@ -310,6 +328,9 @@ def main() -> None:
         "--backlog", type=int, default=0, help="then this many events at once, no gateway"
     )
     parser.add_argument("--profile", action="store_true", help="py-spy csms sessions per level")
+    parser.add_argument(
+        "--profile-gil", action="store_true", help="with --profile: only samples holding the GIL"
+    )
     harness.common_arguments(parser)
     args = parser.parse_args()
     args.rates = [float(rate) for rate in args.rates.split(",")]

@@ -471,6 +471,86 @@ async def test_lanes_of_partitions_are_applied_side_by_side_each_in_its_order() 
     assert handler.most == 3
 
 
+@dataclass
+class Transactions:
+    """Records each transaction's offsets as it finishes and as it is sent; the one with
+    offset ``held`` is sent only once ``release`` is set."""
+
+    transactions: list[list[int]] = field(default_factory=list)
+    sent: list[list[int]] = field(default_factory=list)
+    held: int | None = None
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def begin(self, session: AsyncSession, deliveries: Sequence[Delivery]) -> list[int]:
+        return []
+
+    async def apply(self, batch: list[int], delivery: Delivery) -> bool:
+        batch.append(delivery.offset)
+        return False
+
+    async def finish(self, batch: list[int]) -> None:
+        self.transactions.append(batch)
+
+    async def deliver(self, batch: list[int]) -> None:
+        if self.held in batch:
+            await self.release.wait()
+        self.sent.append(batch)
+
+
+def spread(offsets: range) -> list[Delivery]:
+    """Records of six partitions, offset n on partition n mod 6."""
+    return [
+        Delivery(INBOUND, offset % 6, offset, f"CP-{offset % 6}", event("CP", offset).to_bytes())
+        for offset in offsets
+    ]
+
+
+@pytest.mark.parametrize(
+    ("lanes_from", "expected"),
+    [
+        (13, [[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]]),
+        (12, [[0, 3, 6, 9], [1, 4, 7, 10], [2, 5, 8, 11]]),
+    ],
+)
+async def test_a_poll_smaller_than_lanes_from_is_one_transaction_in_its_order(
+    lanes_from: int, expected: list[list[int]]
+) -> None:
+    handler = Transactions()
+    engine = create_engine("sqlite+aiosqlite://")
+    limits = BatchLimits(lanes=3, lanes_from=lanes_from)
+    consumer = BatchedConsumer(InMemoryBus(), GROUP, handler, session_factory(engine), limits)
+
+    await consumer.apply_poll(spread(range(12)), asyncio.Event())
+    await engine.dispose()
+
+    assert sorted(handler.transactions) == expected
+
+
+async def test_a_small_polls_sends_follow_those_of_every_lane_before_it() -> None:
+    """send_behind: the transaction of a small poll's lanes together sends after each of
+    those lanes' transactions before it, and the next lanes' sends wait for it."""
+    handler = Transactions(held=1)
+    engine = create_engine("sqlite+aiosqlite://")
+    limits = BatchLimits(lanes=2, lanes_from=5, send_behind=True)
+    consumer = BatchedConsumer(InMemoryBus(), GROUP, handler, session_factory(engine), limits)
+    stopping = asyncio.Event()
+
+    async with asyncio.timeout(5):
+        first = await consumer._apply_poll(spread(range(6)), stopping)  # two lanes
+        second = await consumer._apply_poll(spread(range(6, 10)), stopping)  # together
+        third = await consumer._apply_poll(spread(range(10, 16)), stopping)  # two lanes
+        assert len(handler.transactions) == 5  # all committed; lane 1's first send held
+        await asyncio.sleep(0.05)
+        assert handler.sent == [[0, 2, 4]]
+        handler.release.set()
+        for task in [*first, *second, *third]:
+            await task
+    await engine.dispose()
+
+    assert handler.sent[:3] == [[0, 2, 4], [1, 3, 5], [6, 7, 8, 9]]
+    assert sorted(handler.sent[3:]) == [[10, 12, 14], [11, 13, 15]]
+
+
 BEHIND = BatchLimits(lanes=1, max_per_transaction=2, send_behind=True)
 
 

@@ -20,6 +20,7 @@ def batch_limits(settings: CommonSettings, engine: AsyncEngine) -> BatchLimits:
         answer_budget_s=settings.consumer_answer_budget_ms / 1000,
         max_answer_budget_s=settings.consumer_answer_budget_max_ms / 1000,
         lanes=consumer_lanes(engine, settings.consumer_batch_lanes),
+        lanes_from=settings.consumer_batch_lanes_from,
         poll_ahead=settings.consumer_poll_ahead,
     )
 

@@ -93,6 +93,8 @@ class CommonSettings(BaseSettings):
     consumer_batch_records: int = Field(default=1000, ge=1, le=10_000)
     consumer_batch_transaction: int = Field(default=500, ge=1, le=5_000)
     consumer_batch_lanes: int = Field(default=2, ge=1, le=64)
+    # A poll of fewer records than this goes in one transaction, not one per lane (0: never).
+    consumer_batch_lanes_from: int = Field(default=0, ge=0, le=10_000)
     consumer_answer_budget_ms: float = Field(default=5.0, ge=0)
     consumer_answer_budget_max_ms: float = Field(default=100.0, ge=0)
     consumer_poll_ahead: bool = False

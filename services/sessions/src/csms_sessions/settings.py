@@ -30,6 +30,9 @@ class SessionsSettings(CommonSettings, AuthSettings):
     consumer_batch_records: int = Field(default=4000, ge=1, le=10_000)
     consumer_batch_transaction: int = Field(default=2000, ge=1, le=5_000)
     consumer_poll_ahead: bool = True
+    # A poll of fewer records goes in one transaction, its lanes together (a low rate's
+    # small polls: measured, bench/RESULTS.md "lag3").
+    consumer_batch_lanes_from: int = Field(default=200, ge=0, le=10_000)
     # Local authorization lists: entries per SendLocalList (1.6 SendLocalListMaxLength,
     # 2.0.1 ItemsPerMessageSendLocalList; a longer list goes as Full + Differentials),
     # how often pending lists are looked for, and the back-off after a failed send.

@@ -15,7 +15,9 @@ records': ``Consumer.commit_through``) while the next poll is applied; with
 ``poll_ahead`` the consumer goes on polling while a poll is applied and the next poll is
 everything collected meanwhile; with ``send_behind`` a lane's next transaction begins
 while the one before sends what it owes (the lane's sends one after another, in order,
-and the poll's offsets after them).
+and the poll's offsets after them). A poll of fewer records than ``lanes_from`` is applied
+in one transaction, its lanes together (a low rate's small polls would otherwise pay each
+lane's statements and commit for a few records); its sends follow every lane's before it.
 
 A station waiting for an answer is not kept waiting for the batch: once a record whose
 answer a station waits for is applied (``apply`` returns True), the transaction commits
@@ -68,6 +70,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Sending = asyncio.Task[None]  # a committed transaction's answers and events on their way
+Lanes = tuple[int, ...]  # the lanes whose records a transaction applies
 
 batch_records = Histogram(
     "csms_consumer_batch_records",
@@ -105,6 +108,10 @@ class BatchLimits:
     # Transactions side by side, each for the records of its share of the partitions (1 on
     # SQLite: one writer at a time).
     lanes: int = 2
+    # A poll of fewer records than this is applied in one transaction, its lanes together:
+    # at a low offered rate the polls are small, and each lane's transaction would cost
+    # its statements and commit for a few records (0: always in lanes).
+    lanes_from: int = 0
     # Go on polling while a poll is applied (the records wait in hand for the next).
     poll_ahead: bool = False
     # Begin a lane's next transaction while the one before sends what it owes (each lane's
@@ -148,7 +155,8 @@ class BatchedConsumer(Generic[T]):
     # moving average of the measured ones (None before the first), the answer budget's
     # measure.
     overhead_s: float | None = None
-    # Each lane's last send under way (``BatchLimits.send_behind``).
+    # Each lane's last send under way (``BatchLimits.send_behind``; a transaction of
+    # several lanes is the last send of each of them).
     _sending: dict[int, "Sending"] = field(default_factory=dict)
 
     @property
@@ -249,42 +257,44 @@ class BatchedConsumer(Generic[T]):
         by_lane: dict[int, list[Delivery]] = defaultdict(list)
         for delivery in records:
             by_lane[delivery.partition % self.limits.lanes].append(delivery)
-        if len(by_lane) == 1:
-            for lane, deliveries in by_lane.items():
-                await self._apply_partition(lane, deliveries, stopping)
+        if len(by_lane) == 1 or len(records) < self.limits.lanes_from:
+            # One transaction's records in the poll's order: each partition's order kept.
+            await self._apply_partition(tuple(by_lane), records, stopping)
         else:
             try:
                 async with asyncio.TaskGroup() as tasks:
                     for lane, deliveries in by_lane.items():
-                        tasks.create_task(self._apply_partition(lane, deliveries, stopping))
+                        tasks.create_task(self._apply_partition((lane,), deliveries, stopping))
             except* Stopped:
                 raise Stopped from None
-        return [self._sending[lane] for lane in by_lane if lane in self._sending]
+        return list({self._sending[lane] for lane in by_lane if lane in self._sending})
 
     async def _apply_partition(
-        self, lane: int, deliveries: list[Delivery], stopping: asyncio.Event
+        self, lanes: "Lanes", deliveries: Sequence[Delivery], stopping: asyncio.Event
     ) -> None:
+        """The records of ``lanes`` (one, or all of a small poll's together)."""
         pending: Sequence[Delivery] = deliveries
         while pending:
-            done = await self._apply_some(lane, pending, stopping)
+            done = await self._apply_some(lanes, pending, stopping)
             pending = pending[done:]
 
-    async def _sent(self, lane: int) -> None:
-        """Wait until the lane has sent what its transactions owe (before a record of it
-        goes alone: its answers and events follow theirs)."""
-        task = self._sending.pop(lane, None)
-        if task is not None:
-            await task
+    async def _sent(self, lanes: "Lanes") -> None:
+        """Wait until the lanes have sent what their transactions owe (before a record of
+        them goes alone: its answers and events follow theirs)."""
+        for lane in lanes:
+            task = self._sending.pop(lane, None)
+            if task is not None:
+                await task
 
     def _send(
-        self, lane: int, batch: T, applied: int, overhead_s: float, stopping: asyncio.Event
+        self, lanes: "Lanes", batch: T, applied: int, overhead_s: float, stopping: asyncio.Event
     ) -> None:
-        """Send what a committed transaction owes, after the lane's sends before it."""
-        before = self._sending.get(lane)
+        """Send what a committed transaction owes, after the lanes' sends before it."""
+        before = list({self._sending[lane] for lane in lanes if lane in self._sending})
 
         async def send() -> None:
-            if before is not None:
-                await before  # its Stopped is this one's too: nothing out of order
+            for task in before:
+                await task  # its Stopped is this one's too: nothing out of order
             delivering = time.perf_counter()
             await self._deliver(batch, stopping)
             delivered_s = time.perf_counter() - delivering
@@ -292,10 +302,12 @@ class BatchedConsumer(Generic[T]):
             self._measured(overhead_s + delivered_s)
             batch_records.labels(self.group).observe(applied)
 
-        self._sending[lane] = asyncio.create_task(send())
+        task = asyncio.create_task(send())
+        for lane in lanes:
+            self._sending[lane] = task
 
     async def _apply_some(
-        self, lane: int, pending: Sequence[Delivery], stopping: asyncio.Event
+        self, lanes: "Lanes", pending: Sequence[Delivery], stopping: asyncio.Event
     ) -> int:
         """Apply a prefix of ``pending`` in one transaction (retried while a dependency is
         down; split around a failing record); how many records it took."""
@@ -305,8 +317,8 @@ class BatchedConsumer(Generic[T]):
             try:
                 batch, applied, overhead_s = await self._transaction(chunk)
             except _RecordFailed as failed:
-                await self._sent(lane)
-                return await self._around(lane, chunk, failed.index, stopping)
+                await self._sent(lanes)
+                return await self._around(lanes, chunk, failed.index, stopping)
             except TRANSIENT_ERRORS as exc:
                 logger.warning("dependency unavailable for a batch of %d: %r", len(chunk), exc)
                 if stopping.is_set():
@@ -317,13 +329,13 @@ class BatchedConsumer(Generic[T]):
             except Exception:
                 # Not one record's failure (the commit, a bulk write): find it one by one.
                 logger.exception("a batch of %d failed; applying it record by record", len(chunk))
-                await self._sent(lane)
+                await self._sent(lanes)
                 for delivery in chunk:
                     await self._alone(delivery, stopping)
                 return len(chunk)
-            self._send(lane, batch, applied, overhead_s, stopping)
+            self._send(lanes, batch, applied, overhead_s, stopping)
             if not self.limits.send_behind:
-                await self._sent(lane)
+                await self._sent(lanes)
             return applied
 
     async def _transaction(self, chunk: Sequence[Delivery]) -> tuple[T, int, float]:
@@ -366,13 +378,13 @@ class BatchedConsumer(Generic[T]):
         return batch, applied, committed_at - started - (applied_at - loaded_at)
 
     async def _around(
-        self, lane: int, chunk: Sequence[Delivery], index: int, stopping: asyncio.Event
+        self, lanes: "Lanes", chunk: Sequence[Delivery], index: int, stopping: asyncio.Event
     ) -> int:
         """The records before the failing one as a batch, then the failing one alone."""
         done = 0
         while done < index:
-            done += await self._apply_some(lane, chunk[done:index], stopping)
-        await self._sent(lane)
+            done += await self._apply_some(lanes, chunk[done:index], stopping)
+        await self._sent(lanes)
         await self._alone(chunk[index], stopping)
         return index + 1
 

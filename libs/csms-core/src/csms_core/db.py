@@ -31,6 +31,7 @@ from sqlalchemy import (
     String,
     Table,
     any_,
+    bindparam,
     event,
     func,
     insert,
@@ -402,52 +403,85 @@ async def upsert_rows(
     if not rows:
         return
     table: Table = inspect(model).local_table
+    unnested = unnest_parameters(session, table, rows)
+    if unnested is not None:  # PostgreSQL: one execution of the statement for all the rows
+        source, parameters = unnested
+        key = (table, tuple(rows[0]), unless_newer)
+        upsert = _UPSERTS.get(key)
+        if upsert is None:
+            statement = postgresql.insert(table).from_select(list(rows[0]), source)
+            upsert = _UPSERTS[key] = _on_conflict(statement, table, list(rows[0]), unless_newer)
+        await session.exec(upsert, params=parameters)
+        return
     insert_of = postgresql.insert if _dialect(session) == "postgresql" else sqlite.insert
-    statement = insert_of(table)
+    upsert = _on_conflict(insert_of(table), table, list(rows[0]), unless_newer)
+    await session.exec(upsert, params=rows)
+
+
+def _on_conflict(
+    statement: postgresql.Insert | sqlite.Insert,
+    table: Table,
+    names: list[str],
+    unless_newer: str | None,
+) -> postgresql.Insert | sqlite.Insert:
     keys = [column.name for column in table.primary_key.columns]
-    changes = {name: statement.excluded[name] for name in rows[0] if name not in keys}
+    changes = {name: statement.excluded[name] for name in names if name not in keys}
     where = (
         table.c[unless_newer] <= statement.excluded[unless_newer]
         if unless_newer is not None
         else None
     )
-    source = unnested(session, table, rows)
-    if source is not None:  # PostgreSQL: one execution of the statement for all the rows
-        statement = insert_of(table).from_select(list(rows[0]), source)
-        changes = {name: statement.excluded[name] for name in rows[0] if name not in keys}
-        where = (
-            table.c[unless_newer] <= statement.excluded[unless_newer]
-            if unless_newer is not None
-            else None
-        )
-    upsert = statement.on_conflict_do_update(index_elements=keys, set_=changes, where=where)
-    if source is not None:
-        await session.exec(upsert)
-    else:
-        await session.exec(upsert, params=rows)
+    return statement.on_conflict_do_update(index_elements=keys, set_=changes, where=where)
 
 
-def unnested(
+# Statements over unnest(...) are built once per table and columns: a new one per batch
+# cost its construction and SQLAlchemy's cache key of it every time (measured: most of
+# the CPU of a small batch's status and last-seen writes), a kept one neither.
+_UNNESTS: dict[tuple[Table, tuple[str, ...]], Select[Any] | None] = {}
+_UPSERTS: dict[tuple[Table, tuple[str, ...], str | None], Any] = {}
+
+
+def unnest_parameters(
     session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]]
-) -> Select[Any] | None:
+) -> tuple[Select[Any], dict[str, list[Any]]] | None:
     """On PostgreSQL, ``rows`` (each with the same keys, columns of ``table``) as a SELECT of
-    one ``unnest`` of an array parameter per column: a statement over it runs once for all
-    the rows, where an executemany runs once per row (in the server, and encodes each row's
-    parameters here). None elsewhere, for no rows, or for a column without an array form
-    here (JSON)."""
+    one ``unnest`` of an array parameter per column, and those parameters: a statement over
+    it runs once for all the rows, where an executemany runs once per row (in the server,
+    and encodes each row's parameters here). The SELECT is the same object for the same
+    table and columns: a statement built on it may be kept for the next rows. None
+    elsewhere, for no rows, or for a column without an array form here (JSON)."""
     bind = session.bind
     if bind is None or bind.dialect.name != "postgresql" or not rows:
         return None
-    columns = []
-    for name in rows[0]:
+    names = tuple(rows[0])
+    key = (table, names)
+    if key not in _UNNESTS:
+        _UNNESTS[key] = _unnest_select(table, names)
+    source = _UNNESTS[key]
+    if source is None:
+        return None
+    parameters = {}
+    for name in names:
         kind = table.c[name].type
         values = [row[name] for row in rows]
+        if (
+            isinstance(kind, TypeDecorator)
+            and type(kind).process_bind_param is not TypeDecorator.process_bind_param
+        ):
+            values = [kind.process_bind_param(value, bind.dialect) for value in values]
+        parameters[f"unnest_{name}"] = values
+    return source, parameters
+
+
+def _unnest_select(table: Table, names: Sequence[str]) -> Select[Any] | None:
+    columns = []
+    for name in names:
+        kind = table.c[name].type
         if isinstance(kind, TypeDecorator):
-            if type(kind).process_bind_param is not TypeDecorator.process_bind_param:
-                values = [kind.process_bind_param(value, bind.dialect) for value in values]
             kind = kind.impl_instance
         if isinstance(kind, JSON | ARRAY):
             return None
+        values = bindparam(f"unnest_{name}", type_=ARRAY(kind))
         columns.append(func.unnest(cast_(values, ARRAY(kind))).label(name))
     return sql_select(*columns)
 

@@ -10,16 +10,17 @@ statement keeps the rule of the one-by-one path: a status older than the stored 
 and a last-seen time older than the stored one, change nothing (a replay out of order).
 """
 
+import functools
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from sqlalchemy import Table, bindparam, or_, update
+from sqlalchemy import Select, Table, Update, bindparam, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from csms_core.db import among, unnested, upsert_rows
+from csms_core.db import among, unnest_parameters, upsert_rows
 from csms_sessions.stations.models import ConnectorState, ConnectorStatus, Station
 
 ConnectorKey = tuple[str, int, int]  # (station, EVSE, connector) as stored
@@ -139,17 +140,10 @@ async def _touch(session: AsyncSession, table: Table, last_seen: dict[str, datet
     older than what the station sent since): on PostgreSQL one UPDATE ... FROM unnest(...)
     for all of them, elsewhere one UPDATE per station (executemany)."""
     seen = [{"station_id": key, "last_seen_at": at} for key, at in last_seen.items()]
-    touched = unnested(session, table, seen)
+    touched = unnest_parameters(session, table, seen)
     if touched is not None:
-        new = touched.subquery()
-        await session.exec(
-            update(table)
-            .where(
-                table.c.station_id == new.c.station_id,
-                or_(table.c.last_seen_at.is_(None), table.c.last_seen_at < new.c.last_seen_at),
-            )
-            .values(last_seen_at=new.c.last_seen_at)
-        )
+        source, parameters = touched
+        await session.exec(_touch_from(table, source), params=parameters)
         return
     touch = (
         update(table)
@@ -160,3 +154,18 @@ async def _touch(session: AsyncSession, table: Table, last_seen: dict[str, datet
         .values(last_seen_at=bindparam("at"))
     )
     await session.exec(touch, params=[{"touched": key, "at": at} for key, at in last_seen.items()])
+
+
+@functools.cache
+def _touch_from(table: Table, source: Select[Any]) -> Update:
+    """The UPDATE of last-seen times from ``source`` (``unnest_parameters``': the same
+    object each time, so this statement is built, and its cache key made, once)."""
+    new = source.subquery()
+    return (
+        update(table)
+        .where(
+            table.c.station_id == new.c.station_id,
+            or_(table.c.last_seen_at.is_(None), table.c.last_seen_at < new.c.last_seen_at),
+        )
+        .values(last_seen_at=new.c.last_seen_at)
+    )

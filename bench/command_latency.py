@@ -112,9 +112,13 @@ async def send_commands(
 
     async def one(station_id: str) -> None:
         sent = time.time()
-        response = await api.post(
-            f"/stations/{station_id}/commands/trigger-message", json={"message": "Heartbeat"}
-        )
+        try:
+            response = await api.post(
+                f"/stations/{station_id}/commands/trigger-message", json={"message": "Heartbeat"}
+            )
+        except httpx.TransportError as exc:  # e.g. a kept-alive connection the server closed
+            failures[f"transport error {type(exc).__name__}"] += 1
+            return
         done = time.time()
         body: dict[str, Any] = response.json()
         command_id = body.get("command_id", "")
@@ -211,9 +215,11 @@ async def measure(csms: Csms, args: argparse.Namespace, report: Report) -> None:
                 mix="mixed",
             )
         )
+        await asyncio.sleep(args.warmup)  # the background load is running
+        # Just before the measured requests: a connection left idle for uvicorn's keep-alive
+        # timeout (5 s) is closed by the server.
         health_url = f"http://127.0.0.1:{sessions.port}/healthz"
         await asyncio.gather(warm_client(api, health_url), warm_client(health, health_url))
-        await asyncio.sleep(args.warmup)  # the background load is running
         seconds = args.commands / args.command_rate
         profiling = (
             {

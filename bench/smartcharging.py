@@ -156,7 +156,7 @@ def start_processes(csms: Csms, sessions_replicas: int) -> Component:
     """2 gateways, ``sessions_replicas`` sessions, 1 smart charging; the latter returned."""
     with ThreadPoolExecutor(1) as thread:  # it runs a loop of its own
         thread.submit(reset_smartcharging, csms.infra).result()  # the bench db's schema
-    csms._start(csms._sessions_component({}))  # the first sessions replica migrates its schema
+    csms.sessions()  # the first sessions replica migrates its schema
     component = smartcharging(
         csms.infra,
         csms.group,

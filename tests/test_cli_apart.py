@@ -1,26 +1,46 @@
 """The plumbing of a consumer in a child process (csms_cli.apart), with stand-in children: the
-API process is ready once its child says so, stops (a failure) once the child ends, and
-stops the child on its own stop; the child stops once the API process's end is gone."""
+API process is ready once its child says so, starts another once the child ends (and stops,
+a failure, once children keep ending), and stops the child on its own stop; the child stops
+once the API process's end is gone."""
 
 import asyncio
+import os
 import signal
 import socket
 import sys
+from pathlib import Path
 
-from csms_cli.apart import READY, ConsumerChild, ControlChannel
+import pytest
+from prometheus_client import REGISTRY
 
-# A stand-in child: says it is ready (unless told "silent"), then lives until told to end.
+from csms_cli.apart import (
+    READY,
+    ConsumerChild,
+    ConsumerSupervisor,
+    ControlChannel,
+    RestartPolicy,
+)
+
+# A stand-in child: says it is ready (unless told "silent"), then lives until told to end;
+# "exit" ends at once (status 3), "exit-once PATH" only if PATH does not exist (it makes it).
 CHILD = """
 import os, socket, sys, time
 fd = int(sys.argv[sys.argv.index("--control-fd") + 1])
 control = socket.socket(fileno=fd)
 mode = sys.argv[1]
+if mode == "exit-once":
+    marker = sys.argv[2]
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        sys.exit(3)
 if mode != "silent":
     control.sendall(b"R")
 if mode == "exit":
     sys.exit(3)
 time.sleep(60)
 """
+
+QUICK = RestartPolicy(max_restarts=2, window_s=60, backoff_s=0.01)
 
 
 def command(mode: str) -> list[str]:
@@ -49,12 +69,80 @@ async def test_a_silent_child_never_makes_it_ready() -> None:
     await child.stop()
 
 
-async def test_a_child_that_ends_stops_the_api_process_as_a_failure() -> None:
+async def test_a_child_that_ends_is_seen_ending() -> None:
     ready, stopping = asyncio.Event(), asyncio.Event()
     child = await ConsumerChild.start(command("exit"))
-    await asyncio.wait_for(child.watch(ready, stopping), 10)
-    assert stopping.is_set() and child.failed
+    assert await asyncio.wait_for(child.watch(ready, stopping), 10)
+    assert not stopping.is_set()
     assert await child.stop() == 3
+    assert child.failed
+
+
+def samples(service: str) -> float | None:
+    return REGISTRY.get_sample_value("csms_consumer_process_restarts_total", {"service": service})
+
+
+async def test_a_child_that_ends_is_started_again(tmp_path: Path) -> None:
+    supervisor = ConsumerSupervisor(
+        [sys.executable, "-c", CHILD, "exit-once", str(tmp_path / "ended")],
+        service="test-restarted",
+        policy=QUICK,
+    )
+    ready, stopping = asyncio.Event(), asyncio.Event()
+    running = asyncio.create_task(supervisor.run(ready, stopping))
+    await asyncio.wait_for(ready.wait(), 10)  # the second child: the first ended unready
+    assert supervisor.restarts == 1 and samples("test-restarted") == 1
+    assert supervisor.pid is not None
+    stopping.set()
+    await asyncio.wait_for(running, 10)
+    assert not supervisor.failed and supervisor.pid is None
+
+
+async def test_children_that_keep_ending_stop_the_api_process_as_a_failure(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    supervisor = ConsumerSupervisor(command("exit"), service="test-crashing", policy=QUICK)
+    ready, stopping = asyncio.Event(), asyncio.Event()
+    await asyncio.wait_for(supervisor.run(ready, stopping), 30)
+    assert stopping.is_set() and supervisor.failed
+    assert supervisor.restarts == 2 and samples("test-crashing") == 2  # the third end: none
+    assert not ready.is_set()  # cleared as the last one ended
+    assert "3 times in 60 s: stopping (exit status 1)" in caplog.text
+
+
+async def test_a_stop_during_the_back_off_starts_no_other_child() -> None:
+    slow = RestartPolicy(max_restarts=2, window_s=60, backoff_s=600)
+    supervisor = ConsumerSupervisor(command("exit"), service="test-backing-off", policy=slow)
+    ready, stopping = asyncio.Event(), asyncio.Event()
+    running = asyncio.create_task(supervisor.run(ready, stopping))
+    await asyncio.wait_for(ready.wait(), 10)  # the child runs (it says so, then ends)
+    async with asyncio.timeout(10):
+        while supervisor.pid is not None:  # until it ended: the back-off
+            await asyncio.sleep(0.01)
+    stopping.set()
+    await asyncio.wait_for(running, 5)
+    assert supervisor.restarts == 0 and not supervisor.failed
+
+
+async def test_a_stop_stops_the_running_child() -> None:
+    supervisor = ConsumerSupervisor(command("ready"), service="test-stopped", policy=QUICK)
+    ready, stopping = asyncio.Event(), asyncio.Event()
+    running = asyncio.create_task(supervisor.run(ready, stopping))
+    await asyncio.wait_for(ready.wait(), 10)
+    pid = supervisor.pid
+    assert pid is not None
+    stopping.set()
+    await asyncio.wait_for(running, 10)
+    with pytest.raises(ProcessLookupError):  # stopped and reaped
+        os.kill(pid, 0)
+    assert supervisor.restarts == 0
+
+
+@pytest.mark.parametrize(
+    ("recent", "delay"), [(1, 1.0), (2, 2.0), (3, 4.0), (5, 16.0), (6, 30.0), (20, 30.0)]
+)
+def test_the_back_off_doubles_with_each_recent_end_up_to_its_cap(recent: int, delay: float) -> None:
+    assert RestartPolicy().delay(recent) == delay
 
 
 async def test_a_child_that_ignores_sigterm_is_killed_after_the_timeout() -> None:

@@ -1,8 +1,9 @@
 """``csms sessions`` in two processes (``CSMS_SESSIONS_PROCESSES=2``): the REST API in the
 process started, the consumer in a child it supervises. End to end on real Kafka, Redis and
 PostgreSQL: boots decided and commands sent as with one process, a REST change that wakes
-the background work (a token on a local list) still reaches the station at once, and the two
-processes live and die together."""
+the background work (a token on a local list) still reaches the station at once, a consumer
+process that dies is started again (and one that keeps dying stops the replica), and a stop or
+a kill of the API process leaves no consumer process behind."""
 
 import asyncio
 import os
@@ -48,8 +49,8 @@ class SplitCluster:
     def ocpp_url(self) -> str:
         return f"ws://127.0.0.1:{self.gateway.port}"
 
-    def another_sessions(self, name: str) -> Component:
-        return cluster.sessions(self.infra, self.group, name, self.log_dir, **SPLIT)
+    def another_sessions(self, name: str, **extra: str) -> Component:
+        return cluster.sessions(self.infra, self.group, name, self.log_dir, **SPLIT, **extra)
 
 
 @pytest.fixture(scope="module")
@@ -145,9 +146,9 @@ async def test_a_token_change_wakes_the_local_list_sync_at_once(split: SplitClus
 
 
 @contextmanager
-def another(split: SplitCluster, name: str) -> Iterator[tuple[Component, int]]:
+def another(split: SplitCluster, name: str, **extra: str) -> Iterator[tuple[Component, int]]:
     """A second sessions replica in two processes: it and its consumer's pid."""
-    component = split.another_sessions(name)
+    component = split.another_sessions(name, **extra)
     try:
         component.start()
         assert component.process is not None
@@ -163,12 +164,76 @@ def test_a_killed_api_process_takes_its_consumer_with_it(split: SplitCluster) ->
         wait_until(lambda: not alive(consumer))
 
 
-def test_a_consumer_that_dies_stops_the_api_process_with_status_1(split: SplitCluster) -> None:
-    with another(split, "sessions-orphaned") as (component, consumer):
+def another_child(pid: int, before: int) -> int:
+    """The consumer process the API process ``pid`` started after ``before`` ended."""
+    wait_until(lambda: children(pid) not in ([], [before]))
+    [child] = children(pid)
+    return child
+
+
+async def boot_and_metrics(split: SplitCluster, sessions: Component, gateway: Component) -> str:
+    """A station booted through ``gateway``, online in ``sessions``; its /metrics text."""
+    station_id = f"SPR-{uuid.uuid4().hex[:10]}"
+    base = f"http://127.0.0.1:{sessions.port}"
+    async with (
+        remote_station(f"ws://127.0.0.1:{gateway.port}", station_id, "1.6") as client,
+        httpx.AsyncClient(base_url=f"{base}/api/v1", headers=split.admin, timeout=30) as api,
+    ):
+        await boot(api, station_id, client, "1.6")
+        metrics = await api.get(f"{base}/metrics")
+        assert metrics.status_code == 200, metrics.text
+        return metrics.text
+
+
+def test_a_consumer_that_dies_is_started_again_and_consumes(
+    split: SplitCluster, tmp_path: Path
+) -> None:
+    # A group of its own, so that only this replica's consumer can take the station online.
+    group = f"csms-sessions-{uuid.uuid4().hex[:8]}"
+    sessions = cluster.sessions(
+        split.infra,
+        group,
+        "sessions-restarted",
+        tmp_path,
+        CSMS_CONSUMER_PROCESS_RESTART_BACKOFF_S="0.2",
+        **SPLIT,
+    )
+    gateway = cluster.gateway(split.infra, group, f"gw-restart-{uuid.uuid4().hex[:4]}", tmp_path)
+    try:
+        cluster.start_together([sessions, gateway])
+        assert sessions.process is not None
+        api_process = sessions.process.pid
+        [first] = children(api_process)
+        os.kill(first, signal.SIGKILL)
+        second = another_child(api_process, first)
+        sessions.wait_healthy(60)  # not ready from its end until the second one consumes
+        metrics = asyncio.run(boot_and_metrics(split, sessions, gateway))
+        assert 'csms_consumer_process_restarts_total{service="sessions"} 1.0' in metrics
+        assert f"the consumer process {first} ended (status -9): restarting it" in (
+            sessions.log_tail(400)
+        )
+        sessions.process.send_signal(signal.SIGTERM)
+        assert sessions.process.wait(timeout=30) == 0
+        assert not alive(second)
+    finally:
+        cluster.stop_together([gateway, sessions])
+        asyncio.run(cluster.retire_topics(split.infra.kafka_bootstrap, cluster.topic_prefix(group)))
+
+
+def test_a_consumer_that_keeps_dying_stops_the_api_process_with_status_1(
+    split: SplitCluster,
+) -> None:
+    with another(split, "sessions-crashing", CSMS_CONSUMER_PROCESS_RESTARTS="1") as (
+        component,
+        consumer,
+    ):
         assert component.process is not None
         os.kill(consumer, signal.SIGKILL)
+        again = another_child(component.process.pid, consumer)
+        os.kill(again, signal.SIGKILL)  # the second end within the window: one restart only
         assert component.process.wait(timeout=30) == 1
-        assert "the consumer process ended" in component.log_tail()
+        assert "2 times in 60 s: stopping (exit status 1)" in component.log_tail(400)
+        assert not alive(again)
 
 
 def test_sigterm_stops_both_gracefully(split: SplitCluster) -> None:

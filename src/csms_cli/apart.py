@@ -12,8 +12,12 @@ The two talk over a socket pair the child inherits (``--control-fd``):
   announced): the API process is ready (``/healthz`` 200) from then on;
 - either side's end of the socket closes when its process ends, however it ends: the
   child that sees the API process gone stops (on Linux the kernel also kills it then,
-  as it would the whole container), and the API process that sees the child gone stops
-  too, exit status 1, for the orchestrator to restart both.
+  as it would the whole container);
+- the API process that sees its child end on its own starts another (``ConsumerSupervisor``:
+  not ready meanwhile, after a back-off that doubles with each recent restart, logged and
+  counted in ``csms_consumer_process_restarts_total``); a child that keeps ending (more
+  restarts within a window than ``RestartPolicy`` allows) stops the API process too, exit
+  status 1, for the orchestrator to restart the replica.
 """
 
 import asyncio
@@ -22,11 +26,22 @@ import logging
 import signal
 import socket
 import sys
+import time
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
+
+from prometheus_client import Counter
 
 from csms_cli.runtime import all_set_unless
 
 logger = logging.getLogger(__name__)
+
+consumer_restarts = Counter(
+    "csms_consumer_process_restarts",
+    "Consumer processes the API process started again after one ended on its own",
+    ["service"],
+)
 
 READY = b"R"
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
@@ -83,22 +98,19 @@ class ConsumerChild:
     def pid(self) -> int:
         return self._process.pid
 
-    async def watch(self, ready: asyncio.Event, stopping: asyncio.Event) -> None:
-        """Set ``ready`` when the child consumes; until ``stopping``, or until the child ends:
-        then it is a failure, and ``stopping`` is set."""
+    async def watch(self, ready: asyncio.Event, stopping: asyncio.Event) -> bool:
+        """Set ``ready`` when the child consumes; until ``stopping``, or until the child ends
+        (its end of the control socket closed): whether it did."""
         reading = asyncio.create_task(self._read(ready), name="consumer process: control")
         stop = asyncio.create_task(stopping.wait(), name="consumer process: await stop")
         await asyncio.wait({reading, stop}, return_when=asyncio.FIRST_COMPLETED)
         stop.cancel()
         if reading.done():
             self._ending = True
-            if not stopping.is_set():
-                self.failed = True
-                logger.error("the consumer process ended: stopping (exit status 1)")
-                stopping.set()
-            return
+            return True
         reading.cancel()
         await asyncio.gather(reading, return_exceptions=True)
+        return False
 
     async def _read(self, ready: asyncio.Event) -> None:
         while chunk := await self._reader.read(64):
@@ -124,6 +136,112 @@ class ConsumerChild:
         if status not in (0, -signal.SIGTERM):
             self.failed = True
         return status
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """How the API process restarts a consumer process that ended on its own: after
+    ``backoff_s``, doubled for each other restart in the last ``window_s`` (at most
+    ``max_backoff_s``); more than ``max_restarts`` within ``window_s`` is a failure."""
+
+    max_restarts: int = 5
+    window_s: float = 60.0
+    backoff_s: float = 1.0
+    max_backoff_s: float = 30.0
+
+    def delay(self, recent: int) -> float:
+        """The back-off before a restart, ``recent`` ends (this one included) in the window."""
+        return min(self.backoff_s * (1 << min(max(recent - 1, 0), 30)), self.max_backoff_s)
+
+
+class ConsumerSupervisor:
+    """Keeps one consumer process running (``run``) for the API process: started, watched,
+    started again when it ends on its own, stopped on the API process's stop."""
+
+    def __init__(
+        self,
+        command: list[str],
+        *,
+        service: str,
+        policy: RestartPolicy | None = None,
+        stop_timeout_s: float = 20.0,
+    ) -> None:
+        self._command = command
+        self._service = service
+        self._policy = policy or RestartPolicy()
+        self._stop_timeout_s = stop_timeout_s
+        self._ends: deque[float] = deque()  # when children ended on their own, in the window
+        self._child: ConsumerChild | None = None
+        self.restarts = 0
+        self.failed = False
+
+    @property
+    def pid(self) -> int | None:
+        """The running child's process id (None between two children)."""
+        return self._child.pid if self._child is not None else None
+
+    async def run(self, ready: asyncio.Event, stopping: asyncio.Event) -> None:
+        """Until ``stopping``: ``ready`` while a child consumes; a child that ends on its own
+        is started again (``RestartPolicy``), or ``stopping`` is set, a failure. The last
+        child is stopped (SIGTERM, then SIGKILL) before it returns, however it returns."""
+        try:
+            while not stopping.is_set():
+                self._child = await ConsumerChild.start(
+                    self._command, stop_timeout_s=self._stop_timeout_s
+                )
+                if not await self._child.watch(ready, stopping):
+                    return  # stopping: the child is stopped below
+                ready.clear()  # not consuming until the next child says so
+                pid, status = self._child.pid, await self._child.stop()
+                self._child = None
+                if stopping.is_set():
+                    return  # it ended with the API process's stop (a signal to the group)
+                if not await self._restart_after(pid, status, stopping):
+                    return
+        finally:
+            if self._child is not None:
+                await self._child.stop()
+                self.failed = self.failed or self._child.failed
+                self._child = None
+
+    async def _restart_after(self, pid: int, status: int, stopping: asyncio.Event) -> bool:
+        """Whether to start another child (after the back-off) once ``pid`` ended."""
+        policy, now = self._policy, time.monotonic()
+        self._ends.append(now)
+        while self._ends and self._ends[0] < now - policy.window_s:
+            self._ends.popleft()
+        if len(self._ends) > policy.max_restarts:
+            logger.error(
+                "the consumer process %d ended (status %d), %d times in %g s: stopping "
+                "(exit status 1)",
+                pid,
+                status,
+                len(self._ends),
+                policy.window_s,
+            )
+            self.failed = True
+            stopping.set()
+            return False
+        delay = policy.delay(len(self._ends))
+        logger.error(
+            "the consumer process %d ended (status %d): restarting it in %g s",
+            pid,
+            status,
+            delay,
+        )
+        if await _stopped_within(stopping, delay):
+            return False
+        self.restarts += 1
+        consumer_restarts.labels(self._service).inc()
+        return True
+
+
+async def _stopped_within(stopping: asyncio.Event, timeout_s: float) -> bool:
+    try:
+        await asyncio.wait_for(stopping.wait(), timeout_s)
+    except TimeoutError:
+        return False
+    return True
 
 
 class ControlChannel:

@@ -6,7 +6,7 @@ import sys
 
 from fastapi import FastAPI
 
-from csms_cli.apart import ConsumerChild, ControlChannel
+from csms_cli.apart import ConsumerSupervisor, ControlChannel, RestartPolicy
 from csms_cli.platform import Platform, open_platform, setup_process
 from csms_cli.replicas.service import Service, audited_commands, run_service, warm_rest_path
 from csms_cli.runtime import all_set_unless, stop_on_signals
@@ -49,10 +49,20 @@ async def run() -> bool:
 
 async def _run_api(settings: SessionsSettings) -> bool:
     """The sessions REST API in this process, its consumer in a child process (csms_cli.apart):
-    ready once the child consumes; stopped, with a failure, if the child ends."""
+    ready while a child consumes; a child that ends is started again, and one that keeps
+    ending stops this process too, with a failure."""
     setup_process(settings, "csms-sessions")
     stopping = asyncio.Event()
     stop_on_signals(stopping)
+    consumer = ConsumerSupervisor(
+        [sys.executable, "-m", "csms_cli", "sessions"],
+        service="sessions",
+        policy=RestartPolicy(
+            max_restarts=settings.consumer_process_restarts,
+            window_s=settings.consumer_process_restart_window_s,
+            backoff_s=settings.consumer_process_restart_backoff_s,
+        ),
+    )
     async with (
         open_platform(settings, "csms-sessions", [SESSIONS_SCHEMA]) as platform,
         audited_commands(platform, "sessions") as commands,
@@ -60,16 +70,12 @@ async def _run_api(settings: SessionsSettings) -> bool:
         # Not run here: its consumer and background work run in the child. The REST routes
         # use its clients; the local lists' pending sends run here too, for the routes' wakes.
         service = sessions_service(settings, platform, commands)
-        consumer = await ConsumerChild.start([sys.executable, "-m", "csms_cli", "sessions"])
-        try:
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(consumer.run(service.ready, stopping), name="consumer")
             await warm_rest_path(platform)  # while the child starts
-            async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(consumer.watch(service.ready, stopping), name="consumer")
-                tasks.create_task(_pending_lists(service, stopping), name="local lists")
-                api = serve_api(create_app(service), settings.api_host, settings.api_port, stopping)
-                tasks.create_task(api, name="sessions api")
-        finally:
-            await consumer.stop()
+            tasks.create_task(_pending_lists(service, stopping), name="local lists")
+            api = serve_api(create_app(service), settings.api_host, settings.api_port, stopping)
+            tasks.create_task(api, name="sessions api")
     return consumer.failed
 
 

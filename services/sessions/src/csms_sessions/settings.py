@@ -24,6 +24,12 @@ class SessionsSettings(CommonSettings, AuthSettings):
     # child process it supervises, so a request never waits behind a consumer batch on one
     # event loop (docs/operators.md); 1: both on one event loop.
     sessions_processes: int = Field(default=1, ge=1, le=2)
+    # In 2 processes, a consumer process that ends on its own is started again after a
+    # back-off (doubled for each other restart within the window); more restarts than this
+    # within the window stop the replica, exit status 1 (docs/operators.md, Scaling).
+    consumer_process_restarts: int = Field(default=5, ge=0)
+    consumer_process_restart_window_s: float = Field(default=60.0, gt=0)
+    consumer_process_restart_backoff_s: float = Field(default=1.0, ge=0)
     # Its batched consumer (csms_core.settings for the meaning): larger polls and
     # transactions than the other services', and polling while a poll is applied
     # (measured: bench/RESULTS.md, issue 10 item 3).

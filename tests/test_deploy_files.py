@@ -13,6 +13,7 @@ import yaml
 from pydantic import AliasChoices, AliasPath
 from pydantic_settings import BaseSettings
 
+from csms_api.tracing import TraceSampling
 from csms_cli.routing import route_table
 from csms_core.settings import CommonSettings
 from tests.deploy_routing import COMPOSE_PROXY_CONF, OPENAPI_FILE, compose_upstreams
@@ -29,6 +30,9 @@ SETTINGS_CLASSES = (
     ("csms_billing.settings", "BillingSettings"),
 )
 # The variable each component's listen port comes from, by `csms` subcommand.
+# The most of the traces a deployed component may record (docs/operators.md): 1.0 records a
+# trace for every station message, about 50 µs of gateway CPU per CALL at a fleet's rate.
+MAX_DEPLOYED_TRACE_SAMPLE_RATIO = 0.05
 LISTEN_PORT_VARIABLES = {
     "gateway": ("CSMS_OCPP_HOST", "CSMS_OCPP_PORT"),
     "sessions": ("CSMS_API_HOST", "CSMS_API_PORT"),
@@ -225,6 +229,19 @@ def test_every_csms_variable_is_read_by_the_services_own_component() -> None:
         own = env_names(classes[component_classes[_command(service)]])
         ignored = {var for var in _environment(service) if var.startswith("CSMS_")} - own
         assert not ignored, f"{name}: its component ignores {sorted(ignored)}"
+
+
+def test_the_sample_ratio_is_one_variable_for_messages_and_requests() -> None:
+    """The gateway's station messages and the services' REST requests read the same name."""
+    assert field_env_names(CommonSettings, "trace_sample_ratio") == {"CSMS_TRACE_SAMPLE_RATIO"}
+    assert field_env_names(TraceSampling, "trace_sample_ratio") == {"CSMS_TRACE_SAMPLE_RATIO"}
+
+
+def test_every_csms_service_records_a_small_share_of_traces() -> None:
+    for name in CSMS_SERVICES:
+        ratio = _environment(SERVICES[name]).get("CSMS_TRACE_SAMPLE_RATIO")
+        assert ratio is not None, f"{name}: records every trace (CSMS_TRACE_SAMPLE_RATIO unset)"
+        assert 0 < float(ratio) <= MAX_DEPLOYED_TRACE_SAMPLE_RATIO, f"{name}: ratio {ratio}"
 
 
 def test_smartcharging_replicas_share_their_own_consumer_group() -> None:

@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
+from csms_api.tracing import TraceSampling
 from csms_billing.app import create_app as create_billing_app
 from csms_cli.main import app as csms_app
 from csms_cli.routing import route_table
@@ -30,6 +31,7 @@ from csms_smartcharging.app import create_app as create_smartcharging_app
 from tests.deploy_routing import K8S_PROXY_CONF
 from tests.test_deploy_files import (
     DOCKERFILE,
+    MAX_DEPLOYED_TRACE_SAMPLE_RATIO,
     env_names,
     settings_classes,
     settings_env_names,
@@ -484,6 +486,18 @@ def test_every_container_reads_valid_distributed_settings(monkeypatch: pytest.Mo
         assert getattr(settings, "kafka_bootstrap", None), deployment
         assert getattr(settings, "redis_url", None), deployment
         assert str(getattr(settings, "database_url", "")).startswith("postgresql"), deployment
+
+
+def test_every_container_records_a_small_share_of_traces(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its station messages (gateway) and its REST requests (services), as read in the pod."""
+    for deployment, container in _containers():
+        with monkeypatch.context() as patch:
+            ratios = (
+                _settings(container, patch).model_dump()["trace_sample_ratio"],
+                TraceSampling().trace_sample_ratio,
+            )
+        for ratio in ratios:
+            assert 0 < ratio <= MAX_DEPLOYED_TRACE_SAMPLE_RATIO, f"{deployment}: ratio {ratio}"
 
 
 def test_every_component_listens_on_its_declared_port(monkeypatch: pytest.MonkeyPatch) -> None:

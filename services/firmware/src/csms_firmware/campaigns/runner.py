@@ -5,6 +5,14 @@ locked skips it), the planner's decision is stored first (stations marked dispat
 with their request ids, quiet attempts failed, a pause or the end); only then do the
 commands go out, and their answers are recorded in a transaction each. A crash in
 between leaves stations dispatching, which their silence timeout settles.
+
+The round also claims its stations' rows (``FOR UPDATE SKIP LOCKED``, in the transaction
+that stores the decision): a row another transaction holds at that moment (the consumer
+recording a status, an answer being recorded, on this replica or another) is planned with
+as last committed, but not acted on in this round; the round after it, woken at once, sees
+what that transaction wrote. Without the claim a round read a row, the status moved it on,
+and the round's write undid the status (a station downloading marked silent, then sent
+the update again). SQLite has no row locks: there every row is the round's (one writer).
 """
 
 import asyncio
@@ -14,7 +22,7 @@ from datetime import datetime
 
 from prometheus_client import Counter, Gauge
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import col, select
+from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms_core.db import session_factory, transaction
@@ -136,13 +144,16 @@ class CampaignRunner:
                 campaign.starts_at is None or campaign.starts_at <= now
             ):
                 await progress.set_campaign_state(session, campaign, CampaignState.RUNNING)
-            rows = list(
-                await session.exec(
-                    select(CampaignStation).where(CampaignStation.campaign_id == campaign_id)
-                )
-            )
+            rows, busy = await _claim_rows(session, campaign_id)
             snapshot = await self._snapshot(session, campaign, heard_until)
             decision = plan(snapshot, await self._progress(session, rows), now)
+            if busy:
+                logger.debug(
+                    "campaign %s: %d stations changing meanwhile, left to the next round",
+                    campaign_id,
+                    len(busy),
+                )
+                decision = _leaving(decision, busy, now)
             dispatches, triggers = await self._apply(session, campaign, rows, decision, now)
         self._outbox.poke()
         await asyncio.gather(
@@ -346,6 +357,40 @@ class CampaignRunner:
             await self._commands.call(station_id, lambda v: trigger_firmware_status(v))
         except (StationOffline, InvalidOwnPayload) as exc:
             logger.info("no status trigger for %s: %r", station_id, exc)
+
+
+async def _claim_rows(
+    session: AsyncSession, campaign_id: str
+) -> tuple[list[CampaignStation], set[str]]:
+    """Every station row of the campaign, and the ids of those another transaction holds:
+    the others are locked for this round's transaction (``FOR UPDATE SKIP LOCKED``)."""
+    of_campaign = CampaignStation.campaign_id == campaign_id
+    claimed = list(
+        await session.exec(
+            select(CampaignStation).where(of_campaign).with_for_update(skip_locked=True)
+        )
+    )
+    total = (await session.exec(select(func.count()).where(of_campaign))).one()
+    if len(claimed) == total:
+        return claimed, set()
+    # Some are held: read them as last committed (the claimed ones are the same objects).
+    rows = list(await session.exec(select(CampaignStation).where(of_campaign)))
+    ours = {row.station_id for row in claimed}
+    return rows, {row.station_id for row in rows if row.station_id not in ours}
+
+
+def _leaving(decision: Decision, busy: set[str], now: datetime) -> Decision:
+    """``decision`` without what it would do to the ``busy`` stations (nor the campaign's
+    end, which releases every row): the next round, at once, decides on them."""
+    return Decision(
+        dispatch=[station_id for station_id in decision.dispatch if station_id not in busy],
+        trigger=[station_id for station_id in decision.trigger if station_id not in busy],
+        silent=[station_id for station_id in decision.silent if station_id not in busy],
+        expire=[station_id for station_id in decision.expire if station_id not in busy],
+        pause=decision.pause,
+        complete=False,
+        wake_at=now,
+    )
 
 
 async def _first_of(wake: asyncio.Event, stopping: asyncio.Event, timeout_s: float) -> None:

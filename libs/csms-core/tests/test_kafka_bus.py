@@ -5,8 +5,8 @@ from collections.abc import AsyncIterator, Iterator
 from uuid import uuid4
 
 import pytest
-from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import InvalidReplicationFactorError
 from aiokafka.partitioner import DefaultPartitioner
 
@@ -373,3 +373,62 @@ async def test_a_record_librdkafka_refuses_at_once_fails_alone(
     assert outcomes[:2] == [None, None]
     assert all(isinstance(outcome, DeliveryFailed) for outcome in outcomes[2:]), outcomes
     assert "Queue full" in str(outcomes[2])
+
+
+async def test_after_a_fatal_error_librdkafka_sends_through_a_new_client(
+    infra: Infra, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A fatal error leaves a librdkafka producer unusable (every later record fails with
+    _FATAL): the records after it go through a new client. Provoked on the real broker: with
+    the gap-less guarantee (a client setting, here only), a batch the broker refuses for
+    good (a record over the topic's max.message.bytes) is a fatal error."""
+    name = unique("test.fatal")
+    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
+    await admin.start()
+    try:
+        small_records = NewTopic(name, 1, 1, topic_configs={"max.message.bytes": "1024"})
+        await admin.create_topics([small_records])
+    finally:
+        await admin.close()
+    producer = RdkafkaProducer(
+        infra.kafka_bootstrap, "csms-core-tests", 15_000, {"enable.gapless.guarantee": "true"}
+    )
+    await producer.start()
+    acknowledged: list[bytes] = []
+    try:
+        with pytest.raises(DeliveryFailed, match="Message size too large"):
+            await (await producer.send(name, b"x" * 4096, "CP-fatal", {}))
+        number = 0
+        async with asyncio.timeout(30):
+            while len(acknowledged) < 3:  # one may still meet the broken client
+                value = f"after-{number}".encode()
+                number += 1
+                try:
+                    await (await producer.send(name, value, "CP-fatal", {}))
+                except DeliveryFailed:
+                    continue
+                acknowledged.append(value)
+    finally:
+        await producer.stop()
+        on_topic = await _values(infra.kafka_bootstrap, name, len(acknowledged))
+        await delete_topics(infra.kafka_bootstrap, name)
+    assert "Kafka producer: fatal error" in caplog.text
+    assert "a new client replaces the one with a fatal error" in caplog.text
+    assert [value for value in on_topic if value in acknowledged] == acknowledged
+
+
+async def _values(bootstrap: str, topic: str, count: int) -> list[bytes]:
+    """The values of the topic's first ``count`` records (or all there are, 10 s on)."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    values: list[bytes] = []
+    try:
+        async with asyncio.timeout(10):
+            while len(values) < count:
+                for records in (await consumer.getmany(timeout_ms=200)).values():
+                    values += [record.value for record in records if record.value is not None]
+    except TimeoutError:
+        pass
+    finally:
+        await consumer.stop()
+    return values

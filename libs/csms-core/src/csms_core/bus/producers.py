@@ -219,8 +219,9 @@ class RdkafkaProducer:
 
     def _error(self, error: confluent_kafka.KafkaError) -> None:
         """librdkafka's client-wide errors (all brokers down, ...): it retries on its own,
-        and each record fails on its own once its timeout is over. After a fatal one the
-        next record goes through a new client."""
+        and each record fails on its own once its timeout is over. After a fatal one (which
+        confluent-kafka 2.x raises from ``poll`` instead: ``_poll_client``) the next record
+        goes through a new client."""
         if error.fatal():
             logger.error("Kafka producer: fatal error %s", error)
             self._fatal = True
@@ -270,14 +271,30 @@ class RdkafkaProducer:
         if producer is None or loop is None:
             return
         try:
-            producer.poll(0)  # runs _delivered for every report that came in, here
+            self._poll_client(producer)  # runs _delivered for every report that came in, here
             for retired in list(self._retired):
-                retired.poll(0)
+                self._poll_client(retired)
                 if len(retired) == 0:
                     self._retired.remove(retired)
         finally:  # even if a callback raised: the other records' reports still come
             if self._in_flight:
                 self._timer = loop.call_later(POLL_INTERVAL_S, self._poll)
+
+    def _poll_client(self, client: confluent_kafka.Producer) -> None:
+        """One client's reports. confluent-kafka raises a fatal error from ``poll`` (it never
+        reaches ``error_cb``): the client is unusable, every later record would fail with
+        _FATAL; the next ones go through a new client (``_renew``)."""
+        try:
+            client.poll(0)
+        except confluent_kafka.KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            if not isinstance(error, confluent_kafka.KafkaError) or not error.fatal():
+                raise
+            if client is self._producer:
+                logger.error("Kafka producer: fatal error %s", error.str())  # noqa: TRY400
+                self._fatal = True
+            else:  # a retired client's: it has been replaced already
+                logger.warning("Kafka producer: a replaced client's fatal error %s", error.str())
 
     def _delivered(
         self,

@@ -110,6 +110,14 @@ async def test_children_that_keep_ending_stop_the_api_process_as_a_failure(
     assert "3 times in 60 s: stopping (exit status 1)" in caplog.text
 
 
+async def test_no_restarts_allowed_stops_at_the_first_end() -> None:
+    never = RestartPolicy(max_restarts=0, window_s=60, backoff_s=0.01)
+    supervisor = ConsumerSupervisor(command("exit"), service="test-no-restarts", policy=never)
+    ready, stopping = asyncio.Event(), asyncio.Event()
+    await asyncio.wait_for(supervisor.run(ready, stopping), 10)
+    assert stopping.is_set() and supervisor.failed and supervisor.restarts == 0
+
+
 async def test_a_stop_during_the_back_off_starts_no_other_child() -> None:
     slow = RestartPolicy(max_restarts=2, window_s=60, backoff_s=600)
     supervisor = ConsumerSupervisor(command("exit"), service="test-backing-off", policy=slow)

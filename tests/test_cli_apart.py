@@ -58,6 +58,46 @@ async def test_the_api_process_is_ready_once_its_child_says_so() -> None:
     assert not child.failed
 
 
+# A stand-in child on the product's own end of the control socket: ready at once, answering
+# the API process's asks with these metrics until told to end (or until its parent is gone).
+ANSWERING = """
+import asyncio, sys
+from csms_cli.apart import ControlChannel
+fd = int(sys.argv[sys.argv.index("--control-fd") + 1])
+async def main():
+    control = await ControlChannel.open(fd)
+    ready, stopping = asyncio.Event(), asyncio.Event()
+    ready.set()
+    await control.report_ready(ready, stopping)
+    await control.watch_parent(stopping, lambda: b"# TYPE stand_in gauge\\nstand_in 1.0\\n")
+asyncio.run(main())
+"""
+
+
+async def test_the_api_process_asks_its_child_for_its_metrics() -> None:
+    ready, stopping = asyncio.Event(), asyncio.Event()
+    child = await ConsumerChild.start([sys.executable, "-c", ANSWERING])
+    watching = asyncio.create_task(child.watch(ready, stopping))
+    await asyncio.wait_for(ready.wait(), 10)
+    asks = await asyncio.gather(*(child.metrics() for _ in range(3)))  # one after another
+    assert asks == [b"# TYPE stand_in gauge\nstand_in 1.0\n"] * 3
+    stopping.set()
+    await asyncio.wait_for(watching, 5)
+    await child.stop()
+    assert await child.metrics() is None  # gone: no answer, no wait
+
+
+async def test_a_child_that_does_not_answer_leaves_its_metrics_out() -> None:
+    ready, stopping = asyncio.Event(), asyncio.Event()
+    child = await ConsumerChild.start(command("ready"))  # it reads nothing it is sent
+    watching = asyncio.create_task(child.watch(ready, stopping))
+    await asyncio.wait_for(ready.wait(), 10)
+    assert await child.metrics(timeout_s=0.2) is None
+    stopping.set()
+    await asyncio.wait_for(watching, 5)
+    await child.stop()
+
+
 async def test_a_silent_child_never_makes_it_ready() -> None:
     ready, stopping = asyncio.Event(), asyncio.Event()
     child = await ConsumerChild.start(command("silent"))

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from tests import cluster
 from tests.cluster import Component, Infra
@@ -88,6 +90,21 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
 
 
+def samples(metrics: str, name: str) -> list[Sample]:
+    """The samples of one metric in a /metrics text."""
+    families = text_string_to_metric_families(metrics)
+    return [sample for family in families for sample in family.samples if sample.name == name]
+
+
+def counted_by_the_consumer(metrics: str) -> float:
+    """The station events the consumer process handled, as the API process's /metrics says."""
+    return sum(
+        sample.value
+        for sample in samples(metrics, "csms_sessions_events_total")
+        if sample.labels["process"] == "consumer"
+    )
+
+
 def wait_until(condition: object, timeout_s: float = 30) -> None:
     assert callable(condition)
     deadline = time.monotonic() + timeout_s
@@ -127,6 +144,15 @@ async def test_a_boot_is_decided_and_a_command_reaches_the_station(split: SplitC
         assert any(entry.get("station_id") == station_id for entry in audit.json()["items"]), (
             audit.json()
         )
+        # The consumer counts the events it handled in its process; the API process serves
+        # them with its own, each labelled with its process.
+        metrics = await api.get(f"http://127.0.0.1:{split.sessions.port}/metrics")
+        assert metrics.status_code == 200, metrics.text
+        assert counted_by_the_consumer(metrics.text) > 0
+        assert {sample.labels["process"] for sample in samples(metrics.text, "python_info")} == {
+            "api",
+            "consumer",
+        }
 
 
 async def test_a_token_change_wakes_the_local_list_sync_at_once(split: SplitCluster) -> None:
@@ -208,7 +234,9 @@ def test_a_consumer_that_dies_is_started_again_and_consumes(
         second = another_child(api_process, first)
         sessions.wait_healthy(60)  # not ready from its end until the second one consumes
         metrics = asyncio.run(boot_and_metrics(split, sessions, gateway))
-        assert 'csms_consumer_process_restarts_total{service="sessions"} 1.0' in metrics
+        [restarts] = samples(metrics, "csms_consumer_process_restarts_total")
+        assert (restarts.labels, restarts.value) == ({"service": "sessions", "process": "api"}, 1)
+        assert counted_by_the_consumer(metrics) > 0  # the second consumer process's
         assert f"the consumer process {first} ended (status -9): restarting it" in (
             sessions.log_tail(400)
         )

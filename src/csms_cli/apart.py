@@ -10,6 +10,9 @@ The two talk over a socket pair the child inherits (``--control-fd``):
 
 - the child writes ``READY`` once it consumes (migrated, partitions assigned, its calls
   announced): the API process is ready (``/healthz`` 200) from then on;
+- the API process asks ``METRICS`` for a scrape of its ``/metrics``, the child answers
+  ``METRICS``, the length (4 bytes, big-endian) and its Prometheus text
+  (``csms_api.metrics``: the two in one answer);
 - either side's end of the socket closes when its process ends, however it ends: the
   child that sees the API process gone stops (on Linux the kernel also kills it then,
   as it would the whole container);
@@ -31,7 +34,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from prometheus_client import Counter
+from prometheus_client import Counter, generate_latest
 
 from csms_cli.runtime import all_set_unless
 
@@ -44,6 +47,8 @@ consumer_restarts = Counter(
 )
 
 READY = b"R"
+METRICS = b"M"
+METRICS_TIMEOUT_S = 2.0  # a scrape without the child's metrics after this long
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
@@ -71,6 +76,8 @@ class ConsumerChild:
         self._writer = writer
         self._stop_timeout_s = stop_timeout_s
         self._ending = False  # it closed its end: it is exiting on its own
+        self._asking = asyncio.Lock()  # one ask for its metrics at a time
+        self._answer: asyncio.Future[bytes] | None = None
         self.failed = False
 
     @classmethod
@@ -113,9 +120,31 @@ class ConsumerChild:
         return False
 
     async def _read(self, ready: asyncio.Event) -> None:
-        while chunk := await self._reader.read(64):
-            if READY in chunk:
-                ready.set()
+        try:
+            while tag := await self._reader.read(1):
+                if tag == READY:
+                    ready.set()
+                elif tag == METRICS:
+                    size = int.from_bytes(await self._reader.readexactly(4), "big")
+                    text = await self._reader.readexactly(size)
+                    if self._answer is not None and not self._answer.done():
+                        self._answer.set_result(text)
+        except asyncio.IncompleteReadError:
+            pass  # it ended mid-answer
+
+    async def metrics(self, timeout_s: float = METRICS_TIMEOUT_S) -> bytes | None:
+        """The child's Prometheus text; None if it does not answer within ``timeout_s``."""
+        async with self._asking:
+            if self._ending or self._writer.is_closing():
+                return None
+            self._answer = asyncio.get_running_loop().create_future()
+            try:
+                self._writer.write(METRICS)
+                return await asyncio.wait_for(self._answer, timeout_s)
+            except (TimeoutError, ConnectionError):
+                return None
+            finally:
+                self._answer = None
 
     async def stop(self) -> int:
         """SIGTERM (a graceful stop; none to a child already exiting on its own), SIGKILL
@@ -179,6 +208,11 @@ class ConsumerSupervisor:
     def pid(self) -> int | None:
         """The running child's process id (None between two children)."""
         return self._child.pid if self._child is not None else None
+
+    async def metrics(self) -> bytes | None:
+        """The running child's Prometheus text (None between two children, or no answer)."""
+        child = self._child
+        return None if child is None else await child.metrics()
 
     async def run(self, ready: asyncio.Event, stopping: asyncio.Event) -> None:
         """Until ``stopping``: ``ready`` while a child consumes; a child that ends on its own
@@ -266,9 +300,12 @@ class ControlChannel:
             self._writer.write(READY)
             await self._writer.drain()
 
-    async def watch_parent(self, stopping: asyncio.Event) -> None:
-        """Until ``stopping``; set it when the API process is gone (its end closed)."""
-        reading = asyncio.create_task(self._reader.read(), name="control: await parent's end")
+    async def watch_parent(
+        self, stopping: asyncio.Event, metrics: Callable[[], bytes] = generate_latest
+    ) -> None:
+        """Until ``stopping``, answering the API process's asks for ``metrics``; set
+        ``stopping`` when the API process is gone (its end closed)."""
+        reading = asyncio.create_task(self._answer(metrics), name="control: serve the parent")
         stop = asyncio.create_task(stopping.wait(), name="control: await stop")
         await asyncio.wait({reading, stop}, return_when=asyncio.FIRST_COMPLETED)
         stop.cancel()
@@ -277,3 +314,11 @@ class ControlChannel:
             stopping.set()
         reading.cancel()
         await asyncio.gather(reading, stop, return_exceptions=True)
+
+    async def _answer(self, metrics: Callable[[], bytes]) -> None:
+        """Answer each ask until the API process's end closes."""
+        while ask := await self._reader.read(1):
+            if ask == METRICS:
+                text = metrics()
+                self._writer.write(METRICS + len(text).to_bytes(4, "big") + text)
+                await self._writer.drain()

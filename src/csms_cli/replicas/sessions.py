@@ -3,6 +3,7 @@
 
 import asyncio
 import sys
+from collections.abc import Mapping
 
 from fastapi import FastAPI
 
@@ -70,11 +71,16 @@ async def _run_api(settings: SessionsSettings) -> bool:
         # Not run here: its consumer and background work run in the child. The REST routes
         # use its clients; the local lists' pending sends run here too, for the routes' wakes.
         service = sessions_service(settings, platform, commands)
+
+        async def consumer_metrics() -> Mapping[str, bytes | None]:
+            return {"consumer": await consumer.metrics()}
+
+        app = create_app(service, other_processes=consumer_metrics)
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(consumer.run(service.ready, stopping), name="consumer")
             await warm_rest_path(platform)  # while the child starts
             tasks.create_task(_pending_lists(service, stopping), name="local lists")
-            api = serve_api(create_app(service), settings.api_host, settings.api_port, stopping)
+            api = serve_api(app, settings.api_host, settings.api_port, stopping)
             tasks.create_task(api, name="sessions api")
     return consumer.failed
 

@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from csms_api.audit.middleware import AuditMiddleware, service_of
 from csms_api.auth import Authenticator, ViewerDep, install_auth
 from csms_api.limits import RequestLimits, install_request_limits
+from csms_api.metrics import OtherProcesses, merged
 from csms_api.problems import Problem, ProblemRoute, install_problem_handlers
 from csms_api.tracing import UnsampledContext, request_sampling
 
@@ -27,6 +28,7 @@ def create_service_app(
     ready: Callable[[], bool],
     limits: RequestLimits | None = None,
     trace_sample_ratio: float | None = None,
+    other_processes: OtherProcesses | None = None,
 ) -> FastAPI:
     """A service's app: ``routers`` under ``/api/v1``, health, readiness and metrics.
 
@@ -35,6 +37,8 @@ def create_service_app(
     (default: from ``CSMS_API_*``) bound its requests: body size and rate per client. Its
     requests' telemetry is recorded as the caller's ``traceparent`` says, or else for a share
     ``trace_sample_ratio`` (default: ``CSMS_TRACE_SAMPLE_RATIO``) of them (``csms_api.tracing``).
+    With ``other_processes``, ``/metrics`` has theirs too, each sample labelled with its
+    process (``csms_api.metrics``; this one is ``api``).
     """
     app = FastAPI(title=title, version="1.0.0", telemetry=request_sampling(trace_sample_ratio))
     app.router.route_class = ProblemRoute
@@ -66,8 +70,12 @@ def create_service_app(
 
     @app.get("/metrics", tags=["operations"], response_class=Response)
     async def metrics(caller: ViewerDep) -> Response:
-        """Prometheus metrics of this process (a viewer's token, like any read)."""
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        """Prometheus metrics of the service's processes (a viewer's token, like any read)."""
+        if other_processes is None:
+            return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        theirs = await other_processes()
+        text = merged({"api": generate_latest(), **theirs})
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     return app
 

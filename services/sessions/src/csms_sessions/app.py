@@ -14,6 +14,7 @@ from csms_api.access.api import router as api_keys_router
 from csms_api.app import API_PREFIX, create_service_app
 from csms_api.audit.api import router as audit_router
 from csms_api.auth import Authenticator
+from csms_api.metrics import OtherProcesses
 from csms_sessions.api.deps import bind_service
 from csms_sessions.commands.api import router as commands_router
 from csms_sessions.configuration.api import router as configuration_router
@@ -49,12 +50,13 @@ def create_router(service: SessionsService) -> APIRouter:
     return router
 
 
-def create_app(service: SessionsService) -> FastAPI:
+def create_app(service: SessionsService, other_processes: OtherProcesses | None = None) -> FastAPI:
     """The REST API of ``service``, of API keys and of the audit trail, with health and
-    metrics."""
+    metrics (``other_processes``: those of its consumer's process too)."""
     return create_service_app(
         "CSMS sessions",
         routers=[create_router(service), api_keys_router, audit_router],
         authenticator=lambda: Authenticator(service.settings, service.factory),
         ready=lambda: service.ready.is_set(),
+        other_processes=other_processes,
     )

@@ -100,6 +100,35 @@ async def test_wake_ends_a_waiting_poll_and_loses_no_record(
         assert [d.envelope.id for d in await read(consumer, 1)] == [f"{station_id}-0"]
 
 
+async def test_a_wake_before_the_poll_ends_the_next_poll_only(
+    bus: KafkaBus, topic: Topic[Envelope]
+) -> None:
+    """A wake while no poll is under way: the next poll returns at once with nothing, the
+    one after it waits for records and loses none."""
+    station_id = unique("CP")
+    async with bus.consumer([topic], unique("group")) as consumer:
+        consumer.wake()
+        assert await asyncio.wait_for(consumer.next_batch(timeout_s=60), 5) == []
+        await bus.publish(topic, event(station_id, 0))
+        assert [d.envelope.id for d in await read(consumer, 1)] == [f"{station_id}-0"]
+
+
+async def test_a_cancelled_poll_is_not_taken_for_a_wake(
+    bus: KafkaBus, topic: Topic[Envelope]
+) -> None:
+    """Cancelling the task that polls cancels it (a wake would return no records instead),
+    and the consumer polls on afterwards without a record lost."""
+    station_id = unique("CP")
+    async with bus.consumer([topic], unique("group")) as consumer:
+        waiting = asyncio.create_task(consumer.next_batch(timeout_s=60))
+        await asyncio.sleep(0.5)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        await bus.publish(topic, event(station_id, 0))
+        assert [d.envelope.id for d in await read(consumer, 1)] == [f"{station_id}-0"]
+
+
 async def test_a_committed_record_is_not_read_again_by_the_group(
     bus: KafkaBus, topic: Topic[Envelope]
 ) -> None:

@@ -8,7 +8,6 @@ handler stored its effects (at-least-once delivery, idempotent handlers).
 """
 
 import asyncio
-import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -32,6 +31,8 @@ from csms_core.telemetry import record_trace_headers
 logger = logging.getLogger(__name__)
 
 E = TypeVar("E", bound=Event[Any])
+
+_Fetched = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]  # one getmany
 
 __all__ = ["KafkaBus", "KafkaConsumer", "KafkaFetch", "StationPartitioner"]
 
@@ -181,7 +182,8 @@ class KafkaConsumer:
         fetch: KafkaFetch | None = None,
     ) -> None:
         self._prefix = prefix
-        self._woken = asyncio.Event()
+        self._woken = False  # ``wake`` came while no poll was under way
+        self._polling: asyncio.Task[_Fetched] | None = None  # the poll under way
         fetch = fetch or KafkaFetch()
         self._consumer = AIOKafkaConsumer(
             *(prefix + topic for topic in topics),
@@ -210,35 +212,34 @@ class KafkaConsumer:
         await self._consumer.stop()
 
     async def next_batch(self, max_records: int = 500, timeout_s: float = 0.5) -> list[Delivery]:
-        if self._woken.is_set():
-            self._woken.clear()
+        if self._woken:
+            self._woken = False
             return []
-        polling = asyncio.create_task(
+        # The poll in a task of its own, which ``wake`` cancels: aiokafka keeps what it
+        # fetched for the next poll; nothing is committed but what a poll returned.
+        self._polling = polling = asyncio.create_task(
             self._consumer.getmany(timeout_ms=int(timeout_s * 1000), max_records=max_records),
             name="kafka poll",
         )
-        woken = asyncio.create_task(self._woken.wait(), name="kafka poll wake")
         try:
-            await asyncio.wait((polling, woken), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            woken.cancel()
-            if not polling.done():
-                # aiokafka keeps what it fetched for the next poll; nothing is committed
-                # but what a poll returned.
-                polling.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await polling
-        self._woken.clear()
-        if polling.cancelled():
+            batches = await polling
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if not polling.cancelled() or (current is not None and current.cancelling()):
+                raise  # the caller was cancelled, not woken
             return []
-        batches = polling.result()
+        finally:
+            self._polling = None
+            self._woken = False
         deliveries: list[Delivery] = []
         for records in batches.values():
             deliveries.extend(_decode(record, self._prefix) for record in records)
         return deliveries
 
     def wake(self) -> None:
-        self._woken.set()
+        self._woken = True
+        if self._polling is not None:
+            self._polling.cancel()
 
     async def commit(self) -> None:
         await self._consumer.commit()

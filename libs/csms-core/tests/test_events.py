@@ -10,6 +10,8 @@ import pytest
 from csms_core import topics
 from csms_core.envelope import Envelope, new_event_id
 from csms_core.events import (
+    ConnectorStatusChanged,
+    ConnectorStatusChangedData,
     DeadLetter,
     InboundCall,
     InvalidEvent,
@@ -25,6 +27,7 @@ from csms_core.events import (
     topic_of,
 )
 from csms_core.events.ocpp import encode_inbound
+from csms_core.events.stations import ConnectorStatus, encode_connector_status_changed
 from csms_core.events.topic import type_name
 
 AT = datetime(2025, 1, 1, 10, 0, 0, 123456, tzinfo=UTC)
@@ -204,6 +207,64 @@ def test_the_gateways_own_inbound_bytes_are_the_models_bytes(
     decoded = topics.OCPP_INBOUND.parse(encoded.value)
     assert type(decoded) is kind
     assert decoded.data.payload == fields["payload"]
+
+
+@pytest.mark.parametrize("microsecond", [0, 123456])
+@pytest.mark.parametrize(
+    ("status", "error_code", "ocpp_version"),
+    [
+        ("Available", None, "2.0.1"),
+        ("Occupied", "NoError", "1.6"),
+        ("Reserved", None, None),
+        ("Unavailable", None, "2.1"),
+        ("Faulted", "GroundFailure", "1.6"),
+    ],
+)
+def test_the_sessions_own_status_bytes_are_the_models_bytes(
+    status: ConnectorStatus, error_code: str | None, ocpp_version: str | None, microsecond: int
+) -> None:
+    """The sessions service writes each connector status event itself (no model per
+    report): the same bytes as the model's, read back as that model by its topic."""
+    at = AT.replace(microsecond=microsecond)
+    reported = datetime(2025, 1, 1, 9, 59, 59, microsecond, tzinfo=UTC)
+    envelope: dict[str, Any] = {
+        "id": "e-1.0",
+        "source": "csms/sessions",
+        "station_id": "CP-1",
+        "ocpp_version": ocpp_version,
+    }
+    fields: dict[str, Any] = {
+        "evse_id": 2,
+        "connector_id": 1,
+        "status": status,
+        "ocpp_status": "Charging" if status == "Occupied" else status,
+        "error_code": error_code,
+        "timestamp": reported,
+    }
+    encoded = encode_connector_status_changed(time=at, **envelope, **fields)
+    model = ConnectorStatusChanged(time=at, **envelope, data=ConnectorStatusChangedData(**fields))
+    assert encoded.value == model.to_bytes() == model.model_dump_json().encode()
+    assert encoded.station_id == "CP-1"
+    decoded = topic_of(ConnectorStatusChanged).parse(encoded.value)
+    assert decoded == model
+
+
+def test_a_status_event_without_a_time_zone_is_refused_as_the_model_refuses_it() -> None:
+    naive = datetime(2025, 1, 1, 10)  # noqa: DTZ001 - the case under test
+    fields: dict[str, Any] = {
+        "evse_id": 1,
+        "connector_id": 1,
+        "status": "Available",
+        "ocpp_status": "Available",
+        "error_code": None,
+        "timestamp": naive,
+    }
+    with pytest.raises(ValueError, match="time zone"):
+        encode_connector_status_changed(
+            id="e-1.0", source="csms/sessions", station_id="CP-1", ocpp_version=None, **fields
+        )
+    with pytest.raises(ValueError, match="timezone"):
+        ConnectorStatusChangedData(**fields)
 
 
 def test_new_event_ids_are_version_4_uuids_and_differ() -> None:

@@ -160,7 +160,7 @@ class StationBatch:
         self,
         envelope: Consumed,
         answer: CallAnswer | None,
-        events: Sequence[tuple[Topic[Any], Event[Any]]],
+        events: Sequence[tuple[Topic[Any], Event[Any] | EncodedEvent[Any]]],
     ) -> None:
         """An event applied now: its inbox row (with what it owes) joins the batch's.
 
@@ -169,7 +169,8 @@ class StationBatch:
         completed = answer is None and not events
         gateway_id = envelope.data.gateway_id
         encoded: list[tuple[Topic[Any], EncodedEvent[Any]]] = [
-            (topic, EncodedEvent(e.station_id, e.to_bytes())) for topic, e in events
+            (topic, e if isinstance(e, EncodedEvent) else EncodedEvent(e.station_id, e.to_bytes()))
+            for topic, e in events
         ]
         self.applied.append(
             {

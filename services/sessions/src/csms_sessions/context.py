@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms_core.calls import CallHandlers
-from csms_core.envelope import Envelope, Event
+from csms_core.envelope import EncodedEvent, Envelope, Event
 from csms_core.events import (
     ConnectionClosed,
     ConnectionOpened,
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 SOURCE = "csms/sessions"
 PARTY = "sessions"
 D = TypeVar("D", bound=EventData)
+E = TypeVar("E", bound=Event[Any])
 Consumed = OcppCall | OcppSend | ConnectionOpened | ConnectionClosed
 
 
@@ -48,8 +49,9 @@ class EventContext:
     # The station's row; None for an event whose handler reads only the station's id (a
     # batch's status reports and heartbeats: csms_sessions.batch), so none is loaded.
     station_row: Station | None
-    # Domain events to publish once the transaction has committed: (topic, event).
-    events: list[tuple[Topic[Any], Event[Any]]] = field(default_factory=list)
+    # Domain events to publish once the transaction has committed: (topic, event), the
+    # event as a model or as the bytes its handler wrote (``publish_encoded``).
+    events: list[tuple[Topic[Any], Event[Any] | EncodedEvent[Any]]] = field(default_factory=list)
     # Of a batch (csms_sessions.batch): which stations may have an active session, and
     # the connectors' statuses and meter samples it reads and writes in bulk.
     active_sessions: "ActiveSessions | None" = None
@@ -100,14 +102,22 @@ class EventContext:
         """Queue a version-neutral domain event about this station (on its model's topic)."""
         event = kind.model_validate(
             {
-                # Derived from the cause, so a re-published event keeps its id.
-                "id": f"{self.envelope.id}.{len(self.events)}",
+                "id": self.next_event_id(),
                 "source": SOURCE,
                 "station_id": self.station_id,
                 "ocpp_version": self.envelope.ocpp_version,
                 "data": data,
             }
         )
+        self.events.append((topic_of(kind), event))
+
+    def next_event_id(self) -> str:
+        """The id of the next domain event published: derived from the cause, so a
+        re-published event keeps its id."""
+        return f"{self.envelope.id}.{len(self.events)}"
+
+    def publish_encoded(self, kind: type[E], event: EncodedEvent[E]) -> None:
+        """Queue a domain event its handler wrote as record bytes (with ``next_event_id``)."""
         self.events.append((topic_of(kind), event))
 
 

@@ -1,10 +1,12 @@
 """``csms.station-status``: version-neutral station and connector status (sessions)."""
 
+from datetime import UTC, datetime
 from typing import ClassVar, Literal
 
+import orjson
 from pydantic import Field
 
-from csms_core.envelope import Event
+from csms_core.envelope import EncodedEvent, Event
 from csms_core.events.data import EventData, IsoTime, SparseEventData
 
 BootStatus = Literal["Accepted", "Pending", "Rejected"]
@@ -57,6 +59,46 @@ class ConnectorStatusChangedData(EventData):
 
 class ConnectorStatusChanged(Event[ConnectorStatusChangedData]):
     type: Literal["connector.status_changed"] = "connector.status_changed"
+
+
+def encode_connector_status_changed(
+    *,
+    id: str,
+    source: str,
+    station_id: str,
+    ocpp_version: str | None,
+    evse_id: int,
+    connector_id: int,
+    status: ConnectorStatus,
+    ocpp_status: str,
+    error_code: str | None,
+    timestamp: datetime,
+    time: datetime | None = None,
+) -> EncodedEvent[ConnectorStatusChanged]:
+    """The record bytes of a ``ConnectorStatusChanged``, written by orjson straight from the
+    fields: the same bytes as the model's ``to_bytes`` (tested), without building the
+    models, once per status report (the most frequent event of a network)."""
+    if timestamp.tzinfo is None:  # the model's AwareDatetime refuses it too
+        raise ValueError("a connector status's timestamp must have a time zone")
+    record = {
+        "specversion": "1.0",
+        "id": id,
+        "type": "connector.status_changed",
+        "source": source,
+        "time": time or datetime.now(UTC),
+        "station_id": station_id,
+        "ocpp_version": ocpp_version,
+        "datacontenttype": "application/json",
+        "data": {
+            "evse_id": evse_id,
+            "connector_id": connector_id,
+            "status": status,
+            "ocpp_status": ocpp_status,
+            "error_code": error_code,
+            "timestamp": timestamp.isoformat(),  # IsoTime
+        },
+    }
+    return EncodedEvent(station_id, orjson.dumps(record, option=orjson.OPT_UTC_Z))
 
 
 class DeviceModelReportedData(SparseEventData):

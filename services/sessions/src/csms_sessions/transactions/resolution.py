@@ -22,6 +22,7 @@ import asyncio
 import logging
 from datetime import datetime, timedelta
 
+import orjson
 from sqlalchemy import or_, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
@@ -205,7 +206,7 @@ class SessionResolution:
             record = ProcessedEvent(
                 event_id=ctx.envelope.id,
                 outbox=[
-                    {"topic": t.name, "event": e.model_dump(mode="json")} for t, e in ctx.events
+                    {"topic": t.name, "event": orjson.loads(e.to_bytes())} for t, e in ctx.events
                 ],
             )
             session.add(record)

@@ -2,9 +2,11 @@
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 import pytest
+import sqlalchemy
 from sqlmodel import select
 
 from csms_core.bus.memory import InMemoryBus
@@ -12,7 +14,10 @@ from csms_core.events import OcppCall
 from csms_core.router.memory import InMemoryRouter
 from csms_core.topics import OCPP_CONNECTIONS, OCPP_INBOUND
 from csms_ocpp import OcppVersion
+from csms_sessions.batch import BatchReads
+from csms_sessions.stations.bulk import ReportedStatus
 from csms_sessions.stations.models import ConnectorState, ConnectorStatus
+from csms_sessions.transactions.models import ChargingSession, SessionState
 from tests.cluster import Infra
 from tests.kits.sessions import Harness, running_sessions, settings_for_tests
 
@@ -351,3 +356,68 @@ async def test_a_batch_writes_statuses_and_last_seen_in_bulk_on_postgresql(
         (2, ConnectorState.FAULTED, t1),
     }
     assert after is not None and after.last_seen_at == seen.last_seen_at
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+async def test_a_batch_reads_its_inbox_stations_sessions_and_statuses_in_one_statement(
+    tmp_path: Path, infra: Infra, database: str
+) -> None:
+    """``BatchReads``: one SELECT finds which events the inbox has, the stored stations
+    with their OCPP version, which reporting stations have an active session and their
+    connectors' statuses (typed as stored), and nothing for keys that match no row."""
+    overrides = {"database_url": infra.database_url} if database == "postgresql" else {}
+    settings = settings_for_tests(tmp_path, unknown_station_policy="accept", **overrides)
+    charging, idle, unknown = (f"CP-{uuid4().hex[:8]}" for _ in range(3))
+    at = datetime(2025, 1, 1, 10, 0, 0, 250000, tzinfo=UTC)
+    async with running_sessions(settings, InMemoryBus(), InMemoryRouter()) as sessions:
+        heartbeat = await sessions.call(idle, "Heartbeat", {}, version=OcppVersion.V201)
+        await sessions.processed(heartbeat)
+        report = await sessions.call(
+            charging,
+            "StatusNotification",
+            {
+                "timestamp": at.isoformat(),
+                "connectorStatus": "Occupied",
+                "evseId": 2,
+                "connectorId": 1,
+            },
+            version=OcppVersion.V201,
+        )
+        await sessions.processed(report)
+        async with sessions.service.factory() as session, session.begin():
+            session.add(
+                ChargingSession(
+                    station_id=charging,
+                    evse_id=2,
+                    transaction_id="t-1",
+                    state=SessionState.ACTIVE,
+                    started_at=at,
+                )
+            )
+        statements: list[str] = []
+
+        def count(*args: Any) -> None:
+            statements.append(str(args[2]))
+
+        engine = sessions.service.engine.sync_engine
+        sqlalchemy.event.listen(engine, "before_cursor_execute", count)
+        try:
+            async with sessions.service.factory() as session, session.begin():
+                reads = await BatchReads.read(
+                    session,
+                    [heartbeat.id, report.id, "never-seen"],
+                    [idle, charging, unknown],
+                    [charging, idle, unknown],
+                )
+        finally:
+            sqlalchemy.event.remove(engine, "before_cursor_execute", count)
+
+    assert len(statements) == 1
+    assert sorted(reads.replayed) == sorted([heartbeat.id, report.id])
+    assert reads.versions == {idle: "2.0.1", charging: "2.0.1"}
+    assert reads.active == {charging}
+    assert reads.statuses == [
+        ReportedStatus(charging, 2, 1, ConnectorState.OCCUPIED, "Occupied", at, None)
+    ]
+    assert isinstance(reads.statuses[0].status, ConnectorState)

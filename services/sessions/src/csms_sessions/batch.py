@@ -2,11 +2,13 @@
 
 The batched consumer (``csms_core.bus.batching``) applies many events in one ORM
 session. Before the first, ``StationBatch.load`` reads every record once (one
-validation each), then in one statement each the inbox rows of the batch's events,
-the batch's stations, their connectors' statuses and which of them have an active
-session, so a handler's lookup of those needs no round trip, also for a row that does
-not exist. A handler's query still sees what the events before it wrote (the session
-flushes first).
+validation each), then in one statement (``BatchReads``: one round trip, where each
+is a wait for the database and a wake-up of the process) which of the batch's events the
+inbox has, the batch's stored stations, their connectors' statuses and which of them
+have an active session, so a handler's lookup of those needs no round trip, also for a
+row that does not exist; the ORM rows of stations whose handlers need them and of a
+replay's inbox rows follow, when there are any. A handler's query still sees what the
+events before it wrote (the session flushes first).
 
 Most of a network's messages are status reports, heartbeats and meter values, whose
 handlers read only the station's id (``context.reads_station_id_only``). A station
@@ -18,17 +20,32 @@ are de-duplicated against one read and written in one statement (``PendingSample
 the batch's inbox rows go in one statement too (``finish``).
 """
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import orjson
+from sqlalchemy import (
+    ARRAY,
+    Integer,
+    Select,
+    String,
+    any_,
+    bindparam,
+    cast,
+    literal_column,
+    null,
+    type_coerce,
+    union_all,
+)
+from sqlalchemy import select as sql_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms_core.bus import Delivery, Outgoing
-from csms_core.db import among, insert_rows
+from csms_core.db import UtcDateTime, among, insert_rows
 from csms_core.envelope import EncodedEvent, Event
 from csms_core.events import OcppCall, OcppSend, Topic
 from csms_core.identity.store import record_registrations
@@ -39,11 +56,17 @@ from csms_sessions.context import STATION_ID_ONLY, Consumed
 from csms_sessions.db import parse_ocpp_time, utc_now
 from csms_sessions.inbox import ProcessedEvent
 from csms_sessions.metering.bulk import PendingSamples
-from csms_sessions.stations.bulk import STATUS_REPORTS, ConnectorStatuses, StationTouches
+from csms_sessions.stations.bulk import (
+    STATUS_REPORTS,
+    ConnectorStatuses,
+    ReportedStatus,
+    StationTouches,
+)
 from csms_sessions.stations.handlers import touch
-from csms_sessions.stations.models import Station
+from csms_sessions.stations.models import ConnectorState, ConnectorStatus, Station
 from csms_sessions.transactions.active import ActiveSessions
 from csms_sessions.transactions.known import KnownSessions
+from csms_sessions.transactions.models import ChargingSession, SessionState
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,26 +115,25 @@ class StationBatch:
     async def load(cls, session: AsyncSession, deliveries: Sequence[Delivery]) -> "StationBatch":
         decoded = {id(delivery): _decode(delivery) for delivery in deliveries}
         events = [event for event in decoded.values() if not isinstance(event, Exception)]
-        event_ids = [event.id for event in events]
         station_ids = {event.station_id for event in events}
         with_row = {event.station_id for event in events if not _station_id_only(event)}
+        # Only a status report asks for its station's active sessions and connector
+        # statuses (the other events' stations cost no query).
         reporting = {event.station_id for event in events if _action(event) in STATUS_REPORTS}
-        processed = await session.exec(
-            select(ProcessedEvent).where(among(session, col(ProcessedEvent.event_id), event_ids))
+        read = await BatchReads.read(
+            session, [event.id for event in events], station_ids - with_row, reporting
         )
-        touches = await StationTouches.load(session, station_ids - with_row)
+        touches = StationTouches(read.versions, {}, {})
         # A station not stored yet is created as an ORM row by its first event.
         with_row |= {station_id for station_id in station_ids if not touches.stored(station_id)}
-        stations = await _stations(session, with_row)
         return cls(
             session,
             decoded,
-            {record.event_id: record for record in processed},
-            stations,
+            await _processed(session, read.replayed),
+            await _stations(session, with_row),
             touches,
-            # Only a status report asks these (the other events' stations cost no query).
-            await ActiveSessions.load(session, reporting),
-            await ConnectorStatuses.load(session, reporting),
+            ActiveSessions(session, read.active, reporting),
+            ConnectorStatuses.read_as(reporting, read.statuses),
             await _samples_of(session, events),
             await KnownSessions.load(session, _transactions_of(events)),
         )
@@ -211,6 +233,143 @@ class StationBatch:
         await insert_rows(self.session, ProcessedEvent, self.applied)
 
 
+@dataclass(frozen=True, slots=True)
+class BatchReads:
+    """What a batch reads before its first event, in one statement (one round trip where
+    there were four): which of its events the inbox has (a replay), the OCPP versions of
+    its stored stations, and of the stations that sent a status report the ones with an
+    active session and their connectors' statuses."""
+
+    replayed: list[str]  # event ids the inbox has
+    versions: dict[str, str | None]  # stored stations among those asked
+    active: set[str]
+    statuses: list[ReportedStatus]
+
+    @classmethod
+    async def read(
+        cls,
+        session: AsyncSession,
+        event_ids: Collection[str],
+        station_ids: Collection[str],
+        reporting: Collection[str],
+    ) -> "BatchReads":
+        parameters = {
+            name: list(values)
+            for name, values in (
+                ("inbox", event_ids),
+                ("station", station_ids),
+                ("reporting", reporting),
+            )
+            if values
+        }
+        reads = cls([], {}, set(), [])
+        if not parameters:
+            return reads
+        query = _reads(_dialect(session), frozenset(parameters))
+        # Core, on the transaction's connection: the batch has no ORM changes to flush yet.
+        rows = await (await session.connection()).execute(query, parameters)
+        for (
+            kind,
+            key,
+            text,
+            ocpp_status,
+            error_code,
+            evse_id,
+            connector_id,
+            at,
+        ) in rows:
+            if kind == "inbox":
+                reads.replayed.append(key)
+            elif kind == "station":
+                reads.versions[key] = text
+            elif kind == "active":
+                reads.active.add(key)
+            else:
+                status = ConnectorState(text)
+                reads.statuses.append(
+                    ReportedStatus(key, evse_id, connector_id, status, ocpp_status, at, error_code)
+                )
+        return reads
+
+
+_COLUMNS = ("text", "ocpp_status", "error_code", "evse_id", "connector_id", "at")
+
+
+@functools.cache
+def _reads(dialect: str, asked: frozenset[str]) -> Select[Any]:
+    """The statement of ``BatchReads`` for the key sets asked (built once each: the keys
+    are array parameters on PostgreSQL, expanding ones elsewhere). Every part has the same
+    columns: (kind, key, text, ocpp_status, error_code, evse_id, connector_id, at)."""
+
+    def among_keys(column: Any, name: str) -> Any:
+        if dialect == "postgresql":
+            keys = bindparam(name, type_=ARRAY(String))
+            return column == any_(cast(keys, ARRAY(String)))
+        return column.in_(bindparam(name, expanding=True))
+
+    def part(kind: str, key: Any, *columns: Any) -> list[Any]:
+        # A NULL is typed (PostgreSQL resolves a UNION's column types pair by pair: two
+        # untyped NULLs make text, which an integer column then does not match).
+        types: list[Any] = [String(), String(), String(), Integer(), Integer(), UtcDateTime()]
+        typed = [type_coerce(value, kind_) for value, kind_ in zip(columns, types, strict=False)]
+        nulls = [cast(null(), kind_) for kind_ in types[len(columns) :]]
+        return [
+            literal_column(f"'{kind}'", String).label("kind"),
+            type_coerce(key, String).label("key"),
+            *(value.label(name) for value, name in zip([*typed, *nulls], _COLUMNS, strict=True)),
+        ]
+
+    parts: list[Select[Any]] = []
+    if "inbox" in asked:
+        inbox = ProcessedEvent.__table__.c  # type: ignore[attr-defined]
+        parts.append(
+            sql_select(*part("inbox", inbox.event_id)).where(among_keys(inbox.event_id, "inbox"))
+        )
+    if "station" in asked:
+        station = Station.__table__.c  # type: ignore[attr-defined]
+        parts.append(
+            sql_select(*part("station", station.station_id, station.ocpp_version)).where(
+                among_keys(station.station_id, "station")
+            )
+        )
+    if "reporting" in asked:
+        charging = ChargingSession.__table__.c  # type: ignore[attr-defined]
+        parts.append(
+            sql_select(*part("active", charging.station_id))
+            .where(
+                among_keys(charging.station_id, "reporting"),
+                charging.state == SessionState.ACTIVE.value,
+            )
+            .distinct()
+        )
+        connector = ConnectorStatus.__table__.c  # type: ignore[attr-defined]
+        parts.append(
+            sql_select(
+                *part(
+                    "status",
+                    connector.station_id,
+                    type_coerce(connector.status, String),
+                    connector.ocpp_status,
+                    connector.error_code,
+                    connector.evse_id,
+                    connector.connector_id,
+                    connector.updated_at,
+                )
+            ).where(among_keys(connector.station_id, "reporting"))
+        )
+    if len(parts) == 1:
+        return parts[0]
+    return sql_select(union_all(*parts).subquery())
+
+
+async def _processed(session: AsyncSession, event_ids: list[str]) -> dict[str, ProcessedEvent]:
+    """The inbox rows of the events a batch replays (none, but after a crash)."""
+    if not event_ids:
+        return {}
+    query = select(ProcessedEvent).where(among(session, col(ProcessedEvent.event_id), event_ids))
+    return {record.event_id: record for record in await session.exec(query)}
+
+
 async def _stations(session: AsyncSession, station_ids: set[str]) -> dict[str, Station]:
     if not station_ids:
         return {}
@@ -271,6 +430,10 @@ def _timestamps(payload: dict[str, Any]) -> list[datetime]:
         return [parse_ocpp_time(meter_value["timestamp"]) for meter_value in payload["meterValue"]]
     except (KeyError, TypeError, ValueError):
         return []
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.bind.dialect.name if session.bind is not None else ""
 
 
 def _action(event: Consumed) -> str | None:

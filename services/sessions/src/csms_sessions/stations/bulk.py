@@ -52,12 +52,14 @@ class ConnectorStatuses:
         self._changed: dict[ConnectorKey, ReportedStatus] = {}
 
     @classmethod
-    async def load(cls, session: AsyncSession, station_ids: Collection[str]) -> "ConnectorStatuses":
-        """The statuses of these stations' connectors (no query for none; the others are
-        read when asked for)."""
-        statuses = cls(())
-        if station_ids:
-            await statuses._read(session, station_ids)
+    def read_as(
+        cls, station_ids: Collection[str], stored: Collection[ReportedStatus]
+    ) -> "ConnectorStatuses":
+        """These stations' connector statuses, read as ``stored`` (the others are read
+        when asked for)."""
+        statuses = cls(station_ids)
+        for reported in stored:
+            statuses._current.setdefault(reported.key, reported)
         return statuses
 
     async def get(self, session: AsyncSession, key: ConnectorKey) -> ReportedStatus | None:
@@ -96,17 +98,6 @@ class StationTouches:
     versions: dict[str, str | None]  # as stored, then as the batch's events said
     last_seen: dict[str, datetime]
     changed_versions: dict[str, str]
-
-    @classmethod
-    async def load(cls, session: AsyncSession, station_ids: Collection[str]) -> "StationTouches":
-        """The stored stations among ``station_ids`` (with their OCPP version)."""
-        versions: dict[str, str | None] = {}
-        if station_ids:
-            query = select(col(Station.station_id), col(Station.ocpp_version)).where(
-                among(session, col(Station.station_id), station_ids)
-            )
-            versions = dict((await session.exec(query)).all())
-        return cls(versions, {}, {})
 
     def stored(self, station_id: str) -> bool:
         return station_id in self.versions

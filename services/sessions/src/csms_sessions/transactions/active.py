@@ -13,34 +13,18 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from csms_core.db import among
-from csms_sessions.transactions.models import ChargingSession, SessionState
+from csms_sessions.transactions.models import ChargingSession
 
 
 class ActiveSessions:
-    def __init__(self, session: AsyncSession, stations: Iterable[str], read: set[str]) -> None:
+    def __init__(self, session: AsyncSession, stations: Iterable[str], read: Iterable[str]) -> None:
+        """``stations``: those among ``read`` with an active session stored (read in one
+        statement with the batch's other reads: ``csms_sessions.batch.BatchReads``)."""
         self._stations = set(stations)
-        self._read = read  # the stations whose active sessions were read
+        self._read = set(read)  # the stations whose active sessions were read
         event.listen(session.sync_session, "transient_to_pending", self._added)
-
-    @classmethod
-    async def load(cls, session: AsyncSession, station_ids: Iterable[str]) -> "ActiveSessions":
-        """The stations among ``station_ids`` with an active session (no query for none)."""
-        read = set(station_ids)
-        if not read:
-            return cls(session, (), read)
-        query = (
-            select(ChargingSession.station_id)
-            .where(
-                among(session, col(ChargingSession.station_id), read),
-                col(ChargingSession.state) == SessionState.ACTIVE,
-            )
-            .distinct()
-        )
-        return cls(session, await session.exec(query), read)
 
     def may_have(self, station_id: str) -> bool:
         """False only if the station certainly has no active session now (a station not

@@ -28,6 +28,7 @@ from csms_core.telemetry import MessageSampling, continued_span
 from csms_gateway import commands
 from csms_gateway.admission import Refusal, RefusalReason
 from csms_gateway.commands import CommandReporter
+from csms_gateway.direct import StationSocket
 from csms_gateway.events import ConnectionInfo, EventPublisher
 from csms_gateway.flow import ACCEPTED, BOOT, BootGate, RateBucket
 from csms_gateway.inbound import InboundCalls
@@ -106,6 +107,9 @@ class StationConnection:
         self._closer: asyncio.Task[None] | None = None
         self._outstanding: tuple[str, asyncio.Future[StationAnswer | None]] | None = None
         self._gone = False
+        # True while the read loop waits for the library's next message: only then may a
+        # message read directly (``_take``) be handled, in the order received.
+        self._read_idle = False
 
     @property
     def queued_calls(self) -> int:
@@ -121,9 +125,15 @@ class StationConnection:
                 self._tasks = tasks
                 if self._closing is not None:
                     self._start_closing(*self._closing)
+                websocket = self.websocket
+                if isinstance(websocket, StationSocket):
+                    websocket.direct_max = min(self._settings.max_frame_bytes, _DIRECT_MAX)
+                    websocket.sink = self._take
                 try:
                     await self._read()
                 finally:
+                    if isinstance(websocket, StationSocket):
+                        websocket.sink = None
                     self._stop_commands()
                     for worker in (self._answering, self._closer):
                         if worker is not None:
@@ -150,14 +160,46 @@ class StationConnection:
     # -- reading ------------------------------------------------------------------------------
 
     async def _read(self) -> None:
+        recv = self.websocket.recv
         try:
-            async for message in self.websocket:
+            while True:
+                self._read_idle = True
+                try:
+                    message = await recv()
+                finally:
+                    self._read_idle = False
                 try:
                     await self._on_message(message)
                 except Exception:
                     logger.exception("frame handling failed", extra=self.info.log)
         except ConnectionClosed:
             pass
+
+    def _take(self, text: str) -> bool:
+        """``_on_message``'s common case for a text message read directly from the socket
+        (``direct.StationSocket``), in the transport's callback: a CALL the gate and the
+        bucket let through with room in the queue, or an answer to our command. False
+        (nothing done, nothing kept): the library's path reads it and ``_on_message``
+        handles it, as every message while that path has one in hand."""
+        if not self._read_idle:
+            return False
+        try:
+            frame = parse_frame(text, self.info.version)
+            if isinstance(frame, Call | Send):
+                if len(self._inbound) + 1 >= self._settings.max_inbound_queue:
+                    return False
+                if not self._passes(frame):
+                    return False
+                self._count_in(frame)
+                self._queue(frame)
+            elif isinstance(frame, CallResult | CallError):
+                self._count_in(frame)
+                self._on_answer(frame)
+            else:
+                return False
+        except Exception:
+            logger.exception("frame handling failed", extra=self.info.log)
+        return True
 
     async def _on_message(self, message: str | bytes) -> None:
         if isinstance(message, bytes):
@@ -189,9 +231,7 @@ class StationConnection:
         elif isinstance(frame, Call | Send):
             if not self._passes(frame) and not await self._lets_through(frame):
                 return
-            self._inbound.append((frame, datetime.now(UTC)))
-            if self._answering is None and self._tasks is not None:
-                self._answering = self._tasks.create_task(self._answer_calls())
+            self._queue(frame)
             if len(self._inbound) >= self._settings.max_inbound_queue:
                 await self._wait_for_room()
         elif isinstance(frame, CallResultError):
@@ -204,6 +244,11 @@ class StationConnection:
             )
         else:
             self._on_answer(frame)
+
+    def _queue(self, call: Call | Send) -> None:
+        self._inbound.append((call, datetime.now(UTC)))
+        if self._answering is None and self._tasks is not None:
+            self._answering = self._tasks.create_task(self._answer_calls())
 
     async def _on_bad_frame(self, error: FrameError) -> None:
         logger.warning("bad frame: %s", error.description, extra=self.info.log)

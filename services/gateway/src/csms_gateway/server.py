@@ -26,6 +26,7 @@ from csms_gateway.admission import ConnectionCaps
 from csms_gateway.coalescing import Coalescer
 from csms_gateway.commands import CommandReporter, read_mailbox
 from csms_gateway.connection import StationConnection
+from csms_gateway.direct import StationSocket
 from csms_gateway.events import ConnectionInfo, EventPublisher
 from csms_gateway.handshake import Admission, Handshake, select_subprotocol
 from csms_gateway.metrics import GatewayMetrics
@@ -125,6 +126,7 @@ class Gateway:
             settings.ocpp_port,
             ssl=server_context(settings),
             process_request=self._handshake,
+            create_connection=StationSocket,
             select_subprotocol=select_subprotocol,
             max_size=settings.max_message_bytes,
             ping_interval=settings.ping_interval_s,

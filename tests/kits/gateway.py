@@ -114,13 +114,16 @@ async def connect_station(
     subprotocols: tuple[str, ...] = ("ocpp2.0.1",),
     headers: dict[str, str] | None = None,
     tls: ssl.SSLContext | None = None,
+    compression: str | None = "deflate",
 ) -> AsyncIterator[Station]:
-    """A station connected over ws://, or wss:// with ``tls`` if the gateway has TLS."""
+    """A station connected over ws://, or wss:// with ``tls`` if the gateway has TLS;
+    ``compression``: None for a station that offers no permessage-deflate (as most do)."""
     tls_options: dict[str, Any] = {} if tls is None else {"ssl": tls}
     async with connect(
         station_url(gateway, station_id),
         subprotocols=[Subprotocol(token) for token in subprotocols],
         additional_headers=headers,
+        compression=compression,
         open_timeout=5,
         close_timeout=2,
         **tls_options,

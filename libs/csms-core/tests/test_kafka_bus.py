@@ -461,3 +461,34 @@ async def _values(bootstrap: str, topic: str, count: int) -> list[bytes]:
     finally:
         await consumer.stop()
     return values
+
+
+async def test_append_now_gives_the_future_of_the_records_acknowledgement(
+    bus: KafkaBus, topic: Topic[Envelope], request: pytest.FixtureRequest
+) -> None:
+    """librdkafka's producer appends without a coroutine (the gateway answers a CALL from
+    the future's callback); aiokafka's cannot: None, nothing appended."""
+    station_id = unique("CP")
+    headers = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"}
+    events = [event(station_id, 0), event(station_id, 1)]
+    acknowledged = bus.append_now(Outgoing(topic, events[0], headers))
+    if request.node.callspec.params["bus"] == "aiokafka":
+        assert acknowledged is None
+        await bus.publish(topic, events[1])  # what the caller does instead
+        expected = 1
+    else:
+        assert acknowledged is not None
+        assert await asyncio.wait_for(acknowledged, 20) is None
+        expected = 0
+    async with bus.consumer([topic], unique("group")) as consumer:
+        [delivery] = await read(consumer, 1)
+    assert delivery.envelope == events[expected]
+    if expected == 0:
+        assert delivery.headers["traceparent"] == headers["traceparent"]
+
+
+async def test_append_now_after_stop_raises_a_producer_error(infra: Infra) -> None:
+    async with KafkaBus(infra.kafka_bootstrap, client_id="csms-core-tests") as bus:
+        pass
+    with pytest.raises(DeliveryFailed):
+        bus.append_now(Outgoing(Topic("test.bus.never", Envelope), event(unique("CP"), 0)))

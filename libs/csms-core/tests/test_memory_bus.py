@@ -142,3 +142,14 @@ async def test_publish_many_appends_in_order_with_the_given_trace_headers() -> N
     assert ids(bus.records(STATION_STATUS)) == ["CP-1-1"]
     assert bus.records(TOPIC)[0].headers == carried
     assert bus.records(TOPIC)[1].headers["traceparent"].startswith("00-")
+
+
+async def test_append_now_appends_at_once_its_future_already_done() -> None:
+    bus = InMemoryBus()
+    topic = Topic("test.append", Envelope)
+    headers = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"}
+    acknowledged = bus.append_now(Outgoing(topic, event("CP-1", 0), headers))
+    assert acknowledged.done() and acknowledged.result() is None
+    [record] = bus.records(topic)
+    assert (record.key, record.headers) == ("CP-1", headers)
+    assert record.envelope.id == event("CP-1", 0).id

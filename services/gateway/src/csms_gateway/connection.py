@@ -31,7 +31,7 @@ from csms_gateway.commands import CommandReporter
 from csms_gateway.direct import StationSocket
 from csms_gateway.events import ConnectionInfo, EventPublisher
 from csms_gateway.flow import ACCEPTED, BOOT, BootGate, RateBucket
-from csms_gateway.inbound import InboundCalls
+from csms_gateway.inbound import InboundCalls, Later
 from csms_gateway.metrics import GatewayMetrics
 from csms_gateway.settings import GatewaySettings
 from csms_ocpp.errors import ErrorCode, error_code
@@ -98,10 +98,13 @@ class StationConnection:
         )
         # Idle connections are most of a gateway's: their workers run only while there is
         # work (a task and an asyncio.Queue cost kilobytes each), one at a time per list.
-        self._inbound: list[tuple[Call | Send, datetime]] = []
+        self._inbound: list[tuple[Call | Send, datetime, Later | None]] = []
         self._commands: list[StationCommand] = []
         self._tasks: asyncio.TaskGroup | None = None
         self._answering: asyncio.Task[None] | None = None
+        # The CALL answered from its record's acknowledgement (``_answer_soon``), while
+        # that is in flight: the queue waits behind it.
+        self._soon: Call | None = None
         self._commanding: asyncio.Task[None] | None = None
         self._closing: tuple[int, str] | None = None
         self._closer: asyncio.Task[None] | None = None
@@ -246,9 +249,63 @@ class StationConnection:
             self._on_answer(frame)
 
     def _queue(self, call: Call | Send) -> None:
-        self._inbound.append((call, datetime.now(UTC)))
-        if self._answering is None and self._tasks is not None:
+        received_at = datetime.now(UTC)
+        later: Later | None = None
+        if (
+            self._answering is None
+            and self._soon is None
+            and self._tasks is not None
+            and isinstance(call, Call)
+            and not self.websocket.protocol.extensions  # else the answer needs the library
+        ):
+            later = self._answer_soon(call, received_at)
+            if later is None:
+                return
+        self._inbound.append((call, received_at, later))
+        if self._answering is None and self._soon is None and self._tasks is not None:
             self._answering = self._tasks.create_task(self._answer_calls())
+
+    def _answer_soon(self, call: Call, received_at: datetime) -> Later | None:
+        """The common CALL answered without the worker: refused at once, or answered from
+        its record's acknowledgement (a callback); what it returns goes to the worker."""
+        try:
+            soon = self._calls.answer_soon(call, received_at)
+        except Exception:
+            logger.exception("handling %s failed", call.action, extra=self.info.log)
+            soon = _internal_error(call)
+        if isinstance(soon, Later):
+            return soon
+        if isinstance(soon, asyncio.Future):
+            self._soon = call
+            soon.add_done_callback(self._acknowledged)
+        else:
+            self._reply(call, soon)
+        return None
+
+    def _acknowledged(self, acknowledged: "asyncio.Future[Any]") -> None:
+        call, self._soon = self._soon, None
+        if call is None:  # pragma: no cover - one callback per answer_soon future
+            return
+        try:
+            answer = self._calls.answered(call, acknowledged)
+        except Exception:
+            logger.exception("handling %s failed", call.action, extra=self.info.log)
+            answer = _internal_error(call)
+        self._reply(call, answer)
+        if self._inbound and self._answering is None and self._tasks is not None:
+            self._answering = self._tasks.create_task(self._answer_calls())
+
+    def _reply(self, call: Call, answer: CallResult | CallError) -> None:
+        """Send the answer now if it can be written at once; else the worker sends it
+        first (the queue waits behind it, in order)."""
+        if call.action == BOOT and isinstance(answer, CallResult):
+            self.gate.booted(answer.payload.get("status"))
+        if write_text(self.websocket, encode(answer)):
+            self._count_out(answer)
+        elif self._tasks is not None and self._answering is None:
+            self._answering = self._tasks.create_task(self._answer_calls(answer))
+        else:
+            logger.info("could not send: connection closed", extra=self.info.log)
 
     async def _on_bad_frame(self, error: FrameError) -> None:
         logger.warning("bad frame: %s", error.description, extra=self.info.log)
@@ -346,28 +403,27 @@ class StationConnection:
 
     # -- inbound calls ------------------------------------------------------------------------
 
-    async def _answer_calls(self) -> None:
-        """Answer the queued CALLs in order; the worker ends when none is left."""
+    async def _answer_calls(self, first: Frame | None = None) -> None:
+        """Answer the queued CALLs in order (``first``: an answer to send before them);
+        the worker ends when none is left."""
         try:
+            if first is not None:
+                await self.send(first)
             while self._inbound:
-                call, received_at = self._inbound.pop(0)
+                call, received_at, later = self._inbound.pop(0)
                 if len(self._inbound) < self._settings.max_inbound_queue:
                     self._make_room()
-                await self._answer(call, received_at)
+                await self._answer(call, received_at, later)
         finally:
             self._answering = None
             self._make_room()
 
-    async def _answer(self, call: Call | Send, received_at: datetime) -> None:
+    async def _answer(self, call: Call | Send, received_at: datetime, later: Later | None) -> None:
         try:
-            answer = await self._calls.answer(call, received_at)
+            answer = await self._calls.answer(call, received_at, later)
         except Exception:
             logger.exception("handling %s failed", call.action, extra=self.info.log)
-            answer = CallError(
-                call.message_id,
-                ErrorCode.INTERNAL_ERROR.value,
-                "the CSMS failed to process this message",
-            )
+            answer = _internal_error(call)
         if answer is None:
             return
         if call.action == BOOT and isinstance(answer, CallResult):
@@ -526,6 +582,12 @@ def write_text(websocket: ServerConnection, data: bytes) -> bool:
         header = bytes((_TEXT_FIN, 126, length >> 8, length & 0xFF))
     websocket.transport.write(header + data)
     return True
+
+
+def _internal_error(call: Call | Send) -> CallError:
+    return CallError(
+        call.message_id, ErrorCode.INTERNAL_ERROR.value, "the CSMS failed to process this message"
+    )
 
 
 @lru_cache(maxsize=512)

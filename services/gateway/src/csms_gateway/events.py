@@ -1,13 +1,16 @@
 """The events a gateway publishes (topics ``ocpp.connections``, ``ocpp.inbound``,
 ``ocpp.command-results``; models in ``csms_core.events``)."""
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from time import perf_counter
 from typing import Any, TypeVar
 
-from csms_core.bus import Bus, Outgoing
+from csms_core.bus import Bus, Outgoing, PublishError
+from csms_core.bus.base import AppendsNow
+from csms_core.bus.producers import PRODUCER_ERRORS
 from csms_core.calls import Routing
 from csms_core.envelope import EncodedEvent, Event
 from csms_core.events import (
@@ -161,6 +164,7 @@ class EventPublisher:
 
     def __init__(self, bus: Bus, metrics: GatewayMetrics) -> None:
         self._bus = bus
+        self._appends_now = bus if isinstance(bus, AppendsNow) else None
         self._metrics = metrics
 
     async def publish(
@@ -180,6 +184,27 @@ class EventPublisher:
                 await self._bus.publish_many([Outgoing(topic, event, headers)])
         finally:
             self._metrics.publish_timer(topic).observe(perf_counter() - started)
+
+    def publish_soon(
+        self, topic: Topic[E], event: E | EncodedEvent[E], headers: Mapping[str, str]
+    ) -> "asyncio.Future[Any] | None":
+        """``publish`` without a coroutine: the future of the record's acknowledgement
+        (failed with one of ``PRODUCER_ERRORS`` if it is not durable); raises
+        ``PublishError`` if the record could not even be appended. None: the bus appends
+        only in a coroutine (nothing done)."""
+        bus = self._appends_now
+        if bus is None:
+            return None
+        started = perf_counter()
+        try:
+            acknowledged = bus.append_now(Outgoing(topic, event, headers))
+        except PRODUCER_ERRORS as exc:
+            raise PublishError(f"{topic}: {exc}") from exc
+        if acknowledged is None:
+            return None
+        timer = self._metrics.publish_timer(topic)
+        acknowledged.add_done_callback(lambda _: timer.observe(perf_counter() - started))
+        return acknowledged
 
     async def publish_many(self, records: Sequence[Outgoing]) -> None:
         """Return once every record is durable (one acknowledgement wait for all); raises

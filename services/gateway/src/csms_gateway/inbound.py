@@ -8,8 +8,10 @@ decision timeout, and gets their merged answer (docs/architecture.md "Composed
 answers"), with a documented fallback when the owner's does not come.
 """
 
+import asyncio
 import logging
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
 from csms_core import topics
@@ -56,6 +58,13 @@ def check_call(info: ConnectionInfo, call: Call | Send) -> CallError | None:
     )
 
 
+class Later(Enum):
+    """Why ``InboundCalls.answer_soon`` left a CALL to ``answer``."""
+
+    SAMPLED = "sampled"  # its trace is recorded (nothing checked yet)
+    CHECKED = "checked"  # valid, and not the gateway's alone to answer now (not sampled)
+
+
 class InboundCalls:
     """Answers one connection's CALLs; the connection feeds them in order, one at a time."""
 
@@ -74,9 +83,12 @@ class InboundCalls:
         self._directory = directory
         self._pending: dict[str, PendingAnswer] = {}
 
-    async def answer(self, call: Call | Send, received_at: datetime) -> Answer | None:
-        """The frame to send back (None for a 2.1 SEND, which is never answered)."""
-        refusal = check_call(self._info, call)
+    async def answer(
+        self, call: Call | Send, received_at: datetime, later: Later | None = None
+    ) -> Answer | None:
+        """The frame to send back (None for a 2.1 SEND, which is never answered); ``later``:
+        what ``answer_soon`` left to this coroutine."""
+        refusal = None if later is Later.CHECKED else check_call(self._info, call)
         if refusal is not None:
             if isinstance(call, Send):
                 logger.warning("dropping invalid SEND: %s", refusal.description, extra=self._log)
@@ -86,7 +98,48 @@ class InboundCalls:
         if isinstance(call, Send):
             await self._publish_send(call, routing, received_at)
             return None
-        return await self._store_then_answer(call, routing, received_at)
+        sampled = None if later is None else later is Later.SAMPLED
+        return await self._store_then_answer(call, routing, received_at, sampled)
+
+    def answer_soon(
+        self, call: Call, received_at: datetime
+    ) -> "Answer | asyncio.Future[Any] | Later":
+        """``answer``'s common case without a coroutine: the CALLERROR the CALL deserves,
+        or, for one the gateway answers itself with no part waited for, the future of its
+        record's acknowledgement (``answered`` makes the answer of it once done). A
+        ``Later``: ``answer`` must handle it (a party's part is waited for, nobody in the
+        table decides it, its trace is recorded: the span lasts until the record is
+        durable, or the bus appends only in a coroutine)."""
+        if self._sampling.sampled():
+            return Later.SAMPLED
+        refusal = check_call(self._info, call)
+        if refusal is not None:
+            return refusal
+        if self._directory is None:
+            return Later.CHECKED
+        routing = self._directory.table.route(self._info.version.number, call.action, call.payload)
+        if routing.owner != GATEWAY or routing.contributors:
+            return Later.CHECKED
+        event = events.call_received(self._info, call, routing, received_at)
+        try:
+            acknowledged = self._publisher.publish_soon(
+                topics.OCPP_INBOUND, event, unsampled_trace_headers()
+            )
+        except PublishError as exc:
+            return self._not_stored(call, exc)
+        return Later.CHECKED if acknowledged is None else acknowledged
+
+    def answered(self, call: Call, acknowledged: "asyncio.Future[Any]") -> Answer:
+        """The answer to ``answer_soon``'s CALL once its record's future is done."""
+        failure = asyncio.CancelledError() if acknowledged.cancelled() else acknowledged.exception()
+        if failure is not None:
+            return self._not_stored(call, failure)
+        return CallResult(call.message_id, gateway_response(call.action))
+
+    def _not_stored(self, call: Call, failure: BaseException) -> Answer:
+        logger.error("could not store %s", call.action, exc_info=failure, extra=self._log)
+        text = "could not store the message; retry"
+        return error(call, ErrorCode.INTERNAL_ERROR, self._info.version, text)
 
     async def _route(self, call: Call | Send) -> Routing:
         version = self._info.version.number
@@ -106,14 +159,14 @@ class InboundCalls:
         return pending is not None and pending.add(answer)
 
     async def _store_then_answer(
-        self, call: Call, routing: Routing, received_at: datetime
+        self, call: Call, routing: Routing, received_at: datetime, sampled: bool | None
     ) -> Answer:
         # Wait for the answer from before the write: a fast service may answer at once.
         pending: PendingAnswer | None = None
         if routing.waits:
             pending = self._pending[call.message_id] = PendingAnswer(routing)
         try:
-            await self._publish(call, routing, received_at)
+            await self._publish(call, routing, received_at, sampled)
             return await self._decide(call, routing, pending)
         except PublishError:
             logger.exception("could not store %s", call.action, extra=self._log)
@@ -161,9 +214,17 @@ class InboundCalls:
         with continued_span(f"answer {call.action}", carrier, **attributes):
             return answer_frame(self._info.version, call, decision)
 
-    async def _publish(self, call: Call | Send, routing: Routing, received_at: datetime) -> None:
+    async def _publish(
+        self,
+        call: Call | Send,
+        routing: Routing,
+        received_at: datetime,
+        sampled: bool | None = None,
+    ) -> None:
         event = events.call_received(self._info, call, routing, received_at)
-        if not self._sampling.sampled():
+        if sampled is None:
+            sampled = self._sampling.sampled()
+        if not sampled:
             # A trace nobody records: its record carries the new trace on (flags 00), and
             # no span or context is made for it (nothing in between would read them).
             headers = unsampled_trace_headers()

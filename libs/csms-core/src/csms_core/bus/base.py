@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import TracebackType
-from typing import Any, Protocol, Self, TypeVar
+from typing import Any, Protocol, Self, TypeVar, runtime_checkable
 
 from pydantic import ValidationError
 
@@ -116,6 +116,18 @@ class Bus(Protocol):
 
     def consumer(self, topics: Sequence[str], group: str) -> Consumer:
         """A member of consumer group ``group`` reading ``topics``."""
+        ...
+
+
+@runtime_checkable
+class AppendsNow(Protocol):
+    """A bus that appends a record without a coroutine (for a caller that answers from a
+    callback once the record is durable)."""
+
+    def append_now(self, record: Outgoing) -> "asyncio.Future[Any] | None":
+        """Append the record; the future of its acknowledgement, failed if it does not
+        become durable (raises if it cannot even be appended). None: not now (nothing
+        done; ``publish_many`` must)."""
         ...
 
 

@@ -22,7 +22,12 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from csms_core import topics
 from csms_core.bus.base import Delivery, Outgoing, PublishError
-from csms_core.bus.producers import PRODUCER_ERRORS, StationPartitioner, make_producer
+from csms_core.bus.producers import (
+    PRODUCER_ERRORS,
+    RdkafkaProducer,
+    StationPartitioner,
+    make_producer,
+)
 from csms_core.envelope import EncodedEvent, Event
 from csms_core.events.topic import Topic
 from csms_core.settings import DEFAULT_KAFKA_CLIENT, KafkaClient
@@ -132,6 +137,21 @@ class KafkaBus:
             await asyncio.gather(*sent)
         except PRODUCER_ERRORS as exc:
             raise PublishError(f"{len(records)} records: {exc}") from exc
+
+    def append_now(self, record: Outgoing) -> "asyncio.Future[Any] | None":
+        """Append one record without a coroutine; the future of its acknowledgement, failed
+        with one of ``PRODUCER_ERRORS`` (``publish`` raises ``PublishError`` for those).
+        None: this bus's producer appends only in a coroutine (aiokafka): nothing done."""
+        producer = self._producer
+        if not isinstance(producer, RdkafkaProducer):
+            return None
+        headers = record.headers or record_trace_headers(record.topic)
+        return producer.append(
+            self._prefix + record.topic,
+            record.event.to_bytes(),
+            record.event.station_id,
+            headers,
+        )
 
     async def _append(self, record: Outgoing) -> "asyncio.Future[Any]":
         """Append one record to its partition's batch; the future of its acknowledgement."""

@@ -47,10 +47,21 @@ class InMemoryBus:
                 record.topic, record.event.station_id, record.event.to_bytes(), headers
             )
 
+    def append_now(self, record: Outgoing) -> "asyncio.Future[Any]":
+        """Append at once; the future of its acknowledgement, already done (in process)."""
+        headers = dict(record.headers or record_trace_headers(record.topic))
+        self._append(record.topic, record.event.station_id, record.event.to_bytes(), headers)
+        acknowledged: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        acknowledged.set_result(None)
+        return acknowledged
+
     async def append(
         self, topic: str, key: str, value: bytes, headers: dict[str, str] | None = None
     ) -> None:
         """Append a record as it is, e.g. one an integrator wrote (tests of bad input)."""
+        self._append(topic, key, value, headers)
+
+    def _append(self, topic: str, key: str, value: bytes, headers: dict[str, str] | None) -> None:
         log = self._logs[topic]
         log.append(Delivery(str(topic), 0, len(log), key, value, headers or {}))
         for consumer in self._consumers:

@@ -231,6 +231,13 @@ class RdkafkaProducer:
     async def send(
         self, topic: str, value: bytes, key: str, headers: Mapping[str, str]
     ) -> "asyncio.Future[Any]":
+        return self.append(topic, value, key, headers)
+
+    def append(
+        self, topic: str, value: bytes, key: str, headers: Mapping[str, str]
+    ) -> "asyncio.Future[Any]":
+        """``send`` without a coroutine (it never waits): for a caller on the loop's thread
+        that answers from a callback."""
         loop = self._loop
         if self._producer is None or loop is None:
             raise DeliveryFailed("the producer is not started")

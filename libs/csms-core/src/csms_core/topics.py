@@ -51,6 +51,7 @@ from csms_core.events.stations import (
     StationBooted,
     StationConnected,
     StationDisconnected,
+    StationEventReported,
 )
 from csms_core.events.topic import Topic
 
@@ -67,6 +68,7 @@ STATION_STATUS: Final = Topic[
     | StationDisconnected
     | ConnectorStatusChanged
     | DeviceModelReported
+    | StationEventReported
 ](
     "csms.station-status",
     StationBooted,
@@ -74,6 +76,7 @@ STATION_STATUS: Final = Topic[
     StationDisconnected,
     ConnectorStatusChanged,
     DeviceModelReported,
+    StationEventReported,
 )
 SessionEvent = (
     SessionStarted

@@ -108,6 +108,72 @@ class NotifyReportRequest(TypedDict):
     tbc: NotRequired[bool]
 
 
+# -- diagnostics (N) -----------------------------------------------------------------------
+
+
+class VariableMonitoring(TypedDict):
+    """One monitor of a variable (VariableMonitoringType; 2.1 adds eventNotificationType)."""
+
+    id: int
+    transaction: bool
+    value: float
+    type: str  # UpperThreshold, LowerThreshold, Delta, Periodic, PeriodicClockAligned, ...
+    severity: int
+    eventNotificationType: NotRequired[str]
+
+
+class MonitoringData(TypedDict):
+    component: JsonObject
+    variable: JsonObject
+    variableMonitoring: list[VariableMonitoring]
+
+
+class NotifyMonitoringReportRequest(TypedDict):
+    """2.0.1 N02: a part of the report GetMonitoringReport asked for."""
+
+    requestId: int
+    seqNo: int
+    generatedAt: str
+    monitor: NotRequired[list[MonitoringData]]
+    tbc: NotRequired[bool]
+
+
+class EventData(TypedDict):
+    """2.0.1 N07/N08 EventDataType (2.1 adds severity)."""
+
+    eventId: int
+    timestamp: str
+    trigger: str  # Alerting, Delta, Periodic
+    actualValue: str
+    eventNotificationType: str
+    component: JsonObject
+    variable: JsonObject
+    cause: NotRequired[int]
+    techCode: NotRequired[str]
+    techInfo: NotRequired[str]
+    cleared: NotRequired[bool]
+    transactionId: NotRequired[str]
+    variableMonitoringId: NotRequired[int]
+    severity: NotRequired[int]
+
+
+class NotifyEventRequest(TypedDict):
+    generatedAt: str
+    seqNo: int
+    eventData: list[EventData]
+    tbc: NotRequired[bool]
+
+
+class NotifyCustomerInformationRequest(TypedDict):
+    """2.0.1 N09/N10: a part of the customer data CustomerInformation asked for."""
+
+    data: str
+    seqNo: int
+    generatedAt: str
+    requestId: int
+    tbc: NotRequired[bool]
+
+
 # -- authorization (C) ---------------------------------------------------------------------
 
 
@@ -380,6 +446,13 @@ HEARTBEAT = Message("Heartbeat", ALL_VERSIONS, HeartbeatRequest, HeartbeatRespon
 STATUS_NOTIFICATION_16 = Message("StatusNotification", V16, StatusNotificationRequest16, NoAnswer)
 STATUS_NOTIFICATION = Message("StatusNotification", V2X, StatusNotificationRequest, NoAnswer)
 NOTIFY_REPORT = Message("NotifyReport", V2X, NotifyReportRequest, NoAnswer)
+NOTIFY_MONITORING_REPORT = Message(
+    "NotifyMonitoringReport", V2X, NotifyMonitoringReportRequest, NoAnswer
+)
+NOTIFY_EVENT = Message("NotifyEvent", V2X, NotifyEventRequest, NoAnswer)
+NOTIFY_CUSTOMER_INFORMATION = Message(
+    "NotifyCustomerInformation", V2X, NotifyCustomerInformationRequest, NoAnswer
+)
 AUTHORIZE_16 = Message("Authorize", V16, AuthorizeRequest16, AuthorizeResponse16)
 AUTHORIZE = Message("Authorize", V2X, AuthorizeRequest, AuthorizeResponse)
 START_TRANSACTION_16 = Message(
@@ -440,6 +513,9 @@ MESSAGES: tuple[Message[Any, Any], ...] = (
     STATUS_NOTIFICATION_16,
     STATUS_NOTIFICATION,
     NOTIFY_REPORT,
+    NOTIFY_MONITORING_REPORT,
+    NOTIFY_EVENT,
+    NOTIFY_CUSTOMER_INFORMATION,
     AUTHORIZE_16,
     AUTHORIZE,
     START_TRANSACTION_16,

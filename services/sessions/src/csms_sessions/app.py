@@ -20,6 +20,8 @@ from csms_sessions.commands.api import router as commands_router
 from csms_sessions.configuration.api import router as configuration_router
 from csms_sessions.datatransfer.api import router as datatransfer_router
 from csms_sessions.local_lists.api import router as local_lists_router
+from csms_sessions.monitoring.api import events_router as station_events_router
+from csms_sessions.monitoring.api import router as monitoring_router
 from csms_sessions.remote.api import router as remote_router
 from csms_sessions.reservations.api import router as reservations_router
 from csms_sessions.service import SessionsService
@@ -45,6 +47,8 @@ def create_router(service: SessionsService) -> APIRouter:
         local_lists_router,
         reservations_router,
         clear_cache_router,
+        monitoring_router,
+        station_events_router,
     ):
         router.include_router(routes)
     return router

@@ -23,6 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 import csms_sessions.configuration.handlers
 import csms_sessions.datatransfer
 import csms_sessions.metering.handlers
+import csms_sessions.monitoring.handlers
 import csms_sessions.reservations.handlers
 import csms_sessions.stations.handlers
 import csms_sessions.tokens.handlers

@@ -91,6 +91,8 @@ from csms_core.events.stations import (
     StationConnectedData,
     StationDisconnected,
     StationDisconnectedData,
+    StationEventReported,
+    StationEventReportedData,
 )
 from csms_core.events.topic import InvalidEvent, Topic, UnknownEventType, topic_of
 
@@ -183,6 +185,8 @@ __all__ = [
     "StationConnection",
     "StationDisconnected",
     "StationDisconnectedData",
+    "StationEventReported",
+    "StationEventReportedData",
     "StationState",
     "Subprotocol",
     "Topic",

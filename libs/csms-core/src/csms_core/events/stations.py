@@ -117,3 +117,34 @@ class DeviceModelReportedData(SparseEventData):
 
 class DeviceModelReported(Event[DeviceModelReportedData]):
     type: Literal["station.device-model.reported"] = "station.device-model.reported"
+
+
+class StationEventReportedData(EventData):
+    """One event a 2.x station notified (NotifyEvent, OCPP 2.0.1 N07/N08)."""
+
+    event_id: int = Field(description="The station's eventId.")
+    timestamp: IsoTime = Field(description="When the event happened, as the station says.")
+    trigger: str = Field(description="Alerting, Delta or Periodic.")
+    event_notification_type: str = Field(
+        description="HardWiredNotification, HardWiredMonitor, PreconfiguredMonitor, CustomMonitor."
+    )
+    component: str
+    component_instance: str | None
+    evse_id: int | None
+    connector_id: int | None
+    variable: str
+    variable_instance: str | None
+    actual_value: str
+    cleared: bool = Field(description="The monitored situation returned to normal.")
+    severity: int | None = Field(
+        description="2.1: as sent; 2.0.1: the severity of the monitor that raised it, if known."
+    )
+    variable_monitoring_id: int | None
+    tech_code: str | None
+    tech_info: str | None
+    transaction_id: str | None
+    cause: int | None = Field(description="The eventId of the event that caused this one.")
+
+
+class StationEventReported(Event[StationEventReportedData]):
+    type: Literal["station.event.reported"] = "station.event.reported"

@@ -92,6 +92,9 @@ class ReportResponse(CommandResponse):
     request_id: int | None = Field(default=None, description="2.x requestId of the report")
 
 
+# The requests of the device model's reports (the table also keeps monitoring reports and
+# customer information requests, served under their own routes).
+DEVICE_MODEL_REPORTS = ("GetBaseReport", "GetReport")
 RequestIdPath = Annotated[int, Path(ge=1, le=2**31 - 1, description="the 2.x requestId")]
 
 
@@ -130,7 +133,18 @@ async def list_reports(
     page: PageDep,
 ) -> Page[ReportOut]:
     """The reports asked of a station, newest first, with their parts and what is missing."""
-    mine = col(ReportRequest.station_id) == station_id
+    return await reports_page(sessions, session, station_id, page, DEVICE_MODEL_REPORTS)
+
+
+async def reports_page(
+    sessions: SessionsService,
+    session: SessionDep,
+    station_id: str,
+    page: PageDep,
+    actions: tuple[str, ...],
+) -> Page[ReportOut]:
+    """A page of the station's requests of ``actions``, newest first."""
+    mine = (col(ReportRequest.station_id) == station_id) & col(ReportRequest.action).in_(actions)
     query = select(ReportRequest).where(mine).order_by(col(ReportRequest.request_id).desc())
     rows = (await session.exec(query.offset(page.offset).limit(page.limit))).all()
     total = (await session.exec(select(func.count()).select_from(ReportRequest).where(mine))).one()
@@ -148,7 +162,7 @@ async def get_report(
     request_id: RequestIdPath,
 ) -> ReportOut:
     """One report request: its state (complete only with every part) and missing parts."""
-    report = await _report_of(session, station_id, request_id)
+    report = await report_of(session, station_id, request_id)
     return ReportOut.of(report, sessions.settings.report_part_timeout_s)
 
 
@@ -162,11 +176,11 @@ async def repeat_report(
     timeout_s: TimeoutQuery = None,
 ) -> ReportResponse:
     """Ask for a report again (a new requestId), e.g. one that came incomplete."""
-    report = await _report_of(session, station_id, request_id)
+    report = await report_of(session, station_id, request_id)
     version = await online_version(sessions, session, station_id)
     if not version.is_2x:
         raise Problem(422, "OCPP 1.6 has no reports to repeat", kind="not-in-this-ocpp-version")
-    return await _report(
+    return await request_report(
         sessions,
         station_id,
         version,
@@ -177,9 +191,15 @@ async def repeat_report(
     )
 
 
-async def _report_of(session: SessionDep, station_id: str, request_id: int) -> ReportRequest:
+async def report_of(
+    session: SessionDep,
+    station_id: str,
+    request_id: int,
+    actions: tuple[str, ...] = DEVICE_MODEL_REPORTS,
+) -> ReportRequest:
+    """The station's request ``request_id`` of one of ``actions``; 404 if there is none."""
     report = await session.get(ReportRequest, request_id)
-    if report is None or report.station_id != station_id:
+    if report is None or report.station_id != station_id or report.action not in actions:
         raise Problem(404, f"no report {request_id} of {station_id}", kind="unknown-report")
     return report
 
@@ -215,7 +235,7 @@ async def refresh_configuration(
     version = await online_version(sessions, session, station_id)
     command = body or RefreshCommand()
     if version.is_2x:
-        return await _report(
+        return await request_report(
             sessions,
             station_id,
             version,
@@ -247,7 +267,7 @@ async def custom_report(
     except Untranslatable as exc:
         raise not_in_version(exc) from exc
     payload.pop("requestId")
-    return await _report(sessions, station_id, version, timeout_s, "GetReport", payload)
+    return await request_report(sessions, station_id, version, timeout_s, "GetReport", payload)
 
 
 @router.post("/query", response_model_exclude_none=True)
@@ -270,7 +290,7 @@ async def query_configuration(
         raise not_in_version(exc) from exc
     chunk = await service.items_per_message(session, station_id, "GetVariables")
     results: list[ItemResult] = []
-    for part in _chunks(refs, chunk):
+    for part in chunks(refs, chunk):
         results += await _get_variables(sessions, station_id, version, part, timeout_s)
     return ItemResults(items=results)
 
@@ -323,7 +343,7 @@ async def _change_variables(
     check_payload(version, *translate.set_variables(values))  # before sending any part
     chunk = await service.items_per_message(session, station_id, "SetVariables")
     results: list[ItemResult] = []
-    for part in _chunks(values, chunk):
+    for part in chunks(values, chunk):
         results += await _set_variables(sessions, station_id, version, part, timeout_s)
     return results
 
@@ -334,7 +354,7 @@ def _is_secret(item: ItemResult) -> bool:
     return is_secret_variable(item.component or "", item.variable or "")
 
 
-async def _report(
+async def request_report(
     sessions: SessionsService,
     station_id: str,
     version: OcppVersion,
@@ -452,6 +472,6 @@ def _ref_of(result: ItemResult) -> VariableRef:
     )
 
 
-def _chunks(items: list[T], size: int | None) -> list[list[T]]:
+def chunks(items: list[T], size: int | None) -> list[list[T]]:
     step = size or len(items)
     return [items[start : start + step] for start in range(0, len(items), step)]

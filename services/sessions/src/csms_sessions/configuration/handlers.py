@@ -18,7 +18,7 @@ async def on_notify_report(ctx: EventContext, payload: NotifyReportRequest) -> N
     rows = [row for data in payload.get("reportData", []) for row in _rows(data)]
     await store_variables(ctx.session, ctx.station.station_id, rows, described=True)
     tbc = payload.get("tbc", False)
-    report = await _count_part(ctx, payload["requestId"], payload["seqNo"], tbc)
+    report = await count_report_part(ctx, payload["requestId"], payload["seqNo"], tbc)
     state: ReportState | None = None
     missing: list[int] | None = None
     if report is not None:
@@ -63,7 +63,7 @@ def _rows(data: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-async def _count_part(
+async def count_report_part(
     ctx: EventContext, request_id: int, seq_no: int, tbc: bool
 ) -> ReportRequest | None:
     """Progress of our request, if it is one (a station may report on its own, too)."""

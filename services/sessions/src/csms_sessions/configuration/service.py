@@ -61,14 +61,14 @@ async def store_keys(
         for entry in keys
     ]
     await upsert(
-        session, _table(StationConfiguration), rows, ("station_id", "key"), ("value", "readonly")
+        session, table_of(StationConfiguration), rows, ("station_id", "key"), ("value", "readonly")
     )
 
 
 async def store_value(session: AsyncSession, station_id: str, key: str, value: str) -> None:
     """A 1.6 key's value the station accepted (ChangeConfiguration); readonly keys refuse."""
     row = {"station_id": station_id, "key": key, "value": value, "updated_at": utc_now()}
-    await upsert(session, _table(StationConfiguration), [row], ("station_id", "key"), ("value",))
+    await upsert(session, table_of(StationConfiguration), [row], ("station_id", "key"), ("value",))
 
 
 async def store_variables(
@@ -78,7 +78,7 @@ async def store_variables(
     stamped = [{"station_id": station_id, "updated_at": utc_now(), **row} for row in rows]
     await upsert(
         session,
-        _table(DeviceModelVariable),
+        table_of(DeviceModelVariable),
         stamped,
         ("station_id", "variable_key"),
         ("value",),
@@ -86,10 +86,13 @@ async def store_variables(
     )
 
 
-async def items_per_message(session: AsyncSession, station_id: str, action: str) -> int | None:
+async def items_per_message(
+    session: AsyncSession, station_id: str, action: str, component: str = "DeviceDataCtrlr"
+) -> int | None:
     """How many items the station takes in one GetVariables/SetVariables, if it reported it
-    (OCPP 2.0.1 Part 2 B06.FR.03/B05.FR.02: DeviceDataCtrlr.ItemsPerMessage[action])."""
-    ref = VariableRef("DeviceDataCtrlr", "ItemsPerMessage", variable_instance=action)
+    (OCPP 2.0.1 Part 2 B06.FR.03/B05.FR.02: DeviceDataCtrlr.ItemsPerMessage[action]; for
+    Set/ClearVariableMonitoring MonitoringCtrlr.ItemsPerMessage[action], N04.FR.08/N06)."""
+    ref = VariableRef(component, "ItemsPerMessage", variable_instance=action)
     row = await session.get(DeviceModelVariable, (station_id, ref.key))
     value = row.value if row else None
     return int(value) if value and value.isdigit() and int(value) > 0 else None
@@ -125,6 +128,6 @@ async def device_model(
     return rows.all(), (await session.exec(counted)).one()
 
 
-def _table(model: type[StationConfiguration] | type[DeviceModelVariable]) -> Table:
+def table_of(model: type[SQLModel]) -> Table:
     table = SQLModel.metadata.tables[f"{SCHEMA}.{model.__tablename__}"]
     return table

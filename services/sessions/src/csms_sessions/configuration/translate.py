@@ -253,12 +253,13 @@ def get_report(
         payload["componentCriteria"] = command.component_criteria
     if command.component_variables:
         payload["componentVariable"] = [
-            _component_variable(ref) for ref in command.component_variables
+            component_variable(ref) for ref in command.component_variables
         ]
     return "GetReport", payload
 
 
-def _component_variable(item: ComponentVariable) -> dict[str, Any]:
+def component_variable(item: ComponentVariable) -> dict[str, Any]:
+    """A ComponentVariableType (GetReport, GetMonitoringReport)."""
     # A component alone asks for all its variables (OCPP 2.0.1 B08.FR.04).
     ref = VariableRef(
         component=item.component,

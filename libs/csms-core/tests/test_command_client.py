@@ -242,3 +242,26 @@ async def test_a_planned_call_is_not_sent_on_a_connection_of_another_version(
     async with CommandClient(router, "sessions") as client:
         with pytest.raises(Reconnected):
             await client.call("CP-001", planned(OcppVersion.V16, "Reset", {"type": "Hard"}), 5)
+
+
+async def test_a_call_planned_for_the_version_a_station_came_back_in_is_sent(
+    router: InMemoryRouter,
+) -> None:
+    """The client guesses the version of the station's last command; a build that refuses
+    the guess (planned for the version the station speaks now) is not refused for it."""
+    old = ROUTE.model_copy(update={"ocpp_version": "1.6"})
+    await router.register(old, ttl_s=30)
+    gateway = await router.open_mailbox("gateway:gw-1")
+    async with CommandClient(router, "sessions") as client:
+        await asyncio.gather(
+            client.call("CP-001", fixed("Reset", {"type": "Hard"}), 5),
+            play_gateway(router, gateway),
+        )
+        await router.register(ROUTE.model_copy(update={"connection_id": "conn-b"}), ttl_s=30)
+        result, command = await asyncio.gather(
+            client.call("CP-001", planned(OcppVersion.V201, "Reset", {"type": "Immediate"}), 5),
+            play_gateway(router, gateway),
+        )
+        with pytest.raises(Reconnected):  # and the other way round: refused for good
+            await client.call("CP-001", planned(OcppVersion.V16, "Reset", {"type": "Hard"}), 5)
+    assert (command.connection_id, result.ocpp_version) == ("conn-b", "2.0.1")

@@ -262,6 +262,108 @@ async def test_command_client_end_to_end(router: RedisRouter) -> None:
     )
 
 
+def command_for(station_id: str, payload: dict[str, object]) -> StationCommand:
+    return StationCommand(
+        command_id=unique("cmd"),
+        station_id=station_id,
+        connection_id="",
+        action="DataTransfer",
+        payload=payload,
+        reply_to="sessions:test",
+        deadline=2_000_000_000.0,
+    )
+
+
+async def test_send_routed_appends_with_the_routes_connection_id_in_one_step(
+    router: RedisRouter, redis: Redis
+) -> None:
+    station_id, gateway_id = unique("CP"), unique("gw")
+    # A connection id and a payload that JSON must escape (quotes, a slash, a backslash,
+    # non-ASCII), and a payload that holds the very field name the router fills in.
+    connection_id = 'conn "a"/\\ü'
+    route = route_of(station_id, gateway_id, connection_id)
+    await router.register(route, ttl_s=30)
+    gateway = await router.open_mailbox(f"gateway:{gateway_id}")
+    payload: dict[str, object] = {"vendorId": "v", "data": '"connection_id":"x"', "n": [1, {}]}
+    command = command_for(station_id, payload)
+
+    assert await router.send_routed(command, "2.0.1") == route
+
+    sent = await receive(gateway)
+    assert sent == command.model_copy(update={"connection_id": connection_id})
+    assert 0 < await redis.ttl(_mailbox_key(f"gateway:{gateway_id}")) <= 300
+
+
+async def test_send_routed_sends_nothing_without_a_route_or_to_another_version(
+    router: RedisRouter, redis: Redis
+) -> None:
+    station_id, gateway_id = unique("CP"), unique("gw")
+    mailbox = _mailbox_key(f"gateway:{gateway_id}")
+    command = command_for(station_id, {"vendorId": "v"})
+
+    assert await router.send_routed(command, "2.0.1") is None  # no gateway holds it
+    route = Route(
+        station_id=station_id, gateway_id=gateway_id, connection_id="c", ocpp_version="1.6"
+    )
+    await router.register(route, ttl_s=30)
+    assert await router.send_routed(command, "2.0.1") == route  # built for another version
+
+    assert await redis.exists(mailbox) == 0
+
+
+async def test_command_client_sends_later_commands_without_a_lookup_of_their_own(
+    infra: Infra,
+) -> None:
+    station_id, gateway_id = unique("CP"), unique("gw")
+    async with RedisRouter(infra.redis_url) as router:
+        await router.register(route_of(station_id, gateway_id, "conn-a"), ttl_s=30)
+        gateway = await router.open_mailbox(f"gateway:{gateway_id}")
+        counted = CountingRedisRouter(infra.redis_url)
+        async with counted, CommandClient(counted, "sessions") as client:
+
+            async def answer() -> StationCommand:
+                command = await receive(gateway)
+                assert isinstance(command, StationCommand)
+                reply = result(0).model_copy(update={"command_id": command.command_id})
+                await router.send(command.reply_to, reply)
+                return command
+
+            for _ in range(2):
+                _, command = await asyncio.gather(
+                    client.call(station_id, fixed("Reset", {"type": "OnIdle"}), 5), answer()
+                )
+                assert command.connection_id == "conn-a"
+            # The station reconnects elsewhere, in 1.6: the guessed 2.0.1 call is refused by
+            # the script, built again for 1.6 and sent to the new connection.
+            other = unique("gw")
+            new_route = Route(
+                station_id=station_id, gateway_id=other, connection_id="b", ocpp_version="1.6"
+            )
+            await router.register(new_route, ttl_s=30)
+            gateway = await router.open_mailbox(f"gateway:{other}")
+            build = {"1.6": ("Reset", {"type": "Soft"}), "2.0.1": ("Reset", {"type": "OnIdle"})}
+            finished, command = await asyncio.gather(
+                client.call(station_id, lambda version: build[version.number], 5), answer()
+            )
+            await router.unregister(new_route)
+            with pytest.raises(StationOffline):
+                await client.call(station_id, fixed("Reset", {"type": "Soft"}), 5)
+
+    assert counted.lookups == 1  # the first command's only
+    assert (command.connection_id, command.payload) == ("b", {"type": "Soft"})
+    assert finished.ocpp_version == "1.6"
+
+
+class CountingRedisRouter(RedisRouter):
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.lookups = 0
+
+    async def lookup(self, station_id: str) -> Route | None:
+        self.lookups += 1
+        return await super().lookup(station_id)
+
+
 async def test_declarations_are_kept_per_deployment_and_withdrawn(infra: Infra) -> None:
     """Two deployments sharing a Redis (the test clusters) see only their own services."""
     from csms_core.calls.declared import SESSIONS

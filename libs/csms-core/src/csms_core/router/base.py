@@ -144,6 +144,14 @@ class Router(Protocol):
 
     async def lookup(self, station_id: str) -> Route | None: ...
 
+    async def send_routed(self, command: StationCommand, ocpp_version: str) -> Route | None:
+        """Look the station's route up and, if it speaks ``ocpp_version``, append ``command``
+        to its gateway's mailbox with the route's connection id (``command.connection_id``
+        is replaced), in one step: no route can change between the lookup and the append.
+        The route as found: None if no gateway holds the station (nothing sent); a route
+        of another version: nothing sent either (the caller builds the call for it)."""
+        ...
+
     async def warm(self, connections: int) -> None:
         """Open ``connections`` to the store now (a REST process at start-up: its first
         commands then open none of their own)."""

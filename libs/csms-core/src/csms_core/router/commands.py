@@ -1,9 +1,10 @@
 """The service side of the reply channel: send commands to stations, answer their CALLs.
 
-One command path (``CommandClient.call(station_id, build)``): the station's route is
-looked up once, ``build(version)`` makes the call for the version of that very
-connection, the official schema checks it (a call of ours that breaks it is never
-sent: ``InvalidCommand``), and it goes to the gateway holding that connection.
+One command path (``CommandClient.call(station_id, build)``): ``build(version)`` makes the
+call for the version of the station's connection, the official schema checks it (a call
+of ours that breaks it is never sent: ``InvalidCommand``), and it goes to the gateway
+holding that connection with the route read in the same step (``Router.send_routed``: one
+Redis round trip, one route lookup), never to a connection of another version.
 """
 
 import asyncio
@@ -30,6 +31,8 @@ from csms_ocpp.actions import is_csms_initiated
 
 logger = logging.getLogger(__name__)
 
+
+VERSIONS_KEPT = 100_000  # stations whose last version a CommandClient remembers
 
 Build = Callable[[OcppVersion], tuple[str, dict[str, Any]]]
 
@@ -96,6 +99,9 @@ class CommandClient:
         self._audit = audit
         self.address = f"{service}:{uuid4().hex[:12]}"
         self._waiting: dict[str, asyncio.Future[CommandResult]] = {}
+        # station: the OCPP version its route had at our last command to it (the guess
+        # its next command is built for, checked against the route as it is sent)
+        self._versions: dict[str, str] = {}
         self._tasks: asyncio.TaskGroup | None = None
         self._reader: asyncio.Task[None] | None = None
 
@@ -156,30 +162,68 @@ class CommandClient:
         return result
 
     async def _call(self, station_id: str, build: Build, timeout_s: float) -> CommandResult:
-        route = await self._router.lookup(station_id)
-        if route is None:
-            raise StationOffline(station_id)
-        version = OcppVersion.from_number(route.ocpp_version)
-        action, payload = build(version)
-        _check(version, action, payload)
-        command = StationCommand(
-            command_id=uuid4().hex,
-            station_id=station_id,
-            connection_id=route.connection_id,
-            action=action,
-            payload=payload,
-            reply_to=self.address,
-            deadline=time.time() + timeout_s,
-            traceparent=current_trace_headers().get("traceparent"),
-        )
-        result = await self._send(route.address, command, timeout_s)
-        return result.model_copy(update={"ocpp_version": version.number})
+        """Build the call for the version the station spoke at our last command to it, and
+        send it with the route read in the same round trip (``Router.send_routed``); only a
+        station new to us, or one that came back in another version, costs a round trip
+        more (a lookup, or the send refused for its version)."""
+        guessed = self._versions.get(station_id)
+        if guessed is None:
+            route = await self._router.lookup(station_id)
+            if route is None:
+                raise StationOffline(station_id)
+            number = route.ocpp_version
+        else:
+            number = guessed
+        for _attempt in range(2):
+            version = OcppVersion.from_number(number)
+            try:
+                action, payload = build(version)
+                _check(version, action, payload)
+            except Exception:
+                if guessed is None:
+                    raise
+                # What it raised is about the version we guessed: ask again with the route's.
+                self._versions.pop(station_id, None)
+                return await self._call(station_id, build, timeout_s)
+            command = StationCommand(
+                command_id=uuid4().hex,
+                station_id=station_id,
+                connection_id="",  # the route's, put in by the router
+                action=action,
+                payload=payload,
+                reply_to=self.address,
+                deadline=time.time() + timeout_s,
+                traceparent=current_trace_headers().get("traceparent"),
+            )
+            waiter = self._wait_for(command.command_id)
+            try:
+                route = await self._router.send_routed(command, version.number)
+                if route is None:
+                    self._versions.pop(station_id, None)
+                    raise StationOffline(station_id)
+                self._remember(station_id, route.ocpp_version)
+                if route.ocpp_version == version.number:
+                    result = await self._result(command, waiter, timeout_s)
+                    return result.model_copy(update={"ocpp_version": version.number})
+            finally:
+                self._waiting.pop(command.command_id, None)
+            number, guessed = route.ocpp_version, None  # it speaks another version now
+        raise Reconnected(f"{station_id} changed its OCPP version twice while we sent")
 
-    async def _send(self, address: str, command: StationCommand, timeout_s: float) -> CommandResult:
+    def _remember(self, station_id: str, number: str) -> None:
+        if len(self._versions) >= VERSIONS_KEPT and station_id not in self._versions:
+            self._versions.clear()  # a bound, not a cache policy: guesses are cheap to redo
+        self._versions[station_id] = number
+
+    def _wait_for(self, command_id: str) -> asyncio.Future[CommandResult]:
         waiter: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
-        self._waiting[command.command_id] = waiter
+        self._waiting[command_id] = waiter
+        return waiter
+
+    async def _result(
+        self, command: StationCommand, waiter: asyncio.Future[CommandResult], timeout_s: float
+    ) -> CommandResult:
         try:
-            await self._router.send(address, command)
             # A little grace beyond the deadline for the gateway's own timeout result to arrive.
             return await asyncio.wait_for(waiter, timeout_s + 2.0)
         except TimeoutError:
@@ -191,8 +235,6 @@ class CommandClient:
                 error_description="no result from the gateway in time",
                 duration_ms=(timeout_s + 2.0) * 1000,
             )
-        finally:
-            self._waiting.pop(command.command_id, None)
 
     async def answer(self, answer: CallAnswer, gateway_id: str) -> None:
         """Answer a station's CALL on the gateway connection that received it."""

@@ -9,7 +9,7 @@ from typing import Self
 
 from csms_core.calls.declaration import Declaration
 from csms_core.calls.directory import WITHDRAWN_KEPT_S, Announced
-from csms_core.router.base import Message, Route
+from csms_core.router.base import Message, Route, StationCommand
 
 
 class InMemoryRouter:
@@ -56,10 +56,20 @@ class InMemoryRouter:
             await self.unregister(route)
 
     async def lookup(self, station_id: str) -> Route | None:
+        return self._route(station_id)
+
+    def _route(self, station_id: str) -> Route | None:
         current = self._routes.get(station_id)
         if current is None or current[1] < time.monotonic():
             return None
         return current[0]
+
+    async def send_routed(self, command: StationCommand, ocpp_version: str) -> Route | None:
+        route = self._route(command.station_id)
+        if route is not None and route.ocpp_version == ocpp_version:
+            routed = command.model_copy(update={"connection_id": route.connection_id})
+            self._mailboxes[route.address].put_nowait(routed)
+        return route
 
     async def send(self, address: str, message: Message) -> None:
         self._mailboxes[address].put_nowait(message)

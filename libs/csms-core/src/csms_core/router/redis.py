@@ -4,6 +4,8 @@
   overwrites (the newest connection wins); refresh and unregister run as Lua
   scripts that touch the key only while it still holds our own route; the ``_many``
   forms send one pipeline for many routes (a gateway's reconnect storm).
+- A command goes to the station's gateway in one round trip (``send_routed``: a script
+  reads the route and appends to the mailbox it names, with its connection id).
 - Mailbox: the stream ``csms:mailbox:{address}``, read with a blocking XREAD
   from the moment the reader starts. Mailboxes expire when nobody writes to
   them for ``MAILBOX_TTL_S`` so a dead process leaves nothing behind. An entry
@@ -16,6 +18,7 @@
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
@@ -31,7 +34,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from csms_core.calls.declaration import Declaration
 from csms_core.calls.directory import ANNOUNCE_TTL_S, WITHDRAWN_KEPT_S, Announced
-from csms_core.router.base import Message, Route, router_message_adapter
+from csms_core.router.base import Message, Route, StationCommand, router_message_adapter
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +60,27 @@ if current == false or current == ARGV[1] then
 end
 return 0
 """
+# KEYS[1] the route; ARGV: the version the command was built for, the command's JSON before
+# and after its connection id's value, the mailbox's max length and TTL. The mailbox key is
+# made from the route (a standalone Redis: the script may touch a key it was not given).
+_SEND_ROUTED = """
+local raw = redis.call('GET', KEYS[1])
+if raw == false then
+  return false
+end
+local route = cjson.decode(raw)
+if route['ocpp_version'] ~= ARGV[1] then
+  return raw
+end
+local mailbox = 'csms:mailbox:gateway:' .. route['gateway_id']
+local message = ARGV[2] .. cjson.encode(route['connection_id']) .. ARGV[3]
+redis.call('XADD', mailbox, 'MAXLEN', '~', ARGV[4], '*', 'm', message)
+redis.call('EXPIRE', mailbox, ARGV[5])
+return raw
+"""
+# Stands for the connection id in a command's JSON until the script puts the route's there
+# (random: no payload can hold it by chance or on purpose).
+_CONNECTION_PLACEHOLDER = f"connection-{secrets.token_hex(16)}"
 _UNREGISTER = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -107,6 +131,7 @@ class RedisRouter:
         self._replicas_key = f"csms:answers:{namespace}"
         self._refresh = self._redis.register_script(_REFRESH)
         self._unregister = self._redis.register_script(_UNREGISTER)
+        self._send_routed = self._redis.register_script(_SEND_ROUTED)
 
     async def __aenter__(self) -> Self:
         await self._redis.ping()
@@ -169,6 +194,17 @@ class RedisRouter:
 
     async def lookup(self, station_id: str) -> Route | None:
         raw = await self._redis.get(_route_key(station_id))
+        return None if raw is None else Route.model_validate_json(raw)
+
+    async def send_routed(self, command: StationCommand, ocpp_version: str) -> Route | None:
+        """One round trip (a Lua script): GET the route, and XADD + EXPIRE the gateway's
+        mailbox if the route speaks ``ocpp_version``."""
+        placed = command.model_copy(update={"connection_id": _CONNECTION_PLACEHOLDER})
+        before, after = placed.model_dump_json().split(f'"{_CONNECTION_PLACEHOLDER}"', 1)
+        raw = await self._send_routed(
+            keys=[_route_key(command.station_id)],
+            args=[ocpp_version, before, after, MAILBOX_MAX_LENGTH, MAILBOX_TTL_S],
+        )
         return None if raw is None else Route.model_validate_json(raw)
 
     async def send(self, address: str, message: Message) -> None:

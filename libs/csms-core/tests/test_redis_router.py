@@ -354,6 +354,19 @@ async def test_command_client_sends_later_commands_without_a_lookup_of_their_own
     assert finished.ocpp_version == "1.6"
 
 
+async def test_a_command_to_a_gateway_gone_without_its_routes_times_out(
+    router: RedisRouter, redis: Redis
+) -> None:
+    """The route outlived its gateway (it stopped before the TTL ran out): the command waits
+    in that gateway's mailbox, unread, and the caller gets TIMEOUT, not a hang."""
+    station_id, gateway_id = unique("CP"), unique("gw")
+    await router.register(route_of(station_id, gateway_id, "conn-a"), ttl_s=30)
+    async with CommandClient(router, "sessions") as client:
+        outcome = await client.call(station_id, fixed("Reset", {"type": "OnIdle"}), 0.01)
+    assert (outcome.outcome, outcome.ocpp_version) == (CommandOutcome.TIMEOUT, "2.0.1")
+    assert await redis.xlen(_mailbox_key(f"gateway:{gateway_id}")) == 1
+
+
 class CountingRedisRouter(RedisRouter):
     def __init__(self, url: str) -> None:
         super().__init__(url)

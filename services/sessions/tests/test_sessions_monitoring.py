@@ -672,6 +672,7 @@ MONITOR = {"component": "A", "variable": "B", "type": "Delta", "value": 1, "seve
         ("PUT", "", {"monitors": [MONITOR | {"connector_id": 1}]}),
         ("PUT", "", {"monitors": [{k: v for k, v in MONITOR.items() if k != "value"}]}),
         ("PUT", "", {"monitors": [MONITOR | {"extra": 1}]}),
+        ("PUT", "", {"monitors": [MONITOR | {"transaction": "yes"}]}),
         ("POST", "/clear", {"ids": []}),
         ("POST", "/clear", {"ids": [1, 1]}),
         ("POST", "/clear", {"ids": [-1]}),

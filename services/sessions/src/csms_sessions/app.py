@@ -18,6 +18,7 @@ from csms_api.metrics import OtherProcesses
 from csms_sessions.api.deps import bind_service
 from csms_sessions.commands.api import router as commands_router
 from csms_sessions.configuration.api import router as configuration_router
+from csms_sessions.customers.api import router as customers_router
 from csms_sessions.datatransfer.api import router as datatransfer_router
 from csms_sessions.local_lists.api import router as local_lists_router
 from csms_sessions.monitoring.api import events_router as station_events_router
@@ -49,6 +50,7 @@ def create_router(service: SessionsService) -> APIRouter:
         clear_cache_router,
         monitoring_router,
         station_events_router,
+        customers_router,
     ):
         router.include_router(routes)
     return router

@@ -21,6 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 # The handlers register themselves (``calls``, ``events``) where they are defined.
 import csms_sessions.configuration.handlers
+import csms_sessions.customers.handlers
 import csms_sessions.datatransfer
 import csms_sessions.metering.handlers
 import csms_sessions.monitoring.handlers

@@ -2,6 +2,7 @@
 
 from collections.abc import Sequence
 
+from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -137,3 +138,20 @@ async def _join_group_lists(session: AsyncSession, token: IdToken) -> set[str]:
             session.add(_new_entry(local_list.station_id, token))
             joined.add(local_list.station_id)
     return joined
+
+
+async def forget_token(session: AsyncSession, station_id: str, id_token: str) -> bool:
+    """Take every entry of ``id_token`` (of any type) off the station's list, as a
+    Differential update: the station cleared what it kept of that customer (OCPP 2.0.1
+    N10, OCTT TC_N_46). True if the list changed (now pending)."""
+    query = select(LocalListEntry).where(
+        col(LocalListEntry.station_id) == station_id,
+        func.lower(col(LocalListEntry.id_token)) == id_token.lower(),  # idToken: any case
+        col(LocalListEntry.removed).is_(False),
+    )
+    entries = (await session.exec(query)).all()
+    for entry in entries:
+        entry.removed, entry.synced = True, False
+    if entries:
+        _mark_pending(await list_of(session, station_id))
+    return bool(entries)

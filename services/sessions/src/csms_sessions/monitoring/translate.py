@@ -83,7 +83,9 @@ class MonitorSpec(MonitoredVariable):
     type: MonitorType
     value: float = Field(description="threshold or delta; the interval in seconds if periodic")
     severity: int = Severity
-    transaction: bool = Field(default=False, description="active only during a transaction")
+    transaction: bool = Field(
+        default=False, strict=True, description="active only during a transaction"
+    )
 
     @model_validator(mode="after")
     def _periodic_interval(self) -> "MonitorSpec":

@@ -7,21 +7,87 @@ its real WebSocket server; the station is a real ``websockets`` client.
 import asyncio
 import base64
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 from uuid import uuid4
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
-from csms_core.bus import Bus
+from csms_core import topics
+from csms_core.bus import Bus, Outgoing, PublishError
+from csms_core.bus.memory import InMemoryBus
+from csms_core.envelope import EncodedEvent, Event
+from csms_core.events import Topic
 from csms_core.identity import IdentityStore
 from csms_core.router import Router
 from csms_core.settings import Environment
 from csms_gateway.server import Gateway
 from csms_gateway.settings import GatewaySettings
+
+E = TypeVar("E", bound=Event[Any])
+
+
+class HeldBus(InMemoryBus):
+    """The in-process bus with ``ocpp.inbound`` held until the test releases it, however
+    the gateway appends (a coroutine, or a future it answers from)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.released = asyncio.Event()
+        self._held: list[asyncio.Task[None]] = []
+
+    async def publish(self, topic: Topic[E], event: E | EncodedEvent[E]) -> None:
+        if topic == topics.OCPP_INBOUND:
+            await self.released.wait()
+        await super().publish(topic, event)
+
+    async def publish_many(self, records: Sequence[Outgoing]) -> None:
+        if any(record.topic == topics.OCPP_INBOUND for record in records):
+            await self.released.wait()
+        await super().publish_many(records)
+
+    def append_now(self, record: Outgoing) -> "asyncio.Future[Any]":
+        if record.topic != topics.OCPP_INBOUND:
+            return super().append_now(record)
+        acknowledged: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        async def later() -> None:
+            await self.released.wait()
+            super(HeldBus, self).append_now(record)
+            acknowledged.set_result(None)
+
+        self._held.append(asyncio.create_task(later()))
+        return acknowledged
+
+
+class FailingBus(InMemoryBus):
+    """``ocpp.inbound`` unavailable: its records fail (``raises``: at once, when appended)."""
+
+    def __init__(self, *, raises: bool = False) -> None:
+        super().__init__()
+        self._raises = raises
+
+    async def publish(self, topic: Topic[E], event: E | EncodedEvent[E]) -> None:
+        if topic == topics.OCPP_INBOUND:
+            raise PublishError("not enough in-sync replicas")
+        await super().publish(topic, event)
+
+    async def publish_many(self, records: Sequence[Outgoing]) -> None:
+        if any(record.topic == topics.OCPP_INBOUND for record in records):
+            raise PublishError("not enough in-sync replicas")
+        await super().publish_many(records)
+
+    def append_now(self, record: Outgoing) -> "asyncio.Future[Any]":
+        if record.topic != topics.OCPP_INBOUND:
+            return super().append_now(record)
+        if self._raises:
+            raise PublishError("queue full")
+        failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        failed.set_exception(PublishError("not enough in-sync replicas"))
+        return failed
 
 
 def settings_for_tests(**overrides: Any) -> GatewaySettings:

@@ -12,14 +12,19 @@ from typing import Any, TypeVar
 import pytest
 
 from csms_core import topics
-from csms_core.bus import Outgoing, PublishError
 from csms_core.bus.memory import InMemoryBus
-from csms_core.envelope import EncodedEvent, Event
-from csms_core.events import Topic
+from csms_core.envelope import Event
 from csms_core.identity import IdentityStore
 from csms_core.router.memory import InMemoryRouter
 from csms_gateway.server import Gateway
-from tests.kits.gateway import Station, connect_station, running_gateway, settings_for_tests
+from tests.kits.gateway import (
+    FailingBus,
+    HeldBus,
+    Station,
+    connect_station,
+    running_gateway,
+    settings_for_tests,
+)
 
 E = TypeVar("E", bound=Event[Any])
 BOOT_201 = {"chargingStation": {"model": "M", "vendorName": "V"}, "reason": "PowerUp"}
@@ -33,66 +38,6 @@ ACCEPTED_201 = {"status": "Accepted", "currentTime": "2025-01-01T00:00:00.000Z",
 
 # (trace sample ratio, the station's compression): the callback's way is the first.
 WAYS = [(0.0, None), (1.0, None), (0.0, "deflate")]
-
-
-class HeldBus(InMemoryBus):
-    """The in-process bus with ``ocpp.inbound`` held until the test releases it, however
-    the gateway appends (a coroutine, or a future it answers from)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.released = asyncio.Event()
-        self._held: list[asyncio.Task[None]] = []
-
-    async def publish(self, topic: Topic[E], event: E | EncodedEvent[E]) -> None:
-        if topic == topics.OCPP_INBOUND:
-            await self.released.wait()
-        await super().publish(topic, event)
-
-    async def publish_many(self, records: list[Outgoing]) -> None:  # type: ignore[override]
-        if any(record.topic == topics.OCPP_INBOUND for record in records):
-            await self.released.wait()
-        await super().publish_many(records)
-
-    def append_now(self, record: Outgoing) -> "asyncio.Future[Any]":
-        if record.topic != topics.OCPP_INBOUND:
-            return super().append_now(record)
-        acknowledged: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-
-        async def later() -> None:
-            await self.released.wait()
-            super(HeldBus, self).append_now(record)
-            acknowledged.set_result(None)
-
-        self._held.append(asyncio.create_task(later()))
-        return acknowledged
-
-
-class FailingBus(InMemoryBus):
-    """``ocpp.inbound`` unavailable: its records fail (``raises``: at once, when appended)."""
-
-    def __init__(self, *, raises: bool = False) -> None:
-        super().__init__()
-        self._raises = raises
-
-    async def publish(self, topic: Topic[E], event: E | EncodedEvent[E]) -> None:
-        if topic == topics.OCPP_INBOUND:
-            raise PublishError("not enough in-sync replicas")
-        await super().publish(topic, event)
-
-    async def publish_many(self, records: list[Outgoing]) -> None:  # type: ignore[override]
-        if any(record.topic == topics.OCPP_INBOUND for record in records):
-            raise PublishError("not enough in-sync replicas")
-        await super().publish_many(records)
-
-    def append_now(self, record: Outgoing) -> "asyncio.Future[Any]":
-        if record.topic != topics.OCPP_INBOUND:
-            return super().append_now(record)
-        if self._raises:
-            raise PublishError("queue full")
-        failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        failed.set_exception(PublishError("not enough in-sync replicas"))
-        return failed
 
 
 @asynccontextmanager

@@ -13,8 +13,7 @@ from websockets.exceptions import ConnectionClosed
 
 from csms_core import topics
 from csms_core.bus.memory import InMemoryBus
-from csms_core.envelope import EncodedEvent, Envelope, Event
-from csms_core.events import Topic
+from csms_core.envelope import Envelope, Event
 from csms_core.identity import IdentityStore
 from csms_core.router import CallAnswer, CommandClient, fixed
 from csms_core.router.base import gateway_address
@@ -22,6 +21,7 @@ from csms_core.router.memory import InMemoryRouter
 from csms_gateway.flow import BootGate, RateBucket, triggered_action
 from csms_gateway.server import Gateway
 from tests.kits.gateway import (
+    HeldBus,
     Station,
     connect_station,
     eventually,
@@ -266,19 +266,6 @@ def test_the_rate_bucket_refills_at_its_rate() -> None:
 
 
 # -- a station that does not wait for its answers ---------------------------------------------
-
-
-class HeldBus(InMemoryBus):
-    """The in-process bus with ``ocpp.inbound`` held until the test releases it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.released = asyncio.Event()
-
-    async def publish(self, topic: Topic[E], event: E | EncodedEvent[E]) -> None:
-        if topic == topics.OCPP_INBOUND:
-            await self.released.wait()
-        await super().publish(topic, event)
 
 
 async def test_the_inbound_queue_is_bounded_and_reading_stops_while_it_is_full(

@@ -1,21 +1,21 @@
 """Station CALLs: stored durably on ``ocpp.inbound`` first, then answered (ARCHITECTURE.md)."""
 
-import asyncio
 from typing import Any, TypeVar
 
 import pytest
 
 from csms_core import topics
-from csms_core.bus import PublishError
 from csms_core.bus.memory import InMemoryBus
-from csms_core.envelope import EncodedEvent, Envelope, Event
-from csms_core.events import ConnectionClosed, ConnectionOpened, Topic
+from csms_core.envelope import Envelope, Event
+from csms_core.events import ConnectionClosed, ConnectionOpened
 from csms_core.identity import IdentityStore
 from csms_core.router import CallAnswer
 from csms_core.router.base import gateway_address
 from csms_core.router.memory import InMemoryRouter
 from csms_gateway.server import Gateway
 from tests.kits.gateway import (
+    FailingBus,
+    HeldBus,
     Station,
     connect_station,
     eventually,
@@ -33,28 +33,6 @@ STATUS_201 = {
 }
 BOOT_16 = {"chargePointModel": "M", "chargePointVendor": "V"}
 ACCEPTED_201 = {"status": "Accepted", "currentTime": "2025-01-01T00:00:00.000Z", "interval": 300}
-
-
-class GatedBus(InMemoryBus):
-    """The in-process bus, with publishes held until the test opens the gate."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.gate = asyncio.Event()
-
-    async def publish(self, topic: Topic[E], event: E | EncodedEvent[E]) -> None:
-        if topic == topics.OCPP_INBOUND:
-            await self.gate.wait()
-        await super().publish(topic, event)
-
-
-class FailingBus(InMemoryBus):
-    """The in-process bus with ``ocpp.inbound`` unavailable (a broker outage)."""
-
-    async def publish(self, topic: Topic[E], event: E | EncodedEvent[E]) -> None:
-        if topic == topics.OCPP_INBOUND:
-            raise PublishError("not enough in-sync replicas")
-        await super().publish(topic, event)
 
 
 async def inbound_event(bus: InMemoryBus, count: int = 1) -> Envelope:
@@ -78,7 +56,7 @@ async def answer_from_sessions(router: InMemoryRouter, event: Envelope, **answer
 async def test_heartbeat_is_answered_only_after_the_event_is_durable(
     router: InMemoryRouter, identities: IdentityStore
 ) -> None:
-    bus = GatedBus()
+    bus = HeldBus()
     async with (
         running_gateway(settings_for_tests(), bus, router, identities) as gateway,
         connect_station(gateway) as station,
@@ -86,7 +64,7 @@ async def test_heartbeat_is_answered_only_after_the_event_is_durable(
         await station.send([2, "hb-1", "Heartbeat", {}])
         assert await station.silent_for(0.3)
         assert bus.records(topics.OCPP_INBOUND) == []
-        bus.gate.set()
+        bus.released.set()
         answer = await station.receive()
         assert bus.records(topics.OCPP_INBOUND) != []
     assert answer[:2] == [3, "hb-1"]

@@ -3,13 +3,18 @@ clearing monitors, monitoring base and level, and the events monitors raise (Not
 stored and served over REST and published on ``csms.station-status``."""
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
+from sqlmodel import select
 
+from csms_core.db import transaction
 from csms_core.router import StationCommand
 from csms_ocpp import OcppVersion, schemas
+from csms_sessions.monitoring.models import StationEvent
+from csms_sessions.monitoring.service import prune_events
 from tests.kits.sessions import Harness, assert_problem
 
 STATION = "/api/v1/stations/CP-1"
@@ -703,3 +708,50 @@ async def test_a_2_1_monitor_type_is_refused_for_a_2_0_1_station(
     response = await api.put(API, json={"monitors": [MONITOR | {"type": "TargetDelta"}]})
 
     assert assert_problem(response, 422)["type"] == "urn:csms:problem:invalid-ocpp-payload"
+
+
+async def test_events_past_their_retention_are_pruned(
+    api: httpx.AsyncClient, sessions: Harness
+) -> None:
+    await connect(sessions)
+    alert = {
+        "timestamp": NOW,
+        "trigger": "Alerting",
+        "actualValue": "true",
+        "eventNotificationType": "HardWiredMonitor",
+        "component": {"name": "ChargingStation"},
+        "variable": {"name": "Problem"},
+    }
+    await notify_event(sessions, alert | {"eventId": 1})
+    async with sessions.service.factory() as session:
+        (first,) = (await session.exec(select(StationEvent))).all()
+    await notify_event(sessions, alert | {"eventId": 2})
+
+    async with transaction(sessions.service.factory) as session:
+        await prune_events(session, first.received_at + timedelta(microseconds=1))
+
+    listed = (await api.get(f"{STATION}/events")).json()
+    assert [e["event_id"] for e in listed["items"]] == [2]
+
+
+async def test_a_monitoring_report_is_repeated_under_a_new_request_id(
+    api: httpx.AsyncClient, sessions: Harness
+) -> None:
+    await connect(sessions)
+    first, _ = await ask_report(api, sessions, {"criteria": ["DeltaMonitoring"]}, "Accepted")
+    request_id = first.payload["requestId"]
+
+    response = request(api, "POST", f"/reports/{request_id}/repeat")
+    again = await exchange(sessions, {"status": "Accepted"})
+    response = await response
+    unknown = await api.post(f"{API}/reports/{request_id + 100}/repeat")
+
+    assert again.payload == {
+        "requestId": again.payload["requestId"],
+        "monitoringCriteria": ["DeltaMonitoring"],
+    }
+    assert again.payload["requestId"] != request_id
+    assert response.json()["request_id"] == again.payload["requestId"]
+    repeated = (await api.get(f"{API}/reports/{again.payload['requestId']}")).json()
+    assert repeated["repeat_of"] == request_id
+    assert assert_problem(unknown, 404)["type"] == "urn:csms:problem:unknown-report"

@@ -22,6 +22,7 @@ from csms_sessions.context import calls
 from csms_sessions.db import migrate_sessions, utc_now
 from csms_sessions.inbox import ProcessedEvent
 from csms_sessions.local_lists.sync import LocalListSync
+from csms_sessions.monitoring.service import prune_events
 from csms_sessions.settings import SessionsSettings
 from csms_sessions.transactions.resolution import SessionResolution
 
@@ -84,7 +85,7 @@ class SessionsService:
             stopping=stopping,
             background={
                 "sessions completions": consumer.run_completions(stopping),
-                "sessions pruning": self._prune_processed_events(stopping),
+                "sessions pruning": self._prune(stopping),
                 "local lists": self.local_lists.run(self.bus, stopping=stopping),
                 "sessions resolution": self.resolution.run(stopping),
                 "sessions answers": answers.run(stopping),
@@ -93,7 +94,8 @@ class SessionsService:
             ready=[self.ready, *([ready] if ready is not None else [])],
         )
 
-    async def _prune_processed_events(self, stopping: asyncio.Event) -> None:
+    async def _prune(self, stopping: asyncio.Event) -> None:
+        """Hourly: the inbox past its replay window, station events past their retention."""
         while not stopping.is_set():
             async with transaction(self.factory) as session:
                 await session.exec(
@@ -102,6 +104,8 @@ class SessionsService:
                         col(ProcessedEvent.processed_at) < utc_now() - PROCESSED_EVENT_RETENTION,
                     )
                 )
+                retention = timedelta(days=self.settings.station_event_retention_days)
+                await prune_events(session, utc_now() - retention)
             try:
                 await asyncio.wait_for(stopping.wait(), PRUNE_EVERY_S)
             except TimeoutError:

@@ -55,3 +55,6 @@ class SessionsSettings(CommonSettings, AuthSettings):
     report_part_timeout_s: float = Field(default=600.0, gt=0)
     # The audit trail (GET /api/v1/audit, csms.audit) is kept this long.
     audit_retention_days: float = Field(default=365.0, gt=0)
+    # The events stations notified (NotifyEvent: GET /api/v1/stations/{id}/events) are
+    # kept this long after they were received.
+    station_event_retention_days: float = Field(default=90.0, gt=0)

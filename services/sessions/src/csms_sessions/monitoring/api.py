@@ -279,6 +279,29 @@ async def get_monitoring_report(
     return ReportOut.of(report, sessions.settings.report_part_timeout_s)
 
 
+@router.post("/reports/{request_id}/repeat")
+async def repeat_monitoring_report(
+    caller: OperatorDep,
+    sessions: ServiceDep,
+    session: SessionDep,
+    station_id: StationIdDep,
+    request_id: RequestIdPath,
+    timeout_s: TimeoutQuery = None,
+) -> ReportResponse:
+    """Ask for a monitoring report again (a new requestId), e.g. one that came incomplete."""
+    report = await report_of(session, station_id, request_id, MONITORING_REPORTS)
+    version = await _version_2x(sessions, session, station_id, report.action)
+    return await request_report(
+        sessions,
+        station_id,
+        version,
+        timeout_s,
+        report.action,
+        report.request,
+        repeat_of=request_id,
+    )
+
+
 @router.get("/settings", responses=problem_responses(404, 422))
 async def monitoring_settings(
     caller: ViewerDep, session: SessionDep, station_id: StationIdDep

@@ -125,3 +125,8 @@ async def events(
     counted = select(func.count()).select_from(StationEvent).where(mine)
     rows = await session.exec(query.offset(offset).limit(limit))
     return rows.all(), (await session.exec(counted)).one()
+
+
+async def prune_events(session: AsyncSession, received_before: datetime) -> None:
+    """Forget the events received before ``received_before`` (their retention is over)."""
+    await session.exec(delete(StationEvent).where(col(StationEvent.received_at) < received_before))

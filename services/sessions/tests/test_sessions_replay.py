@@ -6,6 +6,7 @@ import pytest
 
 from csms_core.topics import OCPP_INBOUND
 from csms_ocpp import OcppVersion
+from csms_sessions.consumer import COMPLETION_BATCH, COMPLETION_MAX_WAIT_S, completion_due
 from csms_sessions.inbox import ProcessedEvent
 from csms_sessions.stations.models import ConnectorStatus
 from tests.kits.sessions import Harness
@@ -87,3 +88,31 @@ async def test_replay_after_crash_before_sending_sends_the_stored_answer(
     assert [e.id for e in sessions.published()[before:]] == [
         e.id for e in sessions.published()[:before]
     ]
+
+
+@pytest.mark.parametrize(
+    ("delivering", "waiting", "waited_s", "due"),
+    [
+        (False, 0, 5.0, False),  # nothing to mark
+        (False, 1, 0.0, True),  # the deliveries paused: marked at once
+        (True, 1, 0.0, False),  # a steady stream: the marks gather ...
+        (True, COMPLETION_BATCH - 1, COMPLETION_MAX_WAIT_S - 0.01, False),
+        (True, COMPLETION_BATCH, 0.0, True),  # ... until enough wait
+        (True, 1, COMPLETION_MAX_WAIT_S, True),  # ... or the first waited long enough
+    ],
+)
+def test_completion_marks_wait_for_a_pause_a_full_batch_or_the_longest_wait(
+    delivering: bool, waiting: int, waited_s: float, due: bool
+) -> None:
+    assert completion_due(delivering, waiting, waited_s) is due
+
+
+async def test_events_delivered_back_to_back_are_all_marked_completed(sessions: Harness) -> None:
+    """The marks of a stream of deliveries are written once it pauses (every one)."""
+    events = [await sessions.call(f"CP-{n}", "Heartbeat", {}) for n in range(30)]
+    for event in events:
+        await sessions.processed(event)
+    async with sessions.service.factory() as session:
+        for event in events:
+            record = await session.get(ProcessedEvent, event.id)
+            assert record is not None and record.completed

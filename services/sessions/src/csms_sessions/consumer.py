@@ -3,16 +3,21 @@
 Each event is handled once (see ``inbox``): its effects, the answer owed to
 the station and its domain events commit together with its id; the answer is
 sent and the events published after that. That they went out is recorded for
-many events in one UPDATE (``flush_completed``, at most ``COMPLETION_FLUSH_S``
-later), not in a transaction of each event's own: a crash before it only means
-that a replay sends the answer (dropped by the gateway) and the events (the same
-ids: consumers de-duplicate) again.
+many events in one UPDATE (``flush_completed``), not in a transaction of each
+event's own: a crash before it only means that a replay sends the answer (dropped by
+the gateway) and the events (the same ids: consumers de-duplicate) again. The UPDATE
+waits for a pause in the deliveries (``COMPLETION_QUIET_S``), for ``COMPLETION_BATCH``
+ids or for ``COMPLETION_MAX_WAIT_S`` (``completion_due``): under a steady stream a
+transaction of its own per tenth of a second cost more than its ids (measured:
+bench/RESULTS.md, lag4), and only a replay of records whose offsets were not yet
+committed ever reads the mark.
 """
 
 import asyncio
 import contextlib
 import functools
 import logging
+import time
 from collections.abc import Sequence
 
 from prometheus_client import Counter
@@ -43,8 +48,9 @@ logger = logging.getLogger(__name__)
 
 TOPICS = (OCPP_INBOUND, OCPP_CONNECTIONS)
 
-COMPLETION_FLUSH_S = 0.1  # delivered events are marked completed this often
-COMPLETION_BATCH = 256  # ... or as soon as this many wait
+COMPLETION_QUIET_S = 0.1  # delivered events are marked completed once none came this long
+COMPLETION_BATCH = 2048  # ... or as soon as this many wait
+COMPLETION_MAX_WAIT_S = 1.0  # ... or once the first of them waited this long
 
 events_handled = Counter(
     "csms_sessions_events_total", "Events the sessions service handled", ["topic", "kind"]
@@ -62,6 +68,7 @@ class InboundConsumer:
         self._commands = commands
         self._factory = session_factory(engine)
         self._delivered: list[str] = []  # event ids sent out, not yet marked completed
+        self._delivered_since = 0.0  # when the first of them was (time.monotonic())
         self._delivered_wake = asyncio.Event()
 
     async def begin(self, session: AsyncSession, deliveries: Sequence[Delivery]) -> StationBatch:
@@ -113,9 +120,10 @@ class InboundConsumer:
             ]
         )
         await self._bus.publish_many([record for owed in batch.owed for record in owed.records])
+        if batch.owed and not self._delivered:
+            self._delivered_since = time.monotonic()
         self._delivered.extend(owed.event_id for owed in batch.owed)
-        if len(self._delivered) >= COMPLETION_BATCH:
-            self._delivered_wake.set()
+        self._delivered_wake.set()
 
     async def _apply(self, event: Consumed, ctx: EventContext) -> CallAnswer | None:
         """The event's effects; the answer the station waits for, if it waits."""
@@ -136,17 +144,29 @@ class InboundConsumer:
             raise
 
     async def run_completions(self, stopping: asyncio.Event) -> None:
-        """Flush the completion marks every ``COMPLETION_FLUSH_S`` (and once when stopping)."""
+        """Flush the completion marks when ``completion_due`` (and once when stopping)."""
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._delivered_wake.wait(), COMPLETION_FLUSH_S)
+                await asyncio.wait_for(self._delivered_wake.wait(), COMPLETION_QUIET_S)
+            delivering = self._delivered_wake.is_set()
             self._delivered_wake.clear()
-            try:
-                await self.flush_completed()
-            except Exception as exc:  # noqa: BLE001 - a database outage: kept, tried again
-                logger.warning("completion marks not written yet: %r", exc)
+            waited_s = time.monotonic() - self._delivered_since
+            if stopping.is_set() or completion_due(delivering, len(self._delivered), waited_s):
+                try:
+                    await self.flush_completed()
+                except Exception as exc:  # noqa: BLE001 - a database outage: kept, tried again
+                    logger.warning("completion marks not written yet: %r", exc)
             if stopping.is_set():
                 return
+
+
+def completion_due(delivering: bool, waiting: int, waited_s: float) -> bool:
+    """Whether the ``waiting`` completion marks are written now: the deliveries paused
+    (none for ``COMPLETION_QUIET_S``), or ``COMPLETION_BATCH`` of them wait, or the first
+    has waited ``COMPLETION_MAX_WAIT_S``."""
+    if not waiting:
+        return False
+    return not delivering or waiting >= COMPLETION_BATCH or waited_s >= COMPLETION_MAX_WAIT_S
 
 
 @functools.cache

@@ -681,6 +681,8 @@ MONITOR = {"component": "A", "variable": "B", "type": "Delta", "value": 1, "seve
         ("POST", "/clear", {"ids": []}),
         ("POST", "/clear", {"ids": [1, 1]}),
         ("POST", "/clear", {"ids": [-1]}),
+        ("POST", "/clear", {"ids": [2**31]}),
+        ("PUT", "", {"monitors": [MONITOR | {"id": 2**70}]}),
         ("POST", "/report", {"criteria": ["Everything"]}),
         ("POST", "/report", {"criteria": ["DeltaMonitoring", "DeltaMonitoring"]}),
         ("POST", "/report", {"component_variables": [{"variable": "X"}]}),
@@ -755,3 +757,33 @@ async def test_a_monitoring_report_is_repeated_under_a_new_request_id(
     repeated = (await api.get(f"{API}/reports/{again.payload['requestId']}")).json()
     assert repeated["repeat_of"] == request_id
     assert assert_problem(unknown, 404)["type"] == "urn:csms:problem:unknown-report"
+
+
+async def test_entries_with_integers_past_32_bits_are_skipped_not_the_message(
+    api: httpx.AsyncClient, sessions: Harness
+) -> None:
+    """The schemas bound no integer; the columns hold 32 bits (PostgreSQL would refuse)."""
+    await connect(sessions)
+    first, _ = await ask_report(api, sessions, None, "Accepted")
+    data = [monitoring_data("EVSE", "Power", (2**40, "Delta", 1, 8), (3, "Delta", 2**40, 8))]
+    await notify_monitoring_report(sessions, first.payload["requestId"], 0, data, tbc=False)
+    alert = {
+        "timestamp": NOW,
+        "trigger": "Alerting",
+        "actualValue": "true",
+        "eventNotificationType": "CustomMonitor",
+        "component": {"name": "EVSE"},
+        "variable": {"name": "Power"},
+    }
+
+    await notify_event(
+        sessions,
+        alert | {"eventId": 2**40},
+        alert | {"eventId": 1, "variableMonitoringId": 2**40},
+        alert | {"eventId": 2, "variableMonitoringId": 3},
+    )
+
+    assert [(m["monitor_id"], m["value"]) for m in await monitors(api)] == [(3, 2**40)]
+    listed = (await api.get(f"{STATION}/events")).json()["items"]
+    assert [e["event_id"] for e in listed] == [2]
+    assert [e.data["event_id"] for e in sessions.published("station.event.reported")] == [2]

@@ -1,5 +1,7 @@
 """Handler of a station's NotifyCustomerInformation (OCPP 2.0.1 N09/N10), part by part."""
 
+import logging
+
 from sqlalchemy.dialects import postgresql, sqlite
 
 from csms_ocpp.messages import NOTIFY_CUSTOMER_INFORMATION, NotifyCustomerInformationRequest
@@ -8,6 +10,9 @@ from csms_sessions.configuration.service import table_of
 from csms_sessions.context import EventContext, calls
 from csms_sessions.customers.models import CustomerInformationPart
 from csms_sessions.db import parse_ocpp_time
+from csms_sessions.monitoring.service import fits
+
+logger = logging.getLogger(__name__)
 
 
 @calls.handles(NOTIFY_CUSTOMER_INFORMATION)
@@ -15,6 +20,9 @@ async def on_notify_customer_information(
     ctx: EventContext, payload: NotifyCustomerInformationRequest
 ) -> None:
     """Store the part (once: a part sent again changes nothing) and count it."""
+    if not (fits(payload["requestId"]) and fits(payload["seqNo"])):
+        logger.warning("%s: NotifyCustomerInformation ids out of range", ctx.station_id)
+        return  # no request of ours has such an id
     row = {
         "station_id": ctx.station_id,
         "request_id": payload["requestId"],

@@ -28,6 +28,8 @@ async def on_notify_monitoring_report(
     rows = [row for data in payload.get("monitor", []) for row in _monitor_rows(data)]
     await service.store_monitors(ctx.session, ctx.station_id, rows)
     tbc = payload.get("tbc", False)
+    if not (service.fits(payload["requestId"]) and service.fits(payload["seqNo"])):
+        return  # no request of ours has such an id
     report = await count_report_part(ctx, payload["requestId"], payload["seqNo"], tbc)
     if report is None or report.completed_at != ctx.received_at:
         return
@@ -56,8 +58,7 @@ def _monitor_rows(data: MonitoringData) -> list[dict[str, Any]]:
 async def on_notify_event(ctx: EventContext, payload: NotifyEventRequest) -> None:
     """Store each event and publish it on ``csms.station-status`` (station.event.reported)."""
     rows = [await _event_row(ctx, event) for event in payload["eventData"]]
-    await service.store_events(ctx.session, rows)
-    for row in rows:
+    for row in await service.store_events(ctx.session, ctx.station_id, rows):
         ctx.publish(
             StationEventReported,
             StationEventReportedData.model_validate(

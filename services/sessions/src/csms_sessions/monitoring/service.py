@@ -1,5 +1,6 @@
 """Storing the monitors a station holds and the events it notifies (database only)."""
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -12,6 +13,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from csms_sessions.configuration.service import table_of, upsert
 from csms_sessions.db import utc_now
 from csms_sessions.monitoring.models import MonitoringSetting, StationEvent, VariableMonitor
+from csms_sessions.monitoring.translate import MAX_ID
+
+logger = logging.getLogger(__name__)
 
 _MONITOR_COLUMNS = (
     "component",
@@ -31,7 +35,10 @@ async def store_monitors(
     session: AsyncSession, station_id: str, rows: Sequence[dict[str, Any]]
 ) -> None:
     """Monitors by their station-given id (upserted: report parts may come twice)."""
-    stamped = [{"station_id": station_id, "updated_at": utc_now(), **row} for row in rows]
+    stamped = [
+        {"station_id": station_id, "updated_at": utc_now(), **row}
+        for row in _storable(station_id, rows)
+    ]
     await upsert(
         session,
         table_of(VariableMonitor),
@@ -96,20 +103,27 @@ async def setting_of(session: AsyncSession, station_id: str) -> MonitoringSettin
 
 
 async def severity_of(session: AsyncSession, station_id: str, monitor_id: int) -> int | None:
+    if not fits(monitor_id):
+        return None
     monitor = await session.get(VariableMonitor, (station_id, monitor_id))
     return monitor.severity if monitor is not None else None
 
 
-async def store_events(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """Events as notified; one the station sends again (same id and time) is kept once."""
+async def store_events(
+    session: AsyncSession, station_id: str, rows: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Events as notified (those stored returned); one the station sends again (same id
+    and time) is kept once."""
+    rows = _storable(station_id, rows)
     if not rows:
-        return
+        return rows
     dialect = (await session.connection()).dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(table_of(StationEvent)).values(list(rows))
     await session.exec(
         statement.on_conflict_do_nothing(index_elements=["station_id", "event_id", "timestamp"])
     )
+    return rows
 
 
 async def events(
@@ -130,3 +144,33 @@ async def events(
 async def prune_events(session: AsyncSession, received_before: datetime) -> None:
     """Forget the events received before ``received_before`` (their retention is over)."""
     await session.exec(delete(StationEvent).where(col(StationEvent.received_at) < received_before))
+
+
+# The 32-bit integer columns of monitors and events (a monitor's value is a float).
+_INTEGER_COLUMNS = (
+    "monitor_id",
+    "event_id",
+    "severity",
+    "evse_id",
+    "connector_id",
+    "cause",
+    "variable_monitoring_id",
+)
+
+
+def _storable(station_id: str, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows whose integers fit their 32-bit columns (the schemas bound none): a station
+    sending a larger one has that entry skipped, not the whole message failed."""
+    kept = [row for row in rows if all(fits(row.get(name)) for name in _INTEGER_COLUMNS)]
+    if len(kept) < len(rows):
+        logger.warning(
+            "%s: %d entries with integers out of range not stored",
+            station_id,
+            len(rows) - len(kept),
+        )
+    return kept
+
+
+def fits(value: object) -> bool:
+    """An integer a 32-bit column holds (anything else: not an integer, so fine)."""
+    return not isinstance(value, int) or isinstance(value, bool) or -MAX_ID - 1 <= value <= MAX_ID

@@ -21,6 +21,8 @@ MonitorType = Literal[
 ]
 MonitoringCriterion = Literal["ThresholdMonitoring", "DeltaMonitoring", "PeriodicMonitoring"]
 MonitoringBase = Literal["All", "FactoryDefault", "HardWiredOnly"]
+# Monitor ids as the database keeps them (a 32-bit integer, as OCPP's integers in practice).
+MAX_ID = 2**31 - 1
 # OCPP 2.0.1 Part 2 SetMonitoringDataType.severity: 0 (Danger) to 9 (Debug).
 Severity = Field(ge=0, le=9, examples=[5], description="0 Danger … 5 Alert … 9 Debug")
 
@@ -79,7 +81,9 @@ class MonitorSpec(MonitoredVariable):
         },
     )
 
-    id: int | None = Field(default=None, ge=0, description="replace this monitor of the station")
+    id: int | None = Field(
+        default=None, ge=0, le=MAX_ID, description="replace this monitor of the station"
+    )
     type: MonitorType
     value: float = Field(description="threshold or delta; the interval in seconds if periodic")
     severity: int = Severity
@@ -107,8 +111,8 @@ class ClearMonitors(BaseModel):
 
     @model_validator(mode="after")
     def _unique(self) -> "ClearMonitors":
-        if len(set(self.ids)) != len(self.ids) or min(self.ids) < 0:
-            raise ValueError("name each monitor id (0 or above) once")
+        if len(set(self.ids)) != len(self.ids) or not all(0 <= i <= MAX_ID for i in self.ids):
+            raise ValueError(f"name each monitor id (0 to {MAX_ID}) once")
         return self
 
 

@@ -311,6 +311,11 @@ def platform_env(infra: Infra, group: str) -> dict[str, str]:
         "CSMS_CONSUMER_GROUP": group,
         "CSMS_LOG_LEVEL": "INFO",
         "CSMS_ENVIRONMENT": "development",
+        # As deployed (docker-compose.yml, deploy/k8s: 0.01), CALLs are not all traced, so
+        # the gateway answers what it decides itself from the record's acknowledgement
+        # (InboundCalls.answer_soon); 0 rather than 0.01 keeps each CALL's path the same
+        # from run to run. The traced path: tests/test_tracing.py and the gateway's tests.
+        "CSMS_TRACE_SAMPLE_RATIO": "0",
     }
 
 

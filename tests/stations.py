@@ -122,15 +122,23 @@ def basic_auth(station_id: str, password: str) -> dict[str, str]:
 
 @asynccontextmanager
 async def station(
-    url: str, station_id: str, version: str, password: str | None = None
+    url: str,
+    station_id: str,
+    version: str,
+    password: str | None = None,
+    *,
+    compression: str | None = None,
 ) -> AsyncIterator[Station]:
-    """A connected, running station client; closed on exit."""
+    """A connected, running station client; closed on exit. ``compression``: "deflate" for a
+    station that offers permessage-deflate; by default none, as most stations do, so the
+    gateway reads its frames on its direct path (``csms_gateway.direct``)."""
     headers = basic_auth(station_id, password) if password else None
     async with connect(
         f"{url}/ocpp/{station_id}",
         subprotocols=[SUBPROTOCOL[version]],  # type: ignore[list-item]
         additional_headers=headers,
         open_timeout=10,
+        compression=compression,
     ) as websocket:
         client = _CLASSES[version](station_id, websocket)
         client.received = []

@@ -148,3 +148,43 @@ def test_a_pending_boot_retries_after_the_csms_interval_in_real_time() -> None:
     assert harness.actions().count("BootNotification") == 3
     harness.run(2)
     assert harness.actions().count("BootNotification") == 4
+
+
+def test_monitors_are_set_reported_cleared_and_customer_data_reported() -> None:
+    """Block N: what the CSMS's monitoring and customer information routes need."""
+    harness = Harness(OcppVersion.V201)
+    harness.connect()
+    power = {"component": {"name": "EVSE", "evse": {"id": 1}}, "variable": {"name": "Power"}}
+    monitor = power | {"type": "UpperThreshold", "value": 22000, "severity": 4}
+
+    set_reply = harness.call("SetVariableMonitoring", {"setMonitoringData": [monitor]})
+    report = harness.call("GetMonitoringReport", {"requestId": 3})
+    harness.run(0)
+    periodic = harness.call(
+        "GetMonitoringReport", {"requestId": 4, "monitoringCriteria": ["PeriodicMonitoring"]}
+    )
+    cleared = harness.call("ClearVariableMonitoring", {"id": [1, 2]})
+    level = harness.call("SetMonitoringLevel", {"severity": 10})
+    customer = harness.call(
+        "CustomerInformation",
+        {"requestId": 5, "report": True, "clear": False, "customerIdentifier": "c"},
+    )
+    harness.run(0)
+
+    assert set_reply[2]["setMonitoringResult"] == [
+        {"type": "UpperThreshold", "severity": 4, "status": "Accepted", "id": 1} | power
+    ]
+    assert report[2] == {"status": "Accepted"}
+    (notified,) = harness.of("NotifyMonitoringReport")
+    assert notified["monitor"][0]["variableMonitoring"] == [
+        {"id": 1, "transaction": False, "value": 22000, "type": "UpperThreshold", "severity": 4}
+    ]
+    assert periodic[2] == {"status": "EmptyResultSet"}
+    assert cleared[2]["clearMonitoringResult"] == [
+        {"id": 1, "status": "Accepted"},
+        {"id": 2, "status": "NotFound"},
+    ]
+    assert level[2] == {"status": "Rejected"}
+    assert customer[2] == {"status": "Accepted"}
+    assert [p["requestId"] for p in harness.of("NotifyCustomerInformation")] == [5]
+    assert harness.stats.invalid_outgoing == 0

@@ -71,6 +71,8 @@ class Station:
         # Decided once per station (its own seeded rng): a broken one fails every install.
         self.install_broken = rng.random() < config.install_failure_rate
         self.local_list_version = 0
+        # 2.x monitors set by the CSMS (N04), by the id this station gave them.
+        self.monitors: dict[int, JsonObject] = {}
         self.pending_reset = False
         self._heartbeat: Timer | None = None
         self._boot_retry: Timer | None = None

@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING, Any
 
 from csms_simulator import firmware, messages
 from csms_simulator.clock import ocpp_time, parse_time
+from csms_simulator.handlers import monitoring
 from csms_simulator.profiles import ChargingProfile, Purpose, from_watts, parse_profile
 
 if TYPE_CHECKING:
@@ -455,3 +456,4 @@ HANDLERS: dict[str, Handler] = {
     "UnlockConnector": on_unlock_connector,
     "UpdateFirmware": on_update_firmware,
 }
+HANDLERS.update(monitoring.HANDLERS)  # block N (diagnostics)

@@ -214,6 +214,23 @@ async def test_tc_n_47_report_all_in_parts_replaces_what_was_stored(
         (request_id, "complete"),
         (first.payload["requestId"], "complete"),
     ]
+    reported = [e.data for e in sessions.published("station.monitoring.reported")]
+    assert reported[1:] == [
+        {
+            "request_id": request_id,
+            "seq_no": seq_no,
+            "tbc": tbc,
+            "generated_at": NOW,
+            "monitors": 1,
+            "report_state": state,
+            "missing_seq_nos": missing,
+        }
+        for seq_no, tbc, state, missing in (
+            (1, False, "incomplete", [0]),
+            (0, True, "complete", []),
+            (0, True, "complete", []),
+        )
+    ]
     # Not among the device model's reports.
     assert (await api.get(f"{STATION}/configuration/reports")).json()["total"] == 0
     assert_problem(await api.get(f"{STATION}/configuration/reports/{request_id}"), 404)

@@ -48,6 +48,7 @@ from csms_core.events.sessions import (
 from csms_core.events.stations import (
     ConnectorStatusChanged,
     DeviceModelReported,
+    MonitoringReported,
     StationBooted,
     StationConnected,
     StationDisconnected,
@@ -68,6 +69,7 @@ STATION_STATUS: Final = Topic[
     | StationDisconnected
     | ConnectorStatusChanged
     | DeviceModelReported
+    | MonitoringReported
     | StationEventReported
 ](
     "csms.station-status",
@@ -76,6 +78,7 @@ STATION_STATUS: Final = Topic[
     StationDisconnected,
     ConnectorStatusChanged,
     DeviceModelReported,
+    MonitoringReported,
     StationEventReported,
 )
 SessionEvent = (

@@ -119,6 +119,24 @@ class DeviceModelReported(Event[DeviceModelReportedData]):
     type: Literal["station.device-model.reported"] = "station.device-model.reported"
 
 
+class MonitoringReportedData(SparseEventData):
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset({"report_state", "missing_seq_nos"})
+
+    request_id: int
+    seq_no: int = Field(ge=0)
+    tbc: bool
+    generated_at: str = Field(description="When the station generated the part, as sent.")
+    monitors: int = Field(ge=0, description="Monitors the part stored.")
+    report_state: str | None = Field(
+        default=None, description="Where our request stands (absent: nobody asked for it)."
+    )
+    missing_seq_nos: list[int] | None = Field(default=None, description="Parts still missing.")
+
+
+class MonitoringReported(Event[MonitoringReportedData]):
+    type: Literal["station.monitoring.reported"] = "station.monitoring.reported"
+
+
 class StationEventReportedData(EventData):
     """One event a 2.x station notified (NotifyEvent, OCPP 2.0.1 N07/N08)."""
 

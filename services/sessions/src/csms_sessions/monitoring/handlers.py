@@ -1,9 +1,15 @@
 """Handlers of a 2.x station's NotifyMonitoringReport (OCPP 2.0.1 N02: the monitors it holds,
 part by part) and NotifyEvent (N07/N08: what its monitors raised)."""
 
+from datetime import timedelta
 from typing import Any
 
-from csms_core.events import StationEventReported, StationEventReportedData
+from csms_core.events import (
+    MonitoringReported,
+    MonitoringReportedData,
+    StationEventReported,
+    StationEventReportedData,
+)
 from csms_ocpp.messages import (
     NOTIFY_EVENT,
     NOTIFY_MONITORING_REPORT,
@@ -13,7 +19,7 @@ from csms_ocpp.messages import (
     NotifyMonitoringReportRequest,
 )
 from csms_sessions.configuration.handlers import count_report_part
-from csms_sessions.configuration.models import VariableRef
+from csms_sessions.configuration.models import ReportState, VariableRef
 from csms_sessions.context import EventContext, calls, reads_station_id_only
 from csms_sessions.db import parse_ocpp_time
 from csms_sessions.monitoring import service
@@ -28,14 +34,28 @@ async def on_notify_monitoring_report(
     rows = [row for data in payload.get("monitor", []) for row in _monitor_rows(data)]
     await service.store_monitors(ctx.session, ctx.station_id, rows)
     tbc = payload.get("tbc", False)
-    if not (service.fits(payload["requestId"]) and service.fits(payload["seqNo"])):
-        return  # no request of ours has such an id
-    report = await count_report_part(ctx, payload["requestId"], payload["seqNo"], tbc)
-    if report is None or report.completed_at != ctx.received_at:
-        return
-    if report.action == "GetMonitoringReport" and not report.request:
-        # A complete report of every monitor: those it did not name are gone.
-        await service.remove_monitors_before(ctx.session, ctx.station_id, report.requested_at)
+    report = None
+    if service.fits(payload["requestId"]) and service.fits(payload["seqNo"]):
+        report = await count_report_part(ctx, payload["requestId"], payload["seqNo"], tbc)
+    state: ReportState | None = None
+    if report is not None:
+        state = report.state(ctx.received_at, timedelta(seconds=ctx.settings.report_part_timeout_s))
+        complete_now = report.completed_at == ctx.received_at
+        if complete_now and report.action == "GetMonitoringReport" and not report.request:
+            # A complete report of every monitor: those it did not name are gone.
+            await service.remove_monitors_before(ctx.session, ctx.station_id, report.requested_at)
+    ctx.publish(
+        MonitoringReported,
+        MonitoringReportedData(
+            request_id=payload["requestId"],
+            seq_no=payload["seqNo"],
+            tbc=tbc,
+            generated_at=payload["generatedAt"],
+            monitors=len(rows),
+            report_state=state.value if state is not None else None,
+            missing_seq_nos=report.missing_seq_nos() if report is not None else None,
+        ),
+    )
 
 
 def _monitor_rows(data: MonitoringData) -> list[dict[str, Any]]:

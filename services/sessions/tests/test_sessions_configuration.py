@@ -650,3 +650,19 @@ async def test_set_variables_value_over_1000_is_422_v201(
     )
 
     assert assert_problem(response, 422)["type"] == "urn:csms:problem:invalid-ocpp-payload"
+
+
+async def test_a_report_part_with_a_request_id_past_32_bits_is_stored_not_counted(
+    api: httpx.AsyncClient, sessions: Harness
+) -> None:
+    """The schema bounds no integer; no request of ours has such an id (PostgreSQL's
+    32-bit column would refuse it and fail the whole message)."""
+    await connect(sessions, OcppVersion.V201)
+
+    await notify_report(
+        sessions, 2**40, 0, [report_data("OCPPCommCtrlr", "HeartbeatInterval", "60")]
+    )
+
+    assert [(i["variable"], i["value"]) for i in await stored(api)] == [("HeartbeatInterval", "60")]
+    (reported,) = sessions.published("station.device-model.reported")
+    assert "report_state" not in reported.data

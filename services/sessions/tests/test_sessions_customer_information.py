@@ -238,10 +238,17 @@ async def test_tc_n_46_clear_customer_information_updates_the_local_list(
     async with asyncio.timeout(15):
         while await entries() != ["OTHER-1"]:
             await asyncio.sleep(0.02)
-    # The next Full update no longer carries it.
-    resync = asyncio.create_task(api.post(f"{STATION}/local-list/sync"))
+
+    # The next Full update no longer carries it (sent once the background sync that sent
+    # the Differential has let go of the list: until then a sync finds it held).
+    async def full_sync() -> None:
+        while not await sessions.service.local_lists.sync("CP-1", full=True):
+            await asyncio.sleep(0.02)
+
+    resync = asyncio.create_task(full_sync())
     again = await exchange(sessions, {"status": "Accepted"})
-    assert (await resync).status_code == 200
+    await resync
+    assert again.payload["updateType"] == "Full"
     assert [e["idToken"]["idToken"] for e in again.payload["localAuthorizationList"]] == ["OTHER-1"]
 
 

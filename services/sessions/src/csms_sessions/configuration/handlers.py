@@ -10,6 +10,7 @@ from csms_ocpp.messages import NOTIFY_REPORT, NotifyReportRequest
 from csms_sessions.configuration.models import ReportRequest, ReportState, VariableRef
 from csms_sessions.configuration.service import store_variables
 from csms_sessions.context import EventContext, calls
+from csms_sessions.db import fits_int32
 
 
 @calls.handles(NOTIFY_REPORT)
@@ -67,6 +68,8 @@ async def count_report_part(
     ctx: EventContext, request_id: int, seq_no: int, tbc: bool
 ) -> ReportRequest | None:
     """Progress of our request, if it is one (a station may report on its own, too)."""
+    if not (fits_int32(request_id) and fits_int32(seq_no)):
+        return None  # no request of ours has such an id (and PostgreSQL would refuse it)
     query = select(ReportRequest).where(
         col(ReportRequest.request_id) == request_id,
         col(ReportRequest.station_id) == ctx.station.station_id,

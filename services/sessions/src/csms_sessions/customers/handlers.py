@@ -9,8 +9,7 @@ from csms_sessions.configuration.handlers import count_report_part
 from csms_sessions.configuration.service import table_of
 from csms_sessions.context import EventContext, calls
 from csms_sessions.customers.models import CustomerInformationPart
-from csms_sessions.db import parse_ocpp_time
-from csms_sessions.monitoring.service import fits
+from csms_sessions.db import fits_int32, parse_ocpp_time
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +19,7 @@ async def on_notify_customer_information(
     ctx: EventContext, payload: NotifyCustomerInformationRequest
 ) -> None:
     """Store the part (once: a part sent again changes nothing) and count it."""
-    if not (fits(payload["requestId"]) and fits(payload["seqNo"])):
+    if not (fits_int32(payload["requestId"]) and fits_int32(payload["seqNo"])):
         logger.warning("%s: NotifyCustomerInformation ids out of range", ctx.station_id)
         return  # no request of ours has such an id
     row = {

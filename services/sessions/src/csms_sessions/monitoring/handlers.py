@@ -34,9 +34,7 @@ async def on_notify_monitoring_report(
     rows = [row for data in payload.get("monitor", []) for row in _monitor_rows(data)]
     await service.store_monitors(ctx.session, ctx.station_id, rows)
     tbc = payload.get("tbc", False)
-    report = None
-    if service.fits(payload["requestId"]) and service.fits(payload["seqNo"]):
-        report = await count_report_part(ctx, payload["requestId"], payload["seqNo"], tbc)
+    report = await count_report_part(ctx, payload["requestId"], payload["seqNo"], tbc)
     state: ReportState | None = None
     if report is not None:
         state = report.state(ctx.received_at, timedelta(seconds=ctx.settings.report_part_timeout_s))

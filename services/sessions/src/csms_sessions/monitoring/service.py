@@ -11,9 +11,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms_sessions.configuration.service import table_of, upsert
-from csms_sessions.db import utc_now
+from csms_sessions.db import fits_int32, utc_now
 from csms_sessions.monitoring.models import MonitoringSetting, StationEvent, VariableMonitor
-from csms_sessions.monitoring.translate import MAX_ID
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +102,7 @@ async def setting_of(session: AsyncSession, station_id: str) -> MonitoringSettin
 
 
 async def severity_of(session: AsyncSession, station_id: str, monitor_id: int) -> int | None:
-    if not fits(monitor_id):
+    if not fits_int32(monitor_id):
         return None
     monitor = await session.get(VariableMonitor, (station_id, monitor_id))
     return monitor.severity if monitor is not None else None
@@ -161,7 +160,7 @@ _INTEGER_COLUMNS = (
 def _storable(station_id: str, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The rows whose integers fit their 32-bit columns (the schemas bound none): a station
     sending a larger one has that entry skipped, not the whole message failed."""
-    kept = [row for row in rows if all(fits(row.get(name)) for name in _INTEGER_COLUMNS)]
+    kept = [row for row in rows if all(fits_int32(row.get(name)) for name in _INTEGER_COLUMNS)]
     if len(kept) < len(rows):
         logger.warning(
             "%s: %d entries with integers out of range not stored",
@@ -169,8 +168,3 @@ def _storable(station_id: str, rows: Sequence[dict[str, Any]]) -> list[dict[str,
             len(rows) - len(kept),
         )
     return kept
-
-
-def fits(value: object) -> bool:
-    """An integer a 32-bit column holds (anything else: not an integer, so fine)."""
-    return not isinstance(value, int) or isinstance(value, bool) or -MAX_ID - 1 <= value <= MAX_ID

@@ -8,6 +8,7 @@ from csms_ocpp import OcppVersion
 from csms_sessions.commands.translate import Untranslatable
 from csms_sessions.configuration.models import VariableRef
 from csms_sessions.configuration.translate import ComponentVariable, component_variable
+from csms_sessions.db import INT32_MAX
 
 # 2.1 adds TargetDelta and TargetDeltaRelative (the official schema refuses them in 2.0.1).
 MonitorType = Literal[
@@ -22,7 +23,7 @@ MonitorType = Literal[
 MonitoringCriterion = Literal["ThresholdMonitoring", "DeltaMonitoring", "PeriodicMonitoring"]
 MonitoringBase = Literal["All", "FactoryDefault", "HardWiredOnly"]
 # Monitor ids as the database keeps them (a 32-bit integer, as OCPP's integers in practice).
-MAX_ID = 2**31 - 1
+MAX_ID = INT32_MAX
 # OCPP 2.0.1 Part 2 SetMonitoringDataType.severity: 0 (Danger) to 9 (Debug).
 Severity = Field(ge=0, le=9, examples=[5], description="0 Danger … 5 Alert … 9 Debug")
 

@@ -177,6 +177,9 @@ def test_the_gate_follows_the_boot_answers() -> None:
     assert gate.admits("BootNotification") and not gate.admits("Heartbeat")
     gate.booted("Pending")
     assert gate.admits("NotifyReport") and not gate.admits("StatusNotification")
+    # the answers to the other reports the CSMS may ask for while Pending (block N)
+    assert gate.admits("NotifyMonitoringReport") and gate.admits("NotifyCustomerInformation")
+    assert not gate.admits("NotifyEvent")  # the station's own: not asked for
     gate.asked("SignChargingStationCertificate")
     assert gate.admits("SignCertificate")
     gate.booted("Accepted")

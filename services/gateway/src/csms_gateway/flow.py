@@ -9,9 +9,13 @@ import time
 ACCEPTED, PENDING, REJECTED = "Accepted", "Pending", "Rejected"
 BOOT = "BootNotification"
 # OCPP 2.0.1 B02 (TC_B_30 / TC_B_31): while Pending, besides BootNotification a station may
-# send what the CSMS asked for: a report (GetBaseReport / GetReport: NotifyReport) and the
-# messages it triggered (TriggerMessage).
-ASKED_WHILE_PENDING = frozenset({"NotifyReport"})
+# send what the CSMS asked for (B02.FR.03: the CSMS may retrieve information then): a report
+# (GetBaseReport / GetReport: NotifyReport; GetMonitoringReport: NotifyMonitoringReport),
+# the customer information it was asked for (CustomerInformation: NotifyCustomerInformation)
+# and the messages it triggered (TriggerMessage).
+ASKED_WHILE_PENDING = frozenset(
+    {"NotifyReport", "NotifyMonitoringReport", "NotifyCustomerInformation"}
+)
 
 
 def triggered_action(requested_message: str) -> str:

@@ -101,36 +101,31 @@ def encode_connector_status_changed(
     return EncodedEvent(station_id, orjson.dumps(record, option=orjson.OPT_UTC_Z))
 
 
-class DeviceModelReportedData(SparseEventData):
+class ReportPartData(SparseEventData):
+    """One part of a multi-part report a station sent (requestId, seqNo, tbc)."""
+
     omitted_when_none: ClassVar[frozenset[str]] = frozenset({"report_state", "missing_seq_nos"})
 
     request_id: int
     seq_no: int = Field(ge=0)
     tbc: bool
     generated_at: str = Field(description="When the station generated the part, as sent.")
-    variables: int = Field(ge=0, description="Variable attributes the part stored.")
     report_state: str | None = Field(
         default=None, description="Where our request stands (absent: nobody asked for it)."
     )
     missing_seq_nos: list[int] | None = Field(default=None, description="Parts still missing.")
+
+
+class DeviceModelReportedData(ReportPartData):
+    variables: int = Field(ge=0, description="Variable attributes the part stored.")
 
 
 class DeviceModelReported(Event[DeviceModelReportedData]):
     type: Literal["station.device-model.reported"] = "station.device-model.reported"
 
 
-class MonitoringReportedData(SparseEventData):
-    omitted_when_none: ClassVar[frozenset[str]] = frozenset({"report_state", "missing_seq_nos"})
-
-    request_id: int
-    seq_no: int = Field(ge=0)
-    tbc: bool
-    generated_at: str = Field(description="When the station generated the part, as sent.")
+class MonitoringReportedData(ReportPartData):
     monitors: int = Field(ge=0, description="Monitors the part stored.")
-    report_state: str | None = Field(
-        default=None, description="Where our request stands (absent: nobody asked for it)."
-    )
-    missing_seq_nos: list[int] | None = Field(default=None, description="Parts still missing.")
 
 
 class MonitoringReported(Event[MonitoringReportedData]):

@@ -15,15 +15,13 @@ from csms_sessions.api.deps import PageDep, ServiceDep, SessionDep, StationIdDep
 from csms_sessions.api.pagination import Page
 from csms_sessions.api.routing import DocumentedRoute
 from csms_sessions.commands.api import TimeoutQuery
-from csms_sessions.commands.translate import Untranslatable
 from csms_sessions.configuration.api import ReportResponse, RequestIdPath, report_of, request_report
 from csms_sessions.configuration.models import ReportRequest, ReportState
 from csms_sessions.customers.models import CustomerInformationPart
 from csms_sessions.customers.translate import CustomerInformationCommand, customer_information
 from csms_sessions.db import utc_now
 from csms_sessions.local_lists.service import forget_token
-from csms_sessions.monitoring.translate import only_2x
-from csms_sessions.remote.calls import not_in_version, online_version
+from csms_sessions.monitoring.api import version_2x
 from csms_sessions.stations.models import Station
 
 router = APIRouter(
@@ -73,11 +71,7 @@ async def request_customer_information(
     """Ask the station to report and/or clear what it keeps about one customer.
 
     Cleared (Accepted) for an idToken: the token also leaves the station's local list."""
-    version = await online_version(sessions, session, station_id)
-    try:
-        only_2x(version, ACTION)
-    except Untranslatable as exc:
-        raise not_in_version(exc) from exc
+    version = await version_2x(sessions, session, station_id, ACTION)
     request = customer_information(body)
     answer = await request_report(sessions, station_id, version, timeout_s, ACTION, request)
     removed = False

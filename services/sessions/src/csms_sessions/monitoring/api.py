@@ -120,9 +120,11 @@ async def _known(session: SessionDep, station_id: str) -> None:
         raise Problem(404, f"no station {station_id}", kind="unknown-station")
 
 
-async def _version_2x(
+async def version_2x(
     sessions: SessionsService, session: SessionDep, station_id: str, action: str
 ) -> OcppVersion:
+    """The version of the station's live connection (404 unknown, 409 offline), which must
+    be 2.x for ``action`` (block N): else 422 not-in-this-ocpp-version."""
     version = await online_version(sessions, session, station_id)
     try:
         translate.only_2x(version, action)
@@ -152,7 +154,7 @@ async def set_monitors(
     timeout_s: TimeoutQuery = None,
 ) -> MonitorResults:
     """Set monitors on variables (SetVariableMonitoring, split by ItemsPerMessage)."""
-    version = await _version_2x(sessions, session, station_id, "SetVariableMonitoring")
+    version = await version_2x(sessions, session, station_id, "SetVariableMonitoring")
     check_payload(version, *translate.set_variable_monitoring(body.monitors))
     size = await device_model.items_per_message(
         session, station_id, "SetVariableMonitoring", MONITORING_CTRLR
@@ -211,7 +213,7 @@ async def clear_monitors(
     timeout_s: TimeoutQuery = None,
 ) -> ClearResults:
     """Clear monitors by id (ClearVariableMonitoring, split by ItemsPerMessage)."""
-    version = await _version_2x(sessions, session, station_id, "ClearVariableMonitoring")
+    version = await version_2x(sessions, session, station_id, "ClearVariableMonitoring")
     check_payload(version, *translate.clear_variable_monitoring(body.ids))
     size = await device_model.items_per_message(
         session, station_id, "ClearVariableMonitoring", MONITORING_CTRLR
@@ -242,7 +244,7 @@ async def monitoring_report(
 ) -> ReportResponse:
     """Ask for a monitoring report (GetMonitoringReport); it follows in parts. No criteria
     and no components: every monitor (those stored and not reported are then removed)."""
-    version = await _version_2x(sessions, session, station_id, "GetMonitoringReport")
+    version = await version_2x(sessions, session, station_id, "GetMonitoringReport")
     request = translate.get_monitoring_report(body or MonitoringReportCommand())
     response = await request_report(
         sessions, station_id, version, timeout_s, "GetMonitoringReport", request
@@ -290,7 +292,7 @@ async def repeat_monitoring_report(
 ) -> ReportResponse:
     """Ask for a monitoring report again (a new requestId), e.g. one that came incomplete."""
     report = await report_of(session, station_id, request_id, MONITORING_REPORTS)
-    version = await _version_2x(sessions, session, station_id, report.action)
+    version = await version_2x(sessions, session, station_id, report.action)
     return await request_report(
         sessions,
         station_id,
@@ -326,7 +328,7 @@ async def set_monitoring_base(
     timeout_s: TimeoutQuery = None,
 ) -> CommandResponse:
     """Set the monitoring base (SetMonitoringBase: All, FactoryDefault, HardWiredOnly)."""
-    version = await _version_2x(sessions, session, station_id, "SetMonitoringBase")
+    version = await version_2x(sessions, session, station_id, "SetMonitoringBase")
     payload = {"monitoringBase": body.monitoring_base}
     response = await call(sessions, station_id, version, "SetMonitoringBase", payload, timeout_s)
     if response.status == "Accepted":
@@ -349,7 +351,7 @@ async def set_monitoring_level(
     timeout_s: TimeoutQuery = None,
 ) -> CommandResponse:
     """Set the severity up to which the station reports events (SetMonitoringLevel)."""
-    version = await _version_2x(sessions, session, station_id, "SetMonitoringLevel")
+    version = await version_2x(sessions, session, station_id, "SetMonitoringLevel")
     payload = {"severity": body.severity}
     response = await call(sessions, station_id, version, "SetMonitoringLevel", payload, timeout_s)
     if response.status == "Accepted":

@@ -75,6 +75,6 @@ async def open_platform(
 def setup_process(settings: CommonSettings, service_name: str) -> bool:
     """Logging and tracing for this process; whether the logs are JSON lines."""
     json_logs = setup_logging(settings.log_level, json_lines=settings.log_json)
-    setup_tracing(service_name)
+    setup_tracing(service_name, new_trace_ratio=settings.trace_sample_ratio)
     tune_gc()
     return json_logs

@@ -18,6 +18,7 @@ from csms_core.telemetry import (
     MessageSampling,
     continued_span,
     current_trace_headers,
+    record_trace_headers,
     setup_tracing,
     trace_id_of,
     traced_delivery,
@@ -177,6 +178,30 @@ def test_a_share_of_station_messages_is_sampled() -> None:
         with sampling.span("ocpp Heartbeat") as span:
             recorded += span.get_span_context().trace_flags.sampled
     assert 400 <= recorded <= 600
+
+
+def _flags(headers: dict[str, str]) -> int:
+    return int(headers["traceparent"].rsplit("-", 1)[1], 16)
+
+
+def test_a_record_outside_any_trace_starts_one_recorded_at_the_configured_ratio() -> None:
+    setup_tracing("csms-core-tests", new_trace_ratio=1.0)
+    assert _flags(record_trace_headers("station.connected")) & 1  # a recorded publish span
+    setup_tracing("csms-core-tests", new_trace_ratio=0.0)
+    headers = record_trace_headers("station.connected")
+    assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-00", headers["traceparent"]), headers
+    assert trace_id_of(headers["traceparent"]) != "0" * 32
+    assert record_trace_headers("station.connected") != headers  # a new trace each time
+    setup_tracing("csms-core-tests", new_trace_ratio=0.25)
+    recorded = sum(_flags(record_trace_headers("station.connected")) & 1 for _ in range(2000))
+    assert 400 <= recorded <= 600
+
+
+def test_a_record_inside_a_trace_carries_it_whatever_the_ratio() -> None:
+    setup_tracing("csms-core-tests", new_trace_ratio=0.0)
+    with tracer.start_as_current_span("gateway receive"):
+        assert record_trace_headers("ocpp.inbound") == current_trace_headers()
+        assert _flags(record_trace_headers("ocpp.inbound")) & 1
 
 
 @pytest.mark.parametrize("ratio", [-0.1, 1.5])

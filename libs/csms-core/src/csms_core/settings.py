@@ -78,8 +78,9 @@ class CommonSettings(BaseSettings):
     # JSON lines (true) or readable lines (false); unset: JSON unless stderr is a terminal.
     log_json: bool | None = None
     # The share of the traces this process starts that are recorded (spans exported): a
-    # station message at the gateway, a REST request that carries no traceparent. The others
-    # still have a trace id and an unsampled traceparent. 1.0 records every one.
+    # station message at the gateway, a REST request that carries no traceparent, a record
+    # published outside any trace (a station's connection events). The others still have a
+    # trace id and an unsampled traceparent. 1.0 records every one.
     trace_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
     # OCPP-J calls a service sends wait this long for the station's answer.
     command_timeout_s: float = 30.0

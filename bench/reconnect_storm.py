@@ -14,6 +14,7 @@ as OCPP 2.0.1 B02.FR.01 asks, so the storm does not feed itself.
 
 import argparse
 import asyncio
+import itertools
 import math
 import tempfile
 from pathlib import Path
@@ -43,12 +44,34 @@ def _summary(results: list[dict[str, Any]]) -> tuple[float, list[float], int, in
     return max(accepted, default=math.nan), accepted, len(accepted), attempts
 
 
+# The kernel's counters of connections a listening socket could not take (machine-wide,
+# /proc/net/netstat): an accept queue full (the handshake's last ACK dropped: the station
+# waits for TCP's retransmission), SYN cookies sent once the SYN queue is full, and
+# cookies that failed (the station's connect is reset).
+TCP_COUNTERS = ("ListenOverflows", "SyncookiesSent", "SyncookiesFailed")
+
+
+def tcp_counters(path: Path = Path("/proc/net/netstat")) -> dict[str, int]:
+    """The ``TCP_COUNTERS`` now (none where the file is not there: not Linux)."""
+    try:
+        lines = [line.split() for line in path.read_text().splitlines()]
+    except OSError:
+        return {}
+    for names, values in itertools.pairwise(lines):
+        if names[:1] == ["TcpExt:"] and values[:1] == ["TcpExt:"]:
+            counters = dict(zip(names[1:], values[1:], strict=False))
+            return {name: int(counters[name]) for name in TCP_COUNTERS if name in counters}
+    return {}
+
+
 class Watch:
     """What the CSMS did during one phase: the sessions consumer's steps and transaction
-    sizes, the gateway's fallbacks for want of a boot decision and its refused handshakes."""
+    sizes, the gateway's fallbacks for want of a boot decision and its refused handshakes,
+    and the kernel's listen-queue counters."""
 
     def __init__(self, csms: Csms, sessions: Running, gateway: Running) -> None:
         self.csms, self.sessions, self.gateway = csms, sessions, gateway
+        self.tcp = tcp_counters()
         self.steps = harness.consumer_steps(sessions.port, csms.admin)
         self.sizes = self._sizes()
         self.fallbacks = self._fallbacks()
@@ -79,11 +102,19 @@ class Watch:
             harness.metric_value(self.gateway.port, "csms_gateway_handshakes_refused_total")
             - self.refused
         )
+        tcp = {name: count - self.tcp.get(name, 0) for name, count in tcp_counters().items()}
+        kernel = (
+            f"; the kernel meanwhile (machine-wide): {tcp.get('ListenOverflows', 0)} handshakes "
+            f"found the accept queue full, {tcp.get('SyncookiesSent', 0)} SYN cookies sent, "
+            f"{tcp.get('SyncookiesFailed', 0)} failed (a connect reset)"
+            if tcp
+            else ""
+        )
         return (
             f"{transactions:.0f} consumer transactions of {records / max(transactions, 1):.1f} "
             f"records on average; {self._fallbacks() - self.fallbacks} boots without a "
             f"decision in time (the Pending fallback); {refused:.0f} handshakes refused; "
-            f"the consumer's steps: {steps}"
+            f"the consumer's steps: {steps}{kernel}"
         )
 
 

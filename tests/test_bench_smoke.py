@@ -136,3 +136,21 @@ def test_benchmark_smoke_mode(benchmark: str, smoke_runs: dict[str, SmokeRun]) -
     assert all(figure.removeprefix("FIGURE ") in written for figure in figures)
     after = harness.DEFAULT_RESULTS.read_bytes() if harness.DEFAULT_RESULTS.exists() else None
     assert after == before
+
+
+def test_the_storm_reads_the_kernels_listen_queue_counters(tmp_path: Path) -> None:
+    from bench.reconnect_storm import tcp_counters
+
+    netstat = tmp_path / "netstat"
+    netstat.write_text(
+        "TcpExt: SyncookiesSent SyncookiesRecv SyncookiesFailed ListenOverflows ListenDrops\n"
+        "TcpExt: 511 3996 1069 111096 111096\n"
+        "IpExt: InNoRoutes InTruncatedPkts\n"
+        "IpExt: 0 0\n"
+    )
+    assert tcp_counters(netstat) == {
+        "ListenOverflows": 111096,
+        "SyncookiesSent": 511,
+        "SyncookiesFailed": 1069,
+    }
+    assert tcp_counters(tmp_path / "absent") == {}  # not Linux: the sentence leaves them out

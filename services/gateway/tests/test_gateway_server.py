@@ -21,7 +21,7 @@ from csms_core.bus.memory import InMemoryBus
 from csms_core.identity import IdentityStore
 from csms_core.router import CommandClient, CommandOutcome, fixed
 from csms_core.router.memory import InMemoryRouter
-from csms_gateway.server import Gateway
+from csms_gateway.server import Gateway, backlog_warning
 from tests.kits.gateway import (
     connect_station,
     eventually,
@@ -144,3 +144,20 @@ async def test_the_listening_socket_queues_a_storms_connections(gateway: Gateway
 
     assert backlog == min(gateway.settings.listen_backlog, somaxconn)
     assert backlog > 100
+
+
+def test_a_backlog_the_kernel_caps_is_named_in_a_warning(tmp_path: Path) -> None:
+    somaxconn = tmp_path / "somaxconn"
+    somaxconn.write_text("4096\n")
+    warning = backlog_warning(16384, somaxconn)
+    assert warning is not None
+    assert "CSMS_LISTEN_BACKLOG 16384 is capped at 4096 by net.core.somaxconn" in warning
+    assert backlog_warning(4096, somaxconn) is None  # what it asks, the kernel allows
+    somaxconn.write_text("65535\n")
+    assert backlog_warning(16384, somaxconn) is None
+
+
+def test_no_backlog_warning_where_the_kernel_limit_cannot_be_read(tmp_path: Path) -> None:
+    assert backlog_warning(4096, tmp_path / "absent") is None
+    (tmp_path / "garbled").write_text("many")
+    assert backlog_warning(4096, tmp_path / "garbled") is None

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from uuid import uuid4
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -108,6 +109,9 @@ class Gateway:
             logger.info(
                 "gateway %s listening on %s port %s", self.settings.gateway_id, scheme, self.port
             )
+            capped = backlog_warning(self.settings.listen_backlog)
+            if capped is not None:
+                logger.warning(capped)
             if ready is not None:
                 ready.set()
             await stopping.wait()
@@ -293,6 +297,26 @@ class Gateway:
                 await self._router.refresh(routes, self.settings.route_ttl_s)
             except Exception:
                 logger.exception("could not refresh %d routes", len(routes))
+
+
+SOMAXCONN = Path("/proc/sys/net/core/somaxconn")
+
+
+def backlog_warning(requested: int, somaxconn: Path = SOMAXCONN) -> str | None:
+    """Why the kernel queues fewer connections than ``CSMS_LISTEN_BACKLOG`` asks, if it
+    does (Linux caps a listen backlog at ``net.core.somaxconn``); None where it does not,
+    or where that cannot be read."""
+    try:
+        cap = int(somaxconn.read_text())
+    except (OSError, ValueError):
+        return None
+    if cap >= requested:
+        return None
+    return (
+        f"CSMS_LISTEN_BACKLOG {requested} is capped at {cap} by net.core.somaxconn: in a "
+        f"reconnect storm of more stations than {cap} at once, the ones beyond it wait for "
+        "TCP's retransmissions or have their connect reset (docs/operators.md, Scaling)"
+    )
 
 
 async def run_gateway(

@@ -149,11 +149,21 @@ async def storm(
             f"p50 {harness.percentile(each, 50):.1f} s, p99 {harness.percentile(each, 99):.1f} s; "
             f"{attempts} boot attempts ({_outcomes(results)}); {watch.since()}"
         )
+        report.figure(f"the storm's boots Accepted by second: {_by_second(each)}")
         for name, task in profiling:
             report.note(f"py-spy profile of csms {name} during the storm of {stations}:")
             for line in await task:
                 report.note(f"    {line}")
         await fleet.ask(cmd="close")
+
+
+def _by_second(seconds: list[float]) -> str:
+    """How many stations were Accepted in each second of the storm (``0-1 s: N, ...``)."""
+    counts: dict[int, int] = {}
+    for at in seconds:
+        counts[int(at)] = counts.get(int(at), 0) + 1
+    last = max(counts, default=-1)
+    return ", ".join(f"{second}: {counts.get(second, 0)}" for second in range(last + 1))
 
 
 def _profile(

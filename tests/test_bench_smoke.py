@@ -154,3 +154,10 @@ def test_the_storm_reads_the_kernels_listen_queue_counters(tmp_path: Path) -> No
         "SyncookiesFailed": 1069,
     }
     assert tcp_counters(tmp_path / "absent") == {}  # not Linux: the sentence leaves them out
+
+
+def test_the_storm_counts_the_boots_accepted_in_each_second() -> None:
+    from bench.reconnect_storm import _by_second
+
+    assert _by_second([0.2, 0.7, 2.1]) == "0: 2, 1: 0, 2: 1"  # a second without any is shown
+    assert _by_second([]) == ""

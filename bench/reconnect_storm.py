@@ -158,7 +158,7 @@ async def storm(
 
 
 def _by_second(seconds: list[float]) -> str:
-    """How many stations were Accepted in each second of the storm (``0-1 s: N, ...``)."""
+    """How many stations were Accepted in each second of the storm (``0: N, 1: M, ...``)."""
     counts: dict[int, int] = {}
     for at in seconds:
         counts[int(at)] = counts.get(int(at), 0) + 1

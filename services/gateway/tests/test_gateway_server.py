@@ -21,7 +21,7 @@ from csms_core.bus.memory import InMemoryBus
 from csms_core.identity import IdentityStore
 from csms_core.router import CommandClient, CommandOutcome, fixed
 from csms_core.router.memory import InMemoryRouter
-from csms_gateway.server import Gateway, backlog_warning
+from csms_gateway.server import SOMAXCONN, Gateway, backlog_warning
 from tests.kits.gateway import (
     connect_station,
     eventually,
@@ -127,7 +127,7 @@ async def test_ocpp_package_v16_charge_point(gateway: Gateway, bus: InMemoryBus)
 
 def listen_backlog(port: int) -> tuple[int, int]:
     """(the backlog of the socket listening on ``port``, the kernel's cap of it)."""
-    somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
+    somaxconn = int(SOMAXCONN.read_text())
     listing = subprocess.run(
         ["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, check=True
     )

@@ -118,8 +118,7 @@ def record_trace_headers(topic: str) -> dict[str, str]:
     with tracer.start_as_current_span(f"publish {topic}", kind=trace.SpanKind.PRODUCER):
         headers = current_trace_headers()
     if "traceparent" not in headers:  # no tracer installed: an id of our own, not sampled
-        trace_id, span_id = _random.getrandbits(128) or 1, _random.getrandbits(64) or 1
-        headers["traceparent"] = f"00-{trace_id:032x}-{span_id:016x}-00"
+        headers |= unsampled_trace_headers()
     return headers
 
 

@@ -39,10 +39,15 @@ async def run_fleet(
     *,
     stopping: asyncio.Event | None = None,
     progress: bool = True,
+    stats: FleetStats | None = None,
 ) -> RunReport:
-    """Run the fleet for ``config.duration_s`` real seconds (0: until ``stopping`` is set)."""
+    """Run the fleet for ``config.duration_s`` real seconds (0: until ``stopping`` is set).
+
+    ``stats`` are the counters the run fills in, for a caller that watches them live (and
+    may set ``stopping`` on what it sees); a fresh set when not given.
+    """
     stopping = stopping or asyncio.Event()
-    clock, stats = ScaledClock(config.speed), FleetStats()
+    clock, stats = ScaledClock(config.speed), stats or FleetStats()
     stations = build_stations(config, clock, stats)
     started = time.monotonic()
     async with asyncio.TaskGroup() as group:

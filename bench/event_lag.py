@@ -133,6 +133,7 @@ async def run_level(
     before, started = await stored_events(poller.connection), time.time()
     steps = harness.consumer_steps(sessions.port, csms.admin, csms.group)
     sizes = harness.consumer_sizes(sessions.port, csms.admin, csms.group)
+    scans = await harness.table_scans(csms.infra.database_url)
     cpu_before = harness.cpu_seconds(sessions.pid)
     profiling = profile_sessions(
         args, sessions.pid, f"{rate:.0f}", seconds=max(1.0, args.duration - 2.0), delay_s=2.0
@@ -177,6 +178,9 @@ async def run_level(
         + ("" if caught_up else f"; NOT caught up {args.drain:.0f} s after the last send")
     )
     report.figure(f"{rate:.0f}/s: the lag by second of the run, p99 (max): {by_second(poller)}")
+    await asyncio.sleep(1.5)  # the statistics of the last transactions reach the view
+    after = await harness.table_scans(csms.infra.database_url)
+    report.figure(f"{rate:.0f}/s: sequential scans: {harness.scans_between(scans, after)}")
     await note_profile(report, profiling, f"{rate:.0f}/s offered")
 
 

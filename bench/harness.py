@@ -644,6 +644,55 @@ def steps_between(
     return ", ".join(parts)
 
 
+# The planner's view of a run's tables: how often each was read whole (a sequential scan)
+# and how many rows those scans read, by index, and when it was last analyzed.
+_TABLE_SCANS = """
+SELECT relname, seq_scan, seq_tup_read, COALESCE(idx_scan, 0), n_live_tup,
+       GREATEST(last_analyze, last_autoanalyze) IS NOT NULL
+FROM pg_stat_user_tables
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class TableScans:
+    sequential: int
+    rows_read: int
+    by_index: int
+    rows: int
+    analyzed: bool
+
+
+async def table_scans(database_url: str) -> dict[str, TableScans]:
+    """Each table of the run's database: its scans so far (PostgreSQL's statistics; they
+    reach the view within a second or so of each transaction's end)."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url).set(drivername="postgresql")
+    connection = await asyncpg.connect(url.render_as_string(hide_password=False))
+    try:
+        rows = await connection.fetch(_TABLE_SCANS)
+    finally:
+        await connection.close()
+    return {row[0]: TableScans(*row[1:]) for row in rows}
+
+
+def scans_between(before: Mapping[str, TableScans], after: Mapping[str, TableScans]) -> str:
+    """The tables read whole between two ``table_scans`` readings, with the rows those scans
+    read and whether the table had been analyzed (by the second reading); "none" if none."""
+    parts = []
+    for table, now in sorted(after.items(), key=lambda item: -item[1].rows_read):
+        was = before.get(table, TableScans(0, 0, 0, 0, analyzed=False))
+        scans = now.sequential - was.sequential
+        if scans:
+            analyzed = "analyzed" if now.analyzed else "never analyzed"
+            parts.append(
+                f"{table} {scans} ({now.rows_read - was.rows_read} rows read; "
+                f"{now.by_index - was.by_index} index scans; {now.rows} rows, {analyzed})"
+            )
+    return ", ".join(parts) or "none"
+
+
 # -- client processes ------------------------------------------------------------------------
 
 

@@ -131,15 +131,17 @@ async def storm(
     async with harness.workers(gateway.port, prefix, stations, processes) as fleet:
         connected = await fleet.ask(cmd="connect", rate=args.connect_rate)
         watch = Watch(csms, sessions, gateway)
+        scans = await harness.table_scans(csms.infra.database_url)
         first = await fleet.ask(cmd="storm", timeout=args.timeout, reconnect=False)
         took, _each, accepted, attempts = _summary(first)
         opened = sum(result["open"] for result in connected)
         report.figure(
             f"{stations} stations: {opened} connected, first boot: {accepted} Accepted "
             f"after {took:.1f} s, {attempts} boot attempts ({_outcomes(first)}); "
-            f"{watch.since()}"
+            f"{watch.since()}; {await _scans_since(csms, scans)}"
         )
         watch = Watch(csms, sessions, gateway)
+        scans = await harness.table_scans(csms.infra.database_url)
         profiling = _profile(args, processes_of_csms, stations)
         results = await fleet.ask(cmd="storm", timeout=args.timeout, reconnect=True)
         took, each, accepted, attempts = _summary(results)
@@ -147,7 +149,8 @@ async def storm(
             f"reconnect storm of {stations} stations ({processes} client processes): "
             f"{accepted}/{stations} Accepted, the last after {took:.1f} s; per station "
             f"p50 {harness.percentile(each, 50):.1f} s, p99 {harness.percentile(each, 99):.1f} s; "
-            f"{attempts} boot attempts ({_outcomes(results)}); {watch.since()}"
+            f"{attempts} boot attempts ({_outcomes(results)}); {watch.since()}; "
+            f"{await _scans_since(csms, scans)}"
         )
         report.figure(f"the storm's boots Accepted by second: {_by_second(each)}")
         for name, task in profiling:
@@ -155,6 +158,13 @@ async def storm(
             for line in await task:
                 report.note(f"    {line}")
         await fleet.ask(cmd="close")
+
+
+async def _scans_since(csms: Csms, before: dict[str, harness.TableScans]) -> str:
+    """The tables PostgreSQL read whole since ``before`` (a plan gone wrong shows here)."""
+    await asyncio.sleep(1.5)  # the statistics of the last transactions reach the view
+    after = await harness.table_scans(csms.infra.database_url)
+    return f"sequential scans: {harness.scans_between(before, after)}"
 
 
 def _by_second(seconds: list[float]) -> str:

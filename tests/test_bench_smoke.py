@@ -161,3 +161,18 @@ def test_the_storm_counts_the_boots_accepted_in_each_second() -> None:
 
     assert _by_second([0.2, 0.7, 2.1]) == "0: 2, 1: 0, 2: 1"  # a second without any is shown
     assert _by_second([]) == ""
+
+
+def test_the_scans_between_two_readings_name_the_tables_read_whole() -> None:
+    scans = harness.TableScans
+    before = {"station": scans(2, 100, 5, 50, analyzed=False), "inbox": scans(0, 0, 9, 10, True)}
+    after = {
+        "station": scans(5, 30100, 7, 10000, analyzed=False),
+        "inbox": scans(0, 0, 40, 900, analyzed=True),  # only by index: not named
+        "new": scans(1, 7, 0, 7, analyzed=True),  # created after the first reading
+    }
+    assert harness.scans_between(before, after) == (
+        "station 3 (30000 rows read; 2 index scans; 10000 rows, never analyzed), "
+        "new 1 (7 rows read; 0 index scans; 7 rows, analyzed)"
+    )
+    assert harness.scans_between(after, after) == "none"

@@ -76,6 +76,10 @@ class Watch:
         self.sizes = self._sizes()
         self.fallbacks = self._fallbacks()
         self.refused = harness.metric_value(gateway.port, "csms_gateway_handshakes_refused_total")
+        self.cpu = self._cpu()
+
+    def _cpu(self) -> tuple[float, float]:
+        return harness.cpu_seconds(self.gateway.pid), harness.cpu_seconds(self.sessions.pid)
 
     def _sizes(self) -> tuple[float, float]:
         name = "csms_consumer_batch_records"
@@ -90,8 +94,12 @@ class Watch:
                 count += sum(1 for line in log if any(text in line for text in NO_DECISION))
         return count
 
-    def since(self) -> str:
-        """The phase's consumer steps, transactions and fallbacks, as one sentence."""
+    def since(self, stations: int) -> str:
+        """The phase's consumer steps, transactions and fallbacks, and the CPU the gateway
+        and the sessions process spent on each of its ``stations``, as one sentence."""
+        gateway_s, sessions_s = (
+            after - before for after, before in zip(self._cpu(), self.cpu, strict=True)
+        )
         records, transactions = (
             after - before for after, before in zip(self._sizes(), self.sizes, strict=True)
         )
@@ -114,7 +122,9 @@ class Watch:
             f"{transactions:.0f} consumer transactions of {records / max(transactions, 1):.1f} "
             f"records on average; {self._fallbacks() - self.fallbacks} boots without a "
             f"decision in time (the Pending fallback); {refused:.0f} handshakes refused; "
-            f"the consumer's steps: {steps}{kernel}"
+            f"the consumer's steps: {steps}{kernel}; CPU per station: the gateway "
+            f"{1000 * gateway_s / stations:.2f} ms, the sessions process "
+            f"{1000 * sessions_s / stations:.2f} ms"
         )
 
 
@@ -138,7 +148,7 @@ async def storm(
         report.figure(
             f"{stations} stations: {opened} connected, first boot: {accepted} Accepted "
             f"after {took:.1f} s, {attempts} boot attempts ({_outcomes(first)}); "
-            f"{watch.since()}; {await _scans_since(csms, scans)}"
+            f"{watch.since(stations)}; {await _scans_since(csms, scans)}"
         )
         watch = Watch(csms, sessions, gateway)
         scans = await harness.table_scans(csms.infra.database_url)
@@ -149,7 +159,7 @@ async def storm(
             f"reconnect storm of {stations} stations ({processes} client processes): "
             f"{accepted}/{stations} Accepted, the last after {took:.1f} s; per station "
             f"p50 {harness.percentile(each, 50):.1f} s, p99 {harness.percentile(each, 99):.1f} s; "
-            f"{attempts} boot attempts ({_outcomes(results)}); {watch.since()}; "
+            f"{attempts} boot attempts ({_outcomes(results)}); {watch.since(stations)}; "
             f"{await _scans_since(csms, scans)}"
         )
         report.figure(f"the storm's boots Accepted by second: {_by_second(each)}")

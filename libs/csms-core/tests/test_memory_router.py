@@ -33,6 +33,15 @@ async def test_register_then_lookup() -> None:
         assert ROUTE.address == "gateway:gw-1"
 
 
+async def test_a_registration_returns_the_live_route_it_replaced() -> None:
+    router = InMemoryRouter()
+    assert await router.register_many([ROUTE], ttl_s=0.05) == [None]
+    assert await router.register_many([NEWER], ttl_s=30) == [ROUTE]
+    await router.register(ROUTE, ttl_s=0.05)
+    await asyncio.sleep(0.1)
+    assert await router.register_many([NEWER], ttl_s=30) == [None]  # expired: none held
+
+
 async def test_a_route_expires_after_its_ttl() -> None:
     router = InMemoryRouter()
     await router.register(ROUTE, ttl_s=0.05)

@@ -134,7 +134,7 @@ async def test_batched_registration_and_removal_remove_only_their_own_routes(
     router: RedisRouter, redis: Redis
 ) -> None:
     ours = [route_of(unique("CP"), "gw-1", f"conn-{n}") for n in range(5)]
-    await router.register_many(ours, ttl_s=30)
+    assert await router.register_many(ours, ttl_s=30) == [None] * 5  # none held before
     assert [await router.lookup(route.station_id) for route in ours] == ours
     assert 0 < await redis.pttl(f"csms:route:{ours[0].station_id}") <= 30_000
     # Two stations reconnected to another gateway before this one's closes were sent.
@@ -148,7 +148,22 @@ async def test_batched_registration_and_removal_remove_only_their_own_routes(
         moved.get(route.station_id) for route in ours
     ]
     await router.unregister_many([])
-    await router.register_many([], ttl_s=30)
+    assert await router.register_many([], ttl_s=30) == []
+
+
+async def test_a_registration_returns_the_route_it_replaced(
+    router: RedisRouter, redis: Redis
+) -> None:
+    station_id, other = unique("CP"), unique("CP")
+    held = route_of(station_id, "gw-1", "conn-a")
+    await router.register(held, ttl_s=30)
+    await redis.set(f"csms:route:{other}", b"not a route", px=30_000)
+    newer = [route_of(station_id, "gw-2", "conn-b"), route_of(other, "gw-2", "conn-c")]
+    # The holder before, read in the same step as the write; a value that is no route is
+    # none (and is replaced).
+    assert await router.register_many(newer, ttl_s=30) == [held, None]
+    assert [await router.lookup(route.station_id) for route in newer] == newer
+    assert await router.register_many(newer[:1], ttl_s=30) == newer[:1]  # itself again
 
 
 async def test_a_message_sent_right_after_opening_is_delivered(router: RedisRouter) -> None:

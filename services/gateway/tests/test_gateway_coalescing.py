@@ -36,7 +36,7 @@ class Recorder:
 
 async def test_items_submitted_while_a_batch_is_written_go_in_the_next_in_order() -> None:
     recorder = Recorder()
-    coalescer = Coalescer[int](recorder.write, "test")
+    coalescer = Coalescer[int, None](recorder.write, "test")
     first = asyncio.create_task(coalescer.submit(0))
     await asyncio.sleep(0)  # the first batch is being written
     rest = [asyncio.create_task(coalescer.submit(n)) for n in range(1, 6)]
@@ -51,7 +51,7 @@ async def test_items_submitted_while_a_batch_is_written_go_in_the_next_in_order(
 async def test_an_item_submitted_while_nothing_is_written_is_written_at_once() -> None:
     recorder = Recorder()
     recorder.release.set()
-    coalescer = Coalescer[int](recorder.write, "test")
+    coalescer = Coalescer[int, None](recorder.write, "test")
     await coalescer.submit(7)
     assert recorder.batches == [[7]]
 
@@ -59,7 +59,7 @@ async def test_an_item_submitted_while_nothing_is_written_is_written_at_once() -
 async def test_every_caller_of_a_failed_batch_gets_its_exception() -> None:
     recorder = Recorder()
     recorder.fail_with = ConnectionError("redis down")
-    coalescer = Coalescer[int](recorder.write, "test")
+    coalescer = Coalescer[int, None](recorder.write, "test")
     callers = [asyncio.create_task(coalescer.submit(n)) for n in range(3)]
     recorder.release.set()
     results = await asyncio.gather(*callers, return_exceptions=True)
@@ -71,7 +71,7 @@ async def test_every_caller_of_a_failed_batch_gets_its_exception() -> None:
 
 async def test_a_caller_that_gives_up_still_has_its_item_written() -> None:
     recorder = Recorder()
-    coalescer = Coalescer[int](recorder.write, "test")
+    coalescer = Coalescer[int, None](recorder.write, "test")
     first = asyncio.create_task(coalescer.submit(0))
     await asyncio.sleep(0)  # written by its caller, in flight
     caller = asyncio.create_task(coalescer.submit(1))
@@ -87,13 +87,29 @@ async def test_a_caller_that_gives_up_still_has_its_item_written() -> None:
 
 async def test_batches_are_bounded() -> None:
     recorder = Recorder()
-    coalescer = Coalescer[int](recorder.write, "test", max_batch=4)
+    coalescer = Coalescer[int, None](recorder.write, "test", max_batch=4)
     callers = [asyncio.create_task(coalescer.submit(n)) for n in range(10)]
     await asyncio.sleep(0)
     recorder.release.set()
     await asyncio.gather(*callers)
     assert [len(batch) for batch in recorder.batches] == [1, 4, 4, 1]
     assert [n for batch in recorder.batches for n in batch] == list(range(10))
+
+
+async def test_each_caller_gets_what_the_write_returned_for_its_own_item() -> None:
+    release = asyncio.Event()
+
+    async def doubled(items: Sequence[int]) -> list[int]:
+        await release.wait()
+        return [2 * item for item in items]
+
+    coalescer = Coalescer[int, int](doubled, "test")
+    first = asyncio.create_task(coalescer.submit(1))  # written by its caller
+    await asyncio.sleep(0)
+    batched = [asyncio.create_task(coalescer.submit(n)) for n in (5, 7, 11)]
+    release.set()
+    assert await asyncio.gather(first, *batched) == [2, 10, 14, 22]
+    assert coalescer.batches == 2
 
 
 class BatchCountingRouter(InMemoryRouter):
@@ -105,10 +121,11 @@ class BatchCountingRouter(InMemoryRouter):
         self.registered: list[int] = []
         self.removed: list[int] = []
 
-    async def register_many(self, routes: Sequence[Route], ttl_s: float) -> None:
+    async def register_many(self, routes: Sequence[Route], ttl_s: float) -> list[Route | None]:
         await asyncio.sleep(ROUND_TRIP_S)
-        await super().register_many(routes, ttl_s)
+        replaced = await super().register_many(routes, ttl_s)
         self.registered.append(len(routes))
+        return replaced
 
     async def unregister_many(self, routes: Sequence[Route]) -> None:
         await asyncio.sleep(ROUND_TRIP_S)

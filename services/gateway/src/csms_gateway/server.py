@@ -83,14 +83,16 @@ class Gateway:
         self._handlers: set[asyncio.Task[None]] = set()
         # A reconnect storm's route (un)registrations and connection events, a batch per
         # round trip (coalescing): one pipeline, one acknowledgement wait for many.
-        self._registrations = Coalescer[Route](self._register_routes, "route registrations")
-        self._removals = Coalescer[Route](router.unregister_many, "route removals")
-        self._connection_events = Coalescer[Outgoing](
+        self._registrations = Coalescer[Route, Route | None](
+            self._register_routes, "route registrations"
+        )
+        self._removals = Coalescer[Route, None](router.unregister_many, "route removals")
+        self._connection_events = Coalescer[Outgoing, None](
             self._publisher.publish_many, "connection events"
         )
 
-    async def _register_routes(self, routes: Sequence[Route]) -> None:
-        await self._router.register_many(routes, self.settings.route_ttl_s)
+    async def _register_routes(self, routes: Sequence[Route]) -> list[Route | None]:
+        return await self._router.register_many(routes, self.settings.route_ttl_s)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -172,8 +174,8 @@ class Gateway:
         connection = self._open(websocket, admission)
         info = connection.info
         try:
-            await self._supersede_elsewhere(info)
-            await self._registrations.submit(route_of(info))
+            replaced = await self._registrations.submit(route_of(info))
+            await self._supersede_elsewhere(info, replaced)
         except Exception:
             logger.exception("could not register the route", extra=info.log)
             self._forget(connection)
@@ -268,11 +270,11 @@ class Gateway:
         connection.request_close(SUPERSEDED_CLOSE_CODE, close.reason)
         return True
 
-    async def _supersede_elsewhere(self, info: ConnectionInfo) -> None:
+    async def _supersede_elsewhere(self, info: ConnectionInfo, held: Route | None) -> None:
         """The handshake admitted this connection with the station's own credentials and
-        profile (``handshake``): one another gateway still holds is closed through its
-        mailbox (one on this gateway is closed by ``_open``)."""
-        held = await self._router.lookup(info.station_id)
+        profile (``handshake``): the connection whose route this one's replaced (``held``,
+        swapped in the same step as the registration), if another gateway holds it, is
+        closed through that gateway's mailbox (one on this gateway is closed by ``_open``)."""
         if held is None or held.gateway_id == self.settings.gateway_id:
             return
         close = CloseConnection(station_id=info.station_id, connection_id=held.connection_id)

@@ -134,8 +134,9 @@ class Router(Protocol):
         """Remove the route only if it is still exactly this one."""
         ...
 
-    async def register_many(self, routes: Sequence[Route], ttl_s: float) -> None:
-        """``register`` each route, in order, in one round trip."""
+    async def register_many(self, routes: Sequence[Route], ttl_s: float) -> list[Route | None]:
+        """``register`` each route, in order, in one round trip; the route each replaced,
+        read in the same step as its write (None where the station had none live)."""
         ...
 
     async def unregister_many(self, routes: Sequence[Route]) -> None:

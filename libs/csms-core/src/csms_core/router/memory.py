@@ -47,9 +47,12 @@ class InMemoryRouter:
         if current is not None and current[0] == route:
             del self._routes[route.station_id]
 
-    async def register_many(self, routes: Sequence[Route], ttl_s: float) -> None:
+    async def register_many(self, routes: Sequence[Route], ttl_s: float) -> list[Route | None]:
+        replaced = []
         for route in routes:
+            replaced.append(self._route(route.station_id))
             await self.register(route, ttl_s)
+        return replaced
 
     async def unregister_many(self, routes: Sequence[Route]) -> None:
         for route in routes:

@@ -102,6 +102,18 @@ def _route_key(station_id: str) -> str:
     return f"csms:route:{station_id}"
 
 
+def _route_or_none(raw: bytes | str | None) -> Route | None:
+    """A stored route; None for none, and for a value that is no route (logged: it is
+    replaced or expires, and nothing can be delivered by it)."""
+    if raw is None:
+        return None
+    try:
+        return Route.model_validate_json(raw)
+    except ValidationError:
+        logger.warning("a route key holds no route: %r", raw[:200])
+        return None
+
+
 def _mailbox_key(address: str) -> str:
     return f"csms:mailbox:{address}"
 
@@ -168,15 +180,21 @@ class RedisRouter:
     async def unregister(self, route: Route) -> None:
         await self._unregister(keys=[_route_key(route.station_id)], args=[route.model_dump_json()])
 
-    async def register_many(self, routes: Sequence[Route], ttl_s: float) -> None:
+    async def register_many(self, routes: Sequence[Route], ttl_s: float) -> list[Route | None]:
+        """One pipeline of ``SET ... GET`` (Redis 6.2 or later): each route written and the
+        one it replaced read in one atomic step."""
         if not routes:
-            return
+            return []
         async with self._redis.pipeline(transaction=False) as pipe:
             for route in routes:
                 pipe.set(
-                    _route_key(route.station_id), route.model_dump_json(), px=int(ttl_s * 1000)
+                    _route_key(route.station_id),
+                    route.model_dump_json(),
+                    px=int(ttl_s * 1000),
+                    get=True,
                 )
-            await pipe.execute()
+            replaced = await pipe.execute()
+        return [_route_or_none(raw) for raw in replaced]
 
     async def unregister_many(self, routes: Sequence[Route]) -> None:
         """One pipeline of the compare-and-delete script: a route another connection took
@@ -193,8 +211,7 @@ class RedisRouter:
             await pipe.execute()
 
     async def lookup(self, station_id: str) -> Route | None:
-        raw = await self._redis.get(_route_key(station_id))
-        return None if raw is None else Route.model_validate_json(raw)
+        return _route_or_none(await self._redis.get(_route_key(station_id)))
 
     async def send_routed(self, command: StationCommand, ocpp_version: str) -> Route | None:
         """One round trip (a Lua script): GET the route, and XADD + EXPIRE the gateway's

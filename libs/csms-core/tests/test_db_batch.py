@@ -18,6 +18,7 @@ from csms_core.db import (
     among,
     create_engine,
     insert_rows,
+    plan_for_now,
     session_factory,
     upsert_rows,
     warm,
@@ -141,6 +142,59 @@ async def test_among_matches_the_given_keys(engine: AsyncEngine) -> None:
                 select(Reading.station_id).where(among(session, col(Reading.station_id), wanted))
             )
             assert sorted(found) == sorted(set(wanted) & {f"CP-{n}" for n in range(5)})
+
+
+async def test_a_lookup_planned_for_now_reads_a_grown_table_by_index_not_whole(
+    engine: AsyncEngine,
+) -> None:
+    """A cached generic plan made while the table was small (and analyzed so) goes on
+    reading it whole once it has grown (the premise, checked); planned for now, the same
+    lookup on the same connection reads by the primary key, and finds the same rows."""
+    factory = session_factory(engine)
+
+    async def add(first: int, count: int) -> None:
+        async with factory() as session, session.begin():
+            now = datetime.now(UTC)
+            session.add_all(Entry(entry_id=f"e-{n}", at=now) for n in range(first, count))
+
+    async def lookup(plan_now: bool) -> tuple[list[str], int, int, int]:
+        """The rows found, the table's sequential and index scans that took, and the
+        server process (one connection throughout: the pool is only ever used by one)."""
+        table = Entry.__table__.name  # type: ignore[attr-defined]
+        counters = text(
+            "SELECT seq_scan, COALESCE(idx_scan, 0), pg_backend_pid() "
+            "FROM pg_stat_xact_user_tables WHERE relname = :table"
+        )
+        async with factory() as session, session.begin():
+            connection = await session.connection()
+            # As a statement run more than five times with plans alike may be (the
+            # generic plan of the first time here).
+            await connection.execute(text("SET LOCAL plan_cache_mode = force_generic_plan"))
+            if plan_now:
+                await plan_for_now(session)
+            before = (await connection.execute(counters, {"table": table})).one()
+            query = select(Entry.entry_id).where(
+                among(session, col(Entry.entry_id), ["e-3", "e-4100", "absent"])
+            )
+            found = sorted(await session.exec(query))
+            after = (await connection.execute(counters, {"table": table})).one()
+            return found, after[0] - before[0], after[1] - before[1], after[2]
+
+    await add(0, 50)
+    if engine.dialect.name != "postgresql":
+        async with factory() as session:
+            await plan_for_now(session)  # nothing to set: SQLite plans each statement
+        return
+    schema = engine.get_execution_options()["schema_translate_map"][SCHEMA]
+    async with engine.connect() as connection:
+        await connection.execute(text(f'ANALYZE "{schema}".entry'))
+    found, sequential, _, server = await lookup(plan_now=False)
+    assert (found, sequential) == (["e-3"], 1)  # a small table: read whole
+    await add(50, 20_000)
+    assert await lookup(plan_now=False) == (["e-3", "e-4100"], 1, 0, server)
+    found, sequential, by_index, same = await lookup(plan_now=True)
+    assert (found, sequential, same) == (["e-3", "e-4100"], 0, server)
+    assert by_index >= 1  # one index scan, or one per key
 
 
 async def test_insert_rows_stores_many_rows_in_the_transaction(engine: AsyncEngine) -> None:

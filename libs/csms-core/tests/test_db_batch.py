@@ -18,7 +18,7 @@ from csms_core.db import (
     among,
     create_engine,
     insert_rows,
-    plan_for_now,
+    prefer_indexes,
     session_factory,
     upsert_rows,
     warm,
@@ -144,12 +144,13 @@ async def test_among_matches_the_given_keys(engine: AsyncEngine) -> None:
             assert sorted(found) == sorted(set(wanted) & {f"CP-{n}" for n in range(5)})
 
 
-async def test_a_lookup_planned_for_now_reads_a_grown_table_by_index_not_whole(
+async def test_a_lookup_that_prefers_indexes_reads_a_grown_table_by_index_not_whole(
     engine: AsyncEngine,
 ) -> None:
-    """A cached generic plan made while the table was small (and analyzed so) goes on
-    reading it whole once it has grown (the premise, checked); planned for now, the same
-    lookup on the same connection reads by the primary key, and finds the same rows."""
+    """A statement's cached generic plan made while the table was small (and analyzed so)
+    goes on reading it whole once the table has grown (the premise, checked); made in
+    transactions that prefer indexes, the same statement's plan reads by the primary key
+    before and after the growth, and finds the same rows."""
     factory = session_factory(engine)
 
     async def add(first: int, count: int) -> None:
@@ -157,7 +158,7 @@ async def test_a_lookup_planned_for_now_reads_a_grown_table_by_index_not_whole(
             now = datetime.now(UTC)
             session.add_all(Entry(entry_id=f"e-{n}", at=now) for n in range(first, count))
 
-    async def lookup(plan_now: bool) -> tuple[list[str], int, int, int]:
+    async def lookup(keys: list[str], prefer: bool) -> tuple[list[str], int, int, int]:
         """The rows found, the table's sequential and index scans that took, and the
         server process (one connection throughout: the pool is only ever used by one)."""
         table = Entry.__table__.name  # type: ignore[attr-defined]
@@ -167,15 +168,14 @@ async def test_a_lookup_planned_for_now_reads_a_grown_table_by_index_not_whole(
         )
         async with factory() as session, session.begin():
             connection = await session.connection()
-            # As a statement run more than five times with plans alike may be (the
-            # generic plan of the first time here).
+            # The generic plan from the first run, as a statement may keep after five.
             await connection.execute(text("SET LOCAL plan_cache_mode = force_generic_plan"))
-            if plan_now:
-                await plan_for_now(session)
+            if prefer:
+                await prefer_indexes(session)
             before = (await connection.execute(counters, {"table": table})).one()
-            query = select(Entry.entry_id).where(
-                among(session, col(Entry.entry_id), ["e-3", "e-4100", "absent"])
-            )
+            query = select(Entry.entry_id).where(among(session, col(Entry.entry_id), keys))
+            if prefer:  # a statement of its own (another text): a plan of its own
+                query = query.where(col(Entry.done).in_([True, False]))
             found = sorted(await session.exec(query))
             after = (await connection.execute(counters, {"table": table})).one()
             return found, after[0] - before[0], after[1] - before[1], after[2]
@@ -183,16 +183,19 @@ async def test_a_lookup_planned_for_now_reads_a_grown_table_by_index_not_whole(
     await add(0, 50)
     if engine.dialect.name != "postgresql":
         async with factory() as session:
-            await plan_for_now(session)  # nothing to set: SQLite plans each statement
+            await prefer_indexes(session)  # nothing to set: SQLite has no such plans
         return
     schema = engine.get_execution_options()["schema_translate_map"][SCHEMA]
     async with engine.connect() as connection:
         await connection.execute(text(f'ANALYZE "{schema}".entry'))
-    found, sequential, _, server = await lookup(plan_now=False)
+    keys = ["e-3", "e-4100", "absent"]
+    found, sequential, _, server = await lookup(keys, prefer=False)
     assert (found, sequential) == (["e-3"], 1)  # a small table: read whole
+    found, sequential, by_index, _ = await lookup(keys, prefer=True)
+    assert (found, sequential) == (["e-3"], 0) and by_index >= 1
     await add(50, 20_000)
-    assert await lookup(plan_now=False) == (["e-3", "e-4100"], 1, 0, server)
-    found, sequential, by_index, same = await lookup(plan_now=True)
+    assert await lookup(keys, prefer=False) == (["e-3", "e-4100"], 1, 0, server)
+    found, sequential, by_index, same = await lookup(keys, prefer=True)
     assert (found, sequential, same) == (["e-3", "e-4100"], 0, server)
     assert by_index >= 1  # one index scan, or one per key
 

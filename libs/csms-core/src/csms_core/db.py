@@ -325,19 +325,23 @@ class Prefetched:
             rows[tuple(key)] = instance
 
 
-async def plan_for_now(session: AsyncSession) -> None:
-    """For the rest of the transaction, plan each statement for its own parameters and the
-    tables as they are now (PostgreSQL; nothing elsewhere), not by a prepared statement's
-    cached generic plan. A batch's lookups are ``= ANY($1)`` of an array parameter over
-    tables that grow fast from empty: a generic plan made while a table held a few pages
-    reads it whole, and goes on doing so as it grows until the next ANALYZE, comparing
-    every row with every key of the parameter. Measured in a reconnect storm of 10,000
-    stations: 0.4-4.2 s per batch read of a 20,000-50,000-row inbox and 2,569 boots
-    answered Pending, until autovacuum's ANALYZE replaced the plan. A plan of its own
-    costs each statement its planning (tens of microseconds for these)."""
+async def prefer_indexes(session: AsyncSession) -> None:
+    """For the rest of the transaction, plan no sequential scan where an index serves
+    (PostgreSQL; nothing elsewhere). A batch's lookups are ``= ANY($1)`` of an array
+    parameter over tables that grow fast from empty, and a prepared statement keeps the
+    generic plan it made after its first few runs: made while a table held a few pages,
+    that plan reads it whole, and goes on doing so as it grows until the next ANALYZE,
+    comparing every row with every key of the parameter. Measured in a reconnect storm of
+    10,000 stations: 0.4-4.2 s per batch read of a 20,000-50,000-row inbox and 2,569
+    boots answered Pending, until autovacuum's ANALYZE replaced the plan. A plan made
+    under this setting stays an index plan (it is cached with the statement, so every
+    transaction that runs these statements sets it first); a table with no index for a
+    query is still read whole. Planning each statement anew (``plan_cache_mode =
+    force_custom_plan``) avoids the stale plan too, but cost the consumer its planning in
+    every statement: event lag p99 135 / 210 ms against 97 / 107 at 2,000/s."""
     if _dialect(session) == "postgresql":
         connection = await session.connection()
-        await connection.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+        await connection.execute(text("SET LOCAL enable_seqscan = off"))
 
 
 def among(session: AsyncSession, column: Any, values: Collection[Any]) -> Any:
@@ -357,7 +361,7 @@ async def mark_completed(
         return
     table = model.__table__  # type: ignore[attr-defined]
     async with transaction(factory) as session:
-        await plan_for_now(session)
+        await prefer_indexes(session)
         await session.exec(
             update(table)
             .where(among(session, table.c.event_id, event_ids))

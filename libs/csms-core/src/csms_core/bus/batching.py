@@ -37,9 +37,9 @@ batch: the records before it are applied as a batch, the failing one alone (retr
 times, then dead-lettered with its error; ``Unprocessable`` at once), the rest as a batch
 again. ``Ignored`` (raised before any effect) skips the record.
 
-Every transaction plans its statements for their own keys (``db.plan_for_now``): a cached
-plan made while a table was nearly empty would otherwise read it whole in every batch as
-it grows.
+Every transaction plans its lookups by index where one serves (``db.prefer_indexes``): a
+statement's cached plan made while a table was nearly empty would otherwise read it whole
+in every batch as it grows.
 """
 
 import asyncio
@@ -57,7 +57,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms_core.bus.base import Bus, Consumer, Delivery, wake_on
 from csms_core.bus.runner import MAX_BACKOFF_S, TRANSIENT_ERRORS, Stopped, _handle
-from csms_core.db import plan_for_now
+from csms_core.db import prefer_indexes
 from csms_core.errors import Ignored
 from csms_core.telemetry import traced_delivery
 
@@ -349,7 +349,7 @@ class BatchedConsumer(Generic[T]):
         started = time.perf_counter()
         budget_s = self.answer_budget_s
         async with self.factory() as session, session.begin():
-            await plan_for_now(session)
+            await prefer_indexes(session)
             batch = await self.handler.begin(session, chunk)
             loaded_at = time.perf_counter()
             applied, waiting_since, yielded = 0, None, time.monotonic()
@@ -405,7 +405,7 @@ class BatchedConsumer(Generic[T]):
 
     async def _transaction_of_one(self, delivery: Delivery) -> tuple[T, int]:
         async with self.factory() as session, session.begin():
-            await plan_for_now(session)
+            await prefer_indexes(session)
             batch = await self.handler.begin(session, [delivery])
             await self.handler.apply(batch, delivery)
             await self.handler.finish(batch)

@@ -178,9 +178,8 @@ async def run_level(
         + ("" if caught_up else f"; NOT caught up {args.drain:.0f} s after the last send")
     )
     report.figure(f"{rate:.0f}/s: the lag by second of the run, p99 (max): {by_second(poller)}")
-    await asyncio.sleep(1.5)  # the statistics of the last transactions reach the view
-    after = await harness.table_scans(csms.infra.database_url)
-    report.figure(f"{rate:.0f}/s: sequential scans: {harness.scans_between(scans, after)}")
+    scanned = await harness.scans_since(csms.infra.database_url, scans)
+    report.figure(f"{rate:.0f}/s: sequential scans: {scanned}")
     await note_profile(report, profiling, f"{rate:.0f}/s offered")
 
 

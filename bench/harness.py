@@ -677,6 +677,13 @@ async def table_scans(database_url: str) -> dict[str, TableScans]:
     return {row[0]: TableScans(*row[1:]) for row in rows}
 
 
+async def scans_since(database_url: str, before: Mapping[str, TableScans]) -> str:
+    """``scans_between`` a reading and now, once the statistics of the last transactions
+    have reached the view."""
+    await asyncio.sleep(1.5)
+    return scans_between(before, await table_scans(database_url))
+
+
 def scans_between(before: Mapping[str, TableScans], after: Mapping[str, TableScans]) -> str:
     """The tables read whole between two ``table_scans`` readings, with the rows those scans
     read and whether the table had been analyzed (by the second reading); "none" if none."""

@@ -172,9 +172,7 @@ async def storm(
 
 async def _scans_since(csms: Csms, before: dict[str, harness.TableScans]) -> str:
     """The tables PostgreSQL read whole since ``before`` (a plan gone wrong shows here)."""
-    await asyncio.sleep(1.5)  # the statistics of the last transactions reach the view
-    after = await harness.table_scans(csms.infra.database_url)
-    return f"sequential scans: {harness.scans_between(before, after)}"
+    return f"sequential scans: {await harness.scans_since(csms.infra.database_url, before)}"
 
 
 def _by_second(seconds: list[float]) -> str:

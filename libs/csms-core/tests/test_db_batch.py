@@ -1,5 +1,6 @@
 """What a batch of events reads and writes in bulk: Prefetched rows, among(), insert_rows(),
-upsert_rows(), on SQLite and on a real PostgreSQL (COPY and array parameters there)."""
+upsert_rows() and Writes, on SQLite and on a real PostgreSQL (array parameters and one
+statement for many writes there)."""
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -15,11 +16,14 @@ from sqlmodel import Field, SQLModel, col, select
 from csms_core.db import (
     Prefetched,
     UtcDateTime,
+    Writes,
     among,
     create_engine,
+    insert_part,
     insert_rows,
     prefer_indexes,
     session_factory,
+    upsert_part,
     upsert_rows,
     warm,
 )
@@ -210,8 +214,7 @@ async def test_insert_rows_stores_many_rows_in_the_transaction(engine: AsyncEngi
     statements = counted(engine)
     async with factory() as session, session.begin():
         await insert_rows(session, Entry, rows)
-    if engine.dialect.name == "sqlite":
-        assert statements.count("INSERT") == 1  # one executemany
+    assert statements == ["INSERT"]  # one executemany, on PostgreSQL one over unnest()
     async with factory() as session:
         stored = (await session.exec(select(Entry).order_by(col(Entry.entry_id)))).all()
     by_id = {entry.entry_id: entry for entry in stored}
@@ -307,6 +310,57 @@ async def test_upsert_rows_of_many_rows_and_of_a_json_column(engine: AsyncEngine
         bodies = {e.entry_id: (e.body, e.done) for e in await session.exec(select(Entry))}
     assert stored == {(row["station_id"], row["evse_id"], row["value"]) for row in readings}
     assert bodies == {"a": ({"n": 1}, False), "b": (None, True)}
+
+
+async def test_writes_of_several_tables_go_in_one_statement_on_postgresql(
+    engine: AsyncEngine,
+) -> None:
+    """A batch's closing writes (issue 10: one round trip where there was one per
+    statement): an upsert and an insert with JSON of two tables as one statement on
+    PostgreSQL; a second part of a table already in it runs alone; on SQLite one statement
+    each. Everything is stored, and nothing is if the transaction rolls back."""
+    at = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    factory = session_factory(engine)
+    async with factory() as session, session.begin():
+        await upsert_rows(session, Reading, [{"station_id": "CP-1", "evse_id": 1, "value": 1.0}])
+    readings = [{"station_id": "CP-1", "evse_id": n, "value": n + 0.5} for n in range(1, 4)]
+    entries = [
+        {"entry_id": "a", "at": at, "body": {"items": [1, "two"]}, "done": False},
+        {"entry_id": "b", "at": at, "body": None, "done": True},
+    ]
+    more = [{"entry_id": "c", "at": at, "body": {"n": 3}, "done": False}]
+
+    def parts(session: Any) -> Writes:
+        writes = Writes()
+        writes.add(upsert_part(session, Reading, readings))
+        writes.add(insert_part(session, Entry, entries))
+        writes.add(insert_part(session, Entry, []))  # nothing: no part
+        writes.add(insert_part(session, Entry, more))
+        return writes
+
+    with pytest.raises(RuntimeError):
+        async with factory() as session, session.begin():
+            await parts(session).run(session)
+            raise RuntimeError("the batch failed")
+    statements = counted(engine)
+    async with factory() as session, session.begin():
+        writes = parts(session)
+        assert len(writes.parts) == 3
+        await writes.run(session)
+        assert writes.parts == []  # run once
+    if engine.dialect.name == "postgresql":
+        assert statements == ["INSERT", "WITH"]  # the second part of entry, then the rest
+    else:
+        assert statements == ["INSERT", "INSERT", "INSERT"]
+    async with factory() as session:
+        stored = {(r.station_id, r.evse_id, r.value) for r in await session.exec(select(Reading))}
+        bodies = {e.entry_id: (e.body, e.done) for e in await session.exec(select(Entry))}
+    assert stored == {("CP-1", 1, 1.5), ("CP-1", 2, 2.5), ("CP-1", 3, 3.5)}
+    assert bodies == {
+        "a": ({"items": [1, "two"]}, False),
+        "b": (None, True),
+        "c": ({"n": 3}, False),
+    }
 
 
 async def test_warm_opens_connections_the_pool_keeps(engine: AsyncEngine) -> None:

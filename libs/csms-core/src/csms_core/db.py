@@ -11,6 +11,7 @@ import hashlib
 import weakref
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -30,6 +31,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     any_,
     bindparam,
     event,
@@ -45,7 +47,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import Executable, Select
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -371,57 +373,110 @@ async def mark_completed(
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One statement of a transaction's closing writes and its parameters: one dict (one
+    execution), or a list of them (an executemany: SQLite, or a statement with no array
+    form)."""
+
+    statement: Executable
+    params: dict[str, Any] | list[dict[str, Any]]
+
+
+@dataclass
+class Writes:
+    """The statements a transaction writes at its end (a batch's coalesced rows, its inbox
+    rows), gathered and run together: on PostgreSQL the single-execution ones as one
+    statement (all but the last as data-modifying CTEs), one round trip where there was
+    one per statement (each a wait for the server and a wake-up of the process);
+    elsewhere one after another. An executemany, and a part whose parameter names an
+    earlier part took (two parts of one table), runs as a statement of its own first.
+
+    So the parts must write different rows and none may depend on another's writes: the
+    sub-statements of one PostgreSQL statement run on the same snapshot and do not see
+    each other's changes, and the order between the parts is not kept."""
+
+    parts: list[Part] = field(default_factory=list)
+
+    def add(self, part: Part | None) -> None:
+        if part is not None:
+            self.parts.append(part)
+
+    async def run(self, session: AsyncSession) -> None:
+        parts, self.parts = self.parts, []
+        if _dialect(session) != "postgresql":
+            for part in parts:
+                await session.exec(part.statement, params=part.params)  # type: ignore[call-overload]
+            return
+        together: list[Part] = []
+        names: set[str] = set()
+        for part in parts:
+            # Its statement would read the values of another part's parameters.
+            if isinstance(part.params, dict) and names.isdisjoint(part.params):
+                together.append(part)
+                names.update(part.params)
+            else:
+                await session.exec(part.statement, params=part.params)  # type: ignore[call-overload]
+        if len(together) == 1:
+            await session.exec(together[0].statement, params=together[0].params)  # type: ignore[call-overload]
+        elif together:
+            statement = _together(tuple(part.statement for part in together))
+            params = {
+                k: v for part in together for k, v in cast(dict[str, Any], part.params).items()
+            }
+            await session.exec(statement, params=params)  # type: ignore[call-overload]
+
+
+@functools.lru_cache(maxsize=256)
+def _together(statements: tuple[Executable, ...]) -> Executable:
+    """The statements as one, all but the last as CTEs of it (built once per combination
+    of kept statements; their parameters have names of their own: ``unnest_parameters``)."""
+    *first, last = statements
+    ctes = [cast(Any, statement).cte(f"write_{index}") for index, statement in enumerate(first)]
+    return cast(Any, last).add_cte(*ctes)  # type: ignore[no-any-return]
+
+
+def insert_part(
+    session: AsyncSession, model: type[SQLModel], rows: Sequence[dict[str, Any]]
+) -> Part | None:
+    """The INSERT of many rows (each with the same keys): on PostgreSQL one execution over
+    ``unnest`` of an array parameter per column (JSON columns as text, cast in the
+    server), elsewhere an executemany. None for no rows."""
+    if not rows:
+        return None
+    table: Table = inspect(model).local_table
+    unnested = unnest_parameters(session, table, rows, json_as_text=True)
+    if unnested is None:
+        return Part(insert(table), list(rows))
+    source, parameters = unnested
+    key = (table, tuple(rows[0]))
+    statement = _INSERTS.get(key)
+    if statement is None:
+        statement = _INSERTS[key] = insert(table).from_select(list(rows[0]), source)
+    return Part(statement, parameters)
+
+
 async def insert_rows(
     session: AsyncSession, model: type[SQLModel], rows: Sequence[dict[str, Any]]
 ) -> None:
-    """Insert many rows in the session's transaction: on PostgreSQL with COPY (a batch's
-    inbox rows: a fraction of an INSERT's time per row, in the server and here), elsewhere
-    in one executemany INSERT."""
-    if not rows:
-        return
-    table: Table = inspect(model).local_table
-    if _dialect(session) != "postgresql":
-        await session.exec(insert(table), params=rows)
-        return
-    names = [column.name for column in table.columns if column.name in rows[0]]
-    as_json = {column.name for column in table.columns if isinstance(column.type, JSON)}
-    records = [
-        tuple(
-            _json_text(row[name]) if name in as_json and row[name] is not None else row[name]
-            for name in names
-        )
-        for row in rows
-    ]
-    connection = await session.connection()
-    translated = (
-        connection.sync_connection.get_execution_options() if connection.sync_connection else {}
-    )
-    schema = (translated.get("schema_translate_map") or {}).get(table.schema, table.schema)
-    raw = await connection.get_raw_connection()
-    adapter: Any = raw.dbapi_connection
-    # SQLAlchemy's asyncpg adapter begins its transaction at the first statement it runs
-    # itself: begin it first (as its cursor does), so the COPY is part of it.
-    async with adapter._execute_mutex:
-        if adapter._transaction is None:
-            await adapter._start_transaction()
-        await adapter._connection.copy_records_to_table(
-            table.name, schema_name=schema, columns=names, records=records
-        )
+    """Insert many rows in the session's transaction, in one statement (``insert_part``)."""
+    await Writes([part] if (part := insert_part(session, model, rows)) else []).run(session)
 
 
-async def upsert_rows(
+def upsert_part(
     session: AsyncSession,
     model: type[SQLModel],
     rows: Sequence[dict[str, Any]],
     *,
     unless_newer: str | None = None,
-) -> None:
-    """Insert many rows (each key once) in one statement, a row whose primary key is
-    stored updating that one instead: INSERT ... ON CONFLICT DO UPDATE (PostgreSQL and
-    SQLite alike). ``unless_newer``: a column; a stored row whose value there is newer
-    than the new row's stays as it is (a replay out of order changes nothing)."""
+) -> Part | None:
+    """The upsert of many rows (each key once): INSERT ... ON CONFLICT DO UPDATE, a row
+    whose primary key is stored updating that one instead (PostgreSQL and SQLite alike),
+    on PostgreSQL one execution over ``unnest``. ``unless_newer``: a column; a stored row
+    whose value there is newer than the new row's stays as it is (a replay out of order
+    changes nothing). None for no rows."""
     if not rows:
-        return
+        return None
     table: Table = inspect(model).local_table
     unnested = unnest_parameters(session, table, rows)
     if unnested is not None:  # PostgreSQL: one execution of the statement for all the rows
@@ -431,11 +486,21 @@ async def upsert_rows(
         if upsert is None:
             statement = postgresql.insert(table).from_select(list(rows[0]), source)
             upsert = _UPSERTS[key] = _on_conflict(statement, table, list(rows[0]), unless_newer)
-        await session.exec(upsert, params=parameters)
-        return
+        return Part(upsert, parameters)
     insert_of = postgresql.insert if _dialect(session) == "postgresql" else sqlite.insert
-    upsert = _on_conflict(insert_of(table), table, list(rows[0]), unless_newer)
-    await session.exec(upsert, params=rows)
+    return Part(_on_conflict(insert_of(table), table, list(rows[0]), unless_newer), list(rows))
+
+
+async def upsert_rows(
+    session: AsyncSession,
+    model: type[SQLModel],
+    rows: Sequence[dict[str, Any]],
+    *,
+    unless_newer: str | None = None,
+) -> None:
+    """Insert or update many rows in one statement (``upsert_part``)."""
+    part = upsert_part(session, model, rows, unless_newer=unless_newer)
+    await Writes([part] if part else []).run(session)
 
 
 def _on_conflict(
@@ -457,26 +522,32 @@ def _on_conflict(
 # Statements over unnest(...) are built once per table and columns: a new one per batch
 # cost its construction and SQLAlchemy's cache key of it every time (measured: most of
 # the CPU of a small batch's status and last-seen writes), a kept one neither.
-_UNNESTS: dict[tuple[Table, tuple[str, ...]], Select[Any] | None] = {}
+_UNNESTS: dict[tuple[Table, tuple[str, ...], bool], Select[Any] | None] = {}
 _UPSERTS: dict[tuple[Table, tuple[str, ...], str | None], Any] = {}
+_INSERTS: dict[tuple[Table, tuple[str, ...]], Executable] = {}
 
 
 def unnest_parameters(
-    session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]]
+    session: AsyncSession,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    json_as_text: bool = False,
 ) -> tuple[Select[Any], dict[str, list[Any]]] | None:
     """On PostgreSQL, ``rows`` (each with the same keys, columns of ``table``) as a SELECT of
     one ``unnest`` of an array parameter per column, and those parameters: a statement over
     it runs once for all the rows, where an executemany runs once per row (in the server,
     and encodes each row's parameters here). The SELECT is the same object for the same
     table and columns: a statement built on it may be kept for the next rows. None
-    elsewhere, for no rows, or for a column without an array form here (JSON)."""
+    elsewhere, for no rows, or for a column without an array form here (JSON, unless
+    ``json_as_text``: then its values go as text, cast to JSON in the server)."""
     bind = session.bind
     if bind is None or bind.dialect.name != "postgresql" or not rows:
         return None
     names = tuple(rows[0])
-    key = (table, names)
+    key = (table, names, json_as_text)
     if key not in _UNNESTS:
-        _UNNESTS[key] = _unnest_select(table, names)
+        _UNNESTS[key] = _unnest_select(table, names, json_as_text)
     source = _UNNESTS[key]
     if source is None:
         return None
@@ -484,26 +555,39 @@ def unnest_parameters(
     for name in names:
         kind = table.c[name].type
         values = [row[name] for row in rows]
-        if (
+        impl = kind.impl_instance if isinstance(kind, TypeDecorator) else kind
+        if isinstance(impl, JSON):
+            values = [None if value is None else _json_text(value) for value in values]
+        elif (
             isinstance(kind, TypeDecorator)
             and type(kind).process_bind_param is not TypeDecorator.process_bind_param
         ):
             values = [kind.process_bind_param(value, bind.dialect) for value in values]
-        parameters[f"unnest_{name}"] = values
+        parameters[_unnest_name(table, name)] = values
     return source, parameters
 
 
-def _unnest_select(table: Table, names: Sequence[str]) -> Select[Any] | None:
-    columns = []
+def _unnest_select(table: Table, names: Sequence[str], json_as_text: bool) -> Select[Any] | None:
+    columns: list[Any] = []
     for name in names:
         kind = table.c[name].type
         if isinstance(kind, TypeDecorator):
             kind = kind.impl_instance
+        if isinstance(kind, JSON) and json_as_text:
+            texts = bindparam(_unnest_name(table, name), type_=ARRAY(Text))
+            columns.append(cast_(func.unnest(cast_(texts, ARRAY(Text))), kind).label(name))
+            continue
         if isinstance(kind, JSON | ARRAY):
             return None
-        values = bindparam(f"unnest_{name}", type_=ARRAY(kind))
+        values = bindparam(_unnest_name(table, name), type_=ARRAY(kind))
         columns.append(func.unnest(cast_(values, ARRAY(kind))).label(name))
     return sql_select(*columns)
+
+
+def _unnest_name(table: Table, column: str) -> str:
+    """The array parameter of ``column``: named after its table too, so that statements of
+    several tables run as one (``Writes``) each have their own."""
+    return f"unnest_{table.name}_{column}"
 
 
 def _dialect(session: AsyncSession) -> str:

@@ -45,7 +45,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms_core.bus import Delivery, Outgoing
-from csms_core.db import UtcDateTime, among, insert_rows
+from csms_core.db import UtcDateTime, Writes, among, insert_part
 from csms_core.envelope import EncodedEvent, Event
 from csms_core.events import OcppCall, OcppSend, Topic
 from csms_core.identity.store import record_registrations
@@ -221,16 +221,18 @@ class StationBatch:
         return owed.answer is not None
 
     async def finish(self) -> None:
-        """Before the commit: the coalesced last-seen times, the connectors' newest
-        statuses, the boots' registration statuses and the new inbox rows (one statement
-        each for all of them)."""
+        """Before the commit: the boots' registration statuses, then the coalesced
+        last-seen times, the connectors' newest statuses, the new samples and the new
+        inbox rows, all of them in one statement (``Writes``: one round trip)."""
         for station_id, at in self.last_seen.items():
             touch(self.stations[station_id], at)
-        await self.touches.write(self.session)
-        await self.statuses.write(self.session)
-        await self.samples.write(self.session)
         await record_registrations(self.session, self.registrations)
-        await insert_rows(self.session, ProcessedEvent, self.applied)
+        writes = Writes()
+        self.touches.add_to(writes, self.session)
+        writes.add(self.statuses.part(self.session))
+        writes.add(self.samples.part(self.session))
+        writes.add(insert_part(self.session, ProcessedEvent, self.applied))
+        await writes.run(self.session)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,8 @@ One-by-one, each MeterValues reads the samples stored at its timestamps (to stor
 re-sent one only once) and inserts its new ones: two statements a message. A batch
 (``csms_sessions.batch``) reads the stored samples of all its MeterValues' stations
 and timestamps in one statement, de-duplicates in memory (also against the batch's own
-new samples) and writes the new ones in one statement at the end (COPY on PostgreSQL).
+new samples) and writes the new ones in one statement at the end (with the batch's
+other writes, ``csms_core.db.Writes``).
 
 The samples of a transaction (TransactionEvent, 1.6 MeterValues with a transactionId)
 keep the one-by-one path, which reads the table: the batch's pending samples are
@@ -18,7 +19,7 @@ from datetime import datetime
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from csms_core.db import among, insert_rows
+from csms_core.db import Part, Writes, among, insert_part
 from csms_sessions.metering.models import MeterSample
 from csms_sessions.metering.normalize import Sample
 from csms_sessions.metering.service import Owner, SampleKey, not_seen, row_of, stored_key
@@ -60,10 +61,16 @@ class PendingSamples:
         self._rows.extend(row_of(owner, sample) | {"late": False} for sample in new)
         return new
 
+    def part(self, session: AsyncSession) -> Part | None:
+        """The new samples so far, to be written in one statement."""
+        rows, self._rows = self._rows, []
+        return insert_part(session, MeterSample, rows)
+
     async def write(self, session: AsyncSession) -> None:
         """The new samples so far, in one statement."""
-        rows, self._rows = self._rows, []
-        await insert_rows(session, MeterSample, rows)
+        writes = Writes()
+        writes.add(self.part(session))
+        await writes.run(session)
 
     async def around(self, session: AsyncSession, station_id: str) -> None:
         """Before the one-by-one path stores samples of ``station_id``: the pending ones

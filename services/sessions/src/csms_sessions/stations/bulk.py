@@ -20,7 +20,7 @@ from sqlalchemy import Select, Table, Update, bindparam, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from csms_core.db import among, unnest_parameters, upsert_rows
+from csms_core.db import Part, Writes, among, unnest_parameters, upsert_part
 from csms_sessions.stations.models import ConnectorState, ConnectorStatus, Station
 
 ConnectorKey = tuple[str, int, int]  # (station, EVSE, connector) as stored
@@ -72,11 +72,11 @@ class ConnectorStatuses:
         """The connector's new status (only the last of a batch is written)."""
         self._current[reported.key] = self._changed[reported.key] = reported
 
-    async def write(self, session: AsyncSession) -> None:
-        """The changed statuses, one statement for all (a newer stored one stays)."""
+    def part(self, session: AsyncSession) -> Part | None:
+        """The changed statuses' write, one statement for all (a newer stored one stays)."""
         rows = [reported._asdict() for reported in self._changed.values()]
-        await upsert_rows(session, ConnectorStatus, rows, unless_newer="updated_at")
         self._changed.clear()
+        return upsert_part(session, ConnectorStatus, rows, unless_newer="updated_at")
 
     async def _read(self, session: AsyncSession, station_ids: Collection[str]) -> None:
         columns = [col(getattr(ConnectorStatus, name)) for name in _STATUS_FIELDS]
@@ -112,10 +112,11 @@ class StationTouches:
         if self.versions.get(station_id) != version:
             self.versions[station_id] = self.changed_versions[station_id] = version
 
-    async def write(self, session: AsyncSession) -> None:
+    def add_to(self, writes: Writes, session: AsyncSession) -> None:
+        """The last-seen times' and the new OCPP versions' writes."""
         table: Table = Station.__table__  # type: ignore[attr-defined]
         if self.last_seen:
-            await _touch(session, table, self.last_seen)
+            writes.add(_touch(session, table, self.last_seen))
         if self.changed_versions:
             speaks = (
                 update(table)
@@ -123,10 +124,10 @@ class StationTouches:
                 .values(ocpp_version=bindparam("version"))
             )
             versions = [{"touched": k, "version": v} for k, v in self.changed_versions.items()]
-            await session.exec(speaks, params=versions)
+            writes.add(Part(speaks, versions))
 
 
-async def _touch(session: AsyncSession, table: Table, last_seen: dict[str, datetime]) -> None:
+def _touch(session: AsyncSession, table: Table, last_seen: dict[str, datetime]) -> Part:
     """Each station's last-seen time, unless a later one is stored (a replayed message is
     older than what the station sent since): on PostgreSQL one UPDATE ... FROM unnest(...)
     for all of them, elsewhere one UPDATE per station (executemany)."""
@@ -134,8 +135,7 @@ async def _touch(session: AsyncSession, table: Table, last_seen: dict[str, datet
     touched = unnest_parameters(session, table, seen)
     if touched is not None:
         source, parameters = touched
-        await session.exec(_touch_from(table, source), params=parameters)
-        return
+        return Part(_touch_from(table, source), parameters)
     touch = (
         update(table)
         .where(
@@ -144,7 +144,7 @@ async def _touch(session: AsyncSession, table: Table, last_seen: dict[str, datet
         )
         .values(last_seen_at=bindparam("at"))
     )
-    await session.exec(touch, params=[{"touched": key, "at": at} for key, at in last_seen.items()])
+    return Part(touch, [{"touched": key, "at": at} for key, at in last_seen.items()])
 
 
 @functools.cache

@@ -298,7 +298,7 @@ async def _admin(shared_url: str, statement: str) -> None:
         await admin.dispose()
 
 
-def _new_database(shared_url: str) -> str:
+def new_database(shared_url: str) -> str:
     """A database of this run's own (two runs side by side must not empty each other's)."""
     from sqlalchemy.engine import make_url
 
@@ -307,7 +307,7 @@ def _new_database(shared_url: str) -> str:
     return make_url(shared_url).set(database=name).render_as_string(hide_password=False)
 
 
-def _drop_database(database_url: str) -> None:
+def drop_database(database_url: str) -> None:
     from sqlalchemy.engine import make_url
 
     name = make_url(database_url).database
@@ -323,7 +323,7 @@ def bench_infra(args: argparse.Namespace) -> Infra:
     kafka = args.kafka or (shared.kafka_bootstrap if args.smoke else start_bench_kafka())
     redis_url = shared.redis_url.rsplit("/", 1)[0] + f"/{BENCH_REDIS_DB}"
     Redis.from_url(redis_url).flushdb()
-    return Infra(kafka, redis_url, _new_database(shared.database_url))
+    return Infra(kafka, redis_url, new_database(shared.database_url))
 
 
 async def start_group_at_end(bootstrap: str, group: str, topics: Sequence[str]) -> None:
@@ -546,7 +546,7 @@ def running_csms(args: argparse.Namespace) -> Iterator[Csms]:
         yield csms
     finally:
         csms.stop()
-        _drop_database(infra.database_url)
+        drop_database(infra.database_url)
 
 
 def metric_value(port: int, name: str) -> float:

@@ -28,6 +28,8 @@ SMOKE_RUNS: dict[str, tuple[str, list[str]]] = {
     "command_latency": ("command_latency", []),
     "event_lag": ("event_lag", []),
     "reconnect_storm": ("reconnect_storm", []),
+    # In process, on a database of its own (the shared pair is not used).
+    "consumer_transaction": ("consumer_transaction", []),
     # It adds a `csms firmware` of its own to the shared pair and runs a whole campaign.
     "firmware": ("firmware", []),
 }

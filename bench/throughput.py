@@ -272,8 +272,10 @@ async def measure(
         }
     else:
         gateways = {"gateway": csms.gateway(**env)}
+    for label, variant in args.variants:
+        gateways[f"gateway ({label})"] = csms.gateway(**env, **variant)
     if args.baseline_tree is not None:
-        baseline = csms.gateway_from(args.baseline_tree, **env)
+        baseline = csms.gateway_from(args.baseline_tree, **env, **args.baseline_env)
         gateways[f"gateway (baseline {args.baseline_commit})"] = baseline
     async with contextlib.AsyncExitStack() as stack:
         targets = []
@@ -291,6 +293,15 @@ async def measure(
             f"their defaults); servers: {', '.join(target.name for target in targets)}"
         )
         await (closed_loop if args.mode == "closed" else open_loop)(targets, args, report)
+
+
+def _variant(parser: argparse.ArgumentParser, spec: str) -> tuple[str, dict[str, str]]:
+    """``--variant``'s label and settings; a usage error for a malformed one."""
+    label, _, assignments = spec.partition(":")
+    settings = dict(item.partition("=")[::2] for item in assignments.split(",") if item)
+    if not label or not settings or not all(name.startswith("CSMS_") for name in settings):
+        parser.error(f"--variant {spec!r}: expected LABEL:CSMS_NAME=VALUE[,CSMS_NAME=VALUE]")
+    return label, settings
 
 
 # The gateway's defaults (GatewaySettings) that would refuse this benchmark's own load.
@@ -343,10 +354,27 @@ def parse_arguments() -> argparse.Namespace:
         "alternating (default: one gateway on the default client)",
     )
     parser.add_argument(
+        "--variant",
+        dest="variant_specs",
+        action="append",
+        default=[],
+        metavar="LABEL:NAME=VALUE[,NAME=VALUE]",
+        help="one more gateway with these settings, e.g. 'linger 2 ms:CSMS_KAFKA_LINGER_MS=2', "
+        "alternating with the default one (repeatable)",
+    )
+    parser.add_argument(
         "--baseline-tree",
         type=Path,
         help="a checkout of another commit (with its .venv: uv sync there): one more gateway "
         "run from it, alternating with this checkout's (a before/after in one run)",
+    )
+    parser.add_argument(
+        "--baseline-env",
+        dest="baseline_spec",
+        default="",
+        metavar="NAME=VALUE[,NAME=VALUE]",
+        help="settings of the --baseline-tree gateway only, e.g. a database of its own "
+        "(CSMS_DATABASE_URL=sqlite+aiosqlite:////tmp/before.db) where its schema is older",
     )
     parser.add_argument("--profile", action="store_true", help="py-spy the gateway per run")
     parser.add_argument(
@@ -363,6 +391,10 @@ def parse_arguments() -> argparse.Namespace:
     args = parser.parse_args()
     args.rates = [float(rate) for rate in args.rates.split(",")]
     args.kafka_clients = [client for client in args.kafka_clients.split(",") if client]
+    args.variants = [_variant(parser, spec) for spec in args.variant_specs]
+    args.baseline_env = (
+        _variant(parser, f"baseline:{args.baseline_spec}")[1] if args.baseline_spec else {}
+    )
     if args.baseline_tree is not None:
         args.baseline_commit = subprocess.run(
             ["git", "-C", str(args.baseline_tree), "rev-parse", "--short", "HEAD"],

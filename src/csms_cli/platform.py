@@ -51,6 +51,7 @@ async def open_platform(
                 settings.kafka_fetch_max_wait_ms,
                 settings.kafka_max_partition_fetch_bytes,
             ),
+            linger_ms=settings.kafka_linger_ms,
         )
         if settings.kafka_bootstrap
         else InMemoryBus()

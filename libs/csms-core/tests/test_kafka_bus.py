@@ -9,13 +9,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import InvalidReplicationFactorError
 from aiokafka.partitioner import DefaultPartitioner
+from pydantic import ValidationError
 
 from csms_core.bus.base import Delivery, Outgoing, PublishError
 from csms_core.bus.kafka import KafkaBus, KafkaConsumer, StationPartitioner
 from csms_core.bus.producers import DeliveryFailed, RdkafkaProducer
 from csms_core.envelope import Envelope
 from csms_core.events import InvalidEvent, Topic
-from csms_core.settings import KafkaClient
+from csms_core.settings import DEFAULT_KAFKA_LINGER_MS, CommonSettings, KafkaClient
 from csms_core.telemetry import setup_tracing, tracer
 from tests.cluster import Infra, PrivateBrokers, delete_topics
 
@@ -492,3 +493,38 @@ async def test_append_now_after_stop_raises_a_producer_error(infra: Infra) -> No
         pass
     with pytest.raises(DeliveryFailed):
         bus.append_now(Outgoing(Topic("test.bus.never", Envelope), event(unique("CP"), 0)))
+
+
+@pytest.mark.parametrize("client", ["librdkafka", "aiokafka"])
+async def test_a_record_waits_the_configured_linger_for_others_to_join_its_batch(
+    infra: Infra, client: KafkaClient
+) -> None:
+    """``CSMS_KAFKA_LINGER_MS`` reaches the producer: a lone record is held that long
+    before its batch is sent (and still becomes durable and readable)."""
+    station, topic = unique("CP"), Topic(unique("test.bus"), Envelope)
+    try:
+        async with KafkaBus(infra.kafka_bootstrap, client=client, linger_ms=300) as bus:
+            await bus.ensure_topics([topic])
+            await bus.publish(topic, event(station, 0))  # connected and warm
+            started = asyncio.get_running_loop().time()
+            await bus.publish(topic, event(station, 1))
+            waited = asyncio.get_running_loop().time() - started
+            async with bus.consumer([topic], unique("group")) as reader:
+                deliveries = await read(reader, 2)
+    finally:
+        await delete_topics(infra.kafka_bootstrap, topic)
+    assert waited >= 0.25
+    assert [delivery.key for delivery in deliveries] == [station, station]
+
+
+def test_the_linger_setting_is_read_from_the_environment_and_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CSMS_KAFKA_LINGER_MS", "4")
+    assert CommonSettings().kafka_linger_ms == 4
+    monkeypatch.delenv("CSMS_KAFKA_LINGER_MS")
+    assert CommonSettings().kafka_linger_ms == DEFAULT_KAFKA_LINGER_MS
+    for bad in ("-1", "1001", "soon"):
+        monkeypatch.setenv("CSMS_KAFKA_LINGER_MS", bad)
+        with pytest.raises(ValidationError, match="kafka_linger_ms"):
+            CommonSettings()

@@ -28,6 +28,9 @@ KafkaClient = Literal["librdkafka", "aiokafka"]
 # costs the gateway about as much CPU per CALL, does part of it beside the event loop's
 # thread, and fails a record it cannot store in time where aiokafka holds it in an outage.
 DEFAULT_KAFKA_CLIENT: KafkaClient = "librdkafka"
+# How long a produced record waits for others to join its batch while no request is in
+# flight (``CSMS_KAFKA_LINGER_MS``; the measurements are in bench/RESULTS.md).
+DEFAULT_KAFKA_LINGER_MS = 0
 
 
 def is_placeholder_secret(value: str) -> bool:
@@ -73,6 +76,9 @@ class CommonSettings(BaseSettings):
     kafka_fetch_min_bytes: int = Field(default=1, ge=1)
     kafka_fetch_max_wait_ms: int = Field(default=500, ge=0)
     kafka_max_partition_fetch_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # How long a produced record may wait for others to join its batch while no request
+    # is in flight (librdkafka's and aiokafka's linger; docs/operators.md).
+    kafka_linger_ms: int = Field(default=DEFAULT_KAFKA_LINGER_MS, ge=0, le=1000)
     database_url: str = "sqlite+aiosqlite:///./csms.db"
     log_level: str = "INFO"
     # JSON lines (true) or readable lines (false); unset: JSON unless stderr is a terminal.

@@ -30,7 +30,7 @@ from csms_core.bus.producers import (
 )
 from csms_core.envelope import EncodedEvent, Event
 from csms_core.events.topic import Topic
-from csms_core.settings import DEFAULT_KAFKA_CLIENT, KafkaClient
+from csms_core.settings import DEFAULT_KAFKA_CLIENT, DEFAULT_KAFKA_LINGER_MS, KafkaClient
 from csms_core.telemetry import record_trace_headers
 
 logger = logging.getLogger(__name__)
@@ -66,6 +66,7 @@ class KafkaBus:
         client: KafkaClient = DEFAULT_KAFKA_CLIENT,
         rdkafka_security: Mapping[str, str] | None = None,
         fetch: KafkaFetch | None = None,
+        linger_ms: int = DEFAULT_KAFKA_LINGER_MS,
     ) -> None:
         self._bootstrap = bootstrap
         self._fetch = fetch or KafkaFetch()
@@ -78,7 +79,13 @@ class KafkaBus:
         self._partitions = partitions
         self._replication_factor = replication_factor
         self._producer = make_producer(
-            client, bootstrap, client_id, request_timeout_ms, self._security, rdkafka_security or {}
+            client,
+            bootstrap,
+            client_id,
+            request_timeout_ms,
+            self._security,
+            rdkafka_security or {},
+            linger_ms,
         )
 
     async def __aenter__(self) -> Self:
